@@ -1,0 +1,50 @@
+# The two commands a newcomer needs (see README.md):
+#   make demo   set everything up, then run the end-to-end demo
+#   make test   set everything up, then run the whole test suite (Rust + Python)
+# Both create ./.venv with Python 3 and build the Rust extension in release mode.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CARGO  ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-rust test-python build bench wheel clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Runtime + torch extra (for the demo), or everything (tests, benches).
+$(VENV)/.deps-torch: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q maturin "numpy>=1.24" "tqdm>=4.60" "torch>=2.4" "triton>=3.0" "safetensors>=0.4" "matplotlib>=3.7"
+	touch $@
+
+$(VENV)/.deps-dev: pyproject.toml $(VENV)/.deps-torch
+	$(BIN)/pip install -q "pytest>=8" "pytest-xdist>=3" "hypothesis>=6.100" "tiktoken>=0.8" "tokenizers>=0.20" "transformers>=4.45" "psutil>=5.9" rustbpe
+	touch $@
+
+# Editable install: the Python sources are used in place, the extension is
+# rebuilt (incrementally) whenever this runs.
+build: $(VENV)/.deps-torch
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release -q
+
+demo: build
+	$(BIN)/fastllm demo --out out/demo
+
+test-rust:
+	$(CARGO) test --release -q
+
+test-python: $(VENV)/.deps-dev build
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: test-rust test-python
+
+bench: $(VENV)/.deps-dev build
+	$(BIN)/python benches/run_all.py
+
+wheel: $(VENV)/.deps-torch
+	$(BIN)/maturin build --release --out dist
+
+clean:
+	rm -rf $(VENV) target dist

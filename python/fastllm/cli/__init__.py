@@ -1,0 +1,1 @@
+"""The ``fastllm`` command line. Each command group lives in its own module."""

@@ -1,0 +1,9 @@
+"""fastllm.Tokenizer (being written)."""
+
+
+class Tokenizer:  # placeholder until the Rust-backed implementation lands
+    pass
+
+
+class IncrementalDecoder:
+    pass

@@ -1,0 +1,9 @@
+//! fastllm's tokenizer core: byte-level BPE pre-tokenization, encoding,
+//! decoding and training, in plain Rust. The Python bindings live in
+//! [`bindings`] and are compiled only with the `python` feature.
+
+pub mod pretokenize;
+pub mod trainer;
+
+#[cfg(feature = "python")]
+mod bindings;
