@@ -1,0 +1,245 @@
+"""Flash-attention backward kernels (Triton), recomputing probabilities from the saved LSE.
+
+Three launches: ``delta = rowsum(dO * O)``; one program per KV tile accumulating dK and dV
+over every query head of its GQA group (no atomics); one program per query tile for dQ.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from . import configs
+from .attention_fwd import kernel_flags, pick_config
+from .tl_ops import LOG2E, dot, tanh
+
+
+@triton.jit
+def attn_bwd_delta_kernel(
+    O, DO, DELTA,
+    sob, soh, som, sod,
+    sdb, sdh, sdm, sdd,
+    H, NQ,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask = (offs_m < NQ)[:, None] & (offs_d < HEAD_DIM)[None, :]
+    o = tl.load(O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod, mask=mask, other=0.0)
+    do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdm + offs_d[None, :] * sdd, mask=mask, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    tl.store(DELTA + pid_bh.to(tl.int64) * NQ + offs_m, delta, mask=offs_m < NQ)
+
+
+@triton.jit
+def attn_bwd_dkdv_kernel(
+    Q, K, V, DO, LSE, DELTA, DK, DV,
+    sqb, sqh, sqm, sqd,
+    skb, skh, skn, skd,
+    svb, svh, svn, svd,
+    sdb, sdh, sdm, sdd,
+    H, GROUP, NQ, NK,
+    scale, softcap, left, right,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    UPCAST: tl.constexpr, IEEE: tl.constexpr,
+):
+    # DK/DV are contiguous (B, HK, NK, D).
+    pid_n = tl.program_id(0)
+    pid_bhk = tl.program_id(1)
+    HK = H // GROUP
+    b = (pid_bhk // HK).to(tl.int64)
+    hk = (pid_bhk % HK).to(tl.int64)
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    n_ok = offs_n < NK
+    d_ok = offs_d < HEAD_DIM
+    nd_mask = n_ok[:, None] & d_ok[None, :]
+    k = tl.load(K + b * skb + hk * skh + offs_n[:, None] * skn + offs_d[None, :] * skd, mask=nd_mask, other=0.0)
+    v = tl.load(V + b * svb + hk * svh + offs_n[:, None] * svn + offs_d[None, :] * svd, mask=nd_mask, other=0.0)
+
+    diag = NK - NQ
+    n0 = pid_n * BLOCK_N
+    lo = 0
+    hi = NQ
+    if HAS_RIGHT:  # query i sees key j only if j <= i + diag + right
+        lo = tl.maximum(n0 - diag - right, 0)
+        lo = (lo // BLOCK_M) * BLOCK_M
+    if HAS_LEFT:  # ... and j >= i + diag - left
+        hi = tl.minimum(n0 + BLOCK_N - diag + left, NQ)
+
+    if HAS_SOFTCAP:
+        qk_scale = scale / softcap
+    else:
+        qk_scale = scale * LOG2E
+
+    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    for g in range(0, GROUP):
+        h = hk * GROUP + g
+        q_base = Q + b * sqb + h * sqh
+        do_base = DO + b * sdb + h * sdh
+        row_base = (b * H + h) * NQ
+        for start_m in range(lo, hi, BLOCK_M):
+            rows = start_m + offs_m
+            m_ok = rows < NQ
+            md_mask = m_ok[:, None] & d_ok[None, :]
+            q = tl.load(q_base + rows[:, None] * sqm + offs_d[None, :] * sqd, mask=md_mask, other=0.0)
+            lse = tl.load(LSE + row_base + rows, mask=m_ok, other=0.0)
+            # transposed scores: (BLOCK_N, BLOCK_M)
+            st = dot(k, tl.trans(q), UPCAST, IEEE) * qk_scale
+            if HAS_SOFTCAP:
+                t = tanh(st)
+                st = t * (softcap * LOG2E)
+            valid = m_ok[None, :] & n_ok[:, None]
+            if HAS_RIGHT:
+                valid = valid & (offs_n[:, None] <= rows[None, :] + diag + right)
+            if HAS_LEFT:
+                valid = valid & (offs_n[:, None] >= rows[None, :] + diag - left)
+            pt = tl.where(valid, tl.exp2(st - lse[None, :] * LOG2E), 0.0)
+            do = tl.load(do_base + rows[:, None] * sdm + offs_d[None, :] * sdd, mask=md_mask, other=0.0)
+            dv += dot(pt.to(do.dtype), do, UPCAST, IEEE)
+            dpt = dot(v, tl.trans(do), UPCAST, IEEE)
+            delta = tl.load(DELTA + row_base + rows, mask=m_ok, other=0.0)
+            dst = pt * (dpt - delta[None, :])
+            if HAS_SOFTCAP:
+                dst = dst * (1.0 - t * t)
+            dk += dot(dst.to(q.dtype), q, UPCAST, IEEE)
+
+    out_off = pid_bhk.to(tl.int64) * NK * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
+    tl.store(DK + out_off, (dk * scale).to(DK.dtype.element_ty), mask=nd_mask)
+    tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=nd_mask)
+
+
+@triton.jit
+def attn_bwd_dq_kernel(
+    Q, K, V, DO, LSE, DELTA, DQ,
+    sqb, sqh, sqm, sqd,
+    skb, skh, skn, skd,
+    svb, svh, svn, svd,
+    sdb, sdh, sdm, sdd,
+    H, GROUP, NQ, NK,
+    scale, softcap, left, right,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    UPCAST: tl.constexpr, IEEE: tl.constexpr,
+):
+    # DQ is contiguous (B, H, NQ, D).
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    hk = h // GROUP
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    m_ok = offs_m < NQ
+    d_ok = offs_d < HEAD_DIM
+    md_mask = m_ok[:, None] & d_ok[None, :]
+    q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd, mask=md_mask, other=0.0)
+    do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdm + offs_d[None, :] * sdd, mask=md_mask, other=0.0)
+    row_base = pid_bh.to(tl.int64) * NQ
+    lse = tl.load(LSE + row_base + offs_m, mask=m_ok, other=0.0)
+    delta = tl.load(DELTA + row_base + offs_m, mask=m_ok, other=0.0)
+    k_base = K + b * skb + hk * skh
+    v_base = V + b * svb + hk * svh
+
+    diag = NK - NQ
+    m0 = pid_m * BLOCK_M
+    lo = 0
+    hi = NK
+    if HAS_LEFT:
+        lo = tl.maximum(m0 + diag - left, 0)
+        lo = (lo // BLOCK_N) * BLOCK_N
+    if HAS_RIGHT:
+        hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
+
+    if HAS_SOFTCAP:
+        qk_scale = scale / softcap
+    else:
+        qk_scale = scale * LOG2E
+
+    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for start_n in range(lo, hi, BLOCK_N):
+        cols = start_n + offs_n
+        n_ok = cols < NK
+        kt = tl.load(k_base + cols[None, :] * skn + offs_d[:, None] * skd, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
+        s = dot(q, kt, UPCAST, IEEE) * qk_scale
+        if HAS_SOFTCAP:
+            t = tanh(s)
+            s = t * (softcap * LOG2E)
+        valid = n_ok[None, :] & m_ok[:, None]
+        if HAS_RIGHT:
+            valid = valid & (cols[None, :] <= offs_m[:, None] + diag + right)
+        if HAS_LEFT:
+            valid = valid & (cols[None, :] >= offs_m[:, None] + diag - left)
+        p = tl.where(valid, tl.exp2(s - lse[:, None] * LOG2E), 0.0)
+        vt = tl.load(v_base + cols[None, :] * svn + offs_d[:, None] * svd, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
+        dp = dot(do, vt, UPCAST, IEEE)
+        ds = p * (dp - delta[:, None])
+        if HAS_SOFTCAP:
+            ds = ds * (1.0 - t * t)
+        k = tl.trans(kt)
+        dq += dot(ds.to(k.dtype), k, UPCAST, IEEE)
+
+    tl.store(
+        DQ + row_base * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :],
+        (dq * scale).to(DQ.dtype.element_ty), mask=md_mask,
+    )
+
+
+def attention_backward(
+    do: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    scale: float,
+    window: Tuple[int, int],
+    softcap: float,
+    config: Optional[configs.AttnConfig] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients ``(dq, dk, dv)`` (contiguous, input dtype) for the forward's ``out``/``lse``."""
+    b, h, nq, d = q.shape
+    hk, nk = k.shape[1], k.shape[2]
+    group = h // hk
+    cfg = pick_config(configs.ATTN_BWD, d, config, configs.ATTN_INTERPRET)
+    block_d = configs.padded_head_dim(d)
+    upcast, ieee = kernel_flags(q.dtype)
+    left, right = window
+
+    delta = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)
+    attn_bwd_delta_kernel[(triton.cdiv(nq, cfg.block_m), b * h)](
+        out, do, delta, *out.stride(), *do.stride(), h, nq,
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_D=block_d, num_warps=4,
+    )
+    dq = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
+    dk = torch.empty((b, hk, nk, d), dtype=k.dtype, device=q.device)
+    dv = torch.empty((b, hk, nk, d), dtype=v.dtype, device=q.device)
+    common = dict(
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d,
+        HAS_LEFT=left >= 0, HAS_RIGHT=right >= 0, HAS_SOFTCAP=softcap > 0,
+        UPCAST=upcast, IEEE=ieee, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    scalars = (h, group, nq, nk, scale, softcap if softcap > 0 else 1.0, max(left, 0), max(right, 0))
+    strides = (*q.stride(), *k.stride(), *v.stride(), *do.stride())
+    attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg.block_n), b * hk)](
+        q, k, v, do, lse, delta, dk, dv, *strides, *scalars, **common,
+    )
+    attn_bwd_dq_kernel[(triton.cdiv(nq, cfg.block_m), b * h)](
+        q, k, v, do, lse, delta, dq, *strides, *scalars, **common,
+    )
+    return dq, dk, dv

@@ -1,0 +1,152 @@
+"""Flash-attention forward kernel (Triton): online softmax, fp32 accumulation, saves only LSE.
+
+Layout ``(batch, heads, seq, head_dim)`` with arbitrary strides. Causal masking and sliding
+windows use bottom-right alignment: query ``i`` sits at key position ``i + kv_len - q_len``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from . import configs
+from .dispatch import interpreting
+from .tl_ops import LOG2E, LN2, dot, tanh
+
+
+@triton.jit
+def attn_fwd_kernel(
+    Q, K, V, O, LSE,
+    sqb, sqh, sqm, sqd,
+    skb, skh, skn, skd,
+    svb, svh, svn, svd,
+    sob, soh, som, sod,
+    H, GROUP, NQ, NK,
+    scale, softcap, left, right,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    UPCAST: tl.constexpr, IEEE: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    hk = h // GROUP
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    m_ok = offs_m < NQ
+    d_ok = offs_d < HEAD_DIM
+
+    q = tl.load(
+        Q + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd,
+        mask=m_ok[:, None] & d_ok[None, :], other=0.0,
+    )
+    k_base = K + b * skb + hk * skh
+    v_base = V + b * svb + hk * svh
+
+    diag = NK - NQ  # key position of query 0
+    m0 = pid_m * BLOCK_M
+    lo = 0
+    hi = NK
+    if HAS_LEFT:
+        lo = tl.maximum(m0 + diag - left, 0)
+        lo = (lo // BLOCK_N) * BLOCK_N
+    if HAS_RIGHT:
+        hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
+
+    if HAS_SOFTCAP:
+        qk_scale = scale / softcap
+    else:
+        qk_scale = scale * LOG2E
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for start_n in range(lo, hi, BLOCK_N):
+        cols = start_n + offs_n
+        n_ok = cols < NK
+        kt = tl.load(
+            k_base + cols[None, :] * skn + offs_d[:, None] * skd,
+            mask=n_ok[None, :] & d_ok[:, None], other=0.0,
+        )
+        s = dot(q, kt, UPCAST, IEEE) * qk_scale
+        if HAS_SOFTCAP:
+            s = tanh(s) * (softcap * LOG2E)
+        valid = n_ok[None, :]
+        if HAS_RIGHT:
+            valid = valid & (cols[None, :] <= offs_m[:, None] + diag + right)
+        if HAS_LEFT:
+            valid = valid & (cols[None, :] >= offs_m[:, None] + diag - left)
+        s = tl.where(valid, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(
+            v_base + cols[:, None] * svn + offs_d[None, :] * svd,
+            mask=n_ok[:, None] & d_ok[None, :], other=0.0,
+        )
+        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, UPCAST, IEEE)
+        m_i = m_new
+
+    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+    out = acc / l_safe[:, None]
+    lse = (m_i + tl.log2(l_i)) * LN2  # -inf for rows that see no key
+    tl.store(
+        O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod,
+        out.to(O.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :],
+    )
+    tl.store(LSE + pid_bh.to(tl.int64) * NQ + offs_m, lse, mask=m_ok)
+
+
+def kernel_flags(dtype: torch.dtype) -> Tuple[bool, bool]:
+    """``(UPCAST, IEEE)`` for a dtype (see :func:`fastllm.kernels.tl_ops.dot`)."""
+    upcast = dtype == torch.bfloat16 and interpreting()
+    ieee = dtype == torch.float32
+    return upcast, ieee
+
+
+def pick_config(table, head_dim: int, override: Optional[configs.AttnConfig], interp_default):
+    if override is not None:
+        return override
+    if interpreting():
+        return interp_default
+    return table[configs.padded_head_dim(head_dim)]
+
+
+def attention_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float,
+    window: Tuple[int, int],
+    softcap: float,
+    config: Optional[configs.AttnConfig] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Launch the forward kernel. Returns ``out`` (q's dtype, contiguous) and fp32 ``lse``."""
+    b, h, nq, d = q.shape
+    hk, nk = k.shape[1], k.shape[2]
+    cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET)
+    out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)
+    left, right = window
+    upcast, ieee = kernel_flags(q.dtype)
+    grid = (triton.cdiv(nq, cfg.block_m), b * h)
+    attn_fwd_kernel[grid](
+        q, k, v, out, lse,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+        h, h // hk, nq, nk,
+        scale, softcap if softcap > 0 else 1.0, max(left, 0), max(right, 0),
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=configs.padded_head_dim(d),
+        HAS_LEFT=left >= 0, HAS_RIGHT=right >= 0, HAS_SOFTCAP=softcap > 0,
+        UPCAST=upcast, IEEE=ieee,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return out, lse

@@ -1,0 +1,167 @@
+"""Argument validation shared by the kernels: every problem is reported before any launch.
+
+Triton kernels do not bounds-check (``tl.device_assert`` is a no-op in the interpreter and
+compiled out by default on the GPU), so everything a kernel relies on is checked here.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MIN_HEAD_DIM = 16
+MAX_HEAD_DIM = 256
+
+Window = Union[None, int, Tuple[int, int]]
+
+
+def check_tensor(name: str, t: object, ndim: int) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
+    return t
+
+
+def check_float(name: str, t: torch.Tensor) -> None:
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} has dtype {t.dtype}; supported: float16, bfloat16, float32")
+
+
+def check_same(names: Tuple[str, ...], tensors: Tuple[torch.Tensor, ...]) -> None:
+    first = tensors[0]
+    for name, t in zip(names[1:], tensors[1:]):
+        if t.dtype != first.dtype:
+            raise TypeError(f"{names[0]} is {first.dtype} but {name} is {t.dtype}; they must match")
+        if t.device != first.device:
+            raise ValueError(f"{names[0]} is on {first.device} but {name} is on {t.device}")
+
+
+def normalize_window(window: Window, causal: bool) -> Tuple[int, int]:
+    """``window`` -> ``(left, right)`` with ``-1`` meaning unbounded.
+
+    An int ``w`` means ``(w, 0)`` when causal and ``(w, w)`` otherwise. Query ``i`` sees key
+    ``j`` iff ``i + kv_len - q_len - left <= j <= i + kv_len - q_len + right``.
+    """
+    if window is None:
+        left, right = -1, -1
+    elif isinstance(window, bool):
+        raise TypeError("window must be None, an int or a (left, right) tuple, got a bool")
+    elif isinstance(window, int):
+        if window < 0:
+            raise ValueError(f"window must be >= 0, got {window}")
+        left, right = window, (0 if causal else window)
+    elif isinstance(window, (tuple, list)) and len(window) == 2 and all(
+        isinstance(w, int) and not isinstance(w, bool) for w in window
+    ):
+        left, right = int(window[0]), int(window[1])
+        if left < -1 or right < -1:
+            raise ValueError(f"window entries must be >= -1 (-1 = unbounded), got {tuple(window)}")
+    else:
+        raise TypeError(f"window must be None, an int or a (left, right) tuple of ints, got {window!r}")
+    if causal:
+        right = 0 if right == -1 else min(right, 0)
+    return left, right
+
+
+def check_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: Optional[float],
+    window: Window,
+    softcap: Optional[float],
+    causal: bool,
+) -> Tuple[float, Tuple[int, int], float]:
+    """Validate a flash-attention call; return ``(scale, (left, right), softcap or 0.0)``."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(name, t, 4)
+        check_float(name, t)
+    check_same(("q", "k", "v"), (q, k, v))
+    b, h, nq, d = q.shape
+    bk, hk, nk, dk = k.shape
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    if bk != b:
+        raise ValueError(f"q has batch {b} but k/v have batch {bk}")
+    if dk != d:
+        raise ValueError(f"q has head_dim {d} but k/v have head_dim {dk}")
+    if hk == 0 or h % hk != 0:
+        raise ValueError(f"q has {h} heads, k/v have {hk}: the k/v head count must divide the query head count")
+    if not MIN_HEAD_DIM <= d <= MAX_HEAD_DIM:
+        raise ValueError(f"head_dim {d} is not supported: need {MIN_HEAD_DIM} <= head_dim <= {MAX_HEAD_DIM}")
+    if nq == 0 or nk == 0 or b == 0 or h == 0:
+        raise ValueError(f"empty attention: q {tuple(q.shape)}, k {tuple(k.shape)}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    if scale is None:
+        scale = d ** -0.5
+    else:
+        scale = float(scale)
+        if not scale > 0 or scale != scale or scale == float("inf"):
+            raise ValueError(f"scale must be a positive finite number, got {scale}")
+    cap = 0.0
+    if softcap is not None:
+        cap = float(softcap)
+        if not cap > 0 or cap == float("inf"):
+            raise ValueError(f"softcap must be a positive finite number or None, got {softcap}")
+    return scale, normalize_window(window, causal), cap
+
+
+def check_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    z_loss: float,
+    softcap: Optional[float],
+    check_target: bool = True,
+) -> float:
+    """Validate a cross-entropy call; return the soft-cap (``0.0`` for none)."""
+    check_tensor("logits", logits, 2)
+    check_float("logits", logits)
+    check_tensor("target", target, 1)
+    check_targets(logits.shape[0], logits.shape[1], target, ignore_index, logits.device, check_target)
+    check_loss_options(reduction, label_smoothing, z_loss)
+    return check_softcap(softcap)
+
+
+def check_targets(n: int, vocab: int, target: torch.Tensor, ignore_index: int, device, check_values: bool) -> None:
+    if target.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.shape[0] != n:
+        raise ValueError(f"target has {target.shape[0]} entries but there are {n} rows of logits")
+    if target.device != device:
+        raise ValueError(f"target is on {target.device} but logits are on {device}")
+    if vocab == 0:
+        raise ValueError("the vocabulary (number of classes) is empty")
+    if not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    if check_values and n > 0:
+        bad = (target != ignore_index) & ((target < 0) | (target >= vocab))
+        if bool(bad.any()):
+            first = int(target[bad][0])
+            raise ValueError(
+                f"target contains class index {first} outside [0, {vocab}) that is not ignore_index={ignore_index}"
+            )
+
+
+def check_loss_options(reduction: str, label_smoothing: float, z_loss: float) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not float(z_loss) >= 0.0:
+        raise ValueError(f"z_loss must be >= 0, got {z_loss}")
+
+
+def check_softcap(softcap: Optional[float]) -> float:
+    if softcap is None:
+        return 0.0
+    cap = float(softcap)
+    if not cap > 0 or cap == float("inf"):
+        raise ValueError(f"softcap must be a positive finite number or None, got {softcap}")
+    return cap

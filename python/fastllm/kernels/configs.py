@@ -1,0 +1,72 @@
+"""Launch configurations shipped with the kernels.
+
+One table per kernel. The launchers read them and :mod:`fastllm.kernels.aot` compiles every
+entry for ``sm_80`` and ``sm_90`` in the test suite, so a configuration that does not compile
+(or does not fit in shared memory) fails a test rather than a user's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class AttnConfig:
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+# Keyed by padded head dim (power of two, 16..256). Forward: large query tiles; backward:
+# smaller tiles because it keeps q, k, v, dO and two accumulators live.
+ATTN_FWD: Dict[int, AttnConfig] = {
+    16: AttnConfig(128, 64, 4, 3),
+    32: AttnConfig(128, 64, 4, 3),
+    64: AttnConfig(128, 64, 4, 3),
+    128: AttnConfig(128, 64, 8, 3),
+    256: AttnConfig(64, 32, 8, 2),
+}
+ATTN_BWD: Dict[int, AttnConfig] = {
+    16: AttnConfig(64, 64, 4, 2),
+    32: AttnConfig(64, 64, 4, 2),
+    64: AttnConfig(64, 64, 4, 2),
+    128: AttnConfig(64, 64, 8, 2),
+    256: AttnConfig(32, 32, 8, 1),
+}
+# Split-KV decode: block_m is the number of (query head, query position) rows of one KV
+# head group processed together; block_n the KV tile.
+ATTN_DECODE: Dict[int, AttnConfig] = {
+    16: AttnConfig(16, 64, 4, 2),
+    32: AttnConfig(16, 64, 4, 2),
+    64: AttnConfig(16, 64, 4, 2),
+    128: AttnConfig(16, 64, 4, 2),
+    256: AttnConfig(16, 32, 4, 2),
+}
+# Under TRITON_INTERPRET every program runs in Python: few, large programs are fastest.
+ATTN_INTERPRET = AttnConfig(64, 64, 4, 1)
+ATTN_DECODE_INTERPRET = AttnConfig(16, 64, 4, 1)
+
+
+@dataclass(frozen=True)
+class CEConfig:
+    block_v: int
+    num_warps: int
+
+
+CE_FWD = CEConfig(block_v=4096, num_warps=8)
+CE_BWD = CEConfig(block_v=4096, num_warps=8)
+CE_INTERPRET = CEConfig(block_v=8192, num_warps=4)
+
+# Dtypes every attention kernel is compiled for by the AOT check.
+ATTN_DTYPES: Tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def padded_head_dim(d: int) -> int:
+    p = 16
+    while p < d:
+        p *= 2
+    return p

@@ -1,0 +1,30 @@
+"""Small ``@triton.jit`` building blocks shared by the kernels (inlined at compile time)."""
+
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
+
+
+@triton.jit
+def dot(a, b, UPCAST: tl.constexpr, IEEE: tl.constexpr):
+    """``a @ b`` with fp32 accumulation.
+
+    ``UPCAST``: compute on fp32 copies of the operands. Used for bf16 under Triton's
+    interpreter, whose bf16 ``tl.dot`` is wrong; rounding of the operands to bf16 has
+    already happened, so this matches a bf16 MMA with fp32 accumulation.
+    ``IEEE``: full fp32 precision for fp32 operands (the GPU default would be TF32).
+    """
+    if UPCAST:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    elif IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    else:
+        return tl.dot(a, b)
+
+
+@triton.jit
+def tanh(x):
+    """tanh from ``exp`` (libdevice is not available in the interpreter); saturates cleanly."""
+    return 1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0)
