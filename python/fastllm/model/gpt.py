@@ -180,3 +180,20 @@ class GPT(nn.Module):
                 f"[{int(idx.min())}, {int(idx.max())}]"
             )
         return idx
+
+    # -- checkpoints ---------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path, dtype: Optional[torch.dtype] = None, device=None) -> "GPT":
+        """Load a GPT-2 checkpoint directory in Hugging Face's layout (``config.json`` +
+        ``model.safetensors`` or ``pytorch_model.bin``), or a hub name when ``huggingface_hub``
+        is installed and online. Returns the model in eval mode (float32 unless ``dtype``)."""
+        from .hf_checkpoint import load
+
+        return load(name_or_path, dtype=dtype, device=device)
+
+    def save_pretrained(self, directory, tokenizer=None, safe_serialization: bool = True):
+        """Write the checkpoint in Hugging Face's layout (``transformers`` can load it);
+        ``tokenizer.json`` too when a :class:`fastllm.Tokenizer` is given."""
+        from .hf_checkpoint import save
+
+        return save(self, directory, tokenizer=tokenizer, safe_serialization=safe_serialization)
