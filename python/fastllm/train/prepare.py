@@ -1,0 +1,226 @@
+"""Tokenizing text into binary shards (``fastllm prepare``).
+
+Documents stream through in bounded pieces: files are read line by line into chunks
+of at most ``chunk_chars`` characters, cut only before a line that starts with an
+ASCII letter (where the GPT-2/cl100k/o200k split patterns always end a piece, so
+the cut does not change the tokens), and batches of chunks are encoded in parallel
+by the Rust tokenizer. Memory stays bounded by the batch size whatever the corpus
+size. An end-of-text token follows every document. Chunks are dealt to the
+validation split at a steady rate of ``val_fraction``, so both splits sample the
+whole corpus.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .shards import FORMAT, TOKENIZER_FILE, VERSION, ShardWriter, token_dtype, write_meta
+
+DOCUMENT_SEPARATOR_LINE = "\f"
+_SAFE_CUT = re.compile(r"\n(?=[A-Za-z])")
+
+
+def load_tokenizer(spec: str | Path):
+    """A tokenizer from a saved file, a pretrained directory, or an encoding name."""
+    from fastllm import Tokenizer, get_encoding
+
+    path = Path(spec)
+    if path.is_dir():
+        if (path / TOKENIZER_FILE).is_file():
+            return Tokenizer.load(path / TOKENIZER_FILE)
+        return Tokenizer.from_pretrained(path)
+    if path.is_file():
+        return Tokenizer.load(path)
+    return get_encoding(str(spec))
+
+
+def _split_chunk(text: str, chunk_chars: int) -> Iterator[str]:
+    """Cuts ``text`` into pieces of at most ``chunk_chars`` at safe line starts."""
+    while len(text) > chunk_chars:
+        cut = None
+        for match in _SAFE_CUT.finditer(text, 0, chunk_chars + 1):
+            cut = match.end()
+        if not cut:
+            cut = chunk_chars  # a very long line: a rare cut inside it
+        yield text[:cut]
+        text = text[cut:]
+    if text:
+        yield text
+
+
+def document_chunks(documents: Iterable[str], chunk_chars: int) -> Iterator[tuple[str, bool]]:
+    """``(chunk, ends_document)`` for in-memory documents."""
+    for document in documents:
+        if not isinstance(document, str):
+            raise TypeError(f"documents must be str, got {type(document).__name__}")
+        pieces = list(_split_chunk(document, chunk_chars)) or [""]
+        for i, piece in enumerate(pieces):
+            yield piece, i == len(pieces) - 1
+
+
+def _jsonl_chunks(path: Path, chunk_chars: int) -> Iterator[tuple[str, bool]]:
+    from .jsonl import read_jsonl
+
+    for line_no, record in read_jsonl(path):
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise ValueError(f"{path}:{line_no}: expected an object with a string \"text\" field")
+        yield from document_chunks([text], chunk_chars)
+
+
+def file_chunks(path: str | Path, chunk_chars: int) -> Iterator[tuple[str, bool]]:
+    """``(chunk, ends_document)`` for a file, read line by line.
+
+    A ``.jsonl`` file holds one document per line in its ``"text"`` field; any other
+    file is UTF-8 text where a line holding a single form feed separates documents.
+    """
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        yield from _jsonl_chunks(path, chunk_chars)
+        return
+    pending: list[str] = []
+    size = 0
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            while True:
+                line = handle.readline(chunk_chars)
+                if not line:
+                    break
+                if line.rstrip("\r\n") == DOCUMENT_SEPARATOR_LINE:
+                    yield "".join(pending), True
+                    pending, size = [], 0
+                    continue
+                if size + len(line) > chunk_chars and pending:
+                    text = "".join(pending)
+                    if line[:1].isascii() and line[:1].isalpha():
+                        yield text, False
+                        pending, size = [], 0
+                    elif size > 4 * chunk_chars:  # no safe cut for a long while
+                        pieces = list(_split_chunk(text, chunk_chars))
+                        yield from ((piece, False) for piece in pieces[:-1])
+                        pending, size = [pieces[-1]], len(pieces[-1])
+                pending.append(line)
+                size += len(line)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    yield "".join(pending), True
+
+
+class _SplitRouter:
+    """Deals chunks to train/val at a steady rate: every 1/val_fraction-th chunk is val."""
+
+    def __init__(self, val_fraction: float):
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.val_fraction = val_fraction
+        self.credit = 0.5
+
+    def next_split(self) -> str:
+        self.credit += self.val_fraction
+        if self.credit >= 1.0:
+            self.credit -= 1.0
+            return "val"
+        return "train"
+
+
+def _batches(chunks: Iterator[tuple[str, bool]], batch_chars: int) -> Iterator[list[tuple[str, bool]]]:
+    batch, size = [], 0
+    for chunk in chunks:
+        batch.append(chunk)
+        size += len(chunk[0])
+        if size >= batch_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def prepare_chunks(
+    chunks: Iterable[tuple[str, bool]],
+    tokenizer,
+    out_dir: str | Path,
+    *,
+    val_fraction: float = 0.1,
+    shard_tokens: int = 100_000_000,
+    batch_chars: int = 8_000_000,
+    num_threads: int | None = None,
+    progress: bool = True,
+    total_chars: int | None = None,
+    sources: list[str] | None = None,
+) -> dict:
+    """Tokenizes ``(chunk, ends_document)`` pairs into shards under ``out_dir``; returns the metadata."""
+    from tqdm.auto import tqdm
+
+    eot = tokenizer.eot_token
+    if eot is None:
+        raise ValueError(
+            "the tokenizer has no <|endoftext|> special token to put between documents; "
+            "train or load one with special_tokens=['<|endoftext|>']"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dtype = token_dtype(tokenizer.n_vocab)
+    writers = {split: ShardWriter(out_dir, split, dtype, shard_tokens) for split in ("train", "val")}
+    router = _SplitRouter(val_fraction)
+    eot_array = np.array([eot], dtype=dtype)
+    documents = 0
+    bar = tqdm(total=total_chars, unit="char", unit_scale=True, desc="tokenizing", disable=not progress)
+    with bar:
+        for batch in _batches(iter(chunks), batch_chars):
+            encoded = tokenizer.encode_batch([text for text, _ in batch], num_threads=num_threads)
+            for (text, ends_document), ids in zip(batch, encoded):
+                writer = writers[router.next_split()]
+                writer.write(np.asarray(ids, dtype=dtype))
+                if ends_document:
+                    writer.write(eot_array)
+                    documents += 1
+                bar.update(len(text))
+    splits = {split: {"tokens": w.tokens, "shards": w.close()} for split, w in writers.items()}
+    if splits["train"]["tokens"] == 0:
+        raise ValueError("no text to prepare: the input is empty")
+    if val_fraction > 0 and splits["val"]["tokens"] == 0:
+        raise ValueError(
+            "the corpus is too small for a validation split at this chunk size: "
+            "pass more text, a smaller --chunk-chars, or --val-fraction 0"
+        )
+    tokenizer.save(out_dir / TOKENIZER_FILE)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": dtype.str,
+        "vocab_size": tokenizer.n_vocab,
+        "eot_token": eot,
+        "tokenizer": TOKENIZER_FILE,
+        "documents": documents,
+        "val_fraction": val_fraction,
+        "sources": sources or [],
+        "splits": splits,
+    }
+    write_meta(out_dir, meta)
+    return meta
+
+
+def prepare_documents(documents: Iterable[str], tokenizer, out_dir, *, chunk_chars: int = 32_768, **kwargs) -> dict:
+    """Tokenizes in-memory documents (see :func:`prepare_chunks` for the options)."""
+    return prepare_chunks(document_chunks(documents, chunk_chars), tokenizer, out_dir, **kwargs)
+
+
+def prepare_files(paths: Iterable[str | Path], tokenizer, out_dir, *, chunk_chars: int = 32_768, **kwargs) -> dict:
+    """Tokenizes text/JSONL files, with a progress bar over their total size."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no input files given")
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"input file {path} does not exist")
+    total = sum(path.stat().st_size for path in paths)
+
+    def chunks():
+        for path in paths:
+            yield from file_chunks(path, chunk_chars)
+
+    return prepare_chunks(chunks(), tokenizer, out_dir, total_chars=total, sources=[str(p) for p in paths], **kwargs)
