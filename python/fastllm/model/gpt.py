@@ -197,3 +197,10 @@ class GPT(nn.Module):
         from .hf_checkpoint import save
 
         return save(self, directory, tokenizer=tokenizer, safe_serialization=safe_serialization)
+
+    # -- inference -----------------------------------------------------------------
+    def generate(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, **kwargs):
+        """Continue ``input_ids``; see :func:`fastllm.model.generate.generate` for every option."""
+        from .generate import generate
+
+        return generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, **kwargs)

@@ -1,0 +1,179 @@
+"""Autoregressive generation: prefill the prompts, then one token per step from a preallocated KV cache."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .kv_cache import KVCache
+from .sampling import check_sampling, make_generator, sample_next
+from .stopping import StopCondition, normalize_stop_strings, normalize_stop_tokens
+
+Prompts = Union[torch.Tensor, Sequence[int], Sequence[Sequence[int]]]
+
+
+def _as_id_list(prompt, index: int) -> List[int]:
+    if isinstance(prompt, torch.Tensor):
+        prompt = prompt.tolist()
+    if isinstance(prompt, (str, bytes)) or not isinstance(prompt, Sequence):
+        raise TypeError(f"prompt {index} must be a sequence of token ids, got {type(prompt).__name__}")
+    for token in prompt:
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise TypeError(f"prompt {index} holds {token!r}; token ids must be ints")
+    if not prompt:
+        raise ValueError(f"prompt {index} is empty: at least one token is needed")
+    return list(prompt)
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Stack prompts of different lengths, padded on the left; the mask is ``None`` when none is padded."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(prompts), width), dtype=torch.bool, device=device)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long, device=device)
+        mask[row, width - len(prompt) :] = True
+    return ids, (None if bool(mask.all()) else mask)
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+class IncrementalForward:
+    """The model's next-token logits for a growing batch of sequences.
+
+    With ``use_cache`` the prompts are run once (prefill) into a :class:`KVCache` sized for
+    ``max_new_tokens`` more, then each :meth:`push` runs only the new tokens; without it every
+    push reruns the whole sequence (the slow reference).
+    """
+
+    def __init__(self, model, ids: torch.Tensor, mask: Optional[torch.Tensor], max_new_tokens: int, use_cache: bool = True):
+        self.model = model
+        self.ids = ids
+        self.mask = mask
+        self.cache = KVCache.for_model(model, ids.shape[0], ids.shape[1] + max_new_tokens) if use_cache else None
+        self.logits = self._run(ids)
+
+    def _run(self, new_ids: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.model.hidden_states(new_ids, self.cache, self.mask)
+        return self.model.lm_head(hidden[:, -1]).float()
+
+    def push(self, tokens: torch.Tensor) -> None:
+        """Append one token per row and compute the logits that follow it."""
+        tokens = tokens.view(-1, 1)
+        self.ids = torch.cat([self.ids, tokens], dim=1)
+        if self.mask is not None:
+            self.mask = torch.cat([self.mask, torch.ones_like(tokens, dtype=torch.bool)], dim=1)
+        self.logits = self._run(tokens if self.cache is not None else self.ids)
+
+
+def _prepare(model, input_ids: Prompts, attention_mask: Optional[torch.Tensor]):
+    """-> (ids, mask, prompts-as-lists or None, squeeze) from any accepted prompt form."""
+    device = next(model.parameters()).device
+    if isinstance(input_ids, torch.Tensor):
+        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+            raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+        squeeze = input_ids.dim() == 1
+        ids = input_ids[None] if squeeze else input_ids
+        if ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (seq,) or (batch, seq), got {tuple(input_ids.shape)}")
+        if ids.shape[0] == 0 or ids.shape[1] == 0:
+            raise ValueError("the prompt is empty: at least one token is needed")
+        mask = None
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != tuple(ids.shape):
+                raise ValueError(
+                    f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(ids.shape)}"
+                )
+            mask = attention_mask.to(device=device, dtype=torch.bool)
+            if not bool(mask[:, -1].all()):
+                raise ValueError("attention_mask: prompts must be padded on the left")
+            if bool(mask.all()):
+                mask = None
+        return ids.to(device=device, dtype=torch.long), mask, None, squeeze
+    if attention_mask is not None:
+        raise ValueError("attention_mask goes with a tensor of input_ids; lists of prompts are padded automatically")
+    if isinstance(input_ids, (str, bytes)) or not isinstance(input_ids, Sequence) or len(input_ids) == 0:
+        raise TypeError("input_ids must be a tensor, a list of token ids, or a list of such lists")
+    single = not isinstance(input_ids[0], (Sequence, torch.Tensor))
+    prompts = [_as_id_list(input_ids, 0)] if single else [_as_id_list(p, i) for i, p in enumerate(input_ids)]
+    ids, mask = left_pad(prompts, 0, device)
+    return ids, mask, prompts, single
+
+
+@torch.no_grad()
+def generate(
+    model,
+    input_ids: Prompts,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
+    *,
+    stop_tokens=None,
+    stop_strings=None,
+    tokenizer=None,
+    seed: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    attention_mask: Optional[torch.Tensor] = None,
+    pad_token_id: Optional[int] = None,
+    use_cache: bool = True,
+):
+    """Continue prompts by up to ``max_new_tokens`` tokens; returns the ids, prompts included.
+
+    ``input_ids``: a ``(batch, seq)`` tensor (with an optional left-padding ``attention_mask``,
+    as ``transformers``), a 1-D tensor, a list of ids, or a list of prompts of different
+    lengths. Tensors come back as tensors ``(batch, seq + steps)``, rows that stopped early
+    being filled with ``pad_token_id`` (default: the first stop token, else 0); lists come back
+    as lists, each prompt with its own continuation.
+
+    ``temperature=0`` is greedy; ``top_k``/``top_p`` filter the tempered distribution.
+    ``stop_tokens`` (ids) and ``stop_strings`` (text, needs ``tokenizer``) end a row; the
+    token that completes the stop is kept. ``seed`` (or a ``generator``) makes sampling
+    reproducible. ``use_cache=False`` recomputes every step (the reference for the cache).
+    """
+    check_sampling(temperature, top_k, top_p)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    stops = normalize_stop_tokens(stop_tokens, model.config.vocab_size)
+    strings = normalize_stop_strings(stop_strings)
+    ids, mask, prompts, squeeze = _prepare(model, input_ids, attention_mask)
+    context = model.config.block_size
+    if ids.shape[1] > context:
+        raise ValueError(f"the prompt has {ids.shape[1]} tokens, longer than the context of {context}")
+    if ids.shape[1] + max_new_tokens > context:
+        raise ValueError(
+            f"prompt ({ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context of "
+            f"{context}; ask for at most {context - ids.shape[1]} new tokens"
+        )
+    if pad_token_id is None:
+        pad_token_id = min(stops) if stops else 0
+    if generator is None:
+        generator = make_generator(seed, ids.device)
+    stop = StopCondition(ids.shape[0], stops, strings, tokenizer.decode if tokenizer is not None else None)
+    new_tokens: List[torch.Tensor] = []
+    with eval_mode(model):
+        if max_new_tokens:
+            forward = IncrementalForward(model, ids, mask, max_new_tokens, use_cache)
+        for _ in range(max_new_tokens):
+            token = sample_next(forward.logits, temperature, top_k, top_p, generator)
+            finished = torch.tensor(stop.done, device=ids.device)
+            token = torch.where(finished, torch.full_like(token, pad_token_id), token)
+            new_tokens.append(token)
+            if all(stop.update(token.tolist())):
+                break
+            forward.push(token)
+    if prompts is not None:
+        out = [prompt + generated for prompt, generated in zip(prompts, stop.generated)]
+        return out[0] if squeeze else out
+    result = torch.cat([ids, torch.stack(new_tokens, dim=1)], dim=1) if new_tokens else ids
+    return result[0] if squeeze else result
