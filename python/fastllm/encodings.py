@@ -1,5 +1,190 @@
-"""Named encodings (being written)."""
+"""Named encodings: ``fastllm.get_encoding("gpt2" | "cl100k_base" | "o200k_base")``.
+
+The vocabulary files are OpenAI's official ``.tiktoken`` files. They are read
+from a local cache directory (``$FASTLLM_CACHE/encodings``, default
+``~/.cache/fastllm/encodings``); on first use they are downloaded from
+``$FASTLLM_ENCODINGS_URL`` (default OpenAI's public blob store), checked
+against their known sha256 and written atomically. ``FASTLLM_OFFLINE=1``
+forbids the download. When a file cannot be had, the error says exactly which
+file to put where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastllm.atomic_file import write_bytes_atomic
+from fastllm.tiktoken_file import parse_tiktoken
+from fastllm.tokenizer import ENDOFTEXT, Tokenizer
+
+DEFAULT_BASE_URL = "https://openaipublic.blob.core.windows.net/encodings"
+DOWNLOAD_TIMEOUT_S = 30.0
 
 
-def get_encoding(name):
-    raise NotImplementedError(name)
+@dataclass(frozen=True)
+class EncodingSpec:
+    """Where a named encoding's vocabulary comes from and how it splits text."""
+
+    file_name: str
+    sha256: str
+    pattern: str
+    special_tokens: dict[str, int] = field(default_factory=dict)
+
+
+# Hashes and special tokens as tiktoken_ext/openai_public.py (tiktoken 0.14) has them;
+# tests/tokenizer checks them against the installed tiktoken.
+ENCODINGS: dict[str, EncodingSpec] = {
+    "gpt2": EncodingSpec(
+        "r50k_base.tiktoken",
+        "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+        "gpt2",
+        {ENDOFTEXT: 50256},
+    ),
+    "cl100k_base": EncodingSpec(
+        "cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "cl100k",
+        {
+            ENDOFTEXT: 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            "<|endofprompt|>": 100276,
+        },
+    ),
+    "o200k_base": EncodingSpec(
+        "o200k_base.tiktoken",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "o200k",
+        {ENDOFTEXT: 199999, "<|endofprompt|>": 200018},
+    ),
+}
+#: Other names accepted for the same encodings.
+ALIASES = {"r50k_base": "gpt2", "cl100k": "cl100k_base", "o200k": "o200k_base"}
+
+
+class VocabUnavailableError(OSError):
+    """A named encoding's vocabulary file is neither cached nor downloadable."""
+
+
+_loaded: dict[tuple, Tokenizer] = {}
+_lock = threading.Lock()
+
+
+def list_encodings() -> list[str]:
+    """The names :func:`get_encoding` accepts (aliases not included)."""
+    return list(ENCODINGS)
+
+
+def get_encoding(name: str) -> Tokenizer:
+    """The tokenizer of a named encoding, with its special tokens.
+
+    Loaded once per process (per cache file). Raises ValueError for an unknown
+    name or a sha256 mismatch, and :class:`VocabUnavailableError` (an OSError)
+    when the file is missing and cannot be downloaded.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"encoding name must be a string, not {type(name).__name__}")
+    canonical = ALIASES.get(name, name)
+    spec = ENCODINGS.get(canonical)
+    if spec is None:
+        raise ValueError(f"unknown encoding {name!r}; available: {', '.join(ENCODINGS)}")
+    with _lock:
+        tokenizer = _loaded.get(_file_key(canonical))
+        if tokenizer is None:
+            path, data = _verified_vocab(canonical)
+            tokens = parse_tiktoken(data, source=str(path))
+            tokenizer = Tokenizer(tokens, spec.special_tokens, spec.pattern, name=canonical)
+            _loaded[_file_key(canonical)] = tokenizer
+    return tokenizer
+
+
+def cache_dir() -> Path:
+    """Where encoding files are kept: ``$FASTLLM_CACHE/encodings`` or ``~/.cache/fastllm/encodings``."""
+    root = os.environ.get("FASTLLM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fastllm")
+    return Path(root) / "encodings"
+
+
+def download_url(name: str) -> str:
+    """The URL a named encoding's file is downloaded from (``$FASTLLM_ENCODINGS_URL`` overrides the base)."""
+    base = os.environ.get("FASTLLM_ENCODINGS_URL") or DEFAULT_BASE_URL
+    return f"{base.rstrip('/')}/{ENCODINGS[name].file_name}"
+
+
+def ensure_vocab_file(name: str) -> Path:
+    """The cached vocabulary file of encoding ``name``, downloading it first if needed."""
+    return _verified_vocab(ALIASES.get(name, name))[0]
+
+
+def _file_key(name: str) -> tuple | None:
+    path = cache_dir() / ENCODINGS[name].file_name
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (name, str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _verified_vocab(name: str) -> tuple[Path, bytes]:
+    """The cached file of encoding ``name`` and its content, whose sha256 is checked;
+    downloaded first when missing or wrong."""
+    spec = ENCODINGS[name]
+    path = cache_dir() / spec.file_name
+    problem = "is not there"
+    if path.is_file():
+        data = path.read_bytes()
+        if _sha256(data) == spec.sha256:
+            return path, data
+        problem = "has the wrong sha256 (corrupt or a different file)"
+    url = download_url(name)
+    if os.environ.get("FASTLLM_OFFLINE", "") not in ("", "0"):
+        raise VocabUnavailableError(_offline_message(name, path, problem, url, "FASTLLM_OFFLINE is set"))
+    try:
+        data = _download(url)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise VocabUnavailableError(_offline_message(name, path, problem, url, f"download failed: {reason}")) from exc
+    actual = _sha256(data)
+    if actual != spec.sha256:
+        raise ValueError(
+            f"sha256 mismatch for {url}: expected {spec.sha256}, got {actual}; "
+            "the download is corrupt or not the official file, nothing was saved"
+        )
+    write_bytes_atomic(path, data)
+    return path, data
+
+
+def _offline_message(name: str, path: Path, problem: str, url: str, reason: str) -> str:
+    spec = ENCODINGS[name]
+    return (
+        f"the vocabulary of encoding {name!r} {problem} at {path}, and it could not be downloaded "
+        f"from {url} ({reason}). To use it offline, copy {spec.file_name} (sha256 {spec.sha256}) "
+        f"to {path}, or set FASTLLM_CACHE to a directory whose 'encodings' folder holds it."
+    )
+
+
+def _download(url: str) -> bytes:
+    from tqdm import tqdm
+
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        chunks = []
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"downloading {url.rsplit('/', 1)[-1]}",
+            disable=None, file=sys.stderr,
+        ) as progress:
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                progress.update(len(chunk))
+    return b"".join(chunks)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,9 +1,471 @@
-"""fastllm.Tokenizer (being written)."""
+"""``fastllm.Tokenizer``: byte-level BPE with tiktoken's semantics, backed by the Rust core.
+
+The heavy work (pre-tokenization, merging, decoding, batches on all cores)
+happens in ``fastllm._core.CoreBPE`` with the GIL released; this class checks
+arguments, applies tiktoken's special-token policy and reads/writes files.
+A Tokenizer is immutable, safe to share between threads, and picklable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import operator
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Union
+
+from fastllm import _core
+from fastllm.vocab_data import VocabData
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Split patterns built into the core, by name.
+BUILTIN_PATTERNS = ("gpt2", "cl100k", "o200k")
+#: The end-of-text special token, when a vocabulary has one.
+ENDOFTEXT = "<|endoftext|>"
+
+SpecialPolicy = Union[str, Iterable[str]]  # "all" or a collection of special token strings
 
 
-class Tokenizer:  # placeholder until the Rust-backed implementation lands
-    pass
+class Tokenizer:
+    """A byte-level BPE tokenizer.
+
+    ``mergeable_ranks`` is either the list of token bytes in rank order
+    (``tokens[rank]``, rank = id) or a ``{bytes: rank}`` dict with ranks
+    0..n-1; all 256 single bytes must be present. ``special_tokens`` maps
+    special token strings to ids above the ranks. ``pattern`` is a built-in
+    split pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``) or a regex.
+    """
+
+    def __init__(
+        self,
+        mergeable_ranks: Sequence[bytes] | Mapping[bytes, int],
+        special_tokens: Mapping[str, int] | None = None,
+        pattern: str = "cl100k",
+        *,
+        name: str | None = None,
+    ) -> None:
+        tokens = _rank_list(mergeable_ranks)
+        specials = _special_dict(special_tokens)
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError("name must be a string or None")
+        self._core = _core.CoreBPE(tokens, specials, pattern)
+        self._name = name
+        self._specials = dict(specials)
+        self._special_set = frozenset(specials)
+
+    # ----- construction from files and by training -------------------------------------
+
+    @classmethod
+    def _from_vocab(cls, vocab: VocabData, name: str | None = None) -> Tokenizer:
+        return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name)
+
+    @classmethod
+    def train(
+        cls,
+        source: Iterable[str] | Sequence[str | os.PathLike],
+        vocab_size: int,
+        pattern: str = "cl100k",
+        special_tokens: Sequence[str] = (),
+        min_frequency: int = 2,
+        show_progress: bool | None = None,
+    ) -> Tokenizer:
+        """Trains a vocabulary of ``vocab_size`` ids (special tokens included).
+
+        ``source`` is a list of file paths or an iterable of strings. The special
+        tokens get the ids right after the mergeable ranks, in the given order.
+        """
+        from fastllm.bpe_trainer import train_ranks
+
+        if isinstance(special_tokens, str):
+            raise TypeError("special_tokens must be a sequence of strings, not one string")
+        special_tokens = list(special_tokens)
+        if len(set(special_tokens)) != len(special_tokens):
+            raise ValueError(f"special_tokens has duplicates: {special_tokens}")
+        tokens = train_ranks(
+            source,
+            vocab_size,
+            pattern=pattern,
+            special_tokens=special_tokens,
+            min_frequency=min_frequency,
+            show_progress=show_progress,
+        )
+        specials = {text: len(tokens) + i for i, text in enumerate(special_tokens)}
+        return cls(tokens, specials, pattern)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Reads a file written by :meth:`save`."""
+        from fastllm.tokenizer_file import read_tokenizer_file
+
+        return cls._from_vocab(read_tokenizer_file(path))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes this tokenizer (ranks, pattern, special tokens) to one JSON file."""
+        from fastllm.tokenizer_file import write_tokenizer_file
+
+        write_tokenizer_file(path, self._vocab())
+
+    @classmethod
+    def from_tiktoken(
+        cls,
+        path: str | os.PathLike,
+        pattern: str,
+        special_tokens: Mapping[str, int] | None = None,
+        *,
+        name: str | None = None,
+    ) -> Tokenizer:
+        """Reads a tiktoken ``.tiktoken`` file; the format holds only the ranks, so the
+        split pattern (name or regex) and special tokens are given here."""
+        from fastllm.tiktoken_file import read_tiktoken
+
+        return cls(read_tiktoken(path), special_tokens, pattern, name=name)
+
+    def save_tiktoken(self, path: str | os.PathLike) -> None:
+        """Writes the ranks as a tiktoken ``.tiktoken`` file (pattern and specials are not part of it)."""
+        from fastllm.tiktoken_file import write_tiktoken
+
+        write_tiktoken(path, self._core.mergeable_tokens())
+
+    @classmethod
+    def from_hf_json(cls, path: str | os.PathLike) -> Tokenizer:
+        """Reads a byte-level BPE HF ``tokenizer.json`` (as :meth:`to_hf_json` writes, or GPT-2's)."""
+        from fastllm.hf_tokenizer_json import read_hf_json
+
+        return cls._from_vocab(read_hf_json(path, builtin_pattern_regexes()))
+
+    def to_hf_json(self, path: str | os.PathLike) -> None:
+        """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` encodes identically
+        (special tokens are always matched there, as with ``allowed_special="all"``)."""
+        from fastllm.hf_tokenizer_json import write_hf_json
+
+        write_hf_json(path, self._vocab(), self._core.pattern_regex)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> Tokenizer:
+        """Reads the tokenizer of a HF checkpoint directory: ``tokenizer.json``, or
+        GPT-2's ``vocab.json`` + ``merges.txt`` (``<|endoftext|>`` as the special token)."""
+        from fastllm.pretrained_vocab import read_pretrained_vocab
+
+        return cls._from_vocab(read_pretrained_vocab(path, builtin_pattern_regexes()))
+
+    def with_special_tokens(self, extra: Mapping[str, int] | Iterable[str]) -> Tokenizer:
+        """A new tokenizer with more special tokens.
+
+        A list gets ids after the current largest id, in order; a mapping gives
+        the ids itself. Names that already exist raise ValueError.
+        """
+        if isinstance(extra, str):
+            raise TypeError("extra special tokens must be a list of strings or a {string: id} mapping, not one string")
+        if isinstance(extra, Mapping):
+            added = _special_dict(extra)
+        else:
+            names = list(extra)
+            if not all(isinstance(n, str) for n in names):
+                raise TypeError("extra special tokens must be strings")
+            if len(set(names)) != len(names):
+                raise ValueError(f"duplicate special tokens in {names}")
+            added = {text: self.n_vocab + i for i, text in enumerate(names)}
+        clash = sorted(set(added) & self._special_set)
+        if clash:
+            raise ValueError(f"special tokens already present: {clash}")
+        return Tokenizer(self._core.mergeable_tokens(), {**self._specials, **added}, self._core.pattern, name=self._name)
+
+    # ----- encoding ------------------------------------------------------------------------
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialPolicy = frozenset(),
+        disallowed_special: SpecialPolicy = "all",
+    ) -> list[int]:
+        """Token ids of ``text`` with tiktoken's special-token policy.
+
+        Special tokens in ``allowed_special`` (``"all"`` or a set) become their
+        id; one in ``disallowed_special`` (default: every special not allowed)
+        raises ValueError; the rest is encoded as ordinary text.
+        """
+        _check_text(text)
+        allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
+        return self._core.encode(text, allowed, disallowed)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of ``text``, treating special token strings as ordinary text."""
+        _check_text(text)
+        return self._core.encode_ordinary(text)
+
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        num_threads: int | None = None,
+        allowed_special: SpecialPolicy = frozenset(),
+        disallowed_special: SpecialPolicy = "all",
+    ) -> list[list[int]]:
+        """:meth:`encode` of each text, in parallel (``num_threads=None``: all cores)."""
+        texts = _text_list(texts)
+        allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
+        return self._core.encode_batch(texts, allowed, disallowed, _check_threads(num_threads))
+
+    def encode_ordinary_batch(self, texts: Iterable[str], *, num_threads: int | None = None) -> list[list[int]]:
+        """:meth:`encode_ordinary` of each text, in parallel (``num_threads=None``: all cores)."""
+        return self._core.encode_ordinary_batch(_text_list(texts), _check_threads(num_threads))
+
+    def encode_to_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialPolicy = frozenset(),
+        disallowed_special: SpecialPolicy = "all",
+    ) -> np.ndarray:
+        """:meth:`encode` as a read-only ``uint32`` numpy array (no Python int per token)."""
+        import numpy as np
+
+        _check_text(text)
+        allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
+        data = self._core.encode_to_u32_bytes(text, allowed, disallowed)
+        return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+
+    def split(self, text: str) -> list[str]:
+        """The pieces the split pattern cuts ``text`` into (special tokens not handled)."""
+        _check_text(text)
+        return self._core.split(text)
+
+    # ----- decoding ------------------------------------------------------------------------
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes of the tokens ``ids``; unknown ids raise ValueError."""
+        return self._core.decode_bytes(_id_list(ids))
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """The text of the tokens ``ids``. ``errors`` is a codec error handler:
+        ``"replace"`` (default) puts U+FFFD for invalid UTF-8, ``"strict"`` raises."""
+        try:
+            codecs.lookup_error(errors)
+        except (LookupError, TypeError):
+            raise ValueError(f"unknown errors handler {errors!r} (use 'replace', 'strict', 'ignore', ...)") from None
+        return self.decode_bytes(ids).decode("utf-8", errors)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        """The bytes of one token id."""
+        return self._core.decode_single_token_bytes(_token_id(token))
+
+    def decode_tokens_bytes(self, ids: Iterable[int]) -> list[bytes]:
+        """The bytes of each token of ``ids``, one entry per token."""
+        return [self.decode_single_token_bytes(token) for token in _id_list(ids)]
+
+    def incremental_decoder(self) -> IncrementalDecoder:
+        """A decoder for streamed ids that only ever emits complete characters."""
+        return IncrementalDecoder(self)
+
+    # ----- properties ----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def n_vocab(self) -> int:
+        """The largest id plus one."""
+        return self._core.n_vocab
+
+    @property
+    def max_token_value(self) -> int:
+        return self._core.n_vocab - 1
+
+    @property
+    def eot_token(self) -> int | None:
+        """The id of ``<|endoftext|>``, or None when the vocabulary has no such special token."""
+        return self._specials.get(ENDOFTEXT)
+
+    @property
+    def special_tokens_set(self) -> frozenset[str]:
+        return self._special_set
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """Special token string -> id (a copy)."""
+        return dict(self._specials)
+
+    @property
+    def pattern(self) -> str:
+        """The split pattern: a built-in name, or the custom regex."""
+        return self._core.pattern
+
+    @property
+    def pattern_regex(self) -> str:
+        """The split pattern's regex."""
+        return self._core.pattern_regex
+
+    def mergeable_tokens(self) -> list[bytes]:
+        """The token bytes in rank order (``tokens[rank]``)."""
+        return self._core.mergeable_tokens()
+
+    # ----- pickling and display ------------------------------------------------------------
+
+    def __reduce__(self):
+        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name))
+
+    def __repr__(self) -> str:
+        label = f"{self._name!r}, " if self._name else ""
+        return (
+            f"Tokenizer({label}n_vocab={self.n_vocab}, pattern={_short(self.pattern)}, "
+            f"special_tokens={len(self._specials)})"
+        )
+
+    # ----- helpers -------------------------------------------------------------------------
+
+    def _vocab(self) -> VocabData:
+        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern)
+
+    def _special_policy(self, allowed: SpecialPolicy, disallowed: SpecialPolicy) -> tuple[set[str], set[str]]:
+        if isinstance(allowed, str) and allowed == "all":
+            allowed_set = set(self._special_set)
+        else:
+            allowed_set = self._special_names(allowed, "allowed_special")
+        if isinstance(disallowed, str) and disallowed == "all":
+            disallowed_set = set(self._special_set - allowed_set)
+        else:
+            disallowed_set = self._special_names(disallowed, "disallowed_special")
+        return allowed_set, disallowed_set
+
+    def _special_names(self, names: Iterable[str], what: str) -> set[str]:
+        if isinstance(names, (str, bytes)):
+            raise TypeError(f"{what} must be 'all' or a set of special token strings, not the string {names!r}")
+        try:
+            result = set(names)
+        except TypeError:
+            raise TypeError(f"{what} must be 'all' or a set of special token strings") from None
+        unknown = sorted(str(n) for n in result - self._special_set)
+        if unknown:
+            raise ValueError(f"{what}: {unknown} are not special tokens of this tokenizer (it has {sorted(self._special_set)})")
+        return result
 
 
 class IncrementalDecoder:
-    pass
+    """Decodes a stream of token ids, emitting only complete UTF-8 characters.
+
+    The concatenation of everything ``add``/``add_many``/``flush`` return equals
+    ``tokenizer.decode(all_ids)`` (``errors="replace"``).
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        if not isinstance(tokenizer, Tokenizer):
+            raise TypeError("IncrementalDecoder needs a fastllm.Tokenizer")
+        self._inner = tokenizer._core.incremental_decoder()
+
+    def add(self, token_id: int) -> str:
+        """Takes one id; returns the characters it completes (possibly "")."""
+        return self._inner.add(_token_id(token_id))
+
+    def add_many(self, ids: Iterable[int]) -> str:
+        """Takes several ids; returns the characters they complete."""
+        return self._inner.add_many(_id_list(ids))
+
+    def flush(self) -> str:
+        """Returns what is left, with an incomplete trailing character as U+FFFD, and starts over."""
+        return self._inner.flush()
+
+    def reset(self) -> None:
+        """Drops any pending bytes."""
+        self._inner.reset()
+
+
+def _rebuild(tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None) -> Tokenizer:
+    return Tokenizer(tokens, specials, pattern, name=name)
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_regex(name: str) -> str:
+    return _core.CoreBPE([bytes([b]) for b in range(256)], {}, name).pattern_regex
+
+
+def builtin_pattern_regexes() -> dict[str, str]:
+    """Built-in pattern name -> its regex."""
+    return {name: _builtin_regex(name) for name in BUILTIN_PATTERNS}
+
+
+def _rank_list(mergeable_ranks: Sequence[bytes] | Mapping[bytes, int]) -> list[bytes]:
+    if isinstance(mergeable_ranks, Mapping):
+        ranks = sorted(mergeable_ranks.items(), key=lambda item: item[1])
+        for expected, (token, rank) in enumerate(ranks):
+            if rank != expected:
+                raise ValueError(f"mergeable ranks must be 0..{len(ranks) - 1} without gaps; rank {expected} is missing")
+        tokens = [token for token, _ in ranks]
+    elif isinstance(mergeable_ranks, (str, bytes)):
+        raise TypeError("mergeable_ranks must be a list of token bytes or a {bytes: rank} dict")
+    else:
+        tokens = list(mergeable_ranks)
+    for rank, token in enumerate(tokens):
+        if not isinstance(token, bytes):
+            raise TypeError(f"mergeable token of rank {rank} must be bytes, not {type(token).__name__}")
+    return tokens
+
+
+def _special_dict(special_tokens: Mapping[str, int] | None) -> dict[str, int]:
+    if special_tokens is None:
+        return {}
+    if not isinstance(special_tokens, Mapping):
+        raise TypeError("special_tokens must be a {string: id} mapping")
+    result = {}
+    for text, token in special_tokens.items():
+        if not isinstance(text, str) or not text:
+            raise TypeError(f"special token {text!r} must be a non-empty string")
+        result[text] = _token_id(token)
+        if result[text] < 0:
+            raise ValueError(f"special token {text!r} has negative id {token}")
+    if len(set(result.values())) != len(result):
+        raise ValueError(f"two special tokens share an id: {result}")
+    return result
+
+
+def _check_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, not {type(text).__name__}")
+
+
+def _text_list(texts: Iterable[str]) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be a list of strings, not a single string")
+    texts = texts if isinstance(texts, list) else list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] must be str, not {type(text).__name__}")
+    return texts
+
+
+def _check_threads(num_threads: int | None) -> int | None:
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int):
+        raise TypeError("num_threads must be a positive int or None")
+    if num_threads < 1:
+        raise ValueError(f"num_threads must be at least 1, got {num_threads}")
+    return num_threads
+
+
+def _token_id(token: object) -> int:
+    if isinstance(token, bool):
+        raise TypeError("a token id must be an int, not bool")
+    try:
+        return operator.index(token)
+    except TypeError:
+        raise TypeError(f"a token id must be an int, not {type(token).__name__}") from None
+
+
+def _id_list(ids: Iterable[int]) -> list[int]:
+    if hasattr(ids, "tolist"):  # numpy arrays, torch tensors
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes, int)):
+        raise TypeError(f"ids must be a sequence of token ids, not {type(ids).__name__}")
+    # The core checks each element (TypeError for non-integers, ValueError for unknown ids).
+    return ids if isinstance(ids, list) else list(ids)
+
+
+def _short(pattern: str) -> str:
+    return repr(pattern if len(pattern) <= 40 else pattern[:37] + "...")

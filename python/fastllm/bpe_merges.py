@@ -1,0 +1,71 @@
+"""Merge lists for rank-based byte-level BPE vocabularies.
+
+tiktoken-style vocabularies store only ranks; merge-based formats (HF
+``tokenizer.json``, GPT-2 ``merges.txt``) store the pair each token is built
+from. The pair for the token of rank ``r`` is what byte-pair merging of its own
+bytes, with only the tokens of rank below ``r``, leaves: exactly two parts.
+A token that merging cannot build that way (more than two parts left) gets no
+merge; it is only reached when a whole pre-tokenized piece equals it, which
+``ignore_merges`` covers in HF and the whole-piece lookup covers in tiktoken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def bpe_parts(token: bytes, rank_of: dict[bytes, int], max_rank: int) -> list[bytes]:
+    """Byte-pair merges ``token`` using only tokens of rank below ``max_rank``.
+
+    The plain quadratic algorithm: repeatedly merge the adjacent pair whose
+    concatenation has the lowest rank (leftmost on ties). Tokens are short.
+    """
+    parts = [token[i : i + 1] for i in range(len(token))]
+    while len(parts) > 1:
+        best_index = -1
+        best_rank = max_rank
+        for i in range(len(parts) - 1):
+            rank = rank_of.get(parts[i] + parts[i + 1])
+            if rank is not None and rank < best_rank:
+                best_index, best_rank = i, rank
+        if best_index < 0:
+            break
+        parts[best_index : best_index + 2] = [parts[best_index] + parts[best_index + 1]]
+    return parts
+
+
+def derive_merges(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The merge pairs of a rank-ordered vocabulary, in rank order of the tokens they build."""
+    rank_of = {token: rank for rank, token in enumerate(tokens)}
+    merges = []
+    for rank, token in enumerate(tokens):
+        if len(token) < 2:
+            continue
+        parts = bpe_parts(token, rank_of, rank)
+        if len(parts) == 2:
+            merges.append((parts[0], parts[1]))
+    return merges
+
+
+def check_merges_follow_ranks(merges: Iterable[tuple[bytes, bytes]], rank_of: dict[bytes, int], source: str) -> None:
+    """Checks that a merge list can be read as ranks: merge ``i`` builds a token ranked above
+    both its parts and above the token merge ``i-1`` builds.
+
+    Raises ValueError naming the first merge that breaks this: such a vocabulary
+    merges in an order that rank-based BPE (fastllm, tiktoken) cannot reproduce.
+    """
+    previous = -1
+    for number, (left, right) in enumerate(merges, start=1):
+        for part in (left, right):
+            if part not in rank_of:
+                raise ValueError(f"{source}: merge {number} ({left!r}, {right!r}) uses {part!r}, which is not in the vocabulary")
+        merged = left + right
+        rank = rank_of.get(merged)
+        if rank is None:
+            raise ValueError(f"{source}: merge {number} ({left!r}, {right!r}) builds {merged!r}, which is not in the vocabulary")
+        if rank <= previous or rank <= rank_of[left] or rank <= rank_of[right]:
+            raise ValueError(
+                f"{source}: merge {number} ({left!r}, {right!r}) builds id {rank}, out of merge order; "
+                "fastllm needs token ids that follow the merge order (rank-based BPE)"
+            )
+        previous = rank

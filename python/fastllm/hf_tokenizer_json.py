@@ -1,0 +1,197 @@
+"""HF ``tokenizer.json`` for byte-level BPE: writing one that ``tokenizers`` encodes
+exactly like fastllm, and reading GPT-2-style ones back.
+
+Layout written: a BPE model (vocab and merges in GPT-2 byte-to-unicode text,
+``ignore_merges`` so a piece that is a whole token stays one token, as in
+tiktoken), the pre-tokenizer ``Sequence[Split(Regex(pattern), Isolated),
+ByteLevel(use_regex=False)]``, a ByteLevel decoder, and the special tokens as
+``added_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fastllm.atomic_file import write_bytes_atomic
+from fastllm.bpe_merges import check_merges_follow_ranks, derive_merges
+from fastllm.gpt2_bytes import bytes_to_text, text_to_bytes
+from fastllm.oniguruma_pattern import to_oniguruma
+from fastllm.vocab_data import VocabData
+
+#: The pattern name that HF's ``ByteLevel(use_regex=True)`` pre-tokenizer stands for.
+GPT2_PATTERN_NAME = "gpt2"
+
+
+def hf_json_dict(vocab: VocabData, pattern_regex: str) -> dict:
+    """The ``tokenizer.json`` content for ``vocab`` (``pattern_regex``: the split regex itself)."""
+    added = [
+        {
+            "id": token_id,
+            "content": text,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for text, token_id in sorted(vocab.special_tokens.items(), key=lambda item: item[1])
+    ]
+    merges = [[bytes_to_text(left), bytes_to_text(right)] for left, right in derive_merges(vocab.tokens)]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": to_oniguruma(pattern_regex)},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+            ],
+        },
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": True,
+            "vocab": {bytes_to_text(token): rank for rank, token in enumerate(vocab.tokens)},
+            "merges": merges,
+        },
+    }
+
+
+def write_hf_json(path: str | os.PathLike, vocab: VocabData, pattern_regex: str) -> Path:
+    """Writes ``tokenizer.json`` for ``vocab`` atomically; see :func:`hf_json_dict`."""
+    text = json.dumps(hf_json_dict(vocab, pattern_regex), ensure_ascii=False, indent=2)
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None = None) -> VocabData:
+    """Reads a byte-level BPE ``tokenizer.json``; see :func:`parse_hf_json`."""
+    source = str(path)
+    try:
+        obj = json.loads(Path(path).read_bytes())
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}: not valid JSON: {exc}") from None
+    return parse_hf_json(obj, source, known_patterns)
+
+
+def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: dict[str, str] | None = None) -> VocabData:
+    """The vocabulary of a parsed ``tokenizer.json``.
+
+    ``known_patterns`` maps built-in pattern names to their regex; a Split
+    regex equal to one of them (in Oniguruma spelling) is returned by name.
+    Raises ValueError for anything fastllm cannot reproduce exactly: other
+    models than BPE, normalizers, non-byte-level vocabularies, ids that do not
+    follow the merge order, ids with gaps.
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
+        raise ValueError(f"{source}: not a tokenizer.json (no 'model' object)")
+    model = obj["model"]
+    if model.get("type", "BPE") != "BPE":
+        raise ValueError(f"{source}: model type {model.get('type')!r} is not supported (only byte-level BPE)")
+    if obj.get("normalizer") is not None:
+        raise ValueError(f"{source}: a normalizer is not supported (fastllm encodes the raw text bytes)")
+    for key in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(key):
+            raise ValueError(f"{source}: BPE option {key}={model[key]!r} is not supported")
+    pattern = _pattern_of(obj.get("pre_tokenizer"), source, known_patterns or {})
+    specials = _specials_of(obj.get("added_tokens") or [], source)
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not vocab:
+        raise ValueError(f"{source}: model.vocab is missing or empty")
+    special_ids = set(specials.values())
+    by_id: dict[int, bytes] = {}
+    for text, token_id in vocab.items():
+        if not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"{source}: vocab entry {text!r} has invalid id {token_id!r}")
+        if token_id in special_ids:
+            continue
+        try:
+            by_id[token_id] = text_to_bytes(text)
+        except ValueError as exc:
+            raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
+    tokens = _contiguous(by_id, source)
+    rank_of = {token: rank for rank, token in enumerate(tokens)}
+    if len(rank_of) != len(tokens):
+        raise ValueError(f"{source}: two vocab entries stand for the same bytes")
+    check_merges_follow_ranks(_merge_pairs(model.get("merges") or [], source), rank_of, source)
+    return VocabData(tokens, specials, pattern)
+
+
+def _merge_pairs(merges: list, source: str):
+    for number, merge in enumerate(merges, start=1):
+        if isinstance(merge, str):
+            fields = merge.split(" ")
+        elif isinstance(merge, list):
+            fields = merge
+        else:
+            fields = []
+        if len(fields) != 2 or not all(isinstance(f, str) for f in fields):
+            raise ValueError(f"{source}: merge {number} is {merge!r}, expected 'A B' or [A, B]")
+        try:
+            yield text_to_bytes(fields[0]), text_to_bytes(fields[1])
+        except ValueError as exc:
+            raise ValueError(f"{source}: merge {number}: {exc}") from None
+
+
+def _specials_of(added_tokens: list, source: str) -> dict[str, int]:
+    specials: dict[str, int] = {}
+    for entry in added_tokens:
+        if not isinstance(entry, dict) or not isinstance(entry.get("content"), str) or not isinstance(entry.get("id"), int):
+            raise ValueError(f"{source}: malformed added_tokens entry {entry!r}")
+        specials[entry["content"]] = entry["id"]
+    return specials
+
+
+def _contiguous(by_id: dict[int, bytes], source: str) -> list[bytes]:
+    count = len(by_id)
+    if max(by_id) != count - 1:
+        missing = next(i for i in range(count) if i not in by_id)
+        raise ValueError(
+            f"{source}: the mergeable token ids must be 0..{count - 1} (specials after them), "
+            f"but id {missing} is missing or is an added token"
+        )
+    return [by_id[i] for i in range(count)]
+
+
+def _pattern_of(pre: object, source: str, known_patterns: dict[str, str]) -> str:
+    steps = pre.get("pretokenizers") if isinstance(pre, dict) and pre.get("type") == "Sequence" else [pre]
+    if not steps or not all(isinstance(step, dict) for step in steps):
+        raise ValueError(f"{source}: pre_tokenizer {pre!r} is not byte-level (expected ByteLevel)")
+    *splits, byte_level = steps
+    if byte_level.get("type") != "ByteLevel":
+        raise ValueError(f"{source}: the last pre-tokenizer must be ByteLevel, got {byte_level.get('type')!r}")
+    if byte_level.get("add_prefix_space"):
+        raise ValueError(f"{source}: ByteLevel add_prefix_space=true is not supported")
+    use_regex = byte_level.get("use_regex", True)
+    if use_regex and not splits:
+        return GPT2_PATTERN_NAME
+    if use_regex or len(splits) != 1:
+        raise ValueError(f"{source}: expected exactly one Split(Regex) followed by ByteLevel(use_regex=false)")
+    split = splits[0]
+    regex = split.get("pattern", {}).get("Regex") if isinstance(split.get("pattern"), dict) else None
+    if split.get("type") != "Split" or regex is None:
+        raise ValueError(f"{source}: pre-tokenizer {split.get('type')!r} is not a Split with a Regex pattern")
+    if split.get("behavior") != "Isolated" or split.get("invert"):
+        raise ValueError(f"{source}: the Split must be behavior=Isolated, invert=false")
+    for name, known in known_patterns.items():
+        if regex in (known, to_oniguruma(known)):
+            return name
+    return regex

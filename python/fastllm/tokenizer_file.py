@@ -1,0 +1,88 @@
+"""fastllm's own tokenizer file: one self-describing JSON document.
+
+::
+
+    {"format": "fastllm-tokenizer", "version": 1,
+     "pattern": "cl100k",                      # built-in name or regex
+     "special_tokens": {"<|endoftext|>": 1000},
+     "ranks": ["AA==", "AQ==", ...]}           # base64 token bytes; list index = rank = id
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from pathlib import Path
+
+from fastllm.atomic_file import write_bytes_atomic
+from fastllm.vocab_data import VocabData
+
+FORMAT_NAME = "fastllm-tokenizer"
+FORMAT_VERSION = 1
+
+
+def write_tokenizer_file(path: str | os.PathLike, vocab: VocabData) -> Path:
+    """Writes ``vocab`` to ``path`` atomically."""
+    document = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "pattern": vocab.pattern,
+        "special_tokens": dict(sorted(vocab.special_tokens.items(), key=lambda item: item[1])),
+        "ranks": [base64.b64encode(token).decode("ascii") for token in vocab.tokens],
+    }
+    # One rank per line keeps the file diffable and easy to inspect.
+    head = json.dumps({k: v for k, v in document.items() if k != "ranks"}, ensure_ascii=False, indent=1)
+    ranks = ",\n".join(json.dumps(r) for r in document["ranks"])
+    text = head[:-2] + ',\n "ranks": [\n' + ranks + "\n ]\n}\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
+    """Reads a file written by :func:`write_tokenizer_file`.
+
+    Raises ValueError naming the file and what is wrong: not JSON (with line and
+    column), another format, a newer version, a missing or mistyped field, a
+    rank that is not base64 (with its index), duplicate tokens.
+    """
+    source = str(path)
+    raw = Path(path).read_bytes()
+    try:
+        document = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source}: not a fastllm tokenizer file (not UTF-8: {exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}: corrupt or truncated tokenizer file: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ValueError(f"{source}: not a fastllm tokenizer file (no \"format\": \"{FORMAT_NAME}\")")
+    version = document.get("version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{source}: tokenizer file version {version!r} is not supported (this fastllm reads {FORMAT_VERSION})")
+    pattern = document.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"{source}: \"pattern\" must be a non-empty string")
+    specials = document.get("special_tokens", {})
+    if not isinstance(specials, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in specials.items()
+    ):
+        raise ValueError(f"{source}: \"special_tokens\" must map strings to integer ids")
+    ranks = document.get("ranks")
+    if not isinstance(ranks, list) or not ranks:
+        raise ValueError(f"{source}: \"ranks\" must be a non-empty list of base64 strings")
+    tokens = []
+    for index, encoded in enumerate(ranks):
+        try:
+            if not isinstance(encoded, str):
+                raise TypeError
+            token = base64.b64decode(encoded, validate=True)
+        except (TypeError, ValueError, binascii.Error):
+            raise ValueError(f"{source}: ranks[{index}] = {encoded!r:.60} is not a base64 string") from None
+        if not token:
+            raise ValueError(f"{source}: ranks[{index}] is an empty token")
+        tokens.append(token)
+    if len(set(tokens)) != len(tokens):
+        seen: set[bytes] = set()
+        duplicate = next(i for i, t in enumerate(tokens) if t in seen or seen.add(t))
+        raise ValueError(f"{source}: ranks[{duplicate}] = {tokens[duplicate]!r} appears twice")
+    return VocabData(tokens, dict(specials), pattern)
