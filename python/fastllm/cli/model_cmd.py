@@ -1,5 +1,129 @@
-"""Sub-commands (being written)."""
+"""``fastllm generate``, ``fastllm eval`` and ``fastllm viz attention``: using a GPT-2 checkpoint directory.
+
+Imports nothing heavy at module level: torch and the model load inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="checkpoint directory in Hugging Face's GPT-2 layout (config.json, weights, tokenizer)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="weights dtype (default: float32)")
+
+
+def _load(args):
+    import torch
+
+    from fastllm import Tokenizer
+    from fastllm.model import GPT
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = GPT.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device)
+    return model, Tokenizer.from_pretrained(args.model)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _run_generate(args) -> int:
+    from fastllm.model import stream_generate
+
+    model, tokenizer = _load(args)
+    if not args.prompt:
+        raise ValueError("the prompt is empty; give some text with --prompt")
+    prompt_len = len(tokenizer.encode(args.prompt, allowed_special="all"))
+    room = model.config.block_size - prompt_len
+    if room < 1:
+        raise ValueError(f"the prompt has {prompt_len} tokens; the model's context is {model.config.block_size}")
+    max_new = min(args.max_new_tokens, room)
+    out = sys.stdout
+    if args.echo:
+        out.write(args.prompt)
+    pieces = stream_generate(
+        model, tokenizer, args.prompt, max_new, args.temperature, args.top_k, args.top_p,
+        stop=args.stop or None, seed=args.seed,
+    )
+    for piece in pieces:
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    if max_new < args.max_new_tokens:
+        print(f"(stopped at the end of the {model.config.block_size}-token context)", file=sys.stderr)
+    return 0
+
+
+def _run_eval(args) -> int:
+    from fastllm.model.evaluate import evaluate_text
+
+    model, tokenizer = _load(args)
+    with open(args.file, encoding="utf-8") as f:
+        text = f.read()
+    result = evaluate_text(model, tokenizer, text, context=args.context, stride=args.stride,
+                           batch_size=args.batch_size, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"tokens         {result.tokens}")
+        print(f"bytes          {result.bytes}")
+        print(f"loss           {result.loss:.4f} nats/token")
+        print(f"perplexity     {result.perplexity:.3f}")
+        print(f"bits per byte  {result.bits_per_byte:.4f}")
+    return 0
+
+
+def _run_viz_attention(args) -> int:
+    from fastllm.model.attention_maps import save_attention_map
+
+    model, tokenizer = _load(args)
+    if not args.prompt:
+        raise ValueError("the prompt is empty; give some text with --prompt")
+    path = save_attention_map(model, tokenizer, args.prompt, args.layer, args.out)
+    print(f"wrote {path}")
+    return 0
 
 
 def register(subparsers) -> None:
-    """Adds this module's sub-commands to the ``fastllm`` parser."""
+    """Adds ``generate``, ``eval`` and ``viz`` to the ``fastllm`` parser."""
+    gen = subparsers.add_parser("generate", help="generate text from a prompt, streamed to the terminal")
+    _add_model_args(gen)
+    gen.add_argument("--prompt", required=True, help="the text to continue")
+    gen.add_argument("--max-new-tokens", type=_positive_int, default=100, help="tokens to generate (default: 100)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
+    gen.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens")
+    gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with this mass, in (0, 1]")
+    gen.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                     help="stop when this text is generated (repeatable); <|endoftext|> always stops")
+    gen.add_argument("--no-echo", dest="echo", action="store_false", help="do not print the prompt first")
+    gen.set_defaults(handler=_run_generate)
+
+    ev = subparsers.add_parser("eval", help="loss, perplexity and bits per byte of a model on a text file")
+    _add_model_args(ev)
+    ev.add_argument("file", help="UTF-8 text file")
+    ev.add_argument("--context", type=_positive_int, default=None, help="window length (default: the model's context)")
+    ev.add_argument("--stride", type=_positive_int, default=None,
+                    help="tokens scored per window after the first (default: the context, no overlap)")
+    ev.add_argument("--batch-size", type=_positive_int, default=8, help="windows per forward pass (default: 8)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(handler=_run_eval)
+
+    viz = subparsers.add_parser("viz", help="pictures of what a model does")
+    viz_sub = viz.add_subparsers(dest="viz_command", metavar="WHAT", required=True)
+    attn = viz_sub.add_parser("attention", help="heatmaps of a layer's attention, one per head, as a PNG")
+    _add_model_args(attn)
+    attn.add_argument("--prompt", required=True, help="the text whose attention to show")
+    attn.add_argument("--layer", type=int, default=0, help="layer index from 0; negative counts from the end")
+    attn.add_argument("--out", default="attn.png", help="PNG path to write (default: attn.png)")
+    attn.set_defaults(handler=_run_viz_attention)

@@ -76,7 +76,7 @@ class IncrementalForward:
         self.logits = self._run(tokens if self.cache is not None else self.ids)
 
 
-def _prepare(model, input_ids: Prompts, attention_mask: Optional[torch.Tensor]):
+def prepare_prompts(model, input_ids: Prompts, attention_mask: Optional[torch.Tensor]):
     """-> (ids, mask, prompts-as-lists or None, squeeze) from any accepted prompt form."""
     device = next(model.parameters()).device
     if isinstance(input_ids, torch.Tensor):
@@ -111,6 +111,48 @@ def _prepare(model, input_ids: Prompts, attention_mask: Optional[torch.Tensor]):
 
 
 @torch.no_grad()
+def generate_steps(
+    model,
+    ids: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    max_new_tokens: int,
+    stop: StopCondition,
+    sampling: dict,
+    pad_token_id: int = 0,
+    use_cache: bool = True,
+) -> Iterator[torch.Tensor]:
+    """Yield one new token per row ``(batch,)`` per step until every row stopped or
+    ``max_new_tokens`` were produced; rows already stopped get ``pad_token_id``."""
+    if max_new_tokens == 0:
+        return
+    with eval_mode(model):
+        forward = IncrementalForward(model, ids, mask, max_new_tokens, use_cache)
+        for _ in range(max_new_tokens):
+            token = sample_next(forward.logits, **sampling)
+            finished = torch.tensor(stop.done, device=ids.device)
+            token = torch.where(finished, torch.full_like(token, pad_token_id), token)
+            yield token
+            if all(stop.update(token.tolist())):
+                return
+            forward.push(token)
+
+
+def check_request(model, ids: torch.Tensor, max_new_tokens: int, temperature, top_k, top_p) -> None:
+    """Validate the sampling settings and that prompt + new tokens fit in the context."""
+    check_sampling(temperature, top_k, top_p)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    context = model.config.block_size
+    if ids.shape[1] > context:
+        raise ValueError(f"the prompt has {ids.shape[1]} tokens, longer than the context of {context}")
+    if ids.shape[1] + max_new_tokens > context:
+        raise ValueError(
+            f"prompt ({ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context of "
+            f"{context}; ask for at most {context - ids.shape[1]} new tokens"
+        )
+
+
+@torch.no_grad()
 def generate(
     model,
     input_ids: Prompts,
@@ -141,37 +183,17 @@ def generate(
     token that completes the stop is kept. ``seed`` (or a ``generator``) makes sampling
     reproducible. ``use_cache=False`` recomputes every step (the reference for the cache).
     """
-    check_sampling(temperature, top_k, top_p)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     stops = normalize_stop_tokens(stop_tokens, model.config.vocab_size)
     strings = normalize_stop_strings(stop_strings)
-    ids, mask, prompts, squeeze = _prepare(model, input_ids, attention_mask)
-    context = model.config.block_size
-    if ids.shape[1] > context:
-        raise ValueError(f"the prompt has {ids.shape[1]} tokens, longer than the context of {context}")
-    if ids.shape[1] + max_new_tokens > context:
-        raise ValueError(
-            f"prompt ({ids.shape[1]} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context of "
-            f"{context}; ask for at most {context - ids.shape[1]} new tokens"
-        )
+    ids, mask, prompts, squeeze = prepare_prompts(model, input_ids, attention_mask)
+    check_request(model, ids, max_new_tokens, temperature, top_k, top_p)
     if pad_token_id is None:
         pad_token_id = min(stops) if stops else 0
     if generator is None:
         generator = make_generator(seed, ids.device)
     stop = StopCondition(ids.shape[0], stops, strings, tokenizer.decode if tokenizer is not None else None)
-    new_tokens: List[torch.Tensor] = []
-    with eval_mode(model):
-        if max_new_tokens:
-            forward = IncrementalForward(model, ids, mask, max_new_tokens, use_cache)
-        for _ in range(max_new_tokens):
-            token = sample_next(forward.logits, temperature, top_k, top_p, generator)
-            finished = torch.tensor(stop.done, device=ids.device)
-            token = torch.where(finished, torch.full_like(token, pad_token_id), token)
-            new_tokens.append(token)
-            if all(stop.update(token.tolist())):
-                break
-            forward.push(token)
+    sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+    new_tokens = list(generate_steps(model, ids, mask, max_new_tokens, stop, sampling, pad_token_id, use_cache))
     if prompts is not None:
         out = [prompt + generated for prompt, generated in zip(prompts, stop.generated)]
         return out[0] if squeeze else out
