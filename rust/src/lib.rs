@@ -2,6 +2,9 @@
 //! decoding and training, in plain Rust. The Python bindings live in
 //! [`bindings`] and are compiled only with the `python` feature.
 
+pub mod bpe;
+pub mod decoder;
+pub mod encoder;
 pub mod pretokenize;
 pub mod trainer;
 

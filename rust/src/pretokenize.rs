@@ -64,6 +64,12 @@ impl Pretokenizer {
         Ok(Self { source, regex })
     }
 
+    /// Compiles `name_or_regex` (built-in names resolved) and always splits
+    /// with the regex engine: the reference the fast scanners are checked against.
+    pub fn regex_only(name_or_regex: &str) -> Result<Self, PatternError> {
+        Self::new(name_or_regex)
+    }
+
     /// The regex source this pretokenizer splits with.
     pub fn source(&self) -> &str {
         &self.source

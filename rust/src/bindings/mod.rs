@@ -3,11 +3,13 @@
 
 use pyo3::prelude::*;
 
+mod tokenizer;
 mod trainer;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    tokenizer::register(m)?;
     trainer::register(m)?;
     Ok(())
 }
