@@ -8,9 +8,16 @@ the reference path works where Triton is not installed.
 """
 
 from .attention import flash_attention, flash_decode
+from .cross_entropy import cross_entropy
 from .dispatch import force_backend, interpreting, requested_backend, select_backend
+from .linear_cross_entropy import linear_cross_entropy
+from .losses import CrossEntropyLoss, LinearCrossEntropyLoss
 
 __all__ = [
+    "CrossEntropyLoss",
+    "LinearCrossEntropyLoss",
+    "cross_entropy",
+    "linear_cross_entropy",
     "flash_attention",
     "flash_decode",
     "force_backend",

@@ -1,0 +1,203 @@
+"""``linear_cross_entropy``: LM head + cross-entropy without materialising all the logits.
+
+Tokens are processed in chunks: ``logits_c = hidden_c @ weight.T (+ bias)``, then the Triton
+loss kernel, then the gradient kernel overwriting ``logits_c`` in place, then the chunk's
+contributions to the hidden, weight and bias gradients. Only one chunk of logits exists at
+any time. The gradients are computed during the forward (the backward only scales them by
+the incoming scalar gradient), so the matmul count equals unfused ``Linear`` + loss; with
+``reduction="none"`` the per-row incoming gradient is unknown in the forward, so the
+backward recomputes the chunks instead.
+
+The weight (and bias) gradient is accumulated in float32 across chunks by default
+(``accum_dtype``): accumulating bf16 partial sums across many chunks is the classic
+precision bug of fused losses.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+import triton
+
+from . import checks
+from .cross_entropy import dloss_per_row
+from .cross_entropy_reference import cross_entropy_reference
+from .dispatch import select_backend
+
+_OUT_DTYPE_MM: dict = {}
+
+
+def accumulate_mm(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``acc += a @ b`` for half-precision ``a, b`` and a float32 ``acc``.
+
+    On CUDA uses cuBLAS with fp32 output (``addmm(..., out_dtype=float32)``) when this torch
+    has it, so no rounding to half precision happens at all; otherwise the product is rounded
+    once per chunk and summed in fp32.
+    """
+    if acc.dtype == a.dtype:
+        acc.addmm_(a, b)
+        return
+    key = (a.device.type, a.dtype)
+    if a.device.type == "cuda" and _OUT_DTYPE_MM.get(key, True):
+        try:
+            torch.addmm(acc, a, b, out_dtype=acc.dtype, out=acc)
+            _OUT_DTYPE_MM[key] = True
+            return
+        except (RuntimeError, TypeError):
+            _OUT_DTYPE_MM[key] = False
+    acc.add_(torch.mm(a, b))
+
+
+def default_chunk_size(n: int, hidden: int, vocab: int) -> int:
+    """Rows per chunk so a chunk of logits is about the size of ``hidden`` (at least 256 rows)."""
+    rows = triton.next_power_of_2(triton.cdiv(n, triton.cdiv(vocab, hidden)))
+    return max(1, min(n, max(256, rows)))
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def _run(hidden, weight, bias, target, dloss, opts, grads):
+    """One pass over the chunks. Returns per-row losses; fills ``grads`` (dict of buffers)
+    when ``dloss`` is given (scalar-like or per row)."""
+    from .cross_entropy_kernels import ce_backward, ce_forward
+
+    ignore_index, smoothing, z_loss, cap, chunk, block_v = opts
+    n = hidden.shape[0]
+    losses = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    for s, e in _chunks(n, chunk):
+        h_c, t_c = hidden[s:e], target[s:e]
+        logits = F.linear(h_c, weight, bias)
+        loss_c, lse_c = ce_forward(logits, t_c, ignore_index, smoothing, z_loss, cap, block_v)
+        losses[s:e] = loss_c
+        if dloss is None:
+            continue
+        d_c = dloss if dloss.numel() == 1 else dloss[s:e]
+        g = ce_backward(logits, t_c, lse_c, d_c, ignore_index, smoothing, z_loss, cap, out=logits, block_v=block_v)
+        if grads.get("hidden") is not None:
+            torch.mm(g, weight, out=grads["hidden"][s:e])
+        if grads.get("weight") is not None:
+            accumulate_mm(grads["weight"], g.t(), h_c)
+        if grads.get("bias") is not None:
+            grads["bias"].add_(g.sum(0, dtype=grads["bias"].dtype))
+    return losses
+
+
+def _grad_buffers(hidden, weight, bias, needs, accum_dtype):
+    return {
+        "hidden": torch.empty_like(hidden) if needs[0] else None,
+        "weight": torch.zeros(weight.shape, dtype=accum_dtype, device=weight.device) if needs[1] else None,
+        "bias": torch.zeros(bias.shape, dtype=accum_dtype, device=bias.device) if bias is not None and needs[2] else None,
+    }
+
+
+class LinearCrossEntropyFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target, reduction, opts, accum_dtype):
+        ignore_index = opts[0]
+        n_valid = (target != ignore_index).sum()
+        needs = ctx.needs_input_grad[:3]
+        ctx.reduction, ctx.opts, ctx.accum_dtype = reduction, opts, accum_dtype
+        grads = None
+        if any(needs) and reduction != "none":
+            grads = _grad_buffers(hidden, weight, bias, needs, accum_dtype)
+            scale = torch.ones((), dtype=torch.float32, device=hidden.device)
+            losses = _run(hidden, weight, bias, target, dloss_per_row(scale, n_valid, reduction), opts, grads)
+            ctx.save_for_backward(*(grads[k] for k in ("hidden", "weight", "bias")))
+        else:
+            losses = _run(hidden, weight, bias, target, None, opts, {})
+            ctx.save_for_backward(hidden, weight, bias, target, n_valid)
+        ctx.precomputed = grads is not None
+        ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
+        if reduction == "none":
+            return losses
+        total = losses.sum()
+        return total if reduction == "sum" else total / n_valid
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        if ctx.precomputed:
+            grads = list(ctx.saved_tensors)
+            g = grad_output.float()
+        else:
+            hidden, weight, bias, target, n_valid = ctx.saved_tensors
+            needs = ctx.needs_input_grad[:3]
+            buffers = _grad_buffers(hidden, weight, bias, needs, ctx.accum_dtype)
+            _run(hidden, weight, bias, target, dloss_per_row(grad_output, n_valid, ctx.reduction), ctx.opts, buffers)
+            grads = [buffers[k] for k in ("hidden", "weight", "bias")]
+            g = None
+        out = []
+        for grad, dtype in zip(grads, ctx.dtypes):
+            if grad is None:
+                out.append(None)
+                continue
+            if g is not None:
+                grad = grad * g if grad.dtype != torch.float32 else grad.mul_(g)
+            out.append(grad.to(dtype))
+        return out[0], out[1], out[2], None, None, None, None
+
+
+@torch.compiler.disable
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    chunk_size: Optional[int] = None,
+    *,
+    accum_dtype: Optional[torch.dtype] = torch.float32,
+    check_target: bool = True,
+    block_v: Optional[int] = None,
+) -> torch.Tensor:
+    """``cross_entropy(hidden @ weight.T + bias, target, ...)`` without the full logits.
+
+    Args:
+        hidden: ``(tokens, hidden_dim)``; weight: ``(vocab, hidden_dim)``; bias: ``(vocab,)``;
+            all of one float dtype and device. target: ``(tokens,)`` class indices.
+        chunk_size: tokens per chunk (default: a chunk of logits about the size of ``hidden``).
+        accum_dtype: dtype of the weight/bias gradient accumulator (default float32; ``None``
+            accumulates in the weight's dtype).
+        Other options as :func:`fastllm.kernels.cross_entropy`. The loss is float32.
+    """
+    checks.check_tensor("hidden", hidden, 2)
+    checks.check_tensor("weight", weight, 2)
+    checks.check_float("hidden", hidden)
+    checks.check_tensor("target", target, 1)
+    tensors, names = [hidden, weight], ["hidden", "weight"]
+    if bias is not None:
+        checks.check_tensor("bias", bias, 1)
+        tensors.append(bias)
+        names.append("bias")
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"bias has {bias.shape[0]} entries but weight has {weight.shape[0]} rows (vocab)")
+    checks.check_same(tuple(names), tuple(tensors))
+    if hidden.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"hidden has {hidden.shape[1]} features but weight is {tuple(weight.shape)}; expected (vocab, {hidden.shape[1]})"
+        )
+    n, vocab = hidden.shape[0], weight.shape[0]
+    checks.check_targets(n, vocab, target, ignore_index, hidden.device, check_target)
+    checks.check_loss_options(reduction, label_smoothing, z_loss)
+    cap = checks.check_softcap(softcap)
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if accum_dtype is not None and accum_dtype not in (torch.float32, torch.float64, weight.dtype):
+        raise TypeError(f"accum_dtype must be float32, float64, the weight dtype or None, got {accum_dtype}")
+
+    if select_backend(hidden) == "reference":
+        logits = F.linear(hidden, weight, bias)
+        return cross_entropy_reference(logits, target, ignore_index, reduction, label_smoothing, z_loss, cap).float()
+    chunk = chunk_size or default_chunk_size(n, hidden.shape[1], vocab)
+    opts = (ignore_index, float(label_smoothing), float(z_loss), cap, chunk, block_v)
+    return LinearCrossEntropyFunction.apply(
+        hidden, weight, bias, target.contiguous(), reduction, opts, accum_dtype or weight.dtype
+    )
