@@ -102,8 +102,10 @@ def prepare_prompts(model, input_ids: Prompts, attention_mask: Optional[torch.Te
         return ids.to(device=device, dtype=torch.long), mask, None, squeeze
     if attention_mask is not None:
         raise ValueError("attention_mask goes with a tensor of input_ids; lists of prompts are padded automatically")
-    if isinstance(input_ids, (str, bytes)) or not isinstance(input_ids, Sequence) or len(input_ids) == 0:
+    if isinstance(input_ids, (str, bytes)) or not isinstance(input_ids, Sequence):
         raise TypeError("input_ids must be a tensor, a list of token ids, or a list of such lists")
+    if len(input_ids) == 0:
+        raise ValueError("the prompt is empty: at least one token is needed")
     single = not isinstance(input_ids[0], (Sequence, torch.Tensor))
     prompts = [_as_id_list(input_ids, 0)] if single else [_as_id_list(p, i) for i, p in enumerate(input_ids)]
     ids, mask = left_pad(prompts, 0, device)

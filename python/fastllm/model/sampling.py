@@ -36,7 +36,7 @@ def filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     if top_p >= 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits.float(), dim=-1)
+    probs = torch.softmax(sorted_logits.to(torch.promote_types(sorted_logits.dtype, torch.float32)), dim=-1)
     mass_before = torch.cumsum(probs, dim=-1) - probs  # probability of the strictly better tokens
     drop_sorted = mass_before >= top_p
     drop_sorted[..., 0] = False  # the most likely token always survives
