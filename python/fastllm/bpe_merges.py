@@ -12,6 +12,9 @@ merge; it is only reached when a whole pre-tokenized piece equals it, which
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
+
+T = TypeVar("T", bytes, str)
 
 
 def bpe_parts(token: bytes, rank_of: dict[bytes, int], max_rank: int) -> list[bytes]:
@@ -47,9 +50,10 @@ def derive_merges(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
     return merges
 
 
-def check_merges_follow_ranks(merges: Iterable[tuple[bytes, bytes]], rank_of: dict[bytes, int], source: str) -> None:
+def check_merges_follow_ranks(merges: Iterable[tuple[T, T]], rank_of: dict[T, int], source: str) -> None:
     """Checks that a merge list can be read as ranks: merge ``i`` builds a token ranked above
-    both its parts and above the token merge ``i-1`` builds.
+    both its parts and above the token merge ``i-1`` builds. Tokens are bytes, or texts
+    in a one-character-per-byte form (concatenation must mean the same).
 
     Raises ValueError naming the first merge that breaks this: such a vocabulary
     merges in an order that rank-based BPE (fastllm, tiktoken) cannot reproduce.

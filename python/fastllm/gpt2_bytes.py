@@ -37,9 +37,15 @@ BYTE_TO_CHAR: tuple[str, ...] = tuple(_build_table())
 CHAR_TO_BYTE: dict[str, int] = {char: byte for byte, char in enumerate(BYTE_TO_CHAR)}
 
 
+# str.translate tables: Latin-1 text of the bytes <-> GPT-2 text. Characters below 256
+# that stand for no byte (space, controls, ...) map to U+FFFF so encoding them fails.
+_TO_GPT2 = {byte: char for byte, char in enumerate(BYTE_TO_CHAR)}
+_FROM_GPT2 = {**{code: 0xFFFF for code in range(256)}, **{ord(char): byte for char, byte in CHAR_TO_BYTE.items()}}
+
+
 def bytes_to_text(data: bytes) -> str:
     """The GPT-2 text form of ``data`` (one character per byte)."""
-    return "".join(BYTE_TO_CHAR[b] for b in data)
+    return data.decode("latin-1").translate(_TO_GPT2)
 
 
 def text_to_bytes(text: str) -> bytes:
@@ -48,9 +54,9 @@ def text_to_bytes(text: str) -> bytes:
     Raises ValueError naming the first character that is not in the map.
     """
     try:
-        return bytes(CHAR_TO_BYTE[c] for c in text)
-    except KeyError as exc:
+        return text.translate(_FROM_GPT2).encode("latin-1")
+    except UnicodeEncodeError:
+        bad = next(c for c in text if c not in CHAR_TO_BYTE)
         raise ValueError(
-            f"{text!r} is not GPT-2 byte-level text: character {exc.args[0]!r} "
-            f"(U+{ord(exc.args[0]):04X}) does not stand for a byte"
+            f"{text!r} is not GPT-2 byte-level text: character {bad!r} (U+{ord(bad):04X}) does not stand for a byte"
         ) from None

@@ -50,8 +50,9 @@ def read_gpt2_vocab(
         missing = next((i for i in range(count) if i not in by_id), 0)
         raise ValueError(f"{vocab_source}: ids must be 0..{count - 1} apart from specials; id {missing} is missing")
     tokens = [by_id[i] for i in range(count)]
-    rank_of = {token: rank for rank, token in enumerate(tokens)}
-    check_merges_follow_ranks(_read_merges(merges_path), rank_of, str(merges_path))
+    # Merges are checked on the token texts: the text map is one character per byte.
+    rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
+    check_merges_follow_ranks(_read_merges(merges_path), rank_of_text, str(merges_path))
     return VocabData(tokens, specials, "gpt2")
 
 
@@ -68,7 +69,4 @@ def _read_merges(path: str | os.PathLike):
         fields = line.split(" ")
         if len(fields) != 2 or not all(fields):
             raise ValueError(f"{source}, line {number}: expected 'A B', got {line[:60]!r}")
-        try:
-            yield text_to_bytes(fields[0]), text_to_bytes(fields[1])
-        except ValueError as exc:
-            raise ValueError(f"{source}, line {number}: {exc}") from None
+        yield fields[0], fields[1]

@@ -68,15 +68,30 @@ def hf_json_dict(vocab: VocabData, pattern_regex: str) -> dict:
             "fuse_unk": False,
             "byte_fallback": False,
             "ignore_merges": True,
-            "vocab": {bytes_to_text(token): rank for rank, token in enumerate(vocab.tokens)},
+            "vocab": _model_vocab(vocab),
             "merges": merges,
         },
     }
 
 
+def _model_vocab(vocab: VocabData) -> dict[str, int]:
+    """Token text -> id, special tokens included (as GPT-2's file has ``<|endoftext|>``):
+    ``tokenizers`` only keeps an added token's id when the model vocabulary has it,
+    and renumbers it otherwise, e.g. when ids have a gap below the specials."""
+    entries = {bytes_to_text(token): rank for rank, token in enumerate(vocab.tokens)}
+    for text, token_id in vocab.special_tokens.items():
+        if text in entries:
+            raise ValueError(
+                f"special token {text!r} reads like the byte-level text of mergeable token {entries[text]}; "
+                "tokenizer.json cannot hold both"
+            )
+        entries[text] = token_id
+    return entries
+
+
 def write_hf_json(path: str | os.PathLike, vocab: VocabData, pattern_regex: str) -> Path:
     """Writes ``tokenizer.json`` for ``vocab`` atomically; see :func:`hf_json_dict`."""
-    text = json.dumps(hf_json_dict(vocab, pattern_regex), ensure_ascii=False, indent=2)
+    text = json.dumps(hf_json_dict(vocab, pattern_regex), ensure_ascii=False)
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
@@ -128,10 +143,9 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
         except ValueError as exc:
             raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
     tokens = _contiguous(by_id, source)
-    rank_of = {token: rank for rank, token in enumerate(tokens)}
-    if len(rank_of) != len(tokens):
-        raise ValueError(f"{source}: two vocab entries stand for the same bytes")
-    check_merges_follow_ranks(_merge_pairs(model.get("merges") or [], source), rank_of, source)
+    # Merges are checked on the token texts: the text map is one character per byte.
+    rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
+    check_merges_follow_ranks(_merge_pairs(model.get("merges") or [], source), rank_of_text, source)
     return VocabData(tokens, specials, pattern)
 
 
@@ -145,10 +159,7 @@ def _merge_pairs(merges: list, source: str):
             fields = []
         if len(fields) != 2 or not all(isinstance(f, str) for f in fields):
             raise ValueError(f"{source}: merge {number} is {merge!r}, expected 'A B' or [A, B]")
-        try:
-            yield text_to_bytes(fields[0]), text_to_bytes(fields[1])
-        except ValueError as exc:
-            raise ValueError(f"{source}: merge {number}: {exc}") from None
+        yield fields[0], fields[1]
 
 
 def _specials_of(added_tokens: list, source: str) -> dict[str, int]:

@@ -192,12 +192,12 @@ class Tokenizer:
         """
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        return self._core.encode(text, allowed, disallowed)
+        return _surrogate_safe(self._core.encode, text, allowed, disallowed)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``, treating special token strings as ordinary text."""
         _check_text(text)
-        return self._core.encode_ordinary(text)
+        return _surrogate_safe(self._core.encode_ordinary, text)
 
     def encode_batch(
         self,
@@ -210,11 +210,11 @@ class Tokenizer:
         """:meth:`encode` of each text, in parallel (``num_threads=None``: all cores)."""
         texts = _text_list(texts)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        return self._core.encode_batch(texts, allowed, disallowed, _check_threads(num_threads))
+        return _surrogate_safe(self._core.encode_batch, texts, allowed, disallowed, _check_threads(num_threads))
 
     def encode_ordinary_batch(self, texts: Iterable[str], *, num_threads: int | None = None) -> list[list[int]]:
         """:meth:`encode_ordinary` of each text, in parallel (``num_threads=None``: all cores)."""
-        return self._core.encode_ordinary_batch(_text_list(texts), _check_threads(num_threads))
+        return _surrogate_safe(self._core.encode_ordinary_batch, _text_list(texts), _check_threads(num_threads))
 
     def encode_to_numpy(
         self,
@@ -228,13 +228,13 @@ class Tokenizer:
 
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        data = self._core.encode_to_u32_bytes(text, allowed, disallowed)
+        data = _surrogate_safe(self._core.encode_to_u32_bytes, text, allowed, disallowed)
         return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
 
     def split(self, text: str) -> list[str]:
         """The pieces the split pattern cuts ``text`` into (special tokens not handled)."""
         _check_text(text)
-        return self._core.split(text)
+        return _surrogate_safe(self._core.split, text)
 
     # ----- decoding ------------------------------------------------------------------------
 
@@ -422,6 +422,21 @@ def _special_dict(special_tokens: Mapping[str, int] | None) -> dict[str, int]:
     if len(set(result.values())) != len(result):
         raise ValueError(f"two special tokens share an id: {result}")
     return result
+
+
+def _surrogate_safe(call, text: str | list[str], *args):
+    """Calls ``call(text, *args)``; text with lone surrogates (not encodable as UTF-8)
+    is retried with each surrogate replaced by U+FFFD, as tiktoken does."""
+    try:
+        return call(text, *args)
+    except UnicodeEncodeError:
+        if isinstance(text, list):
+            return call([_replace_surrogates(t) for t in text], *args)
+        return call(_replace_surrogates(text), *args)
+
+
+def _replace_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _check_text(text: object) -> None:

@@ -1,0 +1,268 @@
+"""fastllm.Tokenizer's API: round trips, special tokens, batches, numpy, decoding,
+incremental decoding, pickling, threads, and a clear exception for every bad input."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastllm import IncrementalDecoder, Tokenizer
+
+BYTES = [bytes([b]) for b in range(256)]
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_round_trip_any_string(byte_tokenizer, text):
+    assert byte_tokenizer.decode(byte_tokenizer.encode_ordinary(text)) == text
+    assert byte_tokenizer.decode_bytes(byte_tokenizer.encode_ordinary(text)) == text.encode("utf-8")
+
+
+def test_lone_surrogates_become_replacement_characters(byte_tokenizer):
+    # Not encodable as UTF-8; replaced by U+FFFD as tiktoken does.
+    expected = byte_tokenizer.encode_ordinary("a\ufffdb")
+    assert byte_tokenizer.encode_ordinary("a\ud800b") == expected
+    assert byte_tokenizer.encode("a\ud800b") == expected
+    assert byte_tokenizer.encode_ordinary_batch(["x", "a\ud800b"]) == [[ord("x")], expected]
+    assert byte_tokenizer.encode_to_numpy("a\ud800b").tolist() == expected
+
+
+def test_properties(byte_tokenizer):
+    assert byte_tokenizer.n_vocab == 265
+    assert byte_tokenizer.max_token_value == 264
+    assert byte_tokenizer.eot_token == 263
+    assert byte_tokenizer.special_tokens_set == {"<|endoftext|>", "<|pad|>"}
+    assert byte_tokenizer.special_tokens == {"<|endoftext|>": 263, "<|pad|>": 264}
+    assert byte_tokenizer.pattern == "cl100k"
+    assert "\\p{L}" in byte_tokenizer.pattern_regex
+    assert Tokenizer(BYTES).eot_token is None
+    assert "n_vocab=265" in repr(byte_tokenizer)
+
+
+def test_dict_ranks_are_accepted():
+    tok = Tokenizer({t: i for i, t in enumerate(BYTES + [b"ab"])})
+    assert tok.encode("ab") == [256]
+
+
+def test_special_token_policy(byte_tokenizer):
+    text = "the<|endoftext|>x<|pad|>"
+    assert byte_tokenizer.encode(text, allowed_special="all") == [257, 263, ord("x"), 264]
+    assert byte_tokenizer.encode(text, allowed_special={"<|endoftext|>"}, disallowed_special=())[:2] == [257, 263]
+    with pytest.raises(ValueError, match=r"<\|endoftext\|>"):
+        byte_tokenizer.encode(text)
+    with pytest.raises(ValueError, match=r"<\|pad\|>"):
+        byte_tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+    ordinary = byte_tokenizer.encode(text, disallowed_special=())
+    assert ordinary == byte_tokenizer.encode_ordinary(text)
+    assert 263 not in ordinary and 264 not in ordinary
+    assert byte_tokenizer.encode("no specials here") == byte_tokenizer.encode_ordinary("no specials here")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"allowed_special": "<|endoftext|>"}, TypeError),
+        ({"disallowed_special": "<|pad|>"}, TypeError),
+        ({"allowed_special": {"<|nope|>"}}, ValueError),
+        ({"disallowed_special": {"<|nope|>"}}, ValueError),
+        ({"allowed_special": 3}, TypeError),
+    ],
+)
+def test_bad_special_policy_arguments(byte_tokenizer, kwargs, error):
+    with pytest.raises(error):
+        byte_tokenizer.encode("x", **kwargs)
+
+
+def test_batch_matches_single(byte_tokenizer):
+    texts = ["the thing", "", "ring<|endoftext|>", "über 123"] * 5
+    singles = [byte_tokenizer.encode(t, allowed_special="all") for t in texts]
+    assert byte_tokenizer.encode_batch(texts, allowed_special="all") == singles
+    assert byte_tokenizer.encode_batch(iter(texts), allowed_special="all", num_threads=1) == singles
+    assert byte_tokenizer.encode_ordinary_batch(texts, num_threads=2) == [byte_tokenizer.encode_ordinary(t) for t in texts]
+    with pytest.raises(ValueError, match="endoftext"):
+        byte_tokenizer.encode_batch(texts)
+
+
+@pytest.mark.parametrize(
+    "texts, kwargs, error",
+    [
+        ("a string", {}, TypeError),
+        (["ok", 3], {}, TypeError),
+        (["ok"], {"num_threads": 0}, ValueError),
+        (["ok"], {"num_threads": 1.5}, TypeError),
+    ],
+)
+def test_bad_batch_arguments(byte_tokenizer, texts, kwargs, error):
+    with pytest.raises(error):
+        byte_tokenizer.encode_ordinary_batch(texts, **kwargs)
+
+
+def test_encode_to_numpy(byte_tokenizer):
+    text = "the ring<|endoftext|> thing"
+    array = byte_tokenizer.encode_to_numpy(text, allowed_special="all")
+    assert array.dtype == np.uint32
+    assert array.tolist() == byte_tokenizer.encode(text, allowed_special="all")
+    assert byte_tokenizer.encode_to_numpy("").tolist() == []
+
+
+def test_decode_variants(byte_tokenizer):
+    ids = byte_tokenizer.encode("the ring", allowed_special="all")
+    assert byte_tokenizer.decode(np.array(ids)) == "the ring"
+    assert byte_tokenizer.decode(tuple(ids)) == "the ring"
+    assert byte_tokenizer.decode([263]) == "<|endoftext|>"
+    assert byte_tokenizer.decode_single_token_bytes(259) == b" the"
+    assert byte_tokenizer.decode_tokens_bytes([257, 258]) == [b"the", b" t"]
+    assert byte_tokenizer.decode([0xE4, 0xB8]) == "\ufffd"  # an incomplete UTF-8 character
+    assert byte_tokenizer.decode([0xE4, 0xB8], errors="ignore") == ""
+    with pytest.raises(UnicodeDecodeError):
+        byte_tokenizer.decode([0xE4, 0xB8], errors="strict")
+    with pytest.raises(ValueError, match="errors handler"):
+        byte_tokenizer.decode([1], errors="bogus")
+
+
+@pytest.mark.parametrize(
+    "ids, error, message",
+    [
+        ([1, 2, 999], ValueError, "999"),
+        ([265], ValueError, "265"),
+        ([1, -1], (ValueError, OverflowError), ""),
+        ([2**70], (ValueError, OverflowError), ""),
+        (["a"], TypeError, ""),
+        ([1.5], TypeError, ""),
+        (5, TypeError, ""),
+        ("abc", TypeError, ""),
+    ],
+)
+def test_decode_bad_ids(byte_tokenizer, ids, error, message):
+    with pytest.raises(error, match=message or None):
+        byte_tokenizer.decode(ids)
+
+
+def test_decode_single_bad_ids(byte_tokenizer):
+    with pytest.raises(ValueError, match="999"):
+        byte_tokenizer.decode_single_token_bytes(999)
+    with pytest.raises((ValueError, OverflowError)):
+        byte_tokenizer.decode_single_token_bytes(-3)
+    with pytest.raises(TypeError):
+        byte_tokenizer.decode_single_token_bytes("1")
+
+
+@pytest.mark.parametrize("bad", [b"bytes", None, 3, ["list"]])
+def test_encode_rejects_non_str(byte_tokenizer, bad):
+    with pytest.raises(TypeError, match="text must be str"):
+        byte_tokenizer.encode(bad)
+    with pytest.raises(TypeError):
+        byte_tokenizer.encode_ordinary(bad)
+
+
+@given(st.lists(st.text(max_size=12), max_size=12), st.data())
+@settings(max_examples=150, deadline=None)
+def test_incremental_decoder_equals_decode(byte_tokenizer, pieces, data):
+    ids = byte_tokenizer.encode_ordinary("".join(pieces))
+    # Also raw bytes that split characters and invalid sequences.
+    ids += data.draw(st.lists(st.integers(0x80, 0xFF), max_size=6))
+    ids += byte_tokenizer.encode_ordinary(data.draw(st.text(max_size=8)))
+    decoder = byte_tokenizer.incremental_decoder()
+    chunks = [decoder.add(i) for i in ids]
+    for chunk in chunks:
+        # Only complete characters: re-encoding gives valid UTF-8 (a U+FFFD stands for bytes that can never complete).
+        chunk.encode("utf-8")
+    assert "".join(chunks) + decoder.flush() == byte_tokenizer.decode(ids)
+
+
+def test_incremental_decoder_emits_a_character_only_when_complete(byte_tokenizer):
+    decoder = byte_tokenizer.incremental_decoder()
+    euro = "€".encode()  # three bytes, three tokens
+    assert decoder.add(euro[0]) == ""
+    assert decoder.add(euro[1]) == ""
+    assert decoder.add(euro[2]) == "€"
+    assert decoder.add_many(list("ab€".encode())) == "ab€"
+    assert decoder.add(euro[0]) == ""
+    assert decoder.flush() == "\ufffd"
+    decoder.add(euro[0])
+    decoder.reset()
+    assert decoder.add_many([ord("x")]) == "x"
+    assert decoder.flush() == ""
+    with pytest.raises(ValueError):
+        decoder.add(10_000)
+    with pytest.raises(TypeError):
+        decoder.add("a")
+    assert isinstance(decoder, IncrementalDecoder)
+
+
+def test_pickle_round_trip(byte_tokenizer):
+    clone = pickle.loads(pickle.dumps(byte_tokenizer))
+    text = "the ring<|pad|>"
+    assert clone.encode(text, allowed_special="all") == byte_tokenizer.encode(text, allowed_special="all")
+    assert clone.special_tokens == byte_tokenizer.special_tokens
+    custom = Tokenizer(BYTES, {}, r"\w+|\W", name="custom")
+    again = pickle.loads(pickle.dumps(custom))
+    assert again.pattern == r"\w+|\W" and again.name == "custom"
+
+
+def test_threads_share_one_tokenizer(byte_tokenizer):
+    texts = [f"the thing {i} rings" * 50 for i in range(16)]
+    expected = [byte_tokenizer.encode_ordinary(t) for t in texts]
+    results: dict[int, list[int]] = {}
+
+    def work(i):
+        for _ in range(5):
+            results[i] = byte_tokenizer.encode_ordinary(texts[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [results[i] for i in range(len(texts))] == expected
+
+
+def test_with_special_tokens(byte_tokenizer):
+    chat = byte_tokenizer.with_special_tokens(["<|im_start|>", "<|im_end|>"])
+    assert chat.special_tokens["<|im_start|>"] == 265 and chat.special_tokens["<|im_end|>"] == 266
+    assert chat.encode("<|im_start|>the", allowed_special="all") == [265, 257]
+    assert byte_tokenizer.n_vocab == 265  # the original is unchanged
+    explicit = byte_tokenizer.with_special_tokens({"<|x|>": 300})
+    assert explicit.n_vocab == 301 and explicit.decode([300]) == "<|x|>"
+    with pytest.raises(ValueError, match="already present"):
+        byte_tokenizer.with_special_tokens(["<|pad|>"])
+    with pytest.raises(ValueError):
+        byte_tokenizer.with_special_tokens({"<|x|>": 5})  # collides with a rank
+    with pytest.raises(TypeError):
+        byte_tokenizer.with_special_tokens("<|x|>")
+
+
+def test_split_uses_the_pattern(byte_tokenizer):
+    assert byte_tokenizer.split("Hello world's 12345") == ["Hello", " world", "'s", " ", "123", "45"]
+
+
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        ((BYTES[:-1],), ValueError, ""),  # byte 0xff missing
+        ((BYTES + [b"a"],), ValueError, ""),  # duplicate token
+        ((BYTES, {"<|x|>": 10}), ValueError, ""),  # special collides with a rank
+        ((BYTES, {"<|x|>": -1}), ValueError, "negative"),
+        ((BYTES, {"<|x|>": 300, "<|y|>": 300}), ValueError, "share an id"),
+        ((BYTES, {"": 300}), TypeError, "non-empty"),
+        ((BYTES, None, "(unclosed"), ValueError, ""),
+        ((BYTES, None, "[a-"), ValueError, ""),
+        ((BYTES, None, 5), TypeError, "pattern"),
+        ((["a"] * 256,), TypeError, "bytes"),
+        ((b"abc",), TypeError, ""),
+        (({b"a": 0, b"b": 2},), ValueError, "rank 1 is missing"),
+    ],
+)
+def test_bad_construction(args, error, message):
+    with pytest.raises(error, match=message or None):
+        Tokenizer(*args)
+
+
+def test_custom_regex_with_lookaround():
+    tok = Tokenizer(BYTES, {}, r"\d+(?=px)|\w+|\s+|.")
+    assert tok.split("12px 7em") == ["12", "px", " ", "7em"]
