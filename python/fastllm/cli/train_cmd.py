@@ -1,5 +1,156 @@
-"""Sub-commands (being written)."""
+"""Training sub-commands: ``prepare``, ``train``, ``sft``, ``dpo``, ``chat`` and ``demo``.
+
+Only argparse set-up happens at import time; torch and the training modules are
+imported inside the handlers, so ``fastllm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+
+def _prepare(args) -> int:
+    from fastllm.train.prepare import load_tokenizer, prepare_files
+
+    tokenizer = load_tokenizer(args.tokenizer)
+    meta = prepare_files(
+        args.files, tokenizer, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
+        chunk_chars=args.chunk_chars, num_threads=args.threads, progress=not args.quiet,
+    )
+    splits = meta["splits"]
+    print(f"{meta['documents']} documents -> {splits['train']['tokens']:,} train and "
+          f"{splits['val']['tokens']:,} val tokens ({meta['dtype']}) in {args.out}")
+    return 0
+
+
+def _train(args) -> int:
+    from fastllm.train.config import config_from_args
+    from fastllm.train.pretrain import train
+
+    cfg = config_from_args(args)
+    if not cfg.data:
+        raise ValueError("no data directory: pass --data DIR (from fastllm prepare) or set data in --config")
+    summary = train(cfg)
+    if summary.get("final_val_loss") is not None:
+        print(f"final validation loss {summary['final_val_loss']:.4f}")
+    if summary.get("model_dir"):
+        print(f"model saved to {summary['model_dir']}")
+    return 0
+
+
+def _sft(args) -> int:
+    from fastllm.train.sft import SFTConfig, run_sft
+
+    summary = run_sft(SFTConfig(
+        model=args.model, data=args.data, out=args.out, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet))
+    print(f"{summary['examples']} conversations, {summary['steps']} steps, final loss "
+          f"{summary['history'][-1]['loss']:.4f}; model saved to {summary['model_dir']}")
+    return 0
+
+
+def _dpo(args) -> int:
+    from fastllm.train.dpo import DPOConfig, run_dpo
+
+    summary = run_dpo(DPOConfig(
+        model=args.model, data=args.data, out=args.out, beta=args.beta, epochs=args.epochs,
+        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, progress=not args.quiet))
+    last = summary["history"][-1]
+    print(f"{summary['pairs']} pairs, {summary['steps']} steps: margin {last['margin']:.4f}, "
+          f"accuracy {last['accuracy']:.2f}; model saved to {summary['model_dir']}")
+    return 0
+
+
+def _chat(args) -> int:
+    from fastllm.train.chat import chat_loop, load_chat_model
+
+    model, tokenizer = load_chat_model(args.model, args.device)
+    chat_loop(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
+              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    return 0
+
+
+def _demo(args) -> int:
+    from fastllm.train.demo import DemoSettings, quick_settings, run_demo
+
+    overrides = {"out": args.out, "files": list(args.files)}
+    for name in ("max_steps", "vocab_size", "seed"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    settings = quick_settings(**overrides) if args.quick else DemoSettings(**overrides)
+    run_demo(settings)
+    return 0
+
+
+def _post_training_flags(parser, out: str, lr: float, batch_size: int, epochs: float) -> None:
+    parser.add_argument("--model", required=True, help="model directory (config.json, weights, tokenizer)")
+    parser.add_argument("--data", required=True, help="JSONL file")
+    parser.add_argument("--out", default=out, help=f"where to save the result (default: {out})")
+    parser.add_argument("--epochs", type=float, default=epochs, help=f"passes over the data (default: {epochs})")
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"(default: {batch_size})")
+    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr})")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def register(subparsers) -> None:
     """Adds this module's sub-commands to the ``fastllm`` parser."""
+    from fastllm.train.config import add_config_flags
+
+    p = subparsers.add_parser("prepare", help="tokenize text files into training shards",
+                              description="Tokenize text (or JSONL with a \"text\" field) into uint16/uint32 "
+                                          "shards with a train/validation split and meta.json.")
+    p.add_argument("files", nargs="+", help="UTF-8 text files (a line holding one form feed separates documents) "
+                                            "or .jsonl files")
+    p.add_argument("--tokenizer", required=True, help="a saved tokenizer file, a model directory, or an encoding "
+                                                      "name (gpt2, cl100k_base, o200k_base)")
+    p.add_argument("--out", required=True, help="output data directory")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text for validation (default 0.1)")
+    p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard file")
+    p.add_argument("--chunk-chars", type=int, default=32_768, help="characters per encoded piece")
+    p.add_argument("--threads", type=int, default=None, help="encoding threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_prepare)
+
+    p = subparsers.add_parser("train", help="pre-train a GPT (torchrun for several processes)",
+                              description="Pre-train a GPT on prepared data. Settings come from --config "
+                                          "(TOML or JSON) and the flags below (flags win). Launch with "
+                                          "`torchrun --nproc_per_node N -m fastllm train ...` for data parallelism.")
+    p.add_argument("--config", help="TOML or JSON file of settings")
+    add_config_flags(p)
+    p.set_defaults(handler=_train)
+
+    p = subparsers.add_parser("sft", help="supervised fine-tuning on chat conversations",
+                              description="Fine-tune on {\"messages\": [...]} JSONL; the loss covers assistant "
+                                          "tokens only.")
+    _post_training_flags(p, "out/sft", lr=1e-4, batch_size=8, epochs=3.0)
+    p.set_defaults(handler=_sft)
+
+    p = subparsers.add_parser("dpo", help="direct preference optimization",
+                              description="Train on {\"prompt\", \"chosen\", \"rejected\"} JSONL against a frozen "
+                                          "copy of the starting model.")
+    _post_training_flags(p, "out/dpo", lr=5e-6, batch_size=4, epochs=1.0)
+    p.add_argument("--beta", type=float, default=0.1, help="strength of the KL anchor to the reference (default 0.1)")
+    p.set_defaults(handler=_dpo)
+
+    p = subparsers.add_parser("chat", help="talk to a chat model (streaming)")
+    p.add_argument("--model", required=True, help="model directory (after fastllm sft)")
+    p.add_argument("--system", default=None, help="system message")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=_chat)
+
+    p = subparsers.add_parser("demo", help="train a tokenizer and a small GPT end to end, in minutes on a CPU")
+    p.add_argument("files", nargs="*", help="your own text files (default: CPython's built-in documentation)")
+    p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
+    p.add_argument("--quick", action="store_true", help="tiny settings: a run of seconds (for tests)")
+    p.add_argument("--max-steps", type=int, default=None, help="training steps")
+    p.add_argument("--vocab-size", type=int, default=None, help="tokenizer vocabulary size")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(handler=_demo)
+

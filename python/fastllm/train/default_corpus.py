@@ -74,16 +74,16 @@ def module_docstrings(modules: tuple[str, ...] = STDLIB_MODULES) -> list[str]:
     """One document per importable module: its docstring and its members' docstrings."""
     documents = []
     for module_name in modules:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # deprecated aliases warn when touched
+            warnings.simplefilter("ignore")
+            try:
                 module = importlib.import_module(module_name)
-        except Exception:  # noqa: BLE001 - an optional stdlib module may be missing
-            continue
-        parts = [f"Module {module_name}"]
-        if module.__doc__:
-            parts.append(inspect.cleandoc(module.__doc__))
-        parts.extend(_member_docs(module))
+            except Exception:  # noqa: BLE001 - an optional stdlib module may be missing
+                continue
+            parts = [f"Module {module_name}"]
+            if module.__doc__:
+                parts.append(inspect.cleandoc(module.__doc__))
+            parts.extend(_member_docs(module))
         if len(parts) > 1:
             documents.append("\n\n".join(parts))
     return documents

@@ -1,9 +1,8 @@
 """Tokenizing text into binary shards (``fastllm prepare``).
 
 Documents stream through in bounded pieces: files are read line by line into chunks
-of at most ``chunk_chars`` characters, cut only before a line that starts with an
-ASCII letter (where the GPT-2/cl100k/o200k split patterns always end a piece, so
-the cut does not change the tokens), and batches of chunks are encoded in parallel
+of about ``chunk_chars`` characters, cut only where the GPT-2/cl100k/o200k split
+patterns always end a piece (so the cut does not change the tokens), and batches of chunks are encoded in parallel
 by the Rust tokenizer. Memory stays bounded by the batch size whatever the corpus
 size. An end-of-text token follows every document. Chunks are dealt to the
 validation split at a steady rate of ``val_fraction``, so both splits sample the
@@ -21,7 +20,27 @@ import numpy as np
 from .shards import FORMAT, TOKENIZER_FILE, VERSION, ShardWriter, token_dtype, write_meta
 
 DOCUMENT_SEPARATOR_LINE = "\f"
-_SAFE_CUT = re.compile(r"\n(?=[A-Za-z])")
+# Places where the GPT-2, cl100k and o200k split patterns always end a piece, whatever
+# follows: before a letter that starts a line after a non-space character, and before a
+# space between two letters. Cutting there leaves the tokens unchanged.
+_SAFE_CUT = re.compile(r"(?<=\S\n)(?=[A-Za-z])|(?<=[A-Za-z])(?= [A-Za-z])")
+# Text with no safe place to cut is cut here anyway (this may change a token or two).
+HARD_LIMIT_CHARS = 1 << 20
+
+
+def cut_point(text: str, chunk_chars: int) -> int | None:
+    """Where to cut ``text`` into a chunk: the last safe place within ``chunk_chars``, else
+    the first one beyond it, else ``None`` (wait for more text) until the hard limit."""
+    hard = max(chunk_chars, HARD_LIMIT_CHARS)
+    best = None
+    for match in _SAFE_CUT.finditer(text, 1, min(len(text), chunk_chars)):
+        best = match.start()
+    if best:
+        return best
+    match = _SAFE_CUT.search(text, chunk_chars, hard)
+    if match:
+        return match.start()
+    return hard if len(text) > hard else None
 
 
 def load_tokenizer(spec: str | Path):
@@ -39,13 +58,11 @@ def load_tokenizer(spec: str | Path):
 
 
 def _split_chunk(text: str, chunk_chars: int) -> Iterator[str]:
-    """Cuts ``text`` into pieces of at most ``chunk_chars`` at safe line starts."""
+    """Cuts a whole document into chunks of about ``chunk_chars`` (see :func:`cut_point`)."""
     while len(text) > chunk_chars:
-        cut = None
-        for match in _SAFE_CUT.finditer(text, 0, chunk_chars + 1):
-            cut = match.end()
-        if not cut:
-            cut = chunk_chars  # a very long line: a rare cut inside it
+        cut = cut_point(text, chunk_chars)
+        if cut is None:
+            break
         yield text[:cut]
         text = text[cut:]
     if text:
@@ -83,28 +100,26 @@ def file_chunks(path: str | Path, chunk_chars: int) -> Iterator[tuple[str, bool]
         yield from _jsonl_chunks(path, chunk_chars)
         return
     pending: list[str] = []
-    size = 0
+    size, next_try = 0, chunk_chars
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            while True:
-                line = handle.readline(chunk_chars)
-                if not line:
-                    break
-                if line.rstrip("\r\n") == DOCUMENT_SEPARATOR_LINE:
+            line_start = True
+            for line in iter(lambda: handle.readline(max(chunk_chars, 1 << 16)), ""):
+                is_separator = line_start and line.rstrip("\r\n") == DOCUMENT_SEPARATOR_LINE
+                line_start = line.endswith("\n")  # readline's limit may end a read mid-line
+                if is_separator:
                     yield "".join(pending), True
-                    pending, size = [], 0
+                    pending, size, next_try = [], 0, chunk_chars
                     continue
-                if size + len(line) > chunk_chars and pending:
-                    text = "".join(pending)
-                    if line[:1].isascii() and line[:1].isalpha():
-                        yield text, False
-                        pending, size = [], 0
-                    elif size > 4 * chunk_chars:  # no safe cut for a long while
-                        pieces = list(_split_chunk(text, chunk_chars))
-                        yield from ((piece, False) for piece in pieces[:-1])
-                        pending, size = [pieces[-1]], len(pieces[-1])
                 pending.append(line)
                 size += len(line)
+                if size > next_try:
+                    text = "".join(pending)
+                    while (cut := cut_point(text, chunk_chars)) is not None:
+                        yield text[:cut], False
+                        text = text[cut:]
+                    pending, size = [text], len(text)
+                    next_try = max(chunk_chars, 2 * size)  # rescan only after real growth
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
     yield "".join(pending), True
@@ -171,7 +186,7 @@ def prepare_chunks(
     bar = tqdm(total=total_chars, unit="char", unit_scale=True, desc="tokenizing", disable=not progress)
     with bar:
         for batch in _batches(iter(chunks), batch_chars):
-            encoded = tokenizer.encode_batch([text for text, _ in batch], num_threads=num_threads)
+            encoded = tokenizer.encode_ordinary_batch([text for text, _ in batch], num_threads=num_threads)
             for (text, ends_document), ids in zip(batch, encoded):
                 writer = writers[router.next_split()]
                 writer.write(np.asarray(ids, dtype=dtype))

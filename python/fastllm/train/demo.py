@@ -1,0 +1,165 @@
+"""``fastllm demo``: from raw text to a small GPT in a few minutes on a laptop CPU.
+
+1. gather a corpus (the built-in CPython documentation, or the user's files),
+2. train a BPE tokenizer on it,
+3. tokenize it into train/validation shards,
+4. pre-train a small GPT,
+5. report the validation loss against the unigram baseline, print a sample and write
+   ``loss.png`` and ``attention.png``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .shards import TOKENIZER_FILE
+
+EOT = "<|endoftext|>"
+
+
+@dataclass
+class DemoSettings:
+    out: str = "out/demo"
+    files: list[str] = field(default_factory=list)  # empty: the built-in default corpus
+    max_chars: int | None = None  # cut the corpus (for quick runs)
+    vocab_size: int = 2048
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 128
+    batch_size: int = 16
+    max_steps: int = 500
+    lr: float = 3e-3
+    warmup_steps: int = 30
+    eval_interval: int = 100
+    max_eval_batches: int = 50
+    sample_tokens: int = 60
+    prompt: str = "The "
+    seed: int = 1337
+    progress: bool = True
+
+
+# Settings for a run of well under a minute (used by the test suite).
+QUICK = dict(max_chars=150_000, vocab_size=400, n_layer=2, n_head=2, n_embd=32, block_size=32,
+             batch_size=8, max_steps=40, lr=5e-3, warmup_steps=5, eval_interval=20,
+             max_eval_batches=10, sample_tokens=20)
+
+
+def quick_settings(**overrides) -> DemoSettings:
+    return replace(DemoSettings(**overrides), **{k: v for k, v in QUICK.items() if k not in overrides})
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _corpus(settings: DemoSettings) -> tuple[list[str], str]:
+    """The documents and a description of where they come from."""
+    if settings.files:
+        from .prepare import file_chunks
+
+        documents, current = [], []
+        for path in settings.files:
+            for chunk, ends in file_chunks(path, 1 << 20):
+                current.append(chunk)
+                if ends:
+                    documents.append("".join(current))
+                    current = []
+        origin = f"your {len(settings.files)} file(s)"
+    else:
+        from .default_corpus import default_documents
+
+        documents = default_documents()
+        origin = "CPython's own documentation (pydoc topics + standard-library docstrings)"
+    if settings.max_chars is not None:
+        kept, total = [], 0
+        for doc in documents:
+            if total >= settings.max_chars:
+                break
+            kept.append(doc[: settings.max_chars - total])
+            total += len(kept[-1])
+        documents = kept
+    if not any(documents):
+        raise ValueError("the corpus is empty")
+    return documents, origin
+
+
+def run_demo(settings: DemoSettings) -> dict:
+    import torch
+
+    from fastllm import Tokenizer
+
+    from .config import build_config
+    from .metrics import read_log
+    from .plots import save_loss_curve
+    from .prepare import prepare_documents
+    from .pretrain import LOG_FILE, Trainer
+    from .unigram import unigram_entropy
+
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    _say("fastllm demo: raw text -> tokenizer -> data -> a small GPT, on this machine\n")
+
+    documents, origin = _corpus(settings)
+    chars = sum(map(len, documents))
+    _say(f"[1/5] corpus     {len(documents)} documents, {chars / 1e6:.2f} M characters of {origin}")
+
+    t0 = time.perf_counter()
+    tokenizer = Tokenizer.train(documents, settings.vocab_size, special_tokens=[EOT])
+    tokenizer.save(out / TOKENIZER_FILE)
+    _say(f"[2/5] tokenizer  byte-level BPE, {tokenizer.n_vocab} tokens, trained in "
+         f"{time.perf_counter() - t0:.1f} s -> {out / TOKENIZER_FILE}")
+
+    data_dir = out / "data"
+    meta = prepare_documents(documents, tokenizer, data_dir, progress=False, chunk_chars=8192)
+    n_train, n_val = meta["splits"]["train"]["tokens"], meta["splits"]["val"]["tokens"]
+    _say(f"[3/5] data       {n_train:,} training and {n_val:,} validation tokens "
+         f"({chars / (n_train + n_val):.2f} characters per token) -> {data_dir}")
+
+    train_dir = out / "train"
+    shutil.rmtree(train_dir, ignore_errors=True)  # a demo always starts fresh
+    eval_batches = max(1, min(settings.max_eval_batches, (n_val - 1) // (settings.batch_size * settings.block_size)))
+    cfg = build_config(overrides=dict(
+        data=str(data_dir), out=str(train_dir), n_layer=settings.n_layer, n_head=settings.n_head,
+        n_embd=settings.n_embd, block_size=settings.block_size, batch_size=settings.batch_size,
+        max_steps=settings.max_steps, lr=settings.lr, min_lr=settings.lr / 10,
+        warmup_steps=settings.warmup_steps, weight_decay=0.1, eval_interval=settings.eval_interval,
+        eval_batches=eval_batches, checkpoint_interval=settings.max_steps, log_interval=5,
+        seed=settings.seed, device="cpu", kernels="reference", resume=False, export=True,
+        progress=settings.progress,
+    ))
+    trainer = Trainer(cfg, tokenizer=tokenizer)
+    model = trainer.model
+    _say(f"[4/5] training   GPT with {settings.n_layer} layers, width {settings.n_embd}, "
+         f"context {settings.block_size}: {model.num_params(non_embedding=False) / 1e6:.2f} M parameters, "
+         f"{settings.max_steps} steps of {settings.batch_size * settings.block_size} tokens")
+    summary = trainer.run()
+
+    baseline = unigram_entropy(data_dir, "val")
+    final = summary["final_val_loss"]
+    log = read_log(train_dir / LOG_FILE)
+    loss_png = save_loss_curve(log, out / "loss.png", baseline=baseline, title="fastllm demo: pre-training loss")
+    prompt_ids = tokenizer.encode_ordinary(settings.prompt)
+    generated = model.generate(prompt_ids, max_new_tokens=settings.sample_tokens, temperature=0.8, top_k=40,
+                               seed=settings.seed, stop_tokens=[tokenizer.eot_token])
+    sample = tokenizer.decode(list(generated)[len(prompt_ids):])
+    from fastllm.model.attention_maps import save_attention_map
+
+    attention_png = out / "attention.png"
+    save_attention_map(model, tokenizer, "The value of the attribute is returned.", layer=settings.n_layer - 1,
+                       path=attention_png)
+
+    _say("[5/5] results")
+    _say(f"      unigram baseline (entropy of the validation tokens): {baseline:.3f} nats/token")
+    _say(f"      final validation loss:                              {final:.3f} nats/token "
+         f"({baseline - final:+.3f} below the baseline)" if final is not None else "")
+    _say(f"      sample (temperature 0.8, top-k 40):\n\n{settings.prompt}{sample}\n")
+    _say(f"      wrote {loss_png} and {attention_png}; the model is in {summary['model_dir']}")
+    _say(f"      (try: fastllm generate --model {summary['model_dir']} --prompt \"{settings.prompt.strip()}\")")
+    _say(f"done in {time.perf_counter() - started:.0f} s")
+    return {"baseline": baseline, "final_val_loss": final, "sample": sample, "loss_png": str(loss_png),
+            "attention_png": str(attention_png), "model_dir": summary["model_dir"], "summary": summary}

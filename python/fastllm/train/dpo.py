@@ -1,0 +1,145 @@
+"""Direct preference optimization (``fastllm dpo``, Rafailov et al. 2023).
+
+Input: JSONL records ``{"prompt", "chosen", "rejected"}``. The prompt is plain text or
+a list of chat messages; a reply is text or a list holding one assistant message. A
+frozen copy of the starting model is the reference; the loss is
+
+    -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))
+
+over the replies' tokens. Logged: the implicit rewards ``beta * (log pi - log ref)``,
+their margin (chosen minus rejected) and the preference accuracy (margin > 0).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .chat_template import IGNORE, IM_END, check_messages, render, special_id, with_chat_tokens
+from .finetune import (Example, check_length, collate, fit_vocab, load_model_and_tokenizer, optimize,
+                       shuffled_batches, steps_for)
+from .jsonl import load_jsonl
+from .metrics import JsonlLog
+
+
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float):
+    """Per-pair DPO loss and the chosen/rejected implicit rewards (all shaped ``(batch,)``)."""
+    chosen_rewards = beta * (policy_chosen - ref_chosen)
+    rejected_rewards = beta * (policy_rejected - ref_rejected)
+    losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
+    return losses, chosen_rewards.detach(), rejected_rewards.detach()
+
+
+def sequence_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sum of ``log p(y_t | x_<=t)`` over the non-ignored targets of each row."""
+    logits = model(x)
+    mask = y != IGNORE
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * mask).sum(-1)
+
+
+def _reply_text(reply, where: str, field: str) -> str:
+    if isinstance(reply, str):
+        return reply
+    if isinstance(reply, list) and len(reply) == 1 and isinstance(reply[0], dict) \
+            and reply[0].get("role") == "assistant" and isinstance(reply[0].get("content"), str):
+        return reply[0]["content"]
+    raise ValueError(f"{where}: \"{field}\" must be text or a list holding one assistant message")
+
+
+def encode_pair(record, tokenizer, where: str) -> tuple[Example, Example]:
+    """The chosen and rejected sequences of one record as (ids, labels) on the reply tokens."""
+    if not isinstance(record, dict) or not all(k in record for k in ("prompt", "chosen", "rejected")):
+        raise ValueError(f"{where}: expected an object with \"prompt\", \"chosen\" and \"rejected\"")
+    prompt = record["prompt"]
+    if isinstance(prompt, list):
+        prompt_ids, _ = render(check_messages(prompt, where), tokenizer, add_generation_prompt=True)
+        end = [special_id(tokenizer, IM_END)]
+    elif isinstance(prompt, str):
+        prompt_ids = tokenizer.encode_ordinary(prompt)
+        end = [tokenizer.eot_token] if tokenizer.eot_token is not None else []
+    else:
+        raise ValueError(f"{where}: \"prompt\" must be text or a list of chat messages")
+    pair = []
+    for field in ("chosen", "rejected"):
+        reply = tokenizer.encode_ordinary(_reply_text(record[field], where, field)) + end
+        if not reply:
+            raise ValueError(f"{where}: \"{field}\" is empty")
+        pair.append((prompt_ids + reply, [IGNORE] * len(prompt_ids) + reply))
+    return pair[0], pair[1]
+
+
+def load_preferences(path, tokenizer, block_size: int) -> list[tuple[Example, Example]]:
+    pairs = []
+    for line_no, record in load_jsonl(path):
+        where = f"{path}:{line_no}"
+        chosen, rejected = encode_pair(record, tokenizer, where)
+        pairs.append((check_length(chosen, block_size, where), check_length(rejected, block_size, where)))
+    return pairs
+
+
+def needs_chat_tokens(path) -> bool:
+    return any(isinstance(r, dict) and isinstance(r.get("prompt"), list) for _, r in load_jsonl(path))
+
+
+def preference_step(policy, reference, batch, beta: float, pad_id: int, device):
+    """Loss and metrics for a batch of (chosen, rejected) pairs."""
+    n = len(batch)
+    x, y = collate([c for c, _ in batch] + [r for _, r in batch], pad_id, device)
+    policy_logps = sequence_logprobs(policy, x, y)
+    with torch.no_grad():
+        ref_logps = sequence_logprobs(reference, x, y)
+    losses, chosen_r, rejected_r = dpo_loss(policy_logps[:n], policy_logps[n:], ref_logps[:n], ref_logps[n:], beta)
+    margin = chosen_r - rejected_r
+    return losses.mean(), {
+        "reward_chosen": float(chosen_r.mean()),
+        "reward_rejected": float(rejected_r.mean()),
+        "margin": float(margin.mean()),
+        "accuracy": float((margin > 0).float().mean()),
+    }
+
+
+@dataclass
+class DPOConfig:
+    model: str
+    data: str
+    out: str = "out/dpo"
+    beta: float = 0.1
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 4
+    lr: float = 5e-6
+    warmup_steps: int = 5
+    grad_clip: float = 1.0
+    seed: int = 1337
+    device: str = "auto"
+    progress: bool = True
+
+
+def run_dpo(cfg: DPOConfig) -> dict:
+    if cfg.beta <= 0:
+        raise ValueError(f"beta must be positive, got {cfg.beta}")
+    policy, tokenizer, device = load_model_and_tokenizer(cfg.model, cfg.device)
+    if needs_chat_tokens(cfg.data):
+        tokenizer = with_chat_tokens(tokenizer)
+    pairs = load_preferences(cfg.data, tokenizer, policy.config.block_size)
+    fit_vocab(policy, tokenizer)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    policy.eval()  # no dropout: the log-ratios must compare like with like
+    torch.manual_seed(cfg.seed)
+    pad = tokenizer.eot_token if tokenizer.eot_token is not None else 0
+    steps = steps_for(len(pairs), cfg.batch_size, cfg.epochs, cfg.max_steps)
+    out = Path(cfg.out)
+    history = optimize(
+        policy, shuffled_batches(pairs, cfg.batch_size, cfg.seed),
+        lambda batch: preference_step(policy, reference, batch, cfg.beta, pad, device),
+        steps=steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
+        log=JsonlLog(out / "log.jsonl"), desc="dpo", progress=cfg.progress,
+    )
+    policy.save_pretrained(out, tokenizer=tokenizer)
+    return {"steps": steps, "history": history, "pairs": len(pairs), "model_dir": str(out)}

@@ -1,0 +1,81 @@
+"""Supervised fine-tuning on chat conversations (``fastllm sft``).
+
+Input: JSONL, one ``{"messages": [{"role": ..., "content": ...}, ...]}`` per line.
+Conversations are rendered with the chat template (its special tokens are added to
+the tokenizer and the embeddings resized) and the loss covers only assistant tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .chat_template import check_messages, render, with_chat_tokens
+from .finetune import (Example, check_length, collate, fit_vocab, load_model_and_tokenizer, optimize,
+                       shuffled_batches, steps_for)
+from .jsonl import load_jsonl
+from .metrics import JsonlLog
+
+
+def load_conversations(path: str | Path) -> list[tuple[int, list[dict]]]:
+    """``(line_number, messages)`` for every line; each must hold an assistant turn."""
+    conversations = []
+    for line_no, record in load_jsonl(path):
+        where = f"{path}:{line_no}"
+        if not isinstance(record, dict) or "messages" not in record:
+            raise ValueError(f"{where}: expected an object with a \"messages\" list")
+        messages = check_messages(record["messages"], where)
+        if not any(m["role"] == "assistant" for m in messages):
+            raise ValueError(f"{where}: the conversation has no assistant turn, so nothing to learn from")
+        conversations.append((line_no, messages))
+    return conversations
+
+
+def build_examples(conversations, tokenizer, block_size: int, source: str = "data") -> list[Example]:
+    return [check_length(render(messages, tokenizer), block_size, f"{source}:{line_no}")
+            for line_no, messages in conversations]
+
+
+@dataclass
+class SFTConfig:
+    model: str
+    data: str
+    out: str = "out/sft"
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    seed: int = 1337
+    device: str = "auto"
+    progress: bool = True
+
+
+def run_sft(cfg: SFTConfig) -> dict:
+    import torch
+
+    model, tokenizer, device = load_model_and_tokenizer(cfg.model, cfg.device)
+    tokenizer = with_chat_tokens(tokenizer)
+    examples = build_examples(load_conversations(cfg.data), tokenizer, model.config.block_size, cfg.data)
+    fit_vocab(model, tokenizer)
+    torch.manual_seed(cfg.seed)
+    pad = tokenizer.eot_token if tokenizer.eot_token is not None else 0
+    model.train()
+
+    def loss_fn(batch):
+        x, y = collate(batch, pad, device)
+        _, loss = model(x, y)
+        return loss, {"tokens": int((y != -100).sum())}
+
+    steps = steps_for(len(examples), cfg.batch_size, cfg.epochs, cfg.max_steps)
+    out = Path(cfg.out)
+    history = optimize(
+        model, shuffled_batches(examples, cfg.batch_size, cfg.seed), loss_fn, steps=steps, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
+        log=JsonlLog(out / "log.jsonl"), desc="sft", progress=cfg.progress,
+    )
+    model.eval()
+    model.save_pretrained(out, tokenizer=tokenizer)
+    return {"steps": steps, "history": history, "examples": len(examples), "model_dir": str(out)}

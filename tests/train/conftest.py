@@ -1,0 +1,78 @@
+"""Fixtures for the training tests: real tokenizers with tiny vocabularies, tiny corpora.
+
+The kernels' reference (PyTorch) path is forced: the Triton interpreter the root
+conftest enables on CPU-only machines is far too slow for training loops.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["FASTLLM_KERNELS"] = "reference"
+
+import pytest  # noqa: E402
+
+EOT = "<|endoftext|>"
+
+
+def byte_tokenizer(merges: int = 0):
+    """A real fastllm Tokenizer: the 256 bytes, ``merges`` common pairs, and <|endoftext|>."""
+    from fastllm import Tokenizer
+
+    tokens = [bytes([i]) for i in range(256)]
+    for pair in (b"th", b"he", b"in", b"er", b"an", b"re", b"on", b"at")[:merges]:
+        tokens.append(pair)
+    return Tokenizer(tokens, {EOT: len(tokens)}, "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return byte_tokenizer(merges=8)
+
+
+@pytest.fixture(scope="session")
+def documents():
+    """About 60 KB of real English prose from the default corpus (no shared data needed)."""
+    from fastllm.train.default_corpus import pydoc_topics
+
+    docs, total = [], 0
+    for doc in pydoc_topics() or ["The quick brown fox jumps over the lazy dog.\n" * 200] * 20:
+        docs.append(doc[:6000])
+        total += len(docs[-1])
+        if total > 60_000:
+            break
+    return docs
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory, tokenizer, documents):
+    from fastllm.train.prepare import prepare_documents
+
+    out = tmp_path_factory.mktemp("data")
+    prepare_documents(documents, tokenizer, out, chunk_chars=2000, progress=False)
+    return out
+
+
+def tiny_train_config(data_dir, out, **overrides):
+    from fastllm.train.config import build_config
+
+    settings = dict(data=str(data_dir), out=str(out), n_layer=2, n_head=2, n_embd=32, block_size=32,
+                    batch_size=4, max_steps=8, lr=3e-3, warmup_steps=2, eval_interval=4, eval_batches=2,
+                    checkpoint_interval=4, log_interval=1, device="cpu", kernels="reference",
+                    progress=False, export=False, resume=False)
+    settings.update(overrides)
+    return build_config(overrides=settings)
+
+
+@pytest.fixture(scope="session")
+def pretrained_dir(tmp_path_factory, tokenizer):
+    """A tiny GPT saved with save_pretrained (random weights) and its tokenizer."""
+    import torch
+
+    from fastllm.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.n_vocab, block_size=64, n_layer=2, n_head=2, n_embd=32))
+    out = tmp_path_factory.mktemp("pretrained")
+    model.save_pretrained(out, tokenizer=tokenizer)
+    return out
