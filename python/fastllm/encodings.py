@@ -149,7 +149,10 @@ def _verified_vocab(name: str) -> tuple[Path, bytes]:
     try:
         data = _download(url)
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or exc
         raise VocabUnavailableError(_offline_message(name, path, problem, url, f"download failed: {reason}")) from exc
     actual = _sha256(data)
     if actual != spec.sha256:
