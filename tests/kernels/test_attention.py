@@ -100,9 +100,9 @@ def test_reference_matches_torch_sdpa():
     for causal, window in [(False, None), (True, None), (True, 10), (False, (4, 7))]:
         left, right = normalize_window(window, causal)
         mask = torch.ones(nq, nk, dtype=torch.bool)
-        if right >= 0:
+        if right is not None:
             mask = mask.tril(diagonal=nk - nq + right)
-        if left >= 0:
+        if left is not None:
             mask = mask & torch.ones(nq, nk, dtype=torch.bool).triu(diagonal=nk - nq - left)
         expect = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
         got, lse = attention_reference(q, k, v, d**-0.5, (left, right))
@@ -182,7 +182,7 @@ def test_flash_attention_picks_decode_kernel_for_inference(monkeypatch):
     q, k, v = (t.detach() for t in make_qkv(1, 4, 1, 1, 600, 32, torch.float32, seed=12))
     out = flash_attention(q, k, v, causal=True)
     assert calls == [1]
-    ref, _ = attention_reference(q.double(), k.double(), v.double(), 32**-0.5, (-1, 0))
+    ref, _ = attention_reference(q.double(), k.double(), v.double(), 32**-0.5, (None, 0))
     assert_close(out, ref, 1e-4, "auto decode")
     q.requires_grad_()
     flash_attention(q, k, v, causal=True).sum().backward()  # training path, not decode

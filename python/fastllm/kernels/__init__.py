@@ -12,6 +12,7 @@ from .cross_entropy import cross_entropy
 from .dispatch import force_backend, interpreting, requested_backend, select_backend
 from .linear_cross_entropy import linear_cross_entropy
 from .losses import CrossEntropyLoss, LinearCrossEntropyLoss
+from .sdpa import scaled_dot_product_attention
 
 __all__ = [
     "CrossEntropyLoss",
@@ -23,5 +24,6 @@ __all__ = [
     "force_backend",
     "interpreting",
     "requested_backend",
+    "scaled_dot_product_attention",
     "select_backend",
 ]

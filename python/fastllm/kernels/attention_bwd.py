@@ -208,7 +208,7 @@ def attention_backward(
     out: torch.Tensor,
     lse: torch.Tensor,
     scale: float,
-    window: Tuple[int, int],
+    window: Tuple[Optional[int], Optional[int]],  # (left, right), None = unbounded
     softcap: float,
     config: Optional[configs.AttnConfig] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -231,10 +231,10 @@ def attention_backward(
     dv = torch.empty((b, hk, nk, d), dtype=v.dtype, device=q.device)
     common = dict(
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d,
-        HAS_LEFT=left >= 0, HAS_RIGHT=right >= 0, HAS_SOFTCAP=softcap > 0,
+        HAS_LEFT=left is not None, HAS_RIGHT=right is not None, HAS_SOFTCAP=softcap > 0,
         UPCAST=upcast, IEEE=ieee, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    scalars = (h, group, nq, nk, scale, softcap if softcap > 0 else 1.0, max(left, 0), max(right, 0))
+    scalars = (h, group, nq, nk, scale, softcap if softcap > 0 else 1.0, left or 0, right or 0)
     strides = (*q.stride(), *k.stride(), *v.stride(), *do.stride())
     attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg.block_n), b * hk)](
         q, k, v, do, lse, delta, dk, dv, *strides, *scalars, **common,

@@ -126,7 +126,7 @@ def attention_forward(
     k: torch.Tensor,
     v: torch.Tensor,
     scale: float,
-    window: Tuple[int, int],
+    window: Tuple[Optional[int], Optional[int]],  # (left, right), None = unbounded
     softcap: float,
     config: Optional[configs.AttnConfig] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -143,9 +143,9 @@ def attention_forward(
         q, k, v, out, lse,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(),
         h, h // hk, nq, nk,
-        scale, softcap if softcap > 0 else 1.0, max(left, 0), max(right, 0),
+        scale, softcap if softcap > 0 else 1.0, left or 0, right or 0,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=configs.padded_head_dim(d),
-        HAS_LEFT=left >= 0, HAS_RIGHT=right >= 0, HAS_SOFTCAP=softcap > 0,
+        HAS_LEFT=left is not None, HAS_RIGHT=right is not None, HAS_SOFTCAP=softcap > 0,
         UPCAST=upcast, IEEE=ieee,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )

@@ -7,20 +7,22 @@ float64) and returns ``out`` in the input dtype plus the log-sum-exp in the comp
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
+
+Window = Tuple[Optional[int], Optional[int]]
 
 import torch
 
 
-def visible(nq: int, nk: int, window: Tuple[int, int], device) -> torch.Tensor:
+def visible(nq: int, nk: int, window: Window, device) -> torch.Tensor:
     """Boolean ``(nq, nk)``: query ``i`` sees key ``j`` (bottom-right aligned window)."""
     left, right = window
     i = torch.arange(nq, device=device)[:, None] + (nk - nq)
     j = torch.arange(nk, device=device)[None, :]
     ok = torch.ones((nq, nk), dtype=torch.bool, device=device)
-    if left >= 0:
+    if left is not None:
         ok &= j >= i - left
-    if right >= 0:
+    if right is not None:
         ok &= j <= i + right
     return ok
 
@@ -30,11 +32,11 @@ def attention_reference(
     k: torch.Tensor,
     v: torch.Tensor,
     scale: float,
-    window: Tuple[int, int] = (-1, -1),
+    window: Window = (None, None),
     softcap: float = 0.0,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Differentiable reference. ``window`` is ``(left, right)``, ``-1`` = unbounded; causal is
-    ``right = 0``. Rows that see no key produce zeros and ``lse = -inf``."""
+    """Differentiable reference. ``window`` is ``(left, right)``, ``None`` = unbounded; causal
+    is ``right = 0`` (offsets may be negative). Rows that see no key produce zeros and ``lse = -inf``."""
     compute = torch.float64 if q.dtype == torch.float64 else torch.float32
     h, hk = q.shape[1], k.shape[1]
     kc, vc = k.to(compute), v.to(compute)

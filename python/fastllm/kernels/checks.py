@@ -39,14 +39,14 @@ def check_same(names: Tuple[str, ...], tensors: Tuple[torch.Tensor, ...]) -> Non
             raise ValueError(f"{names[0]} is on {first.device} but {name} is on {t.device}")
 
 
-def normalize_window(window: Window, causal: bool) -> Tuple[int, int]:
-    """``window`` -> ``(left, right)`` with ``-1`` meaning unbounded.
+def normalize_window(window: Window, causal: bool) -> Tuple[Optional[int], Optional[int]]:
+    """``window`` -> ``(left, right)`` offsets, ``None`` meaning unbounded (``-1`` in the API).
 
     An int ``w`` means ``(w, 0)`` when causal and ``(w, w)`` otherwise. Query ``i`` sees key
     ``j`` iff ``i + kv_len - q_len - left <= j <= i + kv_len - q_len + right``.
     """
     if window is None:
-        left, right = -1, -1
+        left, right = None, None
     elif isinstance(window, bool):
         raise TypeError("window must be None, an int or a (left, right) tuple, got a bool")
     elif isinstance(window, int):
@@ -61,8 +61,10 @@ def normalize_window(window: Window, causal: bool) -> Tuple[int, int]:
             raise ValueError(f"window entries must be >= -1 (-1 = unbounded), got {tuple(window)}")
     else:
         raise TypeError(f"window must be None, an int or a (left, right) tuple of ints, got {window!r}")
+    left = None if left == -1 else left
+    right = None if right == -1 else right
     if causal:
-        right = 0 if right == -1 else min(right, 0)
+        right = 0 if right is None else min(right, 0)
     return left, right
 
 
@@ -74,7 +76,7 @@ def check_attention(
     window: Window,
     softcap: Optional[float],
     causal: bool,
-) -> Tuple[float, Tuple[int, int], float]:
+) -> Tuple[float, Tuple[Optional[int], Optional[int]], float]:
     """Validate a flash-attention call; return ``(scale, (left, right), softcap or 0.0)``."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, t, 4)
