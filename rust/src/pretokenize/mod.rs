@@ -1,9 +1,20 @@
-//! Regex pre-tokenization: splits text into the pieces that BPE merges within.
+//! Pre-tokenization: splits text into the pieces that BPE merges within.
 //!
-//! Built-in patterns are selected by name (`gpt2`, `cl100k`, `o200k`); any other
-//! string is compiled as a custom regex (lookarounds allowed).
+//! Built-in patterns are selected by name (`gpt2`, `cl100k`, `o200k`, or the
+//! tiktoken names) or by their exact regex source, and run on hand-written
+//! scanners that are proven equal to the regex (unit tests here, property and
+//! corpus tests in `tests/tokenizer_core`). Any other string is compiled as a
+//! custom regex with fancy-regex (lookarounds allowed).
+
+mod classes;
+mod scan_cl100k;
+mod scan_gpt2;
+mod scan_o200k;
+mod text;
 
 use fancy_regex::Regex;
+
+use text::Text;
 
 /// tiktoken's r50k/GPT-2 split pattern.
 pub const GPT2_PATTERN: &str =
@@ -49,25 +60,49 @@ pub fn resolve_pattern(name_or_regex: &str) -> &str {
     }
 }
 
-/// A compiled split pattern.
+/// How a pretokenizer finds its pieces.
+#[derive(Debug, Clone)]
+enum Engine {
+    Gpt2,
+    Cl100k,
+    O200k,
+    Regex(Regex),
+}
+
+/// A compiled split pattern. `Send + Sync`; share it across threads.
 #[derive(Debug, Clone)]
 pub struct Pretokenizer {
     source: String,
-    regex: Regex,
+    engine: Engine,
 }
 
 impl Pretokenizer {
-    /// Compiles a built-in pattern by name or a custom regex.
+    /// A built-in pattern by name or source (on its scanner), else a custom regex.
     pub fn new(name_or_regex: &str) -> Result<Self, PatternError> {
-        let source = resolve_pattern(name_or_regex).to_string();
-        let regex = Regex::new(&source).map_err(|e| PatternError(e.to_string()))?;
-        Ok(Self { source, regex })
+        let source = resolve_pattern(name_or_regex);
+        let engine = match source {
+            GPT2_PATTERN => Engine::Gpt2,
+            CL100K_PATTERN => Engine::Cl100k,
+            O200K_PATTERN => Engine::O200k,
+            _ => return Self::regex_only(source),
+        };
+        // Build the class tables now rather than on the first encode.
+        classes::table();
+        classes::contraction_letters();
+        Ok(Self { source: source.to_string(), engine })
     }
 
     /// Compiles `name_or_regex` (built-in names resolved) and always splits
     /// with the regex engine: the reference the fast scanners are checked against.
     pub fn regex_only(name_or_regex: &str) -> Result<Self, PatternError> {
-        Self::new(name_or_regex)
+        let source = resolve_pattern(name_or_regex).to_string();
+        let regex = Regex::new(&source).map_err(|e| PatternError(e.to_string()))?;
+        Ok(Self { source, engine: Engine::Regex(regex) })
+    }
+
+    /// Whether a hand-written scanner (not the regex engine) does the splitting.
+    pub fn is_scanner(&self) -> bool {
+        !matches!(self.engine, Engine::Regex(_))
     }
 
     /// The regex source this pretokenizer splits with.
@@ -78,13 +113,31 @@ impl Pretokenizer {
     /// Calls `f` on every piece of `text`, in order. The pieces concatenate to
     /// the part of `text` the pattern matches.
     pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
-        for m in self.regex.find_iter(text) {
-            match m {
-                Ok(m) => f(m.as_str()),
-                // Backtrack limit exceeded: keep the rest of the text as one piece
-                // rather than dropping it.
-                Err(_) => break,
+        let scan: fn(&Text<'_>, usize) -> usize = match &self.engine {
+            Engine::Gpt2 => scan_gpt2::piece_end,
+            Engine::Cl100k => scan_cl100k::piece_end,
+            Engine::O200k => scan_o200k::piece_end,
+            Engine::Regex(regex) => {
+                for m in regex.find_iter(text) {
+                    match m {
+                        Ok(m) => f(m.as_str()),
+                        // Backtrack limit exceeded: stop rather than loop.
+                        Err(_) => break,
+                    }
+                }
+                return;
             }
+        };
+        let t = Text::new(text);
+        let mut i = 0;
+        while i < text.len() {
+            let end = scan(&t, i);
+            debug_assert!(end > i && text.is_char_boundary(end));
+            // Every built-in pattern matches at every position; a zero-length
+            // result would be a scanner bug, so never loop on it.
+            let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
+            f(&text[i..end]);
+            i = end;
         }
     }
 
@@ -112,6 +165,62 @@ mod tests {
     fn cl100k_splits_words_and_spaces() {
         let p = Pretokenizer::new("cl100k").unwrap();
         assert_eq!(p.pieces("hello world  12345"), vec!["hello", " world", " ", " ", "123", "45"]);
+    }
+
+    const SAMPLES: &[&str] = &[
+        "",
+        "Hello, world! It's 2024: we'll see 12345 things.",
+        "  leading and trailing  ",
+        "tabs\tand\r\nnewlines\n\n  \n x",
+        "I'M SHOUTING 'LL 'Ve 'ſ don't",
+        "HTTPServer iPhone ǅemal naïve ÉCOLE",
+        "日本語の文章です。中文 한국어",
+        "e\u{301}\u{301} \u{301}A! \u{301}",
+        "👋🏽 👨‍👩‍👧‍👦 🇫🇷!!",
+        "a/b//c/\n/\r\n",
+        "   ",
+        "\n",
+        "x\u{a0}y\u{3000}\u{85}z",
+        "1234567 ١٢٣٤ ½²",
+    ];
+
+    /// Deterministic pseudo-random strings over characters of every class.
+    fn random_samples() -> Vec<String> {
+        let alphabet: Vec<char> = "aZ ǅ日\u{301}\u{903}1١½ \t\n\r\u{a0}\u{3000}'sStTlLvVrReEmMdDſ!/.😀\u{200d}-_"
+            .chars()
+            .collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..3000)
+            .map(|k| {
+                (0..k % 40)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        alphabet[(state % alphabet.len() as u64) as usize]
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scanners_equal_the_regex() {
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let fast = Pretokenizer::new(name).unwrap();
+            let slow = Pretokenizer::regex_only(name).unwrap();
+            assert!(fast.is_scanner() && !slow.is_scanner());
+            let samples = SAMPLES.iter().map(|s| s.to_string()).chain(random_samples());
+            for text in samples {
+                assert_eq!(fast.pieces(&text), slow.pieces(&text), "{name} on {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn builtin_source_selects_the_scanner() {
+        assert!(Pretokenizer::new(CL100K_PATTERN).unwrap().is_scanner());
+        assert!(!Pretokenizer::new(r"\w+|\s+").unwrap().is_scanner());
     }
 
     #[test]

@@ -1,0 +1,164 @@
+//! Character classes the built-in split patterns use, as one lookup table.
+//!
+//! The table is built once from `regex-syntax`'s Unicode data, the same data
+//! fancy-regex matches with, so the scanners and the regex can never disagree
+//! about which class a character is in.
+
+use std::sync::OnceLock;
+
+use regex_syntax::hir::{Class, HirKind};
+
+/// `\p{L}`
+pub const LETTER: u8 = 1;
+/// `\p{N}`
+pub const NUMBER: u8 = 2;
+/// `\s` (Unicode White_Space)
+pub const SPACE: u8 = 4;
+/// o200k's `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`
+pub const UPPERISH: u8 = 8;
+/// o200k's `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`
+pub const LOWERISH: u8 = 16;
+
+const BLOCK: usize = 256;
+const PLANE_END: usize = 0x11_0000;
+
+/// Two-stage table: `blocks[index[cp / 256] * 256 + cp % 256]` is the class.
+pub struct ClassTable {
+    ascii: [u8; 128],
+    index: Vec<u16>,
+    blocks: Vec<u8>,
+}
+
+impl ClassTable {
+    fn build() -> Self {
+        let mut flat = vec![0u8; PLANE_END];
+        let sets: [(&str, u8); 5] = [
+            (r"\p{L}", LETTER),
+            (r"\p{N}", NUMBER),
+            (r"\s", SPACE),
+            (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", UPPERISH),
+            (r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]", LOWERISH),
+        ];
+        for (src, bit) in sets {
+            for (lo, hi) in class_ranges(src) {
+                for cp in lo..=hi {
+                    flat[cp as usize] |= bit;
+                }
+            }
+        }
+        let mut index = Vec::with_capacity(PLANE_END / BLOCK);
+        let mut blocks: Vec<u8> = Vec::new();
+        let mut seen: std::collections::HashMap<&[u8], u16> = std::collections::HashMap::new();
+        for chunk in flat.chunks(BLOCK) {
+            let next = seen.len() as u16;
+            let id = *seen.entry(chunk).or_insert_with(|| {
+                blocks.extend_from_slice(chunk);
+                next
+            });
+            index.push(id);
+        }
+        let mut ascii = [0u8; 128];
+        ascii.copy_from_slice(&flat[..128]);
+        Self { ascii, index, blocks }
+    }
+
+    /// The class bits of code point `cp`.
+    #[inline(always)]
+    pub fn class(&self, cp: u32) -> u8 {
+        if cp < 128 {
+            return self.ascii[cp as usize];
+        }
+        let block = self.index[(cp as usize) >> 8] as usize;
+        self.blocks[block * BLOCK + (cp as usize & 0xff)]
+    }
+}
+
+/// The inclusive code point ranges of a single-class regex.
+pub fn class_ranges(src: &str) -> Vec<(u32, u32)> {
+    let hir = regex_syntax::parse(src).expect("built-in class regex");
+    match hir.kind() {
+        HirKind::Class(Class::Unicode(cls)) => {
+            cls.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
+        }
+        HirKind::Literal(lit) => {
+            let s = std::str::from_utf8(&lit.0).expect("utf-8 literal");
+            s.chars().map(|c| (c as u32, c as u32)).collect()
+        }
+        other => panic!("{src} is not a character class: {other:?}"),
+    }
+}
+
+/// The shared table (built on first use, a few milliseconds).
+pub fn table() -> &'static ClassTable {
+    static TABLE: OnceLock<ClassTable> = OnceLock::new();
+    TABLE.get_or_init(ClassTable::build)
+}
+
+/// Case-insensitive ASCII letter sets as the regex engine folds them
+/// (`(?i:s)` also matches U+017F LATIN SMALL LETTER LONG S, for instance).
+pub struct FoldSet {
+    ranges: Vec<(u32, u32)>,
+}
+
+impl FoldSet {
+    pub fn new(letter: char) -> Self {
+        Self { ranges: class_ranges(&format!("(?i:{letter})")) }
+    }
+
+    #[inline]
+    pub fn contains(&self, cp: u32) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| lo <= cp && cp <= hi)
+    }
+}
+
+/// Case-folded sets for the letters of the English contractions.
+pub struct ContractionLetters {
+    pub s: FoldSet,
+    pub t: FoldSet,
+    pub d: FoldSet,
+    pub m: FoldSet,
+    pub l: FoldSet,
+    pub v: FoldSet,
+    pub r: FoldSet,
+    pub e: FoldSet,
+}
+
+pub fn contraction_letters() -> &'static ContractionLetters {
+    static LETTERS: OnceLock<ContractionLetters> = OnceLock::new();
+    LETTERS.get_or_init(|| ContractionLetters {
+        s: FoldSet::new('s'),
+        t: FoldSet::new('t'),
+        d: FoldSet::new('d'),
+        m: FoldSet::new('m'),
+        l: FoldSet::new('l'),
+        v: FoldSet::new('v'),
+        r: FoldSet::new('r'),
+        e: FoldSet::new('e'),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_of_sample_characters() {
+        let t = table();
+        assert_eq!(t.class('a' as u32), LETTER | LOWERISH);
+        assert_eq!(t.class('A' as u32), LETTER | UPPERISH);
+        assert_eq!(t.class('7' as u32), NUMBER);
+        assert_eq!(t.class(' ' as u32), SPACE);
+        assert_eq!(t.class('\u{3000}' as u32), SPACE);
+        assert_eq!(t.class('日' as u32), LETTER | UPPERISH | LOWERISH);
+        assert_eq!(t.class('\u{301}' as u32), UPPERISH | LOWERISH);
+        assert_eq!(t.class('!' as u32), 0);
+        assert_eq!(t.class(0x10FFFF), 0);
+    }
+
+    #[test]
+    fn folds_include_long_s() {
+        let c = contraction_letters();
+        assert!(c.s.contains('ſ' as u32) && c.s.contains('S' as u32));
+        assert!(!c.t.contains('s' as u32));
+    }
+}

@@ -1,0 +1,124 @@
+//! Hand-written scanner equal to the o200k_base split pattern:
+//! ```text
+//! [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//! |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+//! |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//! ```
+//! The word alternatives backtrack, so they are tried in the regex's order:
+//! first alternative with the optional prefix, then without, then the second.
+
+use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
+use super::text::{is_other, Text};
+
+/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
+fn contraction(t: &Text<'_>, j: usize) -> usize {
+    if !t.is_byte(j, b'\'') {
+        return j;
+    }
+    let f = contraction_letters();
+    let Some(a) = t.at(j + 1) else { return j };
+    if f.s.contains(a.cp) || f.t.contains(a.cp) || f.m.contains(a.cp) || f.d.contains(a.cp) {
+        return j + 1 + a.len;
+    }
+    let Some(b) = t.at(j + 1 + a.len) else { return j };
+    let pair = (f.r.contains(a.cp) && f.e.contains(b.cp))
+        || (f.v.contains(a.cp) && f.e.contains(b.cp))
+        || (f.l.contains(a.cp) && f.l.contains(b.cp));
+    if pair {
+        j + 1 + a.len + b.len
+    } else {
+        j
+    }
+}
+
+/// Maximal run of upper-ish characters from `p`: its end and the end of its
+/// last lower-ish character.
+#[inline(always)]
+fn upper_run(t: &Text<'_>, mut p: usize) -> (usize, Option<usize>) {
+    let mut last_lower_end = None;
+    while let Some(ch) = t.at(p) {
+        if ch.class & UPPERISH == 0 {
+            break;
+        }
+        p += ch.len;
+        if ch.class & LOWERISH != 0 {
+            last_lower_end = Some(p);
+        }
+    }
+    (p, last_lower_end)
+}
+
+/// `U*L+C?` at `p` (U upper-ish, L lower-ish): end of the match, if any.
+#[inline(always)]
+fn upper_star_lower_plus(t: &Text<'_>, p: usize) -> Option<usize> {
+    let (q, last_lower_end) = upper_run(t, p);
+    let end = match t.at(q) {
+        Some(ch) if ch.class & LOWERISH != 0 => t.run(q, |c| c & LOWERISH != 0),
+        // Backtracking U* gives back characters until one is lower-ish too.
+        _ => last_lower_end?,
+    };
+    Some(contraction(t, end))
+}
+
+/// `U+L*C?` at `p`: end of the match, if any.
+#[inline(always)]
+fn upper_plus_lower_star(t: &Text<'_>, p: usize) -> Option<usize> {
+    let (q, _) = upper_run(t, p);
+    if q == p {
+        return None;
+    }
+    let end = t.run(q, |c| c & LOWERISH != 0);
+    Some(contraction(t, end))
+}
+
+/// End of the piece that starts at byte `i` (< text length).
+pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
+    let Some(ch) = t.at(i) else { return i };
+    let j = i + ch.len;
+    let is_newline = ch.cp == '\n' as u32 || ch.cp == '\r' as u32;
+    let word_class = ch.class & (UPPERISH | LOWERISH) != 0;
+    // [^\r\n\p{L}\p{N}]? may take this character as the prefix.
+    let prefix = !is_newline && ch.class & (LETTER | NUMBER) == 0;
+    if prefix || word_class {
+        let attempts = [(prefix, j), (word_class, i)];
+        for (ok, p) in attempts {
+            if ok {
+                if let Some(end) = upper_star_lower_plus(t, p) {
+                    return end;
+                }
+            }
+        }
+        for (ok, p) in attempts {
+            if ok {
+                if let Some(end) = upper_plus_lower_star(t, p) {
+                    return end;
+                }
+            }
+        }
+    }
+    // \p{N}{1,3}
+    if ch.class & NUMBER != 0 {
+        return t.numbers(j, 2);
+    }
+    // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
+    let other_from = if is_other(ch.class) {
+        Some(i)
+    } else if ch.cp == ' ' as u32 && t.at(j).is_some_and(|n| is_other(n.class)) {
+        Some(j)
+    } else {
+        None
+    };
+    if let Some(start) = other_from {
+        let end = t.run(start, is_other);
+        return t.run_bytes(end, b"\r\n/");
+    }
+    // \s*[\r\n]+ | \s+(?!\S) | \s+
+    let run = t.space_run(i);
+    if let Some(end) = run.newline_end {
+        end
+    } else if run.end == t.len() || run.last_start == i {
+        run.end
+    } else {
+        run.last_start
+    }
+}

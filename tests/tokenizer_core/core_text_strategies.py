@@ -1,0 +1,38 @@
+"""Hypothesis strategies for text that stresses split patterns and BPE."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+EMOJI = ["👋", "👋🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇫🇷", "🇯🇵", "❤️", "☺︎", "🧑🏿‍🚀", "1️⃣", "#️⃣", "🫠"]
+COMBINING = [chr(c) for c in (0x0300, 0x0301, 0x0308, 0x0327, 0x0336, 0x20DD, 0x0903, 0x093F, 0x0E31, 0x1AB0)]
+CJK = "日本語の文章です。中文字符串，한국어 텍스트ひらがなカタカナ〜ー"
+WHITESPACE = [" ", "  ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u3000", "\u2009", "\u0085", "\u000b", "\u000c", "\u2028"]
+CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'ſ", "’s"]
+WORDS = ["hello", "World", "HTTPServer", "iPhone", "naïve", "ÉCOLE", "ǅemal", "ﬁne", "straße", "Ωμέγα", "привет", "الْعَرَبِيَّة", "हिन्दी"]
+PUNCT = list("!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'") + ["...", "—", "«»", "¿", "/\n", "//"]
+
+
+def _random_case(word: str) -> st.SearchStrategy[str]:
+    return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
+        lambda flags: "".join(c.upper() if f else c for c, f in zip(word, flags))
+    )
+
+
+contraction = st.sampled_from(CONTRACTIONS).flatmap(_random_case)
+digits = st.text(alphabet="0123456789٠١٢٣½²Ⅻ", min_size=1, max_size=9)
+whitespace_run = st.lists(st.sampled_from(WHITESPACE), min_size=1, max_size=5).map("".join)
+word = st.one_of(st.sampled_from(WORDS).flatmap(_random_case), st.text(alphabet="abcxyzABCXYZ", min_size=1, max_size=8))
+emoji = st.sampled_from(EMOJI)
+combining = st.tuples(st.sampled_from("aeoAEOnı가"), st.lists(st.sampled_from(COMBINING), min_size=1, max_size=3)).map(
+    lambda t: t[0] + "".join(t[1])
+)
+cjk = st.text(alphabet=CJK, min_size=1, max_size=6)
+punct = st.sampled_from(PUNCT)
+# Any code point except surrogates (not encodable as UTF-8).
+anything = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=6)
+
+piece = st.one_of(contraction, digits, whitespace_run, word, emoji, combining, cjk, punct, anything)
+
+#: A mix of the above, glued together without separators.
+tricky_text = st.lists(piece, max_size=24).map("".join)
