@@ -1,7 +1,9 @@
 """Fixtures for the training tests: real tokenizers with tiny vocabularies, tiny corpora.
 
 The kernels' reference (PyTorch) path is forced: the Triton interpreter the root
-conftest enables on CPU-only machines is far too slow for training loops.
+conftest enables on CPU-only machines is far too slow for training loops. Torch runs
+one thread: these models are tiny, and on a loaded 2-core machine more threads made a
+training step ~15x slower (measured), not faster.
 """
 
 from __future__ import annotations
@@ -13,6 +15,16 @@ os.environ["FASTLLM_KERNELS"] = "reference"
 import pytest  # noqa: E402
 
 EOT = "<|endoftext|>"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def byte_tokenizer(merges: int = 0):

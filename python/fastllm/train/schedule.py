@@ -24,17 +24,17 @@ class WarmupCosine:
     def __post_init__(self):
         if self.max_lr < 0 or self.min_lr < 0 or self.min_lr > self.max_lr:
             raise ValueError(f"need 0 <= min_lr <= max_lr, got min_lr={self.min_lr}, max_lr={self.max_lr}")
-        if self.warmup_steps < 0 or self.total_steps <= 0:
+        if not 0 <= self.warmup_steps <= self.total_steps or self.total_steps <= 0:
             raise ValueError(
-                f"need warmup_steps >= 0 and total_steps > 0, got {self.warmup_steps}, {self.total_steps}"
+                f"need 0 <= warmup_steps <= total_steps, total_steps > 0; got {self.warmup_steps}, {self.total_steps}"
             )
 
     def __call__(self, step: int) -> float:
+        if step >= self.total_steps:
+            return self.min_lr
         if step < self.warmup_steps:
             return self.max_lr * (step + 1) / self.warmup_steps
         decay_steps = self.total_steps - self.warmup_steps
-        if step >= self.total_steps or decay_steps <= 0:
-            return self.min_lr
         progress = (step - self.warmup_steps) / decay_steps
         return self.min_lr + 0.5 * (self.max_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
 
