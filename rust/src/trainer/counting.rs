@@ -61,7 +61,7 @@ impl PieceCounter {
         let mut chunks: Vec<String> = Vec::with_capacity(batch);
         for path in paths {
             let mut reader = FileChunks::open(path, chunk_bytes)?;
-            while let Some(chunk) = reader.next_chunk(&self.specials)? {
+            while let Some(chunk) = reader.next_chunk(&self.specials, &self.pretokenizer)? {
                 chunks.push(chunk);
                 if chunks.len() == batch {
                     self.add_chunks(&mut chunks, progress);

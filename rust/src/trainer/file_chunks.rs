@@ -5,9 +5,14 @@
 //! point or looks across it (letter runs stop at the newline just as they stop at
 //! the end of the text), so counting the chunks one by one gives exactly the pieces
 //! of the whole file. A custom pattern whose matches cross a letter-newline boundary
-//! would see the file cut there. If no such boundary turns up within
-//! [`MAX_GROWTH`] chunk sizes, the chunk is cut after the last newline instead (or,
-//! failing that, at the last character boundary), so memory stays bounded.
+//! would see the file cut there.
+//!
+//! If no such boundary turns up within [`MAX_GROWTH`] chunk sizes, the buffered text
+//! is pre-tokenized and cut at the start of a piece that follows a non-whitespace
+//! character, leaving at least two pieces for the next chunk (or just after a special
+//! token), which is again exact for the built-in patterns. Only a buffer of
+//! [`HARD_GROWTH`] chunk sizes with no piece boundary at all (one giant piece) is cut
+//! at a character boundary, so memory stays bounded.
 
 use std::fs::File;
 use std::io::Read;
@@ -17,9 +22,13 @@ use fancy_regex::Regex;
 
 use super::specials::SpecialSplitter;
 use super::TrainError;
+use crate::pretokenize::Pretokenizer;
 
-/// A chunk may grow to this many times the target size while looking for a boundary.
+/// A chunk may grow to this many times the target size while looking for a
+/// letter-newline boundary.
 pub const MAX_GROWTH: usize = 8;
+/// ... and to this many times while looking for any piece boundary.
+pub const HARD_GROWTH: usize = 64;
 
 /// Reads one file as a sequence of UTF-8 chunks.
 pub struct FileChunks {
@@ -48,7 +57,11 @@ impl FileChunks {
     }
 
     /// The next chunk, or `None` at the end of the file.
-    pub fn next_chunk(&mut self, specials: &SpecialSplitter) -> Result<Option<String>, TrainError> {
+    pub fn next_chunk(
+        &mut self,
+        specials: &SpecialSplitter,
+        pretokenizer: &Pretokenizer,
+    ) -> Result<Option<String>, TrainError> {
         let mut want = self.chunk_bytes;
         loop {
             self.fill(want)?;
@@ -63,7 +76,12 @@ impl FileChunks {
                 return self.cut_at(cut).map(Some);
             }
             if want >= self.chunk_bytes * MAX_GROWTH {
-                let cut = self.fallback_boundary();
+                if let Some(cut) = self.piece_boundary(specials, pretokenizer) {
+                    return self.cut_at(cut).map(Some);
+                }
+            }
+            if want >= self.chunk_bytes * HARD_GROWTH {
+                let cut = self.char_boundary();
                 return self.cut_at(cut).map(Some);
             }
             want += self.chunk_bytes;
@@ -112,10 +130,29 @@ impl FileChunks {
         }
     }
 
-    fn fallback_boundary(&self) -> usize {
-        if let Some(nl) = memchr::memrchr(b'\n', &self.buf) {
-            return nl + 1;
-        }
+    /// A cut at a piece start in the pre-tokenized buffer: not one of the last two
+    /// pieces (they may still grow), and right after a non-whitespace character (so
+    /// that the chunk does not end in whitespace, which patterns treat differently at
+    /// the end of the text), or just after a special token. `None` if there is none.
+    fn piece_boundary(&self, specials: &SpecialSplitter, pretokenizer: &Pretokenizer) -> Option<usize> {
+        let text = match std::str::from_utf8(&self.buf) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&self.buf[..e.valid_up_to()]).expect("valid prefix"),
+        };
+        let base = text.as_ptr() as usize;
+        let mut last_segment = 0;
+        let mut starts = Vec::new();
+        specials.for_each_segment(text, |segment| {
+            last_segment = segment.as_ptr() as usize - base;
+            pretokenizer.for_each_piece(segment, |piece| starts.push(piece.as_ptr() as usize - base));
+        });
+        let after_text = |&c: &usize| text[..c].chars().next_back().is_some_and(|ch| !ch.is_whitespace());
+        let piece_cut = starts.iter().rev().skip(2).copied().find(after_text).unwrap_or(0);
+        let cut = piece_cut.max(last_segment);
+        (cut > 0 && !specials.spans(&self.buf, cut)).then_some(cut)
+    }
+
+    fn char_boundary(&self) -> usize {
         let mut cut = self.buf.len();
         while cut > 0 && (self.buf[cut - 1] & 0xC0) == 0x80 {
             cut -= 1;
@@ -156,9 +193,10 @@ mod tests {
         std::fs::File::create(&path).unwrap().write_all(data).unwrap();
         let specials: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
         let specials = SpecialSplitter::new(&specials).unwrap();
+        let pretokenizer = Pretokenizer::new("cl100k").unwrap();
         let mut reader = FileChunks::open(&path, chunk_bytes)?;
         let mut out = Vec::new();
-        while let Some(c) = reader.next_chunk(&specials)? {
+        while let Some(c) = reader.next_chunk(&specials, &pretokenizer)? {
             out.push(c);
         }
         std::fs::remove_file(&path).unwrap();
@@ -195,9 +233,20 @@ mod tests {
     }
 
     #[test]
-    fn falls_back_when_there_is_no_letter_boundary() {
+    fn falls_back_to_piece_boundaries() {
         let text = "1234567890\n".repeat(20);
         let chunks = chunks_of(text.as_bytes(), 4, &[]).unwrap();
+        assert_eq!(chunks.concat(), text);
+        assert!(chunks.len() > 1);
+        let pieces = Pretokenizer::new("cl100k").unwrap();
+        let chunked: Vec<&str> = chunks.iter().flat_map(|c| pieces.pieces(c)).collect();
+        assert_eq!(chunked, pieces.pieces(&text));
+    }
+
+    #[test]
+    fn cuts_one_giant_piece_at_a_character_boundary() {
+        let text = "ж".repeat(1000);
+        let chunks = chunks_of(text.as_bytes(), 3, &[]).unwrap();
         assert_eq!(chunks.concat(), text);
         assert!(chunks.len() > 1);
     }
