@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastllm.bpe_merges import check_merges_follow_ranks
 from fastllm.gpt2_bytes import text_to_bytes
-from fastllm.vocab_data import VocabData
+from fastllm.vocab_data import VocabData, tokens_in_rank_order
 
 #: GPT-2's one special token, when the vocabulary has it.
 ENDOFTEXT = "<|endoftext|>"
@@ -35,25 +35,26 @@ def read_gpt2_vocab(
         raise ValueError(f"{vocab_source}: expected a non-empty JSON object of token -> id")
     specials = {text: vocab[text] for text in special_tokens if text in vocab}
     special_ids = set(specials.values())
+    tokens = tokens_from_text_vocab(vocab, special_ids, vocab_source)
+    # Merges are checked on the token texts: the text map is one character per byte.
+    rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
+    check_merges_follow_ranks(_read_merges(merges_path), rank_of_text, str(merges_path))
+    return VocabData(tokens, specials, "gpt2")
+
+
+def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> list[bytes]:
+    """The token bytes in id order of a GPT-2 text vocabulary (text -> id), leaving out ``special_ids``."""
     by_id: dict[int, bytes] = {}
     for text, token_id in vocab.items():
-        if not isinstance(token_id, int) or token_id < 0:
-            raise ValueError(f"{vocab_source}: entry {text!r} has invalid id {token_id!r}")
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"{source}: vocab entry {text!r} has invalid id {token_id!r}")
         if token_id in special_ids:
             continue
         try:
             by_id[token_id] = text_to_bytes(text)
         except ValueError as exc:
-            raise ValueError(f"{vocab_source}: {exc}") from None
-    count = len(by_id)
-    if not by_id or max(by_id) != count - 1:
-        missing = next((i for i in range(count) if i not in by_id), 0)
-        raise ValueError(f"{vocab_source}: ids must be 0..{count - 1} apart from specials; id {missing} is missing")
-    tokens = [by_id[i] for i in range(count)]
-    # Merges are checked on the token texts: the text map is one character per byte.
-    rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
-    check_merges_follow_ranks(_read_merges(merges_path), rank_of_text, str(merges_path))
-    return VocabData(tokens, specials, "gpt2")
+            raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
+    return tokens_in_rank_order(by_id, source)
 
 
 def _read_merges(path: str | os.PathLike):

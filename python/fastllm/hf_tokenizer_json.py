@@ -16,7 +16,8 @@ from pathlib import Path
 
 from fastllm.atomic_file import write_bytes_atomic
 from fastllm.bpe_merges import check_merges_follow_ranks, derive_merges
-from fastllm.gpt2_bytes import bytes_to_text, text_to_bytes
+from fastllm.gpt2_bytes import bytes_to_text
+from fastllm.gpt2_vocab_files import tokens_from_text_vocab
 from fastllm.oniguruma_pattern import to_oniguruma
 from fastllm.vocab_data import VocabData
 
@@ -132,17 +133,7 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{source}: model.vocab is missing or empty")
     special_ids = set(specials.values())
-    by_id: dict[int, bytes] = {}
-    for text, token_id in vocab.items():
-        if not isinstance(token_id, int) or token_id < 0:
-            raise ValueError(f"{source}: vocab entry {text!r} has invalid id {token_id!r}")
-        if token_id in special_ids:
-            continue
-        try:
-            by_id[token_id] = text_to_bytes(text)
-        except ValueError as exc:
-            raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
-    tokens = _contiguous(by_id, source)
+    tokens = tokens_from_text_vocab(vocab, special_ids, source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
     check_merges_follow_ranks(_merge_pairs(model.get("merges") or [], source), rank_of_text, source)
@@ -169,17 +160,6 @@ def _specials_of(added_tokens: list, source: str) -> dict[str, int]:
             raise ValueError(f"{source}: malformed added_tokens entry {entry!r}")
         specials[entry["content"]] = entry["id"]
     return specials
-
-
-def _contiguous(by_id: dict[int, bytes], source: str) -> list[bytes]:
-    count = len(by_id)
-    if max(by_id) != count - 1:
-        missing = next(i for i in range(count) if i not in by_id)
-        raise ValueError(
-            f"{source}: the mergeable token ids must be 0..{count - 1} (specials after them), "
-            f"but id {missing} is missing or is an added token"
-        )
-    return [by_id[i] for i in range(count)]
 
 
 def _pattern_of(pre: object, source: str, known_patterns: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from fastllm.atomic_file import write_bytes_atomic
+from fastllm.vocab_data import tokens_in_rank_order
 
 
 def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:
@@ -47,16 +48,7 @@ def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:
             )
         by_rank[rank] = token
         line_of_token[token] = number
-    if not by_rank:
-        raise ValueError(f"{source}: no tokens (empty vocabulary file)")
-    count = len(by_rank)
-    if max(by_rank) != count - 1:
-        missing = next(rank for rank in range(count) if rank not in by_rank)
-        raise ValueError(
-            f"{source}: ranks must be 0..{count - 1} without gaps, but rank {missing} is missing "
-            f"(largest rank {max(by_rank)})"
-        )
-    return [by_rank[rank] for rank in range(count)]
+    return tokens_in_rank_order(by_rank, source)
 
 
 def read_tiktoken(path: str | os.PathLike) -> list[bytes]:

@@ -38,7 +38,6 @@ def register(subparsers) -> None:
     train.set_defaults(handler=_train)
 
     encode = commands.add_parser("encode", help="print the token ids of a text")
-    encode.add_argument("text", nargs="?", help="the text (default: --file, else stdin)")
     _add_input_args(encode)
     encode.add_argument("--allow-special", action="store_true", help="encode special tokens in the text as their ids")
     encode.add_argument("--json", action="store_true", help="print a JSON list")
@@ -57,7 +56,6 @@ def register(subparsers) -> None:
     stats.set_defaults(handler=_stats)
 
     show = commands.add_parser("show", help="show how a text splits into tokens")
-    show.add_argument("text", nargs="?", help="the text (default: --file, else stdin)")
     _add_input_args(show)
     color = show.add_mutually_exclusive_group()
     color.add_argument("--no-color", action="store_true", help="plain '|'-separated tokens")
@@ -76,6 +74,7 @@ def _add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", nargs="?", help="the text (default: --file, else stdin)")
     parser.add_argument("--file", "-f", default=None, help="read the text from this UTF-8 file")
     _add_tokenizer_args(parser)
 
