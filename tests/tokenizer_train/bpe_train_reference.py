@@ -46,7 +46,8 @@ def pieces(texts, pattern, special_tokens=()):
     for text in texts:
         for segment in cut.split(text) if cut else [text]:
             for piece in split.findall(segment):
-                counts[piece.encode("utf-8")] += 1
+                if piece:
+                    counts[piece.encode("utf-8")] += 1
     return counts
 
 

@@ -81,7 +81,9 @@ impl PieceCounter {
     fn count_text<'t>(&self, text: &'t str, counts: &mut BorrowedCounts<'t>) {
         self.specials.for_each_segment(text, |segment| {
             self.pretokenizer.for_each_piece(segment, |piece| {
-                *counts.entry(piece).or_insert(0) += 1;
+                if !piece.is_empty() {
+                    *counts.entry(piece).or_insert(0) += 1;
+                }
             });
         });
     }
