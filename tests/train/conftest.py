@@ -84,7 +84,7 @@ def pretrained_dir(tmp_path_factory, tokenizer):
     from fastllm.model import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tokenizer.n_vocab, block_size=64, n_layer=2, n_head=2, n_embd=32))
+    model = GPT(GPTConfig(vocab_size=tokenizer.n_vocab, block_size=128, n_layer=2, n_head=2, n_embd=32))
     out = tmp_path_factory.mktemp("pretrained")
     model.save_pretrained(out, tokenizer=tokenizer)
     return out

@@ -107,7 +107,7 @@ def optimize(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            record = {"step": step + 1, "loss": float(loss), "lr": schedule(step), **metrics}
+            record = {"step": step + 1, "loss": float(loss.detach()), "lr": schedule(step), **metrics}
             if not math.isfinite(record["loss"]):
                 raise FloatingPointError(f"the loss became {record['loss']} at step {step + 1}; lower --lr")
             history.append(record)
