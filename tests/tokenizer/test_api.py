@@ -4,6 +4,7 @@ incremental decoding, pickling, threads, and a clear exception for every bad inp
 from __future__ import annotations
 
 import pickle
+import time
 import threading
 
 import numpy as np
@@ -266,3 +267,35 @@ def test_bad_construction(args, error, message):
 def test_custom_regex_with_lookaround():
     tok = Tokenizer(BYTES, {}, r"\d+(?=px)|\w+|\s+|.")
     assert tok.split("12px 7em") == ["12", "px", " ", "7em"]
+
+
+@pytest.mark.parametrize("call", ["encode_ordinary", "encode_ordinary_batch", "encode_to_numpy"])
+def test_heavy_calls_release_the_gil(call, fastllm_encoding, shared_data):
+    """While one thread is inside a long call, another keeps running Python code.
+
+    A call holding the GIL lets the other thread run for at most one switch
+    interval (5 ms) at its start; here the other thread must run in at least
+    five distinct 10 ms slots inside the call.
+    """
+    tok = fastllm_encoding("cl100k_base")
+    text = (shared_data / "tinyshakespeare.txt").read_text()
+    argument = text.splitlines(keepends=True) if call == "encode_ordinary_batch" else text
+    span = {}
+
+    def worker():
+        span["start"] = time.perf_counter()
+        getattr(tok, call)(argument)
+        span["end"] = time.perf_counter()
+
+    slots = set()
+    for _ in range(5):  # retry: on a busy machine a call may be too short to tell
+        slots.clear()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        while thread.is_alive():
+            slots.add(time.perf_counter() // 0.01)
+        thread.join()
+        inside = {slot for slot in slots if span["start"] // 0.01 < slot < span["end"] // 0.01}
+        if span["end"] - span["start"] > 0.08:
+            break
+    assert len(inside) >= 5, f"{call}: the main thread ran in {len(inside)} 10 ms slots of a {span['end'] - span['start']:.3f} s call"
