@@ -27,6 +27,7 @@ BUILTIN_PATTERNS = ("gpt2", "cl100k", "o200k")
 ENDOFTEXT = "<|endoftext|>"
 
 SpecialPolicy = Union[str, Iterable[str]]  # "all" or a collection of special token strings
+_NO_SPECIALS: frozenset[str] = frozenset()  # the default allowed_special
 
 
 class Tokenizer:
@@ -181,7 +182,7 @@ class Tokenizer:
         self,
         text: str,
         *,
-        allowed_special: SpecialPolicy = frozenset(),
+        allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
     ) -> list[int]:
         """Token ids of ``text`` with tiktoken's special-token policy.
@@ -204,7 +205,7 @@ class Tokenizer:
         texts: Iterable[str],
         *,
         num_threads: int | None = None,
-        allowed_special: SpecialPolicy = frozenset(),
+        allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
     ) -> list[list[int]]:
         """:meth:`encode` of each text, in parallel (``num_threads=None``: all cores)."""
@@ -220,7 +221,7 @@ class Tokenizer:
         self,
         text: str,
         *,
-        allowed_special: SpecialPolicy = frozenset(),
+        allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
     ) -> np.ndarray:
         """:meth:`encode` as a read-only ``uint32`` numpy array (no Python int per token)."""
@@ -323,16 +324,17 @@ class Tokenizer:
     def _vocab(self) -> VocabData:
         return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern)
 
-    def _special_policy(self, allowed: SpecialPolicy, disallowed: SpecialPolicy) -> tuple[set[str], set[str]]:
+    def _special_policy(self, allowed: SpecialPolicy, disallowed: SpecialPolicy):
+        """The (allowed, disallowed) arguments for the core; None means the core's default
+        (nothing allowed, every special disallowed), which skips building sets per call."""
+        disallow_rest = isinstance(disallowed, str) and disallowed == "all"
         if isinstance(allowed, str) and allowed == "all":
-            allowed_set = set(self._special_set)
-        else:
-            allowed_set = self._special_names(allowed, "allowed_special")
-        if isinstance(disallowed, str) and disallowed == "all":
-            disallowed_set = set(self._special_set - allowed_set)
-        else:
-            disallowed_set = self._special_names(disallowed, "disallowed_special")
-        return allowed_set, disallowed_set
+            return ("all", ()) if disallow_rest else ("all", self._special_names(disallowed, "disallowed_special"))
+        if allowed is _NO_SPECIALS and disallow_rest:
+            return None, None
+        allowed_set = self._special_names(allowed, "allowed_special")
+        disallowed_set = self._special_set - allowed_set if disallow_rest else self._special_names(disallowed, "disallowed_special")
+        return allowed_set, set(disallowed_set)
 
     def _special_names(self, names: Iterable[str], what: str) -> set[str]:
         if isinstance(names, (str, bytes)):
