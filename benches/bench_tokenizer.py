@@ -161,7 +161,7 @@ def run_train_section(quick: bool, json_path: str | None) -> dict | None:
     if not script.is_file():
         print(f"\n(training section skipped: {script.name} is not there)")
         return None
-    argv = [sys.executable, str(script)] + (["--quick"] if quick else [])
+    argv = [sys.executable, str(script)] + (["--mb", "2", "--vocab", "4096"] if quick else [])
     train_json = None
     if json_path:
         train_json = str(Path(json_path).with_suffix("")) + ".train.json"
