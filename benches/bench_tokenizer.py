@@ -20,6 +20,7 @@ Times are medians of ``--repeats`` runs; MB = 10**6 bytes of UTF-8. ``--train`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -47,15 +48,21 @@ def shared_data_dir() -> Path:
     sys.exit("needs the real vocab files: set FASTLLM_SHARED_DATA to the folder holding gpt2.tiktoken etc.")
 
 
-def median_seconds(fn, repeats: int) -> tuple[float, object]:
-    """Median wall time of ``fn()`` over ``repeats`` runs, and the last result."""
-    times = []
-    result = None
+def interleaved_medians(calls: dict[str, object], repeats: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Median wall time of each ``calls[name]()`` over ``repeats`` rounds, and each last result.
+
+    Rounds run every implementation once in turn, so a change in machine load
+    (2 shared cores here) hits all of them alike and the ratios stay fair.
+    """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    results: dict[str, object] = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        for name, call in calls.items():
+            results[name] = None  # free the previous result before timing again
+            start = time.perf_counter()
+            results[name] = call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, results
 
 
 def build_tokenizers(name: str, data: Path, workdir: Path):
@@ -107,27 +114,27 @@ def bench_encoding(name, ours, reference, hf, corpora, repeats, threads, rows):
         rows.append(row)
         print(_format_row(row), flush=True)
 
+    single = (ours.encode_ordinary, reference.encode_ordinary, functools.partial(hf.encode, add_special_tokens=False))
+    batch = (
+        ours.encode_ordinary_batch,
+        functools.partial(reference.encode_ordinary_batch, num_threads=threads),
+        functools.partial(hf.encode_batch, add_special_tokens=False),
+    )
+
+    def measure(functions, argument):
+        calls = {impl: functools.partial(fn, argument) for impl, fn in zip(("fastllm", "tiktoken", "hf"), functions)}
+        timings, out = interleaved_medians(calls, repeats)
+        return timings, out["fastllm"] == out["tiktoken"]
+
     for corpus, text in corpora.items():
         n_bytes = len(text.encode("utf-8"))
-        t_ours, ids_ours = median_seconds(lambda: ours.encode_ordinary(text), repeats)
-        t_ref, ids_ref = median_seconds(lambda: reference.encode_ordinary(text), repeats)
-        t_hf, _ = median_seconds(lambda: hf.encode(text, add_special_tokens=False), repeats)
-        add("single", corpus, n_bytes, 1, {"fastllm": t_ours, "tiktoken": t_ref, "hf": t_hf}, ids_ours == ids_ref)
-        del ids_ours, ids_ref
-
+        add("single", corpus, n_bytes, 1, *measure(single, text))
         for section, docs in (("batch", _documents(text)), ("lines", text.splitlines(keepends=True))):
-            t_ours, ids_ours = median_seconds(lambda: ours.encode_ordinary_batch(docs), repeats)
-            t_ref, ids_ref = median_seconds(lambda: reference.encode_ordinary_batch(docs, num_threads=threads), repeats)
-            t_hf, _ = median_seconds(lambda: hf.encode_batch(docs, add_special_tokens=False), repeats)
-            add(section, corpus, n_bytes, len(docs), {"fastllm": t_ours, "tiktoken": t_ref, "hf": t_hf}, ids_ours == ids_ref)
-            del ids_ours, ids_ref
+            add(section, corpus, n_bytes, len(docs), *measure(batch, docs))
 
     base = next(r for r in rows if r["encoding"] == name and r["section"] == "single" and r["corpus"] == "tinyshakespeare")
     for label, text in (("'^'*1e6", "^" * 1_000_000), ("'a'*1e6", "a" * 1_000_000)):
-        t_ours, ids_ours = median_seconds(lambda: ours.encode_ordinary(text), repeats)
-        t_ref, ids_ref = median_seconds(lambda: reference.encode_ordinary(text), repeats)
-        t_hf, _ = median_seconds(lambda: hf.encode(text, add_special_tokens=False), max(1, repeats // 2))
-        add("worst", label, len(text), 1, {"fastllm": t_ours, "tiktoken": t_ref, "hf": t_hf}, ids_ours == ids_ref)
+        add("worst", label, len(text), 1, *measure(single, text))
         row = rows[-1]
         row["fastllm_vs_text"] = row["fastllm_mb_s"] / base["fastllm_mb_s"]
         row["tiktoken_vs_text"] = row["tiktoken_mb_s"] / base["tiktoken_mb_s"]
