@@ -121,8 +121,9 @@ def test_forward_bad_input(model):
     vocab = model.config.vocab_size
     with pytest.raises(ValueError, match="longer than the context"):
         model(torch.zeros((1, model.config.block_size + 1), dtype=torch.long))
-    with pytest.raises(ValueError, match="empty"):
-        model(torch.zeros((1, 0), dtype=torch.long))
+    for shape in [(1, 0), (0, 3)]:
+        with pytest.raises(ValueError, match="empty"):
+            model(torch.zeros(shape, dtype=torch.long))
     with pytest.raises(ValueError, match=r"token ids must be in \[0, "):
         model(torch.tensor([[0, vocab]]))
     with pytest.raises(ValueError, match=r"token ids must be in \[0, "):

@@ -172,9 +172,10 @@ class GPT(nn.Module):
             raise ValueError(f"idx must have shape (batch, seq), got {tuple(idx.shape)}")
         if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.dtype.is_complex:
             raise TypeError(f"idx must hold integer token ids, got dtype {idx.dtype}")
-        if idx.shape[1] == 0:
+        if idx.shape[0] == 0 or idx.shape[1] == 0:
             raise ValueError("idx is empty: at least one token is needed")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+        # out-of-range ids would be a device-side assert on CUDA; skipped while torch.compile traces
+        if not torch.compiler.is_compiling() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise ValueError(
                 f"token ids must be in [0, {self.config.vocab_size}), got range "
                 f"[{int(idx.min())}, {int(idx.max())}]"
