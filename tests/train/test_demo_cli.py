@@ -1,0 +1,69 @@
+"""The CLI commands end to end, the demo included (quick settings)."""
+
+import json
+import re
+
+import pytest
+
+from fastllm.cli.main import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_demo_beats_the_unigram_baseline(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    baseline = float(re.search(r"unigram baseline .*?: ([\d.]+) nats", out).group(1))
+    final = float(re.search(r"final validation loss:\s+([\d.]+) nats", out).group(1))
+    assert final < baseline
+    for name in ("loss.png", "attention.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+    assert "sample" in out and (tmp_path / "train" / "model" / "config.json").is_file()
+
+
+def test_prepare_train_sft_dpo_from_the_command_line(tmp_path, tokenizer, documents, capsys):
+    tok_file = tmp_path / "tok.json"
+    tokenizer.save(tok_file)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\f\n".join(documents), encoding="utf-8")
+    assert main(["prepare", str(corpus), "--tokenizer", str(tok_file), "--out", str(tmp_path / "data"),
+                 "--chunk-chars", "2000", "--quiet"]) == 0
+    assert f"{len(documents)} documents" in capsys.readouterr().out
+
+    config = tmp_path / "run.toml"
+    config.write_text(f'data = "{tmp_path / "data"}"\nn_layer = 2\nn_head = 2\nn_embd = 32\nblock_size = 64\n'
+                      'batch_size = 2\nmax_steps = 3\neval_interval = 3\neval_batches = 1\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--seq-len", "32",
+                 "--no-progress", "--device", "cpu", "--kernels", "reference"]) == 0
+    assert "model saved to" in capsys.readouterr().out
+    model_dir = tmp_path / "run" / "model"
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert records[0]["config"]["seq_len"] == 32 and records[0]["config"]["n_layer"] == 2
+
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                             {"role": "assistant", "content": "hello"}]}) + "\n")
+    assert main(["sft", "--model", str(model_dir), "--data", str(chat), "--out", str(tmp_path / "sft"),
+                 "--max-steps", "2", "--quiet", "--device", "cpu"]) == 0
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text(json.dumps({"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello",
+                                 "rejected": "go away"}) + "\n")
+    assert main(["dpo", "--model", str(tmp_path / "sft"), "--data", str(prefs), "--out", str(tmp_path / "dpo"),
+                 "--max-steps", "2", "--quiet", "--device", "cpu"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "{tmp}/nothing", "--no-progress"], "data directory .* does not exist"),
+    (["train", "--data", "{tmp}", "--no-progress"], "not a prepared data directory"),
+    (["train", "--no-progress"], "no data directory"),
+    (["train", "--data", "{tmp}", "--n-layer", "0"], "n_layer must be positive"),
+    (["sft", "--model", "{tmp}/none", "--data", "x.jsonl"], "model directory .* does not exist"),
+    (["prepare", "{tmp}/missing.txt", "--tokenizer", "{tmp}", "--out", "{tmp}/o"], ""),
+])
+def test_cli_errors_are_one_clear_line(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastllm {argv[0]}: error: ") and re.search(message, err)
+    assert "Traceback" not in err
