@@ -216,7 +216,8 @@ def attention_backward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
-    cfg = pick_config(configs.ATTN_BWD, d, config, configs.ATTN_INTERPRET)
+    cfg = pick_config(configs.ATTN_BWD_DQ, d, config, configs.ATTN_INTERPRET, q.dtype)
+    cfg_kv = pick_config(configs.ATTN_BWD_DKDV, d, config, configs.ATTN_INTERPRET, q.dtype)
     block_d = configs.padded_head_dim(d)
     upcast, ieee = kernel_flags(q.dtype)
     left, right = window
@@ -230,16 +231,17 @@ def attention_backward(
     dk = torch.empty((b, hk, nk, d), dtype=k.dtype, device=q.device)
     dv = torch.empty((b, hk, nk, d), dtype=v.dtype, device=q.device)
     common = dict(
-        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d,
-        HAS_LEFT=left is not None, HAS_RIGHT=right is not None, HAS_SOFTCAP=softcap > 0,
-        UPCAST=upcast, IEEE=ieee, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        HEAD_DIM=d, BLOCK_D=block_d, HAS_LEFT=left is not None, HAS_RIGHT=right is not None,
+        HAS_SOFTCAP=softcap > 0, UPCAST=upcast, IEEE=ieee,
     )
     scalars = (h, group, nq, nk, scale, softcap if softcap > 0 else 1.0, left or 0, right or 0)
     strides = (*q.stride(), *k.stride(), *v.stride(), *do.stride())
-    attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg.block_n), b * hk)](
+    attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg_kv.block_n), b * hk)](
         q, k, v, do, lse, delta, dk, dv, *strides, *scalars, **common,
+        BLOCK_M=cfg_kv.block_m, BLOCK_N=cfg_kv.block_n, num_warps=cfg_kv.num_warps, num_stages=cfg_kv.num_stages,
     )
     attn_bwd_dq_kernel[(triton.cdiv(nq, cfg.block_m), b * h)](
         q, k, v, do, lse, delta, dq, *strides, *scalars, **common,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return dq, dk, dv

@@ -152,7 +152,7 @@ def decode_forward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
-    cfg = pick_config(configs.ATTN_DECODE, d, config, configs.ATTN_DECODE_INTERPRET)
+    cfg = pick_config(configs.ATTN_DECODE, d, config, configs.ATTN_DECODE_INTERPRET, q.dtype)
     block_d = configs.padded_head_dim(d)
     row_blocks = triton.cdiv(group * nq, cfg.block_m)
     splits = num_splits or default_num_splits(b * hk * row_blocks, nk, cfg.block_n, q.device)

@@ -113,12 +113,12 @@ def kernel_flags(dtype: torch.dtype) -> Tuple[bool, bool]:
     return upcast, ieee
 
 
-def pick_config(table, head_dim: int, override: Optional[configs.AttnConfig], interp_default):
+def pick_config(table, head_dim: int, override: Optional[configs.AttnConfig], interp_default, dtype):
     if override is not None:
         return override
     if interpreting():
         return interp_default
-    return table[configs.padded_head_dim(head_dim)]
+    return configs.attn_config(table, head_dim, dtype)
 
 
 def attention_forward(
@@ -133,7 +133,7 @@ def attention_forward(
     """Launch the forward kernel. Returns ``out`` (q's dtype, contiguous) and fp32 ``lse``."""
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
-    cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET)
+    cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET, q.dtype)
     out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)
     left, right = window

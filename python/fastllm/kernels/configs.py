@@ -21,21 +21,30 @@ class AttnConfig:
     num_stages: int
 
 
-# Keyed by padded head dim (power of two, 16..256). Forward: large query tiles; backward:
-# smaller tiles because it keeps q, k, v, dO and two accumulators live.
+# Keyed by padded head dim (power of two, 16..256). Chosen from sm_90 compile statistics
+# (no spills, registers <= 255; see ``python -m fastllm.kernels.aot``), not yet tuned on a GPU.
 ATTN_FWD: Dict[int, AttnConfig] = {
-    16: AttnConfig(128, 64, 4, 3),
-    32: AttnConfig(128, 64, 4, 3),
-    64: AttnConfig(128, 64, 4, 3),
+    16: AttnConfig(128, 64, 8, 3),
+    32: AttnConfig(128, 64, 8, 3),
+    64: AttnConfig(128, 64, 8, 3),
     128: AttnConfig(128, 64, 8, 3),
     256: AttnConfig(64, 32, 8, 2),
 }
-ATTN_BWD: Dict[int, AttnConfig] = {
-    16: AttnConfig(64, 64, 4, 2),
-    32: AttnConfig(64, 64, 4, 2),
-    64: AttnConfig(64, 64, 4, 2),
-    128: AttnConfig(64, 64, 8, 2),
-    256: AttnConfig(32, 32, 8, 1),
+# dK/dV: one program per KV tile (block_n) looping over query tiles (block_m).
+ATTN_BWD_DKDV: Dict[int, AttnConfig] = {
+    16: AttnConfig(32, 128, 8, 2),
+    32: AttnConfig(32, 128, 8, 2),
+    64: AttnConfig(32, 128, 8, 2),
+    128: AttnConfig(32, 128, 8, 2),
+    256: AttnConfig(16, 64, 8, 1),
+}
+# dQ: one program per query tile (block_m) looping over KV tiles (block_n).
+ATTN_BWD_DQ: Dict[int, AttnConfig] = {
+    16: AttnConfig(128, 32, 8, 2),
+    32: AttnConfig(128, 32, 8, 2),
+    64: AttnConfig(128, 32, 8, 2),
+    128: AttnConfig(128, 32, 8, 2),
+    256: AttnConfig(64, 32, 8, 1),
 }
 # Split-KV decode: block_m is the number of (query head, query position) rows of one KV
 # head group processed together; block_n the KV tile.
@@ -46,6 +55,25 @@ ATTN_DECODE: Dict[int, AttnConfig] = {
     128: AttnConfig(16, 64, 4, 2),
     256: AttnConfig(16, 32, 4, 2),
 }
+# float32 inputs use IEEE fp32 dot products (FMA, not tensor cores): a correctness path,
+# with small tiles so it fits in registers and sm_80 shared memory.
+_F32_SMALL = {16: AttnConfig(64, 32, 4, 1), 32: AttnConfig(64, 32, 4, 1), 64: AttnConfig(32, 32, 4, 1),
+              128: AttnConfig(32, 32, 4, 1), 256: AttnConfig(16, 32, 4, 1)}
+ATTN_FWD_F32 = _F32_SMALL
+ATTN_BWD_DKDV_F32 = {d: AttnConfig(16, 32, 4, 1) if d >= 128 else AttnConfig(32, 32, 4, 1) for d in _F32_SMALL}
+ATTN_BWD_DQ_F32 = ATTN_BWD_DKDV_F32
+ATTN_DECODE_F32 = {d: AttnConfig(16, 32, 4, 1) for d in _F32_SMALL}
+FP32_TABLES = {id(ATTN_FWD): ATTN_FWD_F32, id(ATTN_BWD_DKDV): ATTN_BWD_DKDV_F32,
+               id(ATTN_BWD_DQ): ATTN_BWD_DQ_F32, id(ATTN_DECODE): ATTN_DECODE_F32}
+
+
+def attn_config(table: Dict[int, AttnConfig], head_dim: int, dtype: torch.dtype) -> AttnConfig:
+    """The shipped tile configuration of ``table`` for this head dim and dtype."""
+    if dtype == torch.float32:
+        table = FP32_TABLES[id(table)]
+    return table[padded_head_dim(head_dim)]
+
+
 # Under TRITON_INTERPRET every program runs in Python: few, large programs are fastest.
 ATTN_INTERPRET = AttnConfig(64, 64, 4, 1)
 ATTN_DECODE_INTERPRET = AttnConfig(16, 64, 4, 1)
