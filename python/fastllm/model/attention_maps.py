@@ -8,6 +8,7 @@ from typing import List, Sequence, Union
 
 import torch
 
+from .eval_mode import eval_mode
 from .streaming import encode_prompt
 
 MAX_TICK_LABELS = 48  # beyond this many tokens the axes are left unlabeled
@@ -24,12 +25,8 @@ def attention_maps(model, ids: Union[torch.Tensor, Sequence[int]], layer: int) -
         raise ValueError(f"layer must be an int in [0, {n_layer}) (or negative from the end), got {layer!r}")
     device = next(model.parameters()).device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device).reshape(1, -1)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         _, maps = model(ids, return_attention=True)
-    finally:
-        model.train(was_training)
     return maps[layer][0].float().cpu()
 
 

@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from .eval_mode import eval_mode
+
 
 @dataclass
 class EvalResult:
@@ -61,9 +63,7 @@ def evaluate_ids(
     total_tokens = 0
     from tqdm.auto import tqdm
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for first in tqdm(range(0, len(spans), batch_size), desc="eval", unit="batch", disable=not progress):
             batch = spans[first : first + batch_size]
             width = max(end - 1 - start for start, _, end in batch)
@@ -76,8 +76,6 @@ def evaluate_ids(
             _, loss = model(inputs.to(device), targets.to(device))
             total_nll += float(loss) * count
             total_tokens += count
-    finally:
-        model.train(was_training)
     mean = total_nll / total_tokens
     return EvalResult(
         loss=mean,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from .eval_mode import eval_mode
 from .kv_cache import KVCache
 from .sampling import check_sampling, make_generator, sample_next
 from .stopping import StopCondition, normalize_stop_strings, normalize_stop_tokens
@@ -36,16 +36,6 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> Tuple[tor
         ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long, device=device)
         mask[row, width - len(prompt) :] = True
     return ids, (None if bool(mask.all()) else mask)
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 class IncrementalForward:
