@@ -80,7 +80,7 @@ impl PyBpeTrainer {
 
     /// Counts the pieces of each string (each one a document on its own).
     fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>) {
-        self.run(py, |t| t.add_texts(&texts));
+        self.run(py, |t| t.counter().add_texts(&texts));
     }
 
     /// Counts the pieces of UTF-8 text files, streamed in chunks of `chunk_bytes`.
@@ -102,7 +102,7 @@ impl PyBpeTrainer {
             "counting {bar:30} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
         );
         let threads = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        let result = self.run(py, |t| t.add_files(&paths, chunk_bytes, 2 * threads, &bar));
+        let result = self.run(py, |t| t.counter().add_files(&paths, chunk_bytes, 2 * threads, &bar));
         bar.finish_and_clear();
         result.map_err(to_py_err)
     }

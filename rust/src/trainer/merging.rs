@@ -17,9 +17,72 @@ use super::merge_queue::{MergeQueue, Pair};
 type WordLists = FxHashMap<Pair, Vec<u32>>;
 type PairCounts = FxHashMap<Pair, u64>;
 
+/// All words in one flat buffer: word `i` is `ids[meta[i].start..][..meta[i].len]`.
+/// Merges only shorten words, in place. A word's start, length and count sit
+/// together, so visiting a word costs one cache miss for them and one for its ids.
 struct Words {
-    ids: Vec<Vec<u32>>,
-    counts: Vec<u64>,
+    ids: Vec<u32>,
+    meta: Vec<WordMeta>,
+}
+
+#[derive(Clone, Copy)]
+struct WordMeta {
+    start: usize,
+    count: u64,
+    len: u32,
+}
+
+impl Words {
+    fn word(&self, i: usize) -> &[u32] {
+        let m = self.meta[i];
+        &self.ids[m.start..m.start + m.len as usize]
+    }
+}
+
+/// Raw access to disjoint words from several threads at once.
+#[derive(Clone, Copy)]
+struct SharedWords {
+    ids: *mut u32,
+    ids_len: usize,
+    meta: *mut WordMeta,
+    meta_len: usize,
+}
+
+// SAFETY: used only by `apply_merge`, where every thread works on different word
+// indices (the list is deduplicated) and words occupy disjoint ranges of `ids`.
+unsafe impl Send for SharedWords {}
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    fn new(words: &mut Words) -> Self {
+        Self {
+            ids: words.ids.as_mut_ptr(),
+            ids_len: words.ids.len(),
+            meta: words.meta.as_mut_ptr(),
+            meta_len: words.meta.len(),
+        }
+    }
+
+    /// Merges `pair` in word `wi`, reporting deltas weighted by the word's count.
+    ///
+    /// # Safety
+    /// No other thread may access word `wi` at the same time.
+    unsafe fn merge(&self, wi: u32, pair: Pair, new_id: u32, mut delta: impl FnMut(Pair, i64)) {
+        assert!((wi as usize) < self.meta_len);
+        let meta = &mut *self.meta.add(wi as usize);
+        assert!(meta.start + meta.len as usize <= self.ids_len);
+        let word = std::slice::from_raw_parts_mut(self.ids.add(meta.start), meta.len as usize);
+        let count = meta.count as i64;
+        meta.len = merge_word(word, pair, new_id, |p, d| delta(p, d * count)) as u32;
+    }
+}
+
+/// Scratch space reused by every merge step.
+#[derive(Default)]
+struct Scratch {
+    deltas: FxHashMap<Pair, i64>,
+    /// (new pair, word index) for every new pair occurrence.
+    new_pairs: Vec<(Pair, u32)>,
 }
 
 /// Learns merges until there are `num_tokens` tokens (the 256 single bytes
@@ -43,6 +106,7 @@ pub fn learn_merges(
         pair_counts.iter().filter(|(_, &n)| n >= min_count).map(|(&p, &n)| (p, n)),
     );
     progress.set_length((num_tokens - tokens.len()) as u64);
+    let mut scratch = Scratch::default();
 
     while tokens.len() < num_tokens {
         let Some((pair, _)) = queue.pop_best(min_count, |p| pair_counts.get(p).copied().unwrap_or(0))
@@ -57,21 +121,9 @@ pub fn learn_merges(
         let mut list = where_.remove(&pair).unwrap_or_default();
         list.sort_unstable();
         list.dedup();
-        let mut deltas: FxHashMap<Pair, i64> = FxHashMap::default();
-        let mut new_lists = WordLists::default();
-        for &wi in &list {
-            let count = words.counts[wi as usize] as i64;
-            merge_word(&mut words.ids[wi as usize], pair, new_id, |p, d| {
-                *deltas.entry(p).or_insert(0) += d * count;
-                if d > 0 {
-                    let l = new_lists.entry(p).or_default();
-                    if l.last() != Some(&wi) {
-                        l.push(wi);
-                    }
-                }
-            });
-        }
-        for (p, d) in deltas {
+        apply_merge(&mut words, &list, pair, new_id, &mut scratch);
+
+        for (&p, &d) in &scratch.deltas {
             if d == 0 {
                 continue;
             }
@@ -84,8 +136,10 @@ pub fn learn_merges(
                 queue.push(p, n);
             }
         }
-        for (p, l) in new_lists {
-            where_.entry(p).or_default().extend(l);
+        scratch.new_pairs.sort_unstable();
+        scratch.new_pairs.dedup();
+        for group in scratch.new_pairs.chunk_by(|x, y| x.0 == y.0) {
+            where_.entry(group[0].0).or_default().extend(group.iter().map(|&(_, wi)| wi));
         }
         progress.inc(1);
     }
@@ -93,30 +147,82 @@ pub fn learn_merges(
     tokens
 }
 
-fn collect_words(pieces: impl IntoIterator<Item = (String, u64)>) -> Words {
-    let mut sorted: Vec<(String, u64)> =
-        pieces.into_iter().filter(|(p, n)| p.len() >= 2 && *n > 0).collect();
-    // Word order does not change the result; sorting just makes runs reproducible.
-    sorted.par_sort_unstable();
-    let mut ids = Vec::with_capacity(sorted.len());
-    let mut counts = Vec::with_capacity(sorted.len());
-    for (piece, n) in sorted {
-        ids.push(piece.bytes().map(u32::from).collect());
-        counts.push(n);
+/// Lists at least this long are merged in parallel.
+const PARALLEL_MIN_WORDS: usize = 4096;
+
+/// Merges `pair` into `new_id` in the listed words (sorted, no duplicates),
+/// collecting the pair-count deltas and the new pairs' words in `scratch`.
+fn apply_merge(words: &mut Words, list: &[u32], pair: Pair, new_id: u32, scratch: &mut Scratch) {
+    let Scratch { deltas, new_pairs } = scratch;
+    deltas.clear();
+    new_pairs.clear();
+    let shared = SharedWords::new(words);
+    let threads = rayon::current_num_threads();
+    if list.len() < PARALLEL_MIN_WORDS || threads == 1 {
+        for &wi in list {
+            // SAFETY: single-threaded here.
+            unsafe {
+                shared.merge(wi, pair, new_id, |p, d| {
+                    *deltas.entry(p).or_insert(0) += d;
+                    if d > 0 {
+                        new_pairs.push((p, wi));
+                    }
+                });
+            }
+        }
+        return;
     }
-    Words { ids, counts }
+    let per_task = list.len().div_ceil(threads * 4).max(512);
+    let parts: Vec<(FxHashMap<Pair, i64>, Vec<(Pair, u32)>)> = list
+        .par_chunks(per_task)
+        .map(|chunk| {
+            let mut local = FxHashMap::<Pair, i64>::default();
+            let mut fresh = Vec::new();
+            for &wi in chunk {
+                // SAFETY: `list` has no duplicates, so no other task touches word `wi`.
+                unsafe {
+                    shared.merge(wi, pair, new_id, |p, d| {
+                        *local.entry(p).or_insert(0) += d;
+                        if d > 0 {
+                            fresh.push((p, wi));
+                        }
+                    });
+                }
+            }
+            (local, fresh)
+        })
+        .collect();
+    for (local, fresh) in parts {
+        for (p, d) in local {
+            *deltas.entry(p).or_insert(0) += d;
+        }
+        new_pairs.extend(fresh);
+    }
+}
+
+fn collect_words(pieces: impl IntoIterator<Item = (String, u64)>) -> Words {
+    let mut words = Words { ids: Vec::new(), meta: Vec::new() };
+    for (piece, count) in pieces {
+        if piece.len() < 2 || count == 0 {
+            continue; // no pairs in it
+        }
+        words.meta.push(WordMeta { start: words.ids.len(), count, len: piece.len() as u32 });
+        words.ids.extend(piece.bytes().map(u32::from));
+    }
+    words.ids.shrink_to_fit();
+    words.meta.shrink_to_fit();
+    words
 }
 
 fn count_pairs(words: &Words) -> (PairCounts, WordLists) {
-    (0..words.ids.len())
+    (0..words.meta.len())
         .into_par_iter()
         .fold(
             || (PairCounts::default(), WordLists::default()),
             |(mut counts, mut lists), wi| {
-                let w = &words.ids[wi];
-                for win in w.windows(2) {
+                for win in words.word(wi).windows(2) {
                     let p = (win[0], win[1]);
-                    *counts.entry(p).or_insert(0) += words.counts[wi];
+                    *counts.entry(p).or_insert(0) += words.meta[wi].count;
                     let l = lists.entry(p).or_default();
                     if l.last() != Some(&(wi as u32)) {
                         l.push(wi as u32);
@@ -140,48 +246,46 @@ fn count_pairs(words: &Words) -> (PairCounts, WordLists) {
 }
 
 /// Replaces every non-overlapping occurrence of `pair` in `word` (left to right) by
-/// `new_id`, reporting each changed adjacent pair to `delta` once: `-1` for a pair
-/// that disappeared, `+1` for a pair that appeared. `new_id` must not occur in `word`.
-fn merge_word(word: &mut Vec<u32>, pair: Pair, new_id: u32, mut delta: impl FnMut(Pair, i64)) {
+/// `new_id`, in place, and returns the new length. Reports each changed adjacent
+/// pair to `delta` once: `-1` for a pair that disappeared, `+1` for a pair that
+/// appeared. `new_id` must not occur in `word`.
+fn merge_word(word: &mut [u32], pair: Pair, new_id: u32, mut delta: impl FnMut(Pair, i64)) -> usize {
     let (a, b) = pair;
     let n = word.len();
-    let mut out = Vec::with_capacity(n);
+    // Writes go to `w <= i`, so `word[i..]` still holds the old ids.
+    let mut w = 0;
     let mut i = 0;
-    let mut prev_merged_end = usize::MAX; // index of the last position consumed by a merge
+    let mut prev_old = None; // old id at i - 1, unless it was consumed by a merge
     while i < n {
-        if i + 1 < n && word[i] == a && word[i + 1] == b {
-            if i > 0 && prev_merged_end != i - 1 {
-                delta((word[i - 1], a), -1);
+        let x = word[i];
+        if x == a && i + 1 < n && word[i + 1] == b {
+            if let Some(left) = prev_old {
+                delta((left, a), -1);
             }
             delta((a, b), -1);
             if i + 2 < n {
                 delta((b, word[i + 2]), -1);
             }
-            if let Some(&left) = out.last() {
-                if left != new_id {
-                    delta((left, new_id), 1);
-                }
+            if w > 0 {
+                let left = word[w - 1];
+                // (new_id, new_id) is reported once, as the left window of the second.
+                delta((left, new_id), 1);
             }
-            out.push(new_id);
-            prev_merged_end = i + 1;
+            word[w] = new_id;
+            w += 1;
             i += 2;
+            prev_old = None;
         } else {
-            if out.last() == Some(&new_id) && prev_merged_end == i - 1 {
-                delta((new_id, word[i]), 1);
+            if w > 0 && word[w - 1] == new_id {
+                delta((new_id, x), 1);
             }
-            out.push(word[i]);
+            word[w] = x;
+            w += 1;
             i += 1;
+            prev_old = Some(x);
         }
     }
-    // A run of merges: (new_id, new_id) windows.
-    for w in out.windows(2) {
-        if w[0] == new_id && w[1] == new_id {
-            delta((new_id, new_id), 1);
-        }
-    }
-    if out.len() != n {
-        *word = out;
-    }
+    w
 }
 
 #[cfg(test)]
@@ -191,7 +295,8 @@ mod tests {
     fn deltas(word: &[u32], pair: Pair, new_id: u32) -> (Vec<u32>, Vec<(Pair, i64)>) {
         let mut w = word.to_vec();
         let mut d: FxHashMap<Pair, i64> = FxHashMap::default();
-        merge_word(&mut w, pair, new_id, |p, x| *d.entry(p).or_insert(0) += x);
+        let len = merge_word(&mut w, pair, new_id, |p, x| *d.entry(p).or_insert(0) += x);
+        w.truncate(len);
         let mut d: Vec<_> = d.into_iter().filter(|(_, x)| *x != 0).collect();
         d.sort();
         (w, d)

@@ -21,8 +21,6 @@ pub mod merge_queue;
 pub mod merging;
 pub mod specials;
 
-use std::path::PathBuf;
-
 use indicatif::ProgressBar;
 
 pub use counting::PieceCounter;
@@ -56,20 +54,9 @@ impl BpeTrainer {
         Ok(())
     }
 
-    /// Adds in-memory documents (see [`PieceCounter::add_texts`]).
-    pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) {
-        self.counter.add_texts(texts);
-    }
-
-    /// Adds files, streamed (see [`PieceCounter::add_files`]).
-    pub fn add_files(
-        &mut self,
-        paths: &[PathBuf],
-        chunk_bytes: usize,
-        batch: usize,
-        progress: &ProgressBar,
-    ) -> Result<(), TrainError> {
-        self.counter.add_files(paths, chunk_bytes, batch, progress)
+    /// The piece counter that training text goes to (`add_texts`, `add_files`).
+    pub fn counter(&mut self) -> &mut PieceCounter {
+        &mut self.counter
     }
 
     /// Learns the merges and returns the mergeable tokens in rank order: the 256
