@@ -134,5 +134,7 @@ def test_forward_bad_input(model):
         model(torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="targets"):
         model(torch.zeros((1, 3), dtype=torch.long), torch.zeros((1, 4), dtype=torch.long))
+    with pytest.raises(TypeError, match="targets must hold integer"):
+        model(torch.zeros((1, 3), dtype=torch.long), torch.zeros((1, 3)))
     with pytest.raises(TypeError, match="GPTConfig"):
         GPT({"n_layer": 1})

@@ -152,3 +152,26 @@ def test_generate_with_triton_interpreter_equals_reference(hf_dir):
     expected = model.generate(PROMPTS[0], 4, temperature=0)
     with force_backend("triton"):
         assert model.generate(PROMPTS[0], 4, temperature=0) == expected
+
+
+def test_attention_goes_through_the_kernels_unless_padded(model, monkeypatch):
+    import fastllm.model.attention as attention
+
+    calls = []
+    real = attention._flash_attention
+
+    def spy(q, k, v, **kwargs):
+        calls.append((q.shape[2], k.shape[2], kwargs))
+        return real(q, k, v, **kwargs)
+
+    monkeypatch.setattr(attention, "_flash_attention", spy)
+    model.generate(PROMPTS[0], 3, temperature=0)
+    n_layer, prompt_len = model.config.n_layer, len(PROMPTS[0])
+    # prefill (q over the prompt) then decode steps (one query over the cache), every layer
+    assert [c[:2] for c in calls] == [(prompt_len, prompt_len)] * n_layer + [
+        (1, prompt_len + i) for i in (1, 2) for _ in range(n_layer)
+    ]
+    assert all(c[2] == {"causal": True} for c in calls)
+    calls.clear()
+    model.generate(PROMPTS[:2], 2, temperature=0)  # different lengths: padding mask, torch SDPA
+    assert calls == []

@@ -66,8 +66,6 @@ def attend(
 
     ``key_mask`` ``(B, Tk)`` is True for real tokens, False for padding (``None``: no padding).
     """
-    if key_mask is not None and bool(key_mask.all()):
-        key_mask = None
     if key_mask is None and dropout_p == 0.0 and kernels_can_run(q):
         return _flash_attention(q, k, v, causal=True)
     mask = visibility_mask(q.shape[2], key_mask, k.shape[2], q.device)

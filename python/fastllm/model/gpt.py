@@ -118,10 +118,12 @@ class GPT(nn.Module):
                 position_ids = torch.arange(past, past + seq, device=idx.device)[None]
             else:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
+        # without padding, attention takes the mask-free (kernel) path
+        key_mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(position_ids))
         maps: List[torch.Tensor] = []
         for layer, block in enumerate(self.transformer.h):
-            x, probs = block(x, attention_mask, kv_cache, layer, return_attention)
+            x, probs = block(x, key_mask, kv_cache, layer, return_attention)
             if probs is not None:
                 maps.append(probs)
         if kv_cache is not None:
@@ -148,6 +150,8 @@ class GPT(nn.Module):
                 f"targets must be a tensor shaped like idx {tuple(idx.shape)}, got "
                 f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}"
             )
+        if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.dtype.is_complex:
+            raise TypeError(f"targets must hold integer token ids (or -100 to ignore), got dtype {targets.dtype}")
         flat_hidden = hidden.reshape(-1, hidden.shape[-1])
         flat_targets = targets.reshape(-1).long()
         if self.uses_fused_loss(hidden):
