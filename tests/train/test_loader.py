@@ -1,3 +1,5 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -42,25 +44,45 @@ def test_batches_are_consecutive_windows_with_shifted_targets(sharded):
     assert np.array_equal(x2.numpy().ravel(), tokens[48:96])
 
 
-def test_ranks_split_the_single_process_batch(sharded):
-    single = BatchLoader(sharded, "train", batch_size=4, seq_len=8)
-    ranks = [BatchLoader(sharded, "train", batch_size=2, seq_len=8, rank=r, world_size=2) for r in range(2)]
-    for _ in range(30):  # past the end of the stream too (wrap-around)
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_ranks_split_the_single_process_batch(sharded, shuffle):
+    single = BatchLoader(sharded, "train", batch_size=4, seq_len=8, shuffle=shuffle, seed=3)
+    ranks = [BatchLoader(sharded, "train", batch_size=2, seq_len=8, rank=r, world_size=2, shuffle=shuffle, seed=3)
+             for r in range(2)]
+    for _ in range(3000 if shuffle is False else 1500):  # past the end of the stream too (wrap-around)
         x, y = single.next_batch()
         parts = [loader.next_batch() for loader in ranks]
         assert torch.equal(x, torch.cat([p[0] for p in parts]))
         assert torch.equal(y, torch.cat([p[1] for p in parts]))
 
 
-def test_wraps_around_and_resumes_from_its_state(sharded):
-    loader = BatchLoader(sharded, "val", batch_size=4, seq_len=32)
-    per_epoch = (loader.stream.total - 1) // loader.step_tokens
+def test_shuffled_epochs_visit_every_window_once(sharded):
+    loader = BatchLoader(sharded, "val", batch_size=4, seq_len=16, shuffle=True, seed=1)
+    tokens = full_stream(sharded, "val")
+    windows = Counter(tuple(tokens[i * 16 : i * 16 + 16]) for i in range(loader.windows))
+    per_epoch = loader.windows // 4
+    first = loader.next_batch()[0].numpy()
+    assert not np.array_equal(first.ravel(), tokens[: 4 * 16])  # not the stream order
+    loader.reset()
+    epochs = []
+    for _ in range(2):
+        seen = Counter(tuple(row) for _ in range(per_epoch) for row in loader.next_batch()[0].numpy())
+        epochs.append(seen)
+        assert not seen - windows  # no window more often than it occurs
+        assert windows.total() - seen.total() < 4  # only the remainder of the last batch is skipped
+    assert loader.epoch == 1
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_wraps_around_and_resumes_from_its_state(sharded, shuffle):
+    loader = BatchLoader(sharded, "val", batch_size=4, seq_len=32, shuffle=shuffle)
+    per_epoch = loader.windows // 4
     for _ in range(per_epoch + 2):
         loader.next_batch()
     assert loader.epoch == 1
     state = loader.state_dict()
     expected = [loader.next_batch() for _ in range(3)]
-    fresh = BatchLoader(sharded, "val", batch_size=4, seq_len=32)
+    fresh = BatchLoader(sharded, "val", batch_size=4, seq_len=32, shuffle=shuffle)
     fresh.load_state_dict(state)
     for (x, y), (ex, ey) in zip([fresh.next_batch() for _ in range(3)], expected):
         assert torch.equal(x, ex) and torch.equal(y, ey)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .chat_template import IGNORE, IM_END, check_messages, render, special_id, with_chat_tokens
-from .finetune import (Example, check_length, collate, fit_vocab, load_model_and_tokenizer, optimize,
-                       shuffled_batches, steps_for)
+from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab, load_model_and_tokenizer,
+                       optimize, shuffled_batches, steps_for)
 from .jsonl import load_jsonl
 from .metrics import JsonlLog
 
@@ -105,20 +105,12 @@ def preference_step(policy, reference, batch, beta: float, pad_id: int, device):
 
 
 @dataclass
-class DPOConfig:
-    model: str
-    data: str
+class DPOConfig(FinetuneConfig):
     out: str = "out/dpo"
-    beta: float = 0.1
-    epochs: float = 1.0
-    max_steps: int | None = None
     batch_size: int = 4
     lr: float = 5e-6
     warmup_steps: int = 5
-    grad_clip: float = 1.0
-    seed: int = 1337
-    device: str = "auto"
-    progress: bool = True
+    beta: float = 0.1  # strength of the pull towards the reference model
 
 
 def run_dpo(cfg: DPOConfig) -> dict:
@@ -138,7 +130,7 @@ def run_dpo(cfg: DPOConfig) -> dict:
     history = optimize(
         policy, shuffled_batches(pairs, cfg.batch_size, cfg.seed),
         lambda batch: preference_step(policy, reference, batch, cfg.beta, pad, device),
-        steps=steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
+        steps=steps, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
         log=JsonlLog(out / "log.jsonl"), desc="dpo", progress=cfg.progress,
     )
     policy.save_pretrained(out, tokenizer=tokenizer)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -17,6 +18,25 @@ from .optim import make_adamw
 from .schedule import WarmupCosine, set_lr
 
 Example = tuple[list[int], list[int]]  # (ids, labels), labels IGNORE where not trained
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings shared by ``fastllm sft`` and ``fastllm dpo``."""
+
+    model: str
+    data: str
+    out: str = "out/finetune"
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    seed: int = 1337
+    device: str = "auto"
+    progress: bool = True
 
 
 def load_model_and_tokenizer(model_dir: str | Path, device: str = "auto"):

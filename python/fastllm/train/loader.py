@@ -1,12 +1,13 @@
 """Memory-mapped ``(x, y)`` batches from prepared shards, sharded across DDP ranks.
 
-The split's shards are read as one token stream. Each call takes the next
-``world_size * batch_size`` windows of ``seq_len + 1`` tokens (overlapping by one
-token, so every token is a target once), and rank ``r`` keeps rows
-``r*batch_size .. (r+1)*batch_size - 1``. A single process with batch ``B*N`` thus
-sees exactly the rows of ``N`` ranks with batch ``B``. The position in the stream is
-a pair of integers, saved in checkpoints for exact resume; at the end of the
-stream the loader wraps around and counts an epoch.
+The split's shards are read as one token stream cut into windows of ``seq_len + 1``
+tokens (window ``i`` starts at token ``i * seq_len``; ``y`` is ``x`` shifted by one).
+Each call takes the next ``world_size * batch_size`` windows of the epoch's order and
+rank ``r`` keeps rows ``r*batch_size .. (r+1)*batch_size - 1``, so a single process
+with batch ``B*N`` sees exactly the rows of ``N`` ranks with batch ``B``. With
+``shuffle`` the order is a permutation drawn from ``(seed, epoch)`` (one int per
+window in memory); otherwise windows come in stream order. The position is two
+integers (epoch, window), saved in checkpoints for exact resume.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
         device="cpu",
+        shuffle: bool = False,
+        seed: int = 0,
     ):
         if batch_size <= 0 or seq_len <= 0:
             raise ValueError(f"batch_size and seq_len must be positive, got {batch_size}, {seq_len}")
@@ -66,8 +69,11 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.device = device
-        self.step_tokens = world_size * batch_size * seq_len
-        if self.step_tokens + 1 > self.stream.total:
+        self.shuffle = shuffle
+        self.seed = seed
+        self.windows = (self.stream.total - 1) // seq_len
+        self.step_windows = world_size * batch_size
+        if self.step_windows > self.windows:
             raise ValueError(
                 f"the {split} split has {self.stream.total} tokens, fewer than one global batch "
                 f"({world_size} ranks x {batch_size} rows x {seq_len} + 1): use a smaller batch or "
@@ -75,10 +81,25 @@ class BatchLoader:
             )
         self.position = 0
         self.epoch = 0
+        self._order = None
+
+    @property
+    def step_tokens(self) -> int:
+        return self.step_windows * self.seq_len
+
+    def _epoch_order(self) -> np.ndarray:
+        if self._order is None or self._order[0] != self.epoch:
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, self.epoch])
+                order = rng.permutation(self.windows).astype(np.int64)
+            else:
+                order = np.arange(self.windows, dtype=np.int64)
+            self._order = (self.epoch, order)
+        return self._order[1]
 
     def state_dict(self) -> dict:
         return {"position": self.position, "epoch": self.epoch, "split": self.split,
-                "step_tokens": self.step_tokens}
+                "step_tokens": self.step_tokens, "shuffle": self.shuffle, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("step_tokens", self.step_tokens) != self.step_tokens:
@@ -89,6 +110,9 @@ class BatchLoader:
             )
         self.position = int(state["position"])
         self.epoch = int(state["epoch"])
+        self.shuffle = bool(state.get("shuffle", self.shuffle))
+        self.seed = int(state.get("seed", self.seed))
+        self._order = None
 
     def reset(self) -> None:
         self.position, self.epoch = 0, 0
@@ -96,15 +120,20 @@ class BatchLoader:
     def next_batch(self):
         import torch
 
-        if self.position + self.step_tokens + 1 > self.stream.total:
+        if self.position + self.step_windows > self.windows:
             self.position = 0
             self.epoch += 1
-        rows = self.batch_size * self.seq_len
-        start = self.position + self.rank * rows
-        tokens = self.stream.read(start, rows + 1)
-        self.position += self.step_tokens
-        x = torch.from_numpy(tokens[:-1].reshape(self.batch_size, self.seq_len))
-        y = torch.from_numpy(tokens[1:].reshape(self.batch_size, self.seq_len))
+        start = self.position + self.rank * self.batch_size
+        rows = self._epoch_order()[start : start + self.batch_size]
+        self.position += self.step_windows
+        if not self.shuffle:  # consecutive windows: one contiguous read
+            tokens = self.stream.read(int(rows[0]) * self.seq_len, self.batch_size * self.seq_len + 1)
+            x = tokens[:-1].reshape(self.batch_size, self.seq_len)
+            y = tokens[1:].reshape(self.batch_size, self.seq_len)
+        else:
+            windows = np.stack([self.stream.read(int(i) * self.seq_len, self.seq_len + 1) for i in rows])
+            x, y = windows[:, :-1], windows[:, 1:]
+        x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
         if str(self.device) != "cpu":
             x = x.pin_memory().to(self.device, non_blocking=True)
             y = y.pin_memory().to(self.device, non_blocking=True)

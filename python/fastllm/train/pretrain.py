@@ -81,7 +81,8 @@ class Trainer:
         self.optimizer = make_adamw(self.model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
         self.schedule = WarmupCosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, cfg.max_steps), cfg.max_steps)
         rank, world = self.ctx.rank, self.ctx.world_size
-        self.train_loader = BatchLoader(cfg.data, "train", cfg.batch_size, cfg.seq_len, rank, world, self.ctx.device)
+        self.train_loader = BatchLoader(cfg.data, "train", cfg.batch_size, cfg.seq_len, rank, world, self.ctx.device,
+                                        shuffle=True, seed=cfg.seed)
         self.val_loader = None
         if meta["splits"]["val"]["tokens"] > 0:
             self.val_loader = BatchLoader(cfg.data, "val", cfg.batch_size, cfg.seq_len, rank, world, self.ctx.device)

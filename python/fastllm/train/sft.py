@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .chat_template import check_messages, render, with_chat_tokens
-from .finetune import (Example, check_length, collate, fit_vocab, load_model_and_tokenizer, optimize,
-                       shuffled_batches, steps_for)
+from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab, load_model_and_tokenizer,
+                       optimize, shuffled_batches, steps_for)
 from .jsonl import load_jsonl
 from .metrics import JsonlLog
 
@@ -37,20 +37,9 @@ def build_examples(conversations, tokenizer, block_size: int, source: str = "dat
 
 
 @dataclass
-class SFTConfig:
-    model: str
-    data: str
+class SFTConfig(FinetuneConfig):
     out: str = "out/sft"
     epochs: float = 3.0
-    max_steps: int | None = None
-    batch_size: int = 8
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    grad_clip: float = 1.0
-    seed: int = 1337
-    device: str = "auto"
-    progress: bool = True
 
 
 def run_sft(cfg: SFTConfig) -> dict:
