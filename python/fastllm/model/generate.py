@@ -119,12 +119,12 @@ def generate_steps(
         return
     with eval_mode(model):
         forward = IncrementalForward(model, ids, mask, max_new_tokens, use_cache)
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             token = sample_next(forward.logits, **sampling)
             finished = torch.tensor(stop.done, device=ids.device)
             token = torch.where(finished, torch.full_like(token, pad_token_id), token)
             yield token
-            if all(stop.update(token.tolist())):
+            if all(stop.update(token.tolist())) or step == max_new_tokens - 1:
                 return
             forward.push(token)
 
