@@ -348,6 +348,29 @@ mod tests {
     }
 
     #[test]
+    fn parallel_merges_give_the_same_result_as_one_thread() {
+        // Many distinct words that all contain (a, b), so the first merges take the
+        // parallel path (lists longer than PARALLEL_MIN_WORDS).
+        let mut state = 12345u64;
+        let mut pieces = Vec::new();
+        for i in 0..20_000u64 {
+            let mut w = String::from("ab");
+            for _ in 0..6 {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                w.push(b"abcab"[(state >> 33) as usize % 5] as char);
+            }
+            pieces.push((format!("{w}{i}"), 1 + i % 7));
+        }
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| learn_merges(pieces.clone(), 700, 2, &ProgressBar::hidden()))
+        };
+        let one = run(1);
+        assert_eq!(one.len(), 700);
+        assert_eq!(one, run(4));
+    }
+
+    #[test]
     fn stops_below_min_frequency() {
         let pieces = vec![("ab".to_string(), 2), ("cd".to_string(), 1)];
         let tokens = learn_merges(pieces, 1000, 2, &ProgressBar::hidden());
