@@ -143,3 +143,26 @@ def test_save_pretrained_writes_tokenizer(model, tokenizer, tmp_path):
     assert Tokenizer.from_pretrained(tmp_path).encode(text, allowed_special="all") == tokenizer.encode(
         text, allowed_special="all"
     )
+
+
+def test_sharded_safetensors_load(hf_model, tmp_path):
+    hf_model.save_pretrained(tmp_path, max_shard_size="100KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
+    idx = ids_for(hf_model.config.vocab_size)
+    with torch.no_grad():
+        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx), hf_model(idx).logits, atol=ATOL, rtol=1e-5)
+
+
+def test_hub_name_goes_through_huggingface_hub(hf_dir, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    asked = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        asked.append((repo_id, allow_patterns))
+        return str(hf_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    model = GPT.from_pretrained("someone/tiny-gpt2")
+    assert asked[0][0] == "someone/tiny-gpt2" and "config.json" in asked[0][1]
+    assert model.config.n_layer == 2
