@@ -1,0 +1,152 @@
+"""Cross-entropy time and peak memory: fastllm's Triton loss vs torch eager, torch.compile'd
+torch and Liger (when importable); and the fused linear loss vs torch Linear + loss.
+
+All in bf16, forward+backward, measured in the same run. Peak memory is what the step
+allocates beyond its inputs (logits, or hidden + weight), from torch.cuda.max_memory_allocated.
+
+    python benches/bench_cross_entropy.py [--short] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+def ce_providers():
+    from fastllm.kernels import cross_entropy
+
+    provs = {
+        "fastllm": lambda x, t: cross_entropy(x, t),
+        "fastllm-inplace": lambda x, t: cross_entropy(x, t, inplace_backward=True),
+        "torch": lambda x, t: F.cross_entropy(x, t),
+    }
+    try:
+        provs["torch.compile"] = torch.compile(lambda x, t: F.cross_entropy(x.float(), t), dynamic=False)
+    except Exception:
+        pass
+    try:
+        from liger_kernel.transformers.functional import liger_cross_entropy
+
+        provs["liger"] = lambda x, t: liger_cross_entropy(x, t)
+    except ImportError:
+        pass
+    return provs
+
+
+def linear_providers():
+    from fastllm.kernels import linear_cross_entropy
+
+    provs = {
+        "fastllm": lambda h, w, t: linear_cross_entropy(h, w, t),
+        "torch": lambda h, w, t: F.cross_entropy(F.linear(h, w), t),
+    }
+    try:
+        provs["torch.compile"] = torch.compile(lambda h, w, t: F.cross_entropy(F.linear(h, w).float(), t), dynamic=False)
+    except Exception:
+        pass
+    try:
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+        provs["liger"] = lambda h, w, t: liger_fused_linear_cross_entropy(h, w, t)
+    except ImportError:
+        pass
+    return provs
+
+
+def measure(step, inputs):
+    """(ms, peak bytes above the inputs) of step() = forward + backward."""
+    from triton.testing import do_bench
+
+    step()  # compile / warm up
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    for t in inputs:
+        t.grad = None
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    for t in inputs:
+        t.grad = None
+    ms = do_bench(step, warmup=10, rep=50, grad_to_none=list(inputs))
+    return ms, peak
+
+
+def run_table(title, cases, provs, make, results):
+    names = list(provs)
+    print(f"\n{title}")
+    header = f"{'case':>22} " + " ".join(f"{n:>17}" for n in names) + "   speedup vs torch   mem vs torch"
+    print(header + "\n" + "-" * len(header))
+    for case in cases:
+        row = dict(case=case, ms={}, peak_mib={}, errors={})
+        for name in names:
+            try:
+                inputs, step = make(case, provs[name])
+                ms, peak = measure(step, inputs)
+                row["ms"][name], row["peak_mib"][name] = ms, peak / 2**20
+                del inputs, step
+            except Exception as exc:
+                row["ms"][name] = row["peak_mib"][name] = None
+                row["errors"][name] = f"{type(exc).__name__}: {exc}"[:200]
+            torch.cuda.empty_cache()
+        t_ref, m_ref = row["ms"].get("torch"), row["peak_mib"].get("torch")
+        t_us, m_us = row["ms"].get("fastllm"), row["peak_mib"].get("fastllm")
+        row["speedup_vs_torch"] = t_ref / t_us if t_ref and t_us else None
+        row["memory_ratio_vs_torch"] = m_us / m_ref if m_ref and m_us else None
+        results.append(row)
+        cells = " ".join(
+            f"{row['ms'][n]:>7.2f}ms {row['peak_mib'][n]:>6.0f}M" if row["ms"][n] else f"{'n/a':>17}" for n in names
+        )
+        sp = f"{row['speedup_vs_torch']:.2f}x" if row["speedup_vs_torch"] else "n/a"
+        mr = f"{row['memory_ratio_vs_torch']:.2f}" if row["memory_ratio_vs_torch"] else "n/a"
+        print(f"{str(case):>22} {cells}   {sp:>16}   {mr:>12}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bench_cross_entropy: needs a CUDA GPU")
+        return 1
+    dev, dt = "cuda", torch.bfloat16
+    print(f"device: {torch.cuda.get_device_name()}  dtype: bf16")
+
+    def make_ce(case, fn):
+        n, vocab = case
+        x = torch.randn(n, vocab, device=dev, dtype=dt, requires_grad=True)
+        t = torch.randint(0, vocab, (n,), device=dev)
+        return [x], lambda: fn(x, t).backward()
+
+    def make_linear(case, fn):
+        n, hdim, vocab = case
+        h = torch.randn(n, hdim, device=dev, dtype=dt, requires_grad=True)
+        w = (torch.randn(vocab, hdim, device=dev, dtype=dt) * hdim**-0.5).requires_grad_()
+        t = torch.randint(0, vocab, (n,), device=dev)
+        return [h, w], lambda: fn(h, w, t).backward()
+
+    ce_cases = [(n, v) for n in ((4096,) if args.short else (4096, 16384)) for v in (50257, 128256, 256000)]
+    if args.short:
+        ce_cases.append((16384, 128256))
+    lin_cases = [(16384, hd, 128256) for hd in (2048, 4096)]
+    if not args.short:
+        lin_cases = [(4096, hd, 128256) for hd in (2048, 4096)] + lin_cases
+    ce_rows, lin_rows = [], []
+    run_table("cross_entropy (tokens, vocab): fwd+bwd time, peak memory", ce_cases, ce_providers(), make_ce, ce_rows)
+    run_table("linear_cross_entropy (tokens, hidden, vocab): fwd+bwd", lin_cases, linear_providers(), make_linear, lin_rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=torch.cuda.get_device_name(), dtype="bf16", cross_entropy=ce_rows,
+                           linear_cross_entropy=lin_rows), f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

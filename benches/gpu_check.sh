@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# GPU check for fastllm.kernels (one H100, < 8 minutes): installs the built wheel, runs the
+# GPU tests, compiles every shipped kernel configuration for sm_80/sm_90, runs both
+# benchmarks in short mode and prints a summary table. Results go to ${OUT:-/tmp}/.
+#
+#   bash benches/gpu_check.sh            # from the repository root, with dist/*.whl present
+#
+# torch and triton must already be installed (the wheel is installed with --no-deps).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+START=$(date +%s)
+declare -A STATUS
+
+step() {  # step NAME TIMEOUT_S CMD...: run with a time limit, log to $OUT/NAME.log
+  local name=$1 limit=$2; shift 2
+  local t0; t0=$(date +%s)
+  echo "=== $name (limit ${limit}s)"
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
+  STATUS[$name]="rc=$rc $(( $(date +%s) - t0 ))s"
+}
+
+WHEEL=$(ls dist/*.whl 2>/dev/null | head -1)
+SITE="$OUT/fastllm-site"
+if [ -n "$WHEEL" ]; then
+  rm -rf "$SITE"
+  step install 120 "$PY" -m pip install --no-deps --quiet --target "$SITE" "$WHEEL"
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+else
+  echo "no dist/*.whl: using the source tree (python/)"
+  STATUS[install]="skipped (no wheel)"
+  export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+fi
+unset TRITON_INTERPRET
+"$PY" - <<'PYEOF'
+import torch, triton, fastllm.kernels as K
+print("fastllm.kernels from", K.__file__)
+print("torch", torch.__version__, "triton", triton.__version__, "device", torch.cuda.get_device_name())
+PYEOF
+
+step gpu_tests 200 "$PY" -m pytest -m gpu tests/ -q -p no:cacheprovider -x --junitxml="$OUT/gpu_tests.xml"
+step aot 120 "$PY" -m fastllm.kernels.aot --arch 80 90 --full --json "$OUT/aot.json"
+step bench_attention 150 "$PY" benches/bench_attention.py --short --json "$OUT/bench_attention.json"
+step bench_cross_entropy 150 "$PY" benches/bench_cross_entropy.py --short --json "$OUT/bench_cross_entropy.json"
+
+echo
+echo "=== summary ($(( $(date +%s) - START ))s total)"
+for name in install gpu_tests aot bench_attention bench_cross_entropy; do
+  printf '%-22s %s\n' "$name" "${STATUS[$name]:-not run}"
+done
+OUT="$OUT" "$PY" - <<'PYEOF'
+import json, os
+out = os.environ["OUT"]
+
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+att = load("bench_attention.json")
+if att:
+    print("\nattention (TFLOP/s, %s, %s)" % (att["dtype"], att["device"]))
+    print(f"{'D':>4} {'causal':>6} {'seq':>6} {'mode':>8} {'fastllm':>8} {'t-flash':>8} {'t-cudnn':>8} {'fa2':>8} {'vs flash':>8}")
+    for r in att["rows"]:
+        t = r["tflops"]
+        f = lambda k: f"{t[k]:8.1f}" if t.get(k) else f"{'-':>8}"
+        ratio = f"{r['ratio_vs_torch_flash']:.2f}x" if r.get("ratio_vs_torch_flash") else "-"
+        print(f"{r['head_dim']:>4} {str(r['causal']):>6} {r['seq']:>6} {r['mode']:>8} {f('fastllm')} {f('torch-flash')} {f('torch-cudnn')} {f('flash_attn')} {ratio:>8}")
+    best = max((r["tflops"]["fastllm"] or 0) for r in att["rows"] if r["mode"] == "fwd" and r["head_dim"] == 128 and not r["causal"])
+    print(f"target: fwd non-causal d=128 >= ~370 TFLOP/s (FA2 published): best {best:.0f}")
+ce = load("bench_cross_entropy.json")
+if ce:
+    for key in ("cross_entropy", "linear_cross_entropy"):
+        print(f"\n{key} (bf16): fastllm vs torch eager")
+        for r in ce[key]:
+            sp, mr = r.get("speedup_vs_torch"), r.get("memory_ratio_vs_torch")
+            print(f"  {str(r['case']):>22}  speedup {sp and f'{sp:.2f}x' or '-':>7}   memory {mr and f'{mr:.2f}' or '-':>5} of torch")
+    print("targets: cross_entropy >= 2x torch eager; linear at 16k tokens/128k vocab: memory <= 0.25x, time <= 1.2x")
+aot = load("aot.json")
+if aot:
+    bad = [r for r in aot if not r["ok"]]
+    spills = [r for r in aot if (r.get("spill_bytes") or 0) > 0]
+    print(f"\nAOT: {len(aot) - len(bad)}/{len(aot)} configurations compiled; {len(spills)} with register spills")
+PYEOF
