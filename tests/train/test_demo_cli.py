@@ -1,5 +1,6 @@
 """The CLI commands end to end, the demo included (quick settings)."""
 
+import io
 import json
 import re
 
@@ -21,7 +22,7 @@ def test_quick_demo_beats_the_unigram_baseline(tmp_path, capsys):
     assert "sample" in out and (tmp_path / "train" / "model" / "config.json").is_file()
 
 
-def test_prepare_train_sft_dpo_from_the_command_line(tmp_path, tokenizer, documents, capsys):
+def test_prepare_train_sft_chat_dpo_from_the_command_line(tmp_path, tokenizer, documents, capsys, monkeypatch):
     tok_file = tmp_path / "tok.json"
     tokenizer.save(tok_file)
     corpus = tmp_path / "corpus.txt"
@@ -45,6 +46,10 @@ def test_prepare_train_sft_dpo_from_the_command_line(tmp_path, tokenizer, docume
                                              {"role": "assistant", "content": "hello"}]}) + "\n")
     assert main(["sft", "--model", str(model_dir), "--data", str(chat), "--out", str(tmp_path / "sft"),
                  "--max-steps", "2", "--quiet", "--device", "cpu"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi\n/exit\n"))
+    assert main(["chat", "--model", str(tmp_path / "sft"), "--system", "Be nice.", "--max-new-tokens", "4",
+                 "--seed", "0", "--device", "cpu"]) == 0
+    assert "assistant> " in capsys.readouterr().out
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_text(json.dumps({"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello",
                                  "rejected": "go away"}) + "\n")

@@ -31,7 +31,7 @@ class DemoSettings:
     n_embd: int = 128
     block_size: int = 64
     batch_size: int = 16
-    max_steps: int = 300
+    max_steps: int = 200
     lr: float = 3e-3
     warmup_steps: int = 20
     eval_interval: int = 50
