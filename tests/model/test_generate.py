@@ -175,3 +175,16 @@ def test_attention_goes_through_the_kernels_unless_padded(model, monkeypatch):
     calls.clear()
     model.generate(PROMPTS[:2], 2, temperature=0)  # different lengths: padding mask, torch SDPA
     assert calls == []
+
+
+def test_forward_with_a_cache_continues_the_sequence(model):
+    from fastllm.model import KVCache
+
+    ids = torch.tensor([PROMPTS[2]])
+    cache = KVCache.for_model(model, 1, 12)
+    first = model(ids[:, :7], kv_cache=cache)
+    rest = model(ids[:, 7:], kv_cache=cache)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), model(ids), atol=1e-5, rtol=1e-5)
+    assert cache.length == 11
+    with pytest.raises(ValueError, match="KV cache overflow"):
+        model(ids[:, :2], kv_cache=cache)
