@@ -71,7 +71,7 @@ if att:
         f = lambda k: f"{t[k]:8.1f}" if t.get(k) else f"{'-':>8}"
         ratio = f"{r['ratio_vs_torch_flash']:.2f}x" if r.get("ratio_vs_torch_flash") else "-"
         print(f"{r['head_dim']:>4} {str(r['causal']):>6} {r['seq']:>6} {r['mode']:>8} {f('fastllm')} {f('torch-flash')} {f('torch-cudnn')} {f('flash_attn')} {ratio:>8}")
-    best = max((r["tflops"]["fastllm"] or 0) for r in att["rows"] if r["mode"] == "fwd" and r["head_dim"] == 128 and not r["causal"])
+    best = max(((r["tflops"]["fastllm"] or 0) for r in att["rows"] if r["mode"] == "fwd" and r["head_dim"] == 128 and not r["causal"]), default=0)
     print(f"target: fwd non-causal d=128 >= ~370 TFLOP/s (FA2 published): best {best:.0f}")
 ce = load("bench_cross_entropy.json")
 if ce:
