@@ -18,6 +18,7 @@ Source = Union[PathLike, Sequence[PathLike], Iterable[str]]
 BATCH_TEXTS = 8192
 #: ... or fewer, once they add up to this many characters.
 BATCH_CHARS = 1 << 23
+_MAX_U63 = (1 << 63) - 1
 
 
 def train_ranks(
@@ -72,17 +73,25 @@ def train_ranks(
     specials = _special_list(special_tokens)
     if num_threads is not None:
         _check_int("num_threads", num_threads)
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be at least 1, got {num_threads}")
     if show_progress is None:
         show_progress = _stderr_is_tty()
 
     trainer = _core.BpeTrainer(pattern, specials, num_threads)
-    trainer.check_vocab_size(vocab_size)
+    minimum = 256 + len(specials)
+    if vocab_size < minimum:
+        raise ValueError(
+            f"vocab_size {vocab_size} is too small: it must be at least {minimum} "
+            "(256 byte tokens plus the special tokens)"
+        )
     paths = _paths_of(source)
     if paths is not None:
         trainer.add_files(paths, show_progress)
     else:
         _add_iterable(trainer, source, show_progress)
-    return trainer.train(vocab_size, min_frequency, show_progress)
+    # Training stops when no pair is left long before these limits matter.
+    return trainer.train(min(vocab_size, _MAX_U63), min(min_frequency, _MAX_U63), show_progress)
 
 
 def _check_int(name: str, value: object) -> None:

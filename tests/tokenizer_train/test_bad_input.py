@@ -15,6 +15,8 @@ def test_vocab_size_too_small_names_the_minimum():
         train_ranks(iter(TEXTS), 257, special_tokens=["<a>", "<b>"])
     with pytest.raises(ValueError, match=r"at least 256"):
         train_ranks(iter(TEXTS), 0)
+    with pytest.raises(ValueError, match=r"-5 is too small"):
+        train_ranks(iter(TEXTS), -5)
     assert len(train_ranks(iter(TEXTS), 258, special_tokens=["<a>", "<b>"])) == 256
 
 
@@ -110,6 +112,7 @@ def test_arguments_of_wrong_type(kwargs):
     [
         {"min_frequency": -1},
         {"num_threads": 0},
+        {"num_threads": -3},
         {"special_tokens": [""]},
         {"special_tokens": ["<a>", "<a>"]},
     ],
@@ -120,8 +123,12 @@ def test_bad_values(kwargs):
 
 
 def test_huge_vocab_size_just_stops_when_no_pairs_remain():
-    tokens = train_ranks(iter(["abcabc abc"]), 10**12, min_frequency=1)
+    tokens = train_ranks(iter(["abcabc abc"]), 10**30, min_frequency=1)
     assert tokens[256:] == [b"ab", b"abc", b" abc", b"abcabc"]
+
+
+def test_huge_min_frequency_learns_nothing():
+    assert len(train_ranks(iter(TEXTS), 300, min_frequency=10**30)) == 256
 
 
 def test_pattern_matching_empty_strings_counts_no_empty_pieces():

@@ -73,11 +73,6 @@ impl PyBpeTrainer {
         Ok(Self { inner, pool })
     }
 
-    /// Raises ValueError unless vocab_size >= 256 + number of special tokens.
-    fn check_vocab_size(&self, vocab_size: usize) -> PyResult<()> {
-        self.inner.check_vocab_size(vocab_size).map_err(to_py_err)
-    }
-
     /// Counts the pieces of each string (each one a document on its own).
     fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>) {
         self.run(py, |t| t.counter().add_texts(&texts));
