@@ -173,8 +173,9 @@ def run_demo(settings: DemoSettings) -> dict:
 
     _say("[5/5] results")
     _say(f"      unigram baseline (entropy of the validation tokens): {baseline:.3f} nats/token")
-    _say(f"      final validation loss:                              {final:.3f} nats/token "
-         f"({baseline - final:+.3f} below the baseline)" if final is not None else "")
+    verdict = (f"{baseline - final:.3f} below the baseline: the model uses context" if final < baseline
+               else "not below the baseline yet: train for more steps")
+    _say(f"      final validation loss:                              {final:.3f} nats/token ({verdict})")
     _say(f"      sample (temperature 0.8, top-k 40):\n\n{settings.prompt}{sample}\n")
     _say(f"      wrote {loss_png} and {attention_png}; the model is in {summary['model_dir']}")
     _say(f"      (try: fastllm generate --model {summary['model_dir']} --prompt \"{settings.prompt.strip()}\")")
