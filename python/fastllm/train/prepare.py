@@ -161,7 +161,7 @@ def prepare_chunks(
     *,
     val_fraction: float = 0.1,
     shard_tokens: int = 100_000_000,
-    batch_chars: int = 8_000_000,
+    batch_chars: int = 2_000_000,
     num_threads: int | None = None,
     progress: bool = True,
     total_chars: int | None = None,

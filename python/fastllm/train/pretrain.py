@@ -128,7 +128,7 @@ class Trainer:
         path = Path(path) if path else self.checkpoint_path
         if not path.is_file():
             return False
-        state = load_checkpoint(path, map_location=self.ctx.device)
+        state = load_checkpoint(path, map_location="cpu")  # RNG states must stay on the CPU
         check_model_config(state["model_config"], self.model_config.to_dict(), path)
         if state.get("world_size", 1) != self.ctx.world_size:
             raise ValueError(
