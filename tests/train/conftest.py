@@ -8,23 +8,24 @@ training step ~15x slower (measured), not faster.
 
 from __future__ import annotations
 
-import os
-
-os.environ["FASTLLM_KERNELS"] = "reference"
-
-import pytest  # noqa: E402
+import pytest
 
 EOT = "<|endoftext|>"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
+@pytest.fixture(scope="module", autouse=True)
+def fast_cpu_training():
+    """Reference kernels and one torch thread, for each test module here only (restored
+    after it, so other test directories keep testing the Triton kernels)."""
     import torch
 
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FASTLLM_KERNELS", "reference")
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+    patch.undo()
 
 
 def byte_tokenizer(merges: int = 0):

@@ -105,4 +105,7 @@ def test_config_file_then_flags(tmp_path):
     (tmp_path / "bad.toml").write_text("n_layer = = 3")
     with pytest.raises(ValueError, match="cannot parse"):
         read_config_file(tmp_path / "bad.toml")
-    assert build_config({"model": "gpt2"}).gpt_config(50257).n_layer == 12
+    preset = build_config({"model": "gpt2"})
+    assert preset.gpt_config(50257).n_layer == 12 and preset.seq_len == 1024
+    with pytest.raises(ValueError, match="unknown GPT preset"):
+        build_config({"model": "gpt5"})

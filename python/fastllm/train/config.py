@@ -28,7 +28,7 @@ class TrainConfig:
     bias: bool = True
     # batch: tokens per optimizer step = batch_size * seq_len * grad_accum * processes
     batch_size: int = 16
-    seq_len: Optional[int] = None  # defaults to block_size
+    seq_len: Optional[int] = None  # defaults to block_size (the preset's context with --model)
     grad_accum: int = 1
     # optimizer and schedule
     max_steps: int = 1000
@@ -54,6 +54,10 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        if self.model:  # a preset fixes the sizes (and an unknown name fails here)
+            from fastllm.model import GPTConfig
+
+            self.block_size = GPTConfig.from_preset(self.model).block_size
         if self.seq_len is None:
             self.seq_len = self.block_size
         positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "seq_len", "grad_accum",
@@ -61,7 +65,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.seq_len > self.block_size and self.model is None:
+        if self.seq_len > self.block_size:
             raise ValueError(f"seq_len ({self.seq_len}) is longer than the context block_size ({self.block_size})")
         for name, choices in (("dtype", ("auto", "float32", "bfloat16")),
                               ("kernels", ("auto", "triton", "reference"))):
