@@ -16,9 +16,8 @@ import os
 import sys
 import threading
 import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from fastllm.atomic_file import write_bytes_atomic
 from fastllm.tiktoken_file import parse_tiktoken
@@ -28,14 +27,13 @@ DEFAULT_BASE_URL = "https://openaipublic.blob.core.windows.net/encodings"
 DOWNLOAD_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True)
-class EncodingSpec:
+class EncodingSpec(NamedTuple):
     """Where a named encoding's vocabulary comes from and how it splits text."""
 
     file_name: str
     sha256: str
     pattern: str
-    special_tokens: dict[str, int] = field(default_factory=dict)
+    special_tokens: dict[str, int]
 
 
 # Hashes and special tokens as tiktoken_ext/openai_public.py (tiktoken 0.14) has them;
@@ -174,6 +172,8 @@ def _offline_message(name: str, path: Path, problem: str, url: str, reason: str)
 
 
 def _download(url: str) -> bytes:
+    import urllib.request
+
     from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
