@@ -72,10 +72,12 @@ def check_attention(b, h, hk, nq, nk, d, dtype, causal, window, softcap, seed, n
     window=st.one_of(st.none(), st.integers(0, 40), st.tuples(st.integers(-1, 30), st.integers(-1, 30))),
     softcap=st.one_of(st.none(), st.floats(2.0, 30.0)),
     noncontig=st.booleans(),
+    tiles=st.sampled_from([None, None, AttnConfig(16, 16, 4, 1), AttnConfig(32, 16, 4, 1), AttnConfig(16, 32, 4, 1)]),
     seed=st.integers(0, 2**16),
 )
-def test_flash_attention_random(b, hk, group, nq, nk, d, dtype, causal, window, softcap, noncontig, seed):
-    check_attention(b, hk * group, hk, nq, nk, d, dtype, causal, window, softcap, seed, noncontig)
+def test_flash_attention_random(b, hk, group, nq, nk, d, dtype, causal, window, softcap, noncontig, tiles, seed):
+    """Small tiles make masked and unmasked KV tiles, loops and partial tiles all occur."""
+    check_attention(b, hk * group, hk, nq, nk, d, dtype, causal, window, softcap, seed, noncontig, config=tiles)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

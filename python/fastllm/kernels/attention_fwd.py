@@ -18,6 +18,49 @@ from .tl_ops import LOG2E, LN2, dot, tanh
 
 
 @triton.jit
+def _fwd_tiles(
+    acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, start, end,
+    NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+    BLOCK_N: tl.constexpr, HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    MASKED: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr,
+):
+    """Online-softmax update over KV tiles [start, end). ``MASKED=False`` only for tiles that
+    every row sees entirely (no bounds, causal or window masks)."""
+    for start_n in range(start, end, BLOCK_N):
+        cols = start_n + offs_n
+        n_ok = cols < NK
+        if MASKED:
+            kt_mask = n_ok[None, :] & d_ok[:, None]
+            v_mask = n_ok[:, None] & d_ok[None, :]
+        else:
+            kt_mask = d_ok[:, None]
+            v_mask = d_ok[None, :]
+        kt = tl.load(k_base + cols[None, :] * skn + offs_d[:, None] * skd, mask=kt_mask, other=0.0)
+        s = dot(q, kt, UPCAST, IEEE) * qk_scale
+        if HAS_SOFTCAP:
+            s = tanh(s) * (softcap * LOG2E)
+        if MASKED:
+            valid = n_ok[None, :]
+            if HAS_RIGHT:
+                valid = valid & (cols[None, :] <= offs_m[:, None] + diag + right)
+            if HAS_LEFT:
+                valid = valid & (cols[None, :] >= offs_m[:, None] + diag - left)
+            s = tl.where(valid, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        else:
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_safe = m_new
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(v_base + cols[:, None] * svn + offs_d[None, :] * svd, mask=v_mask, other=0.0)
+        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, UPCAST, IEEE)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
 def attn_fwd_kernel(
     Q, K, V, O, LSE,
     sqb, sqh, sqm, sqd,
@@ -65,36 +108,37 @@ def attn_fwd_kernel(
     else:
         qk_scale = scale * LOG2E
 
+    # KV tiles [full_lo, full_hi) are visible to every row of this query tile and need no
+    # mask; the tiles around them are masked.
+    hi = tl.maximum(hi, lo)  # so that lo <= full_lo <= full_hi <= hi below
+    m_last = tl.minimum(m0 + BLOCK_M, NQ) - 1
+    full_lo = lo
+    full_hi = (NK // BLOCK_N) * BLOCK_N
+    if HAS_LEFT:
+        full_lo = tl.maximum(lo, ((m_last + diag - left + BLOCK_N - 1) // BLOCK_N) * BLOCK_N)
+    if HAS_RIGHT:
+        full_hi = (tl.maximum(tl.minimum(NK, m0 + diag + right + 1), 0) // BLOCK_N) * BLOCK_N
+    full_lo = tl.minimum(full_lo, hi)
+    full_hi = tl.maximum(full_hi, full_lo)
+
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start_n in range(lo, hi, BLOCK_N):
-        cols = start_n + offs_n
-        n_ok = cols < NK
-        kt = tl.load(
-            k_base + cols[None, :] * skn + offs_d[:, None] * skd,
-            mask=n_ok[None, :] & d_ok[:, None], other=0.0,
-        )
-        s = dot(q, kt, UPCAST, IEEE) * qk_scale
-        if HAS_SOFTCAP:
-            s = tanh(s) * (softcap * LOG2E)
-        valid = n_ok[None, :]
-        if HAS_RIGHT:
-            valid = valid & (cols[None, :] <= offs_m[:, None] + diag + right)
-        if HAS_LEFT:
-            valid = valid & (cols[None, :] >= offs_m[:, None] + diag - left)
-        s = tl.where(valid, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(
-            v_base + cols[:, None] * svn + offs_d[None, :] * svd,
-            mask=n_ok[:, None] & d_ok[None, :], other=0.0,
-        )
-        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, UPCAST, IEEE)
-        m_i = m_new
+    acc, l_i, m_i = _fwd_tiles(
+        acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, lo, full_lo,
+        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
+    )
+    acc, l_i, m_i = _fwd_tiles(
+        acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, full_lo, full_hi,
+        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, False, UPCAST, IEEE,
+    )
+    acc, l_i, m_i = _fwd_tiles(
+        acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, full_hi, hi,
+        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
+    )
 
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_safe[:, None]

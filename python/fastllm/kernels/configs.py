@@ -27,7 +27,7 @@ ATTN_FWD: Dict[int, AttnConfig] = {
     16: AttnConfig(128, 64, 8, 3),
     32: AttnConfig(128, 64, 8, 3),
     64: AttnConfig(128, 64, 8, 3),
-    128: AttnConfig(128, 64, 8, 3),
+    128: AttnConfig(128, 64, 8, 2),  # 3 stages spill (sm_80 and sm_90)
     256: AttnConfig(64, 32, 8, 2),
 }
 # dK/dV: one program per KV tile (block_n) looping over query tiles (block_m).
