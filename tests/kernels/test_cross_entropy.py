@@ -289,8 +289,25 @@ def test_linear_cross_entropy_bad_arguments(shapes, kwargs, exc, match):
         linear_cross_entropy(torch.randn(*h), torch.randn(*w), torch.zeros(*t, dtype=torch.long), **kwargs)
 
 
+def test_linear_cross_entropy_fp32_weight_bf16_hidden():
+    """Mixed precision: fp32 master weight, bf16 activations; grads in each leaf's dtype."""
+    hidden = randn((20, 16), torch.bfloat16, 40).requires_grad_()
+    weight = randn((50, 16), torch.float32, 41, scale=0.5).requires_grad_()
+    bias = randn((50,), torch.float32, 42).requires_grad_()
+    target = make_target(20, 50, 43)
+    loss = linear_cross_entropy(hidden, weight, target, bias, chunk_size=6)
+    loss.backward()
+    assert weight.grad.dtype == torch.float32 and hidden.grad.dtype == torch.bfloat16
+    h64, w64, b64 = (t.detach().double().requires_grad_() for t in (hidden, weight.bfloat16(), bias.bfloat16()))
+    cross_entropy_reference(F.linear(h64, w64, b64), target).backward()
+    assert_close(weight.grad, w64.grad, 1e-2, "fp32 weight grad")
+    assert_close(bias.grad, b64.grad, 1e-2, "fp32 bias grad")
+    assert_close(hidden.grad, h64.grad, 5e-2, "bf16 hidden grad")
+
+
 def test_linear_cross_entropy_dtype_mismatch():
-    with pytest.raises(TypeError, match="weight is torch.float16"):
-        linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 8).half(), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="bias is torch.float16"):
+        linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 8), torch.zeros(4, dtype=torch.long),
+                             bias=torch.zeros(10).half())
     with pytest.raises(ValueError, match="class index 10"):
         linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 8), torch.tensor([0, 10, 1, 2]))

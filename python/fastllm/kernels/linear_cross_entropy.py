@@ -68,6 +68,9 @@ def _run(hidden, weight, bias, target, dloss, opts, grads):
 
     ignore_index, smoothing, z_loss, cap, chunk, block_v = opts
     n = hidden.shape[0]
+    # the matmuls run in hidden's dtype (e.g. fp32 master weights with bf16 activations)
+    weight = weight.to(hidden.dtype)
+    bias = None if bias is None else bias.to(hidden.dtype)
     losses = torch.empty(n, dtype=torch.float32, device=hidden.device)
     for s, e in _chunks(n, chunk):
         h_c, t_c = hidden[s:e], target[s:e]
@@ -162,7 +165,9 @@ def linear_cross_entropy(
 
     Args:
         hidden: ``(tokens, hidden_dim)``; weight: ``(vocab, hidden_dim)``; bias: ``(vocab,)``;
-            all of one float dtype and device. target: ``(tokens,)`` class indices.
+            one device. The matmuls run in hidden's dtype; weight and bias may be another
+            float dtype (e.g. fp32 master weights with bf16 activations, as under autocast),
+            and their gradients are returned in their own dtype. target: ``(tokens,)``.
         chunk_size: tokens per chunk (default: a chunk of logits about the size of ``hidden``).
         accum_dtype: dtype of the weight/bias gradient accumulator (default float32; ``None``
             accumulates in the weight's dtype).
@@ -172,14 +177,15 @@ def linear_cross_entropy(
     checks.check_tensor("weight", weight, 2)
     checks.check_float("hidden", hidden)
     checks.check_tensor("target", target, 1)
-    tensors, names = [hidden, weight], ["hidden", "weight"]
+    checks.check_float("weight", weight)
+    if weight.device != hidden.device:
+        raise ValueError(f"hidden is on {hidden.device} but weight is on {weight.device}")
     if bias is not None:
         checks.check_tensor("bias", bias, 1)
-        tensors.append(bias)
-        names.append("bias")
+        checks.check_float("bias", bias)
+        checks.check_same(("weight", "bias"), (weight, bias))
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"bias has {bias.shape[0]} entries but weight has {weight.shape[0]} rows (vocab)")
-    checks.check_same(tuple(names), tuple(tensors))
     if hidden.shape[1] != weight.shape[1]:
         raise ValueError(
             f"hidden has {hidden.shape[1]} features but weight is {tuple(weight.shape)}; expected (vocab, {hidden.shape[1]})"
