@@ -72,3 +72,19 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith(f"fastllm {argv[0]}: error: ") and re.search(message, err)
     assert "Traceback" not in err
+
+
+def test_demo_reads_the_users_files_as_documents(tmp_path):
+    from fastllm.train.demo import DemoSettings, _corpus
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("first doc\n\f\nsecond doc\n", encoding="utf-8")
+    b.write_text("third doc", encoding="utf-8")
+    documents, origin = _corpus(DemoSettings(files=[str(a), str(b)]))
+    assert documents == ["first doc\n", "second doc\n", "third doc"] and "2 file" in origin
+    cut, _ = _corpus(DemoSettings(files=[str(a), str(b)], max_chars=12))
+    assert "".join(cut) == "first doc\nse"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="corpus is empty"):
+        _corpus(DemoSettings(files=[str(empty)]))

@@ -164,7 +164,7 @@ def prepare_chunks(
     batch_chars: int = 2_000_000,
     num_threads: int | None = None,
     progress: bool = True,
-    total_chars: int | None = None,
+    total_bytes: int | None = None,
     sources: list[str] | None = None,
 ) -> dict:
     """Tokenizes ``(chunk, ends_document)`` pairs into shards under ``out_dir``; returns the metadata."""
@@ -183,7 +183,7 @@ def prepare_chunks(
     router = _SplitRouter(val_fraction)
     eot_array = np.array([eot], dtype=dtype)
     documents = 0
-    bar = tqdm(total=total_chars, unit="char", unit_scale=True, desc="tokenizing", disable=not progress)
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenizing", disable=not progress)
     with bar:
         for batch in _batches(iter(chunks), batch_chars):
             encoded = tokenizer.encode_ordinary_batch([text for text, _ in batch], num_threads=num_threads)
@@ -193,7 +193,7 @@ def prepare_chunks(
                 if ends_document:
                     writer.write(eot_array)
                     documents += 1
-                bar.update(len(text))
+                bar.update(len(text.encode("utf-8")))
     splits = {split: {"tokens": w.tokens, "shards": w.close()} for split, w in writers.items()}
     if splits["train"]["tokens"] == 0:
         raise ValueError("no text to prepare: the input is empty")
@@ -238,4 +238,4 @@ def prepare_files(paths: Iterable[str | Path], tokenizer, out_dir, *, chunk_char
         for path in paths:
             yield from file_chunks(path, chunk_chars)
 
-    return prepare_chunks(chunks(), tokenizer, out_dir, total_chars=total, sources=[str(p) for p in paths], **kwargs)
+    return prepare_chunks(chunks(), tokenizer, out_dir, total_bytes=total, sources=[str(p) for p in paths], **kwargs)
