@@ -21,8 +21,7 @@ def _rand(shape, dtype, seed, scale=1.0):
     return (torch.randn(shape, generator=g, device="cuda", dtype=torch.float32) * scale).to(dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("dtype,d", [(torch.bfloat16, 64), (torch.bfloat16, 128), (torch.float16, 128), (torch.float32, 64)])
 @pytest.mark.parametrize(
     "nq,nk,h,hk,causal,window,softcap",
     [(1024, 1024, 8, 8, True, None, None), (777, 2049, 8, 2, True, None, None), (1500, 1500, 4, 1, False, 256, 30.0)],
@@ -78,7 +77,7 @@ def test_sdpa_gpu():
 @pytest.mark.parametrize("vocab", [50257, 128256, 262144])
 @pytest.mark.parametrize("inplace", [False, True])
 def test_cross_entropy_gpu(vocab, inplace):
-    n = 2048
+    n = 1024
     x = _rand((n, vocab), torch.bfloat16, 8, scale=4.0).requires_grad_()
     t = torch.randint(0, vocab, (n,), device="cuda")
     t[::7] = -100
