@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .chat_template import IGNORE, IM_END, check_messages, render, special_id, with_chat_tokens
-from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab, load_model_and_tokenizer,
-                       optimize, shuffled_batches, steps_for)
+from .finetune import (Example, FinetuneConfig, autocast_for, check_length, collate, fit_vocab,
+                       load_model_and_tokenizer, optimize, shuffled_batches, steps_for)
 from .jsonl import load_jsonl
 from .metrics import JsonlLog
 
@@ -91,9 +91,10 @@ def preference_step(policy, reference, batch, beta: float, pad_id: int, device):
     """Loss and metrics for a batch of (chosen, rejected) pairs."""
     n = len(batch)
     x, y = collate([c for c, _ in batch] + [r for _, r in batch], pad_id, device)
-    policy_logps = sequence_logprobs(policy, x, y)
-    with torch.no_grad():
-        ref_logps = sequence_logprobs(reference, x, y)
+    with autocast_for(x.device):
+        policy_logps = sequence_logprobs(policy, x, y)
+        with torch.no_grad():
+            ref_logps = sequence_logprobs(reference, x, y)
     losses, chosen_r, rejected_r = dpo_loss(policy_logps[:n], policy_logps[n:], ref_logps[:n], ref_logps[n:], beta)
     margin = chosen_r - rejected_r
     return losses.mean(), {

@@ -4,6 +4,7 @@ progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str = "auto"):
     model = GPT.from_pretrained(model_dir, device=dev)
     tokenizer = Tokenizer.from_pretrained(model_dir)
     return model, tokenizer, dev
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on a GPU, full precision on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def fit_vocab(model, tokenizer) -> None:
