@@ -26,7 +26,10 @@ def slow_top_k(row, k):
 
 def slow_top_p(row, p):
     """Walk tokens from most to least likely (stable order for ties), keeping them until the
-    mass of the kept ones reaches p."""
+    mass of the kept ones reaches p. top_p = 1 disables the filter (as in transformers): every
+    token stays, even those whose probability underflows."""
+    if p >= 1.0:
+        return set(range(len(row)))
     top = max(row)
     weights = [math.exp(x - top) for x in row]
     total = sum(weights)
