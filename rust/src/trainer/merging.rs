@@ -101,7 +101,8 @@ pub fn learn_merges(
     }
     let min_count = min_frequency.max(1);
     let mut words = collect_words(pieces);
-    let (mut pair_counts, mut where_) = count_pairs(&words);
+    let (mut pair_counts, mut where_) = count_pairs(&words, min_count);
+
     let mut queue = MergeQueue::from_counts(
         pair_counts.iter().filter(|(_, &n)| n >= min_count).map(|(&p, &n)| (p, n)),
     );
@@ -123,23 +124,29 @@ pub fn learn_merges(
         list.dedup();
         apply_merge(&mut words, &list, pair, new_id, &mut scratch);
 
+        // A pair's occurrences all appear in one step (when its younger token is
+        // made) and only disappear afterwards, so a pair that starts below
+        // `min_count` can never be merged: it is not tracked at all.
         for (&p, &d) in &scratch.deltas {
-            if d == 0 {
-                continue;
-            }
-            let n = pair_counts.entry(p).or_insert(0);
-            *n = (*n as i64 + d) as u64;
-            let n = *n;
-            if n == 0 {
-                pair_counts.remove(&p);
-            } else if (p.0 == new_id || p.1 == new_id) && n >= min_count {
-                queue.push(p, n);
+            if d < 0 {
+                if let Some(n) = pair_counts.get_mut(&p) {
+                    *n -= d.unsigned_abs();
+                    if *n == 0 {
+                        pair_counts.remove(&p);
+                    }
+                }
+            } else if d as u64 >= min_count {
+                debug_assert!(p.0 == new_id || p.1 == new_id);
+                pair_counts.insert(p, d as u64);
+                queue.push(p, d as u64);
             }
         }
         scratch.new_pairs.sort_unstable();
         scratch.new_pairs.dedup();
         for group in scratch.new_pairs.chunk_by(|x, y| x.0 == y.0) {
-            where_.entry(group[0].0).or_default().extend(group.iter().map(|&(_, wi)| wi));
+            if pair_counts.contains_key(&group[0].0) {
+                where_.entry(group[0].0).or_default().extend(group.iter().map(|&(_, wi)| wi));
+            }
         }
         progress.inc(1);
     }
@@ -201,21 +208,20 @@ fn apply_merge(words: &mut Words, list: &[u32], pair: Pair, new_id: u32, scratch
 }
 
 fn collect_words(pieces: impl IntoIterator<Item = (String, u64)>) -> Words {
-    let mut words = Words { ids: Vec::new(), meta: Vec::new() };
+    let pieces: Vec<(String, u64)> =
+        pieces.into_iter().filter(|(piece, count)| piece.len() >= 2 && *count > 0).collect();
+    let total: usize = pieces.iter().map(|(piece, _)| piece.len()).sum();
+    let mut words = Words { ids: Vec::with_capacity(total), meta: Vec::with_capacity(pieces.len()) };
     for (piece, count) in pieces {
-        if piece.len() < 2 || count == 0 {
-            continue; // no pairs in it
-        }
         words.meta.push(WordMeta { start: words.ids.len(), count, len: piece.len() as u32 });
         words.ids.extend(piece.bytes().map(u32::from));
     }
-    words.ids.shrink_to_fit();
-    words.meta.shrink_to_fit();
     words
 }
 
-fn count_pairs(words: &Words) -> (PairCounts, WordLists) {
-    (0..words.meta.len())
+/// Pair counts and word lists of the pairs that occur at least `min_count` times.
+fn count_pairs(words: &Words, min_count: u64) -> (PairCounts, WordLists) {
+    let (mut counts, mut lists) = (0..words.meta.len())
         .into_par_iter()
         .fold(
             || (PairCounts::default(), WordLists::default()),
@@ -242,7 +248,10 @@ fn count_pairs(words: &Words) -> (PairCounts, WordLists) {
                 }
                 (ca, la)
             },
-        )
+        );
+    counts.retain(|_, n| *n >= min_count);
+    lists.retain(|p, _| counts.contains_key(p));
+    (counts, lists)
 }
 
 /// Replaces every non-overlapping occurrence of `pair` in `word` (left to right) by
