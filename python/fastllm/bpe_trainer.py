@@ -42,8 +42,10 @@ def train_ranks(
     ``source``:
       * a path (``str`` or ``os.PathLike``), or a ``list``/``tuple`` of paths: UTF-8
         text files, read streamed in chunks and counted in parallel, so no file has to
-        fit in memory at once. Chunks end just before a newline that follows a letter,
-        which for the built-in patterns gives exactly the pieces of the whole file.
+        fit in memory at once. Chunks end just before a newline that follows a letter
+        (rarely elsewhere at a piece boundary), which for the built-in patterns gives
+        exactly the pieces of the whole file; a custom pattern whose matches run
+        across such a point sees the file cut there.
       * any other iterable of ``str`` (an iterator, a generator, ``iter(list_of_texts)``,
         a dataset column...): each string is a document of its own; strings are pulled
         in batches and each batch is counted in parallel with the GIL released.
