@@ -160,3 +160,12 @@ def test_read_meta_errors(tmp_path, data_dir):
     with pytest.raises(ValueError, match="not valid JSON"):
         read_meta(tmp_path)
     assert read_meta(data_dir)["vocab_size"] == byte_tokenizer(8).n_vocab
+
+
+def test_tokenizer_sources(tmp_path, tokenizer, data_dir, pretrained_dir):
+    from fastllm.train.prepare import load_tokenizer
+
+    tokenizer.save(tmp_path / "tok.json")
+    text = "the answer is 42"
+    for spec in (tmp_path / "tok.json", data_dir, pretrained_dir, pretrained_dir / "tokenizer.json"):
+        assert load_tokenizer(spec).encode_ordinary(text) == tokenizer.encode_ordinary(text), spec

@@ -2,9 +2,9 @@
 
 Documents stream through in bounded pieces: files are read line by line into chunks
 of about ``chunk_chars`` characters, cut only where the GPT-2/cl100k/o200k split
-patterns always end a piece (so the cut does not change the tokens), and batches of chunks are encoded in parallel
-by the Rust tokenizer. Memory stays bounded by the batch size whatever the corpus
-size. An end-of-text token follows every document. Chunks are dealt to the
+patterns always end a piece (so the cut does not change the tokens), and batches of
+chunks are encoded in parallel by the Rust tokenizer. Memory stays bounded by the
+batch size whatever the corpus size. An end-of-text token follows every document. Chunks are dealt to the
 validation split at a steady rate of ``val_fraction``, so both splits sample the
 whole corpus.
 """
@@ -44,7 +44,8 @@ def cut_point(text: str, chunk_chars: int) -> int | None:
 
 
 def load_tokenizer(spec: str | Path):
-    """A tokenizer from a saved file, a pretrained directory, or an encoding name."""
+    """A tokenizer from a file (``Tokenizer.save``'s, or a HF ``tokenizer.json``), a model or
+    data directory, or an encoding name (``gpt2``, ``cl100k_base``, ``o200k_base``)."""
     from fastllm import Tokenizer, get_encoding
 
     path = Path(spec)
@@ -53,7 +54,7 @@ def load_tokenizer(spec: str | Path):
             return Tokenizer.load(path / TOKENIZER_FILE)
         return Tokenizer.from_pretrained(path)
     if path.is_file():
-        return Tokenizer.load(path)
+        return Tokenizer.from_hf_json(path) if path.name == "tokenizer.json" else Tokenizer.load(path)
     return get_encoding(str(spec))
 
 
