@@ -75,6 +75,13 @@ def test_bad_preference_records(tokenizer, tmp_path, record, match):
         load_preferences(path, tokenizer, 64)
 
 
+def test_pairs_longer_than_the_context_are_refused(tokenizer, tmp_path):
+    path = tmp_path / "long.jsonl"
+    path.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b" * 80}) + "\n")
+    with pytest.raises(ValueError, match=r"long.jsonl:1: \d+ tokens, longer than the model's context of 64"):
+        load_preferences(path, tokenizer, 64)
+
+
 def test_dpo_rejects_bad_beta(pretrained_dir, tmp_path):
     with pytest.raises(ValueError, match="beta"):
         run_dpo(DPOConfig(model=str(pretrained_dir), data="x", beta=0.0))

@@ -109,3 +109,16 @@ def test_config_file_then_flags(tmp_path):
     assert preset.gpt_config(50257).n_layer == 12 and preset.seq_len == 1024
     with pytest.raises(ValueError, match="unknown GPT preset"):
         build_config({"model": "gpt5"})
+
+
+def test_gradient_accumulation_equals_the_larger_batch(data_dir, tmp_path):
+    """Two micro-batches of 2 rows give the step of one batch of 4 (same windows, mean loss)."""
+    accumulated = Trainer(tiny_train_config(data_dir, tmp_path / "a", max_steps=4, batch_size=2, grad_accum=2)).run()
+    whole = Trainer(tiny_train_config(data_dir, tmp_path / "b", max_steps=4, batch_size=4)).run()
+    assert [l for _, l in accumulated["history"]] == pytest.approx([l for _, l in whole["history"]], rel=1e-5)
+    norms = [[r["grad_norm"] for r in read_log(tmp_path / run / "log.jsonl") if "grad_norm" in r] for run in "ab"]
+    assert norms[0] == pytest.approx(norms[1], rel=1e-4)  # Adam hides a gradient scale; the norm does not
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4)
