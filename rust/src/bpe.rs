@@ -7,59 +7,48 @@
 //!
 //! Short pieces use a simple quadratic scan (fastest for the handful of bytes
 //! of ordinary words). Long pieces (text the split pattern cannot break up,
-//! e.g. a megabyte of letters) use a linked list plus a min-heap, which is
+//! e.g. a megabyte of letters) use a linked list plus a rank-bucket queue, which is
 //! O(n log n), so the cost per byte stays flat.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use crate::rank_queue::RankQueue;
+pub use crate::vocab::{Rank, TokenMap};
 
-use rustc_hash::FxHashMap;
-
-/// A token id / merge priority. Lower ranks merge first.
-pub type Rank = u32;
-
-/// Maps token bytes to their rank.
-pub type RankMap = FxHashMap<Vec<u8>, Rank>;
-
-/// Pieces at least this long go through the heap-based merge.
+/// Pieces at least this long go through the queue-based merge.
 const HEAP_THRESHOLD: usize = 128;
 
 /// Appends the tokens of `piece` to `out`.
 ///
-/// Every single byte must be in `ranks` (the caller guarantees it when it
-/// builds the vocabulary); otherwise the byte is skipped rather than panicking.
-pub fn encode_piece(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
-    if piece.is_empty() {
-        return;
-    }
-    if let Some(&rank) = ranks.get(piece) {
+/// Every single byte must be a token (the caller guarantees it when it builds
+/// the vocabulary); otherwise the byte is skipped rather than panicking.
+#[inline]
+pub fn encode_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+    if let Some(rank) = ranks.get(piece) {
         out.push(rank);
         return;
     }
-    // (The heap merge indexes bytes with u32; a piece of 4 GiB or more takes
+    if piece.len() < 2 {
+        return;
+    }
+    // (The queue merge indexes bytes with u32; a piece of 4 GiB or more takes
     // the slow path rather than failing.)
     if piece.len() < HEAP_THRESHOLD || piece.len() >= u32::MAX as usize {
         merge_quadratic(piece, ranks, out);
     } else {
-        merge_heap(piece, ranks, out);
+        merge_queue(piece, ranks, out);
     }
 }
 
 /// Returns the tokens of `piece` as a new vector.
-pub fn encode_piece_vec(piece: &[u8], ranks: &RankMap) -> Vec<Rank> {
+pub fn encode_piece_vec(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
     let mut out = Vec::new();
     encode_piece(piece, ranks, &mut out);
     out
 }
 
 #[inline]
-fn lookup(ranks: &RankMap, bytes: &[u8]) -> Rank {
-    ranks.get(bytes).copied().unwrap_or(Rank::MAX)
-}
-
-#[inline]
-fn push_part(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>, start: usize, end: usize) {
-    if let Some(&rank) = ranks.get(&piece[start..end]) {
+fn push_part(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>, start: usize, end: usize) {
+    let rank = ranks.rank(&piece[start..end]);
+    if rank != Rank::MAX {
         out.push(rank);
     }
 }
@@ -67,11 +56,11 @@ fn push_part(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>, start: usize, e
 /// Quadratic merge for short pieces. `bounds[k]` is the start of part `k`
 /// (the last entry is `piece.len()`); `pair[k]` is the rank of parts `k` and
 /// `k + 1` merged (`Rank::MAX` when that is not a token or there is no `k + 1`).
-fn merge_quadratic(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
+fn merge_quadratic(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     let n = piece.len();
     let mut bounds: Vec<usize> = (0..=n).collect();
     let mut pair: Vec<Rank> = (0..n)
-        .map(|k| if k + 2 <= n { lookup(ranks, &piece[k..k + 2]) } else { Rank::MAX })
+        .map(|k| if k + 1 < n { ranks.pair(piece[k], piece[k + 1]) } else { Rank::MAX })
         .collect();
     loop {
         let mut best = Rank::MAX;
@@ -90,12 +79,12 @@ fn merge_quadratic(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
         pair.remove(at + 1);
         let parts = pair.len();
         pair[at] = if at + 2 <= parts {
-            lookup(ranks, &piece[bounds[at]..bounds[at + 2]])
+            ranks.rank(&piece[bounds[at]..bounds[at + 2]])
         } else {
             Rank::MAX
         };
         if at > 0 {
-            pair[at - 1] = lookup(ranks, &piece[bounds[at - 1]..bounds[at + 1]]);
+            pair[at - 1] = ranks.rank(&piece[bounds[at - 1]..bounds[at + 1]]);
         }
     }
     for w in bounds.windows(2) {
@@ -103,25 +92,28 @@ fn merge_quadratic(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
     }
 }
 
-/// O(n log n) merge for long pieces. Parts are nodes of a doubly linked list
-/// indexed by their start byte; the heap holds `(rank, start)` of candidate
-/// pairs and entries that went stale are skipped when popped.
-fn merge_heap(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
-    let n = piece.len();
-    const NONE: u32 = u32::MAX;
-    // next[i] is the start of the part after the part starting at i (n = end).
-    let mut next: Vec<u32> = (1..=n as u32).collect();
-    let mut prev: Vec<u32> = (0..n as u32).map(|i| if i == 0 { NONE } else { i - 1 }).collect();
-    let mut pair: Vec<Rank> = vec![Rank::MAX; n];
-    let mut alive: Vec<bool> = vec![true; n];
-    let mut heap: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(n);
-    let key = |rank: Rank, start: usize| Reverse(((rank as u64) << 32) | start as u64);
+/// No part before this one.
+const NONE: u32 = u32::MAX;
+/// `pair` of a part that was merged into its left neighbour (never a rank:
+/// the vocabulary has fewer than `u32::MAX - 1` tokens).
+const DEAD: Rank = Rank::MAX - 1;
 
-    for i in 0..n - 1 {
-        let r = lookup(ranks, &piece[i..i + 2]);
-        pair[i] = r;
+/// O(n log n) merge for long pieces: parts form a doubly linked list indexed
+/// by their start byte (struct-of-arrays, so that checking a popped entry
+/// touches one small array); the queue holds `(rank, start)` of candidate
+/// pairs, and entries that went stale are skipped when popped.
+fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+    let n = piece.len();
+    // pair[i]: rank of the part starting at i merged with the next one.
+    let mut pair: Vec<Rank> = Vec::with_capacity(n);
+    pair.extend(piece.windows(2).map(|w| ranks.pair(w[0], w[1])));
+    pair.push(Rank::MAX);
+    let mut next: Vec<u32> = (1..=n as u32).collect();
+    let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+    let mut queue = RankQueue::new();
+    for (i, &r) in pair.iter().enumerate() {
         if r != Rank::MAX {
-            heap.push(key(r, i));
+            queue.push(r, i as u32);
         }
     }
     // Rank of the pair starting at part `i`, given the current links.
@@ -130,21 +122,20 @@ fn merge_heap(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
         if j >= n {
             return Rank::MAX;
         }
-        let end = next[j] as usize;
-        lookup(ranks, &piece[i..end])
+        ranks.rank(&piece[i..next[j] as usize])
     };
 
-    while let Some(Reverse(entry)) = heap.pop() {
-        let rank = (entry >> 32) as Rank;
-        let i = (entry & 0xffff_ffff) as usize;
+    while let Some((rank, i)) = queue.pop() {
+        let i = i as usize;
         // A part's pair only ever grows, so its rank changes whenever the pair
-        // does: a popped entry is current exactly when its rank still matches.
-        if !alive[i] || pair[i] != rank {
+        // does: a popped entry is current exactly when its rank still matches
+        // (a dead part's DEAD never does).
+        if pair[i] != rank {
             continue;
         }
         let j = next[i] as usize;
         let after = next[j];
-        alive[j] = false;
+        pair[j] = DEAD;
         next[i] = after;
         if (after as usize) < n {
             prev[after as usize] = i as u32;
@@ -152,7 +143,7 @@ fn merge_heap(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
         let r = pair_rank(&next, i);
         pair[i] = r;
         if r != Rank::MAX {
-            heap.push(key(r, i));
+            queue.push(r, i as u32);
         }
         let p = prev[i];
         if p != NONE {
@@ -160,7 +151,7 @@ fn merge_heap(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
             let r = pair_rank(&next, p);
             pair[p] = r;
             if r != Rank::MAX {
-                heap.push(key(r, p));
+                queue.push(r, p as u32);
             }
         }
     }
@@ -176,22 +167,20 @@ fn merge_heap(piece: &[u8], ranks: &RankMap, out: &mut Vec<Rank>) {
 mod tests {
     use super::*;
 
-    fn ranks(tokens: &[&[u8]]) -> RankMap {
-        let mut m: RankMap = (0u32..256).map(|b| (vec![b as u8], b)).collect();
-        for (k, t) in tokens.iter().enumerate() {
-            m.insert(t.to_vec(), 256 + k as Rank);
-        }
-        m
+    fn ranks(tokens: &[&[u8]]) -> TokenMap {
+        let mut all: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        all.extend(tokens.iter().map(|t| t.to_vec()));
+        TokenMap::new(&all).unwrap()
     }
 
     /// Straightforward reference: rebuild the part list after every merge.
-    fn reference(piece: &[u8], ranks: &RankMap) -> Vec<Rank> {
+    fn reference(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
         let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
         loop {
             let mut best: Option<(Rank, usize)> = None;
             for k in 0..parts.len().saturating_sub(1) {
                 let joined = [parts[k].as_slice(), parts[k + 1].as_slice()].concat();
-                if let Some(&r) = ranks.get(&joined) {
+                if let Some(r) = ranks.get(&joined) {
                     if best.map_or(true, |(b, _)| r < b) {
                         best = Some((r, k));
                     }
@@ -205,7 +194,7 @@ mod tests {
                 }
             }
         }
-        parts.iter().map(|p| ranks[p]).collect()
+        parts.iter().map(|p| ranks.get(p).unwrap()).collect()
     }
 
     #[test]
@@ -215,14 +204,14 @@ mod tests {
             let mut q = Vec::new();
             merge_quadratic(text, &r, &mut q);
             let mut h = Vec::new();
-            merge_heap(text, &r, &mut h);
+            merge_queue(text, &r, &mut h);
             assert_eq!(q, reference(text, &r), "{text:?}");
             assert_eq!(h, reference(text, &r), "{text:?}");
         }
     }
 
     #[test]
-    fn heap_equals_quadratic_on_pseudo_random_inputs() {
+    fn queue_equals_quadratic_on_pseudo_random_inputs() {
         let r = ranks(&[b"ab", b"ba", b"abab", b"bb", b"aab", b"abb", b"ca", b"cab", b"bbb", b"aa"]);
         let mut state = 0x1234_5678u64;
         for len in 1..200 {
@@ -235,7 +224,7 @@ mod tests {
             let mut q = Vec::new();
             merge_quadratic(&piece, &r, &mut q);
             let mut h = Vec::new();
-            merge_heap(&piece, &r, &mut h);
+            merge_queue(&piece, &r, &mut h);
             assert_eq!(q, h);
             assert_eq!(q, reference(&piece, &r));
         }

@@ -9,7 +9,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::bpe::{self, Rank, RankMap};
+use crate::bpe::{self, Rank, TokenMap};
 use crate::pretokenize::{PatternError, Pretokenizer};
 
 /// Everything that can go wrong building or using a [`CoreBpe`].
@@ -165,7 +165,7 @@ fn automaton<S: AsRef<[u8]>>(names: &[S], kind: MatchKind) -> Result<Option<AhoC
 /// `Send + Sync`: share it across threads freely.
 #[derive(Debug)]
 pub struct CoreBpe {
-    encoder: RankMap,
+    encoder: TokenMap,
     decoder: Vec<Vec<u8>>,
     specials: Specials,
     pretokenizer: Pretokenizer,
@@ -179,27 +179,19 @@ impl CoreBpe {
         special_tokens: &[(String, Rank)],
         pattern: &str,
     ) -> Result<Self, CoreError> {
-        if mergeable.len() >= Rank::MAX as usize {
+        if mergeable.len() >= (Rank::MAX - 1) as usize {
             return Err(CoreError::TooManyTokens(mergeable.len()));
         }
-        let mut encoder: RankMap = FxHashMap::default();
-        encoder.reserve(mergeable.len());
-        for (rank, bytes) in mergeable.iter().enumerate() {
-            if bytes.is_empty() {
-                return Err(CoreError::EmptyToken { rank });
-            }
-            if let Some(first) = encoder.insert(bytes.clone(), rank as Rank) {
-                return Err(CoreError::DuplicateToken {
-                    first: first as usize,
-                    second: rank,
-                    bytes: bytes.clone(),
-                });
-            }
+        if let Some(rank) = mergeable.iter().position(|t| t.is_empty()) {
+            return Err(CoreError::EmptyToken { rank });
         }
-        for b in 0..=255u8 {
-            if !encoder.contains_key(&[b][..]) {
-                return Err(CoreError::MissingByte(b));
-            }
+        let encoder = TokenMap::new(&mergeable).map_err(|d| CoreError::DuplicateToken {
+            first: d.first as usize,
+            second: d.second as usize,
+            bytes: mergeable[d.second as usize].clone(),
+        })?;
+        if let Some(b) = encoder.missing_byte() {
+            return Err(CoreError::MissingByte(b));
         }
         let specials = Specials::new(special_tokens, mergeable.len())?;
         let pretokenizer = Pretokenizer::new(pattern)?;

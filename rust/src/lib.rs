@@ -6,7 +6,9 @@ pub mod bpe;
 pub mod decoder;
 pub mod encoder;
 pub mod pretokenize;
+pub mod rank_queue;
 pub mod trainer;
+pub mod vocab;
 
 #[cfg(feature = "python")]
 mod bindings;

@@ -1,0 +1,125 @@
+//! Token bytes → rank lookup, tuned for BPE's access pattern: most lookups
+//! are short byte strings, which are packed into a `u128` key so a probe
+//! touches one table slot instead of chasing a pointer to the key's bytes.
+
+use rustc_hash::FxHashMap;
+
+/// A token id / merge priority. Lower ranks merge first.
+pub type Rank = u32;
+
+/// Byte strings up to this long are stored inline.
+const INLINE: usize = 15;
+
+#[inline(always)]
+fn pack(bytes: &[u8]) -> u128 {
+    debug_assert!(bytes.len() <= INLINE);
+    let mut buf = [0u8; 16];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[15] = bytes.len() as u8;
+    u128::from_le_bytes(buf)
+}
+
+/// A byte string that occurs twice among the tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub first: Rank,
+    pub second: Rank,
+}
+
+/// Maps token bytes to their rank.
+#[derive(Debug, Clone)]
+pub struct TokenMap {
+    short: FxHashMap<u128, Rank>,
+    long: FxHashMap<Vec<u8>, Rank>,
+    /// Rank of each single byte (`Rank::MAX` if absent).
+    bytes: [Rank; 256],
+    /// Rank of each two-byte string, indexed `b0 * 256 + b1` (`Rank::MAX` if absent).
+    pairs: Vec<Rank>,
+}
+
+impl TokenMap {
+    /// `tokens[rank]` is the bytes of token `rank`.
+    pub fn new(tokens: &[Vec<u8>]) -> Result<Self, Duplicate> {
+        let mut short = FxHashMap::default();
+        short.reserve(tokens.len());
+        let mut long = FxHashMap::default();
+        let mut bytes = [Rank::MAX; 256];
+        let mut pairs = vec![Rank::MAX; 1 << 16];
+        for (rank, token) in tokens.iter().enumerate() {
+            let rank = rank as Rank;
+            let previous = if token.len() <= INLINE {
+                short.insert(pack(token), rank)
+            } else {
+                long.insert(token.clone(), rank)
+            };
+            if let Some(first) = previous {
+                return Err(Duplicate { first, second: rank });
+            }
+            match token.as_slice() {
+                [b] => bytes[*b as usize] = rank,
+                [b0, b1] => pairs[(*b0 as usize) << 8 | *b1 as usize] = rank,
+                _ => {}
+            }
+        }
+        Ok(Self { short, long, bytes, pairs })
+    }
+
+    #[inline(always)]
+    pub fn get(&self, token: &[u8]) -> Option<Rank> {
+        if token.len() <= INLINE {
+            self.short.get(&pack(token)).copied()
+        } else {
+            self.long.get(token).copied()
+        }
+    }
+
+    /// Rank of `token`, `Rank::MAX` if it is not one.
+    #[inline(always)]
+    pub fn rank(&self, token: &[u8]) -> Rank {
+        match token.len() {
+            1 => self.bytes[token[0] as usize],
+            2 => self.pairs[(token[0] as usize) << 8 | token[1] as usize],
+            _ => self.get(token).unwrap_or(Rank::MAX),
+        }
+    }
+
+    #[inline(always)]
+    pub fn byte(&self, b: u8) -> Rank {
+        self.bytes[b as usize]
+    }
+
+    #[inline(always)]
+    pub fn pair(&self, b0: u8, b1: u8) -> Rank {
+        self.pairs[(b0 as usize) << 8 | b1 as usize]
+    }
+
+    /// The first byte value that is not a token, if any.
+    pub fn missing_byte(&self) -> Option<u8> {
+        (0..=255u8).find(|&b| self.bytes[b as usize] == Rank::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_long_and_small_lookups() {
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        tokens.push(b"ab".to_vec());
+        tokens.push(b"fifteen-bytes!!".to_vec());
+        tokens.push(b"sixteen-bytes!!!".to_vec());
+        let m = TokenMap::new(&tokens).unwrap();
+        assert_eq!(m.get(b"a"), Some(97));
+        assert_eq!(m.rank(b"ab"), 256);
+        assert_eq!(m.pair(b'a', b'b'), 256);
+        assert_eq!(m.pair(b'b', b'a'), Rank::MAX);
+        assert_eq!(m.get(b"fifteen-bytes!!"), Some(257));
+        assert_eq!(m.get(b"sixteen-bytes!!!"), Some(258));
+        assert_eq!(m.get(b"fifteen-bytes!"), None);
+        assert_eq!(m.rank(b"abc"), Rank::MAX);
+        assert_eq!(m.missing_byte(), None);
+        tokens.push(b"ab".to_vec());
+        assert_eq!(TokenMap::new(&tokens).unwrap_err(), Duplicate { first: 256, second: 259 });
+    }
+}
