@@ -56,9 +56,9 @@ def scaled_dot_product_attention(
     enable_gqa: bool = False,
 ) -> torch.Tensor:
     if not _supported(query, key, value, attn_mask, dropout_p, scale, enable_gqa):
+        extra = {"enable_gqa": True} if enable_gqa else {}  # the keyword is new in torch 2.5
         return F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
-            enable_gqa=enable_gqa,
+            query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **extra
         )
     from .attention import FlashAttentionFunction
 
