@@ -29,9 +29,7 @@ pub fn encode_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     if piece.len() < 2 {
         return;
     }
-    // (The queue merge indexes bytes with u32; a piece of 4 GiB or more takes
-    // the slow path rather than failing.)
-    if piece.len() < HEAP_THRESHOLD || piece.len() >= u32::MAX as usize {
+    if piece.len() < HEAP_THRESHOLD {
         merge_quadratic(piece, ranks, out);
     } else {
         merge_queue(piece, ranks, out);
@@ -53,19 +51,27 @@ fn push_part(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>, start: usize, 
     }
 }
 
-/// Quadratic merge for short pieces. `bounds[k]` is the start of part `k`
-/// (the last entry is `piece.len()`); `pair[k]` is the rank of parts `k` and
-/// `k + 1` merged (`Rank::MAX` when that is not a token or there is no `k + 1`).
+/// Quadratic merge for short pieces (fewer than `HEAP_THRESHOLD` bytes), on
+/// fixed-size stack arrays. Parts `0..parts` are live: `start[k]` is where part
+/// `k` begins (`start[parts]` is the end of the piece) and `pair[k]` the rank
+/// of parts `k` and `k + 1` merged (`Rank::MAX`: not a token, or no `k + 1`).
 fn merge_quadratic(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     let n = piece.len();
-    let mut bounds: Vec<usize> = (0..=n).collect();
-    let mut pair: Vec<Rank> = (0..n)
-        .map(|k| if k + 1 < n { ranks.pair(piece[k], piece[k + 1]) } else { Rank::MAX })
-        .collect();
+    debug_assert!(n < HEAP_THRESHOLD);
+    let mut start = [0u32; HEAP_THRESHOLD + 1];
+    let mut pair = [Rank::MAX; HEAP_THRESHOLD];
+    for k in 0..=n {
+        start[k] = k as u32;
+    }
+    for k in 0..n - 1 {
+        pair[k] = ranks.pair(piece[k], piece[k + 1]);
+    }
+    let mut parts = n;
+    let span = |start: &[u32], a: usize, b: usize| &piece[start[a] as usize..start[b] as usize];
     loop {
         let mut best = Rank::MAX;
         let mut at = 0;
-        for (k, &r) in pair.iter().enumerate() {
+        for (k, &r) in pair[..parts].iter().enumerate() {
             if r < best {
                 best = r;
                 at = k;
@@ -75,20 +81,21 @@ fn merge_quadratic(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
             break;
         }
         // Merge part `at` with part `at + 1`.
-        bounds.remove(at + 1);
-        pair.remove(at + 1);
-        let parts = pair.len();
-        pair[at] = if at + 2 <= parts {
-            ranks.rank(&piece[bounds[at]..bounds[at + 2]])
+        start.copy_within(at + 2..=parts, at + 1);
+        pair.copy_within(at + 2..parts, at + 1);
+        parts -= 1;
+        pair[parts] = Rank::MAX;
+        if at + 1 < parts {
+            pair[at] = ranks.rank(span(&start, at, at + 2));
         } else {
-            Rank::MAX
-        };
+            pair[at] = Rank::MAX;
+        }
         if at > 0 {
-            pair[at - 1] = ranks.rank(&piece[bounds[at - 1]..bounds[at + 1]]);
+            pair[at - 1] = ranks.rank(span(&start, at - 1, at + 1));
         }
     }
-    for w in bounds.windows(2) {
-        push_part(piece, ranks, out, w[0], w[1]);
+    for k in 0..parts {
+        push_part(piece, ranks, out, start[k] as usize, start[k + 1] as usize);
     }
 }
 
@@ -104,6 +111,9 @@ const DEAD: Rank = Rank::MAX - 1;
 /// pairs, and entries that went stale are skipped when popped.
 fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     let n = piece.len();
+    // Parts are indexed with u32: callers keep texts under 4 GiB (the Python
+    // bindings refuse longer ones with a ValueError).
+    assert!(n < u32::MAX as usize, "piece of 4 GiB or more");
     // pair[i]: rank of the part starting at i merged with the next one.
     let mut pair: Vec<Rank> = Vec::with_capacity(n);
     pair.extend(piece.windows(2).map(|w| ranks.pair(w[0], w[1])));
@@ -214,19 +224,23 @@ mod tests {
     fn queue_equals_quadratic_on_pseudo_random_inputs() {
         let r = ranks(&[b"ab", b"ba", b"abab", b"bb", b"aab", b"abb", b"ca", b"cab", b"bbb", b"aa"]);
         let mut state = 0x1234_5678u64;
-        for len in 1..200 {
+        for len in 1..300 {
             let piece: Vec<u8> = (0..len)
                 .map(|_| {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     b"abc"[(state >> 33) as usize % 3]
                 })
                 .collect();
-            let mut q = Vec::new();
-            merge_quadratic(&piece, &r, &mut q);
+            let expected = reference(&piece, &r);
+            if len < HEAP_THRESHOLD {
+                let mut q = Vec::new();
+                merge_quadratic(&piece, &r, &mut q);
+                assert_eq!(q, expected);
+            }
             let mut h = Vec::new();
             merge_queue(&piece, &r, &mut h);
-            assert_eq!(q, h);
-            assert_eq!(q, reference(&piece, &r));
+            assert_eq!(h, expected);
+            assert_eq!(encode_piece_vec(&piece, &r), expected);
         }
     }
 

@@ -30,6 +30,17 @@ fn to_ids(ids: &[i64]) -> PyResult<Vec<u64>> {
         .collect()
 }
 
+/// Texts are indexed with u32 inside the merge: refuse 4 GiB and more.
+fn check_len(text: &str) -> PyResult<()> {
+    if text.len() >= u32::MAX as usize {
+        return Err(value_error(format!(
+            "text of {} bytes is too long to encode in one call (limit 4 GiB); split it",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A set of strings from any iterable of str; "all" means every special token.
 fn str_set(obj: &Bound<'_, PyAny>, all: &[String]) -> PyResult<HashSet<String>> {
     if let Ok(s) = obj.cast::<PyString>() {
@@ -119,8 +130,9 @@ impl PyCoreBpe {
     }
 
     /// Encodes `text` ignoring special tokens entirely.
-    fn encode_ordinary(&self, py: Python<'_>, text: String) -> Vec<Rank> {
-        py.detach(|| self.core.encode_ordinary(&text))
+    fn encode_ordinary(&self, py: Python<'_>, text: String) -> PyResult<Vec<Rank>> {
+        check_len(&text)?;
+        Ok(py.detach(|| self.core.encode_ordinary(&text)))
     }
 
     /// tiktoken's `encode`: specials in `allowed_special` become their id; a
@@ -133,6 +145,7 @@ impl PyCoreBpe {
         allowed_special: Option<&Bound<'_, PyAny>>,
         disallowed_special: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Rank>> {
+        check_len(&text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
         py.detach(|| self.core.encode(&text, &policy)).map_err(value_error)
@@ -147,6 +160,7 @@ impl PyCoreBpe {
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        check_len(&text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
         let bytes = py
@@ -169,6 +183,7 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'_, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<Rank>>> {
+        texts.iter().try_for_each(|t| check_len(t))?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
         py.detach(|| self.core.encode_batch(&texts, &policy, num_threads))
@@ -183,6 +198,7 @@ impl PyCoreBpe {
         texts: Vec<String>,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<Rank>>> {
+        texts.iter().try_for_each(|t| check_len(t))?;
         py.detach(|| self.core.encode_ordinary_batch(&texts, num_threads))
             .map_err(value_error)
     }
