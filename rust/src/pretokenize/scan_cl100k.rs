@@ -2,7 +2,7 @@
 //! `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`.
 
 use super::classes::{contraction_letters, LETTER, NUMBER, SPACE};
-use super::text::{is_other, Text};
+use super::text::Text;
 
 /// `'(?i:[sdmt]|ll|ve|re)` after the apostrophe at `j`: end of the match.
 fn contraction(t: &Text<'_>, j: usize) -> Option<usize> {
@@ -45,15 +45,7 @@ pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
         return t.numbers(j, 2);
     }
     // ' ?[^\s\p{L}\p{N}]++[\r\n]*+'
-    let other_from = if is_other(ch.class) {
-        Some(i)
-    } else if ch.cp == ' ' as u32 && t.at(j).is_some_and(|n| is_other(n.class)) {
-        Some(j)
-    } else {
-        None
-    };
-    if let Some(start) = other_from {
-        let end = t.run(start, is_other);
+    if let Some(end) = t.space_then_others(i, ch) {
         return t.run_bytes(end, b"\r\n");
     }
     debug_assert!(ch.class & SPACE != 0);

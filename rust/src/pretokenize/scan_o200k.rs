@@ -8,7 +8,7 @@
 //! first alternative with the optional prefix, then without, then the second.
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
-use super::text::{is_other, Text};
+use super::text::Text;
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
 fn contraction(t: &Text<'_>, j: usize) -> usize {
@@ -101,15 +101,7 @@ pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
         return t.numbers(j, 2);
     }
     // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
-    let other_from = if is_other(ch.class) {
-        Some(i)
-    } else if ch.cp == ' ' as u32 && t.at(j).is_some_and(|n| is_other(n.class)) {
-        Some(j)
-    } else {
-        None
-    };
-    if let Some(start) = other_from {
-        let end = t.run(start, is_other);
+    if let Some(end) = t.space_then_others(i, ch) {
         return t.run_bytes(end, b"\r\n/");
     }
     // \s*[\r\n]+ | \s+(?!\S) | \s+

@@ -105,6 +105,19 @@ impl<'a> Text<'a> {
         i
     }
 
+    /// ` ?[^\s\p{L}\p{N}]+` at `i`, whose character is `ch`: end of the match.
+    #[inline(always)]
+    pub fn space_then_others(&self, i: usize, ch: Ch) -> Option<usize> {
+        let start = if is_other(ch.class) {
+            i
+        } else if ch.cp == ' ' as u32 && self.at(i + ch.len).is_some_and(|n| is_other(n.class)) {
+            i + ch.len
+        } else {
+            return None;
+        };
+        Some(self.run(start, is_other))
+    }
+
     /// The maximal run of `\s` starting at `i` (which must be `\s`).
     #[inline(always)]
     pub fn space_run(&self, mut i: usize) -> SpaceRun {
