@@ -144,6 +144,9 @@ mod tests {
 
     #[test]
     fn bad_pattern_is_an_error() {
-        assert!(matches!(PieceCounter::new("(", &[]), Err(TrainError::Pattern(_))));
+        assert!(matches!(
+            PieceCounter::new("(", &[]),
+            Err(TrainError::Pattern(_))
+        ));
     }
 }

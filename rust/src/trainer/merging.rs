@@ -104,13 +104,17 @@ pub fn learn_merges(
     let (mut pair_counts, mut where_) = count_pairs(&words, min_count);
 
     let mut queue = MergeQueue::from_counts(
-        pair_counts.iter().filter(|(_, &n)| n >= min_count).map(|(&p, &n)| (p, n)),
+        pair_counts
+            .iter()
+            .filter(|(_, &n)| n >= min_count)
+            .map(|(&p, &n)| (p, n)),
     );
     progress.set_length((num_tokens - tokens.len()) as u64);
     let mut scratch = Scratch::default();
 
     while tokens.len() < num_tokens {
-        let Some((pair, _)) = queue.pop_best(min_count, |p| pair_counts.get(p).copied().unwrap_or(0))
+        let Some((pair, _)) =
+            queue.pop_best(min_count, |p| pair_counts.get(p).copied().unwrap_or(0))
         else {
             break;
         };
@@ -145,7 +149,10 @@ pub fn learn_merges(
         scratch.new_pairs.dedup();
         for group in scratch.new_pairs.chunk_by(|x, y| x.0 == y.0) {
             if pair_counts.contains_key(&group[0].0) {
-                where_.entry(group[0].0).or_default().extend(group.iter().map(|&(_, wi)| wi));
+                where_
+                    .entry(group[0].0)
+                    .or_default()
+                    .extend(group.iter().map(|&(_, wi)| wi));
             }
         }
         progress.inc(1);
@@ -180,7 +187,7 @@ fn apply_merge(words: &mut Words, list: &[u32], pair: Pair, new_id: u32, scratch
         return;
     }
     let per_task = list.len().div_ceil(threads * 4).max(512);
-    let parts: Vec<(FxHashMap<Pair, i64>, Vec<(Pair, u32)>)> = list
+    let parts: Vec<Scratch> = list
         .par_chunks(per_task)
         .map(|chunk| {
             let mut local = FxHashMap::<Pair, i64>::default();
@@ -196,24 +203,36 @@ fn apply_merge(words: &mut Words, list: &[u32], pair: Pair, new_id: u32, scratch
                     });
                 }
             }
-            (local, fresh)
+            Scratch {
+                deltas: local,
+                new_pairs: fresh,
+            }
         })
         .collect();
-    for (local, fresh) in parts {
-        for (p, d) in local {
+    for part in parts {
+        for (p, d) in part.deltas {
             *deltas.entry(p).or_insert(0) += d;
         }
-        new_pairs.extend(fresh);
+        new_pairs.extend(part.new_pairs);
     }
 }
 
 fn collect_words(pieces: impl IntoIterator<Item = (String, u64)>) -> Words {
-    let pieces: Vec<(String, u64)> =
-        pieces.into_iter().filter(|(piece, count)| piece.len() >= 2 && *count > 0).collect();
+    let pieces: Vec<(String, u64)> = pieces
+        .into_iter()
+        .filter(|(piece, count)| piece.len() >= 2 && *count > 0)
+        .collect();
     let total: usize = pieces.iter().map(|(piece, _)| piece.len()).sum();
-    let mut words = Words { ids: Vec::with_capacity(total), meta: Vec::with_capacity(pieces.len()) };
+    let mut words = Words {
+        ids: Vec::with_capacity(total),
+        meta: Vec::with_capacity(pieces.len()),
+    };
     for (piece, count) in pieces {
-        words.meta.push(WordMeta { start: words.ids.len(), count, len: piece.len() as u32 });
+        words.meta.push(WordMeta {
+            start: words.ids.len(),
+            count,
+            len: piece.len() as u32,
+        });
         words.ids.extend(piece.bytes().map(u32::from));
     }
     words
@@ -258,7 +277,12 @@ fn count_pairs(words: &Words, min_count: u64) -> (PairCounts, WordLists) {
 /// `new_id`, in place, and returns the new length. Reports each changed adjacent
 /// pair to `delta` once: `-1` for a pair that disappeared, `+1` for a pair that
 /// appeared. `new_id` must not occur in `word`.
-fn merge_word(word: &mut [u32], pair: Pair, new_id: u32, mut delta: impl FnMut(Pair, i64)) -> usize {
+fn merge_word(
+    word: &mut [u32],
+    pair: Pair,
+    new_id: u32,
+    mut delta: impl FnMut(Pair, i64),
+) -> usize {
     let (a, b) = pair;
     let n = word.len();
     // Writes go to `w <= i`, so `word[i..]` still holds the old ids.
@@ -343,7 +367,11 @@ mod tests {
             for code in 0..3u32.pow(len) {
                 let word: Vec<u32> = (0..len).map(|k| 1 + (code / 3u32.pow(k)) % 3).collect();
                 for pair in [(1, 2), (1, 1), (2, 1)] {
-                    assert_eq!(deltas(&word, pair, 9), brute(&word, pair, 9), "{word:?} {pair:?}");
+                    assert_eq!(
+                        deltas(&word, pair, 9),
+                        brute(&word, pair, 9),
+                        "{word:?} {pair:?}"
+                    );
                 }
             }
         }
@@ -351,9 +379,16 @@ mod tests {
 
     #[test]
     fn learns_the_most_frequent_pairs_first() {
-        let pieces = vec![("abab".to_string(), 3), ("ab".to_string(), 1), ("cd".to_string(), 2)];
+        let pieces = vec![
+            ("abab".to_string(), 3),
+            ("ab".to_string(), 1),
+            ("cd".to_string(), 2),
+        ];
         let tokens = learn_merges(pieces, 259, 1, &ProgressBar::hidden());
-        assert_eq!(&tokens[256..], &[b"ab".to_vec(), b"abab".to_vec(), b"cd".to_vec()]);
+        assert_eq!(
+            &tokens[256..],
+            &[b"ab".to_vec(), b"abab".to_vec(), b"cd".to_vec()]
+        );
     }
 
     #[test]
@@ -365,13 +400,18 @@ mod tests {
         for i in 0..20_000u64 {
             let mut w = String::from("ab");
             for _ in 0..6 {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 w.push(b"abcab"[(state >> 33) as usize % 5] as char);
             }
             pieces.push((format!("{w}{i}"), 1 + i % 7));
         }
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| learn_merges(pieces.clone(), 700, 2, &ProgressBar::hidden()))
         };
         let one = run(1);
