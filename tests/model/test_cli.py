@@ -23,14 +23,16 @@ def test_generate_streams_the_continuation(hf_dir, tokenizer, capsys):
 
 
 def test_generate_bad_arguments(hf_dir, tmp_path, capsys):
-    code, _, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "hi", "--top-p", 1.5)
-    assert code == 1 and "top_p" in err
+    code, out, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "hi", "--top-p", 1.5)
+    assert code == 1 and "top_p" in err and out == ""
     code, _, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "")
     assert code == 1 and "empty" in err
     code, _, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "x" * 100)
     assert code == 1 and "context" in err
     code, _, err = run(capsys, "generate", "--model", tmp_path, "--prompt", "hi")
     assert code == 1 and "config.json" in err
+    code, _, err = run(capsys, "generate", "--model", tmp_path / "missing", "--prompt", "hi")
+    assert code == 1 and "missing does not exist" in err and "hub" not in err
 
 
 def test_eval_prints_json(hf_dir, tmp_path, capsys):

@@ -77,4 +77,4 @@ def test_bad_stream_input(model, tokenizer, kwargs, error, message):
     args = dict(prompt="hi", max_new_tokens=3)
     args.update(kwargs)
     with pytest.raises(error, match=message):
-        list(stream_generate(model, tokenizer, **args))
+        stream_generate(model, tokenizer, **args)  # checked at the call, before any text

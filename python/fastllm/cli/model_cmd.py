@@ -47,13 +47,13 @@ def _run_generate(args) -> int:
     if room < 1:
         raise ValueError(f"the prompt has {prompt_len} tokens; the model's context is {model.config.block_size}")
     max_new = min(args.max_new_tokens, room)
-    out = sys.stdout
-    if args.echo:
-        out.write(args.prompt)
-    pieces = stream_generate(
+    pieces = stream_generate(  # checks the arguments before anything is printed
         model, tokenizer, args.prompt, max_new, args.temperature, args.top_k, args.top_p,
         stop=args.stop or None, seed=args.seed,
     )
+    out = sys.stdout
+    if args.echo:
+        out.write(args.prompt)
     for piece in pieces:
         out.write(piece)
         out.flush()

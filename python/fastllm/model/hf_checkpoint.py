@@ -40,6 +40,10 @@ def resolve_directory(name_or_path: PathLike) -> Path:
         return path
     if path.exists():
         raise ValueError(f"{path} is a file; expected a checkpoint directory holding {CONFIG_FILE}")
+    text = str(name_or_path)
+    looks_local = path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text
+    if looks_local:
+        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:

@@ -30,7 +30,6 @@ def encode_prompt(tokenizer, prompt: Union[str, Sequence[int]]) -> list:
     return ids
 
 
-@torch.no_grad()
 def stream_generate(
     model,
     tokenizer,
@@ -50,9 +49,9 @@ def stream_generate(
     whole, once complete. ``stop`` (a string or strings) ends generation; the stop string and
     what follows are not yielded, and text that might begin a stop string is held back until
     it is clear. ``stop_tokens`` defaults to the tokenizer's ``<|endoftext|>``; a stop token's
-    own text is not yielded.
+    own text is not yielded. Arguments are checked when this is called, before any text.
     """
-    if stop_tokens == "eot":
+    if isinstance(stop_tokens, str) and stop_tokens == "eot":
         stop_tokens = tokenizer.eot_token
     stops = normalize_stop_tokens(stop_tokens, model.config.vocab_size)
     strings = normalize_stop_strings(stop)
@@ -61,9 +60,13 @@ def stream_generate(
     sampling = dict(
         temperature=temperature, top_k=top_k, top_p=top_p, generator=make_generator(seed, ids.device)
     )
-    decoder = tokenizer.incremental_decoder()
-    pending = ""
     steps = generate_steps(model, ids, None, max_new_tokens, StopCondition(1, stops), sampling)
+    return _stream_text(steps, tokenizer.incremental_decoder(), stops, strings)
+
+
+@torch.no_grad()
+def _stream_text(steps, decoder, stops, strings) -> Iterator[str]:
+    pending = ""
     try:
         for token in steps:
             token_id = int(token[0])
