@@ -29,10 +29,23 @@ def test_missing_directory(tmp_path, monkeypatch):
         GPT.from_pretrained(tmp_path / "nope")
 
 
-def test_missing_directory_without_network(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        GPT.from_pretrained(str(tmp_path / "no-such-model"))
+def test_hub_name_offline(monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+
+    def offline(*args, **kwargs):
+        raise OSError("offline: cannot reach huggingface.co")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(FileNotFoundError, match="could not be fetched from the hub: offline"):
+        GPT.from_pretrained("someone/no-such-model")
+
+
+def test_missing_local_path_is_not_tried_on_the_hub(tmp_path, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("hub was asked"))
+    for path in [tmp_path / "nope", "./nope", "../a/b", "a/b/c"]:
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            GPT.from_pretrained(path)
 
 
 def test_path_is_a_file(tmp_path):
