@@ -60,8 +60,8 @@ fn merge_quadratic(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     debug_assert!(n < HEAP_THRESHOLD);
     let mut start = [0u32; HEAP_THRESHOLD + 1];
     let mut pair = [Rank::MAX; HEAP_THRESHOLD];
-    for k in 0..=n {
-        start[k] = k as u32;
+    for (k, s) in start[..=n].iter_mut().enumerate() {
+        *s = k as u32;
     }
     for k in 0..n - 1 {
         pair[k] = ranks.pair(piece[k], piece[k + 1]);

@@ -245,7 +245,7 @@ impl CoreBpe {
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.
-    fn find_disallowed<'p>(&self, text: &str, disallowed: &HashSet<&'p str>) -> Option<String> {
+    fn find_disallowed(&self, text: &str, disallowed: &HashSet<&str>) -> Option<String> {
         if disallowed.is_empty() {
             return None;
         }
