@@ -106,33 +106,32 @@ const NONE: u32 = u32::MAX;
 const DEAD: Rank = Rank::MAX - 1;
 
 /// O(n log n) merge for long pieces: parts form a doubly linked list indexed
-/// by their start byte (struct-of-arrays, so that checking a popped entry
-/// touches one small array); the queue holds `(rank, start)` of candidate
-/// pairs, and entries that went stale are skipped when popped.
+/// by their start byte; the queue holds `(rank, start)` of candidate pairs,
+/// and entries that went stale are skipped when popped. A part's pair rank
+/// and next link share one array slot, since every pop reads both.
 fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     let n = piece.len();
     // Parts are indexed with u32: callers keep texts under 4 GiB (the Python
     // bindings refuse longer ones with a ValueError).
     assert!(n < u32::MAX as usize, "piece of 4 GiB or more");
-    // pair[i]: rank of the part starting at i merged with the next one.
-    let mut pair: Vec<Rank> = Vec::with_capacity(n);
-    pair.extend(piece.windows(2).map(|w| ranks.pair(w[0], w[1])));
-    pair.push(Rank::MAX);
-    let mut next: Vec<u32> = (1..=n as u32).collect();
+    // link[i] = (rank of part i merged with the next one, start of the next part)
+    let mut link: Vec<(Rank, u32)> = Vec::with_capacity(n);
+    link.extend(piece.windows(2).enumerate().map(|(i, w)| (ranks.pair(w[0], w[1]), i as u32 + 1)));
+    link.push((Rank::MAX, n as u32));
     let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
     let mut queue = RankQueue::new();
-    for (i, &r) in pair.iter().enumerate() {
+    for (i, &(r, _)) in link.iter().enumerate() {
         if r != Rank::MAX {
             queue.push(r, i as u32);
         }
     }
     // Rank of the pair starting at part `i`, given the current links.
-    let pair_rank = |next: &[u32], i: usize| -> Rank {
-        let j = next[i] as usize;
+    let pair_rank = |link: &[(Rank, u32)], i: usize| -> Rank {
+        let j = link[i].1 as usize;
         if j >= n {
             return Rank::MAX;
         }
-        ranks.rank(&piece[i..next[j] as usize])
+        ranks.rank(&piece[i..link[j].1 as usize])
     };
 
     while let Some((rank, i)) = queue.pop() {
@@ -140,26 +139,26 @@ fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
         // A part's pair only ever grows, so its rank changes whenever the pair
         // does: a popped entry is current exactly when its rank still matches
         // (a dead part's DEAD never does).
-        if pair[i] != rank {
+        if link[i].0 != rank {
             continue;
         }
-        let j = next[i] as usize;
-        let after = next[j];
-        pair[j] = DEAD;
-        next[i] = after;
+        let j = link[i].1 as usize;
+        let after = link[j].1;
+        link[j].0 = DEAD;
+        link[i].1 = after;
         if (after as usize) < n {
             prev[after as usize] = i as u32;
         }
-        let r = pair_rank(&next, i);
-        pair[i] = r;
+        let r = pair_rank(&link, i);
+        link[i].0 = r;
         if r != Rank::MAX {
             queue.push(r, i as u32);
         }
         let p = prev[i];
         if p != NONE {
             let p = p as usize;
-            let r = pair_rank(&next, p);
-            pair[p] = r;
+            let r = pair_rank(&link, p);
+            link[p].0 = r;
             if r != Rank::MAX {
                 queue.push(r, p as u32);
             }
@@ -167,7 +166,7 @@ fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     }
     let mut i = 0usize;
     while i < n {
-        let j = next[i] as usize;
+        let j = link[i].1 as usize;
         push_part(piece, ranks, out, i, j);
         i = j;
     }
