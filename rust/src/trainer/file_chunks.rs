@@ -84,7 +84,12 @@ impl FileChunks {
                 let cut = self.char_boundary();
                 return self.cut_at(cut).map(Some);
             }
-            want += self.chunk_bytes;
+            // Past MAX_GROWTH every try pre-tokenizes the whole buffer: grow geometrically.
+            want = if want >= self.chunk_bytes * MAX_GROWTH {
+                want * 2
+            } else {
+                want + self.chunk_bytes
+            };
         }
     }
 
