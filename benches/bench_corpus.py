@@ -14,7 +14,8 @@ Downloads (``apt-get download``, cached under ``bench-data/debs/``) and unpacks
 Every file (every fortune cookie) is one document. Documents that are not valid UTF-8 are
 skipped. All documents are shuffled with a fixed seed, so that any prefix of the corpus is
 a representative mix, and written separated by blank lines until ``--mb`` megabytes
-(10**6 bytes) are reached. The output depends only on the package versions and the seed.
+(10**6 bytes) are reached. The output depends only on the package versions and the seed;
+``corpus.manifest.json`` beside it records both, with the corpus' size and sha256.
 ``--mb`` prefixes of the output are also what ``bench_tokenizer_train.py --mb`` uses.
 """
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import html.parser
+import json
 import os
 import random
 import subprocess
@@ -154,7 +157,8 @@ def fortune_documents(root: Path):
             yield cookie
 
 
-def collect(work: Path) -> list[str]:
+def collect(work: Path) -> tuple[list[str], list[str]]:
+    """All documents, and the .deb files they came from."""
     packages = [LINUX, PYDOC] + [f"debian-reference-{l}" for l in DEBREF_LANGS] + FORTUNES
     debs = download(packages, work / "debs")
     docs: list[str] = []
@@ -177,7 +181,7 @@ def collect(work: Path) -> list[str]:
                 size += len(raw)
         print(f"  {pkg:28s} {len(docs) - n0:7d} documents {size / 1e6:8.1f} MB", file=sys.stderr)
     print(f"skipped {skipped} documents that are not valid UTF-8", file=sys.stderr)
-    return docs
+    return docs, sorted(deb.name for deb in debs.values())
 
 
 def main(argv=None) -> int:
@@ -188,7 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "bench-data",
                     help="cache folder for .debs and unpacked packages")
     args = ap.parse_args(argv)
-    docs = collect(args.work)
+    docs, deb_names = collect(args.work)
     if not docs:
         print("no documents: could the Debian packages be downloaded?", file=sys.stderr)
         return 1
@@ -198,14 +202,19 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     written = 0
+    digest = hashlib.sha256()
     with open(tmp, "wb") as f:
         for doc in docs:
             data = doc.encode("utf-8") + b"\n\n"
             if written + len(data) > limit:
                 break
             f.write(data)
+            digest.update(data)
             written += len(data)
     os.replace(tmp, args.out)
+    manifest = {"bytes": written, "sha256": digest.hexdigest(), "seed": args.seed, "mb": args.mb,
+                "packages": deb_names}
+    args.out.with_name(args.out.stem + ".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {args.out} ({written / 1e6:.1f} MB of {sum(map(len, docs)) / 1e6:.1f} MB available)",
           file=sys.stderr)
     return 0
