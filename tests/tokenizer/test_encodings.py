@@ -10,7 +10,7 @@ import socket
 import threading
 
 import pytest
-from conftest import ENCODINGS as TEST_ENCODINGS
+from encoding_table import ENCODINGS as TEST_ENCODINGS
 
 from fastllm import encodings, get_encoding
 from fastllm.encodings import ENCODINGS, VocabUnavailableError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CORPORA, ENCODINGS
+from encoding_table import CORPORA, ENCODINGS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_tiktoken_parity import text_strategy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CORPORA, ENCODINGS
+from encoding_table import CORPORA, ENCODINGS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -9,8 +9,7 @@ training step ~15x slower (measured), not faster.
 from __future__ import annotations
 
 import pytest
-
-EOT = "<|endoftext|>"
+from tiny_training import byte_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,16 +25,6 @@ def fast_cpu_training():
     yield
     torch.set_num_threads(previous)
     patch.undo()
-
-
-def byte_tokenizer(merges: int = 0):
-    """A real fastllm Tokenizer: the 256 bytes, ``merges`` common pairs, and <|endoftext|>."""
-    from fastllm import Tokenizer
-
-    tokens = [bytes([i]) for i in range(256)]
-    for pair in (b"th", b"he", b"in", b"er", b"an", b"re", b"on", b"at")[:merges]:
-        tokens.append(pair)
-    return Tokenizer(tokens, {EOT: len(tokens)}, "gpt2")
 
 
 @pytest.fixture(scope="session")
@@ -64,17 +53,6 @@ def data_dir(tmp_path_factory, tokenizer, documents):
     out = tmp_path_factory.mktemp("data")
     prepare_documents(documents, tokenizer, out, chunk_chars=2000, progress=False)
     return out
-
-
-def tiny_train_config(data_dir, out, **overrides):
-    from fastllm.train.config import build_config
-
-    settings = dict(data=str(data_dir), out=str(out), n_layer=2, n_head=2, n_embd=32, block_size=32,
-                    batch_size=4, max_steps=8, lr=3e-3, warmup_steps=2, eval_interval=4, eval_batches=2,
-                    checkpoint_interval=4, log_interval=1, device="cpu", kernels="reference",
-                    progress=False, export=False, resume=False)
-    settings.update(overrides)
-    return build_config(overrides=settings)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import EOT, byte_tokenizer
+from tiny_training import EOT, byte_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

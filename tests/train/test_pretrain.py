@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_train_config
+from tiny_training import tiny_train_config
 
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import build_config, read_config_file
