@@ -10,13 +10,31 @@ pub type Rank = u32;
 /// Byte strings up to this long are stored inline.
 const INLINE: usize = 15;
 
+/// Packs up to 15 bytes into a `u128`: the bytes little-endian from the low
+/// end, zero padding, and the length in the top byte. Built from (possibly
+/// overlapping) word reads rather than a variable-length copy, which would
+/// be a libc call on this hot path.
 #[inline(always)]
 fn pack(bytes: &[u8]) -> u128 {
-    debug_assert!(bytes.len() <= INLINE);
-    let mut buf = [0u8; 16];
-    buf[..bytes.len()].copy_from_slice(bytes);
-    buf[15] = bytes.len() as u8;
-    u128::from_le_bytes(buf)
+    let n = bytes.len();
+    debug_assert!(n <= INLINE);
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as u64;
+    let (lo, hi) = if n >= 8 {
+        // The last word read ends at n; shift out the bytes already in `lo`.
+        let hi = if n == 8 { 0 } else { word(n - 8) >> (8 * (16 - n)) };
+        (word(0), hi)
+    } else if n >= 4 {
+        let top = if n == 4 { 0 } else { (half(n - 4) >> (8 * (8 - n))) << 32 };
+        (half(0) | top, 0)
+    } else {
+        let mut lo = 0u64;
+        for (k, &b) in bytes.iter().enumerate() {
+            lo |= (b as u64) << (8 * k);
+        }
+        (lo, 0)
+    };
+    (lo as u128) | ((hi as u128) << 64) | ((n as u128) << 120)
 }
 
 /// A byte string that occurs twice among the tokens.
@@ -102,6 +120,17 @@ impl TokenMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pack_is_bytes_padding_and_length() {
+        let data: Vec<u8> = (1..=15).collect();
+        for n in 0..=15 {
+            let mut buf = [0u8; 16];
+            buf[..n].copy_from_slice(&data[..n]);
+            buf[15] = n as u8;
+            assert_eq!(pack(&data[..n]), u128::from_le_bytes(buf), "length {n}");
+        }
+    }
 
     #[test]
     fn short_long_and_small_lookups() {
