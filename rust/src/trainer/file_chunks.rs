@@ -11,8 +11,10 @@
 //! is pre-tokenized and cut at the start of a piece that follows a non-whitespace
 //! character, leaving at least two pieces for the next chunk (or just after a special
 //! token), which is again exact for the built-in patterns. Only a buffer of
-//! [`HARD_GROWTH`] chunk sizes with no piece boundary at all (one giant piece) is cut
-//! at a character boundary, so memory stays bounded.
+//! [`HARD_GROWTH`] chunk sizes, and at least [`MIN_HARD_CUT`] bytes, with no piece
+//! boundary at all (one giant piece) is cut at a character boundary, so memory stays
+//! bounded while pieces shorter than [`MIN_HARD_CUT`] are never cut, whatever the
+//! chunk size.
 
 use std::fs::File;
 use std::io::Read;
@@ -29,6 +31,8 @@ use crate::pretokenize::Pretokenizer;
 pub const MAX_GROWTH: usize = 8;
 /// ... and to this many times while looking for any piece boundary.
 pub const HARD_GROWTH: usize = 64;
+/// A giant piece is never cut before the buffer holds this many bytes.
+pub const MIN_HARD_CUT: usize = 1 << 20;
 
 /// Reads one file as a sequence of UTF-8 chunks.
 pub struct FileChunks {
@@ -80,7 +84,7 @@ impl FileChunks {
                     return self.cut_at(cut).map(Some);
                 }
             }
-            if want >= self.chunk_bytes * HARD_GROWTH {
+            if want >= (self.chunk_bytes * HARD_GROWTH).max(MIN_HARD_CUT) {
                 let cut = self.char_boundary();
                 return self.cut_at(cut).map(Some);
             }
@@ -275,9 +279,20 @@ mod tests {
 
     #[test]
     fn cuts_one_giant_piece_at_a_character_boundary() {
-        let text = "ж".repeat(1000);
+        let text = "ж".repeat(MIN_HARD_CUT); // 2 bytes a character: past the floor
         let chunks = chunks_of(text.as_bytes(), 3, &[]).unwrap();
         assert_eq!(chunks.concat(), text);
         assert!(chunks.len() > 1);
+    }
+
+    #[test]
+    fn small_chunks_never_cut_a_piece_below_the_floor() {
+        // One 6 KB symbol piece read 1 byte at a time stays one piece.
+        let text = "§".repeat(3000) + "\nabc";
+        let chunks = chunks_of(text.as_bytes(), 1, &[]).unwrap();
+        assert_eq!(chunks.concat(), text);
+        let pieces = Pretokenizer::new("cl100k").unwrap();
+        let chunked: Vec<&str> = chunks.iter().flat_map(|c| pieces.pieces(c)).collect();
+        assert_eq!(chunked, pieces.pieces(&text));
     }
 }
