@@ -31,10 +31,10 @@ class DemoSettings:
     n_embd: int = 128
     block_size: int = 64
     batch_size: int = 16
-    max_steps: int = 200
+    max_steps: int = 600
     lr: float = 3e-3
     warmup_steps: int = 20
-    eval_interval: int = 50
+    eval_interval: int = 100
     max_eval_batches: int = 50
     sample_tokens: int = 60
     prompt: str = "The "
