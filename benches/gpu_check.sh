@@ -50,10 +50,15 @@ step gpu_tests 180 "$PY" -m pytest -m gpu tests/ -q -p no:cacheprovider -x --jun
 step aot 60 "$PY" -m fastllm.kernels.aot --arch 80 90 --full --json "$OUT/aot.json"
 step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$OUT/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$OUT/bench_cross_entropy.json"
+# The model and training layers on the GPU, when the budget leaves room: KV-cache decode against
+# transformers (with the bandwidth fraction), and a gpt2-124M training step with the fastllm kernels
+# against torch SDPA + cross-entropy.
+step bench_generate 60 "$PY" benches/bench_generate.py --dtype bfloat16 --new-tokens 32 --repeats 2 --json "$OUT/bench_generate.json"
+step bench_train 60 "$PY" benches/bench_train.py --quick --json "$OUT/bench_train.json"
 
 echo
 echo "=== summary ($(( $(date +%s) - START ))s total)"
-for name in install gpu_tests aot bench_attention bench_cross_entropy; do
+for name in install gpu_tests aot bench_attention bench_cross_entropy bench_generate bench_train; do
   printf '%-22s %s\n' "$name" "${STATUS[$name]:-not run}"
 done
 OUT="$OUT" "$PY" - <<'PYEOF'
