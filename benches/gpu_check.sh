@@ -54,7 +54,7 @@ step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json
 # transformers (with the bandwidth fraction), and a gpt2-124M training step with the fastllm kernels
 # against torch SDPA + cross-entropy.
 step bench_generate 60 "$PY" benches/bench_generate.py --dtype bfloat16 --new-tokens 32 --repeats 2 --json "$OUT/bench_generate.json"
-step bench_train 60 "$PY" benches/bench_train.py --quick --json "$OUT/bench_train.json"
+step bench_train 60 "$PY" benches/bench_train.py --model gpt2 --batch-size 8 --seq-len 1024 --steps 6 --warmup 2 --json "$OUT/bench_train.json"
 
 echo
 echo "=== summary ($(( $(date +%s) - START ))s total)"
