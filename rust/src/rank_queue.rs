@@ -55,6 +55,15 @@ impl RankQueue {
             .push(pos);
     }
 
+    /// The position `k` entries after the next one in the current bucket, or
+    /// its last one if the bucket is shorter (a hint for prefetching:
+    /// side-heap entries are not counted).
+    #[inline(always)]
+    pub fn ahead(&self, k: usize) -> Option<u32> {
+        let last = self.current.len().checked_sub(1)?;
+        Some(self.current[(self.cursor + k).min(last)])
+    }
+
     /// The smallest `(rank, position)` entry.
     #[inline]
     pub fn pop(&mut self) -> Option<(Rank, u32)> {

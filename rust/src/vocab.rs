@@ -53,6 +53,19 @@ pub struct TokenMap {
     bytes: [Rank; 256],
     /// Rank of each two-byte string, indexed `b0 * 256 + b1` (`Rank::MAX` if absent).
     pairs: Vec<Rank>,
+    /// One bit per `filter_slot` of the packed short tokens of 3 bytes or
+    /// more: a clear bit proves a string is not a token without touching
+    /// `short` (see [`TokenMap::rank_filtered`]).
+    filter: Vec<u64>,
+}
+
+/// log2 of the number of bits in `TokenMap::filter` (256 KiB: stays in L2).
+const FILTER_BITS: u32 = 21;
+
+#[inline(always)]
+fn filter_slot(key: u128) -> usize {
+    let folded = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
 }
 
 impl TokenMap {
@@ -63,9 +76,12 @@ impl TokenMap {
         let mut long = FxHashMap::default();
         let mut bytes = [Rank::MAX; 256];
         let mut pairs = vec![Rank::MAX; 1 << 16];
+        let mut filter = vec![0u64; 1 << (FILTER_BITS - 6)];
         for (rank, token) in tokens.iter().enumerate() {
             let rank = rank as Rank;
             let previous = if token.len() <= INLINE {
+                let slot = filter_slot(pack(token));
+                filter[slot >> 6] |= 1 << (slot & 63);
                 short.insert(pack(token), rank)
             } else {
                 long.insert(token.clone(), rank)
@@ -79,7 +95,7 @@ impl TokenMap {
                 _ => {}
             }
         }
-        Ok(Self { short, long, bytes, pairs })
+        Ok(Self { short, long, bytes, pairs, filter })
     }
 
     #[inline(always)]
@@ -98,6 +114,26 @@ impl TokenMap {
             1 => self.bytes[token[0] as usize],
             2 => self.pairs[(token[0] as usize) << 8 | token[1] as usize],
             _ => self.get(token).unwrap_or(Rank::MAX),
+        }
+    }
+
+    /// Same as [`TokenMap::rank`], for lookups that mostly miss in a table
+    /// too big for the cache (merging a megabyte piece): a 256 KiB bit
+    /// filter answers most misses before the hash table is probed.
+    #[inline(always)]
+    pub fn rank_filtered(&self, token: &[u8]) -> Rank {
+        match token.len() {
+            1 => self.bytes[token[0] as usize],
+            2 => self.pairs[(token[0] as usize) << 8 | token[1] as usize],
+            n if n <= INLINE => {
+                let key = pack(token);
+                let slot = filter_slot(key);
+                if self.filter[slot >> 6] & (1 << (slot & 63)) == 0 {
+                    return Rank::MAX;
+                }
+                self.short.get(&key).copied().unwrap_or(Rank::MAX)
+            }
+            _ => self.long.get(token).copied().unwrap_or(Rank::MAX),
         }
     }
 
@@ -150,5 +186,29 @@ mod tests {
         assert_eq!(m.missing_byte(), None);
         tokens.push(b"ab".to_vec());
         assert_eq!(TokenMap::new(&tokens).unwrap_err(), Duplicate { first: 256, second: 259 });
+    }
+
+    #[test]
+    fn filtered_rank_equals_rank() {
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        };
+        let mut strings: Vec<Vec<u8>> = Vec::new();
+        for k in 0..20_000usize {
+            let len = 1 + k % 20;
+            strings.push((0..len).map(|_| b"abcd"[next() as usize % 4]).collect());
+        }
+        for s in &strings[..10_000] {
+            if !tokens.contains(s) && s.len() > 1 && tokens.len() < 3000 {
+                tokens.push(s.clone());
+            }
+        }
+        let m = TokenMap::new(&tokens).unwrap();
+        for s in tokens.iter().chain(&strings) {
+            assert_eq!(m.rank_filtered(s), m.rank(s), "{s:?}");
+        }
     }
 }
