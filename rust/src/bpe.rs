@@ -106,20 +106,6 @@ const DEAD: Rank = Rank::MAX - 1;
 /// How many queue entries ahead of the one being processed to prefetch.
 const PREFETCH_AHEAD: usize = 12;
 
-/// One part of a long piece, stored at the index of its first byte (the
-/// slots of its other bytes are `DEAD`). No link to the previous part: it is
-/// the nearest slot before that is not `DEAD`, a few bytes back in the same
-/// or the previous cache line, which is cheaper than keeping a third field
-/// up to date over a megabyte.
-#[derive(Clone, Copy)]
-struct Part {
-    /// Rank of this part merged with the next one (`Rank::MAX`: not a token,
-    /// or no next part; `DEAD`: merged into the previous part).
-    rank: Rank,
-    /// Start of the next part (`n` for the last one).
-    next: u32,
-}
-
 #[inline(always)]
 fn prefetch<T>(slot: &T) {
     #[cfg(target_arch = "x86_64")]
@@ -133,66 +119,80 @@ fn prefetch<T>(slot: &T) {
     let _ = slot;
 }
 
-/// O(n log n) merge for long pieces: parts form a doubly linked list indexed
-/// by their start byte; the queue holds `(rank, start)` of candidate pairs,
-/// and entries that went stale are skipped when popped.
+/// Start of the part after the one at `i`: the next slot that is not `DEAD`
+/// (`rank.len()` after the last part). Parts are tokens, so this scans a
+/// token's bytes at most.
+#[inline(always)]
+fn next_part(rank: &[Rank], i: usize) -> usize {
+    let mut k = i + 1;
+    while k < rank.len() && rank[k] == DEAD {
+        k += 1;
+    }
+    k
+}
+
+/// O(n log n) merge for long pieces. Parts are stored at the index of their
+/// first byte, as the rank of the part merged with the next one (`Rank::MAX`:
+/// not a token, or no next part); the slots of a part's other bytes are
+/// `DEAD`. There are no links: the next and previous parts are the nearest
+/// live slots, at most a token's length away, which is cheaper than keeping
+/// links up to date over a megabyte (4 bytes a slot instead of 12). The queue
+/// holds `(rank, start)` of candidate pairs, and entries that went stale are
+/// skipped when popped.
 ///
-/// Over a megabyte piece the queue hands out positions all over the part
-/// array, so the time goes to cache misses; the queue's upcoming positions
-/// are known, and their parts are prefetched a few entries ahead.
+/// Over a megabyte piece the queue hands out positions all over the slots,
+/// so the time goes to cache misses; the queue's upcoming positions are
+/// known, and their slots and bytes are prefetched a few entries ahead.
 fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     let n = piece.len();
     // Parts are indexed with u32: callers keep texts under 4 GiB (the Python
     // bindings refuse longer ones with a ValueError).
     assert!(n < u32::MAX as usize, "piece of 4 GiB or more");
-    let mut parts: Vec<Part> = Vec::with_capacity(n);
-    parts.extend(piece.windows(2).enumerate().map(|(i, w)| Part { rank: ranks.pair(w[0], w[1]), next: i as u32 + 1 }));
-    parts.push(Part { rank: Rank::MAX, next: n as u32 });
+    let mut rank: Vec<Rank> = Vec::with_capacity(n);
+    rank.extend(piece.windows(2).map(|w| ranks.pair(w[0], w[1])));
+    rank.push(Rank::MAX);
+    rank.truncate(n);
     let mut queue = RankQueue::new();
-    for (i, part) in parts.iter().enumerate() {
-        if part.rank != Rank::MAX {
-            queue.push(part.rank, i as u32);
+    for (i, &r) in rank.iter().enumerate() {
+        if r != Rank::MAX {
+            queue.push(r, i as u32);
         }
     }
-    // Rank of the pair starting at part `i`, given the current links.
-    let pair_rank = |parts: &[Part], i: usize| -> Rank {
-        let j = parts[i].next as usize;
+    // Rank of the pair of parts starting at `i` (the start of a part).
+    let pair_rank = |rank: &[Rank], i: usize| -> Rank {
+        let j = next_part(rank, i);
         if j >= n {
             return Rank::MAX;
         }
-        ranks.rank_filtered(&piece[i..parts[j].next as usize])
+        ranks.rank_filtered(&piece[i..next_part(rank, j)])
     };
 
-    while let Some((rank, i)) = queue.pop() {
+    while let Some((r, i)) = queue.pop() {
         if let Some(ahead) = queue.ahead(PREFETCH_AHEAD) {
-            // The part, the lines before and after it (where the previous
-            // and next parts usually start) and the bytes that the new
-            // pairs' lookups read.
+            // The slot, the line before it (where the previous part usually
+            // starts) and the bytes that the new pairs' lookups read.
             let ahead = ahead as usize;
-            prefetch(&parts[ahead.saturating_sub(6)]);
-            prefetch(&parts[ahead]);
-            prefetch(&parts[(ahead + 8).min(n - 1)]);
+            prefetch(&rank[ahead.saturating_sub(8)]);
+            prefetch(&rank[ahead]);
             prefetch(&piece[ahead]);
         }
         let i = i as usize;
         // A part's pair only ever grows, so its rank changes whenever the pair
         // does: a popped entry is current exactly when its rank still matches
-        // (a dead part's DEAD never does).
-        if parts[i].rank != rank {
+        // (a dead slot's DEAD never does).
+        if rank[i] != r {
             continue;
         }
-        let j = parts[i].next as usize;
-        let after = parts[j].next;
-        parts[j].rank = DEAD;
-        parts[i].next = after;
-        let r = pair_rank(&parts, i);
-        parts[i].rank = r;
+        let j = next_part(&rank, i);
+        rank[j] = DEAD;
+        let r = pair_rank(&rank, i);
+        rank[i] = r;
         if r != Rank::MAX {
             queue.push(r, i as u32);
         }
-        if let Some(p) = parts[..i].iter().rposition(|part| part.rank != DEAD) {
-            let r = pair_rank(&parts, p);
-            parts[p].rank = r;
+        if let Some(p) = rank[..i].iter().rposition(|&r| r != DEAD) {
+            let r = pair_rank(&rank, p);
+            rank[p] = r;
             if r != Rank::MAX {
                 queue.push(r, p as u32);
             }
@@ -200,7 +200,7 @@ fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     }
     let mut i = 0usize;
     while i < n {
-        let j = parts[i].next as usize;
+        let j = next_part(&rank, i);
         push_part(piece, ranks, out, i, j);
         i = j;
     }
