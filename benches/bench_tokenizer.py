@@ -10,7 +10,8 @@ output is compared with tiktoken's (the ``same`` column). Sections:
 * ``single``: ``encode_ordinary`` of a whole corpus on one thread;
 * ``batch``: the corpus split into documents (blank-line separated), all cores;
 * ``lines``: many short documents (one line each), all cores;
-* ``worst``: 1 MB without whitespace (``"^" * 10**6``, ``"a" * 10**6``), one thread, and its
+* ``worst``: 1 MB without whitespace (``"^" * 10**6``, ``"a" * 10**6``, and tinyshakespeare's
+  letters with everything else removed, as is and lowercased), one thread, and its
   per-byte cost relative to tinyshakespeare (``vs_text``: 1.0 means as fast per byte).
 
 Times are medians of ``--repeats`` runs; MB = 10**6 bytes of UTF-8. ``--train`` also runs
@@ -24,6 +25,7 @@ import functools
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -133,7 +135,13 @@ def bench_encoding(name, ours, reference, hf, corpora, repeats, threads, rows):
             add(section, corpus, n_bytes, len(docs), *measure(batch, docs))
 
     base = next(r for r in rows if r["encoding"] == name and r["section"] == "single" and r["corpus"] == "tinyshakespeare")
-    for label, text in (("'^'*1e6", "^" * 1_000_000), ("'a'*1e6", "a" * 1_000_000)):
+    # Real letters with everything else removed: one long piece per run of letters (o200k still
+    # splits before capitals, so the lowercase variant is its hard case).
+    letters = re.sub(r"[^A-Za-z]", "", corpora["tinyshakespeare"])
+    letters = (letters * (1_000_000 // len(letters) + 1))[:1_000_000]
+    worst = (("'^'*1e6", "^" * 1_000_000), ("'a'*1e6", "a" * 1_000_000),
+             ("letters", letters), ("lowercase", letters.lower()))
+    for label, text in worst:
         add("worst", label, len(text), 1, *measure(single, text))
         row = rows[-1]
         row["fastllm_vs_text"] = row["fastllm_mb_s"] / base["fastllm_mb_s"]
