@@ -15,13 +15,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Runtime + torch extra (for the demo), or everything (tests, benches).
+# Runtime + torch extra (for the demo), or everything (tests, benches), as pyproject.toml lists them.
 $(VENV)/.deps-torch: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q maturin "numpy>=1.24" "tqdm>=4.60" "torch>=2.4" "triton>=3.0" "safetensors>=0.4" "matplotlib>=3.7"
+	$(BIN)/python tools/install_extras.py torch
 	touch $@
 
 $(VENV)/.deps-dev: pyproject.toml $(VENV)/.deps-torch
-	$(BIN)/pip install -q "pytest>=8" "pytest-xdist>=3" "hypothesis>=6.100" "tiktoken>=0.8" "tokenizers>=0.20" "transformers>=4.45" "psutil>=5.9" rustbpe
+	$(BIN)/python tools/install_extras.py torch test bench
 	touch $@
 
 # Editable install: the Python sources are used in place, the extension is
