@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from encoding_table import CORPORA, ENCODINGS  # noqa: F401  (re-exported for fixtures)
+from encoding_table import ENCODINGS
 
 
 @functools.lru_cache(maxsize=None)
