@@ -43,8 +43,12 @@ test: test-rust test-python
 bench: $(VENV)/.deps-dev build
 	$(BIN)/python benches/run_all.py
 
+# The wheel, plus the test runner's wheels for the GPU machine (Python 3.12, no package
+# registry there): benches/gpu_check.sh installs them from dist/test-deps when missing.
 wheel: $(VENV)/.deps-torch
 	$(BIN)/maturin build --release --out dist
+	$(BIN)/pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux2014_x86_64 -d dist/test-deps pytest hypothesis
 
 clean:
 	rm -rf $(VENV) target dist

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for fastllm.kernels (one H100, < 8 minutes): installs the built wheel, runs the
 # GPU tests, compiles every shipped kernel configuration for sm_80/sm_90, runs both
-# benchmarks in short mode and prints a summary table. Results go to ${OUT:-/tmp}/.
+# benchmarks in short mode, sweeps the attention tiles and prints a summary table. Results go to ${OUT:-/tmp}/.
 #
 #   bash benches/gpu_check.sh            # from the repository root, with dist/*.whl present
 #
@@ -39,6 +39,14 @@ else
   STATUS[install]="skipped (no wheel)"
   export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 fi
+# pytest and hypothesis, if the machine lacks them, from the wheels `make wheel` downloads.
+if ! "$PY" -c "import pytest, hypothesis" 2>/dev/null; then
+  if [ -d dist/test-deps ]; then
+    step test_deps 60 "$PY" -m pip install --quiet --no-index --find-links dist/test-deps pytest hypothesis
+  else
+    echo "pytest/hypothesis missing and no dist/test-deps (run make wheel): the GPU tests will fail"
+  fi
+fi
 unset TRITON_INTERPRET
 "$PY" - <<'PYEOF'
 import torch, triton, fastllm.kernels as K
@@ -50,6 +58,9 @@ step gpu_tests 180 "$PY" -m pytest -m gpu tests/ -q -p no:cacheprovider -x --jun
 step aot 60 "$PY" -m fastllm.kernels.aot --arch 80 90 --full --json "$OUT/aot.json"
 step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$OUT/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$OUT/bench_cross_entropy.json"
+# Tile sweep of the attention kernels (the shipped tiles were chosen from compile statistics
+# only): prints the winning configs.py entries.
+step tune_attention 90 "$PY" benches/tune_attention.py --budget 75 --json "$OUT/tune_attention.json"
 # The model and training layers on the GPU, when the budget leaves room: KV-cache decode against
 # transformers (with the bandwidth fraction), and a gpt2-124M training step with the fastllm kernels
 # against torch SDPA + cross-entropy.
@@ -58,7 +69,7 @@ step bench_train 60 "$PY" benches/bench_train.py --model gpt2 --batch-size 8 --s
 
 echo
 echo "=== summary ($(( $(date +%s) - START ))s total)"
-for name in install gpu_tests aot bench_attention bench_cross_entropy bench_generate bench_train; do
+for name in install test_deps gpu_tests aot bench_attention bench_cross_entropy tune_attention bench_generate bench_train; do
   printf '%-22s %s\n' "$name" "${STATUS[$name]:-not run}"
 done
 OUT="$OUT" "$PY" - <<'PYEOF'
@@ -91,6 +102,13 @@ if ce:
             sp, mr = r.get("speedup_vs_torch"), r.get("memory_ratio_vs_torch")
             print(f"  {str(r['case']):>22}  speedup {sp and f'{sp:.2f}x' or '-':>7}   memory {mr and f'{mr:.2f}' or '-':>5} of torch")
     print("targets: cross_entropy >= 2x torch eager; linear at 16k tokens/128k vocab: memory <= 0.25x, time <= 1.2x")
+try:
+    with open(os.path.join(out, "tune_attention.log")) as f:
+        log = f.read()
+    if "winners" in log:
+        print("\nattention tile sweep " + log[log.index("winners"):].rstrip())
+except OSError:
+    pass
 aot = load("aot.json")
 if aot:
     bad = [r for r in aot if not r["ok"]]
