@@ -229,3 +229,17 @@ def test_decode_bad_num_splits():
     q = _t(1, 2, 1, 32)
     with pytest.raises(ValueError, match="num_splits"):
         flash_decode(q, q, q, num_splits=0)
+
+
+def test_batch_or_heads_beyond_the_cuda_grid_raise():
+    """Heads and batch ride CUDA grid axes 1 and 2 (at most 65535 programs each): past that
+    the Triton path says so before launching; the reference path has no such limit."""
+    for shape in ((65536, 1, 1, 16), (1, 65536, 1, 16)):
+        q = _t(*shape, dtype=torch.float32)
+        with force_backend("triton"):
+            with pytest.raises(ValueError, match="65535"):
+                flash_attention(q, q, q)
+            with pytest.raises(ValueError, match="65535"):
+                flash_decode(q, q, q)
+        with force_backend("reference"):
+            assert flash_attention(q, q, q).shape == q.shape

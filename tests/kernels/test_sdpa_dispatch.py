@@ -51,6 +51,7 @@ def test_sdpa_matches_torch_including_top_left_causal(h, hk, nq, nk, causal, gqa
         ({}, "gqa_without_flag"),
         ({}, "head_dim_8"),
         ({}, "float64"),
+        ({}, "batch_beyond_grid"),
     ],
 )
 def test_sdpa_falls_back_to_torch(kwargs, shape_fn, monkeypatch):
@@ -66,6 +67,8 @@ def test_sdpa_falls_back_to_torch(kwargs, shape_fn, monkeypatch):
         q, k, v = q[..., :8], k[..., :8], v[..., :8]
     elif shape_fn == "float64":
         q, k, v = q.double(), k.double(), v.double()
+    elif shape_fn == "batch_beyond_grid":  # more than CUDA's 65535 programs along a grid axis
+        q, k, v = (randn((65536, 1, 1, 16), torch.float32, i) for i in range(3))
     torch.manual_seed(0)
     try:
         expect = F.scaled_dot_product_attention(q, k, v, **kwargs)

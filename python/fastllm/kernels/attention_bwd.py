@@ -26,16 +26,16 @@ def attn_bwd_delta_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = (pid_bh % H).to(tl.int64)
+    h = tl.program_id(1).to(tl.int64)
+    b = tl.program_id(2).to(tl.int64)
+    pid_bh = b * H + h
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     mask = (offs_m < NQ)[:, None] & (offs_d < HEAD_DIM)[None, :]
     o = tl.load(O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod, mask=mask, other=0.0)
     do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdm + offs_d[None, :] * sdd, mask=mask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-    tl.store(DELTA + pid_bh.to(tl.int64) * NQ + offs_m, delta, mask=offs_m < NQ)
+    tl.store(DELTA + pid_bh * NQ + offs_m, delta, mask=offs_m < NQ)
 
 
 @triton.jit
@@ -54,10 +54,9 @@ def attn_bwd_dkdv_kernel(
 ):
     # DK/DV are contiguous (B, HK, NK, D).
     pid_n = tl.program_id(0)
-    pid_bhk = tl.program_id(1)
+    hk = tl.program_id(1).to(tl.int64)
+    b = tl.program_id(2).to(tl.int64)
     HK = H // GROUP
-    b = (pid_bhk // HK).to(tl.int64)
-    hk = (pid_bhk % HK).to(tl.int64)
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
@@ -116,7 +115,7 @@ def attn_bwd_dkdv_kernel(
                 dst = dst * (1.0 - t * t)
             dk += dot(dst.to(q.dtype), q, UPCAST, IEEE)
 
-    out_off = pid_bhk.to(tl.int64) * NK * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
+    out_off = (b * HK + hk) * NK * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
     tl.store(DK + out_off, (dk * scale).to(DK.dtype.element_ty), mask=nd_mask)
     tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=nd_mask)
 
@@ -137,9 +136,9 @@ def attn_bwd_dq_kernel(
 ):
     # DQ is contiguous (B, H, NQ, D).
     pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = (pid_bh % H).to(tl.int64)
+    h = tl.program_id(1).to(tl.int64)
+    b = tl.program_id(2).to(tl.int64)
+    pid_bh = b * H + h
     hk = h // GROUP
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -150,7 +149,7 @@ def attn_bwd_dq_kernel(
     md_mask = m_ok[:, None] & d_ok[None, :]
     q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd, mask=md_mask, other=0.0)
     do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdm + offs_d[None, :] * sdd, mask=md_mask, other=0.0)
-    row_base = pid_bh.to(tl.int64) * NQ
+    row_base = pid_bh * NQ
     lse = tl.load(LSE + row_base + offs_m, mask=m_ok, other=0.0)
     delta = tl.load(DELTA + row_base + offs_m, mask=m_ok, other=0.0)
     k_base = K + b * skb + hk * skh
@@ -223,7 +222,7 @@ def attention_backward(
     left, right = window
 
     delta = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)
-    attn_bwd_delta_kernel[(triton.cdiv(nq, cfg.block_m), b * h)](
+    attn_bwd_delta_kernel[(triton.cdiv(nq, cfg.block_m), h, b)](
         out, do, delta, *out.stride(), *do.stride(), h, nq,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_D=block_d, num_warps=4,
     )
@@ -236,11 +235,11 @@ def attention_backward(
     )
     scalars = (h, group, nq, nk, scale, softcap if softcap > 0 else 1.0, left or 0, right or 0)
     strides = (*q.stride(), *k.stride(), *v.stride(), *do.stride())
-    attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg_kv.block_n), b * hk)](
+    attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg_kv.block_n), hk, b)](
         q, k, v, do, lse, delta, dk, dv, *strides, *scalars, **common,
         BLOCK_M=cfg_kv.block_m, BLOCK_N=cfg_kv.block_n, num_warps=cfg_kv.num_warps, num_stages=cfg_kv.num_stages,
     )
-    attn_bwd_dq_kernel[(triton.cdiv(nq, cfg.block_m), b * h)](
+    attn_bwd_dq_kernel[(triton.cdiv(nq, cfg.block_m), h, b)](
         q, k, v, do, lse, delta, dq, *strides, *scalars, **common,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )

@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import configs
+from . import checks, configs
 from .attention_fwd import kernel_flags, pick_config
 from .dispatch import interpreting
 from .tl_ops import LOG2E, LN2, dot, tanh
@@ -32,12 +32,13 @@ def attn_decode_split_kernel(
     HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
     UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
-    pid_s = tl.program_id(0)
-    pid_bhk = tl.program_id(1)
-    pid_r = tl.program_id(2)
-    HK = H // GROUP
-    b = (pid_bhk // HK).to(tl.int64)
-    hk = (pid_bhk % HK).to(tl.int64)
+    # Axis 0 covers (split, row block) pairs, so that axes 1 and 2 (at most 65535 programs
+    # each) are the KV head and the batch.
+    row_blocks = (GROUP * NQ + BLOCK_M - 1) // BLOCK_M
+    pid_s = tl.program_id(0) // row_blocks
+    pid_r = tl.program_id(0) % row_blocks
+    hk = tl.program_id(1).to(tl.int64)
+    b = tl.program_id(2).to(tl.int64)
 
     rows = pid_r * BLOCK_M + tl.arange(0, BLOCK_M)
     r_ok = rows < GROUP * NQ
@@ -152,6 +153,7 @@ def decode_forward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
+    checks.check_attention_grid(b, h)
     cfg = pick_config(configs.ATTN_DECODE, d, config, configs.ATTN_DECODE_INTERPRET, q.dtype)
     block_d = configs.padded_head_dim(d)
     row_blocks = triton.cdiv(group * nq, cfg.block_m)
@@ -163,7 +165,7 @@ def decode_forward(
 
     part_out = torch.empty((splits, b, h, nq, d), dtype=torch.float32, device=q.device)
     part_lse = torch.empty((splits, b, h, nq), dtype=torch.float32, device=q.device)
-    attn_decode_split_kernel[(splits, b * hk, row_blocks)](
+    attn_decode_split_kernel[(splits * row_blocks, hk, b)](
         q, k, v, part_out, part_lse,
         *q.stride(), *k.stride(), *v.stride(),
         b, h, group, nq, nk, split_len,

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import configs
+from . import checks, configs
 from .dispatch import interpreting
 from .tl_ops import LOG2E, LN2, dot, tanh
 
@@ -75,9 +75,9 @@ def attn_fwd_kernel(
     UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = (pid_bh % H).to(tl.int64)
+    h = tl.program_id(1).to(tl.int64)
+    b = tl.program_id(2).to(tl.int64)
+    pid_bh = b * H + h
     hk = h // GROUP
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -147,7 +147,7 @@ def attn_fwd_kernel(
         O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod,
         out.to(O.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :],
     )
-    tl.store(LSE + pid_bh.to(tl.int64) * NQ + offs_m, lse, mask=m_ok)
+    tl.store(LSE + pid_bh * NQ + offs_m, lse, mask=m_ok)
 
 
 def kernel_flags(dtype: torch.dtype) -> Tuple[bool, bool]:
@@ -177,12 +177,13 @@ def attention_forward(
     """Launch the forward kernel. Returns ``out`` (q's dtype, contiguous) and fp32 ``lse``."""
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
+    checks.check_attention_grid(b, h)
     cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET, q.dtype)
     out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)
     left, right = window
     upcast, ieee = kernel_flags(q.dtype)
-    grid = (triton.cdiv(nq, cfg.block_m), b * h)
+    grid = (triton.cdiv(nq, cfg.block_m), h, b)
     attn_fwd_kernel[grid](
         q, k, v, out, lse,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(),

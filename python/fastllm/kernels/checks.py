@@ -112,6 +112,20 @@ def check_attention(
     return scale, normalize_window(window, causal), cap
 
 
+# CUDA launches at most 65535 programs along grid axes 1 and 2, which the attention kernels
+# use for heads and batch.
+MAX_GRID_YZ = 65535
+
+
+def check_attention_grid(batch: int, heads: int) -> None:
+    """The Triton attention kernels take batch and heads up to ``MAX_GRID_YZ`` each."""
+    if batch > MAX_GRID_YZ or heads > MAX_GRID_YZ:
+        raise ValueError(
+            f"the Triton attention kernels take at most {MAX_GRID_YZ} batch entries and {MAX_GRID_YZ} heads "
+            f"(CUDA grid limit), got batch {batch} and {heads} heads: split the batch"
+        )
+
+
 def check_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,

@@ -39,6 +39,8 @@ def _supported(query, key, value, attn_mask, dropout_p, scale, enable_gqa) -> bo
     b, h, nq, _ = query.shape
     if key.shape[0] != b or nq == 0 or key.shape[2] == 0 or b == 0 or h == 0:
         return False
+    if b > checks.MAX_GRID_YZ or h > checks.MAX_GRID_YZ:
+        return False
     hk = key.shape[1]
     if hk != h and not (enable_gqa and hk > 0 and h % hk == 0):
         return False
