@@ -243,3 +243,34 @@ def test_batch_or_heads_beyond_the_cuda_grid_raise():
                 flash_decode(q, q, q)
         with force_backend("reference"):
             assert flash_attention(q, q, q).shape == q.shape
+
+
+def test_slices_beyond_int32_offsets_are_copied_or_refused():
+    """One (batch, head) slice is addressed with int32 offsets: a strided tensor whose slice
+    reaches past 2**31 elements is made contiguous; one that is too big even then is refused.
+    (Meta tensors: strides without storage.)"""
+    from fastllm.kernels.checks import int32_addressable
+
+    ok = torch.empty_strided((2, 3, 5, 16), (240, 80, 16, 1), device="meta")
+    assert int32_addressable("q", ok) is ok
+    far = torch.empty_strided((1, 2, 3, 16), (0, 16, 2**30, 1), device="meta")
+    fixed = int32_addressable("q", far)
+    assert fixed.stride() == (96, 48, 16, 1)
+    edge = torch.empty((1, 1, 2**27, 16), device="meta")  # last offset 2**31 - 1
+    assert int32_addressable("k", edge) is edge
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        int32_addressable("k", torch.empty((1, 1, 2**27 + 1, 16), device="meta"))
+
+
+def test_launchers_make_int32_addressable(monkeypatch):
+    """forward, decode and backward pass every input through int32_addressable."""
+    from fastllm.kernels import checks
+
+    seen = []
+    real = checks.int32_addressable
+    monkeypatch.setattr(checks, "int32_addressable", lambda name, t: seen.append(name) or real(name, t))
+    q, k, v = make_qkv(1, 2, 1, 5, 7, 16, torch.float32, seed=3)
+    with force_backend("triton"):
+        flash_attention(q, k, v, causal=True).sum().backward()
+        flash_decode(q.detach(), k.detach(), v.detach())
+    assert seen == ["q", "k", "v", "dout", "q", "k", "v", "q", "k", "v"]

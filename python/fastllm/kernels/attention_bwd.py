@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import configs
+from . import checks, configs
 from .attention_fwd import kernel_flags, pick_config
 from .tl_ops import LOG2E, dot, tanh
 
@@ -212,6 +212,7 @@ def attention_backward(
     config: Optional[configs.AttnConfig] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients ``(dq, dk, dv)`` (contiguous, input dtype) for the forward's ``out``/``lse``."""
+    do, q, k, v = (checks.int32_addressable(n, t) for n, t in (("dout", do), ("q", q), ("k", k), ("v", v)))
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk

@@ -154,6 +154,7 @@ def decode_forward(
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
     checks.check_attention_grid(b, h)
+    q, k, v = (checks.int32_addressable(n, t) for n, t in (("q", q), ("k", k), ("v", v)))
     cfg = pick_config(configs.ATTN_DECODE, d, config, configs.ATTN_DECODE_INTERPRET, q.dtype)
     block_d = configs.padded_head_dim(d)
     row_blocks = triton.cdiv(group * nq, cfg.block_m)

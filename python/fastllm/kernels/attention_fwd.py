@@ -178,6 +178,7 @@ def attention_forward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     checks.check_attention_grid(b, h)
+    q, k, v = (checks.int32_addressable(n, t) for n, t in (("q", q), ("k", k), ("v", v)))
     cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET, q.dtype)
     out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)

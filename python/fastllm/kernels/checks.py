@@ -126,6 +126,30 @@ def check_attention_grid(batch: int, heads: int) -> None:
         )
 
 
+# The kernels address one (batch, head) slice with int32 offsets (the slice's base is int64).
+INT32_MAX = 2**31 - 1
+
+
+def _slice_extent(t: torch.Tensor) -> int:
+    """Largest element offset inside one ``t[b, h]`` slice of a (batch, heads, seq, dim) tensor."""
+    return (t.shape[2] - 1) * t.stride(2) + (t.shape[3] - 1) * t.stride(3)
+
+
+def int32_addressable(name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t``, or a contiguous copy when its strides put a (batch, head) slice beyond int32
+    offsets (a very long sequence in a (batch, seq, heads, dim) buffer, say). A slice that
+    does not fit even contiguous is a ValueError."""
+    if _slice_extent(t) <= INT32_MAX:
+        return t
+    t = t.contiguous()
+    if _slice_extent(t) > INT32_MAX:
+        raise ValueError(
+            f"{name} has {t.shape[2]} x {t.shape[3]} elements per (batch, head): the Triton attention kernels "
+            f"address at most 2**31 per head"
+        )
+    return t
+
+
 def check_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
