@@ -36,7 +36,7 @@ ATTN_BWD_DKDV: Dict[int, AttnConfig] = {
     32: AttnConfig(32, 128, 8, 2),
     64: AttnConfig(32, 128, 8, 2),
     128: AttnConfig(32, 128, 8, 2),
-    256: AttnConfig(16, 64, 8, 1),
+    256: AttnConfig(32, 32, 8, 1),  # (16, 64, 8, 1) spilled 328 B on sm_90
 }
 # dQ: one program per query tile (block_m) looping over KV tiles (block_n).
 ATTN_BWD_DQ: Dict[int, AttnConfig] = {
@@ -44,7 +44,7 @@ ATTN_BWD_DQ: Dict[int, AttnConfig] = {
     32: AttnConfig(128, 32, 8, 2),
     64: AttnConfig(128, 32, 8, 2),
     128: AttnConfig(128, 32, 8, 2),
-    256: AttnConfig(64, 32, 8, 1),
+    256: AttnConfig(64, 32, 8, 2),  # 1 stage spilled (144 B sm_90, 1400 B sm_80); 2 do not
 }
 # Split-KV decode: block_m is the number of (query head, query position) rows of one KV
 # head group processed together; block_n the KV tile.
@@ -55,14 +55,18 @@ ATTN_DECODE: Dict[int, AttnConfig] = {
     128: AttnConfig(16, 64, 4, 2),
     256: AttnConfig(16, 32, 4, 2),
 }
-# float32 inputs use IEEE fp32 dot products (FMA, not tensor cores): a correctness path,
-# with small tiles so it fits in registers and sm_80 shared memory.
-_F32_SMALL = {16: AttnConfig(64, 32, 4, 1), 32: AttnConfig(64, 32, 4, 1), 64: AttnConfig(32, 32, 4, 1),
-              128: AttnConfig(32, 32, 4, 1), 256: AttnConfig(16, 32, 4, 1)}
-ATTN_FWD_F32 = _F32_SMALL
-ATTN_BWD_DKDV_F32 = {d: AttnConfig(16, 32, 4, 1) if d >= 128 else AttnConfig(32, 32, 4, 1) for d in _F32_SMALL}
-ATTN_BWD_DQ_F32 = ATTN_BWD_DKDV_F32
-ATTN_DECODE_F32 = {d: AttnConfig(16, 32, 4, 1) for d in _F32_SMALL}
+# float32 inputs use IEEE fp32 dot products (FMA, not tensor cores): a correctness path.
+# The FMA dot keeps whole head-dim rows of its operands in registers, so from head dim 64/128
+# on the tiles shrink to 16 rows and the warps go up to 8; chosen by compiling for sm_80 and
+# sm_90 (no spills, except dq at head dim 256: ~200 bytes).
+_F32 = AttnConfig(32, 32, 4, 1)
+_F32_WIDE = AttnConfig(16, 32, 8, 1)
+ATTN_FWD_F32 = {16: AttnConfig(64, 32, 4, 1), 32: _F32, 64: _F32, 128: _F32_WIDE, 256: _F32_WIDE}
+ATTN_BWD_DKDV_F32 = {16: _F32, 32: _F32, 64: _F32_WIDE, 128: _F32_WIDE, 256: _F32_WIDE}
+ATTN_BWD_DQ_F32 = {16: _F32, 32: _F32, 64: AttnConfig(32, 32, 8, 1), 128: AttnConfig(16, 16, 8, 1),
+                   256: AttnConfig(16, 16, 8, 1)}
+ATTN_DECODE_F32 = {16: AttnConfig(16, 32, 4, 1), 32: AttnConfig(16, 32, 4, 1), 64: AttnConfig(16, 32, 4, 1),
+                   128: _F32_WIDE, 256: _F32_WIDE}
 FP32_TABLES = {id(ATTN_FWD): ATTN_FWD_F32, id(ATTN_BWD_DKDV): ATTN_BWD_DKDV_F32,
                id(ATTN_BWD_DQ): ATTN_BWD_DQ_F32, id(ATTN_DECODE): ATTN_DECODE_F32}
 
