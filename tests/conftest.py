@@ -14,8 +14,8 @@ import pytest
 
 
 def _cuda_available() -> bool:
-    # No NVIDIA device node means no CUDA: skip importing torch (seconds) just to learn that.
-    if not any(Path("/dev").glob("nvidia*")):
+    # No NVIDIA device node or driver means no CUDA: skip importing torch (seconds) just to learn that.
+    if not any(Path("/dev").glob("nvidia*")) and not Path("/proc/driver/nvidia").exists():
         return False
     try:
         import torch
