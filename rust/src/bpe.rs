@@ -27,6 +27,12 @@ pub fn encode_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
         out.push(rank);
         return;
     }
+    merge_piece(piece, ranks, out);
+}
+
+/// Appends the tokens of `piece`, which is known not to be a single token.
+#[inline]
+pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     if piece.len() < 2 {
         return;
     }

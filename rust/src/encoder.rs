@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::bpe::{self, Rank, TokenMap};
+use crate::piece_cache::PieceCache;
 use crate::pretokenize::{PatternError, Pretokenizer};
 
 /// Everything that can go wrong building or using a [`CoreBpe`].
@@ -240,8 +241,19 @@ impl CoreBpe {
     }
 
     fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) {
-        self.pretokenizer
-            .for_each_piece(text, |piece| bpe::encode_piece(piece.as_bytes(), &self.encoder, out));
+        let ranks = &self.encoder;
+        match PieceCache::for_text(text) {
+            None => self.pretokenizer.for_each_piece(text, |piece| bpe::encode_piece(piece.as_bytes(), ranks, out)),
+            // Pieces that are one token are looked up directly; the others
+            // (merged) go through the cache of recent pieces.
+            Some(mut cache) => self.pretokenizer.for_each_piece(text, |piece| {
+                let bytes = piece.as_bytes();
+                match ranks.get(bytes) {
+                    Some(rank) => out.push(rank),
+                    None => cache.encode(bytes, out, |p, o| bpe::merge_piece(p, ranks, o)),
+                }
+            }),
+        }
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.

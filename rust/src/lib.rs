@@ -5,6 +5,7 @@
 pub mod bpe;
 pub mod decoder;
 pub mod encoder;
+pub mod piece_cache;
 pub mod pretokenize;
 pub mod rank_queue;
 pub mod trainer;

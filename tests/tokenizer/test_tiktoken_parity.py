@@ -62,6 +62,19 @@ def test_generated_text_parity(name, text, fastllm_encoding, reference_encoding)
 
 
 @pytest.mark.parametrize("name", NAMES)
+@given(words=st.lists(text_strategy, min_size=1, max_size=12), order=st.lists(st.integers(0, 11), min_size=50, max_size=400))
+@settings(max_examples=40, deadline=None)
+def test_long_text_with_repeats_parity(name, words, order, fastllm_encoding, reference_encoding):
+    """Texts of 4 KB and more go through the encoder's cache of recently merged pieces: the same
+    pieces recurring among others (and colliding in the cache) must still give tiktoken's tokens."""
+    text = " ".join(words[i % len(words)] for i in order) + "\n"
+    text *= -(-4096 // max(1, len(text.encode("utf-8", "surrogatepass"))))
+    ours, ref = fastllm_encoding(name), reference_encoding(name)
+    assert ours.encode_ordinary(text) == ref.encode_ordinary(text)
+    assert ours.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+
+
+@pytest.mark.parametrize("name", NAMES)
 @given(text=text_strategy, data=st.data())
 @settings(max_examples=60, deadline=None)
 def test_special_token_policy_parity(name, text, data, fastllm_encoding, reference_encoding):
