@@ -94,10 +94,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn repeats_are_copied_and_equal_to_merging() {
-        let text = "alpha beta alpha gamma beta alpha ".repeat(200);
-        let mut cache = PieceCache::for_text(&text).expect("long enough");
+    /// Encodes the space-ended words of `text` through `cache`; checks the output equals
+    /// merging every piece, and returns how many pieces were merged.
+    fn encode_words(cache: &mut PieceCache<'_>, text: &str) -> usize {
         let mut calls = Vec::new();
         let mut out = Vec::new();
         let mut merge = fake_merge(&mut calls);
@@ -105,9 +104,15 @@ mod tests {
             cache.encode(piece.as_bytes(), &mut out, |p, o| merge(p, o));
         }
         drop(merge);
-        let expect: Vec<Rank> = text.bytes().map(|b| b as Rank).collect();
-        assert_eq!(out, expect);
-        assert!(calls.len() < 20, "only the first occurrences (and collisions) merge: {}", calls.len());
+        assert_eq!(out, text.bytes().map(|b| b as Rank).collect::<Vec<_>>());
+        calls.len()
+    }
+
+    #[test]
+    fn repeats_are_copied_and_equal_to_merging() {
+        let text = "alpha beta alpha gamma beta alpha ".repeat(200);
+        let merged = encode_words(&mut PieceCache::for_text(&text).expect("long enough"), &text);
+        assert!(merged < 20, "only the first occurrences (and collisions) merge: {merged}");
     }
 
     #[test]
@@ -119,15 +124,7 @@ mod tests {
         let text = words.concat().repeat(2);
         let mut cache = PieceCache::for_text(&text).unwrap();
         assert_eq!(cache.slots.len(), 256);
-        let mut calls = Vec::new();
-        let mut out = Vec::new();
-        let mut merge = fake_merge(&mut calls);
-        for piece in text.split_inclusive(' ') {
-            cache.encode(piece.as_bytes(), &mut out, |p, o| merge(p, o));
-        }
-        drop(merge);
-        assert_eq!(out, text.bytes().map(|b| b as Rank).collect::<Vec<_>>());
-        assert!(calls.len() > words.len(), "collisions evicted some pieces");
+        assert!(encode_words(&mut cache, &text) > words.len(), "collisions evicted some pieces");
     }
 
     #[test]
