@@ -230,7 +230,7 @@ mod tests {
             for k in 0..parts.len().saturating_sub(1) {
                 let joined = [parts[k].as_slice(), parts[k + 1].as_slice()].concat();
                 if let Some(r) = ranks.get(&joined) {
-                    if best.map_or(true, |(b, _)| r < b) {
+                    if best.is_none_or(|(b, _)| r < b) {
                         best = Some((r, k));
                     }
                 }

@@ -155,11 +155,7 @@ fn automaton<S: AsRef<[u8]>>(names: &[S], kind: MatchKind) -> Result<Option<AhoC
     if names.is_empty() {
         return Ok(None);
     }
-    AhoCorasick::builder()
-        .match_kind(kind)
-        .build(names)
-        .map(Some)
-        .map_err(|e| CoreError::SpecialMatcher(e.to_string()))
+    AhoCorasick::builder().match_kind(kind).build(names).map(Some).map_err(|e| CoreError::SpecialMatcher(e.to_string()))
 }
 
 /// An immutable byte-level BPE tokenizer (vocabulary, specials, split pattern).
@@ -175,11 +171,7 @@ pub struct CoreBpe {
 
 impl CoreBpe {
     /// `mergeable[i]` is the token with rank `i`; specials must not reuse those ids.
-    pub fn new(
-        mergeable: Vec<Vec<u8>>,
-        special_tokens: &[(String, Rank)],
-        pattern: &str,
-    ) -> Result<Self, CoreError> {
+    pub fn new(mergeable: Vec<Vec<u8>>, special_tokens: &[(String, Rank)], pattern: &str) -> Result<Self, CoreError> {
         if mergeable.len() >= (Rank::MAX - 1) as usize {
             return Err(CoreError::TooManyTokens(mergeable.len()));
         }
@@ -196,13 +188,7 @@ impl CoreBpe {
         }
         let specials = Specials::new(special_tokens, mergeable.len())?;
         let pretokenizer = Pretokenizer::new(pattern)?;
-        Ok(Self {
-            encoder,
-            decoder: mergeable,
-            specials,
-            pretokenizer,
-            pattern_name: pattern.to_string(),
-        })
+        Ok(Self { encoder, decoder: mergeable, specials, pretokenizer, pattern_name: pattern.to_string() })
     }
 
     /// The pattern as given (a built-in name or a regex).
@@ -270,10 +256,8 @@ impl CoreBpe {
             }
         }
         // tiktoken searches for every disallowed string, special or not.
-        let mut extra: Vec<&&str> = disallowed
-            .iter()
-            .filter(|s| !self.specials.encoder.contains_key(**s) && text.contains(**s))
-            .collect();
+        let mut extra: Vec<&&str> =
+            disallowed.iter().filter(|s| !self.specials.encoder.contains_key(**s) && text.contains(**s)).collect();
         extra.sort();
         extra.first().map(|s| s.to_string())
     }
@@ -328,9 +312,7 @@ impl CoreBpe {
         texts: &[S],
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
-        self.in_pool(num_threads, || {
-            texts.par_iter().map(|t| self.encode_ordinary(t.as_ref())).collect()
-        })
+        self.in_pool(num_threads, || texts.par_iter().map(|t| self.encode_ordinary(t.as_ref())).collect())
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -342,10 +324,7 @@ impl CoreBpe {
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
         self.in_pool(num_threads, || {
-            texts
-                .par_iter()
-                .map(|t| self.encode_with(t.as_ref(), &policy.disallowed, finder))
-                .collect()
+            texts.par_iter().map(|t| self.encode_with(t.as_ref(), &policy.disallowed, finder)).collect()
         })?
     }
 
@@ -423,20 +402,14 @@ mod tests {
         let v: Vec<Vec<u8>> = (0..255u8).map(|b| vec![b]).collect();
         assert_eq!(CoreBpe::new(v, &[], "gpt2").unwrap_err(), CoreError::MissingByte(255));
         let clash = vec![("<s>".to_string(), 3)];
-        assert!(matches!(
-            CoreBpe::new(byte_vocab(&[]), &clash, "gpt2"),
-            Err(CoreError::SpecialCollision { .. })
-        ));
+        assert!(matches!(CoreBpe::new(byte_vocab(&[]), &clash, "gpt2"), Err(CoreError::SpecialCollision { .. })));
         assert!(matches!(CoreBpe::new(byte_vocab(&[]), &[], "(oops"), Err(CoreError::Pattern(_))));
     }
 
     #[test]
     fn unknown_ids_are_errors() {
         let c = core();
-        assert_eq!(
-            c.decode_bytes([104u64, 999]),
-            Err(CoreError::UnknownToken { id: 999, position: 1 })
-        );
+        assert_eq!(c.decode_bytes([104u64, 999]), Err(CoreError::UnknownToken { id: 999, position: 1 }));
         assert_eq!(c.decode_bytes([300u64]).unwrap(), b"<|end|>");
     }
 }

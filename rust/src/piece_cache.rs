@@ -76,8 +76,12 @@ impl<'t> PieceCache<'t> {
         let inside = start <= self.text.len() && piece.len() <= self.text.len() - start;
         let out_len = out.len() - before;
         if inside && !piece.is_empty() && out.len() < u32::MAX as usize {
-            self.slots[at] =
-                Slot { start: start as u32, len: piece.len() as u32, out_start: before as u32, out_len: out_len as u32 };
+            self.slots[at] = Slot {
+                start: start as u32,
+                len: piece.len() as u32,
+                out_start: before as u32,
+                out_len: out_len as u32,
+            };
         }
     }
 }

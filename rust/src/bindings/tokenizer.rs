@@ -23,9 +23,8 @@ fn to_ids(ids: &[i64]) -> PyResult<Vec<u64>> {
     ids.iter()
         .enumerate()
         .map(|(position, &id)| {
-            u64::try_from(id).map_err(|_| {
-                value_error(format!("invalid token id {id} at position {position}: ids are non-negative"))
-            })
+            u64::try_from(id)
+                .map_err(|_| value_error(format!("invalid token id {id} at position {position}: ids are non-negative")))
         })
         .collect()
 }
@@ -47,9 +46,7 @@ fn str_set(obj: &Bound<'_, PyAny>, all: &[String]) -> PyResult<HashSet<String>> 
         return if s.to_cow()? == "all" {
             Ok(all.iter().cloned().collect())
         } else {
-            Err(PyTypeError::new_err(
-                "special-token sets must be a set of strings or \"all\", not a single string",
-            ))
+            Err(PyTypeError::new_err("special-token sets must be a set of strings or \"all\", not a single string"))
         };
     }
     let mut out = HashSet::new();
@@ -71,18 +68,10 @@ pub struct PyCoreBpe {
 }
 
 impl PyCoreBpe {
-    fn policy<'a>(
-        &self,
-        allowed: &'a HashSet<String>,
-        disallowed: &'a HashSet<String>,
-    ) -> SpecialPolicy<'a> {
+    fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: &'a HashSet<String>) -> SpecialPolicy<'a> {
         SpecialPolicy {
             allowed: allowed.iter().map(String::as_str).collect(),
-            disallowed: disallowed
-                .iter()
-                .filter(|s| !allowed.contains(*s))
-                .map(String::as_str)
-                .collect(),
+            disallowed: disallowed.iter().filter(|s| !allowed.contains(*s)).map(String::as_str).collect(),
         }
     }
 
@@ -122,9 +111,7 @@ impl PyCoreBpe {
             specials.push((name, id));
         }
         let pattern = pattern.to_string();
-        let core = py
-            .detach(move || CoreBpe::new(mergeable, &specials, &pattern))
-            .map_err(value_error)?;
+        let core = py.detach(move || CoreBpe::new(mergeable, &specials, &pattern)).map_err(value_error)?;
         let special_names = core.special_tokens().map(|(n, _)| n.to_string()).collect();
         Ok(Self { core: Arc::new(core), special_names })
     }
@@ -186,8 +173,7 @@ impl PyCoreBpe {
         texts.iter().try_for_each(|t| check_len(t))?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        py.detach(|| self.core.encode_batch(&texts, &policy, num_threads))
-            .map_err(value_error)
+        py.detach(|| self.core.encode_batch(&texts, &policy, num_threads)).map_err(value_error)
     }
 
     /// Encodes many texts in parallel, ignoring special tokens.
@@ -199,8 +185,7 @@ impl PyCoreBpe {
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<Rank>>> {
         texts.iter().try_for_each(|t| check_len(t))?;
-        py.detach(|| self.core.encode_ordinary_batch(&texts, num_threads))
-            .map_err(value_error)
+        py.detach(|| self.core.encode_ordinary_batch(&texts, num_threads)).map_err(value_error)
     }
 
     /// The concatenated bytes of `ids`; unknown or negative ids raise ValueError.

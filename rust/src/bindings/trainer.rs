@@ -58,11 +58,7 @@ impl PyBpeTrainer {
     /// `num_threads=None` uses rayon's global pool (all cores).
     #[new]
     #[pyo3(signature = (pattern, special_tokens, num_threads=None))]
-    fn new(
-        pattern: &str,
-        special_tokens: Vec<String>,
-        num_threads: Option<usize>,
-    ) -> PyResult<Self> {
+    fn new(pattern: &str, special_tokens: Vec<String>, num_threads: Option<usize>) -> PyResult<Self> {
         let inner = BpeTrainer::new(pattern, &special_tokens).map_err(to_py_err)?;
         let pool = match num_threads {
             None => None,
@@ -94,24 +90,14 @@ impl PyBpeTrainer {
         if chunk_bytes == 0 {
             return Err(PyValueError::new_err("chunk_bytes must be at least 1"));
         }
-        let total: u64 = paths
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
+        let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
         let bar = progress_bar(
             show_progress,
             total,
             "counting {bar:30} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
         );
-        let threads = self
-            .pool
-            .as_ref()
-            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-        let result = self.run(py, |t| {
-            t.counter()
-                .add_files(&paths, chunk_bytes, 2 * threads, &bar)
-        });
+        let threads = self.pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let result = self.run(py, |t| t.counter().add_files(&paths, chunk_bytes, 2 * threads, &bar));
         bar.finish_and_clear();
         result.map_err(to_py_err)
     }
@@ -125,14 +111,8 @@ impl PyBpeTrainer {
         min_frequency: u64,
         show_progress: bool,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let bar = progress_bar(
-            show_progress,
-            0,
-            "merging {bar:30} {pos}/{len} merges ({per_sec}, {eta})",
-        );
-        let tokens = self
-            .run(py, |t| t.train(vocab_size, min_frequency, &bar))
-            .map_err(to_py_err)?;
+        let bar = progress_bar(show_progress, 0, "merging {bar:30} {pos}/{len} merges ({per_sec}, {eta})");
+        let tokens = self.run(py, |t| t.train(vocab_size, min_frequency, &bar)).map_err(to_py_err)?;
         Ok(tokens.iter().map(|t| PyBytes::new(py, t)).collect())
     }
 }

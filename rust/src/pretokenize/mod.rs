@@ -17,8 +17,7 @@ use fancy_regex::Regex;
 use text::Text;
 
 /// tiktoken's r50k/GPT-2 split pattern.
-pub const GPT2_PATTERN: &str =
-    r"'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s";
+pub const GPT2_PATTERN: &str = r"'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s";
 /// tiktoken's cl100k_base split pattern.
 pub const CL100K_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s";
 /// tiktoken's o200k_base split pattern.
@@ -186,9 +185,8 @@ mod tests {
 
     /// Deterministic pseudo-random strings over characters of every class.
     fn random_samples() -> Vec<String> {
-        let alphabet: Vec<char> = "aZ ǅ日\u{301}\u{903}1١½ \t\n\r\u{a0}\u{3000}'sStTlLvVrReEmMdDſ!/.😀\u{200d}-_"
-            .chars()
-            .collect();
+        let alphabet: Vec<char> =
+            "aZ ǅ日\u{301}\u{903}1١½ \t\n\r\u{a0}\u{3000}'sStTlLvVrReEmMdDſ!/.😀\u{200d}-_".chars().collect();
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         (0..3000)
             .map(|k| {

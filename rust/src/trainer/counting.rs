@@ -144,9 +144,6 @@ mod tests {
 
     #[test]
     fn bad_pattern_is_an_error() {
-        assert!(matches!(
-            PieceCounter::new("(", &[]),
-            Err(TrainError::Pattern(_))
-        ));
+        assert!(matches!(PieceCounter::new("(", &[]), Err(TrainError::Pattern(_))));
     }
 }

@@ -15,20 +15,14 @@ pub enum TrainError {
     /// The training text has no pieces at all.
     EmptyCorpus,
     /// A file could not be opened or read.
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Io { path: PathBuf, error: std::io::Error },
     /// A file is not UTF-8; `offset` is the byte offset of the first bad byte.
     NotUtf8 { path: PathBuf, offset: u64 },
 }
 
 impl TrainError {
     pub fn io(path: &Path, error: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_path_buf(),
-            error,
-        }
+        Self::Io { path: path.to_path_buf(), error }
     }
 }
 
@@ -37,25 +31,15 @@ impl std::fmt::Display for TrainError {
         match self {
             Self::Pattern(e) => write!(f, "{e}"),
             Self::InvalidSpecialToken(msg) => write!(f, "invalid special tokens: {msg}"),
-            Self::VocabTooSmall {
-                vocab_size,
-                minimum,
-            } => write!(
+            Self::VocabTooSmall { vocab_size, minimum } => write!(
                 f,
                 "vocab_size {vocab_size} is too small: it must be at least {minimum} \
                  (256 byte tokens plus the special tokens)"
             ),
-            Self::EmptyCorpus => write!(
-                f,
-                "the training corpus is empty: it has no text to learn from"
-            ),
+            Self::EmptyCorpus => write!(f, "the training corpus is empty: it has no text to learn from"),
             Self::Io { path, error } => write!(f, "cannot read {}: {error}", path.display()),
             Self::NotUtf8 { path, offset } => {
-                write!(
-                    f,
-                    "{} is not valid UTF-8 (first bad byte at offset {offset})",
-                    path.display()
-                )
+                write!(f, "{} is not valid UTF-8 (first bad byte at offset {offset})", path.display())
             }
         }
     }

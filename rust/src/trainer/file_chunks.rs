@@ -89,11 +89,7 @@ impl FileChunks {
                 return self.cut_at(cut).map(Some);
             }
             // Past MAX_GROWTH every try pre-tokenizes the whole buffer: grow geometrically.
-            want = if want >= self.chunk_bytes * MAX_GROWTH {
-                want * 2
-            } else {
-                want + self.chunk_bytes
-            };
+            want = if want >= self.chunk_bytes * MAX_GROWTH { want * 2 } else { want + self.chunk_bytes };
         }
     }
 
@@ -118,8 +114,7 @@ impl FileChunks {
     /// and no special token across it.
     fn boundary(&self, specials: &SpecialSplitter) -> Option<usize> {
         let buf = &self.buf;
-        memchr::memrchr_iter(b'\n', buf)
-            .find(|&cut| cut > 0 && self.letter_before(cut) && !specials.spans(buf, cut))
+        memchr::memrchr_iter(b'\n', buf).find(|&cut| cut > 0 && self.letter_before(cut) && !specials.spans(buf, cut))
     }
 
     fn letter_before(&self, cut: usize) -> bool {
@@ -142,11 +137,7 @@ impl FileChunks {
     /// pieces (they may still grow), and right after a non-whitespace character (so
     /// that the chunk does not end in whitespace, which patterns treat differently at
     /// the end of the text), or just after a special token. `None` if there is none.
-    fn piece_boundary(
-        &self,
-        specials: &SpecialSplitter,
-        pretokenizer: &Pretokenizer,
-    ) -> Option<usize> {
+    fn piece_boundary(&self, specials: &SpecialSplitter, pretokenizer: &Pretokenizer) -> Option<usize> {
         let text = match std::str::from_utf8(&self.buf) {
             Ok(text) => text,
             Err(e) => std::str::from_utf8(&self.buf[..e.valid_up_to()]).expect("valid prefix"),
@@ -156,22 +147,10 @@ impl FileChunks {
         let mut starts = Vec::new();
         specials.for_each_segment(text, |segment| {
             last_segment = segment.as_ptr() as usize - base;
-            pretokenizer
-                .for_each_piece(segment, |piece| starts.push(piece.as_ptr() as usize - base));
+            pretokenizer.for_each_piece(segment, |piece| starts.push(piece.as_ptr() as usize - base));
         });
-        let after_text = |&c: &usize| {
-            text[..c]
-                .chars()
-                .next_back()
-                .is_some_and(|ch| !ch.is_whitespace())
-        };
-        let piece_cut = starts
-            .iter()
-            .rev()
-            .skip(2)
-            .copied()
-            .find(after_text)
-            .unwrap_or(0);
+        let after_text = |&c: &usize| text[..c].chars().next_back().is_some_and(|ch| !ch.is_whitespace());
+        let piece_cut = starts.iter().rev().skip(2).copied().find(after_text).unwrap_or(0);
         let cut = piece_cut.max(last_segment);
         (cut > 0 && !specials.spans(&self.buf, cut)).then_some(cut)
     }
@@ -210,21 +189,11 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn chunks_of(
-        data: &[u8],
-        chunk_bytes: usize,
-        specials: &[&str],
-    ) -> Result<Vec<String>, TrainError> {
-        let dir = std::env::temp_dir().join(format!(
-            "fastllm-chunks-{}-{chunk_bytes}",
-            std::process::id()
-        ));
+    fn chunks_of(data: &[u8], chunk_bytes: usize, specials: &[&str]) -> Result<Vec<String>, TrainError> {
+        let dir = std::env::temp_dir().join(format!("fastllm-chunks-{}-{chunk_bytes}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{:x}.txt", data.len()));
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(data)
-            .unwrap();
+        std::fs::File::create(&path).unwrap().write_all(data).unwrap();
         let specials: Vec<String> = specials.iter().map(|s| s.to_string()).collect();
         let specials = SpecialSplitter::new(&specials).unwrap();
         let pretokenizer = Pretokenizer::new("cl100k").unwrap();

@@ -20,9 +20,7 @@ struct Entry {
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
         // Larger count is better; for equal counts the smaller pair is better.
-        self.count
-            .cmp(&other.count)
-            .then_with(|| other.pair.cmp(&self.pair))
+        self.count.cmp(&other.count).then_with(|| other.pair.cmp(&self.pair))
     }
 }
 
@@ -40,10 +38,7 @@ pub struct MergeQueue {
 
 impl MergeQueue {
     pub fn from_counts(counts: impl IntoIterator<Item = (Pair, u64)>) -> Self {
-        let heap = counts
-            .into_iter()
-            .map(|(pair, count)| Entry { count, pair })
-            .collect();
+        let heap = counts.into_iter().map(|(pair, count)| Entry { count, pair }).collect();
         Self { heap }
     }
 
@@ -53,11 +48,7 @@ impl MergeQueue {
 
     /// The best pair whose current count (from `current`) is at least `min_count`,
     /// with that count. Pair counts may only have decreased since they were pushed.
-    pub fn pop_best(
-        &mut self,
-        min_count: u64,
-        current: impl Fn(&Pair) -> u64,
-    ) -> Option<(Pair, u64)> {
+    pub fn pop_best(&mut self, min_count: u64, current: impl Fn(&Pair) -> u64) -> Option<(Pair, u64)> {
         while let Some(top) = self.heap.pop() {
             if top.count < min_count {
                 return None;
@@ -67,10 +58,7 @@ impl MergeQueue {
                 return Some((top.pair, now));
             }
             if now >= min_count {
-                self.heap.push(Entry {
-                    count: now,
-                    pair: top.pair,
-                });
+                self.heap.push(Entry { count: now, pair: top.pair });
             }
         }
         None

@@ -103,19 +103,12 @@ pub fn learn_merges(
     let mut words = collect_words(pieces);
     let (mut pair_counts, mut where_) = count_pairs(&words, min_count);
 
-    let mut queue = MergeQueue::from_counts(
-        pair_counts
-            .iter()
-            .filter(|(_, &n)| n >= min_count)
-            .map(|(&p, &n)| (p, n)),
-    );
+    let mut queue = MergeQueue::from_counts(pair_counts.iter().filter(|(_, &n)| n >= min_count).map(|(&p, &n)| (p, n)));
     progress.set_length((num_tokens - tokens.len()) as u64);
     let mut scratch = Scratch::default();
 
     while tokens.len() < num_tokens {
-        let Some((pair, _)) =
-            queue.pop_best(min_count, |p| pair_counts.get(p).copied().unwrap_or(0))
-        else {
+        let Some((pair, _)) = queue.pop_best(min_count, |p| pair_counts.get(p).copied().unwrap_or(0)) else {
             break;
         };
         let new_id = tokens.len() as u32;
@@ -149,10 +142,7 @@ pub fn learn_merges(
         scratch.new_pairs.dedup();
         for group in scratch.new_pairs.chunk_by(|x, y| x.0 == y.0) {
             if pair_counts.contains_key(&group[0].0) {
-                where_
-                    .entry(group[0].0)
-                    .or_default()
-                    .extend(group.iter().map(|&(_, wi)| wi));
+                where_.entry(group[0].0).or_default().extend(group.iter().map(|&(_, wi)| wi));
             }
         }
         progress.inc(1);
@@ -203,10 +193,7 @@ fn apply_merge(words: &mut Words, list: &[u32], pair: Pair, new_id: u32, scratch
                     });
                 }
             }
-            Scratch {
-                deltas: local,
-                new_pairs: fresh,
-            }
+            Scratch { deltas: local, new_pairs: fresh }
         })
         .collect();
     for part in parts {
@@ -218,21 +205,12 @@ fn apply_merge(words: &mut Words, list: &[u32], pair: Pair, new_id: u32, scratch
 }
 
 fn collect_words(pieces: impl IntoIterator<Item = (String, u64)>) -> Words {
-    let pieces: Vec<(String, u64)> = pieces
-        .into_iter()
-        .filter(|(piece, count)| piece.len() >= 2 && *count > 0)
-        .collect();
+    let pieces: Vec<(String, u64)> =
+        pieces.into_iter().filter(|(piece, count)| piece.len() >= 2 && *count > 0).collect();
     let total: usize = pieces.iter().map(|(piece, _)| piece.len()).sum();
-    let mut words = Words {
-        ids: Vec::with_capacity(total),
-        meta: Vec::with_capacity(pieces.len()),
-    };
+    let mut words = Words { ids: Vec::with_capacity(total), meta: Vec::with_capacity(pieces.len()) };
     for (piece, count) in pieces {
-        words.meta.push(WordMeta {
-            start: words.ids.len(),
-            count,
-            len: piece.len() as u32,
-        });
+        words.meta.push(WordMeta { start: words.ids.len(), count, len: piece.len() as u32 });
         words.ids.extend(piece.bytes().map(u32::from));
     }
     words
@@ -277,12 +255,7 @@ fn count_pairs(words: &Words, min_count: u64) -> (PairCounts, WordLists) {
 /// `new_id`, in place, and returns the new length. Reports each changed adjacent
 /// pair to `delta` once: `-1` for a pair that disappeared, `+1` for a pair that
 /// appeared. `new_id` must not occur in `word`.
-fn merge_word(
-    word: &mut [u32],
-    pair: Pair,
-    new_id: u32,
-    mut delta: impl FnMut(Pair, i64),
-) -> usize {
+fn merge_word(word: &mut [u32], pair: Pair, new_id: u32, mut delta: impl FnMut(Pair, i64)) -> usize {
     let (a, b) = pair;
     let n = word.len();
     // Writes go to `w <= i`, so `word[i..]` still holds the old ids.
@@ -367,11 +340,7 @@ mod tests {
             for code in 0..3u32.pow(len) {
                 let word: Vec<u32> = (0..len).map(|k| 1 + (code / 3u32.pow(k)) % 3).collect();
                 for pair in [(1, 2), (1, 1), (2, 1)] {
-                    assert_eq!(
-                        deltas(&word, pair, 9),
-                        brute(&word, pair, 9),
-                        "{word:?} {pair:?}"
-                    );
+                    assert_eq!(deltas(&word, pair, 9), brute(&word, pair, 9), "{word:?} {pair:?}");
                 }
             }
         }
@@ -379,16 +348,9 @@ mod tests {
 
     #[test]
     fn learns_the_most_frequent_pairs_first() {
-        let pieces = vec![
-            ("abab".to_string(), 3),
-            ("ab".to_string(), 1),
-            ("cd".to_string(), 2),
-        ];
+        let pieces = vec![("abab".to_string(), 3), ("ab".to_string(), 1), ("cd".to_string(), 2)];
         let tokens = learn_merges(pieces, 259, 1, &ProgressBar::hidden());
-        assert_eq!(
-            &tokens[256..],
-            &[b"ab".to_vec(), b"abab".to_vec(), b"cd".to_vec()]
-        );
+        assert_eq!(&tokens[256..], &[b"ab".to_vec(), b"abab".to_vec(), b"cd".to_vec()]);
     }
 
     #[test]
@@ -400,18 +362,13 @@ mod tests {
         for i in 0..20_000u64 {
             let mut w = String::from("ab");
             for _ in 0..6 {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 w.push(b"abcab"[(state >> 33) as usize % 5] as char);
             }
             pieces.push((format!("{w}{i}"), 1 + i % 7));
         }
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| learn_merges(pieces.clone(), 700, 2, &ProgressBar::hidden()))
         };
         let one = run(1);

@@ -37,10 +37,7 @@ impl BpeTrainer {
     /// `pattern`: a built-in pattern name (`gpt2`, `cl100k`, `o200k`) or a regex;
     /// `special_tokens` are cut out of the training text.
     pub fn new(pattern: &str, special_tokens: &[String]) -> Result<Self, TrainError> {
-        Ok(Self {
-            counter: PieceCounter::new(pattern, special_tokens)?,
-            num_special: special_tokens.len(),
-        })
+        Ok(Self { counter: PieceCounter::new(pattern, special_tokens)?, num_special: special_tokens.len() })
     }
 
     /// The smallest `vocab_size` that [`BpeTrainer::train`] accepts.
@@ -52,10 +49,7 @@ impl BpeTrainer {
     pub fn check_vocab_size(&self, vocab_size: usize) -> Result<(), TrainError> {
         let minimum = self.min_vocab_size();
         if vocab_size < minimum {
-            return Err(TrainError::VocabTooSmall {
-                vocab_size,
-                minimum,
-            });
+            return Err(TrainError::VocabTooSmall { vocab_size, minimum });
         }
         Ok(())
     }
@@ -79,11 +73,6 @@ impl BpeTrainer {
             return Err(TrainError::EmptyCorpus);
         }
         let pieces = self.counter.take_counts();
-        Ok(merging::learn_merges(
-            pieces,
-            vocab_size - self.num_special,
-            min_frequency,
-            progress,
-        ))
+        Ok(merging::learn_merges(pieces, vocab_size - self.num_special, min_frequency, progress))
     }
 }

@@ -17,14 +17,10 @@ impl SpecialSplitter {
     pub fn new(tokens: &[String]) -> Result<Self, TrainError> {
         for (i, token) in tokens.iter().enumerate() {
             if token.is_empty() {
-                return Err(TrainError::InvalidSpecialToken(
-                    "special tokens must not be empty".into(),
-                ));
+                return Err(TrainError::InvalidSpecialToken("special tokens must not be empty".into()));
             }
             if tokens[..i].contains(token) {
-                return Err(TrainError::InvalidSpecialToken(format!(
-                    "special token {token:?} is given twice"
-                )));
+                return Err(TrainError::InvalidSpecialToken(format!("special token {token:?} is given twice")));
             }
         }
         let matcher = if tokens.is_empty() {
@@ -36,10 +32,7 @@ impl SpecialSplitter {
                 .map_err(|e| TrainError::InvalidSpecialToken(e.to_string()))?;
             Some(ac)
         };
-        Ok(Self {
-            tokens: tokens.to_vec(),
-            matcher,
-        })
+        Ok(Self { tokens: tokens.to_vec(), matcher })
     }
 
     /// Calls `f` on every non-empty stretch of `text` between special tokens, in order.
@@ -88,10 +81,7 @@ mod tests {
 
     #[test]
     fn cuts_at_specials_longest_first() {
-        assert_eq!(
-            segments(&["<a>", "<a>b"], "x<a>by<a>z"),
-            vec!["x", "y", "z"]
-        );
+        assert_eq!(segments(&["<a>", "<a>b"], "x<a>by<a>z"), vec!["x", "y", "z"]);
         assert_eq!(segments(&[], "abc"), vec!["abc"]);
         assert_eq!(segments(&["<s>"], "<s><s>"), Vec::<String>::new());
     }
