@@ -14,7 +14,7 @@ import triton.language as tl
 
 from . import checks, configs
 from .attention_fwd import kernel_flags, pick_config
-from .tl_ops import LOG2E, dot, tanh
+from .tl_ops import LOG2E, dot, score_scale, tanh
 
 
 @triton.jit
@@ -77,10 +77,7 @@ def attn_bwd_dkdv_kernel(
     if HAS_LEFT:  # ... and j >= i + diag - left
         hi = tl.minimum(n0 + BLOCK_N - diag + left, NQ)
 
-    if HAS_SOFTCAP:
-        qk_scale = scale / softcap
-    else:
-        qk_scale = scale * LOG2E
+    qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
@@ -165,10 +162,7 @@ def attn_bwd_dq_kernel(
     if HAS_RIGHT:
         hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
 
-    if HAS_SOFTCAP:
-        qk_scale = scale / softcap
-    else:
-        qk_scale = scale * LOG2E
+    qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for start_n in range(lo, hi, BLOCK_N):

@@ -14,9 +14,9 @@ import triton
 import triton.language as tl
 
 from . import checks, configs
-from .attention_fwd import kernel_flags, pick_config
+from .attention_fwd import _finish, _fwd_tiles, kernel_flags, pick_config
 from .dispatch import interpreting
-from .tl_ops import LOG2E, LN2, dot, tanh
+from .tl_ops import score_scale
 
 
 @triton.jit
@@ -62,39 +62,20 @@ def attn_decode_split_kernel(
     if HAS_RIGHT:
         hi = tl.minimum(hi, NQ + diag + right)
 
-    if HAS_SOFTCAP:
-        qk_scale = scale / softcap
-    else:
-        qk_scale = scale * LOG2E
+    qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start_n in range(lo, hi, BLOCK_N):
-        cols = start_n + offs_n
-        n_ok = cols < hi
-        kt = tl.load(k_base + cols[None, :] * skn + offs_d[:, None] * skd, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
-        s = dot(q, kt, UPCAST, IEEE) * qk_scale
-        if HAS_SOFTCAP:
-            s = tanh(s) * (softcap * LOG2E)
-        valid = n_ok[None, :]
-        if HAS_RIGHT:
-            valid = valid & (cols[None, :] <= qi[:, None] + diag + right)
-        if HAS_LEFT:
-            valid = valid & (cols[None, :] >= qi[:, None] + diag - left)
-        s = tl.where(valid, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(v_base + cols[:, None] * svn + offs_d[None, :] * svd, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
-        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, UPCAST, IEEE)
-        m_i = m_new
-
-    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
-    out = acc / l_safe[:, None]
-    lse = (m_i + tl.log2(l_i)) * LN2
+    # The forward's masked tile loop, with each row's own query position. Bounding the
+    # columns by NK rather than hi changes nothing: a split ends on a tile boundary
+    # (SPLIT_LEN is a multiple of BLOCK_N), and columns past NQ + diag + right are masked.
+    acc, l_i, m_i = _fwd_tiles(
+        acc, l_i, m_i, q, k_base, v_base, qi, offs_n, offs_d, d_ok, lo, hi,
+        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
+    )
+    out, lse = _finish(acc, l_i, m_i)
     # partial buffers: PO (S, B, H, NQ, D) and PLSE (S, B, H, NQ), contiguous
     row = ((pid_s.to(tl.int64) * B + b) * H + h) * NQ + qi
     tl.store(PO + row[:, None] * HEAD_DIM + offs_d[None, :], out, mask=r_ok[:, None] & d_ok[None, :])
@@ -153,8 +134,7 @@ def decode_forward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
-    checks.check_attention_grid(b, h)
-    q, k, v = (checks.int32_addressable(n, t) for n, t in (("q", q), ("k", k), ("v", v)))
+    q, k, v = checks.triton_attention_inputs(q, k, v)
     cfg = pick_config(configs.ATTN_DECODE, d, config, configs.ATTN_DECODE_INTERPRET, q.dtype)
     block_d = configs.padded_head_dim(d)
     row_blocks = triton.cdiv(group * nq, cfg.block_m)

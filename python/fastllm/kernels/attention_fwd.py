@@ -14,7 +14,7 @@ import triton.language as tl
 
 from . import checks, configs
 from .dispatch import interpreting
-from .tl_ops import LOG2E, LN2, dot, tanh
+from .tl_ops import LOG2E, LN2, dot, score_scale, tanh
 
 
 @triton.jit
@@ -61,6 +61,14 @@ def _fwd_tiles(
 
 
 @triton.jit
+def _finish(acc, l_i, m_i):
+    """The normalised output and the natural-log LSE of an online softmax; rows that saw
+    no key get 0 and an LSE of -inf."""
+    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+    return acc / l_safe[:, None], (m_i + tl.log2(l_i)) * LN2
+
+
+@triton.jit
 def attn_fwd_kernel(
     Q, K, V, O, LSE,
     sqb, sqh, sqm, sqd,
@@ -103,10 +111,7 @@ def attn_fwd_kernel(
     if HAS_RIGHT:
         hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
 
-    if HAS_SOFTCAP:
-        qk_scale = scale / softcap
-    else:
-        qk_scale = scale * LOG2E
+    qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
     # KV tiles [full_lo, full_hi) are visible to every row of this query tile and need no
     # mask; the tiles around them are masked.
@@ -140,9 +145,7 @@ def attn_fwd_kernel(
         BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
     )
 
-    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
-    out = acc / l_safe[:, None]
-    lse = (m_i + tl.log2(l_i)) * LN2  # -inf for rows that see no key
+    out, lse = _finish(acc, l_i, m_i)
     tl.store(
         O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod,
         out.to(O.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :],
@@ -177,8 +180,7 @@ def attention_forward(
     """Launch the forward kernel. Returns ``out`` (q's dtype, contiguous) and fp32 ``lse``."""
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
-    checks.check_attention_grid(b, h)
-    q, k, v = (checks.int32_addressable(n, t) for n, t in (("q", q), ("k", k), ("v", v)))
+    q, k, v = checks.triton_attention_inputs(q, k, v)
     cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET, q.dtype)
     out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)

@@ -150,6 +150,13 @@ def int32_addressable(name: str, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def triton_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+    """``(q, k, v)`` as the Triton attention launchers take them: batch and heads within
+    the grid, every (batch, head) slice int32-addressable."""
+    check_attention_grid(q.shape[0], q.shape[1])
+    return tuple(int32_addressable(name, t) for name, t in (("q", q), ("k", k), ("v", v)))
+
+
 def check_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,

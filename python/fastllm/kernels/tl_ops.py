@@ -28,3 +28,13 @@ def dot(a, b, UPCAST: tl.constexpr, IEEE: tl.constexpr):
 def tanh(x):
     """tanh from ``exp`` (libdevice is not available in the interpreter); saturates cleanly."""
     return 1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0)
+
+
+@triton.jit
+def score_scale(scale, softcap, HAS_SOFTCAP: tl.constexpr):
+    """Factor on ``q @ k^T`` before the softmax in base 2: ``scale / softcap`` ahead of the
+    soft-cap's tanh (which then multiplies by ``softcap * log2(e)``), else ``scale * log2(e)``."""
+    if HAS_SOFTCAP:
+        return scale / softcap
+    else:
+        return scale * LOG2E
