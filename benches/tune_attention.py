@@ -40,6 +40,7 @@ CANDIDATES = {
     "bwd_dq": {64: _DQ + [C(128, 32, 4, 2)], 128: _DQ},
 }
 TABLES = {"fwd": configs.ATTN_FWD, "bwd_dkdv": configs.ATTN_BWD_DKDV, "bwd_dq": configs.ATTN_BWD_DQ}
+TABLES_NAME = {"fwd": "ATTN_FWD", "bwd_dkdv": "ATTN_BWD_DKDV", "bwd_dq": "ATTN_BWD_DQ"}
 
 
 def measure(kernel, cfg, q, k, v, out, lse, dout, scale, win):
@@ -119,8 +120,6 @@ def main(argv=None) -> int:
             json.dump(dict(device=torch.cuda.get_device_name(), seq=args.seq, rows=rows), f, indent=1)
     return 0
 
-
-TABLES_NAME = {"fwd": "ATTN_FWD", "bwd_dkdv": "ATTN_BWD_DKDV", "bwd_dq": "ATTN_BWD_DQ"}
 
 if __name__ == "__main__":
     sys.exit(main())
