@@ -55,7 +55,7 @@ def peak_rss_mb() -> float:
 
 
 def train_fastllm(path: str, vocab: int, iterate: bool) -> list[bytes]:
-    from fastllm.bpe_trainer import train_ranks
+    from fastllm.tokenizer.training import train_ranks
 
     source = lines(path) if iterate else path
     return train_ranks(source, vocab, pattern="cl100k", min_frequency=2, show_progress=False)
@@ -78,7 +78,7 @@ def train_hf(path: str, vocab: int) -> list[bytes]:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train([path], trainer)
-    from fastllm.gpt2_bytes import CHAR_TO_BYTE  # HF ByteLevel uses GPT-2's byte table
+    from fastllm.tokenizer.formats.gpt2_vocab import CHAR_TO_BYTE  # HF ByteLevel uses GPT-2's byte table
 
     by_id = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
     return [bytes(CHAR_TO_BYTE[c] for c in token) for token, _ in by_id]
@@ -97,7 +97,7 @@ def train_rustbpe(path: str, vocab: int) -> list[bytes]:
 def worker(name: str, path: str, vocab: int, out: str) -> None:
     import_start = time.perf_counter()
     if name.startswith("fastllm"):
-        import fastllm.bpe_trainer  # noqa: F401
+        import fastllm.tokenizer.training  # noqa: F401
     elif name == "hf":
         import tokenizers  # noqa: F401
     else:

@@ -5,8 +5,7 @@ The tokenizer (Rust) needs only numpy. The model, kernels and training need the
 """
 
 from fastllm._core import __version__
-from fastllm.tokenizer import Tokenizer, IncrementalDecoder
-from fastllm.encodings import get_encoding
+from fastllm.tokenizer import IncrementalDecoder, Tokenizer, get_encoding
 
 _LAZY = {
     "GPT": "fastllm.model",

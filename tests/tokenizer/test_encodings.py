@@ -12,8 +12,9 @@ import threading
 import pytest
 from encoding_table import ENCODINGS as TEST_ENCODINGS
 
-from fastllm import encodings, get_encoding
-from fastllm.encodings import ENCODINGS, VocabUnavailableError
+from fastllm import get_encoding
+from fastllm.tokenizer import encodings
+from fastllm.tokenizer.encodings import ENCODINGS, VocabUnavailableError
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def test_definitions_match_tiktoken_ext(name, ctor, openai_spec, monkeypatch):
     assert ours.special_tokens == spec["special_tokens"]
     assert ours.sha256 == seen["sha"]
     assert encodings.DEFAULT_BASE_URL + "/" + ours.file_name == seen["url"]
-    from fastllm.tokenizer import builtin_pattern_regexes
+    from fastllm.tokenizer.patterns import builtin_pattern_regexes
 
     assert builtin_pattern_regexes()[ours.pattern] == spec["pat_str"]
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm import Tokenizer
-from fastllm.gpt2_bytes import BYTE_TO_CHAR, bytes_to_text, text_to_bytes
-from fastllm.tiktoken_file import format_tiktoken, parse_tiktoken, read_tiktoken, write_tiktoken
-from fastllm.tokenizer_file import read_tokenizer_file
+from fastllm.tokenizer.formats.fastllm_json import read_tokenizer_file
+from fastllm.tokenizer.formats.gpt2_vocab import BYTE_TO_CHAR, bytes_to_text, text_to_bytes
+from fastllm.tokenizer.formats.tiktoken_file import format_tiktoken, parse_tiktoken, read_tiktoken, write_tiktoken
 
 BYTES = [bytes([b]) for b in range(256)]
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from test_tiktoken_parity import text_strategy
 
 from fastllm import Tokenizer
-from fastllm.bpe_merges import derive_merges
-from fastllm.gpt2_bytes import bytes_to_text
-from fastllm.oniguruma_pattern import to_oniguruma
+from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text
+from fastllm.tokenizer.formats.hf_json import to_oniguruma
+from fastllm.tokenizer.vocab import derive_merges
 
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm import Tokenizer
-from fastllm.bpe_merges import bpe_parts
+from fastllm.tokenizer.vocab import bpe_parts
 
 PATTERNS = [
     r"\p{L}+|\p{N}|\s+|[^\s\p{L}\p{N}]+",

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from fastllm import Tokenizer
 
-pytest.importorskip("fastllm.bpe_trainer")
+pytest.importorskip("fastllm.tokenizer.training")
 
 
 @pytest.fixture(scope="module")

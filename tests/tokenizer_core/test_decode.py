@@ -7,6 +7,8 @@ from core_text_strategies import tricky_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastllm.tokenizer import ENDOFTEXT
+
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -63,7 +65,7 @@ def test_incremental_decoder_holds_back_partial_characters(pairs):
 
 
 def test_decode_specials_and_single_tokens(pair):
-    eot = "<|endoftext|>"
+    eot = ENDOFTEXT
     ids = pair.core.encode(f"hi{eot}", allowed_special={eot})
     assert pair.core.decode_bytes(ids) == f"hi{eot}".encode()
     eot_id = pair.special_tokens[eot]

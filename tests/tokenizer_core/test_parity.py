@@ -6,6 +6,8 @@ import pytest
 from core_text_strategies import tricky_text
 from hypothesis import HealthCheck, given, settings
 
+from fastllm.tokenizer import ENDOFTEXT
+
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -55,7 +57,7 @@ def test_known_ids(pairs):
 
 
 def test_special_tokens_policy_matches_tiktoken(pair):
-    eot = "<|endoftext|>"
+    eot = ENDOFTEXT
     text = f"a{eot}b <|endoftext|x {eot}"
     assert pair.core.encode(text, allowed_special={eot}) == pair.ref.encode(text, allowed_special={eot})
     assert pair.core.encode(text, allowed_special="all") == pair.ref.encode(text, allowed_special="all")
@@ -75,7 +77,7 @@ def test_special_tokens_policy_matches_tiktoken(pair):
 
 def test_encode_to_u32_bytes(pair, corpora):
     np = pytest.importorskip("numpy")
-    text = corpora["tinyshakespeare.txt"][:20000] + "<|endoftext|>"
+    text = corpora["tinyshakespeare.txt"][:20000] + ENDOFTEXT
     raw = pair.core.encode_to_u32_bytes(text, allowed_special="all")
     arr = np.frombuffer(raw, dtype="<u4")
     assert arr.tolist() == pair.ref.encode(text, allowed_special="all")

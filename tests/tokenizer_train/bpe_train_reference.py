@@ -2,7 +2,7 @@
 
 It recounts every pair from scratch before each merge and picks the best pair with
 ``max``; pieces come from the third-party ``regex`` module, special tokens are cut out
-with ``re``. Same rules as ``fastllm.bpe_trainer.train_ranks``:
+with ``re``. Same rules as ``fastllm.tokenizer.training.train_ranks``:
 
 * each text is a document: it is split at special tokens (leftmost, longest first),
   each stretch between them is split into pieces by the pattern;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastllm.bpe_trainer import train_ranks
+from fastllm.tokenizer.training import train_ranks
 
 TEXTS = ["the cat sat on the mat", "the dog sat on the log"] * 50
 

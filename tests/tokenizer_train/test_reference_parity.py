@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fastllm import _core
-from fastllm.bpe_trainer import train_ranks
+from fastllm.tokenizer.training import train_ranks
 
 # Letters (upper/lower, Latin/Cyrillic/Greek/CJK/Kana/Hangul), a combining mark,
 # digits (ASCII and Arabic-Indic), apostrophes, punctuation, emoji and many kinds of

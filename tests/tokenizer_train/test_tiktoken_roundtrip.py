@@ -10,9 +10,10 @@ tiktoken = pytest.importorskip("tiktoken")
 from tiktoken.load import load_tiktoken_bpe  # noqa: E402
 
 from fastllm import Tokenizer  # noqa: E402
-from fastllm.bpe_trainer import train_ranks  # noqa: E402
+from fastllm.tokenizer import ENDOFTEXT  # noqa: E402
+from fastllm.tokenizer.training import train_ranks  # noqa: E402
 
-SPECIALS = ["<|endoftext|>", "<|pad|>"]
+SPECIALS = [ENDOFTEXT, "<|pad|>"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def corpus(shared_data):
 def test_trained_vocab_encodes_identically_in_tiktoken(corpus, tmp_path, pattern):
     shakespeare, multilingual = corpus
     train_path = tmp_path / "train.txt"
-    train_path.write_text(shakespeare + "<|endoftext|>" + multilingual, "utf-8")
+    train_path.write_text(shakespeare + ENDOFTEXT + multilingual, "utf-8")
     tok = Tokenizer.train([train_path], 1500, pattern=pattern, special_tokens=SPECIALS)
     assert tok.n_vocab == 1500
     assert tok.special_tokens == {"<|endoftext|>": 1498, "<|pad|>": 1499}

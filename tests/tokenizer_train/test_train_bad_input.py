@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fastllm import _core
-from fastllm.bpe_trainer import train_ranks
+from fastllm.tokenizer.training import train_ranks
 
 TEXTS = ["hello world", "hello there"]
 

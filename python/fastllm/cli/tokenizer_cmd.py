@@ -67,10 +67,10 @@ def register(subparsers) -> None:
 def _add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokenizer", "-t", default=DEFAULT_TOKENIZER,
-        help="named encoding (gpt2, cl100k_base, o200k_base), tokenizer file, HF checkpoint dir, "
-        f"or .tiktoken file with --pattern (default {DEFAULT_TOKENIZER})",
+        help="named encoding (gpt2, cl100k_base, o200k_base), tokenizer file (fastllm's or HF tokenizer.json), "
+        f"data or HF checkpoint directory, or .tiktoken file with --pattern (default {DEFAULT_TOKENIZER})",
     )
-    parser.add_argument("--pattern", default=None, help="split pattern for a .tiktoken file")
+    parser.add_argument("--pattern", default=None, help="split pattern of a .tiktoken file (gpt2, cl100k, o200k or a regex)")
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _tokenizer(args):
-    from fastllm.tokenizer_lookup import open_tokenizer
+    from fastllm.tokenizer import open_tokenizer
 
     return open_tokenizer(args.tokenizer, pattern=args.pattern)
 

@@ -1,4 +1,4 @@
-"""fastllm's own tokenizer file: one self-describing JSON document.
+"""fastllm's own tokenizer file (:meth:`Tokenizer.save`): one self-describing JSON document.
 
 ::
 
@@ -14,13 +14,20 @@ import base64
 import binascii
 import json
 import os
+import re
 from pathlib import Path
 
 from fastllm.atomic_file import write_bytes_atomic
-from fastllm.vocab_data import VocabData
+from fastllm.tokenizer.vocab import VocabData
 
 FORMAT_NAME = "fastllm-tokenizer"
 FORMAT_VERSION = 1
+#: The file name fastllm gives its tokenizer file in a data or model directory.
+TOKENIZER_FILE = "tokenizer.fastllm.json"
+
+# The writer puts "format" first; the head of the file is enough to tell it from other JSON.
+_FORMAT_MARK = re.compile(rb'^\s*\{\s*"format"\s*:\s*"' + FORMAT_NAME.encode() + rb'"')
+_HEAD_BYTES = 256
 
 
 def write_tokenizer_file(path: str | os.PathLike, vocab: VocabData) -> Path:
@@ -86,3 +93,9 @@ def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
         duplicate = next(i for i, t in enumerate(tokens) if t in seen or seen.add(t))
         raise ValueError(f"{source}: ranks[{duplicate}] = {tokens[duplicate]!r} appears twice")
     return VocabData(tokens, dict(specials), pattern)
+
+
+def is_tokenizer_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts like a file written by :func:`write_tokenizer_file`."""
+    with open(path, "rb") as handle:
+        return _FORMAT_MARK.match(handle.read(_HEAD_BYTES)) is not None

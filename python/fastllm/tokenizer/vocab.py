@@ -1,4 +1,4 @@
-"""Merge lists for rank-based byte-level BPE vocabularies.
+"""The vocabulary every file format decodes to, and how its ranks relate to BPE merges.
 
 tiktoken-style vocabularies store only ranks; merge-based formats (HF
 ``tokenizer.json``, GPT-2 ``merges.txt``) store the pair each token is built
@@ -12,9 +12,37 @@ merge; it is only reached when a whole pre-tokenized piece equals it, which
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
+
+#: The end-of-text special token, when a vocabulary has one.
+ENDOFTEXT = "<|endoftext|>"
 
 T = TypeVar("T", bytes, str)
+
+
+class VocabData(NamedTuple):
+    """A byte-level BPE vocabulary: everything needed to build a Tokenizer."""
+
+    #: ``tokens[rank]`` are the bytes of the mergeable token with that rank (= id).
+    tokens: list[bytes]
+    #: Special token text -> id (ids above the mergeable ranks).
+    special_tokens: dict[str, int]
+    #: A built-in pattern name (``gpt2``, ``cl100k``, ``o200k``) or a regex.
+    pattern: str
+
+
+def tokens_in_rank_order(by_rank: dict[int, bytes], source: str) -> list[bytes]:
+    """``[by_rank[0], by_rank[1], ...]``; ValueError naming ``source`` unless the ranks are 0..n-1."""
+    if not by_rank:
+        raise ValueError(f"{source}: no tokens (empty vocabulary)")
+    count = len(by_rank)
+    if max(by_rank) != count - 1:
+        missing = next(rank for rank in range(count) if rank not in by_rank)
+        raise ValueError(
+            f"{source}: token ranks (= ids) must be 0..{count - 1} without gaps, special tokens above them; "
+            f"rank {missing} is missing (largest rank {max(by_rank)})"
+        )
+    return [by_rank[rank] for rank in range(count)]
 
 
 def bpe_parts(token: bytes, rank_of: dict[bytes, int], max_rank: int) -> list[bytes]:

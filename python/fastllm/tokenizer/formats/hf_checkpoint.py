@@ -1,4 +1,5 @@
-"""Finding and reading the tokenizer files of a HF checkpoint directory."""
+"""The tokenizer files of a HF checkpoint directory: ``tokenizer.json``, or GPT-2's
+``vocab.json`` + ``merges.txt`` (+ ``added_tokens.json``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 import os
 from pathlib import Path
 
-from fastllm.gpt2_vocab_files import ENDOFTEXT, read_gpt2_vocab
-from fastllm.hf_tokenizer_json import read_hf_json
-from fastllm.vocab_data import VocabData
+from fastllm.tokenizer.formats.gpt2_vocab import read_gpt2_vocab
+from fastllm.tokenizer.formats.hf_json import read_hf_json
+from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData
+
+#: The file a HF checkpoint keeps its whole tokenizer in.
+HF_TOKENIZER_FILE = "tokenizer.json"
 
 
 def read_pretrained_vocab(path: str | os.PathLike, known_patterns: dict[str, str] | None = None) -> VocabData:
@@ -23,8 +27,8 @@ def read_pretrained_vocab(path: str | os.PathLike, known_patterns: dict[str, str
         return read_hf_json(root, known_patterns)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such checkpoint directory or tokenizer.json file")
-    if (root / "tokenizer.json").is_file():
-        return read_hf_json(root / "tokenizer.json", known_patterns)
+    if (root / HF_TOKENIZER_FILE).is_file():
+        return read_hf_json(root / HF_TOKENIZER_FILE, known_patterns)
     vocab, merges = root / "vocab.json", root / "merges.txt"
     if vocab.is_file() and merges.is_file():
         return read_gpt2_vocab(vocab, merges, special_tokens=(ENDOFTEXT, *_added_tokens(root)))

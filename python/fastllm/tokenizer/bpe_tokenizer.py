@@ -9,22 +9,22 @@ A Tokenizer is immutable, safe to share between threads, and picklable.
 from __future__ import annotations
 
 import codecs
-import functools
 import operator
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Union
 
 from fastllm import _core
-from fastllm.vocab_data import VocabData
+from fastllm.tokenizer.formats.fastllm_json import read_tokenizer_file, write_tokenizer_file
+from fastllm.tokenizer.formats.hf_checkpoint import read_pretrained_vocab
+from fastllm.tokenizer.formats.hf_json import read_hf_json, write_hf_json
+from fastllm.tokenizer.formats.tiktoken_file import read_tiktoken, write_tiktoken
+from fastllm.tokenizer.patterns import builtin_pattern_regexes
+from fastllm.tokenizer.training import train_ranks
+from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData
 
 if TYPE_CHECKING:
     import numpy as np
-
-#: Split patterns built into the core, by name.
-BUILTIN_PATTERNS = ("gpt2", "cl100k", "o200k")
-#: The end-of-text special token, when a vocabulary has one.
-ENDOFTEXT = "<|endoftext|>"
 
 SpecialPolicy = Union[str, Iterable[str]]  # "all" or a collection of special token strings
 _NO_SPECIALS: frozenset[str] = frozenset()  # the default allowed_special
@@ -80,8 +80,6 @@ class Tokenizer:
         ``source`` is a list of file paths or an iterable of strings. The special
         tokens get the ids right after the mergeable ranks, in the given order.
         """
-        from fastllm.bpe_trainer import train_ranks
-
         if isinstance(special_tokens, str):
             raise TypeError("special_tokens must be a sequence of strings, not one string")
         special_tokens = list(special_tokens)
@@ -101,14 +99,10 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads a file written by :meth:`save`."""
-        from fastllm.tokenizer_file import read_tokenizer_file
-
         return cls._from_vocab(read_tokenizer_file(path))
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes this tokenizer (ranks, pattern, special tokens) to one JSON file."""
-        from fastllm.tokenizer_file import write_tokenizer_file
-
         write_tokenizer_file(path, self._vocab())
 
     @classmethod
@@ -122,36 +116,26 @@ class Tokenizer:
     ) -> Tokenizer:
         """Reads a tiktoken ``.tiktoken`` file; the format holds only the ranks, so the
         split pattern (name or regex) and special tokens are given here."""
-        from fastllm.tiktoken_file import read_tiktoken
-
         return cls(read_tiktoken(path), special_tokens, pattern, name=name)
 
     def save_tiktoken(self, path: str | os.PathLike) -> None:
         """Writes the ranks as a tiktoken ``.tiktoken`` file (pattern and specials are not part of it)."""
-        from fastllm.tiktoken_file import write_tiktoken
-
         write_tiktoken(path, self._core.mergeable_tokens())
 
     @classmethod
     def from_hf_json(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads a byte-level BPE HF ``tokenizer.json`` (as :meth:`to_hf_json` writes, or GPT-2's)."""
-        from fastllm.hf_tokenizer_json import read_hf_json
-
         return cls._from_vocab(read_hf_json(path, builtin_pattern_regexes()))
 
     def to_hf_json(self, path: str | os.PathLike) -> None:
         """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` encodes identically
         (special tokens are always matched there, as with ``allowed_special="all"``)."""
-        from fastllm.hf_tokenizer_json import write_hf_json
-
         write_hf_json(path, self._vocab(), self._core.pattern_regex)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads the tokenizer of a HF checkpoint directory: ``tokenizer.json``, or
         GPT-2's ``vocab.json`` + ``merges.txt`` (``<|endoftext|>`` as the special token)."""
-        from fastllm.pretrained_vocab import read_pretrained_vocab
-
         return cls._from_vocab(read_pretrained_vocab(path, builtin_pattern_regexes()))
 
     def with_special_tokens(self, extra: Mapping[str, int] | Iterable[str]) -> Tokenizer:
@@ -380,16 +364,6 @@ class IncrementalDecoder:
 
 def _rebuild(tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None) -> Tokenizer:
     return Tokenizer(tokens, specials, pattern, name=name)
-
-
-@functools.lru_cache(maxsize=None)
-def _builtin_regex(name: str) -> str:
-    return _core.CoreBPE([bytes([b]) for b in range(256)], {}, name).pattern_regex
-
-
-def builtin_pattern_regexes() -> dict[str, str]:
-    """Built-in pattern name -> its regex."""
-    return {name: _builtin_regex(name) for name in BUILTIN_PATTERNS}
 
 
 def _rank_list(mergeable_ranks: Sequence[bytes] | Mapping[bytes, int]) -> list[bytes]:

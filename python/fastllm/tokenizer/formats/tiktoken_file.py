@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from fastllm.atomic_file import write_bytes_atomic
-from fastllm.vocab_data import tokens_in_rank_order
+from fastllm.tokenizer.vocab import tokens_in_rank_order
 
 
 def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fastllm.atomic_file import write_bytes_atomic
-from fastllm.tiktoken_file import parse_tiktoken
-from fastllm.tokenizer import ENDOFTEXT, Tokenizer
+from fastllm.tokenizer.bpe_tokenizer import Tokenizer
+from fastllm.tokenizer.formats.tiktoken_file import parse_tiktoken
+from fastllm.tokenizer.vocab import ENDOFTEXT
 
 DEFAULT_BASE_URL = "https://openaipublic.blob.core.windows.net/encodings"
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -81,6 +82,11 @@ def list_encodings() -> list[str]:
     return list(ENCODINGS)
 
 
+def is_encoding_name(name: str) -> bool:
+    """Whether :func:`get_encoding` knows ``name`` (an encoding name or an alias)."""
+    return name in ENCODINGS or name in ALIASES
+
+
 def get_encoding(name: str) -> Tokenizer:
     """The tokenizer of a named encoding, with its special tokens.
 
@@ -90,14 +96,14 @@ def get_encoding(name: str) -> Tokenizer:
     """
     if not isinstance(name, str):
         raise TypeError(f"encoding name must be a string, not {type(name).__name__}")
-    canonical = ALIASES.get(name, name)
-    spec = ENCODINGS.get(canonical)
-    if spec is None:
+    if not is_encoding_name(name):
         raise ValueError(f"unknown encoding {name!r}; available: {', '.join(ENCODINGS)}")
+    canonical = ALIASES.get(name, name)
     with _lock:
         tokenizer = _loaded.get(_file_key(canonical))
         if tokenizer is None:
             path, data = _verified_vocab(canonical)
+            spec = ENCODINGS[canonical]
             tokens = parse_tiktoken(data, source=str(path))
             tokenizer = Tokenizer(tokens, spec.special_tokens, spec.pattern, name=canonical)
             _loaded[_file_key(canonical)] = tokenizer
