@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import fastllm.model.attention as model_attention
+import fastllm.model.gpt as model_attention
 from fastllm.model import GPT, GPTConfig
 from fastllm.train.metrics import flops_per_token, peak_flops
 from fastllm.train.optim import make_adamw
@@ -64,7 +64,7 @@ def run_variant(name, config, args, device, batches):
                 torch.cuda.synchronize()
             start = time.perf_counter()
             with autocast:
-                _, loss = model(x, y)
+                loss = model(x, y).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -11,9 +11,10 @@ import torch
 
 from fastllm import Tokenizer
 from fastllm.kernels import force_backend
+from fastllm.tokenizer import ENDOFTEXT
 
 MERGES = [b"th", b"he", b"the", b" the", b"in", b"er", b" a", b"an", b"\xc3\xa9"]
-EOT = "<|endoftext|>"
+EOT = ENDOFTEXT
 
 
 @pytest.fixture(autouse=True)

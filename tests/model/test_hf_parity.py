@@ -20,7 +20,7 @@ def test_logits_equal_hf_loaded_from_hf_dir(hf_model, model):
     idx = ids_for(model.config.vocab_size)
     with torch.no_grad():
         expected = hf_model(idx).logits
-        got = model(idx)
+        got = model(idx).logits
     assert got.shape == (3, 19, model.config.vocab_size)
     torch.testing.assert_close(got, expected, atol=ATOL, rtol=1e-5)
 
@@ -32,7 +32,7 @@ def test_hf_loads_what_fastllm_saves(tmp_path):
     hf = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     idx = ids_for(500, seq=32)
     with torch.no_grad():
-        torch.testing.assert_close(hf(idx).logits, ours(idx), atol=ATOL, rtol=1e-5)
+        torch.testing.assert_close(hf(idx).logits, ours(idx).logits, atol=ATOL, rtol=1e-5)
 
 
 def test_save_load_round_trip_is_exact(model, tmp_path):
@@ -48,7 +48,7 @@ def test_pytorch_model_bin_loads(model, hf_model, tmp_path):
     assert (tmp_path / "pytorch_model.bin").is_file() and not (tmp_path / "model.safetensors").exists()
     idx = ids_for(model.config.vocab_size)
     with torch.no_grad():
-        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx), hf_model(idx).logits, atol=ATOL, rtol=1e-5)
+        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx).logits, hf_model(idx).logits, atol=ATOL, rtol=1e-5)
 
 
 def test_original_gpt2_key_layout_loads(hf_model, tmp_path):
@@ -61,7 +61,7 @@ def test_original_gpt2_key_layout_loads(hf_model, tmp_path):
     hf_model.config.to_json_file(tmp_path / "config.json")
     idx = ids_for(hf_model.config.vocab_size)
     with torch.no_grad():
-        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx), hf_model(idx).logits, atol=ATOL, rtol=1e-5)
+        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx).logits, hf_model(idx).logits, atol=ATOL, rtol=1e-5)
 
 
 def test_loss_equals_hf_and_respects_ignore_index(hf_model, model):
@@ -71,7 +71,7 @@ def test_loss_equals_hf_and_respects_ignore_index(hf_model, model):
     with torch.no_grad():
         expected = hf_model(idx, labels=labels).loss  # HF shifts inside
         targets = torch.cat([labels[:, 1:], torch.full((3, 1), -100)], dim=1)
-        logits, loss = model(idx, targets)
+        logits, loss, _ = model(idx, targets)
     assert logits is not None and logits.shape == (3, 16, model.config.vocab_size)
     torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
 
@@ -93,8 +93,8 @@ def test_attention_probabilities_equal_hf(hf_dir, model):
     idx = ids_for(model.config.vocab_size, batch=2, seq=11)
     with torch.no_grad():
         expected = hf(idx, output_attentions=True).attentions
-        logits, maps = model(idx, return_attention=True)
-        torch.testing.assert_close(logits, model(idx), atol=ATOL, rtol=1e-5)
+        logits, _, maps = model(idx, return_attention=True)
+        torch.testing.assert_close(logits, model(idx).logits, atol=ATOL, rtol=1e-5)
     assert len(maps) == len(expected) == model.config.n_layer
     for ours, theirs in zip(maps, expected):
         torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)
@@ -119,7 +119,7 @@ def test_resize_token_embeddings_keeps_rows_and_tie():
     assert model.config.vocab_size == 120
     assert torch.equal(model.transformer.wte.weight[:100], old)
     assert model.lm_head.weight is model.transformer.wte.weight
-    assert model(torch.tensor([[119]])).shape == (1, 1, 120)
+    assert model(torch.tensor([[119]])).logits.shape == (1, 1, 120)
     model.resize_token_embeddings(50)
     assert torch.equal(model.transformer.wte.weight, old[:50])
 
@@ -131,7 +131,7 @@ def test_no_bias_model_saves_as_zero_biases_hf_can_load(tmp_path):
     hf = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     idx = ids_for(100, seq=16)
     with torch.no_grad():
-        torch.testing.assert_close(hf(idx).logits, ours(idx), atol=ATOL, rtol=1e-5)
+        torch.testing.assert_close(hf(idx).logits, ours(idx).logits, atol=ATOL, rtol=1e-5)
 
 
 def test_save_pretrained_writes_tokenizer(model, tokenizer, tmp_path):
@@ -151,7 +151,7 @@ def test_sharded_safetensors_load(hf_model, tmp_path):
     assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
     idx = ids_for(hf_model.config.vocab_size)
     with torch.no_grad():
-        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx), hf_model(idx).logits, atol=ATOL, rtol=1e-5)
+        torch.testing.assert_close(GPT.from_pretrained(tmp_path)(idx).logits, hf_model(idx).logits, atol=ATOL, rtol=1e-5)
 
 
 def test_hub_name_goes_through_huggingface_hub(hf_dir, monkeypatch):

@@ -9,7 +9,7 @@ from fastllm.model import GPT
 
 def loss_and_grads(model, idx, targets):
     model.zero_grad()
-    logits, loss = model(idx, targets)
+    logits, loss, _ = model(idx, targets)
     loss.backward()
     return logits, loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
@@ -38,7 +38,7 @@ def test_fused_loss_equals_torch_loss(hf_dir, backend):
 def test_auto_uses_torch_loss_on_cpu(model):
     idx = torch.zeros((1, 4), dtype=torch.long)
     assert model.fused_loss is None
-    logits, _ = model(idx, idx)
+    logits, _, _ = model(idx, idx)
     assert logits is not None
 
 
@@ -46,10 +46,10 @@ def test_auto_uses_torch_loss_on_cpu(model):
 def test_auto_uses_fused_loss_on_cuda(hf_dir):
     model = GPT.from_pretrained(hf_dir, device="cuda")
     idx = torch.randint(0, model.config.vocab_size, (2, 16), device="cuda")
-    logits, loss = model(idx, idx)
+    logits, loss, _ = model(idx, idx)
     assert logits is None
     model.fused_loss = False
-    torch.testing.assert_close(loss, model(idx, idx)[1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(loss, model(idx, idx).loss, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.gpu

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastllm.model.sampling import check_sampling, filter_top_k, filter_top_p, make_generator, sample_next
+from fastllm.model.generate import check_sampling, filter_top_k, filter_top_p, make_generator, sample_next
 
 logit_rows = st.lists(
     st.lists(st.floats(-20, 20, allow_nan=False, width=32), min_size=1, max_size=40).map(

@@ -1,16 +1,20 @@
-"""The GPT-2-class model, its Hugging Face checkpoints, and inference (``pip install fastllm[torch]``)."""
+"""The GPT-2-class model, its Hugging Face checkpoints, and inference (``pip install fastllm[torch]``).
 
-from .attention_maps import attention_maps, save_attention_map
+``config``: ``GPTConfig`` and presets; ``gpt``: the model (cache, attention, blocks); ``generate``:
+sampling, stopping and streaming; ``hf_checkpoint``: HF files <-> config + state dict;
+``evaluate``: loss, perplexity, bits per byte; ``visualize``: attention maps.
+"""
+
 from .config import PRESETS, GPTConfig
 from .evaluate import EvalResult, evaluate_text
-from .generate import generate
-from .gpt import GPT
-from .kv_cache import KVCache
-from .streaming import stream_generate
+from .generate import generate, stream_generate
+from .gpt import GPT, GPTOutput, KVCache
+from .visualize import attention_maps, save_attention_map
 
 __all__ = [
     "GPT",
     "GPTConfig",
+    "GPTOutput",
     "KVCache",
     "PRESETS",
     "EvalResult",

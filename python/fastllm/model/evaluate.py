@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .eval_mode import eval_mode
+from .generate import eval_mode
 
 
 @dataclass
@@ -73,7 +73,7 @@ def evaluate_ids(
                 inputs[row, : end - 1 - start] = data[start : end - 1]
                 targets[row, scored - 1 - start : end - 1 - start] = data[scored:end]
             count = int((targets != -100).sum())
-            _, loss = model(inputs.to(device), targets.to(device))
+            loss = model(inputs.to(device), targets.to(device)).loss
             total_nll += float(loss) * count
             total_tokens += count
     mean = total_nll / total_tokens

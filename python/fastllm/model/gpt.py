@@ -1,35 +1,220 @@
-"""``GPT``: a GPT-2-style decoder (learned positions, pre-LayerNorm blocks, tied embeddings)."""
+"""The GPT-2 model in one file: key/value cache, attention, transformer block and ``GPT``.
+
+``GPT`` is a GPT-2-style decoder (learned positions, pre-LayerNorm blocks, tied embeddings)
+whose parameter names follow Hugging Face's ``GPT2LMHeadModel``. Every attention computation
+goes through :func:`attend`, the one place that picks between ``fastllm.kernels`` and torch.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .block import Block
-from .config import GPTConfig
-from .kv_cache import KVCache
+from fastllm.kernels import flash_attention as _flash_attention
+from fastllm.kernels import linear_cross_entropy as _linear_cross_entropy
+from fastllm.kernels.checks import FLOAT_DTYPES as _KERNEL_DTYPES
+from fastllm.kernels.checks import MAX_HEAD_DIM as _KERNEL_MAX_D
+from fastllm.kernels.checks import MIN_HEAD_DIM as _KERNEL_MIN_D
 
-try:
-    from fastllm.kernels import linear_cross_entropy as _linear_cross_entropy
-except ImportError:  # the fused loss has not landed in fastllm.kernels
-    _linear_cross_entropy = None
+from .generate import generate as _generate
+from . import hf_checkpoint
+from .config import GPTConfig
 
 INIT_STD = 0.02
 
 
+class GPTOutput(NamedTuple):
+    """What ``GPT.forward`` returns, whatever the flags.
+
+    ``logits`` ``(batch, seq, vocab)``, or ``None`` when the fused loss computed ``loss``
+    without building them; ``loss`` the mean cross-entropy over targets other than ``-100``
+    (``None`` without targets); ``attentions`` the per-layer probabilities ``(batch, heads,
+    seq, keys)`` with ``return_attention=True``, else ``None``.
+    """
+
+    logits: Optional[torch.Tensor]
+    loss: Optional[torch.Tensor] = None
+    attentions: Optional[List[torch.Tensor]] = None
+
+
+# -- key/value cache -------------------------------------------------------------------
+class KVCache:
+    """Keys and values of every layer, ``(layers, batch, heads, max_len, head_dim)``, filled left to right.
+
+    ``append`` writes a layer's new keys/values after the ``length`` already cached and returns
+    the valid prefix (cached + new) to attend over; ``advance`` moves ``length`` on once every
+    layer has appended.
+    """
+
+    def __init__(
+        self,
+        n_layer: int,
+        batch: int,
+        n_head: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype = torch.float32,
+        device: Optional[torch.device] = None,
+    ) -> None:
+        shape = (n_layer, batch, n_head, max_len, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.max_len = max_len
+        self.length = 0
+
+    @classmethod
+    def for_model(cls, model, batch: int, max_len: int) -> "KVCache":
+        cfg = model.config
+        param = next(model.parameters())
+        return cls(cfg.n_layer, batch, cfg.n_head, max_len, cfg.head_dim, param.dtype, param.device)
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache overflow: {end} positions needed, {self.max_len} allocated")
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, steps: int) -> None:
+        self.length += steps
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+# -- attention ---------------------------------------------------------------------------
+def kernels_can_run(q: torch.Tensor) -> bool:
+    """Whether ``fastllm.kernels.flash_attention`` accepts queries shaped and typed like ``q``."""
+    return (
+        q.dtype in _KERNEL_DTYPES
+        and _KERNEL_MIN_D <= q.shape[-1] <= _KERNEL_MAX_D
+    )
+
+
+def visibility_mask(q_len: int, key_mask: Optional[torch.Tensor], kv_len: int, device) -> torch.Tensor:
+    """Boolean ``(batch or 1, 1, q_len, kv_len)``: which keys each query may attend to.
+
+    Causal with the queries aligned to the end of the keys (query ``i`` sits at key position
+    ``i + kv_len - q_len``). ``key_mask`` ``(batch, kv_len)`` marks real tokens (padding is
+    False); a query always sees itself, so padding rows stay finite.
+    """
+    i = torch.arange(q_len, device=device)[:, None] + (kv_len - q_len)
+    j = torch.arange(kv_len, device=device)[None, :]
+    allowed = (j <= i)[None, None]
+    if key_mask is not None:
+        allowed = (allowed & key_mask.bool()[:, None, None, :]) | (j == i)[None, None]
+    return allowed
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: Optional[torch.Tensor] = None,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """Causal attention of ``q`` ``(B, H, Tq, D)`` over ``k``, ``v`` ``(B, H, Tk, D)``, ``Tq <= Tk``.
+
+    ``key_mask`` ``(B, Tk)`` is True for real tokens, False for padding (``None``: no padding).
+    """
+    if key_mask is None and dropout_p == 0.0 and kernels_can_run(q):
+        return _flash_attention(q, k, v, causal=True)
+    mask = visibility_mask(q.shape[2], key_mask, k.shape[2], q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The attention probabilities ``softmax(q k^T / sqrt(D))`` ``(B, H, Tq, Tk)``, computed explicitly."""
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    mask = visibility_mask(q.shape[2], key_mask, k.shape[2], q.device)
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with GPT-2's packed ``[q | k | v]`` projection."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        key_mask: Optional[torch.Tensor] = None,
+        cache: Optional[KVCache] = None,
+        layer: int = 0,
+        return_attention: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        batch, seq, width = x.shape
+        heads = self.c_attn(x).view(batch, seq, 3, self.n_head, width // self.n_head)
+        q, k, v = heads.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        probs = None
+        if return_attention:
+            probs = attention_probs(q, k, key_mask)
+            y = torch.matmul(probs, v)
+        else:
+            y = attend(q, k, v, key_mask, self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(batch, seq, width)
+        return self.resid_dropout(self.c_proj(y)), probs
+
+
+# -- the transformer block -------------------------------------------------------------
+class MLP(nn.Module):
+    """``n_embd -> 4 n_embd -> n_embd`` with GPT-2's tanh-approximated GELU."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        key_mask: Optional[torch.Tensor] = None,
+        cache: Optional[KVCache] = None,
+        layer: int = 0,
+        return_attention: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        attn_out, probs = self.attn(self.ln_1(x), key_mask, cache, layer, return_attention)
+        x = x + attn_out
+        x = x + self.mlp(self.ln_2(x))
+        return x, probs
+
+
+# -- the model ---------------------------------------------------------------------------
 class GPT(nn.Module):
     """GPT-2. Parameter names follow Hugging Face's ``GPT2LMHeadModel`` (``transformer.h.0.attn.c_attn``...).
 
-    ``model(idx)`` returns logits ``(batch, seq, vocab)``; ``model(idx, targets)`` returns
-    ``(logits, loss)`` where ``targets`` use ``-100`` for positions to ignore and the loss is the
-    mean over the others. With the fused loss (``fused_loss``: ``None`` = on CUDA when the kernels
-    provide ``linear_cross_entropy``), the logits are never materialised and ``None`` is
-    returned in their place. ``return_attention=True`` appends the per-layer attention
-    probabilities ``(batch, heads, seq, keys)`` (explicit reference path) to the result.
+    ``model(idx)`` and ``model(idx, targets)`` return a :class:`GPTOutput` ``(logits, loss,
+    attentions)``. ``targets`` use ``-100`` for positions to ignore and the loss is the mean over
+    the others. With the fused loss (``fused_loss``: ``None`` = on CUDA, ``True``/``False``
+    forces it; ``fastllm.kernels.linear_cross_entropy``, its PyTorch reference off CUDA), the
+    logits are never materialised and ``logits`` is ``None``. ``return_attention=True`` fills
+    ``attentions`` with the per-layer attention probabilities (explicit reference path).
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -139,12 +324,11 @@ class GPT(nn.Module):
         kv_cache: Optional[KVCache] = None,
         attention_mask: Optional[torch.Tensor] = None,
         position_ids: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, tuple]:
+    ) -> GPTOutput:
         hidden, maps = self.hidden_states(idx, kv_cache, attention_mask, position_ids, return_attention)
-        extra = (maps,) if return_attention else ()
+        attentions = maps if return_attention else None
         if targets is None:
-            logits = self.lm_head(hidden)
-            return (logits, *extra) if return_attention else logits
+            return GPTOutput(self.lm_head(hidden), None, attentions)
         if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
             raise ValueError(
                 f"targets must be a tensor shaped like idx {tuple(idx.shape)}, got "
@@ -156,17 +340,15 @@ class GPT(nn.Module):
         flat_targets = targets.reshape(-1).long()
         if self.uses_fused_loss(hidden):
             loss = _linear_cross_entropy(flat_hidden, self.lm_head.weight, flat_targets, ignore_index=-100)
-            return (None, loss, *extra)
+            return GPTOutput(None, loss, attentions)
         logits = self.lm_head(hidden)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), flat_targets, ignore_index=-100)
-        return (logits, loss, *extra)
+        return GPTOutput(logits, loss, attentions)
 
     def uses_fused_loss(self, hidden: torch.Tensor) -> bool:
         """Whether the loss goes through ``fastllm.kernels.linear_cross_entropy`` (see ``fused_loss``)."""
         if self.fused_loss is None:
-            return _linear_cross_entropy is not None and hidden.is_cuda
-        if self.fused_loss and _linear_cross_entropy is None:
-            raise RuntimeError("fused_loss=True but fastllm.kernels has no linear_cross_entropy")
+            return hidden.is_cuda
         return bool(self.fused_loss)
 
     def _check_idx(self, idx: torch.Tensor) -> torch.Tensor:
@@ -192,20 +374,38 @@ class GPT(nn.Module):
         """Load a GPT-2 checkpoint directory in Hugging Face's layout (``config.json`` +
         ``model.safetensors`` or ``pytorch_model.bin``), or a hub name when ``huggingface_hub``
         is installed and online. Returns the model in eval mode (float32 unless ``dtype``)."""
-        from .hf_checkpoint import load
-
-        return load(name_or_path, dtype=dtype, device=device)
+        config, state = hf_checkpoint.read_checkpoint(name_or_path)
+        with torch.device("meta"):
+            model = cls(config)
+        hf_checkpoint.check_against(config, state, model.state_dict())
+        state = {k: v.to(dtype=dtype or torch.float32) for k, v in state.items()}
+        state["lm_head.weight"] = state["transformer.wte.weight"]
+        model.load_state_dict(state, assign=True)
+        model.lm_head.weight = model.transformer.wte.weight  # assign=True unties them
+        model.eval()
+        return model.to(device) if device is not None else model
 
     def save_pretrained(self, directory, tokenizer=None, safe_serialization: bool = True):
         """Write the checkpoint in Hugging Face's layout (``transformers`` can load it);
-        ``tokenizer.json`` too when a :class:`fastllm.Tokenizer` is given."""
-        from .hf_checkpoint import save
+        ``tokenizer.json`` too when a :class:`fastllm.Tokenizer` is given.
 
-        return save(self, directory, tokenizer=tokenizer, safe_serialization=safe_serialization)
+        A model built with ``bias=False`` is stored with zero biases, which computes the same."""
+        state = self.state_dict()
+        if not self.config.bias:
+            with torch.device("meta"):
+                full = type(self)(GPTConfig.from_dict({**self.config.to_dict(), "bias": True})).state_dict()
+            dtype = self.transformer.wte.weight.dtype
+            for key, value in full.items():
+                state.setdefault(key, torch.zeros(value.shape, dtype=dtype))
+        return hf_checkpoint.write_checkpoint(
+            directory, self.config, state, tokenizer=tokenizer, safe_serialization=safe_serialization
+        )
 
     # -- inference -----------------------------------------------------------------
+    def new_kv_cache(self, batch: int, max_len: int) -> KVCache:
+        """An empty cache for ``batch`` sequences of up to ``max_len`` positions, on the model's device."""
+        return KVCache.for_model(self, batch, max_len)
+
     def generate(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, **kwargs):
         """Continue ``input_ids``; see :func:`fastllm.model.generate.generate` for every option."""
-        from .generate import generate
-
-        return generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, **kwargs)
+        return _generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, **kwargs)

@@ -17,6 +17,8 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from fastllm.atomic_file import atomic_output, write_bytes_atomic, write_text_atomic
+
 from .config import GPTConfig
 
 CONFIG_FILE = "config.json"
@@ -172,50 +174,36 @@ def check_against(config: GPTConfig, state: Dict[str, torch.Tensor], expected: D
             raise ValueError(f"checkpoint tensor {key} has dtype {value.dtype}, expected floating point")
 
 
-def load(name_or_path: PathLike, dtype: Optional[torch.dtype] = None, device=None):
-    """Build a :class:`~fastllm.model.GPT` from a checkpoint directory (see the module docstring)."""
-    from .gpt import GPT
-
+def read_checkpoint(name_or_path: PathLike) -> Tuple[GPTConfig, Dict[str, torch.Tensor]]:
+    """The config and the weights (fastllm's names and layout) of a checkpoint directory or hub name;
+    ``GPT.from_pretrained`` builds the model from them."""
     directory = resolve_directory(name_or_path)
     config = read_config(directory)
-    state = hf_to_fastllm(read_weights(directory))
-    with torch.device("meta"):
-        model = GPT(config)
-    expected = model.state_dict()
-    check_against(config, state, expected)
-    target = dtype or torch.float32
-    state = {k: v.to(dtype=target) for k, v in state.items()}
-    state["lm_head.weight"] = state["transformer.wte.weight"]
-    model.load_state_dict(state, assign=True)
-    model.lm_head.weight = model.transformer.wte.weight  # assign=True unties them
-    model.eval()
-    return model.to(device) if device is not None else model
+    return config, hf_to_fastllm(read_weights(directory))
 
 
-def save(model, directory: PathLike, tokenizer=None, safe_serialization: bool = True) -> Path:
-    """Write ``config.json`` and the weights (and ``tokenizer.json`` if given) so that both
-    :func:`load` and ``transformers.GPT2LMHeadModel.from_pretrained`` read them.
-
-    A model built with ``bias=False`` is stored with zero biases, which computes the same.
-    """
+def write_checkpoint(
+    directory: PathLike,
+    config: GPTConfig,
+    state: Dict[str, torch.Tensor],
+    tokenizer=None,
+    safe_serialization: bool = True,
+) -> Path:
+    """Write ``config.json`` and the weights of ``state`` (fastllm's names; and ``tokenizer.json``
+    if given) so that both :func:`read_checkpoint` and ``transformers.GPT2LMHeadModel`` read them.
+    Each file is written atomically."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     eos = getattr(tokenizer, "eot_token", None) if tokenizer is not None else None
-    (out / CONFIG_FILE).write_text(json.dumps(model.config.to_hf_dict(eos_token_id=eos), indent=2) + "\n")
-    state = model.state_dict()
-    if not model.config.bias:
-        with torch.device("meta"):
-            full = type(model)(GPTConfig.from_dict({**model.config.to_dict(), "bias": True})).state_dict()
-        for key, value in full.items():
-            if key not in state:
-                state[key] = torch.zeros(value.shape, dtype=model.transformer.wte.weight.dtype)
+    write_text_atomic(out / CONFIG_FILE, json.dumps(config.to_hf_dict(eos_token_id=eos), indent=2) + "\n")
     tensors = {k: v.cpu() for k, v in fastllm_to_hf(state).items()}
     if safe_serialization:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        save_file(tensors, str(out / SAFETENSORS_FILE), metadata={"format": "pt"})
+        write_bytes_atomic(out / SAFETENSORS_FILE, save(tensors, metadata={"format": "pt"}))
     else:
-        torch.save(tensors, out / TORCH_FILE)
+        with atomic_output(out / TORCH_FILE) as handle:
+            torch.save(tensors, handle)
     if tokenizer is not None:
         tokenizer.to_hf_json(str(out / "tokenizer.json"))
     return out

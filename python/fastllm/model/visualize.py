@@ -8,8 +8,7 @@ from typing import List, Sequence, Union
 
 import torch
 
-from .eval_mode import eval_mode
-from .streaming import encode_prompt
+from .generate import encode_prompt, eval_mode
 
 MAX_TICK_LABELS = 48  # beyond this many tokens the axes are left unlabeled
 
@@ -26,7 +25,7 @@ def attention_maps(model, ids: Union[torch.Tensor, Sequence[int]], layer: int) -
     device = next(model.parameters()).device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device).reshape(1, -1)
     with eval_mode(model):
-        _, maps = model(ids, return_attention=True)
+        maps = model(ids, return_attention=True).attentions
     return maps[layer][0].float().cpu()
 
 
