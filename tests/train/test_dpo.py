@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from fastllm.model import GPTOutput
 from fastllm.train.dpo import DPOConfig, dpo_loss, encode_pair, load_preferences, run_dpo, sequence_logprobs
 
 
@@ -20,7 +21,7 @@ def test_dpo_loss_matches_a_hand_computation():
 def test_sequence_logprobs_sum_the_target_tokens():
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 11)
-    model = lambda x: logits  # noqa: E731
+    model = lambda x: GPTOutput(logits)  # noqa: E731
     y = torch.tensor([[3, -100, 4, 5, -100], [-100, -100, 1, 2, 10]])
     got = sequence_logprobs(model, torch.zeros(2, 5, dtype=torch.long), y)
     expected = [sum(torch.log_softmax(logits[b, t].double(), -1)[int(y[b, t])].item()

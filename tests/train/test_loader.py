@@ -6,9 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastllm.train.loader import BatchLoader, TokenStream
+from fastllm.train.data import BatchLoader, TokenStream, read_meta
 from fastllm.train.prepare import prepare_documents
-from fastllm.train.shards import read_meta
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fastllm.train.metrics import JsonlLog, flops_per_token, mfu, peak_flops, read_log
-from fastllm.train.plots import save_loss_curve
-from fastllm.train.shards import read_meta
-from fastllm.train.unigram import unigram_entropy
+from fastllm.train.data import read_meta
+from fastllm.train.metrics import JsonlLog, flops_per_token, mfu, peak_flops, read_log, save_loss_curve, unigram_entropy
 
 
 def test_flops_and_mfu():

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastllm.train.optim import make_adamw, param_groups
-from fastllm.train.schedule import WarmupCosine
+from fastllm.train.optim import WarmupCosine, make_adamw, param_groups
 
 
 def test_weight_decay_only_on_linear_weight_matrices():

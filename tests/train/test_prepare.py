@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm.train.prepare import document_chunks, prepare_documents, prepare_files
-from fastllm.train.shards import META_FILE, TOKENIZER_FILE, read_meta, token_dtype
+from fastllm.train.data import META_FILE, TOKENIZER_FILE, read_meta, token_dtype
 
 
 def split_tokens(out, split):
@@ -163,9 +163,9 @@ def test_read_meta_errors(tmp_path, data_dir):
 
 
 def test_tokenizer_sources(tmp_path, tokenizer, data_dir, pretrained_dir):
-    from fastllm.train.prepare import load_tokenizer
+    from fastllm.tokenizer import open_tokenizer
 
     tokenizer.save(tmp_path / "tok.json")
     text = "the answer is 42"
     for spec in (tmp_path / "tok.json", data_dir, pretrained_dir, pretrained_dir / "tokenizer.json"):
-        assert load_tokenizer(spec).encode_ordinary(text) == tokenizer.encode_ordinary(text), spec
+        assert open_tokenizer(spec).encode_ordinary(text) == tokenizer.encode_ordinary(text), spec

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from fastllm.train.chat import chat_loop, fit_context, load_chat_model
+from fastllm.cli.chat import chat_loop, fit_context, load_chat_model
 from fastllm.train.sft import SFTConfig, load_conversations, run_sft
 
 FACTS = [("red", "apple"), ("yellow", "banana"), ("green", "lime"), ("purple", "grape")]

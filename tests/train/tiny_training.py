@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-EOT = "<|endoftext|>"
+from fastllm.tokenizer import ENDOFTEXT as EOT
 
 
 def byte_tokenizer(merges: int = 0):

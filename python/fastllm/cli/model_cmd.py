@@ -13,7 +13,7 @@ import sys
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="checkpoint directory in Hugging Face's GPT-2 layout (config.json, weights, tokenizer)")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: auto, a GPU when available)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="weights dtype (default: float32)")
 
@@ -23,8 +23,9 @@ def _load(args):
 
     from fastllm import Tokenizer
     from fastllm.model import GPT
+    from fastllm.train.runtime import resolve_device
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     model = GPT.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device)
     return model, Tokenizer.from_pretrained(args.model)
 
@@ -64,7 +65,7 @@ def _run_generate(args) -> int:
 
 
 def _run_eval(args) -> int:
-    from fastllm.model.evaluate import evaluate_text
+    from fastllm.model import evaluate_text
 
     model, tokenizer = _load(args)
     with open(args.file, encoding="utf-8") as f:
@@ -83,7 +84,7 @@ def _run_eval(args) -> int:
 
 
 def _run_viz_attention(args) -> int:
-    from fastllm.model.attention_maps import save_attention_map
+    from fastllm.model.visualize import save_attention_map
 
     model, tokenizer = _load(args)
     if not args.prompt:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 
 def _prepare(args) -> int:
-    from fastllm.train.prepare import load_tokenizer, prepare_files
+    from fastllm.tokenizer import open_tokenizer
+    from fastllm.train.prepare import prepare_files
 
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = open_tokenizer(args.tokenizer)
     meta = prepare_files(
         args.files, tokenizer, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
         chunk_chars=args.chunk_chars, num_threads=args.threads, progress=not args.quiet,
@@ -61,7 +62,7 @@ def _dpo(args) -> int:
 
 
 def _chat(args) -> int:
-    from fastllm.train.chat import chat_loop, load_chat_model
+    from fastllm.cli.chat import chat_loop, load_chat_model
 
     model, tokenizer = load_chat_model(args.model, args.device)
     chat_loop(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
@@ -70,7 +71,7 @@ def _chat(args) -> int:
 
 
 def _demo(args) -> int:
-    from fastllm.train.demo import DemoSettings, quick_settings, run_demo
+    from fastllm.demo import DemoSettings, quick_settings, run_demo
 
     overrides = {"out": args.out, "files": list(args.files)}
     for name in ("max_steps", "vocab_size", "seed"):

@@ -1,6 +1,10 @@
-"""Training: corpus preparation, pre-training, SFT, DPO and the end-to-end demo.
+"""Training, as a library: data, optimisation, runtime, checkpoints and the training loops.
 
-Every sub-module imports torch lazily or is torch-free where it can be, so the
-``fastllm`` CLI starts fast; import what you need from the sub-modules, e.g.
-``from fastllm.train.prepare import prepare_documents``.
+``data`` (token shards, the batch loader, JSONL), ``prepare`` (text -> shards), ``optim`` (AdamW
+groups, schedule, the optimizer step), ``runtime`` (device, torchrun, autocast, seeding, the run
+directory lock), ``checkpoint``, ``config`` (``TrainConfig``), ``metrics``, ``pretrain``, and the
+fine-tuning loops ``finetune`` (shared), ``sft`` and ``dpo`` with ``chat_template``. The
+applications built on it live apart: ``fastllm.demo`` and the ``fastllm`` CLI (``fastllm.cli``).
+
+Sub-modules import torch lazily or are torch-free where they can be, so the CLI starts fast.
 """

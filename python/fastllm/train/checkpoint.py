@@ -1,21 +1,23 @@
-"""Training checkpoints: everything needed to continue a run exactly.
+"""Training checkpoints: everything needed to continue a run exactly, and nothing that runs code.
 
-One file, ``checkpoint.pt`` (``torch.save`` of a dict): model and optimizer state,
-the schedule, the step, the RNG states (Python, NumPy, torch CPU and CUDA), the data
-loader's position and the run's config. It is written to a temporary file in the
-same directory, flushed to disk, then renamed over the old one, so an interrupted
-save leaves the previous checkpoint intact: a killed run loses only the steps since
-its last checkpoint.
+One file, ``checkpoint.pt`` (``torch.save`` of a dict): model and optimizer state, the
+schedule, the step, the RNG states (Python, NumPy, torch CPU and CUDA), the data loader's
+position and the run's config. Only tensors and plain data (dicts, lists, tuples, numbers,
+strings) are stored, and the file is read with ``torch.load(weights_only=True)``, whose
+unpickler refuses any other object: a crafted checkpoint cannot execute code on resume.
+It is written atomically (``fastllm.atomic_file``): an interrupted save leaves the previous
+checkpoint intact, so a killed run loses only the steps since its last checkpoint.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from fastllm.atomic_file import atomic_output
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = "fastllm-train-checkpoint"
@@ -25,7 +27,7 @@ VERSION = 1
 def rng_state() -> dict:
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state_to_plain(np.random.get_state()),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -33,9 +35,21 @@ def rng_state() -> dict:
     return state
 
 
+def _numpy_state_to_plain(state: tuple) -> list:
+    # ("MT19937", uint32 key array, pos, has_gauss, cached_gaussian): the array as a tensor
+    # (int64 holds every uint32), the rest as plain numbers, all readable with weights_only
+    name, key, pos, has_gauss, cached = state
+    return [str(name), torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_plain(state) -> tuple:
+    name, key, pos, has_gauss, cached = state
+    return (name, np.asarray(key, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached)
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(_numpy_state_from_plain(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -44,13 +58,8 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Atomically writes ``state`` (plus a format tag) to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_output(path) as handle:
         torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
     return path
 
 
@@ -60,7 +69,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a corrupt file
         raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from .chat_template import IGNORE, IM_END, check_messages, render, special_id, with_chat_tokens
-from .finetune import (Example, FinetuneConfig, autocast_for, check_length, collate, fit_vocab,
+from .data import load_jsonl
+from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab,
                        load_model_and_tokenizer, optimize, shuffled_batches, steps_for)
-from .jsonl import load_jsonl
 from .metrics import JsonlLog
+from .runtime import autocast
 
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float):
@@ -36,7 +37,7 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
 
 def sequence_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Sum of ``log p(y_t | x_<=t)`` over the non-ignored targets of each row."""
-    logits = model(x)
+    logits = model(x).logits
     mask = y != IGNORE
     logp = torch.log_softmax(logits.float(), dim=-1)
     picked = logp.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -91,7 +92,7 @@ def preference_step(policy, reference, batch, beta: float, pad_id: int, device):
     """Loss and metrics for a batch of (chosen, rejected) pairs."""
     n = len(batch)
     x, y = collate([c for c, _ in batch] + [r for _, r in batch], pad_id, device)
-    with autocast_for(x.device):
+    with autocast(x.device):
         policy_logps = sequence_logprobs(policy, x, y)
         with torch.no_grad():
             ref_logps = sequence_logprobs(reference, x, y)

@@ -4,7 +4,6 @@ progress bar."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ import torch
 
 from .chat_template import IGNORE
 from .metrics import JsonlLog
-from .optim import make_adamw
-from .schedule import WarmupCosine, set_lr
+from .optim import WarmupCosine, check_finite, make_adamw, optimizer_step
+from .runtime import resolve_device
 
 Example = tuple[list[int], list[int]]  # (ids, labels), labels IGNORE where not trained
 
@@ -44,8 +43,6 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str = "auto"):
     from fastllm import Tokenizer
     from fastllm.model import GPT
 
-    from .distributed import resolve_device
-
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model directory {model_dir} does not exist")
@@ -53,13 +50,6 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str = "auto"):
     model = GPT.from_pretrained(model_dir, device=dev)
     tokenizer = Tokenizer.from_pretrained(model_dir)
     return model, tokenizer, dev
-
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on a GPU, full precision on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def fit_vocab(model, tokenizer) -> None:
@@ -128,16 +118,11 @@ def optimize(
     history = []
     with tqdm(total=steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True) as bar:
         for step in range(steps):
-            set_lr(optimizer, schedule(step))
             loss, metrics = loss_fn(next(batches))
             loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, optimizer, schedule(step), grad_clip)
             record = {"step": step + 1, "loss": float(loss.detach()), "lr": schedule(step), **metrics}
-            if not math.isfinite(record["loss"]):
-                raise FloatingPointError(f"the loss became {record['loss']} at step {step + 1}; lower --lr")
+            check_finite(record["loss"], step + 1)
             history.append(record)
             if log is not None:
                 log.write(**record)

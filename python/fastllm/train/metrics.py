@@ -1,4 +1,5 @@
-"""Throughput and model FLOPs utilisation (MFU), and the JSONL training log."""
+"""Measuring a run: throughput and MFU, the JSONL log, the unigram baseline and the loss curve.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
+from .data import TokenStream
+
+
+# -- metrics -------------------------------------------------------------------------------
 # Dense bf16 peak FLOP/s (no sparsity) of common accelerators, matched by substring of
 # torch.cuda.get_device_name(). MFU is reported only for devices listed here.
 PEAK_BF16_FLOPS = (
@@ -70,3 +77,46 @@ def read_log(path: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# -- unigram -------------------------------------------------------------------------------
+def unigram_entropy(data_dir: str | Path, split: str = "val", block: int = 1 << 24) -> float:
+    """Entropy in nats of the token unigram distribution of ``split`` (streamed in blocks)."""
+    stream = TokenStream(data_dir, split)
+    counts = np.zeros(stream.meta["vocab_size"], dtype=np.int64)
+    for shard in stream.shards:
+        for start in range(0, len(shard), block):
+            counts += np.bincount(np.asarray(shard[start : start + block]), minlength=len(counts))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+# -- plots ---------------------------------------------------------------------------------
+def save_loss_curve(log_records: list[dict], path: str | Path, baseline: float | None = None,
+                    title: str = "training loss") -> Path:
+    """Plots train loss (and validation loss, when logged) against the step, from ``log.jsonl`` records."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    train = [(r["step"], r["loss"]) for r in log_records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in log_records if "val_loss" in r]
+    if not train:
+        raise ValueError("no training loss records to plot")
+    fig = Figure(figsize=(7, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot(*zip(*train), label="train loss", color="tab:blue", linewidth=1.2)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss", color="tab:orange", markersize=4)
+    if baseline is not None:
+        ax.axhline(baseline, linestyle="--", color="tab:gray", label=f"unigram baseline ({baseline:.2f})")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .shards import FORMAT, TOKENIZER_FILE, VERSION, ShardWriter, token_dtype, write_meta
+from .data import FORMAT, TOKENIZER_FILE, VERSION, ShardWriter, read_jsonl, token_dtype, write_meta
 
 DOCUMENT_SEPARATOR_LINE = "\f"
 # Places where the GPT-2, cl100k and o200k split patterns always end a piece, whatever
@@ -43,21 +43,6 @@ def cut_point(text: str, chunk_chars: int) -> int | None:
     return hard if len(text) > hard else None
 
 
-def load_tokenizer(spec: str | Path):
-    """A tokenizer from a file (``Tokenizer.save``'s, or a HF ``tokenizer.json``), a model or
-    data directory, or an encoding name (``gpt2``, ``cl100k_base``, ``o200k_base``)."""
-    from fastllm import Tokenizer, get_encoding
-
-    path = Path(spec)
-    if path.is_dir():
-        if (path / TOKENIZER_FILE).is_file():
-            return Tokenizer.load(path / TOKENIZER_FILE)
-        return Tokenizer.from_pretrained(path)
-    if path.is_file():
-        return Tokenizer.from_hf_json(path) if path.name == "tokenizer.json" else Tokenizer.load(path)
-    return get_encoding(str(spec))
-
-
 def _split_chunk(text: str, chunk_chars: int) -> Iterator[str]:
     """Cuts a whole document into chunks of about ``chunk_chars`` (see :func:`cut_point`)."""
     while len(text) > chunk_chars:
@@ -81,7 +66,6 @@ def document_chunks(documents: Iterable[str], chunk_chars: int) -> Iterator[tupl
 
 
 def _jsonl_chunks(path: Path, chunk_chars: int) -> Iterator[tuple[str, bool]]:
-    from .jsonl import read_jsonl
 
     for line_no, record in read_jsonl(path):
         text = record.get("text") if isinstance(record, dict) else None

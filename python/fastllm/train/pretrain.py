@@ -9,40 +9,21 @@ validation, atomic checkpoints with exact resume, a JSONL log and a progress bar
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .checkpoint import CHECKPOINT_FILE, check_model_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .distributed import DistContext, all_reduce_mean, barrier, init_distributed, shutdown, wrap_model
-from .loader import BatchLoader
+from .data import BatchLoader, read_meta
 from .metrics import JsonlLog, flops_per_token, mfu, peak_flops
-from .optim import make_adamw
-from .schedule import WarmupCosine, set_lr
-from .shards import TOKENIZER_FILE, read_meta
+from .optim import WarmupCosine, check_finite, make_adamw, optimizer_step
+from .runtime import (DistContext, all_reduce_mean, autocast, barrier, init_distributed, seed_everything, shutdown,
+                      wrap_model)
 
 LOG_FILE = "log.jsonl"
 MODEL_DIR = "model"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def autocast_context(cfg: TrainConfig, device: torch.device):
-    dtype = cfg.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device.type == "cuda" else "float32"
-    if dtype == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()
@@ -55,7 +36,7 @@ def evaluate(model, loader: BatchLoader, batches: int, autocast, ctx: DistContex
     for _ in range(batches):
         x, y = loader.next_batch()
         with autocast:
-            _, loss = model(x, y)
+            loss = model(x, y).loss
         total += loss.float()
     model.train(was_training)
     return float(all_reduce_mean(total / batches, ctx))
@@ -66,14 +47,14 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, ctx: DistContext | None = None, tokenizer=None):
         from fastllm.model import GPT
+        from fastllm.tokenizer import open_tokenizer
 
-        from .prepare import load_tokenizer
 
         self.cfg = cfg
         self.ctx = ctx or init_distributed(cfg.device)
         self.out = Path(cfg.out)
         meta = read_meta(cfg.data)
-        self.tokenizer = tokenizer or load_tokenizer(Path(cfg.data) / meta.get("tokenizer", TOKENIZER_FILE))
+        self.tokenizer = tokenizer or open_tokenizer(Path(cfg.data) / meta["tokenizer"])
         self.model_config = cfg.gpt_config(meta["vocab_size"])
         seed_everything(cfg.seed)  # identical initial weights on every rank
         self.model = GPT(self.model_config).to(self.ctx.device)
@@ -86,7 +67,7 @@ class Trainer:
         self.val_loader = None
         if meta["splits"]["val"]["tokens"] > 0:
             self.val_loader = BatchLoader(cfg.data, "val", cfg.batch_size, cfg.seq_len, rank, world, self.ctx.device)
-        self.autocast = autocast_context(cfg, self.ctx.device)
+        self.autocast = autocast(self.ctx.device, cfg.dtype)
         self.log = JsonlLog(self.out / LOG_FILE, enabled=self.ctx.is_main)
         self.step = 0
         self.tokens_seen = 0
@@ -147,8 +128,6 @@ class Trainer:
     def train_step(self) -> tuple[float, float]:
         """One optimizer step; returns (mean loss across ranks, grad norm)."""
         cfg = self.cfg
-        lr = self.schedule(self.step)
-        set_lr(self.optimizer, lr)
         loss_sum = torch.zeros((), device=self.ctx.device)
         for micro in range(cfg.grad_accum):
             x, y = self.train_loader.next_batch()
@@ -156,16 +135,10 @@ class Trainer:
             sync = contextlib.nullcontext() if last or not self.ctx.distributed else self.ddp_model.no_sync()
             with sync:
                 with self.autocast:
-                    _, loss = self.ddp_model(x, y)
+                    loss = self.ddp_model(x, y).loss
                 (loss / cfg.grad_accum).backward()
             loss_sum += loss.detach().float()
-        if cfg.grad_clip > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
-        else:
-            grad_norm = float(torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in self.model.parameters() if p.grad is not None])))
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(self.model, self.optimizer, self.schedule(self.step), cfg.grad_clip)
         self.step += 1
         self.tokens_seen += cfg.tokens_per_step * self.ctx.world_size
         return float(all_reduce_mean(loss_sum / cfg.grad_accum, self.ctx)), grad_norm
@@ -202,8 +175,7 @@ class Trainer:
                     torch.cuda.synchronize(self.ctx.device)
                 window_time += time.perf_counter() - start
                 window_tokens += cfg.tokens_per_step * self.ctx.world_size
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {loss} at step {self.step}; lower --lr")
+                check_finite(loss, self.step)
                 history.append((self.step, loss))
                 bar.update(1)
                 if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .chat_template import check_messages, render, with_chat_tokens
-from .finetune import (Example, FinetuneConfig, autocast_for, check_length, collate, fit_vocab,
+from .data import load_jsonl
+from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab,
                        load_model_and_tokenizer, optimize, shuffled_batches, steps_for)
-from .jsonl import load_jsonl
 from .metrics import JsonlLog
+from .runtime import autocast
 
 
 def load_conversations(path: str | Path) -> list[tuple[int, list[dict]]]:
@@ -55,8 +56,8 @@ def run_sft(cfg: SFTConfig) -> dict:
 
     def loss_fn(batch):
         x, y = collate(batch, pad, device)
-        with autocast_for(device):
-            _, loss = model(x, y)
+        with autocast(device):
+            loss = model(x, y).loss
         return loss, {"tokens": int((y != -100).sum())}
 
     steps = steps_for(len(examples), cfg.batch_size, cfg.epochs, cfg.max_steps)

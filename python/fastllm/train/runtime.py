@@ -1,19 +1,23 @@
-"""Data-parallel set-up from ``torchrun``'s environment (RANK, WORLD_SIZE, LOCAL_RANK).
+"""Where and how a run executes: device choice, ``torchrun`` data parallelism, autocast, seeding.
 
-Without those variables the run is a single process. With them, the process group
-uses NCCL on CUDA and gloo on the CPU, each process takes its own GPU
+Without torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK) the run is a single process. With
+them, the process group uses NCCL on CUDA and gloo on the CPU, each process takes its own GPU
 (``cuda:LOCAL_RANK``), and the model is wrapped in DistributedDataParallel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 
+# -- distributed ---------------------------------------------------------------------------
 @dataclass
 class DistContext:
     rank: int = 0
@@ -30,7 +34,11 @@ class DistContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` (or None): this process's GPU when CUDA is available, else the CPU; otherwise the
+    named torch device, refused with a ValueError when it is not usable here."""
+    if name is None:
+        name = "auto"
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(name)
@@ -82,3 +90,23 @@ def barrier(ctx: DistContext) -> None:
 def shutdown(ctx: DistContext) -> None:
     if ctx.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# -- precision and seeding ---------------------------------------------------------------------
+def autocast(device: torch.device, dtype: str = "auto"):
+    """The autocast context of a training step: ``auto`` is bf16 on a GPU and full precision on
+    the CPU; ``float32`` is always full precision, ``bfloat16`` always bf16 autocast."""
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"dtype must be auto, float32 or bfloat16, got {dtype!r}")
+    if dtype == "auto":
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from .chat_template import IM_END, render, special_id
+from fastllm.train.chat_template import IM_END, render, special_id
 
 PROMPT = "you> "
 REPLY = "assistant> "
 
 
 def load_chat_model(model_dir: str, device: str = "auto"):
-    from .finetune import load_model_and_tokenizer
+    from fastllm.train.finetune import load_model_and_tokenizer
 
     model, tokenizer, _ = load_model_and_tokenizer(model_dir, device)
     if IM_END not in tokenizer.special_tokens_set:

@@ -6,18 +6,121 @@
 4. pre-train a small GPT,
 5. report the validation loss against the unigram baseline, print a sample and write
    ``loss.png`` and ``attention.png``.
+The default corpus is the documentation text every CPython ships (``pydoc_data`` topics and
+standard-library docstrings), so the demo needs no download.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
-from .shards import TOKENIZER_FILE
+from fastllm.tokenizer import ENDOFTEXT, TOKENIZER_FILE
 
-EOT = "<|endoftext|>"
+
+# -- default corpus ------------------------------------------------------------------------
+# Modules whose docstrings are gathered, in this order. Modules that fail to import
+# (minimal Python builds without sqlite3, lzma, ...) are skipped.
+STDLIB_MODULES = (
+    "builtins", "abc", "argparse", "array", "ast", "asyncio", "base64", "bisect", "bz2",
+    "calendar", "cmath", "codecs", "collections", "colorsys", "concurrent.futures",
+    "configparser", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
+    "difflib", "dis", "doctest", "email", "email.message", "enum", "filecmp", "fnmatch",
+    "fractions", "ftplib", "functools", "getopt", "gettext", "glob", "graphlib", "gzip",
+    "hashlib", "heapq", "hmac", "html", "html.parser", "http.client", "http.server",
+    "imaplib", "inspect", "io", "ipaddress", "itertools", "json", "locale", "logging",
+    "lzma", "mailbox", "math", "mimetypes", "multiprocessing", "numbers", "operator",
+    "optparse", "os", "pathlib", "pdb", "pickle", "platform", "poplib", "pprint",
+    "profile", "pstats", "queue", "random", "re", "reprlib", "sched", "secrets",
+    "selectors", "shelve", "shlex", "shutil", "signal", "smtplib", "socket", "sqlite3",
+    "ssl", "statistics", "string", "struct", "subprocess", "sys", "sysconfig", "tarfile",
+    "tempfile", "textwrap", "threading", "timeit", "tokenize", "trace", "traceback",
+    "types", "typing", "unicodedata", "unittest", "urllib.parse", "urllib.request",
+    "uuid", "warnings", "wave", "weakref", "xml.dom.minidom", "xml.etree.ElementTree",
+    "zipfile", "zlib",
+)
+
+
+def pydoc_topics() -> list[str]:
+    """The ``pydoc_data`` topic pages, sorted by topic name (empty when not shipped)."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        return []
+    return [topics[name].strip() for name in sorted(topics) if topics[name].strip()]
+
+
+def _member_docs(module) -> Iterator[str]:
+    """Docstrings of the public classes/functions defined in ``module`` (and methods)."""
+    for name in sorted(vars(module)):
+        if name.startswith("_"):
+            continue
+        obj = getattr(module, name, None)
+        if not (inspect.isclass(obj) or inspect.isroutine(obj)):
+            continue
+        if getattr(obj, "__module__", None) != module.__name__:
+            continue
+        doc = inspect.getdoc(obj)
+        if doc:
+            yield f"{name}\n{doc}"
+        if inspect.isclass(obj):
+            for attr in sorted(vars(obj)):
+                if attr.startswith("_"):
+                    continue
+                member = vars(obj)[attr]
+                member_doc = inspect.getdoc(member) if inspect.isroutine(member) else None
+                if member_doc:
+                    yield f"{name}.{attr}\n{member_doc}"
+
+
+def module_docstrings(modules: tuple[str, ...] = STDLIB_MODULES) -> list[str]:
+    """One document per importable module: its docstring and its members' docstrings."""
+    documents = []
+    for module_name in modules:
+        with warnings.catch_warnings():  # deprecated aliases warn when touched
+            warnings.simplefilter("ignore")
+            try:
+                module = importlib.import_module(module_name)
+            except Exception:  # noqa: BLE001 - an optional stdlib module may be missing
+                continue
+            parts = [f"Module {module_name}"]
+            if module.__doc__:
+                parts.append(inspect.cleandoc(module.__doc__))
+            parts.extend(_member_docs(module))
+        if len(parts) > 1:
+            documents.append("\n\n".join(parts))
+    return documents
+
+
+def default_documents() -> list[str]:
+    """All documents of the default corpus: pydoc topics, then module docstrings."""
+    documents = pydoc_topics() + module_docstrings()
+    if not documents:
+        raise ValueError(
+            "this Python ships neither pydoc_data nor docstrings; pass your own text files"
+        )
+    return documents
+
+
+# Written between documents in the text file form of the corpus.
+DOCUMENT_SEPARATOR = "\n\f\n"
+
+
+def write_default_corpus(path: str | Path) -> Path:
+    """Writes the default corpus as one UTF-8 file; a line holding one form feed separates documents."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DOCUMENT_SEPARATOR.join(default_documents()), encoding="utf-8")
+    return path
+
+
+# -- demo ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -73,7 +176,7 @@ def _say(text: str = "") -> None:
 def _corpus(settings: DemoSettings) -> tuple[list[str], str]:
     """The documents and a description of where they come from."""
     if settings.files:
-        from .prepare import file_chunks
+        from fastllm.train.prepare import file_chunks
 
         documents, current = [], []
         for path in settings.files:
@@ -84,7 +187,6 @@ def _corpus(settings: DemoSettings) -> tuple[list[str], str]:
                     current = []
         origin = f"your {len(settings.files)} file(s)"
     else:
-        from .default_corpus import default_documents
 
         documents = default_documents()
         origin = "CPython's own documentation (pydoc topics + standard-library docstrings)"
@@ -106,12 +208,10 @@ def run_demo(settings: DemoSettings) -> dict:
 
     from fastllm import Tokenizer
 
-    from .config import build_config
-    from .metrics import read_log
-    from .plots import save_loss_curve
-    from .prepare import prepare_documents
-    from .pretrain import LOG_FILE, Trainer
-    from .unigram import unigram_entropy
+    from fastllm.train.config import build_config
+    from fastllm.train.metrics import read_log, save_loss_curve, unigram_entropy
+    from fastllm.train.prepare import prepare_documents
+    from fastllm.train.pretrain import LOG_FILE, Trainer
 
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +227,7 @@ def run_demo(settings: DemoSettings) -> dict:
 
     t0 = time.perf_counter()
     # an iterator, not a list: Tokenizer.train reads a list as file paths
-    tokenizer = Tokenizer.train(iter(documents), settings.vocab_size, special_tokens=[EOT])
+    tokenizer = Tokenizer.train(iter(documents), settings.vocab_size, special_tokens=[ENDOFTEXT])
     tokenizer.save(out / TOKENIZER_FILE)
     _say(f"[2/5] tokenizer  byte-level BPE, {tokenizer.n_vocab} tokens, trained in "
          f"{time.perf_counter() - t0:.1f} s -> {out / TOKENIZER_FILE}")
@@ -165,7 +265,7 @@ def run_demo(settings: DemoSettings) -> dict:
     generated = model.generate(prompt_ids, max_new_tokens=settings.sample_tokens, temperature=0.8, top_k=40,
                                seed=settings.seed, stop_tokens=[tokenizer.eot_token])
     sample = tokenizer.decode(list(generated)[len(prompt_ids):])
-    from fastllm.model.attention_maps import save_attention_map
+    from fastllm.model import save_attention_map
 
     attention_png = out / "attention.png"
     save_attention_map(model, tokenizer, "The value of the attribute is returned.", layer=settings.n_layer - 1,
