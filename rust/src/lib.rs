@@ -1,15 +1,22 @@
 //! fastllm's tokenizer core: byte-level BPE pre-tokenization, encoding,
 //! decoding and training, in plain Rust. The Python bindings live in
-//! [`bindings`] and are compiled only with the `python` feature.
+//! `bindings` and are compiled only with the `python` feature.
+//!
+//! - [`pretokenize`]: text → pieces (built-in scanners, or any regex).
+//! - [`bpe`]: one piece's bytes → token ids (vocabulary lookup, rank-ordered merge).
+//! - [`specials`]: finding special tokens in text, for encoding and training alike.
+//! - [`core_bpe`]: the tokenizer (`CoreBPE` in Python): encode and decode.
+//! - [`utf8_stream`]: decoding a token stream into complete characters.
+//! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
+//! - [`trainer`]: learning the merges from counted pieces.
 
 pub mod bpe;
-pub mod decoder;
-pub mod encoder;
-pub mod piece_cache;
+pub mod chunking;
+pub mod core_bpe;
 pub mod pretokenize;
-pub mod rank_queue;
+pub mod specials;
 pub mod trainer;
-pub mod vocab;
+pub mod utf8_stream;
 
 #[cfg(feature = "python")]
 mod bindings;

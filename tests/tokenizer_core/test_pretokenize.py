@@ -1,6 +1,6 @@
 """The hand-written scanners for the built-in patterns equal the regex.
 
-References: fancy-regex on the same pattern (``_core.split_regex``, the engine
+References: fancy-regex on the same pattern (``_core.testing.split_regex``, the engine
 tiktoken uses) and, for the built-in patterns, the tiktoken pattern string
 itself (the scanner is also chosen for it) and the ``regex`` module.
 """
@@ -28,7 +28,7 @@ def scanners():
 def test_corpus_pieces_equal_regex(scanners, corpora, corpus):
     text = corpora[corpus]
     for name, core in scanners.items():
-        assert core.split(text) == _core.split_regex(name, text), name
+        assert core.split(text) == _core.testing.split_regex(name, text), name
 
 
 @SETTINGS
@@ -36,7 +36,7 @@ def test_corpus_pieces_equal_regex(scanners, corpora, corpus):
 def test_generated_pieces_equal_regex(scanners, text):
     for name, core in scanners.items():
         pieces = core.split(text)
-        assert pieces == _core.split_regex(name, text), name
+        assert pieces == _core.testing.split_regex(name, text), name
         assert "".join(pieces) == text
 
 

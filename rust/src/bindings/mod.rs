@@ -1,15 +1,33 @@
 //! The one thin PyO3 module, `fastllm._core`: converts between Python and the
-//! plain-Rust core and releases the GIL around heavy work.
+//! plain-Rust core and releases the GIL around heavy work. Its Python-side
+//! description is `python/fastllm/_core.pyi`; keep the two in step.
 
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
+mod chunking;
+mod testing;
 mod tokenizer;
 mod trainer;
+
+fn value_error(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// FileNotFoundError for a missing file, OSError for any other I/O error.
+fn os_error(error: &std::io::Error, message: String) -> PyErr {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+        _ => PyOSError::new_err(message),
+    }
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     tokenizer::register(m)?;
     trainer::register(m)?;
+    chunking::register(m)?;
+    testing::register(m)?;
     Ok(())
 }

@@ -1,22 +1,18 @@
-//! Bindings for the tokenizer core: `CoreBPE`, `IncrementalDecoder` and
-//! `split_regex`. Heavy calls run with the GIL released.
+//! Bindings for the tokenizer core: `CoreBPE` and `IncrementalDecoder`.
+//! Heavy calls run with the GIL released.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use super::value_error;
 use crate::bpe::Rank;
-use crate::decoder::Utf8Stream;
-use crate::encoder::{CoreBpe, SpecialPolicy};
-use crate::pretokenize::Pretokenizer;
-
-fn value_error(e: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
+use crate::core_bpe::{CoreBpe, SpecialPolicy};
+use crate::utf8_stream::Utf8Stream;
 
 /// Token ids from Python ints; a negative id is a ValueError.
 fn to_ids(ids: &[i64]) -> PyResult<Vec<u64>> {
@@ -307,17 +303,8 @@ impl PyIncrementalDecoder {
     }
 }
 
-/// Splits `text` with the regex engine (built-in names resolved to their
-/// regex): the reference the hand-written scanners are tested against.
-#[pyfunction]
-fn split_regex(py: Python<'_>, pattern: &str, text: String) -> PyResult<Vec<String>> {
-    let pre = Pretokenizer::regex_only(pattern).map_err(value_error)?;
-    Ok(py.detach(|| pre.pieces(&text).into_iter().map(str::to_string).collect()))
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCoreBpe>()?;
     m.add_class::<PyIncrementalDecoder>()?;
-    m.add_function(wrap_pyfunction!(split_regex, m)?)?;
     Ok(())
 }

@@ -5,23 +5,20 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::os_error;
 use crate::trainer::{BpeTrainer, TrainError};
 
 /// Default size of the chunks files are read in.
 const CHUNK_BYTES: usize = 1 << 21;
 
 fn to_py_err(e: TrainError) -> PyErr {
-    let msg = e.to_string();
-    match e {
-        TrainError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
-            PyFileNotFoundError::new_err(msg)
-        }
-        TrainError::Io { .. } => PyOSError::new_err(msg),
-        _ => PyValueError::new_err(msg),
+    match &e {
+        TrainError::Io { error, .. } => os_error(error, e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
     }
 }
 

@@ -37,6 +37,15 @@ pub const O200K_PATTERN: &str = concat!(
     r"\s+",
 );
 
+/// The built-in patterns by their short names.
+pub const BUILTIN_PATTERNS: [(&str, &str); 3] =
+    [("gpt2", GPT2_PATTERN), ("cl100k", CL100K_PATTERN), ("o200k", O200K_PATTERN)];
+
+/// Whether `c` is in `\p{L}` as the scanners and the regex engine see it.
+pub fn is_letter(c: char) -> bool {
+    classes::table().class(c as u32) & classes::LETTER != 0
+}
+
 /// Error for a pattern that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError(pub String);
@@ -219,6 +228,24 @@ mod tests {
     fn builtin_source_selects_the_scanner() {
         assert!(Pretokenizer::new(CL100K_PATTERN).unwrap().is_scanner());
         assert!(!Pretokenizer::new(r"\w+|\s+").unwrap().is_scanner());
+    }
+
+    #[test]
+    fn builtin_names_resolve_to_their_patterns() {
+        for (name, source) in BUILTIN_PATTERNS {
+            assert_eq!(resolve_pattern(name), source);
+            assert_eq!(Pretokenizer::new(name).unwrap().source(), source);
+        }
+    }
+
+    #[test]
+    fn letters_are_the_regex_letters() {
+        for c in ['a', 'Z', 'ǅ', 'ж', '日', 'ſ'] {
+            assert!(is_letter(c), "{c:?}");
+        }
+        for c in ['1', ' ', '\n', '\u{301}', '!', '١'] {
+            assert!(!is_letter(c), "{c:?}");
+        }
     }
 
     #[test]

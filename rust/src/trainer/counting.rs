@@ -7,10 +7,10 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use super::file_chunks::FileChunks;
-use super::specials::SpecialSplitter;
 use super::TrainError;
+use crate::chunking::FileChunks;
 use crate::pretokenize::Pretokenizer;
+use crate::specials::SpecialMatcher;
 
 /// Distinct pieces and how often each occurred.
 pub type PieceCounts = FxHashMap<String, u64>;
@@ -21,7 +21,7 @@ type BorrowedCounts<'t> = FxHashMap<&'t str, u64>;
 #[derive(Debug, Clone)]
 pub struct PieceCounter {
     pretokenizer: Pretokenizer,
-    specials: SpecialSplitter,
+    specials: SpecialMatcher,
     counts: PieceCounts,
 }
 
@@ -30,7 +30,7 @@ impl PieceCounter {
     pub fn new(pattern: &str, special_tokens: &[String]) -> Result<Self, TrainError> {
         Ok(Self {
             pretokenizer: Pretokenizer::new(pattern).map_err(TrainError::Pattern)?,
-            specials: SpecialSplitter::new(special_tokens)?,
+            specials: SpecialMatcher::new(special_tokens)?,
             counts: PieceCounts::default(),
         })
     }
@@ -48,7 +48,7 @@ impl PieceCounter {
     }
 
     /// Counts the pieces of text files, streamed in chunks of about `chunk_bytes`
-    /// (see [`super::file_chunks`]); `batch` chunks are counted in parallel at a time.
+    /// (see [`crate::chunking`]); `batch` chunks are counted in parallel at a time.
     /// `progress` advances by the bytes read.
     pub fn add_files(
         &mut self,

@@ -1,8 +1,10 @@
 //! Everything that can go wrong while training, each with a clear message.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::chunking::ChunkError;
 use crate::pretokenize::PatternError;
+use crate::specials::SpecialsError;
 
 #[derive(Debug)]
 pub enum TrainError {
@@ -18,12 +20,6 @@ pub enum TrainError {
     Io { path: PathBuf, error: std::io::Error },
     /// A file is not UTF-8; `offset` is the byte offset of the first bad byte.
     NotUtf8 { path: PathBuf, offset: u64 },
-}
-
-impl TrainError {
-    pub fn io(path: &Path, error: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), error }
-    }
 }
 
 impl std::fmt::Display for TrainError {
@@ -46,3 +42,18 @@ impl std::fmt::Display for TrainError {
 }
 
 impl std::error::Error for TrainError {}
+
+impl From<SpecialsError> for TrainError {
+    fn from(e: SpecialsError) -> Self {
+        Self::InvalidSpecialToken(e.to_string())
+    }
+}
+
+impl From<ChunkError> for TrainError {
+    fn from(e: ChunkError) -> Self {
+        match e {
+            ChunkError::Io { path, error } => Self::Io { path, error },
+            ChunkError::NotUtf8 { path, offset } => Self::NotUtf8 { path, offset },
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Byte-level BPE training.
 //!
 //! 1. **Counting** ([`counting`]): training text (strings, or files streamed in
-//!    chunks, see [`file_chunks`]) is cut at special tokens, which are not counted,
+//!    chunks, see [`crate::chunking`]) is cut at special tokens, which are not counted,
 //!    split into pieces by the [`Pretokenizer`](crate::pretokenize::Pretokenizer),
 //!    and every distinct piece is counted with a 64-bit count, in parallel (rayon).
 //! 2. **Merging** ([`merging`]): starting from the 256 single bytes, the most frequent
@@ -16,10 +16,8 @@
 
 pub mod counting;
 pub mod error;
-pub mod file_chunks;
 pub mod merge_queue;
 pub mod merging;
-pub mod specials;
 
 use indicatif::ProgressBar;
 

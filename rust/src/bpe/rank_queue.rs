@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
-use crate::vocab::Rank;
+use super::vocab::Rank;
 
 #[inline(always)]
 fn key(rank: Rank, pos: u32) -> u64 {

@@ -11,7 +11,7 @@
 use rustc_hash::FxHasher;
 use std::hash::Hasher;
 
-use crate::vocab::Rank;
+use super::vocab::Rank;
 
 #[derive(Clone, Copy, Default)]
 struct Slot {

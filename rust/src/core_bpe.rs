@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use crate::bpe::piece_cache::PieceCache;
 use crate::bpe::{self, Rank, TokenMap};
-use crate::piece_cache::PieceCache;
 use crate::pretokenize::{PatternError, Pretokenizer};
+use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
 
 /// Everything that can go wrong building or using a [`CoreBpe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,17 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {}
 
+impl From<SpecialsError> for CoreError {
+    fn from(e: SpecialsError) -> Self {
+        match e {
+            SpecialsError::Empty => CoreError::EmptySpecial,
+            SpecialsError::Matcher(e) => CoreError::SpecialMatcher(e),
+            // Names are deduplicated before the matcher is built.
+            duplicate @ SpecialsError::Duplicate(_) => CoreError::SpecialMatcher(duplicate.to_string()),
+        }
+    }
+}
+
 impl From<PatternError> for CoreError {
     fn from(e: PatternError) -> Self {
         CoreError::Pattern(e)
@@ -86,22 +97,19 @@ pub struct SpecialPolicy<'a> {
     pub disallowed: HashSet<&'a str>,
 }
 
-/// Special tokens: their ids and two automata to find them in text.
+/// Special tokens: their ids, their bytes, and the matcher that finds them.
 #[derive(Debug)]
 struct Specials {
-    encoder: FxHashMap<String, Rank>,
-    decoder: FxHashMap<Rank, Vec<u8>>,
-    names: Vec<String>,
-    /// Leftmost-longest, for splitting text at allowed specials.
-    finder: Option<AhoCorasick>,
-    /// Standard semantics, for finding any (possibly overlapping) occurrence.
-    overlapping: Option<AhoCorasick>,
+    ids: FxHashMap<String, Rank>,
+    bytes: FxHashMap<Rank, Vec<u8>>,
+    /// Over the distinct names, sorted.
+    matcher: SpecialMatcher,
 }
 
 impl Specials {
     fn new(special_tokens: &[(String, Rank)], n_mergeable: usize) -> Result<Self, CoreError> {
-        let mut encoder = FxHashMap::default();
-        let mut decoder: FxHashMap<Rank, Vec<u8>> = FxHashMap::default();
+        let mut ids = FxHashMap::default();
+        let mut bytes: FxHashMap<Rank, Vec<u8>> = FxHashMap::default();
         let mut by_id: FxHashMap<Rank, &str> = FxHashMap::default();
         let mut names = Vec::new();
         for (name, id) in special_tokens {
@@ -120,42 +128,20 @@ impl Specials {
                     });
                 }
             }
-            if encoder.insert(name.clone(), *id).is_none() {
+            if ids.insert(name.clone(), *id).is_none() {
                 names.push(name.clone());
             }
-            decoder.insert(*id, name.as_bytes().to_vec());
+            bytes.insert(*id, name.as_bytes().to_vec());
         }
         names.sort();
-        let finder = automaton(&names, MatchKind::LeftmostLongest)?;
-        let overlapping = automaton(&names, MatchKind::Standard)?;
-        Ok(Self { encoder, decoder, names, finder, overlapping })
+        let matcher = SpecialMatcher::new(&names)?;
+        Ok(Self { ids, bytes, matcher })
     }
 
-    /// A leftmost-longest matcher for the allowed specials only (None: none allowed).
-    fn allowed_finder(&self, allowed: &HashSet<&str>) -> Result<Option<Finder<'_>>, CoreError> {
-        let names: Vec<&String> = self.names.iter().filter(|n| allowed.contains(n.as_str())).collect();
-        if names.is_empty() {
-            return Ok(None);
-        }
-        if names.len() == self.names.len() {
-            return Ok(self.finder.as_ref().map(|ac| Finder { ac: std::borrow::Cow::Borrowed(ac), names }));
-        }
-        let ac = automaton(&names, MatchKind::LeftmostLongest)?.expect("non-empty");
-        Ok(Some(Finder { ac: std::borrow::Cow::Owned(ac), names }))
+    /// A finder for the allowed specials only (None: none allowed).
+    fn allowed_finder(&self, allowed: &HashSet<&str>) -> Result<Option<SpecialFinder<'_>>, CoreError> {
+        Ok(self.matcher.finder(|name| allowed.contains(name))?)
     }
-}
-
-/// Finds allowed special tokens; `names[pattern id]` is the token.
-struct Finder<'a> {
-    ac: std::borrow::Cow<'a, AhoCorasick>,
-    names: Vec<&'a String>,
-}
-
-fn automaton<S: AsRef<[u8]>>(names: &[S], kind: MatchKind) -> Result<Option<AhoCorasick>, CoreError> {
-    if names.is_empty() {
-        return Ok(None);
-    }
-    AhoCorasick::builder().match_kind(kind).build(names).map(Some).map_err(|e| CoreError::SpecialMatcher(e.to_string()))
 }
 
 /// An immutable byte-level BPE tokenizer (vocabulary, specials, split pattern).
@@ -207,7 +193,7 @@ impl CoreBpe {
 
     /// Max id + 1 over mergeable and special tokens.
     pub fn n_vocab(&self) -> usize {
-        let max_special = self.specials.decoder.keys().map(|&id| id as usize + 1).max().unwrap_or(0);
+        let max_special = self.specials.bytes.keys().map(|&id| id as usize + 1).max().unwrap_or(0);
         self.decoder.len().max(max_special)
     }
 
@@ -216,7 +202,7 @@ impl CoreBpe {
     }
 
     pub fn special_tokens(&self) -> impl Iterator<Item = (&str, Rank)> {
-        self.specials.names.iter().map(|n| (n.as_str(), self.specials.encoder[n]))
+        self.specials.matcher.tokens().iter().map(|n| (n.as_str(), self.specials.ids[n]))
     }
 
     /// Encodes `text` with no special-token handling at all.
@@ -247,17 +233,12 @@ impl CoreBpe {
         if disallowed.is_empty() {
             return None;
         }
-        if let Some(ac) = &self.specials.overlapping {
-            for m in ac.find_overlapping_iter(text) {
-                let name = &self.specials.names[m.pattern().as_usize()];
-                if disallowed.contains(name.as_str()) {
-                    return Some(name.clone());
-                }
-            }
+        if let Some(name) = self.specials.matcher.first_occurrence(text, |name| disallowed.contains(name)) {
+            return Some(name.to_string());
         }
         // tiktoken searches for every disallowed string, special or not.
         let mut extra: Vec<&&str> =
-            disallowed.iter().filter(|s| !self.specials.encoder.contains_key(**s) && text.contains(**s)).collect();
+            disallowed.iter().filter(|s| !self.specials.ids.contains_key(**s) && text.contains(**s)).collect();
         extra.sort();
         extra.first().map(|s| s.to_string())
     }
@@ -274,7 +255,7 @@ impl CoreBpe {
         &self,
         text: &str,
         disallowed: &HashSet<&str>,
-        finder: Option<&Finder<'_>>,
+        finder: Option<&SpecialFinder<'_>>,
     ) -> Result<Vec<Rank>, CoreError> {
         if let Some(tok) = self.find_disallowed(text, disallowed) {
             return Err(CoreError::DisallowedSpecial(tok));
@@ -284,10 +265,10 @@ impl CoreBpe {
         };
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
         let mut start = 0;
-        for m in finder.ac.find_iter(text) {
-            self.encode_ordinary_into(&text[start..m.start()], &mut out);
-            out.push(self.specials.encoder[finder.names[m.pattern().as_usize()].as_str()]);
-            start = m.end();
+        for found in finder.find_iter(text) {
+            self.encode_ordinary_into(&text[start..found.start], &mut out);
+            out.push(self.specials.ids[found.token]);
+            start = found.end;
         }
         self.encode_ordinary_into(&text[start..], &mut out);
         Ok(out)
@@ -334,7 +315,7 @@ impl CoreBpe {
             return Some(b);
         }
         let id = Rank::try_from(id).ok()?;
-        self.specials.decoder.get(&id).map(|v| v.as_slice())
+        self.specials.bytes.get(&id).map(|v| v.as_slice())
     }
 
     /// Concatenated bytes of `ids`; the first unknown id is an error.

@@ -11,8 +11,8 @@
 //! O(n log n), so the cost per byte stays flat; there the time goes to cache
 //! misses, which prefetching and a bit filter in front of the vocabulary cut.
 
-use crate::rank_queue::RankQueue;
-pub use crate::vocab::{Rank, TokenMap};
+use super::rank_queue::RankQueue;
+use super::vocab::{Rank, TokenMap};
 
 /// Pieces at least this long go through the queue-based merge.
 const HEAP_THRESHOLD: usize = 128;

@@ -1,5 +1,5 @@
-//! Token ids back to bytes, and a streaming UTF-8 decoder that only ever
-//! emits complete characters.
+//! Streaming UTF-8 decoding: bytes go in as tokens arrive, and only complete
+//! characters come out (what `IncrementalDecoder` is built on).
 
 /// Appends the UTF-8 decoding of `bytes` to `out`, replacing every maximal
 /// invalid subsequence with U+FFFD (the same substitution as Python's

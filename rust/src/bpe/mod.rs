@@ -1,0 +1,11 @@
+//! Byte-level BPE: the vocabulary lookup, the rank-ordered merge of one
+//! pre-tokenized piece, and the helpers that keep long pieces and repeated
+//! pieces fast. Everything here works on bytes; text handling is elsewhere.
+
+mod merge;
+pub mod piece_cache;
+pub mod rank_queue;
+pub mod vocab;
+
+pub use merge::{encode_piece, encode_piece_vec, merge_piece};
+pub use vocab::{Rank, TokenMap};
