@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fastllm.tokenizer import ENDOFTEXT, TOKENIZER_FILE
+from fastllm.train.prepare import DOCUMENT_SEPARATOR
 
 
 # -- default corpus ------------------------------------------------------------------------
@@ -109,7 +110,6 @@ def default_documents() -> list[str]:
 
 
 # Written between documents in the text file form of the corpus.
-DOCUMENT_SEPARATOR = "\n\f\n"
 
 
 def write_default_corpus(path: str | Path) -> Path:
@@ -233,7 +233,7 @@ def run_demo(settings: DemoSettings) -> dict:
          f"{time.perf_counter() - t0:.1f} s -> {out / TOKENIZER_FILE}")
 
     data_dir = out / "data"
-    meta = prepare_documents(documents, tokenizer, data_dir, progress=False, chunk_chars=8192)
+    meta = prepare_documents(documents, tokenizer, data_dir, progress=False, chunk_bytes=8192)
     n_train, n_val = meta["splits"]["train"]["tokens"], meta["splits"]["val"]["tokens"]
     _say(f"[3/5] data       {n_train:,} training and {n_val:,} validation tokens "
          f"({chars / (n_train + n_val):.2f} characters per token) -> {data_dir}")

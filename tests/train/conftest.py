@@ -51,7 +51,7 @@ def data_dir(tmp_path_factory, tokenizer, documents):
     from fastllm.train.prepare import prepare_documents
 
     out = tmp_path_factory.mktemp("data")
-    prepare_documents(documents, tokenizer, out, chunk_chars=2000, progress=False)
+    prepare_documents(documents, tokenizer, out, chunk_bytes=2000, progress=False)
     return out
 
 

@@ -1,5 +1,5 @@
 from fastllm.demo import default_documents, pydoc_topics, write_default_corpus
-from fastllm.train.prepare import file_chunks
+from fastllm.train.prepare import DOCUMENT_SEPARATOR, file_chunks
 
 
 def test_default_corpus_is_deterministic_and_substantial():
@@ -22,7 +22,7 @@ def test_written_corpus_reads_back_as_the_same_documents(tmp_path):
     path = tmp_path / "corpus.txt"
     import fastllm.demo as dc
 
-    path.write_text(dc.DOCUMENT_SEPARATOR.join(docs), encoding="utf-8")
+    path.write_text(DOCUMENT_SEPARATOR.join(docs), encoding="utf-8")
     rebuilt, current = [], []
     for chunk, ends in file_chunks(path, 1000):
         current.append(chunk)

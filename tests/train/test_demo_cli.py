@@ -28,7 +28,7 @@ def test_prepare_train_sft_chat_dpo_from_the_command_line(tmp_path, tokenizer, d
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\f\n".join(documents), encoding="utf-8")
     assert main(["prepare", str(corpus), "--tokenizer", str(tok_file), "--out", str(tmp_path / "data"),
-                 "--chunk-chars", "2000", "--quiet"]) == 0
+                 "--chunk-bytes", "2000", "--quiet"]) == 0
     assert f"{len(documents)} documents" in capsys.readouterr().out
 
     config = tmp_path / "run.toml"

@@ -13,7 +13,7 @@ from fastllm.train.prepare import prepare_documents
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory, tokenizer, documents):
     out = tmp_path_factory.mktemp("sharded")
-    prepare_documents(documents, tokenizer, out, shard_tokens=997, chunk_chars=1500, progress=False)
+    prepare_documents(documents, tokenizer, out, shard_tokens=997, chunk_bytes=1500, progress=False)
     return out
 
 

@@ -24,7 +24,7 @@ def expected_stream(tokenizer, docs):
 
 
 def test_tokens_are_the_documents_with_eot_between(tmp_path, tokenizer, documents):
-    meta = prepare_documents(documents, tokenizer, tmp_path, val_fraction=0.0, chunk_chars=500,
+    meta = prepare_documents(documents, tokenizer, tmp_path, val_fraction=0.0, chunk_bytes=500,
                              batch_chars=3000, shard_tokens=5000, progress=False)
     assert split_tokens(tmp_path, "train").tolist() == expected_stream(tokenizer, documents)
     assert meta["documents"] == len(documents)
@@ -35,7 +35,7 @@ def test_tokens_are_the_documents_with_eot_between(tmp_path, tokenizer, document
 
 
 def test_split_keeps_every_token_and_samples_the_whole_corpus(tmp_path, tokenizer, documents):
-    meta = prepare_documents(documents, tokenizer, tmp_path, val_fraction=0.1, chunk_chars=500, progress=False)
+    meta = prepare_documents(documents, tokenizer, tmp_path, val_fraction=0.1, chunk_bytes=500, progress=False)
     train, val = split_tokens(tmp_path, "train"), split_tokens(tmp_path, "val")
     expected = expected_stream(tokenizer, documents)
     assert len(train) + len(val) == len(expected)
@@ -89,7 +89,7 @@ def test_file_chunking_never_changes_the_tokens(trained, tmp_path_factory, docs,
     out = tmp_path_factory.mktemp("p")
     path = out / "in.txt"
     path.write_bytes("\n\f\n".join(docs).encode())
-    prepare_files([path], trained, out / "data", val_fraction=0.0, chunk_chars=chunk, progress=False)
+    prepare_files([path], trained, out / "data", val_fraction=0.0, chunk_bytes=chunk, progress=False)
     rebuilt = [d + "\n" for d in docs[:-1]] + [docs[-1]]
     assert split_tokens(out / "data", "train").tolist() == expected_stream(trained, rebuilt)
 
@@ -101,7 +101,7 @@ def test_real_corpus_with_gpt2_matches_tiktoken(gpt2, shared_data, tmp_path):
     from tiktoken_ext.openai_public import r50k_pat_str
 
     path = shared_data / "tinyshakespeare.txt"
-    prepare_files([path], gpt2, tmp_path, val_fraction=0.0, chunk_chars=4096, progress=False)
+    prepare_files([path], gpt2, tmp_path, val_fraction=0.0, chunk_bytes=4096, progress=False)
     enc = tiktoken.Encoding("gpt2", pat_str=r50k_pat_str,
                             mergeable_ranks=load_tiktoken_bpe(str(shared_data / "gpt2.tiktoken")),
                             special_tokens={EOT: 50256})
@@ -137,8 +137,10 @@ def test_bad_inputs_give_clear_errors(tmp_path, tokenizer):
         prepare_files([binary], tokenizer, tmp_path / "x", progress=False)
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    with pytest.raises(ValueError, match="too small for a validation split"):
+    # an empty file is named as empty (it used to be called "too small for a validation split")
+    with pytest.raises(ValueError, match=r"empty\.txt\) is empty"):
         prepare_files([empty], tokenizer, tmp_path / "x", progress=False)
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [".fastllm.lock"]  # no orphan shard
     with pytest.raises(ValueError, match="input is empty"):
         prepare_documents([], tokenizer, tmp_path / "x", progress=False)
     no_eot = Tokenizer([bytes([i]) for i in range(256)], {}, "gpt2")

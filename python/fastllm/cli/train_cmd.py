@@ -14,7 +14,7 @@ def _prepare(args) -> int:
     tokenizer = open_tokenizer(args.tokenizer)
     meta = prepare_files(
         args.files, tokenizer, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
-        chunk_chars=args.chunk_chars, num_threads=args.threads, progress=not args.quiet,
+        chunk_bytes=args.chunk_bytes, num_threads=args.threads, progress=not args.quiet,
     )
     splits = meta["splits"]
     print(f"{meta['documents']} documents -> {splits['train']['tokens']:,} train and "
@@ -109,7 +109,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output data directory")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text for validation (default 0.1)")
     p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard file")
-    p.add_argument("--chunk-chars", type=int, default=32_768, help="characters per encoded piece")
+    p.add_argument("--chunk-bytes", type=int, default=32_768, help="bytes of text per encoded piece (default 32768)")
     p.add_argument("--threads", type=int, default=None, help="encoding threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_prepare)

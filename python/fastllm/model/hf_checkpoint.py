@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from fastllm.atomic_file import atomic_output, write_bytes_atomic, write_text_atomic
+from fastllm.files import atomic_output, write_bytes_atomic, write_text_atomic
 
 from .config import GPTConfig
 

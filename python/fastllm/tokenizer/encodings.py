@@ -19,7 +19,7 @@ import urllib.error
 from pathlib import Path
 from typing import NamedTuple
 
-from fastllm.atomic_file import write_bytes_atomic
+from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.bpe_tokenizer import Tokenizer
 from fastllm.tokenizer.formats.tiktoken_file import parse_tiktoken
 from fastllm.tokenizer.vocab import ENDOFTEXT

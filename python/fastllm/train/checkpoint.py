@@ -5,7 +5,7 @@ schedule, the step, the RNG states (Python, NumPy, torch CPU and CUDA), the data
 position and the run's config. Only tensors and plain data (dicts, lists, tuples, numbers,
 strings) are stored, and the file is read with ``torch.load(weights_only=True)``, whose
 unpickler refuses any other object: a crafted checkpoint cannot execute code on resume.
-It is written atomically (``fastllm.atomic_file``): an interrupted save leaves the previous
+It is written atomically (``fastllm.files``): an interrupted save leaves the previous
 checkpoint intact, so a killed run loses only the steps since its last checkpoint.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fastllm.atomic_file import atomic_output
+from fastllm.files import atomic_output
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = "fastllm-train-checkpoint"

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from fastllm.atomic_file import write_text_atomic
+from fastllm.files import write_text_atomic
 from fastllm.tokenizer import TOKENIZER_FILE
 
 

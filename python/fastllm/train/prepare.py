@@ -1,113 +1,110 @@
 """Tokenizing text into binary shards (``fastllm prepare``).
 
-Documents stream through in bounded pieces: files are read line by line into chunks
-of about ``chunk_chars`` characters, cut only where the GPT-2/cl100k/o200k split
-patterns always end a piece (so the cut does not change the tokens), and batches of
-chunks are encoded in parallel by the Rust tokenizer. Memory stays bounded by the
-batch size whatever the corpus size. An end-of-text token follows every document. Chunks are dealt to the
-validation split at a steady rate of ``val_fraction``, so both splits sample the
-whole corpus.
+Documents stream through in bounded pieces: the Rust chunker (``fastllm._core.FileChunks``,
+``text_chunks``; the one implementation the tokenizer trainer uses too) reads files in chunks
+of about ``chunk_bytes`` bytes, cut only where the built-in split patterns always end a piece
+(so the cut does not change the tokens), and batches of chunks are encoded in parallel by the
+Rust tokenizer. Memory stays bounded by the batch size whatever the corpus size. An
+end-of-text token follows every document. Chunks are dealt to the validation split at a steady
+rate of ``val_fraction``, so both splits sample the whole corpus.
+
+The new dataset is written into a staging folder inside ``out_dir`` and swapped in only when
+complete: a failed preparation leaves the dataset it was replacing untouched.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from .data import FORMAT, TOKENIZER_FILE, VERSION, ShardWriter, read_jsonl, token_dtype, write_meta
+from fastllm import _core
+from fastllm.files import hold_directory
+from fastllm.tokenizer import ENDOFTEXT
 
-DOCUMENT_SEPARATOR_LINE = "\f"
-# Places where the GPT-2, cl100k and o200k split patterns always end a piece, whatever
-# follows: before a letter that starts a line after a non-space character, and before a
-# space between two letters. Cutting there leaves the tokens unchanged.
-_SAFE_CUT = re.compile(r"(?<=\S\n)(?=[A-Za-z])|(?<=[A-Za-z])(?= [A-Za-z])")
-# Text with no safe place to cut is cut here anyway (this may change a token or two).
-HARD_LIMIT_CHARS = 1 << 20
+from .data import FORMAT, META_FILE, SPLITS, TOKENIZER_FILE, VERSION, ShardWriter, read_jsonl, token_dtype, write_meta
 
-
-def cut_point(text: str, chunk_chars: int) -> int | None:
-    """Where to cut ``text`` into a chunk: the last safe place within ``chunk_chars``, else
-    the first one beyond it, else ``None`` (wait for more text) until the hard limit."""
-    hard = max(chunk_chars, HARD_LIMIT_CHARS)
-    best = None
-    for match in _SAFE_CUT.finditer(text, 1, min(len(text), chunk_chars)):
-        best = match.start()
-    if best:
-        return best
-    match = _SAFE_CUT.search(text, chunk_chars, hard)
-    if match:
-        return match.start()
-    return hard if len(text) > hard else None
+# In a text file, a line holding only a form feed separates documents; writers join with this.
+DOCUMENT_SEPARATOR = "\n\f\n"
+_SEPARATOR_LINE = re.compile(r"\f(?:\r\n|\r|\n|\Z)")
+DEFAULT_CHUNK_BYTES = 32_768
 
 
-def _split_chunk(text: str, chunk_chars: int) -> Iterator[str]:
-    """Cuts a whole document into chunks of about ``chunk_chars`` (see :func:`cut_point`)."""
-    while len(text) > chunk_chars:
-        cut = cut_point(text, chunk_chars)
-        if cut is None:
-            break
-        yield text[:cut]
-        text = text[cut:]
-    if text:
-        yield text
+def _might_continue_separator(text: str, line_start: bool) -> bool:
+    """Whether ``text`` ends inside what may still become a separator line (``\\f`` then a newline)."""
+    for tail in ("\f", "\f\r"):
+        if text.endswith(tail):
+            before = len(text) - len(tail)
+            return (before == 0 and line_start) or (before > 0 and text[before - 1] in "\r\n")
+    return False
 
 
-def document_chunks(documents: Iterable[str], chunk_chars: int) -> Iterator[tuple[str, bool]]:
-    """``(chunk, ends_document)`` for in-memory documents."""
+def _split_documents(text: str, line_start: bool) -> list[str]:
+    """``text`` cut at its separator lines (removed); ``line_start``: ``text`` starts a line."""
+    parts, start = [], 0
+    for match in _SEPARATOR_LINE.finditer(text):
+        i = match.start()
+        if (i == 0 and line_start) or (i > 0 and text[i - 1] in "\r\n"):
+            parts.append(text[start:i])
+            start = match.end()
+    parts.append(text[start:])
+    return parts
+
+
+def document_chunks(
+    documents: Iterable[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES, pattern: str = "cl100k"
+) -> Iterator[tuple[str, bool]]:
+    """``(chunk, ends_document)`` for in-memory documents, cut by the Rust chunker for ``pattern``."""
     for document in documents:
         if not isinstance(document, str):
             raise TypeError(f"documents must be str, got {type(document).__name__}")
-        pieces = list(_split_chunk(document, chunk_chars)) or [""]
+        pieces = _core.text_chunks(document, chunk_bytes, pattern, []) if len(document) > chunk_bytes // 4 else [document]
+        pieces = pieces or [""]
         for i, piece in enumerate(pieces):
             yield piece, i == len(pieces) - 1
 
 
-def _jsonl_chunks(path: Path, chunk_chars: int) -> Iterator[tuple[str, bool]]:
-
+def _jsonl_chunks(path: Path, chunk_bytes: int, pattern: str) -> Iterator[tuple[str, bool]]:
     for line_no, record in read_jsonl(path):
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
             raise ValueError(f"{path}:{line_no}: expected an object with a string \"text\" field")
-        yield from document_chunks([text], chunk_chars)
+        yield from document_chunks([text], chunk_bytes, pattern)
 
 
-def file_chunks(path: str | Path, chunk_chars: int) -> Iterator[tuple[str, bool]]:
-    """``(chunk, ends_document)`` for a file, read line by line.
+def file_chunks(
+    path: str | Path, chunk_bytes: int = DEFAULT_CHUNK_BYTES, pattern: str = "cl100k"
+) -> Iterator[tuple[str, bool]]:
+    """``(chunk, ends_document)`` for a file, streamed by the Rust chunker.
 
-    A ``.jsonl`` file holds one document per line in its ``"text"`` field; any other
-    file is UTF-8 text where a line holding a single form feed separates documents.
+    A ``.jsonl`` file holds one document per line in its ``"text"`` field; any other file is
+    UTF-8 text where a line holding a single form feed separates documents. Invalid UTF-8 is
+    a ValueError naming the file and the byte offset.
     """
     path = Path(path)
     if path.suffix == ".jsonl":
-        yield from _jsonl_chunks(path, chunk_chars)
+        yield from _jsonl_chunks(path, chunk_bytes, pattern)
         return
-    pending: list[str] = []
-    size, next_try = 0, chunk_chars
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            line_start = True
-            for line in iter(lambda: handle.readline(max(chunk_chars, 1 << 16)), ""):
-                is_separator = line_start and line.rstrip("\r\n") == DOCUMENT_SEPARATOR_LINE
-                line_start = line.endswith("\n")  # readline's limit may end a read mid-line
-                if is_separator:
-                    yield "".join(pending), True
-                    pending, size, next_try = [], 0, chunk_chars
-                    continue
-                pending.append(line)
-                size += len(line)
-                if size > next_try:
-                    text = "".join(pending)
-                    while (cut := cut_point(text, chunk_chars)) is not None:
-                        yield text[:cut], False
-                        text = text[cut:]
-                    pending, size = [text], len(text)
-                    next_try = max(chunk_chars, 2 * size)  # rescan only after real growth
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    yield "".join(pending), True
+    pending, line_start = "", True
+    for chunk, _offset in _core.FileChunks(path, chunk_bytes, pattern, []):
+        pending += chunk  # joining chunks is always safe; a cut is only ever removed
+        if _might_continue_separator(pending, line_start):
+            continue
+        *documents, last = _split_documents(pending, line_start)
+        for document in documents:
+            yield document, True
+        if last:
+            yield last, False
+        line_start = pending.endswith(("\n", "\r"))
+        pending = ""
+    *documents, last = _split_documents(pending, line_start)
+    for document in documents:
+        yield document, True
+    yield last, True
 
 
 class _SplitRouter:
@@ -152,64 +149,105 @@ def prepare_chunks(
     total_bytes: int | None = None,
     sources: list[str] | None = None,
 ) -> dict:
-    """Tokenizes ``(chunk, ends_document)`` pairs into shards under ``out_dir``; returns the metadata."""
-    from tqdm.auto import tqdm
+    """Tokenizes ``(chunk, ends_document)`` pairs into shards under ``out_dir``; returns the metadata.
 
+    ``out_dir`` is held for the whole run (:func:`fastllm.files.hold_directory`); the new dataset
+    replaces an old one there only once it is complete.
+    """
     eot = tokenizer.eot_token
     if eot is None:
         raise ValueError(
-            "the tokenizer has no <|endoftext|> special token to put between documents; "
-            "train or load one with special_tokens=['<|endoftext|>']"
+            f"the tokenizer has no {ENDOFTEXT} special token to put between documents; "
+            f"train or load one with special_tokens=['{ENDOFTEXT}']"
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dtype = token_dtype(tokenizer.n_vocab)
-    writers = {split: ShardWriter(out_dir, split, dtype, shard_tokens) for split in ("train", "val")}
     router = _SplitRouter(val_fraction)
-    eot_array = np.array([eot], dtype=dtype)
-    documents = 0
+    out_dir = Path(out_dir)
+    with hold_directory(out_dir):
+        staging = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir))
+        try:
+            meta = _write_dataset(chunks, tokenizer, staging, router, shard_tokens, batch_chars, num_threads,
+                                  progress, total_bytes, sources)
+            _swap_in(staging, out_dir, meta)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return meta
+
+
+def _write_dataset(chunks, tokenizer, out_dir: Path, router: _SplitRouter, shard_tokens, batch_chars, num_threads,
+                   progress, total_bytes, sources) -> dict:
+    from tqdm.auto import tqdm
+
+    dtype = token_dtype(tokenizer.n_vocab)
+    writers = {split: ShardWriter(out_dir, split, dtype, shard_tokens) for split in SPLITS}
+    eot_array = np.array([tokenizer.eot_token], dtype=dtype)
+    documents = text_chars = 0
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenizing", disable=not progress)
-    with bar:
-        for batch in _batches(iter(chunks), batch_chars):
-            encoded = tokenizer.encode_ordinary_batch([text for text, _ in batch], num_threads=num_threads)
-            for (text, ends_document), ids in zip(batch, encoded):
-                writer = writers[router.next_split()]
-                writer.write(np.asarray(ids, dtype=dtype))
-                if ends_document:
-                    writer.write(eot_array)
-                    documents += 1
-                bar.update(len(text.encode("utf-8")))
-    splits = {split: {"tokens": w.tokens, "shards": w.close()} for split, w in writers.items()}
-    if splits["train"]["tokens"] == 0:
-        raise ValueError("no text to prepare: the input is empty")
-    if val_fraction > 0 and splits["val"]["tokens"] == 0:
+    try:
+        with bar:
+            for batch in _batches(iter(chunks), batch_chars):
+                encoded = tokenizer.encode_ordinary_batch([text for text, _ in batch], num_threads=num_threads)
+                for (text, ends_document), ids in zip(batch, encoded):
+                    writer = writers[router.next_split()]
+                    writer.write(np.asarray(ids, dtype=dtype))
+                    if ends_document:
+                        writer.write(eot_array)
+                        documents += 1
+                    text_chars += len(text)
+                    bar.update(len(text.encode("utf-8")))
+    finally:
+        splits = {split: {"tokens": w.tokens, "shards": w.close()} for split, w in writers.items()}
+    if splits["train"]["tokens"] == 0 or (router.val_fraction > 0 and text_chars == 0):
+        where = f" ({', '.join(sources)})" if sources else ""
+        raise ValueError(f"no text to prepare: the input{where} is empty")
+    if router.val_fraction > 0 and splits["val"]["tokens"] == 0:
         raise ValueError(
             "the corpus is too small for a validation split at this chunk size: "
-            "pass more text, a smaller --chunk-chars, or --val-fraction 0"
+            "pass more text, a smaller --chunk-bytes, or --val-fraction 0"
         )
     tokenizer.save(out_dir / TOKENIZER_FILE)
-    meta = {
+    return {
         "format": FORMAT,
         "version": VERSION,
         "dtype": dtype.str,
         "vocab_size": tokenizer.n_vocab,
-        "eot_token": eot,
+        "eot_token": tokenizer.eot_token,
         "tokenizer": TOKENIZER_FILE,
         "documents": documents,
-        "val_fraction": val_fraction,
+        "val_fraction": router.val_fraction,
         "sources": sources or [],
         "splits": splits,
     }
+
+
+_DATASET_FILE = re.compile(r"(?:train|val)_\d{6}\.bin")
+
+
+def _swap_in(staging: Path, out_dir: Path, meta: dict) -> None:
+    """Replaces the dataset in ``out_dir`` by the complete one in ``staging``.
+
+    ``meta.json`` goes first and comes back last, so a crash in between leaves a directory
+    that reads as unfinished, never a mix of old and new. Files that are not part of a
+    dataset are left alone.
+    """
+    (out_dir / META_FILE).unlink(missing_ok=True)
+    for old in out_dir.iterdir():
+        if old.is_file() and (old.name == TOKENIZER_FILE or _DATASET_FILE.fullmatch(old.name)):
+            old.unlink()
+    for new in staging.iterdir():
+        new.replace(out_dir / new.name)
     write_meta(out_dir, meta)
-    return meta
 
 
-def prepare_documents(documents: Iterable[str], tokenizer, out_dir, *, chunk_chars: int = 32_768, **kwargs) -> dict:
+def prepare_documents(
+    documents: Iterable[str], tokenizer, out_dir, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, **kwargs
+) -> dict:
     """Tokenizes in-memory documents (see :func:`prepare_chunks` for the options)."""
-    return prepare_chunks(document_chunks(documents, chunk_chars), tokenizer, out_dir, **kwargs)
+    return prepare_chunks(document_chunks(documents, chunk_bytes, tokenizer.pattern), tokenizer, out_dir, **kwargs)
 
 
-def prepare_files(paths: Iterable[str | Path], tokenizer, out_dir, *, chunk_chars: int = 32_768, **kwargs) -> dict:
+def prepare_files(
+    paths: Iterable[str | Path], tokenizer, out_dir, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, **kwargs
+) -> dict:
     """Tokenizes text/JSONL files, with a progress bar over their total size."""
     paths = [Path(p) for p in paths]
     if not paths:
@@ -221,6 +259,6 @@ def prepare_files(paths: Iterable[str | Path], tokenizer, out_dir, *, chunk_char
 
     def chunks():
         for path in paths:
-            yield from file_chunks(path, chunk_chars)
+            yield from file_chunks(path, chunk_bytes, tokenizer.pattern)
 
     return prepare_chunks(chunks(), tokenizer, out_dir, total_bytes=total, sources=[str(p) for p in paths], **kwargs)

@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from fastllm.atomic_file import write_bytes_atomic
+from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.vocab import VocabData
 
 FORMAT_NAME = "fastllm-tokenizer"

@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from fastllm.atomic_file import write_bytes_atomic
+from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, tokens_from_text_vocab
 from fastllm.tokenizer.vocab import VocabData, check_merges_follow_ranks, derive_merges
 

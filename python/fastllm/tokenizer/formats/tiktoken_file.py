@@ -7,7 +7,7 @@ import binascii
 import os
 from pathlib import Path
 
-from fastllm.atomic_file import write_bytes_atomic
+from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.vocab import tokens_in_rank_order
 
 

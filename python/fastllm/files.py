@@ -1,9 +1,13 @@
-"""Writing a file so that readers never see it half-written: the one home for atomic writes.
+"""Writing outputs safely: atomic file replacement and exclusive output directories.
 
 Everything fastllm saves (tokenizers, checkpoints, ``config.json``, shard metadata) goes
 through :func:`atomic_output`: the data goes to a uniquely named temporary file beside the
 target, is flushed to disk, then renamed over the target. An interrupted write leaves the old
 file intact, and two writers never share a temporary file.
+
+A run that writes into a directory (``train``, ``sft``, ``dpo``, ``prepare``) holds it with
+:func:`hold_directory`, an OS file lock that the system releases when the process ends, crash
+or kill included; a second run there is refused at once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,37 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+LOCK_FILE = ".fastllm.lock"
+
+
+class DirectoryInUseError(OSError):
+    """Another process holds the output directory."""
+
+
+@contextlib.contextmanager
+def hold_directory(directory: str | os.PathLike) -> Iterator[Path]:
+    """Holds ``directory`` (created if missing) for this process until the block ends.
+
+    Raises :class:`DirectoryInUseError` at once when another process holds it.
+    """
+    from filelock import FileLock, Timeout  # a dependency of torch; only runs that write use it
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path / LOCK_FILE), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DirectoryInUseError(
+            f"{path} is in use by another fastllm run (it holds {path / LOCK_FILE}); wait for it to "
+            "finish or choose another output directory"
+        ) from None
+    try:
+        yield path
+    finally:
+        lock.release()
 
 
 def _file_mode() -> int:
