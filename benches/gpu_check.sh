@@ -55,7 +55,7 @@ print("torch", torch.__version__, "triton", triton.__version__, "device", torch.
 PYEOF
 
 step gpu_tests 180 "$PY" -m pytest -m gpu tests/ -q -p no:cacheprovider -x --junitxml="$OUT/gpu_tests.xml"
-step aot 60 "$PY" -m fastllm.kernels.aot --arch 80 90 --full --json "$OUT/aot.json"
+step aot 60 "$PY" -m fastllm.kernels._aot --arch 80 90 --full --json "$OUT/aot.json"
 step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$OUT/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$OUT/bench_cross_entropy.json"
 # Tile sweep of the attention kernels (the shipped tiles were chosen from compile statistics

@@ -29,7 +29,7 @@ from fastllm.kernels.attention_fwd import attention_forward
 C = configs.AttnConfig
 DEVICE = "cuda"
 # Candidates per kernel and head dim. All compile for sm_90 within its shared memory; those
-# that spill registers at head dim 128 (checked with fastllm.kernels.aot's compile_spec) are
+# that spill registers at head dim 128 (checked with fastllm.kernels._aot's compile_spec) are
 # left out there.
 _FWD = [C(128, 64, 8, 2), C(128, 64, 8, 3), C(128, 128, 8, 2), C(128, 128, 8, 3), C(128, 32, 4, 3), C(64, 64, 4, 3)]
 _DKDV = [C(32, 128, 8, 2), C(32, 64, 4, 2), C(16, 128, 8, 2)]
@@ -39,8 +39,13 @@ CANDIDATES = {
     "bwd_dkdv": {64: _DKDV + [C(64, 128, 8, 2), C(64, 128, 8, 3), C(64, 64, 4, 2)], 128: _DKDV},
     "bwd_dq": {64: _DQ + [C(128, 32, 4, 2)], 128: _DQ},
 }
-TABLES = {"fwd": configs.ATTN_FWD, "bwd_dkdv": configs.ATTN_BWD_DKDV, "bwd_dq": configs.ATTN_BWD_DQ}
-TABLES_NAME = {"fwd": "ATTN_FWD", "bwd_dkdv": "ATTN_BWD_DKDV", "bwd_dq": "ATTN_BWD_DQ"}
+# The configs.ATTN keys swept (bf16 shares the half-precision tables with fp16).
+TABLE_KEYS = {
+    "fwd": ("attn_fwd_kernel", configs.HALF),
+    "bwd_dkdv": ("attn_bwd_dkdv_kernel", configs.HALF),
+    "bwd_dq": ("attn_bwd_dq_kernel", configs.HALF),
+}
+TABLES = {kernel: configs.ATTN[key] for kernel, key in TABLE_KEYS.items()}
 
 
 def measure(kernel, cfg, q, k, v, out, lse, dout, scale, win):
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
         torch.cuda.empty_cache()
     print("\nwinners" + (" (non-causal, then causal)" if args.causal else " (non-causal)") + ":")
     for (kernel, d), best in winners.items():
-        print(f"  {TABLES_NAME[kernel]}[{d}] = " + " / ".join(f"AttnConfig({c.block_m}, {c.block_n}, {c.num_warps}, {c.num_stages})" for c in best))
+        print(f"  ATTN[{TABLE_KEYS[kernel]!r}][{d}] = " + " / ".join(f"AttnConfig({c.block_m}, {c.block_n}, {c.num_warps}, {c.num_stages})" for c in best))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), seq=args.seq, rows=rows), f, indent=1)

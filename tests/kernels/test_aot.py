@@ -19,7 +19,7 @@ def run_aot(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     return subprocess.run(
-        [sys.executable, "-m", "fastllm.kernels.aot", "--arch", "80", "90", *args],
+        [sys.executable, "-m", "fastllm.kernels._aot", "--arch", "80", "90", *args],
         env=env, capture_output=True, text=True, timeout=3600,
     )
 
@@ -47,7 +47,7 @@ def test_aot_reports_compile_errors(tmp_path):
     script = tmp_path / "bad.py"
     script.write_text(
         "import sys\n"
-        "from fastllm.kernels import aot\n"
+        "from fastllm.kernels import _aot as aot\n"
         "spec = [s for s in aot.kernel_specs(False) if s.kernel == 'attn_fwd_kernel'][0]\n"
         "spec.constexprs.update(BLOCK_M=8, BLOCK_N=8)\n"  # tl.dot needs >= 16
         "res = aot.compile_spec(spec, 90)\n"

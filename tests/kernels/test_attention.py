@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from hypothesis import Phase, given, settings, strategies as st
 
 from fastllm.kernels import flash_attention, flash_decode, force_backend
-from fastllm.kernels.attention_reference import attention_reference
+from fastllm.kernels import configs
+from fastllm.kernels.attention_reference import attention_mask, attention_reference
 from fastllm.kernels.checks import normalize_window
 from fastllm.kernels.configs import AttnConfig
 
@@ -112,6 +113,41 @@ def test_reference_matches_torch_sdpa():
         kk = k.repeat_interleave(h // hk, 1)
         scores = (q @ kk.transpose(-1, -2) * d**-0.5).masked_fill(~mask, -math.inf)
         assert_close(lse, scores.logsumexp(-1), 1e-12, "reference lse")
+
+
+def test_attention_mask_is_the_kernels_mask():
+    """attention_mask(q_len, kv_len, causal, window): torch's tril for square causal masks,
+    bottom-right aligned otherwise, and as an SDPA mask it reproduces flash_attention."""
+    assert torch.equal(attention_mask(5, 5, True), torch.ones(5, 5, dtype=torch.bool).tril())
+    assert torch.equal(attention_mask(3, 7, True), torch.ones(3, 7, dtype=torch.bool).tril(diagonal=4))
+    assert torch.equal(attention_mask(4, 6, False), torch.ones(4, 6, dtype=torch.bool))
+    assert attention_mask(2, 3, True, device="meta").device.type == "meta"
+    q, k, v = (t.detach() for t in make_qkv(1, 2, 2, 11, 19, 16, torch.float64, seed=21))
+    for causal, window in [(True, None), (True, 5), (False, 3), (False, (2, -1)), (True, (-1, 4))]:
+        mask = attention_mask(11, 19, causal, window)
+        expect = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        with force_backend("reference"):
+            got = flash_attention(q.float(), k.float(), v.float(), causal=causal, window=window)
+        assert_close(got, expect, 1e-5, f"causal={causal} window={window}")
+
+
+def test_configs_are_keyed_by_kernel_and_dtype(monkeypatch):
+    """Every attention kernel has a table per precision over the same head dims, and a
+    launch picks its own: override, else the interpreter's, else (kernel, dtype, head dim)."""
+    kernels = sorted({kernel for kernel, _ in configs.ATTN})
+    assert kernels == sorted(configs.ATTN_INTERPRET)
+    for kernel in kernels:
+        for precision in (configs.HALF, configs.FP32):
+            assert sorted(configs.ATTN[kernel, precision]) == [16, 32, 64, 128, 256]
+    custom = AttnConfig(16, 16, 4, 1)
+    assert configs.attn_config("attn_fwd_kernel", 64, torch.float16, custom) is custom
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert configs.attn_config("attn_bwd_dq_kernel", 100, torch.float32) == configs.ATTN["attn_bwd_dq_kernel", "fp32"][128]
+    assert configs.attn_config("attn_fwd_kernel", 64, torch.bfloat16) is configs.ATTN["attn_fwd_kernel", "half"][64]
+    assert configs.ce_config("ce_fwd_kernel", 256) == configs.CEConfig(256, configs.CE["ce_fwd_kernel"].num_warps)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert configs.attn_config("attn_decode_split_kernel", 64, torch.float16) == configs.ATTN_INTERPRET["attn_decode_split_kernel"]
+    assert configs.ce_config("ce_bwd_kernel") == configs.CE_INTERPRET
 
 
 def test_rows_without_keys_are_zero():

@@ -15,6 +15,7 @@ from fastllm.kernels import (
     linear_cross_entropy,
 )
 from fastllm.kernels.cross_entropy_reference import cross_entropy_reference
+from fastllm.kernels.loss_reduction import reduce_loss, reduce_loss_backward
 
 from kernel_testing import DEVICE, TOL, assert_close, randn
 
@@ -160,6 +161,32 @@ def test_reference_backend_and_module():
     assert slow.dtype == torch.float32
     assert_close(fast, slow, 1e-5, "module triton vs reference")
     assert "softcap=20.0" in repr(mod)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_reduce_loss_backward_is_the_gradient_of_reduce_loss(reduction):
+    """The Triton paths scale their kernels' gradients by reduce_loss_backward: it must be
+    reduce_loss's own gradient on the rows that count."""
+    rows = randn((7,), torch.float64, 22).requires_grad_()
+    target = torch.tensor([3, -100, 0, 5, -100, 1, 2], device=DEVICE)
+    grad_out = randn((7,), torch.float64, 23) if reduction == "none" else torch.tensor(1.3, device=DEVICE)
+    reduced = reduce_loss(rows, target, -100, reduction)
+    reduced.backward(grad_out)
+    valid = target != -100
+    scale = reduce_loss_backward(grad_out, target, -100, reduction).double().expand(7)
+    assert_close(scale[valid], rows.grad[valid], 1e-6, "d reduced / d row")
+    assert torch.equal(rows.grad[~valid], torch.zeros(2, dtype=torch.float64, device=DEVICE))
+    if reduction == "none":
+        assert torch.equal(reduced[~valid], torch.zeros(2, dtype=torch.float64, device=DEVICE))
+
+
+@pytest.mark.parametrize("module", [CrossEntropyLoss, LinearCrossEntropyLoss])
+def test_loss_modules_check_options_at_construction(module):
+    with pytest.raises(ValueError, match="reduction"):
+        module(reduction="avg")
+    with pytest.raises(ValueError, match="softcap"):
+        module(softcap=0.0)
+    assert "reduction='sum'" in repr(module(reduction="sum"))
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,17 @@ except under ``TRITON_INTERPRET=1`` where the Triton kernels run in Triton's int
 ``FASTLLM_KERNELS=triton|reference|auto`` or :func:`force_backend` force a path (see
 :mod:`fastllm.kernels.dispatch`). Triton itself is imported only when a kernel launches, so
 the reference path works where Triton is not installed.
+
+Modules: ``attention`` (flash_attention, flash_decode: dispatch and autograd) launching
+``attention_fwd``, ``attention_bwd`` and ``attention_decode`` (Triton kernels and launchers,
+imported at the first launch) with ``attention_reference`` (PyTorch; the mask builder
+``attention_mask``); ``sdpa`` (the torch SDPA drop-in); ``cross_entropy`` (function, autograd,
+launchers and kernels) with ``cross_entropy_reference``; ``linear_cross_entropy`` (fused LM
+head + loss, on the cross-entropy kernels); ``loss_reduction`` (mean/sum/none over the rows
+not ignored, for every loss path); ``losses`` (nn.Module wrappers); ``checks`` (argument
+validation); ``configs`` (launch tiles by kernel and dtype); ``dispatch`` (backend choice);
+``tl_ops`` (shared ``@triton.jit`` helpers); ``_aot`` (developer tool: compiles every shipped
+configuration for sm_80/sm_90 without a GPU).
 """
 
 from .attention import flash_attention, flash_decode

@@ -13,8 +13,8 @@ import triton
 import triton.language as tl
 
 from . import checks, configs
-from .attention_fwd import kernel_flags, pick_config
-from .tl_ops import LOG2E, dot, score_scale, tanh
+from .attention_fwd import kernel_flags
+from .tl_ops import LOG2E, dot, key_range, score_scale, tanh, window_mask
 
 
 @triton.jit
@@ -97,11 +97,8 @@ def attn_bwd_dkdv_kernel(
             if HAS_SOFTCAP:
                 t = tanh(st)
                 st = t * (softcap * LOG2E)
-            valid = m_ok[None, :] & n_ok[:, None]
-            if HAS_RIGHT:
-                valid = valid & (offs_n[:, None] <= rows[None, :] + diag + right)
-            if HAS_LEFT:
-                valid = valid & (offs_n[:, None] >= rows[None, :] + diag - left)
+            valid = window_mask(m_ok[None, :] & n_ok[:, None], rows[None, :], offs_n[:, None], diag, left, right,
+                                HAS_LEFT, HAS_RIGHT)
             pt = tl.where(valid, tl.exp2(st - lse[None, :] * LOG2E), 0.0)
             do = tl.load(do_base + rows[:, None] * sdm + offs_d[None, :] * sdd, mask=md_mask, other=0.0)
             dv += dot(pt.to(do.dtype), do, UPCAST, IEEE)
@@ -154,13 +151,7 @@ def attn_bwd_dq_kernel(
 
     diag = NK - NQ
     m0 = pid_m * BLOCK_M
-    lo = 0
-    hi = NK
-    if HAS_LEFT:
-        lo = tl.maximum(m0 + diag - left, 0)
-        lo = (lo // BLOCK_N) * BLOCK_N
-    if HAS_RIGHT:
-        hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
+    lo, hi = key_range(m0, diag, NK, left, right, BLOCK_M, BLOCK_N, HAS_LEFT, HAS_RIGHT)
 
     qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
@@ -173,11 +164,8 @@ def attn_bwd_dq_kernel(
         if HAS_SOFTCAP:
             t = tanh(s)
             s = t * (softcap * LOG2E)
-        valid = n_ok[None, :] & m_ok[:, None]
-        if HAS_RIGHT:
-            valid = valid & (cols[None, :] <= offs_m[:, None] + diag + right)
-        if HAS_LEFT:
-            valid = valid & (cols[None, :] >= offs_m[:, None] + diag - left)
+        valid = window_mask(n_ok[None, :] & m_ok[:, None], offs_m[:, None], cols[None, :], diag, left, right,
+                            HAS_LEFT, HAS_RIGHT)
         p = tl.where(valid, tl.exp2(s - lse[:, None] * LOG2E), 0.0)
         vt = tl.load(v_base + cols[None, :] * svn + offs_d[:, None] * svd, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
         dp = dot(do, vt, UPCAST, IEEE)
@@ -210,8 +198,8 @@ def attention_backward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
-    cfg = pick_config(configs.ATTN_BWD_DQ, d, config, configs.ATTN_INTERPRET, q.dtype)
-    cfg_kv = pick_config(configs.ATTN_BWD_DKDV, d, config, configs.ATTN_INTERPRET, q.dtype)
+    cfg = configs.attn_config("attn_bwd_dq_kernel", d, q.dtype, config)
+    cfg_kv = configs.attn_config("attn_bwd_dkdv_kernel", d, q.dtype, config)
     block_d = configs.padded_head_dim(d)
     upcast, ieee = kernel_flags(q.dtype)
     left, right = window

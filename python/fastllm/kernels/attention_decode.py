@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from . import checks, configs
-from .attention_fwd import _finish, _fwd_tiles, kernel_flags, pick_config
+from .attention_fwd import _finish, _fwd_tiles, kernel_flags
 from .dispatch import interpreting
 from .tl_ops import score_scale
 
@@ -135,7 +135,7 @@ def decode_forward(
     hk, nk = k.shape[1], k.shape[2]
     group = h // hk
     q, k, v = checks.triton_attention_inputs(q, k, v)
-    cfg = pick_config(configs.ATTN_DECODE, d, config, configs.ATTN_DECODE_INTERPRET, q.dtype)
+    cfg = configs.attn_config("attn_decode_split_kernel", d, q.dtype, config)
     block_d = configs.padded_head_dim(d)
     row_blocks = triton.cdiv(group * nq, cfg.block_m)
     splits = num_splits or default_num_splits(b * hk * row_blocks, nk, cfg.block_n, q.device)

@@ -14,7 +14,7 @@ import triton.language as tl
 
 from . import checks, configs
 from .dispatch import interpreting
-from .tl_ops import LOG2E, LN2, dot, score_scale, tanh
+from .tl_ops import LOG2E, LN2, dot, key_range, score_scale, tanh, window_mask
 
 
 @triton.jit
@@ -40,11 +40,7 @@ def _fwd_tiles(
         if HAS_SOFTCAP:
             s = tanh(s) * (softcap * LOG2E)
         if MASKED:
-            valid = n_ok[None, :]
-            if HAS_RIGHT:
-                valid = valid & (cols[None, :] <= offs_m[:, None] + diag + right)
-            if HAS_LEFT:
-                valid = valid & (cols[None, :] >= offs_m[:, None] + diag - left)
+            valid = window_mask(n_ok[None, :], offs_m[:, None], cols[None, :], diag, left, right, HAS_LEFT, HAS_RIGHT)
             s = tl.where(valid, s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -103,13 +99,7 @@ def attn_fwd_kernel(
 
     diag = NK - NQ  # key position of query 0
     m0 = pid_m * BLOCK_M
-    lo = 0
-    hi = NK
-    if HAS_LEFT:
-        lo = tl.maximum(m0 + diag - left, 0)
-        lo = (lo // BLOCK_N) * BLOCK_N
-    if HAS_RIGHT:
-        hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
+    lo, hi = key_range(m0, diag, NK, left, right, BLOCK_M, BLOCK_N, HAS_LEFT, HAS_RIGHT)
 
     qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
@@ -160,14 +150,6 @@ def kernel_flags(dtype: torch.dtype) -> Tuple[bool, bool]:
     return upcast, ieee
 
 
-def pick_config(table, head_dim: int, override: Optional[configs.AttnConfig], interp_default, dtype):
-    if override is not None:
-        return override
-    if interpreting():
-        return interp_default
-    return configs.attn_config(table, head_dim, dtype)
-
-
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -181,7 +163,7 @@ def attention_forward(
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     q, k, v = checks.triton_attention_inputs(q, k, v)
-    cfg = pick_config(configs.ATTN_FWD, d, config, configs.ATTN_INTERPRET, q.dtype)
+    cfg = configs.attn_config("attn_fwd_kernel", d, q.dtype, config)
     out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)
     left, right = window

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-Window = Tuple[Optional[int], Optional[int]]
-
 import torch
 
+from .checks import Window, normalize_window
 
-def visible(nq: int, nk: int, window: Window, device) -> torch.Tensor:
-    """Boolean ``(nq, nk)``: query ``i`` sees key ``j`` (bottom-right aligned window)."""
-    left, right = window
-    i = torch.arange(nq, device=device)[:, None] + (nk - nq)
-    j = torch.arange(nk, device=device)[None, :]
-    ok = torch.ones((nq, nk), dtype=torch.bool, device=device)
+Offsets = Tuple[Optional[int], Optional[int]]  # (left, right) as normalize_window returns them
+
+
+def window_keep_mask(q_len: int, kv_len: int, offsets: Offsets, device=None) -> torch.Tensor:
+    """Boolean ``(q_len, kv_len)``: query ``i`` sees key ``j`` iff
+    ``i + d - left <= j <= i + d + right`` with ``d = kv_len - q_len`` (bottom-right aligned);
+    ``None`` offsets are unbounded, and they may be negative."""
+    left, right = offsets
+    i = torch.arange(q_len, device=device)[:, None] + (kv_len - q_len)
+    j = torch.arange(kv_len, device=device)[None, :]
+    ok = torch.ones((q_len, kv_len), dtype=torch.bool, device=device)
     if left is not None:
         ok &= j >= i - left
     if right is not None:
@@ -27,12 +31,19 @@ def visible(nq: int, nk: int, window: Window, device) -> torch.Tensor:
     return ok
 
 
+def attention_mask(q_len: int, kv_len: int, causal: bool, window: Window = None, device=None) -> torch.Tensor:
+    """The boolean keep-mask ``(q_len, kv_len)`` (True = attend) of :func:`flash_attention`'s
+    ``causal`` and ``window`` arguments: queries aligned to the end of the keys (query ``i`` at
+    key position ``i + kv_len - q_len``). Usable as SDPA's ``attn_mask``."""
+    return window_keep_mask(q_len, kv_len, normalize_window(window, causal), device)
+
+
 def attention_reference(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     scale: float,
-    window: Window = (None, None),
+    window: Offsets = (None, None),
     softcap: float = 0.0,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Differentiable reference. ``window`` is ``(left, right)``, ``None`` = unbounded; causal
@@ -46,7 +57,7 @@ def attention_reference(
     s = torch.matmul(q.to(compute), kc.transpose(-1, -2)) * scale
     if softcap > 0:
         s = softcap * torch.tanh(s / softcap)
-    ok = visible(q.shape[2], k.shape[2], window, q.device)
+    ok = window_keep_mask(q.shape[2], k.shape[2], window, q.device)
     s = s.masked_fill(~ok, float("-inf"))
     lse = torch.logsumexp(s, dim=-1)
     finite = torch.isfinite(lse)

@@ -10,6 +10,8 @@ from typing import Optional, Tuple, Union
 
 import torch
 
+from .loss_reduction import check_reduction
+
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MIN_HEAD_DIM = 16
 MAX_HEAD_DIM = 256
@@ -104,12 +106,7 @@ def check_attention(
         scale = float(scale)
         if not scale > 0 or scale != scale or scale == float("inf"):
             raise ValueError(f"scale must be a positive finite number, got {scale}")
-    cap = 0.0
-    if softcap is not None:
-        cap = float(softcap)
-        if not cap > 0 or cap == float("inf"):
-            raise ValueError(f"softcap must be a positive finite number or None, got {softcap}")
-    return scale, normalize_window(window, causal), cap
+    return scale, normalize_window(window, causal), check_softcap(softcap)
 
 
 # CUDA launches at most 65535 programs along grid axes 1 and 2, which the attention kernels
@@ -197,8 +194,7 @@ def check_targets(n: int, vocab: int, target: torch.Tensor, ignore_index: int, d
 
 
 def check_loss_options(reduction: str, label_smoothing: float, z_loss: float) -> None:
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    check_reduction(reduction)
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if not float(z_loss) >= 0.0:

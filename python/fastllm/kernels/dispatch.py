@@ -15,13 +15,16 @@ a block of code (thread-local)::
     with fastllm.kernels.force_backend("reference"):
         out = fastllm.kernels.flash_attention(q, k, v, causal=True)
 
-``TRITON_INTERPRET`` itself is read by Triton when the kernel modules are imported, so it
-must be set before ``fastllm.kernels`` is first imported.
+Triton is imported only when a kernel is about to launch (``import fastllm.kernels`` does
+not import it), and "auto" never picks Triton when it cannot be imported (it is not
+installed on macOS or Windows). ``TRITON_INTERPRET`` is read by Triton when the kernels are
+defined, at their first launch, so it must be set before that.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from typing import Iterator, Literal
@@ -40,10 +43,12 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
 
 
+@functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
+    """Whether Triton can be imported (it is imported to find out)."""
     try:
         import triton  # noqa: F401
-    except ImportError:  # pragma: no cover - triton ships with the torch extra
+    except ImportError:
         return False
     return True
 
@@ -80,12 +85,18 @@ def select_backend(*tensors: torch.Tensor) -> Backend:
     device = tensors[0].device
     if want == "reference":
         return "reference"
-    can_run_triton = triton_available() and (device.type == "cuda" or interpreting())
+    # the device first: on the CPU without the interpreter, Triton is not even imported
+    on_triton_device = device.type == "cuda" or interpreting()
     if want == "triton":
-        if not can_run_triton:
+        if not on_triton_device:
             raise RuntimeError(
                 f"{ENV_VAR}=triton but the tensors are on {device} and TRITON_INTERPRET is not "
                 "set: the Triton kernels need CUDA tensors (or TRITON_INTERPRET=1 on the CPU)"
             )
+        if not triton_available():
+            raise RuntimeError(
+                f"{ENV_VAR}=triton but Triton cannot be imported (pip install triton; Linux only): "
+                f"use {ENV_VAR}=auto or reference"
+            )
         return "triton"
-    return "triton" if can_run_triton else "reference"
+    return "triton" if on_triton_device and triton_available() else "reference"

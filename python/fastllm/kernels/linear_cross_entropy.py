@@ -1,12 +1,12 @@
 """``linear_cross_entropy``: LM head + cross-entropy without materialising all the logits.
 
 Tokens are processed in chunks: ``logits_c = hidden_c @ weight.T (+ bias)``, then the Triton
-loss kernel, then the gradient kernel overwriting ``logits_c`` in place, then the chunk's
-contributions to the hidden, weight and bias gradients. Only one chunk of logits exists at
-any time. The gradients are computed during the forward (the backward only scales them by
-the incoming scalar gradient), so the matmul count equals unfused ``Linear`` + loss; with
-``reduction="none"`` the per-row incoming gradient is unknown in the forward, so the
-backward recomputes the chunks instead.
+loss kernel of :mod:`fastllm.kernels.cross_entropy`, then its gradient kernel overwriting
+``logits_c`` in place, then the chunk's contributions to the hidden, weight and bias
+gradients. Only one chunk of logits exists at any time. The gradients are computed during
+the forward (the backward only scales them by the incoming scalar gradient), so the matmul
+count equals unfused ``Linear`` + loss; with ``reduction="none"`` the per-row incoming
+gradient is unknown in the forward, so the backward recomputes the chunks instead.
 
 The weight (and bias) gradient is accumulated in float32 across chunks by default
 (``accum_dtype``): accumulating bf16 partial sums across many chunks is the classic
@@ -19,12 +19,12 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-import triton
 
-from . import checks
-from .cross_entropy import dloss_per_row
+from . import checks, configs
+from .cross_entropy import ce_backward, ce_forward
 from .cross_entropy_reference import cross_entropy_reference
 from .dispatch import select_backend
+from .loss_reduction import reduce_loss, reduce_loss_backward
 
 _OUT_DTYPE_MM: dict = {}
 
@@ -52,7 +52,7 @@ def accumulate_mm(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
 
 def default_chunk_size(n: int, hidden: int, vocab: int) -> int:
     """Rows per chunk so a chunk of logits is about the size of ``hidden`` (at least 256 rows)."""
-    rows = triton.next_power_of_2(triton.cdiv(n, triton.cdiv(vocab, hidden)))
+    rows = configs.next_power_of_2(configs.cdiv(n, configs.cdiv(vocab, hidden)))
     return max(1, min(n, max(256, rows)))
 
 
@@ -64,8 +64,6 @@ def _chunks(n: int, size: int):
 def _run(hidden, weight, bias, target, dloss, opts, grads):
     """One pass over the chunks. Returns per-row losses; fills ``grads`` (dict of buffers)
     when ``dloss`` is given (scalar-like or per row)."""
-    from .cross_entropy_kernels import ce_backward, ce_forward
-
     ignore_index, smoothing, z_loss, cap, chunk, block_v = opts
     n = hidden.shape[0]
     # the matmuls run in hidden's dtype (e.g. fp32 master weights with bf16 activations)
@@ -102,24 +100,21 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, target, reduction, opts, accum_dtype):
         ignore_index = opts[0]
-        n_valid = (target != ignore_index).sum()
         needs = ctx.needs_input_grad[:3]
         ctx.reduction, ctx.opts, ctx.accum_dtype = reduction, opts, accum_dtype
         grads = None
         if any(needs) and reduction != "none":
             grads = _grad_buffers(hidden, weight, bias, needs, accum_dtype)
             scale = torch.ones((), dtype=torch.float32, device=hidden.device)
-            losses = _run(hidden, weight, bias, target, dloss_per_row(scale, n_valid, reduction), opts, grads)
+            dloss = reduce_loss_backward(scale, target, ignore_index, reduction)
+            losses = _run(hidden, weight, bias, target, dloss, opts, grads)
             ctx.save_for_backward(*(grads[k] for k in ("hidden", "weight", "bias")))
         else:
             losses = _run(hidden, weight, bias, target, None, opts, {})
-            ctx.save_for_backward(hidden, weight, bias, target, n_valid)
+            ctx.save_for_backward(hidden, weight, bias, target)
         ctx.precomputed = grads is not None
         ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        if reduction == "none":
-            return losses
-        total = losses.sum()
-        return total if reduction == "sum" else total / n_valid
+        return reduce_loss(losses, target, ignore_index, reduction)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -127,10 +122,11 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             grads = list(ctx.saved_tensors)
             g = grad_output.float()
         else:
-            hidden, weight, bias, target, n_valid = ctx.saved_tensors
+            hidden, weight, bias, target = ctx.saved_tensors
             needs = ctx.needs_input_grad[:3]
             buffers = _grad_buffers(hidden, weight, bias, needs, ctx.accum_dtype)
-            _run(hidden, weight, bias, target, dloss_per_row(grad_output, n_valid, ctx.reduction), ctx.opts, buffers)
+            dloss = reduce_loss_backward(grad_output, target, ctx.opts[0], ctx.reduction)
+            _run(hidden, weight, bias, target, dloss, ctx.opts, buffers)
             grads = [buffers[k] for k in ("hidden", "weight", "bias")]
             g = None
         out = []

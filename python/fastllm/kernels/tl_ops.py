@@ -38,3 +38,29 @@ def score_scale(scale, softcap, HAS_SOFTCAP: tl.constexpr):
         return scale / softcap
     else:
         return scale * LOG2E
+
+
+@triton.jit
+def window_mask(valid, q_pos, k_pos, diag, left, right, HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr):
+    """``valid`` and "query ``q_pos`` sees key ``k_pos``" (positions broadcast against each
+    other): ``q_pos + diag - left <= k_pos <= q_pos + diag + right``, ``diag = NK - NQ``."""
+    if HAS_RIGHT:
+        valid = valid & (k_pos <= q_pos + diag + right)
+    if HAS_LEFT:
+        valid = valid & (k_pos >= q_pos + diag - left)
+    return valid
+
+
+@triton.jit
+def key_range(m0, diag, NK, left, right, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+              HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr):
+    """``[lo, hi)``: the keys some query of the tile starting at query ``m0`` may see, ``lo``
+    on a ``BLOCK_N`` boundary."""
+    lo = 0
+    hi = NK
+    if HAS_LEFT:
+        lo = tl.maximum(m0 + diag - left, 0)
+        lo = (lo // BLOCK_N) * BLOCK_N
+    if HAS_RIGHT:
+        hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
+    return lo, hi

@@ -4,10 +4,11 @@ Triton's interpreter accepts programs the GPU compiler rejects, so the test suit
 compiles each (kernel, tile configuration, dtype) we ship for ``sm_80`` and ``sm_90`` with
 ``triton.compile`` - no GPU needed - and reports registers, spills and shared memory::
 
-    python -m fastllm.kernels.aot --arch 80 90 [--full] [--jobs 4] [--json out.json]
+    python -m fastllm.kernels._aot --arch 80 90 [--full] [--jobs 4] [--json out.json]
 
-The interpreter must be off for this (``TRITON_INTERPRET`` is read when kernel modules are
-imported); :func:`main` re-executes itself without it. Exit status 1 on any failure.
+A developer tool, private because the package never imports it. The interpreter must be off for this
+(``TRITON_INTERPRET`` is read when the kernels are defined); :func:`main` re-executes itself
+without it. Exit status 1 on any failure.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from typing import Dict, List, Optional, Sequence
 # Max dynamic shared memory per block (bytes): A100 (sm_80) and H100 (sm_90).
 SHARED_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
 _TL_DTYPE = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+# The module defining each kernel.
+_ATTN_MODULE = {
+    "attn_fwd_kernel": "attention_fwd",
+    "attn_bwd_dkdv_kernel": "attention_bwd",
+    "attn_bwd_dq_kernel": "attention_bwd",
+    "attn_decode_split_kernel": "attention_decode",
+}
 
 
 @dataclass
@@ -71,18 +79,18 @@ def kernel_specs(full: bool = True) -> List[Spec]:
     for dt in dtypes:
         t = _TL_DTYPE[dt]
         ieee = dt == "float32"
-        dims = sorted(configs.ATTN_FWD) if full else ([64, 128] if dt == "bfloat16" else [64])
+        precision = configs.precision(getattr(torch, dt))
+        dims = sorted(configs.ATTN["attn_fwd_kernel", precision]) if full else ([64, 128] if dt == "bfloat16" else [64])
         for d in dims:
-            for kernel, table, ptrs in (
-                ("attn_fwd_kernel", configs.ATTN_FWD, dict(Q=t, K=t, V=t, O=t, LSE="fp32")),
-                ("attn_bwd_dkdv_kernel", configs.ATTN_BWD_DKDV, dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DK=t, DV=t)),
-                ("attn_bwd_dq_kernel", configs.ATTN_BWD_DQ, dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DQ=t)),
-                ("attn_decode_split_kernel", configs.ATTN_DECODE, dict(Q=t, K=t, V=t, PO="fp32", PLSE="fp32")),
+            for kernel, ptrs in (
+                ("attn_fwd_kernel", dict(Q=t, K=t, V=t, O=t, LSE="fp32")),
+                ("attn_bwd_dkdv_kernel", dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DK=t, DV=t)),
+                ("attn_bwd_dq_kernel", dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DQ=t)),
+                ("attn_decode_split_kernel", dict(Q=t, K=t, V=t, PO="fp32", PLSE="fp32")),
             ):
-                cfg = configs.attn_config(table, d, getattr(torch, dt))
-                module = "attention_decode" if "decode" in kernel else ("attention_fwd" if "fwd" in kernel else "attention_bwd")
+                cfg = configs.ATTN[kernel, precision][d]
                 specs.append(Spec(
-                    module, kernel, ptrs, attn_floats,
+                    _ATTN_MODULE[kernel], kernel, ptrs, attn_floats,
                     dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=d, IEEE=ieee, **flags),
                     cfg.num_warps, cfg.num_stages, f"{kernel} d={d} {dt}",
                 ))
@@ -93,12 +101,13 @@ def kernel_specs(full: bool = True) -> List[Spec]:
         specs.append(Spec("attention_decode", "attn_decode_combine_kernel", dict(PO="fp32", PLSE="fp32", O=t, LSE="fp32"), (),
                           dict(HEAD_DIM=128, BLOCK_S=64, BLOCK_D=128), 4, 1, f"attn_decode_combine_kernel {dt}"))
         ce_floats = ("smoothing", "z_loss", "softcap")
-        specs.append(Spec("cross_entropy_kernels", "ce_fwd_kernel", dict(LOGITS=t, TARGET="i64", LOSS="fp32", LSE="fp32"),
-                          ce_floats, dict(BLOCK_V=configs.CE_FWD.block_v, HAS_SOFTCAP=True, HAS_SMOOTHING=True),
-                          configs.CE_FWD.num_warps, 1, f"ce_fwd_kernel {dt}"))
-        specs.append(Spec("cross_entropy_kernels", "ce_bwd_kernel",
+        fwd, bwd = configs.CE["ce_fwd_kernel"], configs.CE["ce_bwd_kernel"]
+        specs.append(Spec("cross_entropy", "ce_fwd_kernel", dict(LOGITS=t, TARGET="i64", LOSS="fp32", LSE="fp32"),
+                          ce_floats, dict(BLOCK_V=fwd.block_v, HAS_SOFTCAP=True, HAS_SMOOTHING=True),
+                          fwd.num_warps, 1, f"ce_fwd_kernel {dt}"))
+        specs.append(Spec("cross_entropy", "ce_bwd_kernel",
                           dict(LOGITS=t, GRAD=t, TARGET="i64", LSE="fp32", DLOSS="fp32"), ce_floats,
-                          dict(BLOCK_V=configs.CE_BWD.block_v, HAS_SOFTCAP=True), configs.CE_BWD.num_warps, 1,
+                          dict(BLOCK_V=bwd.block_v, HAS_SOFTCAP=True), bwd.num_warps, 1,
                           f"ce_bwd_kernel {dt}"))
     return specs
 
@@ -127,7 +136,10 @@ def compile_spec(spec: Spec, arch: int) -> Result:
 
     start = time.time()
     try:
-        fn = getattr(importlib.import_module(f"fastllm.kernels.{spec.module}"), spec.kernel)
+        module = importlib.import_module(f"fastllm.kernels.{spec.module}")
+        # cross_entropy defines its kernels at the first launch (see its triton_kernels)
+        lazy = getattr(module, "triton_kernels", None)
+        fn = lazy()[spec.kernel] if lazy is not None else getattr(module, spec.kernel)
         if not hasattr(fn, "fn"):
             raise RuntimeError("kernel module was imported under TRITON_INTERPRET; run without it")
         # Mirror the JIT's specialisation for contiguous (B, H, N, D) tensors from torch's
@@ -196,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        os.execve(sys.executable, [sys.executable, "-m", "fastllm.kernels.aot", *(argv if argv is not None else sys.argv[1:])], env)
+        os.execve(sys.executable, [sys.executable, "-m", "fastllm.kernels._aot", *(argv if argv is not None else sys.argv[1:])], env)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     results = compile_all(kernel_specs(args.full), args.arch, args.jobs)
     print(format_table(results))
