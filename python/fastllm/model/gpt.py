@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 from fastllm.kernels import flash_attention as _flash_attention
 from fastllm.kernels import linear_cross_entropy as _linear_cross_entropy
+from fastllm.kernels import scaled_dot_product_attention as _sdpa
+from fastllm.kernels.attention_reference import attention_mask as _attention_mask
 from fastllm.kernels.checks import FLOAT_DTYPES as _KERNEL_DTYPES
 from fastllm.kernels.checks import MAX_HEAD_DIM as _KERNEL_MAX_D
 from fastllm.kernels.checks import MIN_HEAD_DIM as _KERNEL_MIN_D
@@ -99,15 +101,14 @@ def kernels_can_run(q: torch.Tensor) -> bool:
 def visibility_mask(q_len: int, key_mask: Optional[torch.Tensor], kv_len: int, device) -> torch.Tensor:
     """Boolean ``(batch or 1, 1, q_len, kv_len)``: which keys each query may attend to.
 
-    Causal with the queries aligned to the end of the keys (query ``i`` sits at key position
-    ``i + kv_len - q_len``). ``key_mask`` ``(batch, kv_len)`` marks real tokens (padding is
-    False); a query always sees itself, so padding rows stay finite.
+    The kernels' causal mask (queries aligned to the end of the keys: query ``i`` sits at key
+    position ``i + kv_len - q_len``). ``key_mask`` ``(batch, kv_len)`` marks real tokens
+    (padding is False); a query always sees itself, so padding rows stay finite.
     """
-    i = torch.arange(q_len, device=device)[:, None] + (kv_len - q_len)
-    j = torch.arange(kv_len, device=device)[None, :]
-    allowed = (j <= i)[None, None]
+    allowed = _attention_mask(q_len, kv_len, True, device=device)[None, None]
     if key_mask is not None:
-        allowed = (allowed & key_mask.bool()[:, None, None, :]) | (j == i)[None, None]
+        itself = _attention_mask(q_len, kv_len, False, window=(0, 0), device=device)
+        allowed = (allowed & key_mask.bool()[:, None, None, :]) | itself[None, None]
     return allowed
 
 
@@ -121,11 +122,13 @@ def attend(
     """Causal attention of ``q`` ``(B, H, Tq, D)`` over ``k``, ``v`` ``(B, H, Tk, D)``, ``Tq <= Tk``.
 
     ``key_mask`` ``(B, Tk)`` is True for real tokens, False for padding (``None``: no padding).
+    The kernels' flash attention serves every call it can; masked and dropout calls go through
+    the kernels' SDPA drop-in, which hands them to torch.
     """
     if key_mask is None and dropout_p == 0.0 and kernels_can_run(q):
         return _flash_attention(q, k, v, causal=True)
     mask = visibility_mask(q.shape[2], key_mask, k.shape[2], q.device)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return _sdpa(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def attention_probs(q: torch.Tensor, k: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
