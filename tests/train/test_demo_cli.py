@@ -62,7 +62,6 @@ def test_prepare_train_sft_chat_dpo_from_the_command_line(tmp_path, tokenizer, d
     (["train", "--data", "{tmp}/nothing", "--no-progress"], "data directory .* does not exist"),
     (["train", "--data", "{tmp}", "--no-progress"], "not a prepared data directory"),
     (["train", "--no-progress"], "no data directory"),
-    (["train", "--data", "{tmp}", "--n-layer", "0"], "n_layer must be positive"),
     (["sft", "--model", "{tmp}/none", "--data", "x.jsonl"], "model directory .* does not exist"),
     (["prepare", "{tmp}/missing.txt", "--tokenizer", "{tmp}", "--out", "{tmp}/o"], ""),
 ])

@@ -58,14 +58,26 @@ def reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 256,
 
 def chat_loop(model, tokenizer, system: str | None = None, max_new_tokens: int = 256,
               input_fn: Callable[[str], str] = input, output=None, **sampling) -> list[dict]:
-    """Reads user lines until EOF or ``/exit``; ``/reset`` starts over. Returns the conversation."""
+    """Reads user lines until EOF or ``/exit``; ``/reset`` starts over. Returns the conversation.
+
+    The settings are checked before the first turn (a ValueError); a turn that cannot be
+    answered (a message longer than the context) is reported and dropped, and the
+    conversation goes on.
+    """
+    from fastllm.model.generate import check_sampling
+
     output = output or sys.stdout
+    check_sampling(sampling.get("temperature", 1.0), sampling.get("top_k"), sampling.get("top_p"))
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
 
     def write(text: str) -> None:
         output.write(text)
         output.flush()
 
     start = [{"role": "system", "content": system}] if system else []
+    if start:
+        fit_context(start + [{"role": "user", "content": ""}], tokenizer, model.config.block_size, 1)
     messages = list(start)
     write("chatting with the model: /reset starts over, /exit or Ctrl-D quits\n")
     while True:
@@ -80,6 +92,12 @@ def chat_loop(model, tokenizer, system: str | None = None, max_new_tokens: int =
             messages = list(start)
             continue
         if not line.strip():
+            continue
+        try:
+            fit_context(messages + [{"role": "user", "content": line}], tokenizer, model.config.block_size,
+                        min(max_new_tokens, model.config.block_size // 2))
+        except ValueError as exc:
+            write(f"(not sent: {exc})\n")
             continue
         messages.append({"role": "user", "content": line})
         write(REPLY)

@@ -19,6 +19,16 @@ COMMAND_MODULES = (
 )
 
 
+def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` on the parser and every sub-command, so it works wherever it is typed."""
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_debug_flag(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastllm",
@@ -28,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _add_debug_flag(parser)
     return parser
+
+
+# Failures a user can act on from the message alone (bad input, a missing file, a diverged
+# run); anything else is a fault of fastllm or its environment and gets the --debug hint.
+EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,14 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    command = args.command
+    debug = getattr(args, "debug", False)
     try:
         result = handler(args)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        print(f"fastllm {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line unless --debug
+        if debug:
+            raise
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, EXPECTED_ERRORS):
+            print(f"fastllm {command}: error: {message}", file=sys.stderr)
+        else:
+            print(f"fastllm {command}: internal error: {type(exc).__name__}: {message}\n"
+                  "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

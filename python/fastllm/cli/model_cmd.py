@@ -9,11 +9,14 @@ import argparse
 import json
 import sys
 
+from fastllm import options
+from fastllm.options import flag
+
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="checkpoint directory in Hugging Face's GPT-2 layout (config.json, weights, tokenizer)")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: auto, a GPU when available)")
+    parser.add_argument("--device", type=flag(options.device, "--device"), default="auto", help="auto | cpu | cuda | cuda:N (default: auto, a GPU when available)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="weights dtype (default: float32)")
 
@@ -28,13 +31,6 @@ def _load(args):
     device = resolve_device(args.device)
     model = GPT.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device)
     return model, Tokenizer.from_pretrained(args.model)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def _run_generate(args) -> int:
@@ -65,11 +61,11 @@ def _run_generate(args) -> int:
 
 
 def _run_eval(args) -> int:
+    from fastllm.cli.tokenizer_cmd import read_utf8_file
     from fastllm.model import evaluate_text
 
+    text = read_utf8_file(args.file)  # before the model loads: a bad file fails at once, naming itself
     model, tokenizer = _load(args)
-    with open(args.file, encoding="utf-8") as f:
-        text = f.read()
     result = evaluate_text(model, tokenizer, text, context=args.context, stride=args.stride,
                            batch_size=args.batch_size, progress=not args.quiet)
     if args.json:
@@ -99,11 +95,11 @@ def register(subparsers) -> None:
     gen = subparsers.add_parser("generate", help="generate text from a prompt, streamed to the terminal")
     _add_model_args(gen)
     gen.add_argument("--prompt", required=True, help="the text to continue")
-    gen.add_argument("--max-new-tokens", type=_positive_int, default=100, help="tokens to generate (default: 100)")
-    gen.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: 0.8)")
-    gen.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens")
-    gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with this mass, in (0, 1]")
-    gen.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
+    gen.add_argument("--max-new-tokens", type=flag(options.positive_int, "--max-new-tokens"), default=100, help="tokens to generate (default: 100)")
+    gen.add_argument("--temperature", type=flag(options.non_negative_float, "--temperature"), default=0.8, help="0 = greedy (default: 0.8)")
+    gen.add_argument("--top-k", type=flag(options.positive_int, "--top-k"), default=None, help="sample among the k most likely tokens")
+    gen.add_argument("--top-p", type=flag(options.probability_mass, "--top-p"), default=None, help="nucleus sampling: smallest set with this mass, in (0, 1]")
+    gen.add_argument("--seed", type=flag(options.integer, "--seed"), default=None, help="seed for reproducible sampling")
     gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
                      help="stop when this text is generated (repeatable); <|endoftext|> always stops")
     gen.add_argument("--no-echo", dest="echo", action="store_false", help="do not print the prompt first")
@@ -112,10 +108,10 @@ def register(subparsers) -> None:
     ev = subparsers.add_parser("eval", help="loss, perplexity and bits per byte of a model on a text file")
     _add_model_args(ev)
     ev.add_argument("file", help="UTF-8 text file")
-    ev.add_argument("--context", type=_positive_int, default=None, help="window length (default: the model's context)")
-    ev.add_argument("--stride", type=_positive_int, default=None,
+    ev.add_argument("--context", type=flag(options.positive_int, "--context"), default=None, help="window length (default: the model's context)")
+    ev.add_argument("--stride", type=flag(options.positive_int, "--stride"), default=None,
                     help="tokens scored per window after the first (default: the context, no overlap)")
-    ev.add_argument("--batch-size", type=_positive_int, default=8, help="windows per forward pass (default: 8)")
+    ev.add_argument("--batch-size", type=flag(options.positive_int, "--batch-size"), default=8, help="windows per forward pass (default: 8)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(handler=_run_eval)
@@ -125,6 +121,6 @@ def register(subparsers) -> None:
     attn = viz_sub.add_parser("attention", help="heatmaps of a layer's attention, one per head, as a PNG")
     _add_model_args(attn)
     attn.add_argument("--prompt", required=True, help="the text whose attention to show")
-    attn.add_argument("--layer", type=int, default=0, help="layer index from 0; negative counts from the end")
+    attn.add_argument("--layer", type=flag(options.integer, "--layer"), default=0, help="layer index from 0; negative counts from the end")
     attn.add_argument("--out", default="attn.png", help="PNG path to write (default: attn.png)")
     attn.set_defaults(handler=_run_viz_attention)

@@ -6,6 +6,9 @@ imported inside the handlers, so ``fastllm --help`` stays fast.
 
 from __future__ import annotations
 
+from fastllm import options
+from fastllm.options import flag
+
 
 def _prepare(args) -> int:
     from fastllm.tokenizer import open_tokenizer
@@ -86,12 +89,16 @@ def _post_training_flags(parser, out: str, lr: float, batch_size: int, epochs: f
     parser.add_argument("--model", required=True, help="model directory (config.json, weights, tokenizer)")
     parser.add_argument("--data", required=True, help="JSONL file")
     parser.add_argument("--out", default=out, help=f"where to save the result (default: {out})")
-    parser.add_argument("--epochs", type=float, default=epochs, help=f"passes over the data (default: {epochs})")
-    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"(default: {batch_size})")
-    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr})")
-    parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--epochs", type=flag(options.positive_float, "--epochs"), default=epochs,
+                        help=f"passes over the data (default: {epochs})")
+    parser.add_argument("--max-steps", type=flag(options.positive_int, "--max-steps"), default=None,
+                        help="optimizer steps (overrides --epochs)")
+    parser.add_argument("--batch-size", type=flag(options.positive_int, "--batch-size"), default=batch_size,
+                        help=f"(default: {batch_size})")
+    parser.add_argument("--lr", type=flag(options.positive_float, "--lr"), default=lr,
+                        help=f"peak learning rate (default: {lr})")
+    parser.add_argument("--seed", type=flag(options.integer, "--seed"), default=1337)
+    parser.add_argument("--device", type=flag(options.device, "--device"), default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -107,10 +114,14 @@ def register(subparsers) -> None:
     p.add_argument("--tokenizer", required=True, help="a saved tokenizer file, a model directory, or an encoding "
                                                       "name (gpt2, cl100k_base, o200k_base)")
     p.add_argument("--out", required=True, help="output data directory")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the text for validation (default 0.1)")
-    p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard file")
-    p.add_argument("--chunk-bytes", type=int, default=32_768, help="bytes of text per encoded piece (default 32768)")
-    p.add_argument("--threads", type=int, default=None, help="encoding threads (default: all cores)")
+    p.add_argument("--val-fraction", type=flag(options.unit_interval, "--val-fraction"), default=0.1,
+                   help="share of the text for validation (default 0.1)")
+    p.add_argument("--shard-tokens", type=flag(options.positive_int, "--shard-tokens"), default=100_000_000,
+                   help="tokens per shard file")
+    p.add_argument("--chunk-bytes", type=flag(options.positive_int, "--chunk-bytes"), default=32_768,
+                   help="bytes of text per encoded piece (default 32768)")
+    p.add_argument("--threads", type=flag(options.positive_int, "--threads"), default=None,
+                   help="encoding threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_prepare)
 
@@ -132,26 +143,29 @@ def register(subparsers) -> None:
                               description="Train on {\"prompt\", \"chosen\", \"rejected\"} JSONL against a frozen "
                                           "copy of the starting model.")
     _post_training_flags(p, "out/dpo", lr=5e-6, batch_size=4, epochs=1.0)
-    p.add_argument("--beta", type=float, default=0.1, help="strength of the KL anchor to the reference (default 0.1)")
+    p.add_argument("--beta", type=flag(options.positive_float, "--beta"), default=0.1,
+                   help="strength of the KL anchor to the reference (default 0.1)")
     p.set_defaults(handler=_dpo)
 
     p = subparsers.add_parser("chat", help="talk to a chat model (streaming)")
     p.add_argument("--model", required=True, help="model directory (after fastllm sft)")
     p.add_argument("--system", default=None, help="system message")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--max-new-tokens", type=flag(options.positive_int, "--max-new-tokens"), default=256)
+    p.add_argument("--temperature", type=flag(options.non_negative_float, "--temperature"), default=0.7,
+                   help="0 = greedy (default 0.7)")
+    p.add_argument("--top-k", type=flag(options.positive_int, "--top-k"), default=50)
+    p.add_argument("--top-p", type=flag(options.probability_mass, "--top-p"), default=None)
+    p.add_argument("--seed", type=flag(options.integer, "--seed"), default=None)
+    p.add_argument("--device", type=flag(options.device, "--device"), default="auto")
     p.set_defaults(handler=_chat)
 
     p = subparsers.add_parser("demo", help="train a tokenizer and a small GPT end to end, in minutes on a CPU")
     p.add_argument("files", nargs="*", help="your own text files (default: CPython's built-in documentation)")
     p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
     p.add_argument("--quick", action="store_true", help="tiny settings: a run of seconds (for tests)")
-    p.add_argument("--max-steps", type=int, default=None, help="training steps")
-    p.add_argument("--vocab-size", type=int, default=None, help="tokenizer vocabulary size")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-steps", type=flag(options.positive_int, "--max-steps"), default=None, help="training steps")
+    p.add_argument("--vocab-size", type=flag(options.positive_int, "--vocab-size"), default=None,
+                   help="tokenizer vocabulary size")
+    p.add_argument("--seed", type=flag(options.integer, "--seed"), default=None)
     p.set_defaults(handler=_demo)
 

@@ -98,6 +98,8 @@ def read_weights(directory: Path) -> Dict[str, torch.Tensor]:
             raise ValueError(f"{index} is not a valid safetensors index: {exc!r}") from None
         tensors: Dict[str, torch.Tensor] = {}
         for shard in shards:
+            if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+                raise ValueError(f"{index} names shard {shard!r}, which is not a file inside {directory}")
             if not (directory / shard).is_file():
                 raise FileNotFoundError(f"{index} lists {shard}, which is missing")
             tensors.update(_load_safetensors(directory / shard))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from fastllm import options
+
 
 @dataclass
 class TrainConfig:
@@ -60,17 +62,11 @@ class TrainConfig:
             self.block_size = GPTConfig.from_preset(self.model).block_size
         if self.seq_len is None:
             self.seq_len = self.block_size
-        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "seq_len", "grad_accum",
-                    "max_steps", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        options.check_fields(self, FIELD_CHECKS)
         if self.seq_len > self.block_size:
             raise ValueError(f"seq_len ({self.seq_len}) is longer than the context block_size ({self.block_size})")
-        for name, choices in (("dtype", ("auto", "float32", "bfloat16")),
-                              ("kernels", ("auto", "triton", "reference"))):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -93,6 +89,25 @@ class TrainConfig:
         """Tokens per optimizer step for one process."""
         return self.batch_size * self.seq_len * self.grad_accum
 
+
+# Every setting's check (fastllm.options), run on config files and flags alike.
+FIELD_CHECKS = {
+    **{name: options.positive_int for name in (
+        "n_layer", "n_head", "n_embd", "block_size", "batch_size", "seq_len", "grad_accum", "max_steps",
+        "eval_interval", "eval_batches", "checkpoint_interval", "log_interval")},
+    "dropout": options.unit_interval,
+    "lr": options.positive_float,
+    "min_lr": options.non_negative_float,
+    "warmup_steps": options.non_negative_int,
+    "weight_decay": options.non_negative_float,
+    "beta1": options.unit_interval,
+    "beta2": options.unit_interval,
+    "grad_clip": options.non_negative_float,
+    "seed": options.integer,
+    "device": options.device,
+    "dtype": options.choice("auto", "float32", "bfloat16"),
+    "kernels": options.choice("auto", "triton", "reference"),
+}
 
 _HINTS = typing.get_type_hints(TrainConfig)
 
@@ -153,6 +168,8 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
         help_text = f"(default: {field.default})"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif field.name in FIELD_CHECKS:
+            parser.add_argument(flag, type=options.flag(FIELD_CHECKS[field.name], flag), default=None, help=help_text)
         else:
             parser.add_argument(flag, type=kind, default=None, help=help_text)
 

@@ -310,22 +310,25 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, object]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    with open(path, encoding="utf-8") as handle:
-        line_no = 0
-        while True:
+    # Binary lines end at b"\n" only (a bare \r is JSON whitespace), and each is decoded on
+    # its own, so a UTF-8 error is reported on its own line, not where read-ahead met it.
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            raw = raw.removesuffix(b"\n").removesuffix(b"\r")
             try:
-                line = handle.readline()
+                line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{line_no + 1}: not valid UTF-8 ({exc.reason})") from None
-            if not line:
-                break
-            line_no += 1
+                column = len(raw[: exc.start].decode("utf-8")) + 1
+                raise ValueError(f"{path}:{line_no}: not valid UTF-8 ({exc.reason} at column {column})") from None
             if not line.strip():
                 continue
             try:
                 yield line_no, json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                # The line holds no newline, so pos + 1 is the character column (json's colno
+                # said 1 for an error at the end of the line, counting the newline).
+                what = exc.msg.removesuffix(" at")  # "Unterminated string starting at"
+                raise ValueError(f"{path}:{line_no}: malformed JSON ({what} at column {exc.pos + 1})") from None
 
 
 def load_jsonl(path: str | Path) -> list[tuple[int, object]]:

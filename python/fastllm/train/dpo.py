@@ -19,6 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fastllm import options
+from fastllm.files import hold_directory
+
 from .chat_template import IGNORE, IM_END, check_messages, render, special_id, with_chat_tokens
 from .data import load_jsonl
 from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab,
@@ -114,10 +117,18 @@ class DPOConfig(FinetuneConfig):
     warmup_steps: int = 5
     beta: float = 0.1  # strength of the pull towards the reference model
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.beta = options.positive_float("beta", self.beta)
+
 
 def run_dpo(cfg: DPOConfig) -> dict:
-    if cfg.beta <= 0:
-        raise ValueError(f"beta must be positive, got {cfg.beta}")
+    """Fine-tunes ``cfg.model`` into ``cfg.out``, which it holds for the run (see ``fastllm.files.hold_directory``)."""
+    with hold_directory(cfg.out):
+        return _run_dpo(cfg)
+
+
+def _run_dpo(cfg: DPOConfig) -> dict:
     policy, tokenizer, device = load_model_and_tokenizer(cfg.model, cfg.device)
     if needs_chat_tokens(cfg.data):
         tokenizer = with_chat_tokens(tokenizer)

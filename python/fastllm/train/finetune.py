@@ -12,6 +12,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from fastllm import options
+
 from .chat_template import IGNORE
 from .metrics import JsonlLog
 from .optim import WarmupCosine, check_finite, make_adamw, optimizer_step
@@ -37,6 +39,23 @@ class FinetuneConfig:
     seed: int = 1337
     device: str = "auto"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        options.check_fields(self, FINETUNE_CHECKS)
+
+
+# Every setting's check (fastllm.options); the CLI flags use the same ones.
+FINETUNE_CHECKS = {
+    "epochs": options.positive_float,
+    "max_steps": options.optional(options.positive_int),
+    "batch_size": options.positive_int,
+    "lr": options.positive_float,
+    "weight_decay": options.non_negative_float,
+    "warmup_steps": options.non_negative_int,
+    "grad_clip": options.non_negative_float,
+    "seed": options.integer,
+    "device": options.device,
+}
 
 
 def load_model_and_tokenizer(model_dir: str | Path, device: str = "auto"):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fastllm.files import write_text_atomic
+
 from .data import TokenStream
 
 
@@ -71,12 +73,29 @@ class JsonlLog:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def truncate_after(self, step: int) -> None:
+        """Drops the records of steps after ``step``: a run resumed from a checkpoint at ``step``
+        logs those steps again, and the log must not hold them twice."""
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = [r for r in read_log(self.path) if not isinstance(r.get("step"), int) or r["step"] <= step]
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
 
 def read_log(path: str | Path) -> list[dict]:
+    """The records of a JSONL log; a last line cut short by a crash is skipped."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}:{i + 1}: not a JSON record") from None
+    return records
 
 
 # -- unigram -------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from fastllm.files import hold_directory
+
 from .checkpoint import CHECKPOINT_FILE, check_model_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data import BatchLoader, read_meta
@@ -152,11 +154,19 @@ class Trainer:
 
     def run(self, stop_at: int | None = None) -> dict:
         """Trains to ``max_steps`` (or only up to step ``stop_at``, as if interrupted there)."""
+        # the main process holds the output directory for the whole run: a second run there is refused
+        hold = hold_directory(self.out) if self.ctx.is_main else contextlib.nullcontext()
+        with hold:
+            return self._run(stop_at)
+
+    def _run(self, stop_at: int | None) -> dict:
         from fastllm.kernels import force_backend
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         resumed = cfg.resume and self.resume()
+        if resumed:
+            self.log.truncate_after(self.step)
         history, val_history = [], []
         if not resumed:
             self.log.write(event="start", config=cfg.to_dict(), model=self.model_config.to_dict(),

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from fastllm import options
+
 
 # -- distributed ---------------------------------------------------------------------------
 @dataclass
@@ -37,8 +39,7 @@ class DistContext:
 def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.device:
     """``auto`` (or None): this process's GPU when CUDA is available, else the CPU; otherwise the
     named torch device, refused with a ValueError when it is not usable here."""
-    if name is None:
-        name = "auto"
+    name = options.device("device", "auto" if name is None else name)
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastllm.files import hold_directory
+
 from .chat_template import check_messages, render, with_chat_tokens
 from .data import load_jsonl
 from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab,
@@ -44,6 +46,12 @@ class SFTConfig(FinetuneConfig):
 
 
 def run_sft(cfg: SFTConfig) -> dict:
+    """Fine-tunes ``cfg.model`` into ``cfg.out``, which it holds for the run (see ``fastllm.files.hold_directory``)."""
+    with hold_directory(cfg.out):
+        return _run_sft(cfg)
+
+
+def _run_sft(cfg: SFTConfig) -> dict:
     import torch
 
     model, tokenizer, device = load_model_and_tokenizer(cfg.model, cfg.device)
