@@ -23,8 +23,10 @@ def test_generate_streams_the_continuation(hf_dir, tokenizer, capsys):
 
 
 def test_generate_bad_arguments(hf_dir, tmp_path, capsys):
-    code, out, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "hi", "--top-p", 1.5)
-    assert code == 1 and "top_p" in err and out == ""
+    with pytest.raises(SystemExit) as exit_info:  # refused by the parser (fastllm.options)
+        run(capsys, "generate", "--model", hf_dir, "--prompt", "hi", "--top-p", 1.5)
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2 and "argument --top-p: must be in (0, 1], got 1.5" in err and out == ""
     code, _, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "")
     assert code == 1 and "empty" in err
     code, _, err = run(capsys, "generate", "--model", hf_dir, "--prompt", "x" * 100)
@@ -50,6 +52,13 @@ def test_eval_prints_json(hf_dir, tmp_path, capsys):
 def test_eval_missing_file(hf_dir, tmp_path, capsys):
     code, _, err = run(capsys, "eval", "--model", hf_dir, tmp_path / "missing.txt")
     assert code == 1 and "missing.txt" in err
+
+
+def test_eval_binary_file_names_the_file(hf_dir, tmp_path, capsys):
+    (tmp_path / "data.bin").write_bytes("caf\u00e9 ".encode() * 3 + b"\x00\xff\xfe")
+    code, out, err = run(capsys, "eval", "--model", hf_dir, tmp_path / "data.bin", "--quiet")
+    assert code == 1 and out == ""
+    assert err == f"fastllm eval: error: {tmp_path / 'data.bin'}: not UTF-8 text (invalid byte at offset 19)\n"
 
 
 def test_viz_attention_writes_png(hf_dir, tmp_path, capsys):

@@ -2,17 +2,28 @@
 
 Imports only the standard library at module level; the tokenizer is imported
 inside the handlers.
+
+``encode``, ``show`` and ``stats`` stream their input: it is read ``READ_BYTES`` at a
+time, checked to be UTF-8, cut into chunks of about ``CHUNK_BYTES`` where no piece of
+the split pattern crosses, and each chunk is encoded and written on its own, so
+memory stays bounded on inputs of any size and the ids are those of the whole text.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterable, Iterator
 
 DEFAULT_TOKENIZER = "gpt2"
+READ_BYTES = 1 << 20  # input read at a time
+CHUNK_BYTES = 1 << 16  # target size of the chunks encoded one by one
 # Background colours for `show`, cycled token by token (black text on each).
 _COLORS = (42, 43, 46, 45, 44, 41, 47)
 
@@ -85,23 +96,106 @@ def _tokenizer(args):
     return open_tokenizer(args.tokenizer, pattern=args.pattern)
 
 
-def _read_utf8(path: str) -> str:
+def _not_utf8(name: str, offset: int) -> ValueError:
+    return ValueError(f"{name}: not UTF-8 text (invalid byte at offset {offset})")
+
+
+def read_utf8_file(path: str) -> str:
+    """The whole text of a UTF-8 file; otherwise ValueError naming the file and the offset."""
     with open(path, "rb") as handle:
         data = handle.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+        raise _not_utf8(path, exc.start) from None
 
 
-def _input_text(args) -> str:
+def _utf8_size(text: str, name: str, offset: int = 0) -> int:
+    """The UTF-8 length of ``text``, which starts at byte ``offset`` of input ``name``.
+    Lone surrogates stand for bytes that were not UTF-8 (argv and text streams use
+    surrogateescape): they are refused, not encoded as U+FFFD."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise _not_utf8(name, offset + len(text[: exc.start].encode("utf-8"))) from None
+
+
+def _decoded_blocks(handle, name: str) -> Iterator[str]:
+    """The text of binary stream ``handle``, ``READ_BYTES`` at a time; invalid UTF-8
+    raises ValueError with the stream offset of the first bad byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    fed = 0
+    while True:
+        data = handle.read(READ_BYTES)
+        start = fed - len(decoder.getstate()[0])  # the decoder holds back an incomplete character
+        fed += len(data)
+        try:
+            text = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(name, start + exc.start) from None
+        if text:
+            yield text
+        if not data:
+            return
+
+
+def _text_blocks(stream, name: str) -> Iterator[str]:
+    """The text of a text stream without a binary buffer (tests put a StringIO there)."""
+    offset = 0
+    while block := stream.read(READ_BYTES):
+        offset += _utf8_size(block, name, offset)
+        yield block
+
+
+def _file_blocks(handle, name: str) -> Iterator[str]:
+    with handle:
+        yield from _decoded_blocks(handle, name)
+
+
+def _chunks(blocks: Iterable[str], tokenizer, special_tokens: Iterable[str]) -> Iterator[str]:
+    """The text of ``blocks`` cut into chunks that encode one by one to the ids of the
+    whole text; a chunk never cuts through one of ``special_tokens``."""
+    from fastllm import _core
+    from fastllm.tokenizer.patterns import BUILTIN_PATTERNS
+
+    if tokenizer.pattern not in BUILTIN_PATTERNS:
+        # The chunker's cuts are exact only for the built-in patterns: a custom regex gets the whole text.
+        text = "".join(blocks)
+        if text:
+            yield text
+        return
+    special_tokens = list(special_tokens)
+    carry = ""
+    for block in blocks:
+        chunks = _core.text_chunks(carry + block, CHUNK_BYTES, tokenizer.pattern, special_tokens)
+        carry = chunks.pop()  # ends where the block ends, not at a cut: it may still grow
+        yield from chunks
+    if carry:
+        yield carry
+
+
+def _input_chunks(args, tokenizer, special_tokens: Iterable[str]) -> Iterator[str]:
+    """The chunks of the text argument, ``--file`` or stdin. Argument errors and a
+    missing file raise here, before anything is written."""
     if args.text is not None and args.file is not None:
         raise ValueError("give the text or --file, not both")
     if args.text is not None:
-        return args.text
-    if args.file is not None:
-        return _read_utf8(args.file)
-    return sys.stdin.read()
+        _utf8_size(args.text, "the text argument")
+        blocks: Iterable[str] = [args.text] if args.text else []
+    elif args.file is not None:
+        blocks = _file_blocks(open(args.file, "rb"), args.file)
+    elif getattr(sys.stdin, "buffer", None) is not None:
+        blocks = _decoded_blocks(sys.stdin.buffer, "stdin")
+    else:
+        blocks = _text_blocks(sys.stdin, "stdin")
+    return _chunks(blocks, tokenizer, special_tokens)
+
+
+def _end_line_on_error(out, started: bool) -> None:
+    """After a failure part way, ends the partial line so the error message starts its own."""
+    if started:
+        out.write("\n")
+        out.flush()
 
 
 def _train(args) -> int:
@@ -145,9 +239,22 @@ def _format_from_name(path: str) -> str:
 
 def _encode(args) -> int:
     tokenizer = _tokenizer(args)
-    text = _input_text(args)
-    ids = tokenizer.encode(text, allowed_special="all" if args.allow_special else frozenset())
-    print(json.dumps(ids) if args.json else " ".join(map(str, ids)))
+    chunks = _input_chunks(args, tokenizer, tokenizer.special_tokens_set)
+    allowed = "all" if args.allow_special else frozenset()
+    out = sys.stdout
+    # The same text as json.dumps(ids) or " ".join(ids), written chunk by chunk.
+    opening, separator, closing = ("[", ", ", "]") if args.json else ("", " ", "")
+    started = False
+    try:
+        for chunk in chunks:
+            ids = tokenizer.encode(chunk, allowed_special=allowed)
+            if ids:
+                out.write((separator if started else opening) + separator.join(map(str, ids)))
+                started = True
+    except Exception:
+        _end_line_on_error(out, started)
+        raise
+    out.write(("" if started else opening) + closing + "\n")
     return 0
 
 
@@ -166,22 +273,27 @@ def _decode(args) -> int:
 
 def _stats(args) -> int:
     tokenizer = _tokenizer(args)
-    text = _read_utf8(args.file)
-    n_bytes = len(text.encode("utf-8"))
     times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        ids = tokenizer.encode_ordinary(text)
-        times.append(time.perf_counter() - start)
+    for _ in range(3):  # each pass streams the file again; only the encoding is timed
+        n_bytes = n_chars = n_tokens = 0
+        seconds = 0.0
+        # Special tokens are ordinary text here, so the chunker must not treat them apart.
+        for chunk in _chunks(_file_blocks(open(args.file, "rb"), args.file), tokenizer, ()):
+            start = time.perf_counter()
+            n_tokens += len(tokenizer.encode_ordinary(chunk))
+            seconds += time.perf_counter() - start
+            n_chars += len(chunk)
+            n_bytes += len(chunk.encode("utf-8"))
+        times.append(seconds)
     seconds = sorted(times)[1]
     result = {
         "file": args.file,
         "tokenizer": args.tokenizer,
         "bytes": n_bytes,
-        "chars": len(text),
-        "tokens": len(ids),
-        "bytes_per_token": n_bytes / len(ids) if ids else 0.0,
-        "chars_per_token": len(text) / len(ids) if ids else 0.0,
+        "chars": n_chars,
+        "tokens": n_tokens,
+        "bytes_per_token": n_bytes / n_tokens if n_tokens else 0.0,
+        "chars_per_token": n_chars / n_tokens if n_tokens else 0.0,
         "encode_seconds_median_of_3": seconds,
         "encode_mb_per_s": n_bytes / 1e6 / seconds if seconds > 0 else float("inf"),
     }
@@ -197,20 +309,36 @@ def _stats(args) -> int:
 
 def _show(args) -> int:
     tokenizer = _tokenizer(args)
-    text = _input_text(args)
-    ids = tokenizer.encode(text, allowed_special="all")
-    pieces = _pieces(tokenizer, ids)
+    chunks = _input_chunks(args, tokenizer, tokenizer.special_tokens_set)
     use_color = args.color or (not args.no_color and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    if use_color:
-        out = "".join(
-            f"\x1b[30;{_COLORS[i % len(_COLORS)]}m{_visible(piece)}\x1b[0m" for i, piece in enumerate(pieces)
-        )
-    else:
-        out = "|".join(_visible(piece) for piece in pieces)
-    print(out)
-    print(f"{len(ids)} tokens, {len(text.encode('utf-8'))} bytes")
-    if args.ids:
-        print(" ".join(map(str, ids)))
+    out = sys.stdout
+    n_pieces = n_tokens = n_bytes = 0
+    # The ids are printed after the counts: they wait in a file that stays in memory only while small.
+    with tempfile.SpooledTemporaryFile(max_size=CHUNK_BYTES, mode="w+", encoding="ascii") as ids_file:
+        try:
+            for chunk in chunks:
+                ids = tokenizer.encode(chunk, allowed_special="all")
+                # A chunk is whole characters, so no piece spans two chunks.
+                pieces = [_visible(piece) for piece in _pieces(tokenizer, ids)]
+                if use_color:
+                    colors = (_COLORS[(n_pieces + i) % len(_COLORS)] for i in range(len(pieces)))
+                    out.write("".join(f"\x1b[30;{c}m{piece}\x1b[0m" for c, piece in zip(colors, pieces)))
+                elif pieces:
+                    out.write(("|" if n_pieces else "") + "|".join(pieces))
+                if args.ids and ids:
+                    ids_file.write((" " if n_tokens else "") + " ".join(map(str, ids)))
+                n_pieces += len(pieces)
+                n_tokens += len(ids)
+                n_bytes += len(chunk.encode("utf-8"))
+        except Exception:
+            _end_line_on_error(out, n_pieces > 0)
+            raise
+        out.write("\n")
+        print(f"{n_tokens} tokens, {n_bytes} bytes")
+        if args.ids:
+            ids_file.seek(0)
+            shutil.copyfileobj(ids_file, out)
+            out.write("\n")
     return 0
 
 
