@@ -21,6 +21,9 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 
+from fastllm import options
+from fastllm.options import flag
+
 DEFAULT_TOKENIZER = "gpt2"
 READ_BYTES = 1 << 20  # input read at a time
 CHUNK_BYTES = 1 << 16  # target size of the chunks encoded one by one
@@ -36,10 +39,10 @@ def register(subparsers) -> None:
 
     train = commands.add_parser("train", help="train a byte-level BPE vocabulary on text files")
     train.add_argument("files", nargs="+", help="UTF-8 text files")
-    train.add_argument("--vocab-size", type=int, required=True, help="number of ids, special tokens included")
+    train.add_argument("--vocab-size", type=flag(options.positive_int, "--vocab-size"), required=True, help="number of ids, special tokens included")
     train.add_argument("--pattern", default="cl100k", help="split pattern: gpt2, cl100k, o200k or a regex (default cl100k)")
     train.add_argument("--special", action="append", default=[], metavar="TOKEN", help="a special token (repeatable)")
-    train.add_argument("--min-frequency", type=int, default=2, help="least count of a pair to merge (default 2)")
+    train.add_argument("--min-frequency", type=flag(options.positive_int, "--min-frequency"), default=2, help="least count of a pair to merge (default 2)")
     train.add_argument("--out", required=True, help="output file")
     train.add_argument(
         "--format", choices=("fastllm", "tiktoken", "hf"), default=None,
