@@ -15,7 +15,7 @@ from fastllm.kernels.attention_reference import attention_mask, attention_refere
 from fastllm.kernels.checks import normalize_window
 from fastllm.kernels.configs import AttnConfig
 
-from kernel_testing import DEVICE, TOL, assert_close, randn
+from tests.support.kernel_checks import DEVICE, TOL, assert_close, randn
 
 # log2(0) for rows that see no key is intended (-inf log-sum-exp)
 pytestmark = pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")

@@ -17,7 +17,7 @@ from fastllm.kernels import (
 from fastllm.kernels.cross_entropy_reference import cross_entropy_reference
 from fastllm.kernels.loss_reduction import reduce_loss, reduce_loss_backward
 
-from kernel_testing import DEVICE, TOL, assert_close, randn
+from tests.support.kernel_checks import DEVICE, TOL, assert_close, randn
 
 NO_SHRINK = [Phase.explicit, Phase.generate]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]

@@ -11,7 +11,7 @@ from fastllm.kernels.attention_reference import attention_reference
 from fastllm.kernels.checks import normalize_window
 from fastllm.kernels.cross_entropy_reference import cross_entropy_reference
 
-from kernel_testing import TOL, assert_close
+from tests.support.kernel_checks import TOL, assert_close
 
 pytestmark = pytest.mark.gpu
 

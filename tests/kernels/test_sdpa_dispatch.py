@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import fastllm.kernels as K
 from fastllm.kernels import dispatch, force_backend, scaled_dot_product_attention
 
-from kernel_testing import DEVICE, TOL, assert_close, randn
+from tests.support.kernel_checks import DEVICE, TOL, assert_close, randn
 
 
 def qkv(b, h, hk, nq, nk, d, dtype, seed):

@@ -1,7 +1,7 @@
 """Fixtures for the model tests: a tiny byte-level tokenizer, tiny random GPT-2s in HF's layout.
 
 The kernels' reference path is forced for speed (the root conftest turns on Triton's
-interpreter when there is no GPU); ``test_kernel_backend.py`` covers the Triton path.
+interpreter when there is no GPU); the kernels tests cover the Triton path.
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ import socket
 import threading
 
 import pytest
-from encoding_table import ENCODINGS as TEST_ENCODINGS
 
 from fastllm import get_encoding
 from fastllm.tokenizer import encodings
 from fastllm.tokenizer.encodings import ENCODINGS, VocabUnavailableError
+
+from tests.support.encodings import ENCODINGS as TEST_ENCODINGS
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_corrupt_cached_file_is_replaced_by_a_download(serve, cache, monkeypatch
 @pytest.mark.parametrize("name", list(TEST_ENCODINGS))
 def test_cached_real_files_match_tiktoken(name, cache, monkeypatch, shared_data, reference_encoding):
     cache.mkdir(parents=True)
-    shutil.copy(shared_data / TEST_ENCODINGS[name][1], cache / ENCODINGS[name].file_name)
+    shutil.copy(shared_data / TEST_ENCODINGS[name].vocab_file, cache / ENCODINGS[name].file_name)
     monkeypatch.setenv("FASTLLM_OFFLINE", "1")
     enc = get_encoding(name)
     ref = reference_encoding(name)
@@ -138,7 +139,7 @@ def test_cached_real_files_match_tiktoken(name, cache, monkeypatch, shared_data,
     assert enc.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
 
 
-@pytest.mark.parametrize("name, ctor", [(n, t[0]) for n, t in TEST_ENCODINGS.items()])
+@pytest.mark.parametrize("name, ctor", [(n, t.tiktoken_ctor) for n, t in TEST_ENCODINGS.items()])
 def test_definitions_match_tiktoken_ext(name, ctor, openai_spec, monkeypatch):
     """Hashes, patterns and special tokens as in the installed tiktoken_ext.openai_public."""
     from tiktoken_ext import openai_public

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from encoding_table import CORPORA, ENCODINGS
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_tiktoken_parity import text_strategy
 
 from fastllm import Tokenizer
 from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text
 from fastllm.tokenizer.formats.hf_json import to_oniguruma
 from fastllm.tokenizer.vocab import derive_merges
+
+from tests.support.encodings import CORPORA, ENCODINGS
+from tests.support.text_strategies import text_strategy
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -60,7 +61,7 @@ def test_hf_export_generated_text(name, text, hf_exports):
 def test_hf_json_import_round_trip(name, hf_exports, fastllm_encoding):
     ours, _, path = hf_exports(name)
     back = Tokenizer.from_hf_json(path)
-    assert back.pattern == ENCODINGS[name][2]  # recognised as the built-in pattern
+    assert back.pattern == ENCODINGS[name].pattern  # recognised as the built-in pattern
     assert back.special_tokens == ours.special_tokens
     assert back.mergeable_tokens() == ours.mergeable_tokens()
 

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from encoding_table import CORPORA, ENCODINGS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-NAMES = list(ENCODINGS)
+from tests.support.encodings import CORPORA, ENCODINGS
+from tests.support.text_strategies import text_strategy
 
-# Pieces that stress the split patterns: contractions in any case, digit runs,
-# whitespace runs with \r\n, emoji with ZWJ / skin tones / flags, combining marks, CJK.
-_FRAGMENTS = [
-    "'s", "'S", "'t", "'T", "'re", "'RE", "'Re", "'ve", "'VE", "'m", "'M", "'ll", "'LL", "'lL", "'d", "'D",
-    " ", "  ", "   ", "\t", "\n", "\r\n", "\r", "\n\n", " \n", "\u00a0", "\u3000", "\u2028", "\x0b", "\x0c",
-    "0", "12", "123", "1234", "12345678901", "٣٤٥", "²", "Ⅻ",
-    "👍", "👍🏽", "👨‍👩‍👧‍👦", "🇫🇷", "🏳️‍🌈", "❤️", "\u200d", "\ufe0f",
-    "e\u0301", "\u0301", "a\u0308\u0323", "ñ", "ǅ", "ß", "İ", "Σ",
-    "中文", "日本語の", "한국어", "ｶﾀｶﾅ", "ไทย", "العربية", "עברית", "हिन्दी",
-    "Hello", "HELLO", "hello", "McDonald", "x", "/", "//", "...", "!?", "$", "<|", "|>", "<|endoftext|>",
-    "<|endofprompt|>", "<|fim_prefix|>", "\x00", "\x7f", "\ufffd", "\U0010ffff",
-]
-text_strategy = st.one_of(
-    st.lists(st.sampled_from(_FRAGMENTS), max_size=24).map("".join),
-    st.text(max_size=40),
-    st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=4)), max_size=16).map("".join),
-)
+NAMES = list(ENCODINGS)
 
 
 @pytest.mark.parametrize("name", NAMES)

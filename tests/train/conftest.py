@@ -9,7 +9,8 @@ training step ~15x slower (measured), not faster.
 from __future__ import annotations
 
 import pytest
-from tiny_training import byte_tokenizer
+
+from tests.support.tiny_training import byte_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)

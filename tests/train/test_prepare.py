@@ -2,12 +2,13 @@ import json
 
 import numpy as np
 import pytest
-from tiny_training import EOT, byte_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm.train.prepare import document_chunks, prepare_documents, prepare_files
 from fastllm.train.data import META_FILE, TOKENIZER_FILE, read_meta, token_dtype
+
+from tests.support.tiny_training import EOT, byte_tokenizer
 
 
 def split_tokens(out, split):

@@ -2,12 +2,13 @@ import json
 
 import pytest
 import torch
-from tiny_training import tiny_train_config
 
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import build_config, read_config_file
 from fastllm.train.metrics import read_log
 from fastllm.train.pretrain import Trainer
+
+from tests.support.tiny_training import tiny_train_config
 
 
 def test_loss_decreases_on_a_tiny_corpus(data_dir, tmp_path):

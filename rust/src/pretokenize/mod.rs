@@ -3,7 +3,7 @@
 //! Built-in patterns are selected by name (`gpt2`, `cl100k`, `o200k`, or the
 //! tiktoken names) or by their exact regex source, and run on hand-written
 //! scanners that are proven equal to the regex (unit tests here, property and
-//! corpus tests in `tests/tokenizer_core`). Any other string is compiled as a
+//! corpus tests in `tests/tokenizer (test_core_*.py)`). Any other string is compiled as a
 //! custom regex with fancy-regex (lookarounds allowed).
 
 mod classes;

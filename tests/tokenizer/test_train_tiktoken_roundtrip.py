@@ -3,8 +3,9 @@ encodes like fastllm's own tokenizer."""
 
 from __future__ import annotations
 
-import bpe_train_reference as reference
 import pytest
+
+from tests.support import reference_bpe_trainer as reference
 
 tiktoken = pytest.importorskip("tiktoken")
 from tiktoken.load import load_tiktoken_bpe  # noqa: E402

@@ -8,11 +8,12 @@ itself (the scanner is also chosen for it) and the ``regex`` module.
 from __future__ import annotations
 
 import pytest
-from core_text_strategies import tricky_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastllm import _core
+
+from tests.support.text_strategies import tricky_text
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 NAMES = ("gpt2", "cl100k", "o200k")

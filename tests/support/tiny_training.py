@@ -1,4 +1,4 @@
-"""Tiny, real set-ups shared by the training tests (imported by tests and conftest)."""
+"""Tiny, real set-ups shared by the training tests."""
 
 from __future__ import annotations
 

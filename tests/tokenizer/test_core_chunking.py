@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from core_text_strategies import tricky_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastllm import _core
+
+from tests.support.text_strategies import tricky_text
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 NAMES = ("gpt2", "cl100k", "o200k")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import bpe_train_reference as reference
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fastllm import _core
 from fastllm.tokenizer.training import train_ranks
+
+from tests.support import reference_bpe_trainer as reference
 
 # Letters (upper/lower, Latin/Cyrillic/Greek/CJK/Kana/Hangul), a combining mark,
 # digits (ASCII and Arabic-Indic), apostrophes, punctuation, emoji and many kinds of

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from core_text_strategies import tricky_text
 from hypothesis import HealthCheck, given, settings
 
 from fastllm.tokenizer import ENDOFTEXT
+
+from tests.support.text_strategies import tricky_text
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,5 +1,4 @@
-"""Helpers shared by the kernel tests: tolerances, random inputs, comparison (imported by name;
-tests/kernels is on sys.path under pytest's default rootdir import mode)."""
+"""Helpers shared by the kernel tests: tolerances, random inputs, comparison."""
 
 from __future__ import annotations
 
