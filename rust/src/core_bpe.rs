@@ -8,7 +8,7 @@ use std::fmt;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::bpe::piece_cache::PieceCache;
+use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::{self, Rank, TokenMap};
 use crate::pretokenize::{PatternError, Pretokenizer};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
@@ -144,6 +144,79 @@ impl Specials {
     }
 }
 
+/// Pieces looked up together: the table lines of a batch are all requested
+/// before the first is read, so their memory latencies overlap instead of
+/// adding up one piece after another.
+const BATCH: usize = 16;
+
+/// The pieces of one text on their way to tokens, in order.
+struct PieceBatch<'a, 't> {
+    ranks: &'a TokenMap,
+    cache: Option<PieceCache<'t>>,
+    pieces: [&'t [u8]; BATCH],
+    /// Packed key (0: longer than a key holds) and its hash, per piece.
+    keys: [u128; BATCH],
+    hashes: [u64; BATCH],
+    len: usize,
+}
+
+impl<'a, 't> PieceBatch<'a, 't> {
+    fn new(ranks: &'a TokenMap, cache: Option<PieceCache<'t>>) -> Self {
+        Self { ranks, cache, pieces: [&[]; BATCH], keys: [0; BATCH], hashes: [0; BATCH], len: 0 }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, piece: &'t [u8], out: &mut Vec<Rank>) {
+        let k = self.len;
+        self.pieces[k] = piece;
+        let key = bpe::short_key(piece).unwrap_or(0);
+        self.keys[k] = key;
+        if key != 0 {
+            let hash = bpe::key_hash(key);
+            self.hashes[k] = hash;
+            self.ranks.prefetch(hash);
+        }
+        self.len = k + 1;
+        if self.len == BATCH {
+            self.flush(out);
+        }
+    }
+
+    /// Emits the tokens of the pieces held.
+    #[inline]
+    fn flush(&mut self, out: &mut Vec<Rank>) {
+        for k in 0..self.len {
+            let piece = self.pieces[k];
+            let key = self.keys[k];
+            if key != 0 {
+                if let Some(rank) = self.ranks.get_short(key, self.hashes[k]) {
+                    out.push(rank);
+                    continue;
+                }
+            }
+            self.slow(piece, key, k, out);
+        }
+        self.len = 0;
+    }
+
+    /// A piece that is not a short token: a long token, or merged (through the cache).
+    #[inline(never)]
+    fn slow(&mut self, piece: &[u8], key: u128, k: usize, out: &mut Vec<Rank>) {
+        let ranks = self.ranks;
+        match &mut self.cache {
+            None => {
+                if key == 0 {
+                    bpe::encode_piece(piece, ranks, out)
+                } else {
+                    bpe::merge_piece(piece, ranks, out)
+                }
+            }
+            Some(cache) if key != 0 => cache.encode(piece, self.hashes[k], out, |p, o| bpe::merge_piece(p, ranks, o)),
+            Some(cache) => cache.encode(piece, bytes_hash(piece), out, |p, o| bpe::encode_piece(p, ranks, o)),
+        }
+    }
+}
+
 /// An immutable byte-level BPE tokenizer (vocabulary, specials, split pattern).
 /// `Send + Sync`: share it across threads freely.
 #[derive(Debug)]
@@ -213,19 +286,9 @@ impl CoreBpe {
     }
 
     fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) {
-        let ranks = &self.encoder;
-        match PieceCache::for_text(text) {
-            None => self.pretokenizer.for_each_piece(text, |piece| bpe::encode_piece(piece.as_bytes(), ranks, out)),
-            // Pieces that are one token are looked up directly; the others
-            // (merged) go through the cache of recent pieces.
-            Some(mut cache) => self.pretokenizer.for_each_piece(text, |piece| {
-                let bytes = piece.as_bytes();
-                match ranks.get(bytes) {
-                    Some(rank) => out.push(rank),
-                    None => cache.encode(bytes, out, |p, o| bpe::merge_piece(p, ranks, o)),
-                }
-            }),
-        }
+        let mut batch = PieceBatch::new(&self.encoder, PieceCache::for_text(text));
+        self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
+        batch.flush(out);
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+use super::id_lists::IdObjects;
 use super::value_error;
 use crate::bpe::Rank;
 use crate::core_bpe::{CoreBpe, SpecialPolicy};
@@ -61,6 +62,23 @@ fn str_set(obj: &Bound<'_, PyAny>, all: &[String]) -> PyResult<HashSet<String>> 
 pub struct PyCoreBpe {
     core: Arc<CoreBpe>,
     special_names: Vec<String>,
+    /// The int objects of the ids, shared by the lists returned.
+    id_objects: IdObjects,
+}
+
+/// `ids` as little-endian u32 bytes.
+fn u32_bytes<'py>(py: Python<'py>, ids: &[Rank]) -> Bound<'py, PyBytes> {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: any u32 is four initialized bytes, and u8 has no alignment.
+        let bytes = unsafe { std::slice::from_raw_parts(ids.as_ptr().cast::<u8>(), std::mem::size_of_val(ids)) };
+        PyBytes::new(py, bytes)
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+        PyBytes::new(py, &bytes)
+    }
 }
 
 impl PyCoreBpe {
@@ -109,29 +127,32 @@ impl PyCoreBpe {
         let pattern = pattern.to_string();
         let core = py.detach(move || CoreBpe::new(mergeable, &specials, &pattern)).map_err(value_error)?;
         let special_names = core.special_tokens().map(|(n, _)| n.to_string()).collect();
-        Ok(Self { core: Arc::new(core), special_names })
+        let id_objects = IdObjects::new(core.n_vocab());
+        Ok(Self { core: Arc::new(core), special_names, id_objects })
     }
 
     /// Encodes `text` ignoring special tokens entirely.
-    fn encode_ordinary(&self, py: Python<'_>, text: String) -> PyResult<Vec<Rank>> {
+    fn encode_ordinary<'py>(&self, py: Python<'py>, text: PyBackedStr) -> PyResult<Bound<'py, PyList>> {
         check_len(&text)?;
-        Ok(py.detach(|| self.core.encode_ordinary(&text)))
+        let ids = py.detach(|| self.core.encode_ordinary(&text));
+        self.id_objects.list(py, &ids)
     }
 
     /// tiktoken's `encode`: specials in `allowed_special` become their id; a
     /// special in `disallowed_special` found in the text raises ValueError.
     #[pyo3(signature = (text, allowed_special=None, disallowed_special=None))]
-    fn encode(
+    fn encode<'py>(
         &self,
-        py: Python<'_>,
-        text: String,
-        allowed_special: Option<&Bound<'_, PyAny>>,
-        disallowed_special: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<Rank>> {
+        py: Python<'py>,
+        text: PyBackedStr,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
         check_len(&text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        py.detach(|| self.core.encode(&text, &policy)).map_err(value_error)
+        let ids = py.detach(|| self.core.encode(&text, &policy)).map_err(value_error)?;
+        self.id_objects.list(py, &ids)
     }
 
     /// Like `encode`, returned as little-endian u32 bytes (for numpy.frombuffer).
@@ -139,49 +160,47 @@ impl PyCoreBpe {
     fn encode_to_u32_bytes<'py>(
         &self,
         py: Python<'py>,
-        text: String,
+        text: PyBackedStr,
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         check_len(&text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        let bytes = py
-            .detach(|| {
-                self.core
-                    .encode(&text, &policy)
-                    .map(|ids| ids.iter().flat_map(|id| id.to_le_bytes()).collect::<Vec<u8>>())
-            })
-            .map_err(value_error)?;
-        Ok(PyBytes::new(py, &bytes))
+        let ids = py.detach(|| self.core.encode(&text, &policy)).map_err(value_error)?;
+        Ok(u32_bytes(py, &ids))
     }
 
     /// Encodes many texts in parallel (rayon; `num_threads=None`: all cores).
     #[pyo3(signature = (texts, allowed_special=None, disallowed_special=None, num_threads=None))]
-    fn encode_batch(
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
-        texts: Vec<String>,
-        allowed_special: Option<&Bound<'_, PyAny>>,
-        disallowed_special: Option<&Bound<'_, PyAny>>,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
-    ) -> PyResult<Vec<Vec<Rank>>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         texts.iter().try_for_each(|t| check_len(t))?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        py.detach(|| self.core.encode_batch(&texts, &policy, num_threads)).map_err(value_error)
+        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let ids = py.detach(|| self.core.encode_batch(&texts, &policy, num_threads)).map_err(value_error)?;
+        self.id_objects.lists(py, &ids)
     }
 
     /// Encodes many texts in parallel, ignoring special tokens.
     #[pyo3(signature = (texts, num_threads=None))]
-    fn encode_ordinary_batch(
+    fn encode_ordinary_batch<'py>(
         &self,
-        py: Python<'_>,
-        texts: Vec<String>,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
         num_threads: Option<usize>,
-    ) -> PyResult<Vec<Vec<Rank>>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         texts.iter().try_for_each(|t| check_len(t))?;
-        py.detach(|| self.core.encode_ordinary_batch(&texts, num_threads)).map_err(value_error)
+        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let ids = py.detach(|| self.core.encode_ordinary_batch(&texts, num_threads)).map_err(value_error)?;
+        self.id_objects.lists(py, &ids)
     }
 
     /// The concatenated bytes of `ids`; unknown or negative ids raise ValueError.

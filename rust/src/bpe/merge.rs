@@ -11,11 +11,61 @@
 //! O(n log n), so the cost per byte stays flat; there the time goes to cache
 //! misses, which prefetching and a bit filter in front of the vocabulary cut.
 
-use super::rank_queue::RankQueue;
-use super::vocab::{Rank, TokenMap};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
-/// Pieces at least this long go through the queue-based merge.
-const HEAP_THRESHOLD: usize = 128;
+use super::rank_queue::RankQueue;
+use super::vocab::{prefetch, Rank, TokenMap};
+
+/// Pieces up to this long merge by scanning all pairs for the lowest rank
+/// (quadratic, but fastest for the handful of bytes of ordinary words).
+const QUADRATIC_MAX: usize = 16;
+/// Longer pieces merge from a binary heap of candidate pairs, and pieces at
+/// least this long from the rank-bucket queue (see `rank_queue`).
+const HEAP_THRESHOLD: usize = 2048;
+
+/// The candidate merges of a piece, popped lowest rank first, then leftmost.
+trait MergeQueue {
+    fn push(&mut self, rank: Rank, pos: u32);
+    fn pop(&mut self) -> Option<(Rank, u32)>;
+    /// A position soon to be popped, if the queue knows (for prefetching).
+    fn ahead(&self, k: usize) -> Option<u32>;
+}
+
+impl MergeQueue for RankQueue {
+    #[inline]
+    fn push(&mut self, rank: Rank, pos: u32) {
+        RankQueue::push(self, rank, pos)
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<(Rank, u32)> {
+        RankQueue::pop(self)
+    }
+    #[inline]
+    fn ahead(&self, k: usize) -> Option<u32> {
+        RankQueue::ahead(self, k)
+    }
+}
+
+/// A binary heap of `(rank, position)` packed into one integer: for pieces
+/// of tens to thousands of bytes, whose slots stay in cache.
+#[derive(Default)]
+struct HeapQueue(BinaryHeap<Reverse<u64>>);
+
+impl MergeQueue for HeapQueue {
+    #[inline]
+    fn push(&mut self, rank: Rank, pos: u32) {
+        self.0.push(Reverse(((rank as u64) << 32) | pos as u64));
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<(Rank, u32)> {
+        self.0.pop().map(|Reverse(key)| ((key >> 32) as Rank, key as u32))
+    }
+    #[inline]
+    fn ahead(&self, _k: usize) -> Option<u32> {
+        None
+    }
+}
 
 /// Appends the tokens of `piece` to `out`.
 ///
@@ -36,10 +86,12 @@ pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     if piece.len() < 2 {
         return;
     }
-    if piece.len() < HEAP_THRESHOLD {
-        merge_quadratic(piece, ranks, out);
+    if piece.len() <= QUADRATIC_MAX {
+        merge_quadratic::<QUADRATIC_MAX>(piece, ranks, out);
+    } else if piece.len() < HEAP_THRESHOLD {
+        merge_queue(piece, ranks, out, &mut HeapQueue::default());
     } else {
-        merge_queue(piece, ranks, out);
+        merge_queue(piece, ranks, out, &mut RankQueue::new());
     }
 }
 
@@ -50,60 +102,43 @@ pub fn encode_piece_vec(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
     out
 }
 
-#[inline]
-fn push_part(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>, start: usize, end: usize) {
-    let rank = ranks.rank(&piece[start..end]);
-    if rank != Rank::MAX {
-        out.push(rank);
-    }
-}
-
-/// Quadratic merge for short pieces (fewer than `HEAP_THRESHOLD` bytes), on
-/// fixed-size stack arrays. Parts `0..parts` are live: `start[k]` is where part
-/// `k` begins (`start[parts]` is the end of the piece) and `pair[k]` the rank
-/// of parts `k` and `k + 1` merged (`Rank::MAX`: not a token, or no `k + 1`).
-fn merge_quadratic(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+/// Quadratic merge for short pieces (at most `N` bytes), on fixed-size stack
+/// arrays. Parts `0..parts` are live: `ids[k]` is part `k`'s token and
+/// `pair[k]` the rank of parts `k` and `k + 1` merged (`Rank::MAX`: BPE never
+/// merges them, or there is no `k + 1`).
+fn merge_quadratic<const N: usize>(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
     let n = piece.len();
-    debug_assert!(n < HEAP_THRESHOLD);
-    let mut start = [0u32; HEAP_THRESHOLD + 1];
-    let mut pair = [Rank::MAX; HEAP_THRESHOLD];
-    for (k, s) in start[..=n].iter_mut().enumerate() {
-        *s = k as u32;
+    debug_assert!(n <= N);
+    let mut ids = [Rank::MAX; N];
+    let mut pair = [Rank::MAX; N];
+    for (id, &b) in ids[..n].iter_mut().zip(piece) {
+        *id = ranks.byte(b);
     }
     for k in 0..n - 1 {
         pair[k] = ranks.pair(piece[k], piece[k + 1]);
     }
     let mut parts = n;
-    let span = |start: &[u32], a: usize, b: usize| &piece[start[a] as usize..start[b] as usize];
     loop {
-        let mut best = Rank::MAX;
-        let mut at = 0;
-        for (k, &r) in pair[..parts].iter().enumerate() {
-            if r < best {
-                best = r;
-                at = k;
-            }
-        }
+        // Two passes (the lowest rank, then its first position) vectorize,
+        // unlike one pass carrying both.
+        let best = pair[..parts].iter().copied().min().unwrap_or(Rank::MAX);
         if best == Rank::MAX {
             break;
         }
-        // Merge part `at` with part `at + 1`.
-        start.copy_within(at + 2..=parts, at + 1);
+        let at = pair[..parts].iter().position(|&r| r == best).unwrap_or(0);
+        // Merge part `at + 1` into part `at`.
+        ids[at] = best;
+        ids.copy_within(at + 2..parts, at + 1);
         pair.copy_within(at + 2..parts, at + 1);
         parts -= 1;
         pair[parts] = Rank::MAX;
-        if at + 1 < parts {
-            pair[at] = ranks.rank_filtered(span(&start, at, at + 2));
-        } else {
-            pair[at] = Rank::MAX;
-        }
+        pair[at] = if at + 1 < parts { ranks.merge(best, ids[at + 1]) } else { Rank::MAX };
         if at > 0 {
-            pair[at - 1] = ranks.rank_filtered(span(&start, at - 1, at + 1));
+            pair[at - 1] = ranks.merge(ids[at - 1], best);
         }
     }
-    for k in 0..parts {
-        push_part(piece, ranks, out, start[k] as usize, start[k + 1] as usize);
-    }
+    // A byte that is not a token (a vocabulary the caller did not check) is skipped.
+    out.extend(ids[..parts].iter().copied().filter(|&id| id != Rank::MAX));
 }
 
 /// `rank` of a part that was merged into its left neighbour (never a rank:
@@ -111,19 +146,6 @@ fn merge_quadratic(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
 const DEAD: Rank = Rank::MAX - 1;
 /// How many queue entries ahead of the one being processed to prefetch.
 const PREFETCH_AHEAD: usize = 12;
-
-#[inline(always)]
-fn prefetch<T>(slot: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults and has no effect
-    // on the program's semantics.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(slot as *const T as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = slot;
-}
 
 /// Start of the part after the one at `i`: the next slot that is not `DEAD`
 /// (`rank.len()` after the last part). Parts are tokens, so this scans a
@@ -138,49 +160,41 @@ fn next_part(rank: &[Rank], i: usize) -> usize {
 }
 
 /// O(n log n) merge for long pieces. Parts are stored at the index of their
-/// first byte, as the rank of the part merged with the next one (`Rank::MAX`:
-/// not a token, or no next part); the slots of a part's other bytes are
-/// `DEAD`. There are no links: the next and previous parts are the nearest
-/// live slots, at most a token's length away, which is cheaper than keeping
-/// links up to date over a megabyte (4 bytes a slot instead of 12). The queue
-/// holds `(rank, start)` of candidate pairs, and entries that went stale are
-/// skipped when popped.
+/// first byte: `ids[i]` is the part's token and `rank[i]` the rank of the
+/// part merged with the next one (`Rank::MAX`: never merged, or no next
+/// part); the `rank` slots of a part's other bytes are `DEAD`. There are no
+/// links: the next and previous parts are the nearest live slots, at most a
+/// token's length away, which is cheaper than keeping links up to date over
+/// a megabyte. The queue holds `(rank, start)` of candidate pairs, and
+/// entries that went stale are skipped when popped.
 ///
 /// Over a megabyte piece the queue hands out positions all over the slots,
 /// so the time goes to cache misses; the queue's upcoming positions are
-/// known, and their slots and bytes are prefetched a few entries ahead.
-fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+/// known, and their slots are prefetched a few entries ahead.
+fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>, queue: &mut impl MergeQueue) {
     let n = piece.len();
     // Parts are indexed with u32: callers keep texts under 4 GiB (the Python
     // bindings refuse longer ones with a ValueError).
     assert!(n < u32::MAX as usize, "piece of 4 GiB or more");
+    let mut ids: Vec<Rank> = piece.iter().map(|&b| ranks.byte(b)).collect();
     let mut rank: Vec<Rank> = Vec::with_capacity(n);
     rank.extend(piece.windows(2).map(|w| ranks.pair(w[0], w[1])));
     rank.push(Rank::MAX);
     rank.truncate(n);
-    let mut queue = RankQueue::new();
     for (i, &r) in rank.iter().enumerate() {
         if r != Rank::MAX {
             queue.push(r, i as u32);
         }
     }
-    // Rank of the pair of parts starting at `i` (the start of a part).
-    let pair_rank = |rank: &[Rank], i: usize| -> Rank {
-        let j = next_part(rank, i);
-        if j >= n {
-            return Rank::MAX;
-        }
-        ranks.rank_filtered(&piece[i..next_part(rank, j)])
-    };
 
     while let Some((r, i)) = queue.pop() {
         if let Some(ahead) = queue.ahead(PREFETCH_AHEAD) {
-            // The slot, the line before it (where the previous part usually
-            // starts) and the bytes that the new pairs' lookups read.
+            // The slots, and the line before them (where the previous part
+            // usually starts).
             let ahead = ahead as usize;
             prefetch(&rank[ahead.saturating_sub(8)]);
             prefetch(&rank[ahead]);
-            prefetch(&piece[ahead]);
+            prefetch(&ids[ahead]);
         }
         let i = i as usize;
         // A part's pair only ever grows, so its rank changes whenever the pair
@@ -191,24 +205,27 @@ fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
         }
         let j = next_part(&rank, i);
         rank[j] = DEAD;
-        let r = pair_rank(&rank, i);
-        rank[i] = r;
-        if r != Rank::MAX {
-            queue.push(r, i as u32);
+        ids[i] = r;
+        let after = next_part(&rank, i);
+        let new = if after < n { ranks.merge(r, ids[after]) } else { Rank::MAX };
+        rank[i] = new;
+        if new != Rank::MAX {
+            queue.push(new, i as u32);
         }
         if let Some(p) = rank[..i].iter().rposition(|&r| r != DEAD) {
-            let r = pair_rank(&rank, p);
-            rank[p] = r;
-            if r != Rank::MAX {
-                queue.push(r, p as u32);
+            let new = ranks.merge(ids[p], r);
+            rank[p] = new;
+            if new != Rank::MAX {
+                queue.push(new, p as u32);
             }
         }
     }
     let mut i = 0usize;
     while i < n {
-        let j = next_part(&rank, i);
-        push_part(piece, ranks, out, i, j);
-        i = j;
+        if ids[i] != Rank::MAX {
+            out.push(ids[i]);
+        }
+        i = next_part(&rank, i);
     }
 }
 
@@ -251,11 +268,14 @@ mod tests {
         let r = ranks(&[b"aa", b"ab", b"aaa"]);
         for text in [&b"aaa"[..], b"aaaa", b"aab", b"abab", b"baaab", b"x"] {
             let mut q = Vec::new();
-            merge_quadratic(text, &r, &mut q);
+            merge_quadratic::<HEAP_THRESHOLD>(text, &r, &mut q);
             let mut h = Vec::new();
-            merge_queue(text, &r, &mut h);
+            merge_queue(text, &r, &mut h, &mut RankQueue::new());
+            let mut b = Vec::new();
+            merge_queue(text, &r, &mut b, &mut HeapQueue::default());
             assert_eq!(q, reference(text, &r), "{text:?}");
             assert_eq!(h, reference(text, &r), "{text:?}");
+            assert_eq!(b, reference(text, &r), "{text:?}");
         }
     }
 
@@ -273,12 +293,15 @@ mod tests {
             let expected = reference(&piece, &r);
             if len < HEAP_THRESHOLD {
                 let mut q = Vec::new();
-                merge_quadratic(&piece, &r, &mut q);
+                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q);
                 assert_eq!(q, expected);
             }
             let mut h = Vec::new();
-            merge_queue(&piece, &r, &mut h);
+            merge_queue(&piece, &r, &mut h, &mut RankQueue::new());
             assert_eq!(h, expected);
+            let mut b = Vec::new();
+            merge_queue(&piece, &r, &mut b, &mut HeapQueue::default());
+            assert_eq!(b, expected);
             assert_eq!(encode_piece_vec(&piece, &r), expected);
         }
     }
@@ -330,9 +353,56 @@ mod tests {
                     let unit = piece[..1 + next() % 8].to_vec();
                     piece = unit.iter().copied().cycle().take(len).collect();
                 }
+                let expected = reference(&piece, &r);
                 let mut h = Vec::new();
-                merge_queue(&piece, &r, &mut h);
-                assert_eq!(h, reference(&piece, &r), "{file} round {round}");
+                merge_queue(&piece, &r, &mut h, &mut RankQueue::new());
+                assert_eq!(h, expected, "{file} round {round}");
+                let mut b = Vec::new();
+                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default());
+                assert_eq!(b, expected, "{file} round {round}");
+                let mut q = Vec::new();
+                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q);
+                assert_eq!(q, expected, "{file} round {round}");
+            }
+        }
+    }
+
+    /// The merge table lists only each token's own last merge; on arbitrary
+    /// vocabularies (tokens in any rank order, unreachable tokens, tokens
+    /// spelled by several pairs) every merge path must still equal the
+    /// byte-level reference.
+    #[test]
+    fn merges_equal_reference_on_random_vocabularies() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        for round in 0..300 {
+            let alphabet = &b"abcd"[..2 + round % 3];
+            let mut tokens: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..(5 + next() % 40) {
+                let len = 2 + next() % 6;
+                let t: Vec<u8> = (0..len).map(|_| alphabet[next() % alphabet.len()]).collect();
+                if !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+            let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            for _ in 0..20 {
+                let len = 1 + next() % 300;
+                let piece: Vec<u8> = (0..len).map(|_| alphabet[next() % alphabet.len()]).collect();
+                let expected = reference(&piece, &r);
+                let whole = r.get(&piece).map_or_else(|| expected.clone(), |t| vec![t]);
+                assert_eq!(encode_piece_vec(&piece, &r), whole, "round {round}, {tokens:?}, {piece:?}");
+                let mut b = Vec::new();
+                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default());
+                assert_eq!(b, expected, "heap, round {round}");
+                let mut q = Vec::new();
+                merge_queue(&piece, &r, &mut q, &mut RankQueue::new());
+                assert_eq!(q, expected, "rank queue, round {round}");
             }
         }
     }

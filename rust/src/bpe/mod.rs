@@ -2,10 +2,11 @@
 //! pre-tokenized piece, and the helpers that keep long pieces and repeated
 //! pieces fast. Everything here works on bytes; text handling is elsewhere.
 
+mod big_table;
 mod merge;
 pub mod piece_cache;
 pub mod rank_queue;
 pub mod vocab;
 
 pub use merge::{encode_piece, encode_piece_vec, merge_piece};
-pub use vocab::{Rank, TokenMap};
+pub use vocab::{key_hash, short_key, Rank, TokenMap};

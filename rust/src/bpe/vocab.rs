@@ -2,20 +2,23 @@
 //! are short byte strings, which are packed into a `u128` key so a probe
 //! touches one table slot instead of chasing a pointer to the key's bytes.
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
+
+use super::big_table::{BigTable, Zeroable};
 
 /// A token id / merge priority. Lower ranks merge first.
 pub type Rank = u32;
 
 /// Byte strings up to this long are stored inline.
-const INLINE: usize = 15;
+pub const INLINE: usize = 15;
 
 /// Packs up to 15 bytes into a `u128`: the bytes little-endian from the low
 /// end, zero padding, and the length in the top byte. Built from (possibly
 /// overlapping) word reads rather than a variable-length copy, which would
 /// be a libc call on this hot path.
 #[inline(always)]
-fn pack(bytes: &[u8]) -> u128 {
+pub fn pack(bytes: &[u8]) -> u128 {
     let n = bytes.len();
     debug_assert!(n <= INLINE);
     let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
@@ -44,10 +47,258 @@ pub struct Duplicate {
     pub second: Rank,
 }
 
+/// The hash of a packed key; its top bits pick the bucket, so keys that
+/// differ anywhere land apart.
+#[inline(always)]
+pub fn key_hash(key: u128) -> u64 {
+    let lo = key as u64;
+    let hi = (key >> 64) as u64;
+    (lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// Packs `bytes` (1 to 15 of them) into a key, `None` when longer.
+#[inline(always)]
+pub fn short_key(bytes: &[u8]) -> Option<u128> {
+    (bytes.len() <= INLINE).then(|| pack(bytes))
+}
+
+/// One cache line of the short-token table: up to three packed keys (0 in
+/// the unused ones) and their ranks. A probe reads exactly one line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    keys: [u128; 3],
+    ranks: [Rank; 3],
+}
+
+// SAFETY: integers only.
+unsafe impl Zeroable for Bucket {}
+
+/// Tokens of up to 15 bytes by packed key: open addressing over buckets of
+/// three, filled in probe order, so a bucket with a free key ends a probe.
+/// Unlike a general hash map, a lookup is one cache line whose address is
+/// known from the key alone, which lets the encoder prefetch it.
+struct ShortTable {
+    buckets: BigTable<Bucket>,
+    /// log2 of the bucket count.
+    bits: u32,
+}
+
+impl ShortTable {
+    fn with_capacity(n: usize) -> Self {
+        // At most three quarters full (three keys a bucket), and after rounding
+        // the bucket count to a power of two usually about half full: most
+        // probes end in their home bucket.
+        let bits = (n.max(1) * 4).div_ceil(9).next_power_of_two().trailing_zeros().max(4);
+        Self { buckets: BigTable::zeroed(1 << bits), bits }
+    }
+
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        (hash >> (64 - self.bits)) as usize
+    }
+
+    /// Inserts `key`, or returns the rank it already has.
+    fn insert(&mut self, key: u128, rank: Rank) -> Result<(), Rank> {
+        let mask = self.buckets.len() - 1;
+        let mut b = self.home(key_hash(key));
+        loop {
+            let bucket = &mut self.buckets[b];
+            for k in 0..3 {
+                if bucket.keys[k] == key {
+                    return Err(bucket.ranks[k]);
+                }
+                if bucket.keys[k] == 0 {
+                    bucket.keys[k] = key;
+                    bucket.ranks[k] = rank;
+                    return Ok(());
+                }
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, hash: u64) {
+        prefetch(&self.buckets[self.home(hash)]);
+    }
+
+    #[inline(always)]
+    fn get(&self, key: u128, hash: u64) -> Option<Rank> {
+        let mask = self.buckets.len() - 1;
+        let mut b = self.home(hash);
+        loop {
+            let bucket = &self.buckets[b];
+            for k in 0..3 {
+                if bucket.keys[k] == key {
+                    return Some(bucket.ranks[k]);
+                }
+            }
+            if bucket.keys[2] == 0 {
+                return None;
+            }
+            b = (b + 1) & mask;
+        }
+    }
+}
+
+/// One cache line of the merge table: up to five pair keys (0 in the
+/// unused ones) and the ranks of the tokens they merge into.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct PairBucket {
+    keys: [u64; 5],
+    ranks: [Rank; 5],
+}
+
+// SAFETY: integers only.
+unsafe impl Zeroable for PairBucket {}
+
+/// The merges BPE can make, by the ids of the two parts: `(left, right)` →
+/// rank of the token they form. Only each token's own last merge is listed
+/// (see [`canonical_split`]); any other pair of parts that spells a token is
+/// provably never the pair BPE merges next, so leaving it out changes no
+/// result, and a lookup needs no bytes.
+struct PairTable {
+    buckets: BigTable<PairBucket>,
+    bits: u32,
+    /// One bit per hash of the listed pairs (256 KiB, stays in L2): most
+    /// pairs of parts are not listed, and a clear bit says so without
+    /// reading the table, a cache miss away.
+    filter: Vec<u64>,
+}
+
+#[inline(always)]
+fn pair_key(left: Rank, right: Rank) -> u64 {
+    // Never 0 (the free-slot mark): ranks are below u32::MAX.
+    ((left as u64 + 1) << 32) | right as u64
+}
+
+impl PairTable {
+    fn with_capacity(n: usize) -> Self {
+        let bits = (n.max(1) * 4).div_ceil(15).next_power_of_two().trailing_zeros().max(4);
+        Self { buckets: BigTable::zeroed(1 << bits), bits, filter: vec![0; 1 << (FILTER_BITS - 6)] }
+    }
+
+    #[inline(always)]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize
+    }
+
+    #[inline(always)]
+    fn filter_slot(key: u64) -> usize {
+        (key.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - FILTER_BITS)) as usize
+    }
+
+    fn insert(&mut self, key: u64, rank: Rank) {
+        let slot = Self::filter_slot(key);
+        self.filter[slot >> 6] |= 1 << (slot & 63);
+        let mask = self.buckets.len() - 1;
+        let mut b = self.home(key);
+        loop {
+            let bucket = &mut self.buckets[b];
+            for k in 0..5 {
+                if bucket.keys[k] == 0 || bucket.keys[k] == key {
+                    bucket.keys[k] = key;
+                    bucket.ranks[k] = rank;
+                    return;
+                }
+            }
+            b = (b + 1) & mask;
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, key: u64) -> Rank {
+        let slot = Self::filter_slot(key);
+        if self.filter[slot >> 6] & (1 << (slot & 63)) == 0 {
+            return Rank::MAX;
+        }
+        let mask = self.buckets.len() - 1;
+        let mut b = self.home(key);
+        loop {
+            let bucket = &self.buckets[b];
+            for k in 0..5 {
+                if bucket.keys[k] == key {
+                    return bucket.ranks[k];
+                }
+            }
+            if bucket.keys[4] == 0 {
+                return Rank::MAX;
+            }
+            b = (b + 1) & mask;
+        }
+    }
+}
+
+/// The last merge of BPE on the bytes of `token` alone, when that BPE ends
+/// in the token itself (None otherwise: the token is unreachable, and BPE
+/// never makes it from smaller parts). Straight from the definition: parts
+/// start as single bytes, and the adjacent pair spelling the lowest-ranked
+/// token merges first, the leftmost on a tie.
+fn canonical_split(token: &[u8], map: &TokenMap) -> Option<(Rank, Rank)> {
+    // Part k is token[starts[k]..starts[k + 1]]; pair[k] is the rank of parts
+    // k and k + 1 joined (Rank::MAX: not a token). Tokens are short: stack
+    // arrays for them, vectors for the rare long one.
+    const STACK: usize = 128;
+    let n = token.len();
+    let (mut starts_buf, mut pair_buf) = ([0u32; STACK + 1], [Rank::MAX; STACK]);
+    let (mut starts_vec, mut pair_vec) = (Vec::new(), Vec::new());
+    let (starts, pair): (&mut [u32], &mut [Rank]) = if n <= STACK {
+        (&mut starts_buf[..=n], &mut pair_buf[..n - 1])
+    } else {
+        starts_vec.resize(n + 1, 0);
+        pair_vec.resize(n - 1, Rank::MAX);
+        (&mut starts_vec, &mut pair_vec)
+    };
+    for (k, start) in starts.iter_mut().enumerate() {
+        *start = k as u32;
+    }
+    let span = |starts: &[u32], a: usize, b: usize| map.rank_filtered(&token[starts[a] as usize..starts[b] as usize]);
+    for (k, p) in pair.iter_mut().enumerate() {
+        *p = span(starts, k, k + 2);
+    }
+    let mut parts = n;
+    loop {
+        let mut best: Option<(Rank, usize)> = None;
+        for (k, &r) in pair[..parts - 1].iter().enumerate() {
+            if r != Rank::MAX && best.is_none_or(|(b, _)| r < b) {
+                best = Some((r, k));
+            }
+        }
+        let (_, k) = best?;
+        if parts == 2 {
+            return Some((span(starts, 0, 1), span(starts, 1, 2)));
+        }
+        starts.copy_within(k + 2..=parts, k + 1);
+        pair.copy_within(k + 1..parts - 1, k);
+        parts -= 1;
+        if k + 1 < parts {
+            pair[k] = span(starts, k, k + 2);
+        }
+        if k > 0 {
+            pair[k - 1] = span(starts, k - 1, k + 1);
+        }
+    }
+}
+
+/// A hint to bring `value`'s cache line in; never faults, no other effect.
+#[inline(always)]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults and has no effect
+    // on the program's semantics.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(value as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// Maps token bytes to their rank.
-#[derive(Debug, Clone)]
 pub struct TokenMap {
-    short: FxHashMap<u128, Rank>,
+    short: ShortTable,
     long: FxHashMap<Vec<u8>, Rank>,
     /// Rank of each single byte (`Rank::MAX` if absent).
     bytes: [Rank; 256],
@@ -57,6 +308,16 @@ pub struct TokenMap {
     /// more: a clear bit proves a string is not a token without touching
     /// `short` (see [`TokenMap::rank_filtered`]).
     filter: Vec<u64>,
+    merges: PairTable,
+}
+
+impl std::fmt::Debug for TokenMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMap")
+            .field("short_buckets", &self.short.buckets.len())
+            .field("long", &self.long.len())
+            .finish()
+    }
 }
 
 /// log2 of the number of bits in `TokenMap::filter` (256 KiB: stays in L2).
@@ -71,18 +332,22 @@ fn filter_slot(key: u128) -> usize {
 impl TokenMap {
     /// `tokens[rank]` is the bytes of token `rank`.
     pub fn new(tokens: &[Vec<u8>]) -> Result<Self, Duplicate> {
-        let mut short = FxHashMap::default();
-        short.reserve(tokens.len());
+        let n_short = tokens.iter().filter(|t| t.len() <= INLINE).count();
+        let mut short = ShortTable::with_capacity(n_short);
         let mut long = FxHashMap::default();
         let mut bytes = [Rank::MAX; 256];
         let mut pairs = vec![Rank::MAX; 1 << 16];
         let mut filter = vec![0u64; 1 << (FILTER_BITS - 6)];
         for (rank, token) in tokens.iter().enumerate() {
             let rank = rank as Rank;
-            let previous = if token.len() <= INLINE {
+            let previous = if token.is_empty() {
+                // Not a token the encoder can ever look up; keep it out of the
+                // tables (the empty key marks free slots).
+                None
+            } else if token.len() <= INLINE {
                 let slot = filter_slot(pack(token));
                 filter[slot >> 6] |= 1 << (slot & 63);
-                short.insert(pack(token), rank)
+                short.insert(pack(token), rank).err()
             } else {
                 long.insert(token.clone(), rank)
             };
@@ -95,16 +360,60 @@ impl TokenMap {
                 _ => {}
             }
         }
-        Ok(Self { short, long, bytes, pairs, filter })
+        let mut map = Self { short, long, bytes, pairs, filter, merges: PairTable::with_capacity(0) };
+        // Each token's BPE is independent of the others': on all cores.
+        let splits: Vec<Option<(Rank, Rank)>> = tokens
+            .par_iter()
+            .with_min_len(4096)
+            .map(|token| if token.len() >= 2 { canonical_split(token, &map) } else { None })
+            .collect();
+        let mut merges = PairTable::with_capacity(tokens.len());
+        for (rank, split) in splits.into_iter().enumerate() {
+            if let Some((left, right)) = split {
+                merges.insert(pair_key(left, right), rank as Rank);
+            }
+        }
+        map.merges = merges;
+        Ok(map)
+    }
+
+    /// Rank of the token that BPE makes by merging parts `left` and `right`
+    /// (`Rank::MAX`: BPE never merges them).
+    #[inline(always)]
+    pub fn merge(&self, left: Rank, right: Rank) -> Rank {
+        self.merges.get(pair_key(left, right))
     }
 
     #[inline(always)]
     pub fn get(&self, token: &[u8]) -> Option<Rank> {
         if token.len() <= INLINE {
-            self.short.get(&pack(token)).copied()
+            if token.is_empty() {
+                return None;
+            }
+            let key = pack(token);
+            self.short.get(key, key_hash(key))
         } else {
             self.long.get(token).copied()
         }
+    }
+
+    /// Rank of the short token with packed key `key` and `hash ==
+    /// key_hash(key)` (computed ahead, e.g. to [`TokenMap::prefetch`]).
+    #[inline(always)]
+    pub fn get_short(&self, key: u128, hash: u64) -> Option<Rank> {
+        self.short.get(key, hash)
+    }
+
+    /// Starts loading the table line that [`TokenMap::get_short`] of this hash reads.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        self.short.prefetch(hash)
+    }
+
+    /// Rank of a token longer than 15 bytes.
+    #[inline]
+    pub fn get_long(&self, token: &[u8]) -> Option<Rank> {
+        self.long.get(token).copied()
     }
 
     /// Rank of `token`, `Rank::MAX` if it is not one.
@@ -131,7 +440,7 @@ impl TokenMap {
                 if self.filter[slot >> 6] & (1 << (slot & 63)) == 0 {
                     return Rank::MAX;
                 }
-                self.short.get(&key).copied().unwrap_or(Rank::MAX)
+                self.short.get(key, key_hash(key)).unwrap_or(Rank::MAX)
             }
             _ => self.long.get(token).copied().unwrap_or(Rank::MAX),
         }

@@ -121,10 +121,10 @@ impl Pretokenizer {
     /// Calls `f` on every piece of `text`, in order. The pieces concatenate to
     /// the part of `text` the pattern matches.
     pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
-        let scan: fn(&Text<'_>, usize) -> usize = match &self.engine {
-            Engine::Gpt2 => scan_gpt2::piece_end,
-            Engine::Cl100k => scan_cl100k::piece_end,
-            Engine::O200k => scan_o200k::piece_end,
+        match &self.engine {
+            Engine::Gpt2 => scan_pieces(text, scan_gpt2::piece_end, f),
+            Engine::Cl100k => scan_pieces(text, scan_cl100k::piece_end, f),
+            Engine::O200k => scan_pieces(text, scan_o200k::piece_end, f),
             Engine::Regex(regex) => {
                 for m in regex.find_iter(text) {
                     match m {
@@ -133,19 +133,7 @@ impl Pretokenizer {
                         Err(_) => break,
                     }
                 }
-                return;
             }
-        };
-        let t = Text::new(text);
-        let mut i = 0;
-        while i < text.len() {
-            let end = scan(&t, i);
-            debug_assert!(end > i && text.is_char_boundary(end));
-            // Every built-in pattern matches at every position; a zero-length
-            // result would be a scanner bug, so never loop on it.
-            let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
-            f(&text[i..end]);
-            i = end;
         }
     }
 
@@ -155,6 +143,23 @@ impl Pretokenizer {
         let mut out = Vec::new();
         self.for_each_piece(text, |p| out.push(p));
         out
+    }
+}
+
+/// Calls `f` on every piece of `text`, each ending where `scan` says (one
+/// instance per scanner, so that the scanner inlines into the loop).
+#[inline(always)]
+fn scan_pieces<'t>(text: &'t str, scan: impl Fn(&Text<'_>, usize) -> usize, mut f: impl FnMut(&'t str)) {
+    let t = Text::new(text);
+    let mut i = 0;
+    while i < text.len() {
+        let end = scan(&t, i);
+        debug_assert!(end > i && text.is_char_boundary(end));
+        // Every built-in pattern matches at every position; a zero-length
+        // result would be a scanner bug, so never loop on it.
+        let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
+        f(&text[i..end]);
+        i = end;
     }
 }
 

@@ -1,0 +1,106 @@
+//! Token ids as Python lists, fast.
+//!
+//! Creating a Python int per token (an allocation each, for ids above 256)
+//! costs about as much as encoding the text. Ints are immutable, so each
+//! tokenizer makes the int of an id once, the first time it is returned, and
+//! every list after that holds a new reference to the same object: a
+//! reference count per token instead of an allocation.
+
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::bpe::Rank;
+
+/// The shared int objects of ids `0..len` (made on first use).
+pub struct IdObjects {
+    slots: Box<[AtomicPtr<ffi::PyObject>]>,
+}
+
+impl IdObjects {
+    pub fn new(len: usize) -> Self {
+        Self { slots: (0..len).map(|_| AtomicPtr::new(null_mut())).collect() }
+    }
+
+    /// A new reference to the int `id`.
+    #[inline]
+    fn get(&self, py: Python<'_>, id: Rank) -> PyResult<*mut ffi::PyObject> {
+        let Some(slot) = self.slots.get(id as usize) else {
+            return new_int(py, id);
+        };
+        let mut obj = slot.load(Ordering::Acquire);
+        if obj.is_null() {
+            let made = new_int(py, id)?;
+            // The GIL serializes callers, so the exchange cannot fail on GIL
+            // builds; should it ever, keep the winner's object.
+            obj = match slot.compare_exchange(null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => made,
+                Err(winner) => {
+                    // SAFETY: `made` is our own new reference, attached to the interpreter.
+                    unsafe { ffi::Py_DecRef(made) };
+                    winner
+                }
+            };
+        }
+        // SAFETY: `obj` is a live int owned by `slots`; the caller gets a new reference.
+        unsafe { ffi::Py_IncRef(obj) };
+        Ok(obj)
+    }
+
+    /// `ids` as a Python list of ints.
+    pub fn list<'py>(&self, py: Python<'py>, ids: &[Rank]) -> PyResult<Bound<'py, PyList>> {
+        // SAFETY: PyList_New returns a new reference (or NULL with an exception
+        // set); each item is set exactly once with a new reference, which
+        // PyList_SetItem steals. Should `get` fail midway, the list is dropped
+        // with some NULL items, which list deallocation allows.
+        unsafe {
+            let list = ffi::PyList_New(ids.len() as ffi::Py_ssize_t);
+            if list.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let list = Bound::from_owned_ptr(py, list);
+            for (i, &id) in ids.iter().enumerate() {
+                let obj = self.get(py, id)?;
+                ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj);
+            }
+            Ok(list.cast_into_unchecked())
+        }
+    }
+
+    /// Each of `lists` as a Python list, in a list.
+    pub fn lists<'py>(&self, py: Python<'py>, lists: &[Vec<Rank>]) -> PyResult<Bound<'py, PyList>> {
+        let items = lists.iter().map(|ids| self.list(py, ids)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+}
+
+fn new_int(py: Python<'_>, id: Rank) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: called while attached to the interpreter (we hold `py`).
+    let obj = unsafe { ffi::PyLong_FromUnsignedLong(id as std::os::raw::c_ulong) };
+    if obj.is_null() {
+        Err(PyErr::fetch(py))
+    } else {
+        Ok(obj)
+    }
+}
+
+impl Drop for IdObjects {
+    fn drop(&mut self) {
+        // Owners are dropped by the interpreter with the GIL held; should one
+        // ever be dropped where Python cannot be attached (at shutdown), the
+        // ints are left to the interpreter rather than freed unsafely.
+        let slots = std::mem::take(&mut self.slots);
+        Python::try_attach(|_py| {
+            for slot in slots.iter() {
+                let obj = slot.load(Ordering::Acquire);
+                if !obj.is_null() {
+                    // SAFETY: attached; `obj` is the reference `slots` owns.
+                    unsafe { ffi::Py_DecRef(obj) };
+                }
+            }
+        });
+    }
+}

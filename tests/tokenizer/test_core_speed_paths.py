@@ -1,0 +1,118 @@
+"""The encoder's fast paths against tiktoken: each must give the ids the plain algorithm gives.
+
+* the per-text piece cache (texts of 4 KB and more): repeated pieces, cache hits and misses,
+  pieces replaced in a full cache;
+* the merge paths by piece length: short pieces, heap merge (17 bytes to 2 KB), rank-bucket
+  queue (2 KB and more), each through the merge table of (left, right) token pairs;
+* the shared int objects of returned lists, and the numpy output.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.text_strategies import piece, tricky_text
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+#: Alphabets whose letters run into long pieces (no split inside a run of them).
+RUN_ALPHABETS = [
+    "abcdefghijklmnopqrstuvwxyz",
+    "etaoinshrdlu",
+    "абвгдежзийклмнопрстуфхцчшщыьэюя",
+    "日本語の文章です中文字符串ひらがなカタカナ",
+    "กขคงจฉชซญดตถทนบปผพฟมยรลวศสหอะาิีึืุู",
+    "अआइईउऊएऐओऔकखगघङचछजझञटठडढणतथदधनपफबभमयरलवशषसह्ािीुूेैोौं",
+]
+
+
+@st.composite
+def long_runs(draw):
+    """Text with letter runs of 1 to ~3000 bytes, so every merge path is taken."""
+    alphabet = draw(st.sampled_from(RUN_ALPHABETS))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = random.Random(seed)
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        n = rng.choice([1, 3, 8, 15, 16, 17, 40, 127, 128, 129, 600, 2047, 2048, 2049, 3000]) // (
+            len(alphabet[0].encode()) or 1
+        )
+        run = "".join(rng.choice(alphabet) for _ in range(max(n, 1)))
+        if rng.random() < 0.3:  # a repeated unit: equal ranks everywhere, ties broken leftmost
+            run = (run[: rng.randint(1, 4)] * len(run))[: len(run)]
+        parts.append(run)
+    return draw(st.sampled_from([" ", "", "\n", "1"])).join(parts)
+
+
+@SETTINGS
+@given(text=long_runs())
+def test_long_pieces_match_tiktoken(pairs, text):
+    for p in pairs.values():
+        assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+
+
+@st.composite
+def repetitive_text(draw):
+    """Texts of 4 KB and more made of a small random vocabulary of pieces, so the
+    per-text cache hits often, misses, and (with many distinct pieces) fills up."""
+    words = draw(st.lists(st.one_of(piece, st.text(alphabet="abcdefghij", min_size=1, max_size=20)), min_size=1, max_size=300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = random.Random(seed)
+    out, size = [], 0
+    while size < 5000:
+        w = rng.choice(words) + rng.choice(["", " ", "\n", ". "])
+        out.append(w)
+        size += len(w.encode())
+    return "".join(out)
+
+
+@SETTINGS
+@given(text=repetitive_text())
+def test_piece_cache_texts_match_tiktoken(pairs, text):
+    for p in pairs.values():
+        assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+
+
+def test_full_piece_cache_matches_tiktoken(pair):
+    # Far more distinct merged pieces than the cache has slots, each seen twice.
+    rng = random.Random(7)
+    letters = "qwzxjkvbpgfmdl"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(3, 12))) for _ in range(40_000)]
+    text = " ".join(words + words[::-1])
+    assert pair.core.encode_ordinary(text) == pair.ref.encode_ordinary(text)
+
+
+def test_cache_across_special_token_segments(pair):
+    special = sorted(pair.special_tokens)[0]
+    block = "the quick brown foxes jumped; " * 200
+    text = block + special + block + special + block[:1000]
+    assert pair.core.encode(text, allowed_special="all") == pair.ref.encode(text, allowed_special="all")
+
+
+@pytest.mark.parametrize("corpus", ["tinyshakespeare.txt", "multilingual.txt"])
+def test_lists_share_int_objects_but_not_lists(pair, corpora, corpus):
+    text = corpora[corpus][:50_000]
+    first = pair.core.encode_ordinary(text)
+    second = pair.core.encode_ordinary(text)
+    assert first == second == pair.ref.encode_ordinary(text)
+    assert first is not second
+    big = [i for i in first if i > 1000]
+    assert big and all(a is b for a, b in zip(big, [i for i in second if i > 1000]))
+    first.append(-1)
+    first[0] = -5
+    assert second == pair.ref.encode_ordinary(text)
+    batch = pair.core.encode_ordinary_batch([text[:300], text[:300]])
+    assert batch[0] == batch[1] and batch[0] is not batch[1]
+
+
+@SETTINGS
+@given(text=tricky_text)
+def test_numpy_output_equals_list(pairs, text):
+    np = pytest.importorskip("numpy")
+    for p in pairs.values():
+        ids = np.frombuffer(p.core.encode_to_u32_bytes(text, disallowed_special=()), dtype="<u4")
+        assert ids.tolist() == p.ref.encode(text, disallowed_special=()), p.name
