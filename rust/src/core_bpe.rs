@@ -152,6 +152,8 @@ const BATCH: usize = 16;
 /// The pieces of one text on their way to tokens, in order.
 struct PieceBatch<'a, 't> {
     ranks: &'a TokenMap,
+    /// The text the pieces are slices of.
+    text: &'t [u8],
     cache: Option<PieceCache<'t>>,
     pieces: [&'t [u8]; BATCH],
     /// Packed key (0: longer than a key holds) and its hash, per piece.
@@ -161,15 +163,15 @@ struct PieceBatch<'a, 't> {
 }
 
 impl<'a, 't> PieceBatch<'a, 't> {
-    fn new(ranks: &'a TokenMap, cache: Option<PieceCache<'t>>) -> Self {
-        Self { ranks, cache, pieces: [&[]; BATCH], keys: [0; BATCH], hashes: [0; BATCH], len: 0 }
+    fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<PieceCache<'t>>) -> Self {
+        Self { ranks, text, cache, pieces: [&[]; BATCH], keys: [0; BATCH], hashes: [0; BATCH], len: 0 }
     }
 
     #[inline(always)]
     fn push(&mut self, piece: &'t [u8], out: &mut Vec<Rank>) {
         let k = self.len;
         self.pieces[k] = piece;
-        let key = bpe::short_key(piece).unwrap_or(0);
+        let key = bpe::short_key_in(self.text, piece).unwrap_or(0);
         self.keys[k] = key;
         if key != 0 {
             let hash = bpe::key_hash(key);
@@ -183,7 +185,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
     }
 
     /// Emits the tokens of the pieces held.
-    #[inline]
+    #[inline(never)]
     fn flush(&mut self, out: &mut Vec<Rank>) {
         for k in 0..self.len {
             let piece = self.pieces[k];
@@ -286,7 +288,7 @@ impl CoreBpe {
     }
 
     fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) {
-        let mut batch = PieceBatch::new(&self.encoder, PieceCache::for_text(text));
+        let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), PieceCache::for_text(text));
         self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
         batch.flush(out);
     }

@@ -83,15 +83,27 @@ pub fn encode_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
 /// Appends the tokens of `piece`, which is known not to be a single token.
 #[inline]
 pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+    merge_piece_with(piece, ranks, out, &mut |left, right| ranks.merge(left, right));
+}
+
+/// [`merge_piece`] with the merge table read through `merge` (which must
+/// answer as [`TokenMap::merge`] does; e.g. through a cache of recent answers).
+#[inline]
+pub fn merge_piece_with(
+    piece: &[u8],
+    ranks: &TokenMap,
+    out: &mut Vec<Rank>,
+    merge: &mut impl FnMut(Rank, Rank) -> Rank,
+) {
     if piece.len() < 2 {
         return;
     }
     if piece.len() <= QUADRATIC_MAX {
-        merge_quadratic::<QUADRATIC_MAX>(piece, ranks, out);
+        merge_quadratic::<QUADRATIC_MAX>(piece, ranks, out, merge);
     } else if piece.len() < HEAP_THRESHOLD {
-        merge_queue(piece, ranks, out, &mut HeapQueue::default());
+        merge_queue(piece, ranks, out, &mut HeapQueue::default(), merge);
     } else {
-        merge_queue(piece, ranks, out, &mut RankQueue::new());
+        merge_queue(piece, ranks, out, &mut RankQueue::new(), merge);
     }
 }
 
@@ -106,7 +118,12 @@ pub fn encode_piece_vec(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
 /// arrays. Parts `0..parts` are live: `ids[k]` is part `k`'s token and
 /// `pair[k]` the rank of parts `k` and `k + 1` merged (`Rank::MAX`: BPE never
 /// merges them, or there is no `k + 1`).
-fn merge_quadratic<const N: usize>(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+fn merge_quadratic<const N: usize>(
+    piece: &[u8],
+    ranks: &TokenMap,
+    out: &mut Vec<Rank>,
+    merge: &mut impl FnMut(Rank, Rank) -> Rank,
+) {
     let n = piece.len();
     debug_assert!(n <= N);
     let mut ids = [Rank::MAX; N];
@@ -132,9 +149,9 @@ fn merge_quadratic<const N: usize>(piece: &[u8], ranks: &TokenMap, out: &mut Vec
         pair.copy_within(at + 2..parts, at + 1);
         parts -= 1;
         pair[parts] = Rank::MAX;
-        pair[at] = if at + 1 < parts { ranks.merge(best, ids[at + 1]) } else { Rank::MAX };
+        pair[at] = if at + 1 < parts { merge(best, ids[at + 1]) } else { Rank::MAX };
         if at > 0 {
-            pair[at - 1] = ranks.merge(ids[at - 1], best);
+            pair[at - 1] = merge(ids[at - 1], best);
         }
     }
     // A byte that is not a token (a vocabulary the caller did not check) is skipped.
@@ -171,7 +188,13 @@ fn next_part(rank: &[Rank], i: usize) -> usize {
 /// Over a megabyte piece the queue hands out positions all over the slots,
 /// so the time goes to cache misses; the queue's upcoming positions are
 /// known, and their slots are prefetched a few entries ahead.
-fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>, queue: &mut impl MergeQueue) {
+fn merge_queue(
+    piece: &[u8],
+    ranks: &TokenMap,
+    out: &mut Vec<Rank>,
+    queue: &mut impl MergeQueue,
+    merge: &mut impl FnMut(Rank, Rank) -> Rank,
+) {
     let n = piece.len();
     // Parts are indexed with u32: callers keep texts under 4 GiB (the Python
     // bindings refuse longer ones with a ValueError).
@@ -207,13 +230,13 @@ fn merge_queue(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>, queue: &mut 
         rank[j] = DEAD;
         ids[i] = r;
         let after = next_part(&rank, i);
-        let new = if after < n { ranks.merge(r, ids[after]) } else { Rank::MAX };
+        let new = if after < n { merge(r, ids[after]) } else { Rank::MAX };
         rank[i] = new;
         if new != Rank::MAX {
             queue.push(new, i as u32);
         }
         if let Some(p) = rank[..i].iter().rposition(|&r| r != DEAD) {
-            let new = ranks.merge(ids[p], r);
+            let new = merge(ids[p], r);
             rank[p] = new;
             if new != Rank::MAX {
                 queue.push(new, p as u32);
@@ -268,11 +291,11 @@ mod tests {
         let r = ranks(&[b"aa", b"ab", b"aaa"]);
         for text in [&b"aaa"[..], b"aaaa", b"aab", b"abab", b"baaab", b"x"] {
             let mut q = Vec::new();
-            merge_quadratic::<HEAP_THRESHOLD>(text, &r, &mut q);
+            merge_quadratic::<HEAP_THRESHOLD>(text, &r, &mut q, &mut |a, b| r.merge(a, b));
             let mut h = Vec::new();
-            merge_queue(text, &r, &mut h, &mut RankQueue::new());
+            merge_queue(text, &r, &mut h, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
             let mut b = Vec::new();
-            merge_queue(text, &r, &mut b, &mut HeapQueue::default());
+            merge_queue(text, &r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
             assert_eq!(q, reference(text, &r), "{text:?}");
             assert_eq!(h, reference(text, &r), "{text:?}");
             assert_eq!(b, reference(text, &r), "{text:?}");
@@ -293,14 +316,14 @@ mod tests {
             let expected = reference(&piece, &r);
             if len < HEAP_THRESHOLD {
                 let mut q = Vec::new();
-                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q);
+                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q, &mut |a, b| r.merge(a, b));
                 assert_eq!(q, expected);
             }
             let mut h = Vec::new();
-            merge_queue(&piece, &r, &mut h, &mut RankQueue::new());
+            merge_queue(&piece, &r, &mut h, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
             assert_eq!(h, expected);
             let mut b = Vec::new();
-            merge_queue(&piece, &r, &mut b, &mut HeapQueue::default());
+            merge_queue(&piece, &r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
             assert_eq!(b, expected);
             assert_eq!(encode_piece_vec(&piece, &r), expected);
         }
@@ -355,13 +378,13 @@ mod tests {
                 }
                 let expected = reference(&piece, &r);
                 let mut h = Vec::new();
-                merge_queue(&piece, &r, &mut h, &mut RankQueue::new());
+                merge_queue(&piece, &r, &mut h, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
                 assert_eq!(h, expected, "{file} round {round}");
                 let mut b = Vec::new();
-                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default());
+                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
                 assert_eq!(b, expected, "{file} round {round}");
                 let mut q = Vec::new();
-                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q);
+                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q, &mut |a, b| r.merge(a, b));
                 assert_eq!(q, expected, "{file} round {round}");
             }
         }
@@ -398,10 +421,10 @@ mod tests {
                 let whole = r.get(&piece).map_or_else(|| expected.clone(), |t| vec![t]);
                 assert_eq!(encode_piece_vec(&piece, &r), whole, "round {round}, {tokens:?}, {piece:?}");
                 let mut b = Vec::new();
-                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default());
+                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
                 assert_eq!(b, expected, "heap, round {round}");
                 let mut q = Vec::new();
-                merge_queue(&piece, &r, &mut q, &mut RankQueue::new());
+                merge_queue(&piece, &r, &mut q, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
                 assert_eq!(q, expected, "rank queue, round {round}");
             }
         }

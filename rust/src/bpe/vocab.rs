@@ -2,6 +2,8 @@
 //! are short byte strings, which are packed into a `u128` key so a probe
 //! touches one table slot instead of chasing a pointer to the key's bytes.
 
+use std::hint::select_unpredictable;
+
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -54,6 +56,25 @@ pub fn key_hash(key: u128) -> u64 {
     let lo = key as u64;
     let hi = (key >> 64) as u64;
     (lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+/// [`short_key`] of `piece`, a slice of `text`: where 16 bytes can be read
+/// from the piece's start without leaving the text, one unaligned load and a
+/// mask do it, with no branch on the length.
+#[inline(always)]
+pub fn short_key_in(text: &[u8], piece: &[u8]) -> Option<u128> {
+    let n = piece.len();
+    if n > INLINE || n == 0 {
+        return None;
+    }
+    let start = (piece.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    match text.get(start..start.wrapping_add(16)) {
+        Some(window) if window.as_ptr() == piece.as_ptr() => {
+            let word = u128::from_le_bytes(window.try_into().unwrap());
+            Some((word & (u128::MAX >> (128 - 8 * n))) | ((n as u128) << 120))
+        }
+        _ => Some(pack(piece)),
+    }
 }
 
 /// Packs `bytes` (1 to 15 of them) into a key, `None` when longer.
@@ -129,13 +150,13 @@ impl ShortTable {
         let mut b = self.home(hash);
         loop {
             let bucket = &self.buckets[b];
+            // Compare all three keys without branching on which one matches.
+            let mut rank = Rank::MAX;
             for k in 0..3 {
-                if bucket.keys[k] == key {
-                    return Some(bucket.ranks[k]);
-                }
+                rank = select_unpredictable(bucket.keys[k] == key, bucket.ranks[k], rank);
             }
-            if bucket.keys[2] == 0 {
-                return None;
+            if bucket.keys[2] == 0 || rank != Rank::MAX {
+                return (rank != Rank::MAX).then_some(rank);
             }
             b = (b + 1) & mask;
         }
@@ -211,25 +232,29 @@ impl PairTable {
     #[inline(always)]
     fn get(&self, key: u64) -> Rank {
         let slot = Self::filter_slot(key);
-        if self.filter[slot >> 6] & (1 << (slot & 63)) == 0 {
-            return Rank::MAX;
-        }
+        let listed = self.filter[slot >> 6] & (1 << (slot & 63)) != 0;
         let mask = self.buckets.len() - 1;
         let mut b = self.home(key);
+        // An unlisted pair reads a line with no keys instead of its bucket:
+        // no branch to mispredict on the filter, and no cache miss.
+        let mut bucket = select_unpredictable(listed, &self.buckets[b], &NO_PAIRS);
         loop {
-            let bucket = &self.buckets[b];
+            let mut rank = Rank::MAX;
             for k in 0..5 {
-                if bucket.keys[k] == key {
-                    return bucket.ranks[k];
-                }
+                rank = select_unpredictable(bucket.keys[k] == key, bucket.ranks[k], rank);
             }
-            if bucket.keys[4] == 0 {
-                return Rank::MAX;
+            // Buckets fill in probe order: one with a free key ends the probe.
+            if bucket.keys[4] == 0 || rank != Rank::MAX {
+                return rank;
             }
             b = (b + 1) & mask;
+            bucket = &self.buckets[b];
         }
     }
 }
+
+/// A merge-table bucket with no keys.
+static NO_PAIRS: PairBucket = PairBucket { keys: [0; 5], ranks: [0; 5] };
 
 /// The last merge of BPE on the bytes of `token` alone, when that BPE ends
 /// in the token itself (None otherwise: the token is unreachable, and BPE
@@ -475,6 +500,23 @@ mod tests {
             buf[15] = n as u8;
             assert_eq!(pack(&data[..n]), u128::from_le_bytes(buf), "length {n}");
         }
+    }
+
+    #[test]
+    fn keys_in_a_text_equal_packed_keys() {
+        let text: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                let piece = &text[start..end];
+                assert_eq!(
+                    short_key_in(&text, piece),
+                    short_key(piece).filter(|_| !piece.is_empty()),
+                    "{start}..{end}"
+                );
+            }
+        }
+        // A piece from elsewhere is packed from its own bytes.
+        assert_eq!(short_key_in(&text, b"abc"), short_key(b"abc"));
     }
 
     #[test]

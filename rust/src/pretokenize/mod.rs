@@ -229,6 +229,60 @@ mod tests {
         }
     }
 
+    /// ASCII-heavy strings with a few longer characters at every position:
+    /// the scanners' ASCII fast paths and their hand-over to the general code.
+    #[test]
+    fn ascii_fast_paths_equal_the_regex() {
+        let alphabet: Vec<&str> = vec![
+            "a", "Z", "q", "AB", "cd", " ", "  ", "\t", "\n", "\r\n", "'", "'s", "'S", "'ll", "'Re", "'ve", "1", "23",
+            "456", ".", "/", "!?", "(", "\x0b", "\x7f", "é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "日", "ǅ",
+        ];
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        let mut samples = Vec::new();
+        for k in 0..4000 {
+            let mut text = String::new();
+            for _ in 0..k % 60 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Mostly ASCII; longer characters now and then.
+                let pick = (state % alphabet.len() as u64) as usize;
+                let pick = if pick >= 25 && !state.is_multiple_of(5) { pick % 25 } else { pick };
+                text.push_str(alphabet[pick]);
+            }
+            samples.push(text);
+        }
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let fast = Pretokenizer::new(name).unwrap();
+            let slow = Pretokenizer::regex_only(name).unwrap();
+            for text in &samples {
+                assert_eq!(fast.pieces(text), slow.pieces(text), "{name} on {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_classes_equal_the_unicode_tables() {
+        use classes::{LETTER, LOWERISH, NUMBER, SPACE, UPPERISH};
+        use text::ascii;
+        let table = classes::table();
+        for b in 0..=255u8 {
+            let a = ascii::class(b);
+            if b >= 0x80 {
+                assert_eq!(a, 0);
+                continue;
+            }
+            let u = table.class(b as u32);
+            assert_eq!(a & ascii::LETTER != 0, u & LETTER != 0, "{b}");
+            assert_eq!(a & ascii::UPPER != 0, u & UPPERISH != 0, "{b}");
+            assert_eq!(a & ascii::LOWER != 0, u & LOWERISH != 0, "{b}");
+            assert_eq!(a & ascii::DIGIT != 0, u & NUMBER != 0, "{b}");
+            assert_eq!(a & ascii::SPACE != 0, u & SPACE != 0, "{b}");
+            assert_eq!(a & ascii::OTHER != 0, u & (LETTER | NUMBER | SPACE) == 0, "{b}");
+            assert_eq!(a & ascii::NEWLINE != 0, b == b'\r' || b == b'\n', "{b}");
+        }
+    }
+
     #[test]
     fn builtin_source_selects_the_scanner() {
         assert!(Pretokenizer::new(CL100K_PATTERN).unwrap().is_scanner());

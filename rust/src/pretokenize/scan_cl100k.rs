@@ -2,7 +2,7 @@
 //! `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`.
 
 use super::classes::{contraction_letters, LETTER, NUMBER, SPACE};
-use super::text::Text;
+use super::text::{ascii, is_other, Text};
 
 /// `'(?i:[sdmt]|ll|ve|re)` after the apostrophe at `j`: end of the match.
 fn contraction(t: &Text<'_>, j: usize) -> Option<usize> {
@@ -18,8 +18,103 @@ fn contraction(t: &Text<'_>, j: usize) -> Option<usize> {
     pair.then_some(j + a.len + b.len)
 }
 
+/// End of the `\p{L}++` run from `p`: ASCII letters eight at a time, then
+/// any other letters character by character.
+#[inline(always)]
+fn letters_end(t: &Text<'_>, p: usize) -> usize {
+    let end = t.ascii_run(p, b'a', b'z', 0x20);
+    match t.bytes().get(end) {
+        Some(&b) if b >= 0x80 => t.run(end, |c| c & LETTER != 0),
+        _ => end,
+    }
+}
+
+/// The piece at `i` decided from ASCII bytes alone, or None when a byte of
+/// 0x80 or more (or whitespace) could change it: the general scanner decides
+/// those. Follows the pattern's alternatives in order.
+#[inline(always)]
+fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
+    let b = t.bytes();
+    let c0 = b[i];
+    let k0 = ascii::class(c0);
+    if k0 & ascii::LETTER != 0 {
+        return Some(letters_end(t, i + 1));
+    }
+    let next = b.get(i + 1).copied();
+    if c0 == b'\'' {
+        // '(?i:[sdmt]|ll|ve|re): only ASCII letters follow here (the folds
+        // include U+017F, which the general scanner handles).
+        let c1 = next? | 0x20;
+        if next? >= 0x80 {
+            return None;
+        }
+        if matches!(c1, b's' | b'd' | b'm' | b't') {
+            return Some(i + 2);
+        }
+        if matches!(c1, b'l' | b'v' | b'r') {
+            let c2 = *b.get(i + 2)?;
+            if c2 >= 0x80 {
+                return None;
+            }
+            if matches!((c1, c2 | 0x20), (b'l', b'l') | (b'v', b'e') | (b'r', b'e')) {
+                return Some(i + 3);
+            }
+        }
+    }
+    if k0 & ascii::DIGIT != 0 {
+        // \p{N}{1,3}+
+        let mut end = i + 1;
+        while end < i + 3 && end < b.len() {
+            match ascii::class(b[end]) {
+                ascii::DIGIT => end += 1,
+                0 => return None,
+                _ => break,
+            }
+        }
+        return Some(end);
+    }
+    if k0 & ascii::NEWLINE != 0 {
+        return None;
+    }
+    // A prefix [^\r\n\p{L}\p{N}] before letters.
+    let k1 = match next {
+        Some(c1) if c1 >= 0x80 => return None,
+        Some(c1) => ascii::class(c1),
+        None => 0,
+    };
+    if k1 & ascii::LETTER != 0 {
+        return Some(letters_end(t, i + 2));
+    }
+    // ' ?[^\s\p{L}\p{N}]++[\r\n]*+'
+    let start = if k0 & ascii::OTHER != 0 {
+        i
+    } else if c0 == b' ' && k1 & ascii::OTHER != 0 {
+        i + 1
+    } else {
+        return None;
+    };
+    let mut end = start + 1;
+    while end < b.len() {
+        let k = ascii::class(b[end]);
+        if k == 0 {
+            end = t.run(end, is_other);
+            break;
+        }
+        if k & ascii::OTHER == 0 {
+            break;
+        }
+        end += 1;
+    }
+    Some(t.run_bytes(end, b"\r\n"))
+}
+
 /// End of the piece that starts at byte `i` (< text length).
 pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
+    if t.bytes()[i] < 0x80 {
+        if let Some(end) = ascii_piece_end(t, i) {
+            return end;
+        }
+    }
     let Some(ch) = t.at(i) else { return i };
     let j = i + ch.len;
     if ch.cp == '\'' as u32 {

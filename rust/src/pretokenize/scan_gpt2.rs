@@ -2,10 +2,54 @@
 //! `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`.
 
 use super::classes::{LETTER, NUMBER};
-use super::text::{is_other, Text};
+use super::text::{ascii, is_other, Text};
+
+/// The piece at `i` decided from ASCII bytes alone, or None when a byte of
+/// 0x80 or more (or whitespace) could change it: the general scanner decides
+/// those. Follows the pattern's alternatives in order.
+#[inline(always)]
+fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
+    let b = t.bytes();
+    let c0 = b[i];
+    let next = b.get(i + 1).copied();
+    if c0 == b'\'' {
+        // '(?:[sdmt]|ll|ve|re), case-sensitive: ASCII bytes decide it.
+        match (next, b.get(i + 2)) {
+            (Some(b's' | b'd' | b'm' | b't'), _) => return Some(i + 2),
+            (Some(b'l'), Some(b'l')) | (Some(b'v' | b'r'), Some(b'e')) => return Some(i + 3),
+            _ => {}
+        }
+    }
+    // ' ?' then a run of one class.
+    let (start, class) = match next {
+        Some(c1) if c0 == b' ' && c1 >= 0x80 => return None,
+        Some(c1) if c0 == b' ' && ascii::class(c1) & ascii::SPACE == 0 => (i + 1, ascii::class(c1)),
+        _ => (i, ascii::class(c0)),
+    };
+    let (end, general): (usize, fn(u8) -> bool) = if class & ascii::LETTER != 0 {
+        (t.ascii_run(start + 1, b'a', b'z', 0x20), |c| c & LETTER != 0)
+    } else if class & ascii::DIGIT != 0 {
+        (t.ascii_run(start + 1, b'0', b'9', 0), |c| c & NUMBER != 0)
+    } else if class & ascii::OTHER != 0 {
+        let mut end = start + 1;
+        while end < b.len() && ascii::class(b[end]) & ascii::OTHER != 0 {
+            end += 1;
+        }
+        (end, is_other)
+    } else {
+        return None;
+    };
+    // A longer character may continue the run.
+    Some(if b.get(end).is_some_and(|&c| c >= 0x80) { t.run(end, general) } else { end })
+}
 
 /// End of the piece that starts at byte `i` (< text length).
 pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
+    if t.bytes()[i] < 0x80 {
+        if let Some(end) = ascii_piece_end(t, i) {
+            return end;
+        }
+    }
     let Some(ch) = t.at(i) else { return i };
     let j = i + ch.len;
     if ch.cp == '\'' as u32 {

@@ -8,7 +8,7 @@
 //! first alternative with the optional prefix, then without, then the second.
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
-use super::text::Text;
+use super::text::{ascii, is_other, Text};
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
 fn contraction(t: &Text<'_>, j: usize) -> usize {
@@ -71,8 +71,106 @@ fn upper_plus_lower_star(t: &Text<'_>, p: usize) -> Option<usize> {
     Some(contraction(t, end))
 }
 
+/// An ASCII word at `p`: `[A-Z]*[a-z]+` or else `[A-Z]+`, then the optional
+/// contraction; None when a byte of 0x80 or more could extend it.
+#[inline(always)]
+fn ascii_word_end(t: &Text<'_>, p: usize) -> Option<usize> {
+    let b = t.bytes();
+    let upper_end = t.ascii_run(p, b'A', b'Z', 0);
+    let end = t.ascii_run(upper_end, b'a', b'z', 0);
+    match b.get(end) {
+        Some(&c) if c >= 0x80 => None,
+        Some(b'\'') => {
+            // (?i:'s|'t|'re|'ve|'m|'ll|'d)? on ASCII letters (the folds also
+            // hold U+017F, left to the general scanner).
+            let c1 = *b.get(end + 1)?;
+            if c1 >= 0x80 {
+                return None;
+            }
+            let c1 = c1 | 0x20;
+            if matches!(c1, b's' | b't' | b'm' | b'd') {
+                return Some(end + 2);
+            }
+            if matches!(c1, b'r' | b'v' | b'l') {
+                let c2 = *b.get(end + 2)?;
+                if c2 >= 0x80 {
+                    return None;
+                }
+                if matches!((c1, c2 | 0x20), (b'r', b'e') | (b'v', b'e') | (b'l', b'l')) {
+                    return Some(end + 3);
+                }
+            }
+            Some(end)
+        }
+        _ => Some(end),
+    }
+}
+
+/// The piece at `i` decided from ASCII bytes alone, or None when a byte of
+/// 0x80 or more (or whitespace) could change it: the general scanner decides
+/// those. Follows the pattern's alternatives in order.
+#[inline(always)]
+fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
+    let b = t.bytes();
+    let c0 = b[i];
+    let k0 = ascii::class(c0);
+    if k0 & ascii::LETTER != 0 {
+        return ascii_word_end(t, i);
+    }
+    if k0 & ascii::DIGIT != 0 {
+        // \p{N}{1,3}
+        let mut end = i + 1;
+        while end < i + 3 && end < b.len() {
+            match ascii::class(b[end]) {
+                ascii::DIGIT => end += 1,
+                0 => return None,
+                _ => break,
+            }
+        }
+        return Some(end);
+    }
+    if k0 & ascii::NEWLINE != 0 {
+        return None;
+    }
+    // A prefix [^\r\n\p{L}\p{N}] before a word.
+    let k1 = match b.get(i + 1) {
+        Some(&c1) if c1 >= 0x80 => return None,
+        Some(&c1) => ascii::class(c1),
+        None => 0,
+    };
+    if k1 & ascii::LETTER != 0 {
+        return ascii_word_end(t, i + 1);
+    }
+    // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
+    let start = if k0 & ascii::OTHER != 0 {
+        i
+    } else if c0 == b' ' && k1 & ascii::OTHER != 0 {
+        i + 1
+    } else {
+        return None;
+    };
+    let mut end = start + 1;
+    while end < b.len() {
+        let k = ascii::class(b[end]);
+        if k == 0 {
+            end = t.run(end, is_other);
+            break;
+        }
+        if k & ascii::OTHER == 0 {
+            break;
+        }
+        end += 1;
+    }
+    Some(t.run_bytes(end, b"\r\n/"))
+}
+
 /// End of the piece that starts at byte `i` (< text length).
 pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
+    if t.bytes()[i] < 0x80 {
+        if let Some(end) = ascii_piece_end(t, i) {
+            return end;
+        }
+    }
     let Some(ch) = t.at(i) else { return i };
     let j = i + ch.len;
     let is_newline = ch.cp == '\n' as u32 || ch.cp == '\r' as u32;

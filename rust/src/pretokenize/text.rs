@@ -1,7 +1,67 @@
 //! A cursor over UTF-8 text that yields characters with their class bits:
-//! the primitive the hand-written scanners are built from.
+//! the primitive the hand-written scanners are built from. Also the ASCII
+//! fast paths' tools: byte classes and runs measured eight bytes at a time.
 
 use super::classes::{table, ClassTable, LETTER, NUMBER, SPACE};
+
+/// Classes of the ASCII bytes for the scanners' fast paths (a byte of 0x80
+/// or more is none of them: the start or middle of a longer character).
+pub mod ascii {
+    /// `[A-Za-z]`, the ASCII `\p{L}`.
+    pub const LETTER: u8 = 1;
+    /// `[A-Z]`
+    pub const UPPER: u8 = 2;
+    /// `[a-z]`
+    pub const LOWER: u8 = 4;
+    /// `[0-9]`, the ASCII `\p{N}`.
+    pub const DIGIT: u8 = 8;
+    /// `[\t\n\x0b\x0c\r ]`, the ASCII `\s`.
+    pub const SPACE: u8 = 16;
+    /// `\r` or `\n`.
+    pub const NEWLINE: u8 = 32;
+    /// None of the above: the ASCII `[^\s\p{L}\p{N}]`.
+    pub const OTHER: u8 = 64;
+
+    const fn build() -> [u8; 256] {
+        let mut t = [0u8; 256];
+        let mut b = 0;
+        while b < 128 {
+            let c = b as u8;
+            t[b] = if c.is_ascii_uppercase() {
+                LETTER | UPPER
+            } else if c.is_ascii_lowercase() {
+                LETTER | LOWER
+            } else if c.is_ascii_digit() {
+                DIGIT
+            } else if c == b'\r' || c == b'\n' {
+                SPACE | NEWLINE
+            } else if matches!(c, b'\t' | 0x0b | 0x0c | b' ') {
+                SPACE
+            } else {
+                OTHER
+            };
+            b += 1;
+        }
+        t
+    }
+
+    /// The class of each byte value (0 for 0x80 and above).
+    pub static CLASS: [u8; 256] = build();
+
+    /// The class bits of byte `b`.
+    #[inline(always)]
+    pub fn class(b: u8) -> u8 {
+        CLASS[b as usize]
+    }
+}
+
+/// The high bit of every byte of a word.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+#[inline(always)]
+const fn splat(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
 
 /// Not `\s`, not `\p{L}`, not `\p{N}`: the `[^\s\p{L}\p{N}]` class.
 #[inline(always)]
@@ -64,6 +124,39 @@ impl<'a> Text<'a> {
             )
         };
         Some(Ch { cp, class: self.table.class(cp), len })
+    }
+
+    /// The text as bytes.
+    #[inline(always)]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// End of the run of ASCII bytes from `i` in `lo..=hi` once or-ed with
+    /// `fold` (0x20 folds `[A-Z]` onto `[a-z]`), measured eight bytes at a
+    /// time. The run also ends at any byte of 0x80 or more.
+    #[inline(always)]
+    pub fn ascii_run(&self, mut i: usize, lo: u8, hi: u8, fold: u8) -> usize {
+        let b = self.bytes;
+        while i + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) | splat(fold);
+            // For a byte x below 0x80, x + (0x80 - lo) has its high bit set
+            // exactly when x >= lo, and x + (0x7f - hi) exactly when x > hi,
+            // and neither carries into the next byte. A byte of 0x80 or more
+            // may carry into the bytes after it, which the first such byte
+            // ends the run before anyway.
+            let ge = w.wrapping_add(splat(0x80 - lo));
+            let gt = w.wrapping_add(splat(0x7f - hi));
+            let stop = (!(ge & !gt) | w) & HIGH;
+            if stop != 0 {
+                return i + (stop.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        while i < b.len() && (b[i] | fold).wrapping_sub(lo) <= hi - lo && b[i] < 0x80 {
+            i += 1;
+        }
+        i
     }
 
     /// The byte at `i` if it is ASCII `c`.
@@ -134,5 +227,26 @@ impl<'a> Text<'a> {
             }
         }
         SpaceRun { end: i, last_start, newline_end }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_runs_equal_a_byte_loop() {
+        let text = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;'é日\u{7f}@[`{";
+        let t = Text::new(text);
+        let b = text.as_bytes();
+        for (lo, hi, fold) in [(b'a', b'z', 0x20), (b'a', b'z', 0), (b'A', b'Z', 0), (b'0', b'9', 0)] {
+            for i in 0..=b.len() {
+                let mut end = i;
+                while end < b.len() && b[end] < 0x80 && (lo..=hi).contains(&(b[end] | fold)) {
+                    end += 1;
+                }
+                assert_eq!(t.ascii_run(i, lo, hi, fold), end, "{lo} {hi} {fold} from {i}");
+            }
+        }
     }
 }
