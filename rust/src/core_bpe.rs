@@ -2,10 +2,12 @@
 //! special tokens, a split pattern, and the encode/decode operations on top
 //! (special-token handling with tiktoken's policy, batch encoding on rayon).
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
-use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
@@ -154,7 +156,7 @@ struct PieceBatch<'a, 't> {
     ranks: &'a TokenMap,
     /// The text the pieces are slices of.
     text: &'t [u8],
-    cache: Option<PieceCache<'t>>,
+    cache: Option<&'a mut PieceCache>,
     pieces: [&'t [u8]; BATCH],
     /// Packed key (0: longer than a key holds) and its hash, per piece.
     keys: [u128; BATCH],
@@ -163,7 +165,7 @@ struct PieceBatch<'a, 't> {
 }
 
 impl<'a, 't> PieceBatch<'a, 't> {
-    fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<PieceCache<'t>>) -> Self {
+    fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<&'a mut PieceCache>) -> Self {
         Self { ranks, text, cache, pieces: [&[]; BATCH], keys: [0; BATCH], hashes: [0; BATCH], len: 0 }
     }
 
@@ -213,16 +215,215 @@ impl<'a, 't> PieceBatch<'a, 't> {
                     bpe::merge_piece(piece, ranks, out)
                 }
             }
-            Some(cache) if key != 0 => cache.encode(piece, self.hashes[k], out, |p, o| bpe::merge_piece(p, ranks, o)),
-            Some(cache) => cache.encode(piece, bytes_hash(piece), out, |p, o| bpe::encode_piece(p, ranks, o)),
+            Some(cache) if key != 0 => {
+                cache.encode(piece, key, self.hashes[k], out, |p, o| bpe::merge_piece(p, ranks, o))
+            }
+            Some(cache) => cache.encode(piece, 0, bytes_hash(piece), out, |p, o| bpe::encode_piece(p, ranks, o)),
         }
     }
+}
+
+/// Gives each [`CoreBpe`] an id of its own, for the thread caches.
+static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's piece cache, and the id of the tokenizer it serves.
+    /// It outlives calls (bounded: see `piece_cache`), so the texts of one
+    /// batch run, of the next run on this thread and of later calls share
+    /// it; another tokenizer on this thread starts it over.
+    static THREAD_CACHE: RefCell<Option<(u64, PieceCache)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's piece cache for the tokenizer `id`, sized
+/// for at least `bytes` of text.
+fn with_thread_cache<R>(id: u64, bytes: usize, f: impl FnOnce(&mut PieceCache) -> R) -> R {
+    THREAD_CACHE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.as_ref().is_none_or(|(owner, _)| *owner != id) {
+                *slot = Some((id, PieceCache::for_bytes(bytes)));
+            }
+            let (_, cache) = slot.as_mut().expect("just set");
+            cache.reserve_for(bytes);
+            f(cache)
+        }
+        // Only a re-entrant call (none is made today) finds it borrowed.
+        Err(_) => f(&mut PieceCache::for_bytes(bytes)),
+    })
+}
+
+/// The tokens of a run of consecutive texts of a batch, in one vector.
+pub struct Run {
+    /// Index of the run's first text.
+    pub start: usize,
+    /// Text `start + k` is `ids[ends[k - 1]..ends[k]]` (from 0 for `k == 0`).
+    pub ids: Vec<Rank>,
+    pub ends: Vec<usize>,
+    /// The first of its texts that could not be encoded (a disallowed
+    /// special token), by batch index; its tokens are empty.
+    pub error: Option<(usize, CoreError)>,
+}
+
+impl Run {
+    /// The tokens of each text of the run, in order.
+    pub fn texts(&self) -> impl Iterator<Item = &[Rank]> + '_ {
+        self.ends.iter().scan(0, |from, &end| {
+            let ids = &self.ids[*from..end];
+            *from = end;
+            Some(ids)
+        })
+    }
+}
+
+/// Where a batch's results go, on the thread that called the batch encode:
+/// each run of consecutive texts is delivered as soon as it is encoded, so
+/// the caller's own work on the results (building Python lists) overlaps
+/// with the encoding of the later runs.
+pub trait BatchSink {
+    /// Runs `f`, which blocks until some runs are done (the Python bindings
+    /// let other Python threads run meanwhile).
+    fn wait<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R;
+    fn deliver(&mut self, run: Run);
+}
+
+/// Collects a batch's results in order.
+struct Collect(Vec<Option<Result<Vec<Rank>, CoreError>>>);
+
+impl BatchSink for Collect {
+    fn wait<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+    fn deliver(&mut self, mut run: Run) {
+        for (k, ids) in run.texts().enumerate() {
+            self.0[run.start + k] = Some(Ok(ids.to_vec()));
+        }
+        if let Some((index, e)) = run.error.take() {
+            self.0[index] = Some(Err(e));
+        }
+    }
+}
+
+/// Splits a batch into runs of consecutive texts `(start, end, bytes)`: a few
+/// runs per thread for balance, each long enough for its piece cache (which
+/// its texts share) to pay off.
+fn plan_runs<S: AsRef<str>>(texts: &[S], threads: usize) -> Vec<(usize, usize, usize)> {
+    let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
+    let per_run = (total / (8 * threads.max(1))).clamp(1 << 16, 1 << 22);
+    let mut runs = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, t) in texts.iter().enumerate() {
+        size += t.as_ref().len() + 16;
+        if size >= per_run {
+            runs.push((start, i + 1, size));
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < texts.len() {
+        runs.push((start, texts.len(), size));
+    }
+    runs
+}
+
+/// Finished runs of a batch (None: encoding the one starting at that text
+/// panicked), with the condition workers signal when they add one.
+type Finished = (Mutex<Vec<Result<Run, usize>>>, Condvar);
+
+/// Gives a closure the signature rayon's `in_place_scope` takes (any borrow
+/// of a scope of one lifetime), which closure inference alone does not.
+fn scope_body<'scope, F: FnOnce(&rayon::Scope<'scope>)>(f: F) -> F {
+    f
+}
+
+/// Appends the tokens of one text to the vector it is given.
+type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<(), CoreError> + Sync + 'a;
+
+/// Spawns one job per run onto `scope`'s pool; each reports to `done`.
+fn spawn_runs<'scope, S: AsRef<str> + Sync>(
+    id: u64,
+    scope: &rayon::Scope<'scope>,
+    runs: &'scope [(usize, usize, usize)],
+    texts: &'scope [S],
+    f: &'scope EncodeInto<'scope>,
+    done: &'scope Finished,
+) {
+    for &(start, end, size) in runs {
+        scope.spawn(move |_| {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_thread_cache(id, size, |cache| {
+                    let mut run = Run { start, ids: Vec::with_capacity(size / 4), ends: Vec::new(), error: None };
+                    for (k, t) in texts[start..end].iter().enumerate() {
+                        let from = run.ids.len();
+                        if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
+                            run.ids.truncate(from);
+                            run.error.get_or_insert((start + k, e));
+                        }
+                        run.ends.push(run.ids.len());
+                    }
+                    run
+                })
+            }));
+            done.0.lock().unwrap_or_else(|e| e.into_inner()).push(run.map_err(|_| start));
+            done.1.notify_one();
+        });
+    }
+}
+
+/// `f` of each text on a rayon pool (`num_threads` threads, None: the
+/// global pool), delivered to `sink` run by run on the calling thread, which
+/// does not encode itself. A panic in `f` is raised again here once every
+/// run has finished.
+fn stream_texts<S: AsRef<str> + Sync>(
+    id: u64,
+    texts: &[S],
+    num_threads: Option<usize>,
+    f: &EncodeInto<'_>,
+    sink: &mut impl BatchSink,
+) -> Result<(), CoreError> {
+    let pool = match num_threads {
+        None | Some(0) => None,
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| CoreError::ThreadPool(e.to_string()))?,
+        ),
+    };
+    let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+    let runs = plan_runs(texts, threads);
+    let done: Finished = (Mutex::new(Vec::new()), Condvar::new());
+    let mut panicked = None;
+    let body = scope_body(|scope| {
+        spawn_runs(id, scope, &runs, texts, f, &done);
+        let mut received = 0;
+        while received < runs.len() {
+            let finished = sink.wait(|| {
+                let mut queue = done.0.lock().unwrap_or_else(|e| e.into_inner());
+                while queue.is_empty() {
+                    queue = done.1.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+                std::mem::take(&mut *queue)
+            });
+            for run in finished {
+                received += 1;
+                match run {
+                    Ok(run) => sink.deliver(run),
+                    Err(start) => panicked = Some(start),
+                }
+            }
+        }
+    });
+    match &pool {
+        None => rayon::in_place_scope(body),
+        Some(pool) => pool.in_place_scope(body),
+    }
+    if let Some(start) = panicked {
+        panic!("encoding the batch's texts from index {start} panicked");
+    }
+    Ok(())
 }
 
 /// An immutable byte-level BPE tokenizer (vocabulary, specials, split pattern).
 /// `Send + Sync`: share it across threads freely.
 #[derive(Debug)]
 pub struct CoreBpe {
+    /// Unique in the process: keys this tokenizer's thread caches.
+    id: u64,
     encoder: TokenMap,
     decoder: Vec<Vec<u8>>,
     specials: Specials,
@@ -249,7 +450,8 @@ impl CoreBpe {
         }
         let specials = Specials::new(special_tokens, mergeable.len())?;
         let pretokenizer = Pretokenizer::new(pattern)?;
-        Ok(Self { encoder, decoder: mergeable, specials, pretokenizer, pattern_name: pattern.to_string() })
+        let id = NEXT_CORE_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Self { id, encoder, decoder: mergeable, specials, pretokenizer, pattern_name: pattern.to_string() })
     }
 
     /// The pattern as given (a built-in name or a regex).
@@ -282,13 +484,17 @@ impl CoreBpe {
 
     /// Encodes `text` with no special-token handling at all.
     pub fn encode_ordinary(&self, text: &str) -> Vec<Rank> {
+        with_thread_cache(self.id, text.len(), |cache| self.encode_ordinary_cached(text, Some(cache)))
+    }
+
+    fn encode_ordinary_cached(&self, text: &str, cache: Option<&mut PieceCache>) -> Vec<Rank> {
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
-        self.encode_ordinary_into(text, &mut out);
+        self.encode_ordinary_into(text, &mut out, cache);
         out
     }
 
-    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) {
-        let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), PieceCache::for_text(text));
+    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>, cache: Option<&mut PieceCache>) {
+        let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
         self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
         batch.flush(out);
     }
@@ -313,7 +519,9 @@ impl CoreBpe {
     /// specials overlap, the leftmost (then longest) occurrence wins.
     pub fn encode(&self, text: &str, policy: &SpecialPolicy<'_>) -> Result<Vec<Rank>, CoreError> {
         let finder = self.specials.allowed_finder(&policy.allowed)?;
-        self.encode_with(text, &policy.disallowed, finder.as_ref())
+        with_thread_cache(self.id, text.len(), |cache| {
+            self.encode_with(text, &policy.disallowed, finder.as_ref(), Some(cache))
+        })
     }
 
     fn encode_with(
@@ -321,36 +529,37 @@ impl CoreBpe {
         text: &str,
         disallowed: &HashSet<&str>,
         finder: Option<&SpecialFinder<'_>>,
+        cache: Option<&mut PieceCache>,
     ) -> Result<Vec<Rank>, CoreError> {
+        let mut out = Vec::with_capacity(text.len() / 4 + 1);
+        self.encode_with_into(text, disallowed, finder, cache, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`CoreBpe::encode`] of `text`, appended to `out`.
+    fn encode_with_into(
+        &self,
+        text: &str,
+        disallowed: &HashSet<&str>,
+        finder: Option<&SpecialFinder<'_>>,
+        mut cache: Option<&mut PieceCache>,
+        out: &mut Vec<Rank>,
+    ) -> Result<(), CoreError> {
         if let Some(tok) = self.find_disallowed(text, disallowed) {
             return Err(CoreError::DisallowedSpecial(tok));
         }
         let Some(finder) = finder else {
-            return Ok(self.encode_ordinary(text));
+            self.encode_ordinary_into(text, out, cache);
+            return Ok(());
         };
-        let mut out = Vec::with_capacity(text.len() / 4 + 1);
         let mut start = 0;
         for found in finder.find_iter(text) {
-            self.encode_ordinary_into(&text[start..found.start], &mut out);
+            self.encode_ordinary_into(&text[start..found.start], out, cache.as_deref_mut());
             out.push(self.specials.ids[found.token]);
             start = found.end;
         }
-        self.encode_ordinary_into(&text[start..], &mut out);
-        Ok(out)
-    }
-
-    /// Runs `f` on a rayon pool of `num_threads` threads (None: the global pool).
-    fn in_pool<T: Send>(&self, num_threads: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T, CoreError> {
-        match num_threads {
-            None | Some(0) => Ok(f()),
-            Some(n) => {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| CoreError::ThreadPool(e.to_string()))?;
-                Ok(pool.install(f))
-            }
-        }
+        self.encode_ordinary_into(&text[start..], out, cache);
+        Ok(())
     }
 
     pub fn encode_ordinary_batch<S: AsRef<str> + Sync>(
@@ -358,7 +567,23 @@ impl CoreBpe {
         texts: &[S],
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
-        self.in_pool(num_threads, || texts.par_iter().map(|t| self.encode_ordinary(t.as_ref())).collect())
+        let mut sink = Collect((0..texts.len()).map(|_| None).collect());
+        self.encode_ordinary_batch_to(texts, num_threads, &mut sink)?;
+        sink.0.into_iter().map(|r| r.expect("every text delivered")).collect()
+    }
+
+    /// [`CoreBpe::encode_ordinary_batch`], delivered to `sink` run by run.
+    pub fn encode_ordinary_batch_to<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        num_threads: Option<usize>,
+        sink: &mut impl BatchSink,
+    ) -> Result<(), CoreError> {
+        let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
+            self.encode_ordinary_into(t, out, Some(cache));
+            Ok(())
+        };
+        stream_texts(self.id, texts, num_threads, &f, sink)
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -367,11 +592,26 @@ impl CoreBpe {
         policy: &SpecialPolicy<'_>,
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
+        let mut sink = Collect((0..texts.len()).map(|_| None).collect());
+        self.encode_batch_to(texts, policy, num_threads, &mut sink)?;
+        sink.0.into_iter().map(|r| r.expect("every text delivered")).collect()
+    }
+
+    /// [`CoreBpe::encode_batch`], delivered to `sink` run by run (a text with
+    /// a disallowed special token is reported in its run's `error`).
+    pub fn encode_batch_to<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        policy: &SpecialPolicy<'_>,
+        num_threads: Option<usize>,
+        sink: &mut impl BatchSink,
+    ) -> Result<(), CoreError> {
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
-        self.in_pool(num_threads, || {
-            texts.par_iter().map(|t| self.encode_with(t.as_ref(), &policy.disallowed, finder)).collect()
-        })?
+        let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
+            self.encode_with_into(t, &policy.disallowed, finder, Some(cache), out)
+        };
+        stream_texts(self.id, texts, num_threads, &f, sink)
     }
 
     /// The bytes of one token (mergeable or special).

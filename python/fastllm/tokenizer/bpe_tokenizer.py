@@ -423,11 +423,8 @@ def _check_text(text: object) -> None:
 def _text_list(texts: Iterable[str]) -> list[str]:
     if isinstance(texts, (str, bytes)):
         raise TypeError("texts must be a list of strings, not a single string")
-    texts = texts if isinstance(texts, list) else list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] must be str, not {type(text).__name__}")
-    return texts
+    # The core checks each item (TypeError "texts[i] must be str, not ...").
+    return texts if isinstance(texts, list) else list(texts)
 
 
 def _check_threads(num_threads: int | None) -> int | None:

@@ -69,12 +69,6 @@ impl IdObjects {
             Ok(list.cast_into_unchecked())
         }
     }
-
-    /// Each of `lists` as a Python list, in a list.
-    pub fn lists<'py>(&self, py: Python<'py>, lists: &[Vec<Rank>]) -> PyResult<Bound<'py, PyList>> {
-        let items = lists.iter().map(|ids| self.list(py, ids)).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
-    }
 }
 
 fn new_int(py: Python<'_>, id: Rank) -> PyResult<*mut ffi::PyObject> {

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod chunking;
 mod id_lists;
 mod testing;
+mod text_args;
 mod tokenizer;
 mod trainer;
 

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 
 use super::id_lists::IdObjects;
+use super::text_args::{texts_of, Utf8};
 use super::value_error;
 use crate::bpe::Rank;
-use crate::core_bpe::{CoreBpe, SpecialPolicy};
+use crate::core_bpe::{BatchSink, CoreBpe, Run, SpecialPolicy};
 use crate::utf8_stream::Utf8Stream;
 
 /// Token ids from Python ints; a negative id is a ValueError.
@@ -64,6 +65,94 @@ pub struct PyCoreBpe {
     special_names: Vec<String>,
     /// The int objects of the ids, shared by the lists returned.
     id_objects: IdObjects,
+}
+
+/// Builds a batch's list of lists on the calling thread as the runs of texts
+/// come in, while the pool encodes the rest; waits with the GIL released.
+struct ListSink<'a, 'py> {
+    py: Python<'py>,
+    ids: &'a IdObjects,
+    /// Pre-sized; each item is set as its text is delivered.
+    list: Bound<'py, PyList>,
+    /// The first failure by text index (a disallowed special token, or a
+    /// Python error building a list): raised once the batch is done.
+    error: Option<(usize, PyErr)>,
+}
+
+impl<'a, 'py> ListSink<'a, 'py> {
+    fn new(py: Python<'py>, ids: &'a IdObjects, len: usize) -> PyResult<Self> {
+        // SAFETY: a new list of NULL items (or NULL with an exception set),
+        // each to be set once; a list dropped with NULL items is valid.
+        let list = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(len as pyo3::ffi::Py_ssize_t))? };
+        Ok(Self { py, ids, list: list.cast_into()?, error: None })
+    }
+
+    fn fail(&mut self, index: usize, error: PyErr) {
+        if self.error.as_ref().is_none_or(|(first, _)| index < *first) {
+            self.error = Some((index, error));
+        }
+    }
+
+    fn set(&mut self, index: usize, ids: &[Rank]) {
+        match self.ids.list(self.py, ids) {
+            // SAFETY: `index` is in range and its item unset; SetItem steals the new reference.
+            Ok(item) => unsafe {
+                pyo3::ffi::PyList_SetItem(self.list.as_ptr(), index as pyo3::ffi::Py_ssize_t, item.into_ptr());
+            },
+            Err(e) => self.fail(index, e),
+        }
+    }
+
+    fn finish(self) -> PyResult<Bound<'py, PyList>> {
+        match self.error {
+            Some((_, e)) => Err(e),
+            None => Ok(self.list),
+        }
+    }
+}
+
+impl BatchSink for ListSink<'_, '_> {
+    fn wait<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R {
+        self.py.detach(f)
+    }
+
+    fn deliver(&mut self, mut run: Run) {
+        if let Some((index, e)) = run.error.take() {
+            self.fail(index, value_error(e));
+        }
+        if self.error.is_some() {
+            return;
+        }
+        // Many small lists: no cyclic garbage collection in the middle of
+        // making them (it would walk every list made so far, again and again).
+        let _paused = GcPause::new(self.py);
+        for (k, ids) in run.texts().enumerate() {
+            self.set(run.start + k, ids);
+        }
+    }
+}
+
+/// Disables Python's cyclic garbage collector while it lives, when it was
+/// enabled (lists of ints form no cycles; the collector runs at the next
+/// allocation after this as it would have).
+struct GcPause<'py>(Option<Bound<'py, PyModule>>);
+
+impl<'py> GcPause<'py> {
+    fn new(py: Python<'py>) -> Self {
+        let gc = py.import("gc").ok().filter(|gc| {
+            gc.call_method0("isenabled").and_then(|on| on.is_truthy()).unwrap_or(false)
+                && gc.call_method0("disable").is_ok()
+        });
+        Self(gc)
+    }
+}
+
+impl Drop for GcPause<'_> {
+    fn drop(&mut self) {
+        if let Some(gc) = &self.0 {
+            let _ = gc.call_method0("enable");
+        }
+    }
 }
 
 /// `ids` as little-endian u32 bytes.
@@ -132,9 +221,11 @@ impl PyCoreBpe {
     }
 
     /// Encodes `text` ignoring special tokens entirely.
-    fn encode_ordinary<'py>(&self, py: Python<'py>, text: PyBackedStr) -> PyResult<Bound<'py, PyList>> {
-        check_len(&text)?;
-        let ids = py.detach(|| self.core.encode_ordinary(&text));
+    fn encode_ordinary<'py>(&self, py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
+        let text = Utf8::of(text)?;
+        let text: &str = &text;
+        check_len(text)?;
+        let ids = py.detach(|| self.core.encode_ordinary(text));
         self.id_objects.list(py, &ids)
     }
 
@@ -144,14 +235,16 @@ impl PyCoreBpe {
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: &Bound<'py, PyString>,
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        check_len(&text)?;
+        let text = Utf8::of(text)?;
+        let text: &str = &text;
+        check_len(text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        let ids = py.detach(|| self.core.encode(&text, &policy)).map_err(value_error)?;
+        let ids = py.detach(|| self.core.encode(text, &policy)).map_err(value_error)?;
         self.id_objects.list(py, &ids)
     }
 
@@ -160,14 +253,16 @@ impl PyCoreBpe {
     fn encode_to_u32_bytes<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: &Bound<'py, PyString>,
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        check_len(&text)?;
+        let text = Utf8::of(text)?;
+        let text: &str = &text;
+        check_len(text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        let ids = py.detach(|| self.core.encode(&text, &policy)).map_err(value_error)?;
+        let ids = py.detach(|| self.core.encode(text, &policy)).map_err(value_error)?;
         Ok(u32_bytes(py, &ids))
     }
 
@@ -176,17 +271,19 @@ impl PyCoreBpe {
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<PyBackedStr>,
+        texts: &Bound<'py, PyAny>,
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let texts = texts_of(texts)?;
+        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
         texts.iter().try_for_each(|t| check_len(t))?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
-        let ids = py.detach(|| self.core.encode_batch(&texts, &policy, num_threads)).map_err(value_error)?;
-        self.id_objects.lists(py, &ids)
+        let mut sink = ListSink::new(py, &self.id_objects, texts.len())?;
+        self.core.encode_batch_to(&texts, &policy, num_threads, &mut sink).map_err(value_error)?;
+        sink.finish()
     }
 
     /// Encodes many texts in parallel, ignoring special tokens.
@@ -194,13 +291,15 @@ impl PyCoreBpe {
     fn encode_ordinary_batch<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<PyBackedStr>,
+        texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        texts.iter().try_for_each(|t| check_len(t))?;
+        let texts = texts_of(texts)?;
         let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
-        let ids = py.detach(|| self.core.encode_ordinary_batch(&texts, num_threads)).map_err(value_error)?;
-        self.id_objects.lists(py, &ids)
+        texts.iter().try_for_each(|t| check_len(t))?;
+        let mut sink = ListSink::new(py, &self.id_objects, texts.len())?;
+        self.core.encode_ordinary_batch_to(&texts, num_threads, &mut sink).map_err(value_error)?;
+        sink.finish()
     }
 
     /// The concatenated bytes of `ids`; unknown or negative ids raise ValueError.

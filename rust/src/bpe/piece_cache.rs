@@ -1,44 +1,41 @@
-//! Remembers the tokens of the pieces already encoded within one encode call.
+//! Remembers the tokens of pieces already merged within one encode call,
+//! across the texts of a batch too.
 //!
 //! Words recur: in ordinary text most pieces that are not a single token
 //! (and so need the merge loop, with its vocabulary lookups) occurred earlier
-//! in the same text. A slot names an earlier occurrence of the piece in the
-//! text and where its tokens were written in the output, so a hit copies
-//! those tokens instead of merging again. BPE is deterministic, so the result
-//! is identical. The table is open-addressed with short probes and sized to
-//! the text, at most [`MAX_SLOTS`] slots of 16 bytes: its memory is bounded,
-//! and when it is full, new pieces replace old ones.
+//! in the same text or batch. A hit copies the remembered tokens instead of
+//! merging again; BPE is deterministic, so the result is identical.
+//!
+//! The table is open-addressed with short probes. A piece of up to 15 bytes
+//! is its own key (the packed bytes, see `vocab::short_key`); a longer one is
+//! keyed by its hash and its bytes are kept to compare. Memory is bounded:
+//! at most [`MAX_SLOTS`] slots and [`MAX_ARENA`] bytes of tokens and of
+//! piece bytes each; a full cache is emptied and starts over.
 
 use super::vocab::Rank;
 
 #[derive(Clone, Copy, Default)]
+#[repr(C)]
 struct Slot {
-    /// Bits of the piece's hash, to skip most mismatches without reading the text.
-    tag: u32,
-    /// Byte offset of the piece in the text.
-    start: u32,
-    /// Where its tokens start in the output.
-    out_start: u32,
-    /// Piece length (0: free slot) and token count.
-    len: u16,
-    out_len: u16,
+    /// The packed piece, or for a long piece [`LONG`] | its hash; 0: free.
+    key: u128,
+    /// Where its tokens are in `tokens`, and how many.
+    tok_at: u32,
+    tok_len: u16,
+    /// A long piece's length (0 for a short one) and where its bytes are.
+    long_len: u16,
+    long_at: u32,
 }
 
-/// The cache of one text. Offsets are `u32`: the encoder is not used on
-/// texts of 4 GiB or more (the Python bindings refuse them).
-pub struct PieceCache<'t> {
-    text: &'t [u8],
-    slots: Vec<Slot>,
-    mask: usize,
-}
+/// Marks a long piece's key: packed keys hold a length of 1 to 15 in their top byte.
+const LONG: u128 = 0xFF << 120;
 
-/// Texts shorter than this are encoded without a cache (setting one up
-/// would cost more than it saves).
-pub const MIN_TEXT: usize = 4096;
-/// At most this many slots (1 MiB).
+/// The most slots (2 MiB).
 pub const MAX_SLOTS: usize = 1 << 16;
+/// The most bytes of remembered tokens, and of long pieces' bytes.
+pub const MAX_ARENA: usize = 1 << 20;
 /// Slots tried from a piece's home slot before giving up.
-const PROBES: usize = 4;
+const PROBES: usize = 8;
 
 /// A 64-bit hash of any byte string (for pieces too long to pack into a key).
 #[inline]
@@ -56,63 +53,138 @@ pub fn bytes_hash(bytes: &[u8]) -> u64 {
     (h ^ last).wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ (h >> 31)
 }
 
-impl<'t> PieceCache<'t> {
-    /// A cache for `text`, or `None` when the text is too short to profit
-    /// or too long for `u32` offsets.
-    pub fn for_text(text: &'t str) -> Option<Self> {
-        if text.len() < MIN_TEXT || text.len() >= u32::MAX as usize {
-            return None;
-        }
-        let slots = (text.len() / 16).next_power_of_two().min(MAX_SLOTS);
-        Some(Self { text: text.as_bytes(), slots: vec![Slot::default(); slots], mask: slots - 1 })
+/// The cache of one encode call (one text, or one worker's share of a batch).
+pub struct PieceCache {
+    slots: Vec<Slot>,
+    used: usize,
+    tokens: Vec<Rank>,
+    bytes: Vec<u8>,
+}
+
+impl PieceCache {
+    /// A cache sized for about `text_bytes` of text (it grows as needed).
+    pub fn for_bytes(text_bytes: usize) -> Self {
+        let slots = (text_bytes / 32).next_power_of_two().clamp(1024, MAX_SLOTS);
+        Self { slots: vec![Slot::default(); slots], used: 0, tokens: Vec::new(), bytes: Vec::new() }
     }
 
-    /// Appends the tokens of `piece` (a slice of the cache's text; `hash`
-    /// is any fixed function of its bytes) to `out`: copied from an earlier
-    /// occurrence when the cache holds one, otherwise computed by `merge`
-    /// and remembered.
+    /// Grows the table ahead for about `text_bytes` more of text, up to the limit.
+    pub fn reserve_for(&mut self, text_bytes: usize) {
+        let want = (text_bytes / 32).next_power_of_two().min(MAX_SLOTS);
+        while self.slots.len() < want {
+            self.grow();
+        }
+    }
+
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        (hash >> 24) as usize & (self.slots.len() - 1)
+    }
+
+    /// Appends the tokens of `piece` to `out`: copied when remembered,
+    /// otherwise computed by `merge` and remembered. `key` is the piece's
+    /// packed key, or 0 when it is longer than a key holds; `hash` is
+    /// `vocab::key_hash(key)` for a short piece, [`bytes_hash`] of a long one.
     #[inline]
-    pub fn encode(&mut self, piece: &[u8], hash: u64, out: &mut Vec<Rank>, merge: impl FnOnce(&[u8], &mut Vec<Rank>)) {
-        let home = (hash >> 32) as usize & self.mask;
-        let tag = hash as u32;
+    pub fn encode(
+        &mut self,
+        piece: &[u8],
+        key: u128,
+        hash: u64,
+        out: &mut Vec<Rank>,
+        merge: impl FnOnce(&[u8], &mut Vec<Rank>),
+    ) {
+        let long = key == 0;
+        let key = if long { LONG | hash as u128 } else { key };
+        let mask = self.slots.len() - 1;
+        let home = self.home(hash);
         let mut free = None;
         for k in 0..PROBES {
-            let at = (home + k) & self.mask;
+            let at = (home + k) & mask;
             let slot = self.slots[at];
-            if slot.len == 0 {
+            if slot.key == 0 {
                 free = Some(at);
                 break;
             }
-            if slot.tag == tag && slot.len as usize == piece.len() {
-                let start = slot.start as usize;
-                if &self.text[start..start + piece.len()] == piece {
-                    let from = slot.out_start as usize;
-                    out.extend_from_within(from..from + slot.out_len as usize);
-                    return;
-                }
+            if slot.key == key
+                && (!long
+                    || (slot.long_len as usize == piece.len()
+                        && &self.bytes[slot.long_at as usize..slot.long_at as usize + piece.len()] == piece))
+            {
+                let from = slot.tok_at as usize;
+                out.extend_from_slice(&self.tokens[from..from + slot.tok_len as usize]);
+                return;
             }
         }
         let before = out.len();
         merge(piece, out);
-        // The piece's offset in the text; a piece from elsewhere is not remembered.
-        let start = (piece.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
-        let inside = start <= self.text.len() && piece.len() <= self.text.len() - start;
-        let out_len = out.len() - before;
-        let fits = piece.len() <= u16::MAX as usize && out_len <= u16::MAX as usize && out.len() < u32::MAX as usize;
-        if inside && !piece.is_empty() && fits {
-            self.slots[free.unwrap_or(home)] = Slot {
-                tag,
-                start: start as u32,
-                out_start: before as u32,
-                len: piece.len() as u16,
-                out_len: out_len as u16,
-            };
+        let made = &out[before..];
+        if made.len() > u16::MAX as usize || (long && piece.len() > u16::MAX as usize) {
+            return;
         }
+        if self.tokens.len() + made.len() > MAX_ARENA / 4 || self.bytes.len() + piece.len() > MAX_ARENA {
+            self.clear();
+            free = None;
+        }
+        let at = match free {
+            Some(at) => at,
+            None if self.used == 0 => self.home(hash),
+            // No free slot within reach: take the home slot's place.
+            None => home,
+        };
+        if self.slots[at].key == 0 {
+            self.used += 1;
+        }
+        let long_at = self.bytes.len() as u32;
+        if long {
+            self.bytes.extend_from_slice(piece);
+        }
+        self.slots[at] = Slot {
+            key,
+            tok_at: self.tokens.len() as u32,
+            tok_len: made.len() as u16,
+            long_len: if long { piece.len() as u16 } else { 0 },
+            long_at,
+        };
+        self.tokens.extend_from_slice(made);
+        if self.used * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+    }
+
+    /// Twice the slots, or a fresh start when at the limit.
+    #[cold]
+    fn grow(&mut self) {
+        if self.slots.len() >= MAX_SLOTS {
+            self.clear();
+            return;
+        }
+        let doubled = vec![Slot::default(); self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        let mask = self.slots.len() - 1;
+        for slot in old.into_iter().filter(|s| s.key != 0) {
+            let hash = if slot.key & LONG == LONG { slot.key as u64 } else { super::vocab::key_hash(slot.key) };
+            let home = self.home(hash);
+            // Keys not placed within reach are dropped: it is a cache.
+            if let Some(at) = (0..PROBES).map(|k| (home + k) & mask).find(|&at| self.slots[at].key == 0) {
+                self.slots[at] = slot;
+            } else {
+                self.used -= 1;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(Slot::default());
+        self.used = 0;
+        self.tokens.clear();
+        self.bytes.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::vocab::{key_hash, short_key};
     use super::*;
 
     /// A stand-in merge that records every call.
@@ -123,15 +195,22 @@ mod tests {
         }
     }
 
+    fn key_and_hash(piece: &[u8]) -> (u128, u64) {
+        match short_key(piece) {
+            Some(key) => (key, key_hash(key)),
+            None => (0, bytes_hash(piece)),
+        }
+    }
+
     /// Encodes the space-ended words of `text` through `cache`; checks the output equals
     /// merging every piece, and returns how many pieces were merged.
-    fn encode_words(cache: &mut PieceCache<'_>, text: &str) -> usize {
+    fn encode_words(cache: &mut PieceCache, text: &str) -> usize {
         let mut calls = Vec::new();
         let mut out = Vec::new();
         let mut merge = fake_merge(&mut calls);
         for piece in text.split_inclusive(' ') {
-            let bytes = piece.as_bytes();
-            cache.encode(bytes, bytes_hash(bytes), &mut out, |p, o| merge(p, o));
+            let (key, hash) = key_and_hash(piece.as_bytes());
+            cache.encode(piece.as_bytes(), key, hash, &mut out, |p, o| merge(p, o));
         }
         drop(merge);
         assert_eq!(out, text.bytes().map(|b| b as Rank).collect::<Vec<_>>());
@@ -139,32 +218,43 @@ mod tests {
     }
 
     #[test]
-    fn repeats_are_copied_and_equal_to_merging() {
-        let text = "alpha beta alpha gamma beta alpha ".repeat(200);
-        let merged = encode_words(&mut PieceCache::for_text(&text).expect("long enough"), &text);
+    fn repeats_short_and_long_are_copied_and_equal_to_merging() {
+        let text = "alpha beta alpha gamma-delta-epsilon-zeta beta alpha gamma-delta-epsilon-zeta ".repeat(200);
+        let merged = encode_words(&mut PieceCache::for_bytes(text.len()), &text);
         assert_eq!(merged, 3, "only the first occurrences merge");
+        // Across texts too.
+        let mut cache = PieceCache::for_bytes(0);
+        assert_eq!(encode_words(&mut cache, "one two three "), 3);
+        assert_eq!(encode_words(&mut cache, "three two one "), 0);
     }
 
     #[test]
-    fn full_tables_replace_and_hash_collisions_are_told_apart() {
-        // 676 distinct four-byte pieces in a cache of 256 slots: pieces replace
-        // others, and every hit must match the whole piece.
-        let words: Vec<String> =
-            (b'a'..=b'z').flat_map(|a| (b'a'..=b'z').map(move |b| format!("{}{}qq ", b as char, a as char))).collect();
-        let text = words.concat().repeat(2);
-        let cache = PieceCache::for_text(&text[..MIN_TEXT]).unwrap();
-        assert_eq!(cache.slots.len(), 256);
-        let mut cache = PieceCache { text: text.as_bytes(), ..cache };
-        assert!(encode_words(&mut cache, &text) > words.len(), "some pieces were replaced");
-        // Every piece hashing alike: slots are shared, and the bytes decide.
+    fn growth_and_clearing_keep_results_exact() {
+        // 20,000 distinct pieces in a cache that starts with 1024 slots: it
+        // grows, and at its limit starts over; every output stays exact.
+        let words: String = (0..20_000).map(|k| format!("w{k} ")).collect();
+        let mut cache = PieceCache::for_bytes(0);
+        assert_eq!(encode_words(&mut cache, &words), 20_000);
+        assert!(cache.slots.len() > 1024);
+        assert!(encode_words(&mut cache, &words) < 20_000, "some remembered");
+        let long: String = (0..3000).map(|k| format!("{}{k} ", "x".repeat(400))).collect();
+        encode_words(&mut cache, &long);
+        assert!(cache.bytes.len() <= MAX_ARENA && cache.tokens.len() <= MAX_ARENA / 4);
+    }
+
+    #[test]
+    fn long_pieces_with_equal_hashes_are_told_apart() {
+        let mut cache = PieceCache::for_bytes(0);
         let mut calls = Vec::new();
         let mut out = Vec::new();
         let mut merge = fake_merge(&mut calls);
-        for piece in text.split_inclusive(' ').take(40) {
-            cache.encode(piece.as_bytes(), 7, &mut out, |p, o| merge(p, o));
+        let pieces: Vec<Vec<u8>> = (0..40u8).map(|k| vec![b'a' + k % 26; 20 + k as usize]).collect();
+        for piece in pieces.iter().chain(&pieces) {
+            // Every long piece claims the same hash: the bytes must decide.
+            cache.encode(piece, 0, 7, &mut out, |p, o| merge(p, o));
         }
         drop(merge);
-        let expected: Vec<Rank> = text.split_inclusive(' ').take(40).flat_map(|p| p.bytes().map(Rank::from)).collect();
+        let expected: Vec<Rank> = pieces.iter().chain(&pieces).flatten().map(|&b| b as Rank).collect();
         assert_eq!(out, expected);
     }
 
@@ -179,21 +269,5 @@ mod tests {
         }
         assert_ne!(bytes_hash(&base[..20]), h);
         assert_ne!(bytes_hash(b"a\0"), bytes_hash(b"a"));
-    }
-
-    #[test]
-    fn short_texts_get_no_cache_and_foreign_pieces_are_not_remembered() {
-        assert!(PieceCache::for_text("short").is_none());
-        let text = "x".repeat(MIN_TEXT);
-        let mut cache = PieceCache::for_text(&text).unwrap();
-        let foreign = b"elsewhere".to_vec();
-        let mut calls = Vec::new();
-        let mut out = Vec::new();
-        let mut merge = fake_merge(&mut calls);
-        cache.encode(&foreign, 1, &mut out, |p, o| merge(p, o));
-        cache.encode(&foreign, 1, &mut out, |p, o| merge(p, o));
-        drop(merge);
-        assert_eq!(calls.len(), 2);
-        assert_eq!(out.len(), 18);
     }
 }
