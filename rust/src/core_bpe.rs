@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustc_hash::FxHashMap;
 
@@ -367,6 +367,36 @@ fn spawn_runs<'scope, S: AsRef<str> + Sync>(
     }
 }
 
+/// A rayon pool of `n` threads, made on first use and kept (for the first
+/// few sizes asked for, and up to the machine's size): its threads keep
+/// their piece caches from call to call.
+fn sized_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, CoreError> {
+    const KEPT: usize = 4;
+    // A forked child inherits the pools but not their threads: it makes its own.
+    static POOLS: Mutex<(u32, Vec<(usize, Arc<rayon::ThreadPool>)>)> = Mutex::new((0, Vec::new()));
+    let mut guard = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let (pid, pools) = &mut *guard;
+    if *pid != std::process::id() {
+        // Leaked, not dropped: dropping a pool whose threads are gone could block.
+        std::mem::forget(std::mem::take(pools));
+        *pid = std::process::id();
+    }
+    if let Some((_, pool)) = pools.iter().find(|(size, _)| *size == n) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(move |k| format!("fastllm-encode-{n}-{k}"))
+        .build()
+        .map_err(|e| CoreError::ThreadPool(e.to_string()))?;
+    let pool = Arc::new(pool);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if pools.len() < KEPT && n <= cores.max(2) * 2 {
+        pools.push((n, Arc::clone(&pool)));
+    }
+    Ok(pool)
+}
+
 /// `f` of each text on a rayon pool (`num_threads` threads, None: the
 /// global pool), delivered to `sink` run by run on the calling thread, which
 /// does not encode itself. A panic in `f` is raised again here once every
@@ -380,9 +410,7 @@ fn stream_texts<S: AsRef<str> + Sync>(
 ) -> Result<(), CoreError> {
     let pool = match num_threads {
         None | Some(0) => None,
-        Some(n) => Some(
-            rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| CoreError::ThreadPool(e.to_string()))?,
-        ),
+        Some(n) => Some(sized_pool(n)?),
     };
     let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
     let runs = plan_runs(texts, threads);

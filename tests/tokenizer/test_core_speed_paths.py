@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -116,3 +119,35 @@ def test_numpy_output_equals_list(pairs, text):
     for p in pairs.values():
         ids = np.frombuffer(p.core.encode_to_u32_bytes(text, disallowed_special=()), dtype="<u4")
         assert ids.tolist() == p.ref.encode(text, disallowed_special=()), p.name
+
+
+def test_thread_caches_follow_the_tokenizer(pairs, corpora):
+    # One thread's piece cache serves one tokenizer at a time: switching back
+    # and forth, and calling again (cache warm), gives the same ids.
+    text = corpora["multilingual.txt"][:20_000]
+    for _ in range(2):
+        for p in pairs.values():
+            assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+            lines = text.splitlines(keepends=True)
+            assert p.core.encode_ordinary_batch(lines, num_threads=2) == p.ref.encode_ordinary_batch(lines), p.name
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_batches_work_in_a_forked_child(pair, corpora):
+    lines = corpora["tinyshakespeare.txt"][:20_000].splitlines(keepends=True)
+    expected = pair.ref.encode_ordinary_batch(lines)
+    assert pair.core.encode_ordinary_batch(lines, num_threads=2) == expected  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # child: its pool must be its own, or the batch would wait forever
+        ok = pair.core.encode_ordinary_batch(lines, num_threads=2) == expected
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the batch hung in the forked child")
