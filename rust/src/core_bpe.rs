@@ -373,7 +373,9 @@ fn spawn_runs<'scope, S: AsRef<str> + Sync>(
 fn sized_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, CoreError> {
     const KEPT: usize = 4;
     // A forked child inherits the pools but not their threads: it makes its own.
-    static POOLS: Mutex<(u32, Vec<(usize, Arc<rayon::ThreadPool>)>)> = Mutex::new((0, Vec::new()));
+    /// The process they were made in, and the pools by size.
+    type Pools = (u32, Vec<(usize, Arc<rayon::ThreadPool>)>);
+    static POOLS: Mutex<Pools> = Mutex::new((0, Vec::new()));
     let mut guard = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     let (pid, pools) = &mut *guard;
     if *pid != std::process::id() {
