@@ -223,6 +223,13 @@ impl<'a, 't> PieceBatch<'a, 't> {
     }
 }
 
+/// Room for the tokens of `bytes` of text: a token is 3 to 4 bytes of
+/// ordinary text, and reserved pages cost nothing until written, so reserve
+/// generously rather than copy the output when it grows.
+fn output_capacity(bytes: usize) -> usize {
+    bytes / 2 + 16
+}
+
 /// Gives each [`CoreBpe`] an id of its own, for the thread caches.
 static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -349,7 +356,7 @@ fn spawn_runs<'scope, S: AsRef<str> + Sync>(
         scope.spawn(move |_| {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 with_thread_cache(id, size, |cache| {
-                    let mut run = Run { start, ids: Vec::with_capacity(size / 4), ends: Vec::new(), error: None };
+                    let mut run = Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
                     for (k, t) in texts[start..end].iter().enumerate() {
                         let from = run.ids.len();
                         if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
@@ -518,7 +525,7 @@ impl CoreBpe {
     }
 
     fn encode_ordinary_cached(&self, text: &str, cache: Option<&mut PieceCache>) -> Vec<Rank> {
-        let mut out = Vec::with_capacity(text.len() / 4 + 1);
+        let mut out = Vec::with_capacity(output_capacity(text.len()));
         self.encode_ordinary_into(text, &mut out, cache);
         out
     }
@@ -561,7 +568,7 @@ impl CoreBpe {
         finder: Option<&SpecialFinder<'_>>,
         cache: Option<&mut PieceCache>,
     ) -> Result<Vec<Rank>, CoreError> {
-        let mut out = Vec::with_capacity(text.len() / 4 + 1);
+        let mut out = Vec::with_capacity(output_capacity(text.len()));
         self.encode_with_into(text, disallowed, finder, cache, &mut out)?;
         Ok(out)
     }

@@ -65,7 +65,14 @@ impl PieceCache {
     /// A cache sized for about `text_bytes` of text (it grows as needed).
     pub fn for_bytes(text_bytes: usize) -> Self {
         let slots = (text_bytes / 32).next_power_of_two().clamp(1024, MAX_SLOTS);
-        Self { slots: vec![Slot::default(); slots], used: 0, tokens: Vec::new(), bytes: Vec::new() }
+        // The arenas are reserved at their limits (pages are only touched as
+        // they fill): growing them by doubling would copy and free over and over.
+        Self {
+            slots: vec![Slot::default(); slots],
+            used: 0,
+            tokens: Vec::with_capacity(MAX_ARENA / 4),
+            bytes: Vec::with_capacity(MAX_ARENA),
+        }
     }
 
     /// Grows the table ahead for about `text_bytes` more of text, up to the limit.
