@@ -9,8 +9,10 @@
 //! The table is open-addressed with short probes. A piece of up to 15 bytes
 //! is its own key (the packed bytes, see `vocab::short_key`); a longer one is
 //! keyed by its hash and its bytes are kept to compare. Memory is bounded:
-//! at most [`MAX_SLOTS`] slots and [`MAX_ARENA`] bytes of tokens and of
-//! piece bytes each; a full cache is emptied and starts over.
+//! at most [`MAX_SLOTS`] slots, [`MAX_TOKENS`] remembered tokens and
+//! [`MAX_BYTES`] bytes of long pieces (10 MiB in all). Past its slots, new
+//! pieces take the places of old ones; when its tokens or bytes are full, it
+//! is emptied and starts over.
 
 use super::vocab::Rank;
 
@@ -30,10 +32,12 @@ struct Slot {
 /// Marks a long piece's key: packed keys hold a length of 1 to 15 in their top byte.
 const LONG: u128 = 0xFF << 120;
 
-/// The most slots (2 MiB).
-pub const MAX_SLOTS: usize = 1 << 16;
-/// The most bytes of remembered tokens, and of long pieces' bytes.
-pub const MAX_ARENA: usize = 1 << 20;
+/// The most slots (4 MiB).
+pub const MAX_SLOTS: usize = 1 << 17;
+/// The most tokens remembered.
+pub const MAX_TOKENS: usize = 1 << 20;
+/// The most bytes of long pieces kept to compare.
+pub const MAX_BYTES: usize = 2 << 20;
 /// Slots tried from a piece's home slot before giving up.
 const PROBES: usize = 8;
 
@@ -62,16 +66,16 @@ pub struct PieceCache {
 }
 
 impl PieceCache {
-    /// A cache sized for about `text_bytes` of text (it grows as needed).
+    /// A cache sized for about `text_bytes` of text (it grows as needed, at half full).
     pub fn for_bytes(text_bytes: usize) -> Self {
-        let slots = (text_bytes / 32).next_power_of_two().clamp(1024, MAX_SLOTS);
+        let slots = (text_bytes / 16).next_power_of_two().clamp(1024, MAX_SLOTS);
         // The arenas are reserved at their limits (pages are only touched as
         // they fill): growing them by doubling would copy and free over and over.
         Self {
             slots: vec![Slot::default(); slots],
             used: 0,
-            tokens: Vec::with_capacity(MAX_ARENA / 4),
-            bytes: Vec::with_capacity(MAX_ARENA),
+            tokens: Vec::with_capacity(MAX_TOKENS),
+            bytes: Vec::with_capacity(MAX_BYTES),
         }
     }
 
@@ -83,9 +87,11 @@ impl PieceCache {
         }
     }
 
+    /// The slot a hash starts probing at: its top bits, which depend on
+    /// every bit of a multiplicative hash (low bits see only the low input bits).
     #[inline(always)]
     fn home(&self, hash: u64) -> usize {
-        (hash >> 24) as usize & (self.slots.len() - 1)
+        (hash >> (64 - self.slots.len().trailing_zeros())) as usize
     }
 
     /// Appends the tokens of `piece` to `out`: copied when remembered,
@@ -129,7 +135,7 @@ impl PieceCache {
         if made.len() > u16::MAX as usize || (long && piece.len() > u16::MAX as usize) {
             return;
         }
-        if self.tokens.len() + made.len() > MAX_ARENA / 4 || self.bytes.len() + piece.len() > MAX_ARENA {
+        if self.tokens.len() + made.len() > MAX_TOKENS || self.bytes.len() + piece.len() > MAX_BYTES {
             self.clear();
             free = None;
         }
@@ -154,16 +160,16 @@ impl PieceCache {
             long_at,
         };
         self.tokens.extend_from_slice(made);
-        if self.used * 4 > self.slots.len() * 3 {
+        if self.used * 2 > self.slots.len() {
             self.grow();
         }
     }
 
-    /// Twice the slots, or a fresh start when at the limit.
+    /// Twice the slots, up to the limit (past it, new pieces take the
+    /// places of old ones).
     #[cold]
     fn grow(&mut self) {
         if self.slots.len() >= MAX_SLOTS {
-            self.clear();
             return;
         }
         let doubled = vec![Slot::default(); self.slots.len() * 2];
@@ -246,7 +252,7 @@ mod tests {
         assert!(encode_words(&mut cache, &words) < 20_000, "some remembered");
         let long: String = (0..3000).map(|k| format!("{}{k} ", "x".repeat(400))).collect();
         encode_words(&mut cache, &long);
-        assert!(cache.bytes.len() <= MAX_ARENA && cache.tokens.len() <= MAX_ARENA / 4);
+        assert!(cache.bytes.len() <= MAX_BYTES && cache.tokens.len() <= MAX_TOKENS);
     }
 
     #[test]
