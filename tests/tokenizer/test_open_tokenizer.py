@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from fastllm.tokenizer.vocab import derive_merges
 
 TOKENS = [bytes([b]) for b in range(256)] + [b"th", b"the", b" t", b" the"]
 
-
-@pytest.fixture
-def gpt2_cached(tmp_path, monkeypatch, shared_data):
-    folder = tmp_path / "cache" / "encodings"
-    folder.mkdir(parents=True)
-    shutil.copy(shared_data / "gpt2.tiktoken", folder / "r50k_base.tiktoken")
-    monkeypatch.setenv("FASTLLM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("FASTLLM_OFFLINE", "1")
 
 
 @pytest.fixture
