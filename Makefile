@@ -21,6 +21,11 @@ $(VENV)/.deps-torch: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.deps-dev: pyproject.toml $(VENV)/.deps-torch
+	$(BIN)/python tools/install_extras.py torch test
+	touch $@
+
+# The peers the benchmarks compare against (gigatoken, fastokens, ...): only `make bench` needs them.
+$(VENV)/.deps-bench: pyproject.toml $(VENV)/.deps-dev
 	$(BIN)/python tools/install_extras.py torch test bench
 	touch $@
 
@@ -40,7 +45,7 @@ test-python: $(VENV)/.deps-dev build
 
 test: test-rust test-python
 
-bench: $(VENV)/.deps-dev build
+bench: $(VENV)/.deps-bench build
 	$(BIN)/python benches/run_all.py
 
 # The wheel, plus the test runner's wheels for the GPU machine (Python 3.12, no package
