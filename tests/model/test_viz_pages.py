@@ -11,7 +11,7 @@ import torch
 from fastllm.kernels import force_backend
 from fastllm.model import GPT, attention_maps
 from fastllm.model.visualize import atlas, write_atlas, write_report
-from tests.support.html_pages import distinct_colours, page_data, visit
+from tests.support.html_pages import distinct_colours, page_data, pixels_near, visit
 
 PROMPT = "the caf\u00e9 <b>is</b> open & the"
 DOCUMENTS = [(f"doc{i}", f"{i} " + ["zebra lion tiger", "apple pear plum", "engine wheel brake"][i % 3] + " and more")
@@ -51,6 +51,17 @@ def check_clean(seen):
     assert seen.errors == []
     assert seen.requests == [seen.url]  # the page itself, nothing else
     assert seen.page.evaluate("performance.getEntriesByType('resource').length") == 0
+
+
+def check_points_drawn(seen, opacity=0.75, clusters=None):
+    """The colour of each cluster (default: all) is on screen, and no "WebGL is not supported"
+    cover hides the plot."""
+    page = seen.page
+    assert page.locator("#atlas-plot .no-webgl").count() == 0
+    shot = page.locator("#atlas-plot").screenshot()
+    data = page_data_of(seen)
+    for c in range(len(data["clusters"])) if clusters is None else clusters:
+        assert pixels_near(shot, data["colours"][c], opacity) > 20, f"cluster {c} is not drawn"
 
 
 def plot_pixel(page, plot_id: str, x: float, y: float):
@@ -147,7 +158,7 @@ def test_atlas_renders_with_no_error_and_no_request(atlas_page):
     page = atlas_page.page
     assert page.locator("#atlas-plot .main-svg").count() >= 1
     assert page.locator("#atlas-plot .point").count() == len(DOCUMENTS)
-    assert distinct_colours(page.locator("#atlas-plot").screenshot()) > 20
+    check_points_drawn(atlas_page)
     assert page.locator("#cluster-list li").count() == 3
 
 
@@ -191,11 +202,15 @@ def test_many_points_are_drawn_with_webgl(browser, tiny, tokenizer, tmp_path, mo
     try:
         check_clean(seen)
         assert seen.page.evaluate("document.getElementById('atlas-plot').data[0].type") == "scattergl"
+        check_points_drawn(seen)
         seen.page.fill("#search", "apple")
         seen.page.wait_for_function("document.getElementById('search-count').textContent !== ''")
         matches = sum("apple" in text for _, text in DOCUMENTS)
         assert seen.page.text_content("#search-count") == f"{matches} of {len(DOCUMENTS)} documents match"
-        assert distinct_colours(seen.page.locator("#atlas-plot").screenshot()) > 20
+        seen.page.wait_for_timeout(100)
+        points = page_data_of(seen)["points"]
+        hit = {c for c, text in zip(points["cluster"], points["text"]) if "apple" in text}
+        check_points_drawn(seen, opacity=1.0, clusters=hit)  # the matches, drawn opaque
         check_clean(seen)
     finally:
         seen.close()

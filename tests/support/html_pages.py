@@ -91,3 +91,14 @@ def distinct_colours(png: bytes) -> int:
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
     return len(image.getcolors(maxcolors=1 << 24))
+
+
+def pixels_near(png: bytes, colour: str, opacity: float = 1.0, tolerance: int = 12) -> int:
+    """How many pixels of a screenshot show ``colour`` (``#rrggbb``) drawn at ``opacity`` on white."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    seen = opacity * rgb + (1 - opacity) * 255
+    return int((np.abs(pixels - seen).max(-1) <= tolerance).sum())

@@ -16,7 +16,7 @@ from pathlib import Path
 ASSETS = Path(__file__).with_name("assets")
 DATA_ELEMENT = "fastllm-data"
 # Inline scripts and styles only; images from data: and blob: URLs (Plotly's "download plot").
-# Plotly compiles a few small functions at run time, hence 'unsafe-eval'.
+# Plotly's WebGL traces (regl) compile their draw calls at run time, hence 'unsafe-eval'.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:"

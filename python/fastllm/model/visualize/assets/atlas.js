@@ -31,13 +31,21 @@
     return lines.slice(0, 8).map(escapeHtml).join("<br>");
   }
 
+  // Many points need WebGL to stay fast; without it (disabled, no GPU driver) SVG still works.
+  const webgl = data.webgl && (() => {
+    try {
+      return !!document.createElement("canvas").getContext("webgl");
+    } catch (error) {
+      return false;
+    }
+  })();
   const colour = (c) => data.colours[c % data.colours.length];
   const members = data.clusters.map(() => []);
   points.cluster.forEach((c, i) => members[c].push(i));
   const lowered = points.text.map((t) => t.toLowerCase());
 
   const traces = data.clusters.map((cluster, c) => ({
-    type: data.webgl ? "scattergl" : "scatter", mode: "markers", name: `${c}: ${cluster.name}`,
+    type: webgl ? "scattergl" : "scatter", mode: "markers", name: `${c}: ${cluster.name}`,
     x: members[c].map((i) => points.x[i]), y: members[c].map((i) => points.y[i]),
     customdata: members[c],
     text: members[c].map((i) => `<b>${escapeHtml(points.where[i])}</b> · cluster ${c}<br>${wrap(points.text[i], 80)}`),

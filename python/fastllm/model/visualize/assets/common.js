@@ -30,7 +30,11 @@ const fastllm = (() => {
 
   const count = (n) => n.toLocaleString("en-US");
   const shape = (dims) => "(" + dims.join(", ") + ")";
-  const plotConfig = { displaylogo: false, responsive: true };
+  // No button that would send a chart anywhere (plotly.js 4 adds "Share chart..." by default).
+  const plotConfig = {
+    displaylogo: false, responsive: true, showSendToCloud: false, showEditInChartStudio: false,
+    plotlyServerURL: "", modeBarButtonsToRemove: ["sendChartToCloud", "sendDataToCloud"],
+  };
 
   return { pageData, el, escapeHtml, count, shape, plotConfig };
 })();

@@ -130,8 +130,8 @@
     const side = Math.min(760, Math.max(320, 120 + 16 * seq));
     return {
       width: side + 90, height: side, margin: { l: 90, r: 20, t: 10, b: 90 },
-      xaxis: { ...axisTicks, title: { text: "key" }, tickangle: -60, constrain: "domain" },
-      yaxis: { ...axisTicks, title: { text: "query" }, autorange: "reversed", scaleanchor: "x" },
+      xaxis: { ...axisTicks, title: { text: "key" }, tickangle: -60, constrain: "domain", zeroline: false },
+      yaxis: { ...axisTicks, title: { text: "query" }, autorange: "reversed", scaleanchor: "x", zeroline: false },
     };
   }
 
@@ -232,8 +232,8 @@
     }], {
       height: 110 + 28 * rows.length, width: Math.max(600, 160 + 48 * seq),
       margin: { l: 130, r: 20, t: 10, b: 90 },
-      xaxis: { ...axisTicks, tickangle: -60, title: { text: "position (input token)" } },
-      yaxis: { tickvals: rows.map((_, i) => i), ticktext: rows, autorange: "reversed" },
+      xaxis: { ...axisTicks, tickangle: -60, title: { text: "position (input token)" }, zeroline: false },
+      yaxis: { tickvals: rows.map((_, i) => i), ticktext: rows, autorange: "reversed", zeroline: false },
     }, plotConfig);
   }
 
