@@ -97,6 +97,9 @@ def test_report_renders_with_no_error_and_no_request(report):
     assert distinct_colours(page.screenshot(full_page=True)) > 100
     assert page.locator("#tokens .piece").count() == len(page_data_of(report)["pieces"])
     assert page.locator("#architecture details.block").count() == 2
+    buttons = page.evaluate("[...document.querySelectorAll('.modebar-btn')].map((b) => b.dataset.title)")
+    assert "Download plot as a PNG" in buttons  # the modebar is there, with nothing that sends a chart away
+    assert not [b for b in buttons if "share" in b.lower() or "cloud" in b.lower() or "studio" in b.lower()]
 
 
 def test_choosing_another_head_changes_the_picture_to_the_models_weights(report, tiny):
