@@ -1,5 +1,6 @@
 """The CLI commands end to end, the demo included (quick settings)."""
 
+import importlib.util
 import io
 import json
 import re
@@ -7,6 +8,7 @@ import re
 import pytest
 
 from fastllm.cli.main import main
+from tests.support.html_pages import page_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -19,6 +21,9 @@ def test_quick_demo_beats_the_unigram_baseline(tmp_path, capsys):
     assert final < baseline
     for name in ("loss.png", "attention.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+    if importlib.util.find_spec("plotly"):  # the viz extra
+        assert f"interactive report (open it in a browser): {tmp_path / 'report.html'}" in out
+        assert page_data(tmp_path / "report.html")["architecture"]["n_layer"] == 4
     assert "sample" in out and (tmp_path / "train" / "model" / "config.json").is_file()
 
 

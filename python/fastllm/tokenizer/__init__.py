@@ -7,6 +7,7 @@
 * :mod:`.formats`: one module per tokenizer file format.
 * :mod:`.vocab`: the vocabulary every format reads and writes, and its merges.
 * :mod:`.patterns`: the split patterns built into the core.
+* :mod:`.display`: tokens shown to people (pieces, escapes, the colour cycle of ``show`` and the report).
 """
 
 from fastllm.tokenizer.bpe_tokenizer import IncrementalDecoder, Tokenizer

@@ -76,3 +76,9 @@ def render(messages: list[dict], tokenizer, add_generation_prompt: bool = False)
 def generation_prompt(tokenizer) -> list[int]:
     """The tokens that open an assistant turn."""
     return [special_id(tokenizer, IM_START)] + tokenizer.encode_ordinary("assistant\n")
+
+
+def plain_text(messages: list[dict]) -> str:
+    """A conversation as plain text for reading or embedding (no special tokens): one
+    ``role: content`` paragraph per message."""
+    return "\n\n".join(f"{message['role']}: {message['content']}" for message in messages)
