@@ -107,5 +107,7 @@ class _TestingModule:
 
     @staticmethod
     def split_regex(pattern: str, text: str) -> list[str]: ...
+    @staticmethod
+    def split_engine(pattern: str) -> str: ...
 
 testing: _TestingModule
