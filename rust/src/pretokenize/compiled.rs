@@ -110,14 +110,17 @@ struct AnchoredDfa {
     starts: Vec<StateID>,
 }
 
-/// DFAs past this size are left to the regex engine.
-const DFA_SIZE_LIMIT: usize = 64 << 20;
+/// Patterns whose NFA or DFA grows past these sizes are left to the regex engine
+/// (the open models' patterns need about 150 KB and 3 MB; a large counted
+/// repetition such as `\p{L}{1,200}` is refused at the NFA, before a long build).
+const NFA_SIZE_LIMIT: usize = 1 << 20;
+const DFA_SIZE_LIMIT: usize = 16 << 20;
 
 impl AnchoredDfa {
     fn build(alternatives: &[Hir]) -> Option<Self> {
         let hir = Hir::alternation(alternatives.to_vec());
         let nfa = thompson::Compiler::new()
-            .configure(thompson::Config::new().which_captures(WhichCaptures::None))
+            .configure(thompson::Config::new().which_captures(WhichCaptures::None).nfa_size_limit(Some(NFA_SIZE_LIMIT)))
             .build_from_hir(&hir)
             .ok()?;
         let dfa = dense::Builder::new()

@@ -190,9 +190,13 @@ impl Pretokenizer {
     /// it, else compiled to DFAs if it can be, else on the regex engine.
     pub fn new(name_or_regex: &str) -> Result<Self, PatternError> {
         let source = resolve_pattern(name_or_regex);
-        let engine = match Self::fast_engine(source) {
-            Some(engine) => engine,
-            None => return Self::regex_only(source),
+        let engine = match SCANNERS.iter().find(|s| s.source == source) {
+            Some(scanner) => Engine::Scanner(scanner),
+            None => {
+                // Whatever runs it, a pattern is valid exactly when the regex engine takes it.
+                let regex = Regex::new(source).map_err(|e| PatternError(e.to_string()))?;
+                Self::fast_engine(source).unwrap_or(Engine::Regex(regex))
+            }
         };
         // Build the class tables now rather than on the first encode.
         classes::table();
@@ -200,16 +204,12 @@ impl Pretokenizer {
         Ok(Self { source: source.to_string(), engine })
     }
 
+    /// A scanner equal to `source` in another spelling, or its compiled form.
     fn fast_engine(source: &str) -> Option<Engine> {
-        if let Some(scanner) = SCANNERS.iter().find(|s| s.source == source) {
-            return Some(Engine::Scanner(scanner));
-        }
         let alternatives = compiled::alternatives(source)?;
         if let Some((scanner, _)) = scanner_alternatives().iter().find(|(_, alts)| *alts == alternatives) {
             return Some(Engine::Scanner(scanner));
         }
-        // A pattern that does not compile for the regex engine must not compile here either.
-        Regex::new(source).ok()?;
         CompiledPattern::cached(source, &alternatives).map(Engine::Compiled)
     }
 
