@@ -10,7 +10,8 @@ medians of interleaved rounds, so a change in load hits both alike. Every output
 checked equal to tiktoken's. "Cold": neither library keeps anything between calls
 (fastllm's piece cache lives within one call). Also shown: how fastllm splits
 (``_core.testing.split_engine``: a hand-written scanner, the compiled matcher, or the
-backtracking regex engine).
+backtracking regex engine), and, for comparison, the built-in cl100k_base and o200k_base
+patterns.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ os.environ["RAYON_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.open_model_patterns import OPEN_PATTERNS  # noqa: E402
+from tests.support.open_model_patterns import OPEN_PATTERNS, OpenPattern  # noqa: E402
 
 VOCAB_FILES = {"cl100k_base": "cl100k_base.tiktoken", "o200k_base": "o200k_base.tiktoken"}
 CORPORA = ("tinyshakespeare.txt", "multilingual.txt")
@@ -55,7 +56,7 @@ def interleaved_medians(calls: dict, repeats: int) -> tuple[dict[str, float], di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--patterns", default=",".join(p.name for p in OPEN_PATTERNS))
+    parser.add_argument("--patterns", default=",".join(p.name for p in OPEN_PATTERNS) + ",builtin_cl100k,builtin_o200k")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -72,7 +73,12 @@ def main() -> None:
     wanted = args.patterns.split(",")
     rows = []
     print(f"{'pattern':20} {'vocab':12} {'engine':16} {'corpus':18} {'fastllm MB/s':>12} {'tiktoken MB/s':>13} {'ratio':>6} same")
-    for p in OPEN_PATTERNS:
+    # For comparison: the built-in patterns, on the scanners these patterns' ones are built like.
+    builtins = [
+        OpenPattern(f"builtin_{name}", _core.builtin_patterns()[name], f"{name}_base", "tiktoken")
+        for name in ("cl100k", "o200k")
+    ]
+    for p in [*OPEN_PATTERNS, *builtins]:
         if p.name not in wanted:
             continue
         ours = Tokenizer.from_tiktoken(data / VOCAB_FILES[p.vocab], pattern=p.regex, special_tokens={})
