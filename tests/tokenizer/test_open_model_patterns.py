@@ -137,3 +137,25 @@ def test_known_splits():
     assert split("qwen2", "it'ſ 2024") == ["it", "'ſ", " ", "2", "0", "2", "4"]
     assert split("tekken", "HTTPServer's iPhone//\n 42") == ["HTTPServer", "'s", " i", "Phone", "//\n", " ", "4", "2"]
     assert split("deepseek_v3_words", "Hello,world! 中文 x1") == ["Hello", ",world", "!", " 中文", " x"]
+
+
+# Letters and newlines (where chunks are cut), spaces, digits, marks, apostrophes and anything else.
+_lines_text = st.lists(
+    st.one_of(
+        st.sampled_from(list("abZж日\n\n\n \t\r.1'/") + ["\u0301", "\r\n", "'s"]),
+        st.characters(exclude_categories=("Cs",)),
+    ),
+    max_size=300,
+).map("".join)
+
+
+@SETTINGS
+@given(text=st.one_of(_lines_text, tricky_text), chunk_bytes=st.integers(min_value=1, max_value=40))
+def test_chunks_keep_the_pieces(text, chunk_bytes):
+    """Training and ``fastllm prepare`` cut files where the built-in patterns never see a
+    difference (before a newline that follows a letter); so do the open models' patterns."""
+    for name in ("llama3", "qwen2", "tekken", "deepseek_v3_words"):
+        core = _core.CoreBPE(BYTES, {}, BY_NAME[name].regex)
+        chunks = _core.text_chunks(text, chunk_bytes, BY_NAME[name].regex, [])
+        assert "".join(chunks) == text
+        assert [p for c in chunks for p in core.split(c)] == core.split(text), name

@@ -117,7 +117,8 @@ def _ranks(data: str) -> dict[bytes, int]:
 def _pair(pattern: str, data: str):
     tiktoken = pytest.importorskip("tiktoken")
     ranks = _ranks(data)
-    return Tokenizer(ranks, {}, pattern), tiktoken.Encoding("ref", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+    reference = tiktoken.Encoding("ref", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+    return Tokenizer(ranks, {}, pattern), reference
 
 
 @pytest.mark.parametrize("engine", PARTIAL)
