@@ -10,24 +10,46 @@ use rustc_hash::FxHashMap;
 
 use crate::bpe::piece_cache::PieceCache;
 use crate::bpe::{self, Rank, TokenMap};
-use crate::pretokenize::{PatternError, Pretokenizer};
+use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
 
 /// Everything that can go wrong building or using a [`CoreBpe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoreError {
-    EmptyToken { rank: usize },
-    DuplicateToken { first: usize, second: usize, bytes: Vec<u8> },
+    EmptyToken {
+        rank: usize,
+    },
+    DuplicateToken {
+        first: usize,
+        second: usize,
+        bytes: Vec<u8>,
+    },
     MissingByte(u8),
     TooManyTokens(usize),
     EmptySpecial,
-    SpecialCollision { name: String, id: Rank },
-    DuplicateSpecialId { id: Rank, first: String, second: String },
+    SpecialCollision {
+        name: String,
+        id: Rank,
+    },
+    DuplicateSpecialId {
+        id: Rank,
+        first: String,
+        second: String,
+    },
     Pattern(PatternError),
     DisallowedSpecial(String),
-    UnknownToken { id: u64, position: usize },
+    UnknownToken {
+        id: u64,
+        position: usize,
+    },
     ThreadPool(String),
     SpecialMatcher(String),
+    /// The regex engine gave up splitting text with a custom pattern; `text` is
+    /// the index of the text in a batch.
+    Split {
+        error: SplitError,
+        text: Option<usize>,
+    },
 }
 
 impl fmt::Display for CoreError {
@@ -65,11 +87,23 @@ impl fmt::Display for CoreError {
             }
             CoreError::ThreadPool(e) => write!(f, "could not start the thread pool: {e}"),
             CoreError::SpecialMatcher(e) => write!(f, "could not build the special-token matcher: {e}"),
+            CoreError::Split { error, text: None } => write!(f, "{error}"),
+            CoreError::Split { error, text: Some(i) } => write!(f, "text {i} of the batch: {error}"),
         }
     }
 }
 
 impl std::error::Error for CoreError {}
+
+impl CoreError {
+    /// The same error, for the text at `index` of a batch.
+    fn in_batch(self, index: usize) -> Self {
+        match self {
+            CoreError::Split { error, text: None } => CoreError::Split { error, text: Some(index) },
+            other => other,
+        }
+    }
+}
 
 impl From<SpecialsError> for CoreError {
     fn from(e: SpecialsError) -> Self {
@@ -205,14 +239,15 @@ impl CoreBpe {
         self.specials.matcher.tokens().iter().map(|n| (n.as_str(), self.specials.ids[n]))
     }
 
-    /// Encodes `text` with no special-token handling at all.
-    pub fn encode_ordinary(&self, text: &str) -> Vec<Rank> {
+    /// Encodes `text` with no special-token handling at all. An error only
+    /// comes from a custom pattern the regex engine gives up on.
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<Rank>, CoreError> {
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
-        self.encode_ordinary_into(text, &mut out);
-        out
+        self.encode_ordinary_into(text, &mut out).map_err(|error| CoreError::Split { error, text: None })?;
+        Ok(out)
     }
 
-    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) {
+    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) -> Result<(), SplitError> {
         let ranks = &self.encoder;
         match PieceCache::for_text(text) {
             None => self.pretokenizer.for_each_piece(text, |piece| bpe::encode_piece(piece.as_bytes(), ranks, out)),
@@ -261,16 +296,20 @@ impl CoreBpe {
             return Err(CoreError::DisallowedSpecial(tok));
         }
         let Some(finder) = finder else {
-            return Ok(self.encode_ordinary(text));
+            return self.encode_ordinary(text);
         };
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
         let mut start = 0;
+        let split_error =
+            |error: SplitError, segment: &str| CoreError::Split { error: error.within(text, segment), text: None };
         for found in finder.find_iter(text) {
-            self.encode_ordinary_into(&text[start..found.start], &mut out);
+            let segment = &text[start..found.start];
+            self.encode_ordinary_into(segment, &mut out).map_err(|e| split_error(e, segment))?;
             out.push(self.specials.ids[found.token]);
             start = found.end;
         }
-        self.encode_ordinary_into(&text[start..], &mut out);
+        let segment = &text[start..];
+        self.encode_ordinary_into(segment, &mut out).map_err(|e| split_error(e, segment))?;
         Ok(out)
     }
 
@@ -293,7 +332,13 @@ impl CoreBpe {
         texts: &[S],
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
-        self.in_pool(num_threads, || texts.par_iter().map(|t| self.encode_ordinary(t.as_ref())).collect())
+        self.in_pool(num_threads, || {
+            texts
+                .par_iter()
+                .enumerate()
+                .map(|(i, t)| self.encode_ordinary(t.as_ref()).map_err(|e| e.in_batch(i)))
+                .collect()
+        })?
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -305,7 +350,11 @@ impl CoreBpe {
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
         self.in_pool(num_threads, || {
-            texts.par_iter().map(|t| self.encode_with(t.as_ref(), &policy.disallowed, finder)).collect()
+            texts
+                .par_iter()
+                .enumerate()
+                .map(|(i, t)| self.encode_with(t.as_ref(), &policy.disallowed, finder).map_err(|e| e.in_batch(i)))
+                .collect()
         })?
     }
 
@@ -350,7 +399,7 @@ mod tests {
     #[test]
     fn encodes_and_decodes() {
         let c = core();
-        let ids = c.encode_ordinary("hello hell");
+        let ids = c.encode_ordinary("hello hell").unwrap();
         assert_eq!(ids, vec![259, 32, 258]);
         assert_eq!(c.decode_bytes(ids.iter().map(|&i| i as u64)).unwrap(), b"hello hell");
         assert_eq!(c.n_vocab(), 302);
@@ -362,7 +411,7 @@ mod tests {
         let none = SpecialPolicy::default();
         let text = "hello<|end|>x<|end|>";
         // Not allowed, not disallowed: ordinary text.
-        assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text));
+        assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text).unwrap());
         let allowed = SpecialPolicy { allowed: ["<|end|>"].into(), disallowed: HashSet::new() };
         let ids = c.encode(text, &allowed).unwrap();
         assert_eq!(ids[0], 259);

@@ -38,6 +38,9 @@ class Tokenizer:
     0..n-1; all 256 single bytes must be present. ``special_tokens`` maps
     special token strings to ids above the ranks. ``pattern`` is a built-in
     split pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``) or a regex.
+    As in tiktoken, text a custom regex does not match is left out of the
+    tokens; a regex the engine gives up on (too much backtracking) raises
+    ValueError from the call that splits (encode, split, training).
     """
 
     def __init__(
