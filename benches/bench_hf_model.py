@@ -54,7 +54,9 @@ def build_model(transformers, tiny: bool, device: torch.device, dtype: torch.dty
             model = transformers.LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(default)
-    return model.train()  # (no .to(dtype): the rotary inverse frequencies stay float32, as loaded models keep them)
+    # .to(device) moves anything built outside the device context; no dtype: the rotary inverse
+    # frequencies stay float32, as in a loaded model
+    return model.to(device).train()
 
 
 def padded_batch(vocab: int, lengths, device: torch.device):
