@@ -78,7 +78,7 @@ def check_padded(batch, h, hk, nq, nk, d, dtype, causal, window, softcap, rows, 
         assert not out[b, :, e:].any() and not q.grad[b, :, e:].any()
 
 
-@settings(deadline=None, max_examples=24, derandomize=True, phases=NO_SHRINK)
+@settings(deadline=None, max_examples=16, derandomize=True, phases=NO_SHRINK)
 @given(
     problem=padded_problems(),
     hk=st.integers(1, 2),
@@ -111,7 +111,7 @@ def test_left_right_and_ragged_rows(causal, window):
     check_padded(3, 2, 1, 1, n, 16, torch.float32, causal, window, None, ragged, seed=3, config=tiles)
 
 
-@settings(deadline=None, max_examples=14, derandomize=True, phases=NO_SHRINK)
+@settings(deadline=None, max_examples=10, derandomize=True, phases=NO_SHRINK)
 @given(
     data=st.data(),
     batch=st.integers(1, 3),

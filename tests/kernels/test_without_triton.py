@@ -41,7 +41,8 @@ SCRIPT = """
     with torch.no_grad():
         close(K.flash_decode(q, k, v, causal=True), ref)
     padded = K.flash_attention(q, k, v, causal=True, key_start=[2], query_end=[4])
-    close(padded, attention_reference(q, k, v, 16**-0.5, (None, 0), 0.0, (torch.tensor([2]), torch.tensor([7]), torch.tensor([4])))[0])
+    rows = (torch.tensor([2]), torch.tensor([7]), torch.tensor([4]))
+    close(padded, attention_reference(q, k, v, 16**-0.5, (None, 0), 0.0, rows)[0])
     kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
     close(K.scaled_dot_product_attention(q, kk, vv, is_causal=True), F.scaled_dot_product_attention(q, kk, vv, is_causal=True))
 

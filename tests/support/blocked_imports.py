@@ -4,8 +4,8 @@ installed, and record which module asked for them.
 The subprocess's ``sys.meta_path`` is replaced, before anything is imported, by one finder
 that is blind to the blocked top-level packages (``import triton`` raises
 ModuleNotFoundError, ``importlib.util.find_spec("triton")`` is None, ``importlib.metadata``
-finds no distribution) and otherwise defers to the interpreter's finders. ``asked_by(prefix)`` in the script lists the modules under
-``prefix`` whose code asked for a blocked package.
+finds no distribution) and otherwise defers to the interpreter's finders. ``asked_by(prefix)``
+in the script lists the modules under ``prefix`` whose code asked for a blocked package.
 """
 
 from __future__ import annotations

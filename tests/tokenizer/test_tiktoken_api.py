@@ -39,7 +39,8 @@ def test_every_public_name_of_tiktoken_is_there():
 @pytest.mark.parametrize("name", NAMES)
 def test_properties_and_single_tokens(name, fastllm_encoding, reference_encoding):
     ours, ref = fastllm_encoding(name), reference_encoding(name)
-    assert (ours.name, ours.n_vocab, ours.max_token_value, ours.eot_token) == (ref.name, ref.n_vocab, ref.max_token_value, ref.eot_token)
+    for attr in ("name", "n_vocab", "max_token_value", "eot_token"):
+        assert getattr(ours, attr) == getattr(ref, attr), attr
     assert ours.special_tokens_set == ref.special_tokens_set
     assert ours._special_tokens == ref._special_tokens and ours._pat_str == ref._pat_str
     assert ours.token_byte_values() == ref.token_byte_values()

@@ -248,7 +248,8 @@ def attention_forward(
         rows = _rows_of(attention_mask, query.shape[2], offsets)
         if rows is None:
             _fallback_warning("a padding mask that is not one run of tokens per row")
-            keep = kernels_mask(query.shape[2], width, False, _flash_window(offsets))[None, None] & attention_mask.bool()[:, None, None, :]
+            pattern = kernels_mask(query.shape[2], width, False, _flash_window(offsets))
+            keep = pattern[None, None] & attention_mask.bool()[:, None, None, :]
     elif attention_mask is not None:  # transformers' dense mask: a pattern the kernels do not take
         _fallback_warning("a mask pattern other than causal or bidirectional with a sliding window")
         if attention_mask.dtype == torch.bool:
