@@ -326,3 +326,42 @@ def test_apply_refuses_a_custom_loss():
         fastllm_hf.apply(fast)
     fastllm_hf.apply(fast, fused_loss=False)  # the attention alone is fine
     assert fast.config._attn_implementation == "fastllm"
+
+
+OTHER_FAMILIES = {
+    "qwen3": lambda t: t.Qwen3Config(num_key_value_heads=2, head_dim=16, **COMMON),
+    "gemma": lambda t: t.GemmaConfig(num_key_value_heads=1, head_dim=16, **COMMON),
+    "gemma3_text": lambda t: t.Gemma3TextConfig(num_key_value_heads=2, head_dim=16, sliding_window=4,
+                                                final_logit_softcapping=2.0, attn_logit_softcapping=4.0, **COMMON),
+    "phi3": lambda t: t.Phi3Config(num_key_value_heads=2, **COMMON),
+    "olmo2": lambda t: t.Olmo2Config(num_key_value_heads=2, **COMMON),
+    "starcoder2": lambda t: t.Starcoder2Config(num_key_value_heads=2, sliding_window=4, **COMMON),
+}
+
+
+@pytest.mark.parametrize("family", sorted(OTHER_FAMILIES))
+def test_apply_on_the_other_listed_families(family):
+    """Every other class apply() lists: eager's loss, gradients and eval logits (right padding),
+    on the PyTorch reference (the kernels themselves are covered above)."""
+    config = OTHER_FAMILIES[family](transformers)
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    eager = transformers.AutoModelForCausalLM.from_config(config)
+    fast = copy.deepcopy(eager)
+    assert f"{type(fast).__module__}.{type(fast).__qualname__}" in fastllm_hf.FUSED_LOSS_CLASSES
+    fastllm_hf.apply(fast)
+    ids, mask = batch("right")
+    labels = labels_of(ids, mask)
+    with force_backend("reference"):
+        got = fast(ids, attention_mask=mask, labels=labels)
+        got.loss.backward()
+        ref = eager(ids, attention_mask=mask, labels=labels)
+        ref.loss.backward()
+        assert got.logits is None
+        torch.testing.assert_close(got.loss, ref.loss, atol=1e-6, rtol=1e-6)
+        assert_grads_close(eager, fast)
+        fast.eval()
+        eager.eval()
+        real = real_positions(mask)
+        torch.testing.assert_close(fast(ids, attention_mask=mask).logits[real],
+                                   eager(ids, attention_mask=mask).logits[real], atol=2e-5, rtol=2e-5)
