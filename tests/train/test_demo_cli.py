@@ -74,7 +74,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys, argv, message):
 
 
 def test_demo_reads_the_users_files_as_documents(tmp_path):
-    from fastllm.demo import DemoSettings, _corpus
+    from fastllm.demos.pretraining import DemoSettings, _corpus
 
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("first doc\n\f\nsecond doc\n", encoding="utf-8")

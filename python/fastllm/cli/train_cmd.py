@@ -74,7 +74,7 @@ def _chat(args) -> int:
 
 
 def _demo(args) -> int:
-    from fastllm.demo import DemoSettings, quick_settings, run_demo
+    from fastllm.demos.pretraining import DemoSettings, quick_settings, run_demo
 
     overrides = {"out": args.out, "files": list(args.files)}
     for name in ("max_steps", "vocab_size", "seed"):
