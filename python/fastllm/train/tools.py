@@ -18,7 +18,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Callable, Mapping, Sequence
 
-from .chat_template import (IM_END, IM_START, TOOL_CALL, TOOL_END, TOOL_RESULT, has_tool_tokens, parse_tool_call,
+from .chat_template import (IM_END, TOOL_CALL, TOOL_END, TOOL_RESULT, has_tool_tokens, parse_tool_call,
                             special_id)
 
 
@@ -207,14 +207,22 @@ class Completion:
         self.from_model.extend([from_model] * len(tokens))
 
 
+def end_tokens(tokenizer) -> set[int]:
+    """The tokens that end a reply: ``<|im_end|>`` (chat) and end of text, those the tokenizer has."""
+    ends = {special_id(tokenizer, IM_END)} if IM_END in tokenizer.special_tokens_set else set()
+    if tokenizer.eot_token is not None:
+        ends.add(tokenizer.eot_token)
+    if not ends:
+        raise ValueError("the tokenizer has neither <|im_end|> nor an end-of-text token: nothing ends a reply")
+    return ends
+
+
 def split_completion(ids: Sequence[int], tokenizer) -> list[dict]:
     """The assistant/tool messages (:mod:`chat_template` form) of a generated turn's ids; the
     end token and anything after it are dropped. ``render`` of the messages gives the ids back
     when the model's text is re-encoded the same way."""
     specials = {t: special_id(tokenizer, t) for t in (TOOL_CALL, TOOL_RESULT, TOOL_END)} if has_tool_tokens(tokenizer) else {}
-    ends = {special_id(tokenizer, IM_END)}
-    if tokenizer.eot_token is not None:
-        ends.add(tokenizer.eot_token)
+    ends = end_tokens(tokenizer)
     messages: list[dict] = []
     part: list[int] = []
     content = None
@@ -253,7 +261,8 @@ def final_reply(ids: Sequence[int], tokenizer) -> str:
     return split_completion(ids, tokenizer)[-1]["content"]
 
 
-def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]], tools: Mapping[str, Tool] | None,
+def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]],
+                        tools: Mapping[str, Tool] | Sequence[Mapping[str, Tool]] | None,
                         max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, *,
                         generator=None, max_calls: int = 4,
                         stream: Callable[[str], None] | None = None) -> list[Completion]:
@@ -261,7 +270,8 @@ def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]], tool
 
     Rows are generated together, round by round: a round runs until every row has stopped at an
     end token (``<|im_end|>``, end of text), at ``<|tool_result|>`` (a call to run) or at its
-    budget; rows that called a tool get the result and go on in the next round. A row has at
+    budget; rows that called a tool get the result and go on in the next round. ``tools`` is
+    one set for every row or a list of one per row. A row has at
     most ``max_new_tokens`` tokens, results included, and at most ``max_calls`` calls; the
     context bounds it too. ``stream`` (one prompt only) receives the text as it is produced,
     calls and results shown as ``[call -> result]``.
@@ -271,8 +281,10 @@ def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]], tool
     check_sampling(temperature, top_k, top_p)
     if stream is not None and len(prompts) != 1:
         raise ValueError("stream needs exactly one prompt")
-    tools = dict(tools or {})
-    end_ids = {special_id(tokenizer, IM_END)} | ({tokenizer.eot_token} if tokenizer.eot_token is not None else set())
+    row_tools = [dict(t or {}) for t in tools] if isinstance(tools, (list, tuple)) else [dict(tools or {})] * len(prompts)
+    if len(row_tools) != len(prompts):
+        raise ValueError(f"{len(row_tools)} tool sets for {len(prompts)} prompts")
+    end_ids = end_tokens(tokenizer)
     with_tools = has_tool_tokens(tokenizer)
     call_id = special_id(tokenizer, TOOL_CALL) if with_tools else None
     result_id = special_id(tokenizer, TOOL_RESULT) if with_tools else None
@@ -310,7 +322,7 @@ def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]], tool
                     call_text, result = "", "error: <|tool_result|> without a <|tool_call|> before it"
                 else:
                     call_text = tokenizer.decode(call)
-                    result = run_tool_call(call_text, tools)
+                    result = run_tool_call(call_text, row_tools[i])
                 completion.calls.append((call_text, result))
                 completion.add(tokenizer.encode_ordinary(result) + tool_end, False)
                 if shown is not None:
