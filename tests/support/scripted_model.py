@@ -44,3 +44,26 @@ class ScriptedModel(torch.nn.Module):
         for row in range(batch):
             out[row, -1, self.script(cache.rows[row])] = 100.0
         return out, []
+
+
+def calculator_script(tok, expression_of: Callable[[str], str], reply: str = "It is {result}."):
+    """A script for a chat model with tool tokens: in each assistant turn, call the calculator on
+    ``expression_of(prompt_text)``, then say ``reply`` (``{result}`` copies the tool's result) and end."""
+    from fastllm.train.chat_template import IM_END, TOOL_CALL, TOOL_END, TOOL_RESULT, special_id
+
+    call, result, end, im_end = (special_id(tok, t) for t in (TOOL_CALL, TOOL_RESULT, TOOL_END, IM_END))
+    header = tok.encode_ordinary("assistant\n")
+    before, _, after = reply.partition("{result}")
+
+    def script(ids):
+        start = max(i for i in range(len(ids)) if ids[i:i + len(header)] == header) + len(header)
+        prompt, new = ids[:start], ids[start:]
+        if end not in new:
+            plan = [call] + tok.encode_ordinary(f"calculator({expression_of(tok.decode(prompt))})") + [result]
+        else:
+            at, stop = new.index(result), new.index(end)
+            plan = (new[: stop + 1] + tok.encode_ordinary(before) + (new[at + 1: stop] if _ else [])
+                    + tok.encode_ordinary(after) + [im_end])
+        return plan[len(new)] if len(new) < len(plan) else im_end
+
+    return script

@@ -15,7 +15,7 @@ from fastllm.train.chat_template import (IGNORE, IM_END, TOOL_CALL, TOOL_END, TO
                                          with_chat_tokens, with_tools)
 from fastllm.train.tools import (ToolError, calculator, evaluate_arithmetic, final_reply, generate_with_tools,
                                  get_tools, run_tool_call, split_completion)
-from tests.support.scripted_model import ScriptedModel
+from tests.support.scripted_model import ScriptedModel, calculator_script
 
 
 # -- the calculator --------------------------------------------------------------------------
@@ -165,20 +165,7 @@ def test_bad_tool_sequences(messages, match):
 
 # -- generation with tools ---------------------------------------------------------------------
 def tool_script(tok, expression_of):
-    """Writes a call to the calculator on the row's expression, then 'It is RESULT.' and <|im_end|>."""
-    call, result, end, im_end = (special_id(tok, t) for t in (TOOL_CALL, TOOL_RESULT, TOOL_END, IM_END))
-    header = tok.encode_ordinary("assistant\n")
-
-    def script(ids):
-        start = max(i for i in range(len(ids)) if ids[i:i + len(header)] == header) + len(header)
-        prompt, new = ids[:start], ids[start:]
-        if end not in new:
-            plan = [call] + tok.encode_ordinary(f"calculator({expression_of(tok.decode(prompt))})") + [result]
-        else:
-            at, stop = new.index(result), new.index(end)
-            plan = new[: stop + 1] + tok.encode_ordinary("It is ") + new[at + 1: stop] + tok.encode_ordinary(".") + [im_end]
-        return plan[len(new)] if len(new) < len(plan) else im_end
-    return script
+    return calculator_script(tok, expression_of)
 
 
 def prompt_ids(tok, question):
