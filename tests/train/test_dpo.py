@@ -108,3 +108,12 @@ def test_chat_pairs_with_tool_calls_train_the_calls_not_the_results(tokenizer):
     assert trained(chosen) == "<|tool_call|>calculator(6*7)<|tool_result|>The answer is 42.<|im_end|>"
     assert trained(rejected) == "<|tool_call|>calculator(6*7)<|tool_result|>42.<|im_end|>"
     assert tok.decode(chosen[0]).startswith("<|im_start|>system\nTools: calculator.<|im_end|>")
+
+
+def test_chat_replies_end_at_their_end_token(tokenizer):
+    """Where generation stops, so a reward model scores a pair's sequence as it scores a rollout."""
+    from fastllm.train.chat_template import IM_END, special_id, with_chat_tokens
+
+    tok = with_chat_tokens(tokenizer)
+    chosen, _ = encode_pair({"prompt": [{"role": "user", "content": "hi"}], "chosen": "yes", "rejected": "no"}, tok, "x")
+    assert chosen[0][-1] == special_id(tok, IM_END) and chosen[1][-1] == special_id(tok, IM_END)

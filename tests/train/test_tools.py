@@ -238,3 +238,14 @@ def test_chat_without_tool_tokens_just_ends_turns(tokenizer):
     out = io.StringIO()
     [c] = generate_with_tools(model, tok, [prompt], get_tools(["calculator"]), 30, stream=out.write)
     assert c.finished and final_reply(c.ids, tok) == "plain answer" == out.getvalue()
+
+
+def test_a_result_that_does_not_fit_ends_the_turn(tool_tok):
+    model = ScriptedModel(tool_tok.n_vocab, 512, tool_script(tool_tok, lambda prompt: "6*7"))
+    prompt = prompt_ids(tool_tok, "q")
+    n_call = len([special_id(tool_tok, TOOL_CALL)] + tool_tok.encode_ordinary("calculator(6*7)")) + 1
+    [c] = generate_with_tools(model, tool_tok, [prompt], get_tools(["calculator"]), n_call + 1)  # "42" + end: 3 more
+    assert len(c.ids) == n_call and not c.calls and not c.finished
+    small = ScriptedModel(tool_tok.n_vocab, len(prompt) + n_call + 2, tool_script(tool_tok, lambda prompt: "6*7"))
+    [c] = generate_with_tools(small, tool_tok, [prompt], get_tools(["calculator"]), 100)
+    assert len(prompt) + len(c.ids) <= small.config.block_size and not c.finished

@@ -70,6 +70,9 @@ def encode_reply(prompt, reply, tokenizer, where: str, field: str, tools=None) -
         ids, labels = render(messages, tokenizer, tools=tools)
         if ids[: len(prompt_ids)] != prompt_ids:
             raise ValueError(f"{where}: the prompt must end with a user message (or a system one)")
+        # the sequence ends with the reply's <|im_end|>, where generation stops (and a reward model scores)
+        newline = tokenizer.encode_ordinary("\n")
+        ids, labels = ids[: len(ids) - len(newline)], labels[: len(labels) - len(newline)]
         return ids, [IGNORE] * len(prompt_ids) + labels[len(prompt_ids):]
     if not isinstance(prompt, str):
         raise ValueError(f"{where}: \"prompt\" must be text or a list of chat messages")

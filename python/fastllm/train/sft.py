@@ -5,6 +5,10 @@ optional ``"tools": [NAME, ...]`` announced in the system message. Conversations
 with the chat template (its special tokens are added to the tokenizer, the tool tokens too when
 a conversation calls a tool, and the embeddings resized) and the loss covers only what the
 assistant writes: its replies and its tool calls, never the tools' results.
+
+A line may instead hold ``{"text": ...}``: plain text trained on whole (followed by the
+end-of-text token), to mix some pre-training data into fine-tuning ("replay"), which keeps a
+small model from forgetting what it learned in pre-training while it learns the chat format.
 """
 
 from __future__ import annotations
@@ -22,13 +26,19 @@ from .metrics import JsonlLog
 from .runtime import autocast
 
 
-def load_conversations(path: str | Path) -> list[tuple[int, list[dict], list[str]]]:
-    """``(line_number, messages, tools)`` for every line; each must hold an assistant turn."""
+def load_conversations(path: str | Path) -> list[tuple[int, list[dict] | str, list[str]]]:
+    """``(line_number, messages, tools)`` for every line (each conversation must hold an
+    assistant turn), or ``(line_number, text, [])`` for a plain-text line."""
     conversations = []
     for line_no, record in load_jsonl(path):
         where = f"{path}:{line_no}"
+        if isinstance(record, dict) and "messages" not in record and "text" in record:
+            if not isinstance(record["text"], str) or not record["text"]:
+                raise ValueError(f"{where}: \"text\" must be a non-empty string")
+            conversations.append((line_no, record["text"], []))
+            continue
         if not isinstance(record, dict) or "messages" not in record:
-            raise ValueError(f"{where}: expected an object with a \"messages\" list")
+            raise ValueError(f"{where}: expected an object with a \"messages\" list (or a \"text\")")
         messages = check_messages(record["messages"], where)
         if not any(m["role"] == "assistant" for m in messages):
             raise ValueError(f"{where}: the conversation has no assistant turn, so nothing to learn from")
@@ -37,12 +47,19 @@ def load_conversations(path: str | Path) -> list[tuple[int, list[dict], list[str
 
 
 def needs_tool_tokens(conversations) -> bool:
-    return any(uses_tools(messages) for _, messages, _ in conversations)
+    return any(not isinstance(messages, str) and uses_tools(messages) for _, messages, _ in conversations)
+
+
+def encode_text(text: str, tokenizer) -> Example:
+    """A plain-text line, trained on whole, ending with the end-of-text token."""
+    ids = tokenizer.encode_ordinary(text) + ([tokenizer.eot_token] if tokenizer.eot_token is not None else [])
+    return ids, list(ids)
 
 
 def build_examples(conversations, tokenizer, block_size: int, source: str = "data") -> list[Example]:
-    return [check_length(render(messages, tokenizer, tools=tools), block_size, f"{source}:{line_no}")
-            for line_no, messages, tools in conversations]
+    return [check_length(encode_text(item, tokenizer) if isinstance(item, str) else render(item, tokenizer, tools=tools),
+                         block_size, f"{source}:{line_no}")
+            for line_no, item, tools in conversations]
 
 
 @dataclass

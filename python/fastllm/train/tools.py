@@ -273,7 +273,7 @@ def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]],
     budget; rows that called a tool get the result and go on in the next round. ``tools`` is
     one set for every row or a list of one per row. A row has at
     most ``max_new_tokens`` tokens, results included, and at most ``max_calls`` calls; the
-    context bounds it too. ``stream`` (one prompt only) receives the text as it is produced,
+    context bounds it too (a call whose result would not fit ends the turn, unfinished). ``stream`` (one prompt only) receives the text as it is produced,
     calls and results shown as ``[call -> result]``.
     """
     from fastllm.model.generate import StopCondition, check_sampling, generate_steps, prepare_prompts
@@ -323,8 +323,12 @@ def generate_with_tools(model, tokenizer, prompts: Sequence[Sequence[int]],
                 else:
                     call_text = tokenizer.decode(call)
                     result = run_tool_call(call_text, row_tools[i])
+                result_ids = tokenizer.encode_ordinary(result) + tool_end
+                used = len(completion.ids) + len(result_ids)
+                if used > max_new_tokens or len(prompts[i]) + used > block:
+                    continue  # no room for the result: the turn ends here, unfinished
                 completion.calls.append((call_text, result))
-                completion.add(tokenizer.encode_ordinary(result) + tool_end, False)
+                completion.add(result_ids, False)
                 if shown is not None:
                     shown.call(call_text, result)
                 still.append(i)
