@@ -44,7 +44,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from fastllm import Tokenizer
-    from fastllm.demo import default_documents
+    from fastllm.demos.pretraining import default_documents
     from fastllm.model import GPT
     from fastllm.model.visualize import write_atlas, write_report
 
