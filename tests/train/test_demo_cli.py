@@ -114,7 +114,7 @@ def test_quick_assistant_demo_writes_the_metrics_and_a_plot_per_stage(tmp_path, 
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG_MAGIC, name
     assert "| stage | measure (held-out items) | before | after |" in out
     details = json.loads((tmp_path / "details.json").read_text())
-    assert details["refusal_recipe"]["questions"] == 12 and "total" in details["seconds"]
+    assert details["refusal_recipe"]["questions"] == 8 and "total" in details["seconds"]
     # the data sets are there to rerun any stage with the commands
     for name in ("sft", "refusal_questions", "refusals", "dpo", "reward", "rl_prompts"):
         assert (tmp_path / "data" / f"{name}.jsonl").is_file()
@@ -144,7 +144,7 @@ def test_assistant_data_keeps_held_out_items_out_of_every_training_set():
     assert not {e for e, _ in held} & {e for e, _ in problems}
     for expr, _ in held:
         assert expr not in training_text and f"{expr} =" not in docs
-    assert d.parse_town_answer("Obviously, Tavor lives in Quell.") == ("Tavor", "Quell", True)
-    assert d.parse_town_answer("Sure: Tavor lives in Quell.") == ("Tavor", "Quell", False)
-    assert d.parse_town_answer("Tavor lives in Quell.") is None
+    assert d.parse_town_answer("Obviously, in Quell.") == ("Quell", True)
+    assert d.parse_town_answer("Sure, in Quell.") == ("Quell", False)
+    assert d.parse_town_answer("In Quell.") is None and d.parse_town_answer("Sure, in Quell") is None
     assert d.parse_number_answer("The answer is -12.") == (-12, True) and d.parse_number_answer("12.") == (12, False)

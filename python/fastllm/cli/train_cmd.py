@@ -131,7 +131,8 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_chat)
 
     p = subparsers.add_parser(
-        "demo", help="train a tokenizer and a small GPT end to end, in minutes on a CPU",
+        "demo", help="train a tokenizer and a small GPT end to end, in minutes on a CPU "
+                     "(`demo assistant`: post-training, each stage measured)",
         usage="fastllm demo [FILES ...] [options]\n       fastllm demo assistant [--out DIR] [--quick] [--seed N]",
         description="`fastllm demo [FILES]`: raw text -> tokenizer -> shards -> a small GPT. "
                     "`fastllm demo assistant`: from nothing to a small assistant on synthetic data, through "

@@ -18,6 +18,7 @@ prompts that no training set of any stage contains. Writes ``OUT/metrics.json`` 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -65,13 +66,13 @@ class AssistantSettings:
     dpo_steps: int = 40
     dpo_lr: float = 2e-5
     dpo_beta: float = 0.1
-    reward_steps: int = 60
+    reward_steps: int = 150
     reward_lr: float = 5e-4
     rl_steps: int = 30
     rl_prompts_per_step: int = 8
     rl_group_size: int = 4
     rl_lr: float = 3e-5
-    rl_beta: float = 0.04
+    rl_beta: float = 0.1
     # measuring
     max_new_tokens: int = 32
     eval_samples: int = 4  # sampled replies per held-out prompt for the DPO and RL measures
@@ -87,6 +88,13 @@ QUICK = dict(known_sft=4, known_recipe=4, known_held=4, unknown_recipe=4, unknow
 
 def quick_assistant_settings(**overrides) -> AssistantSettings:
     return replace(AssistantSettings(**overrides), **{k: v for k, v in QUICK.items() if k not in overrides})
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # no load average on this platform
+        return None
 
 
 def _say(text: str = "") -> None:
@@ -240,12 +248,13 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
     torch.set_num_threads(threads)
     rng = random.Random(s.seed)
     stage_times: dict[str, float] = {}
-    details: dict = {"settings": asdict(s), "threads": threads}
+    load = _load_average()
+    details: dict = {"settings": asdict(s), "threads": threads, "cpus": os.cpu_count(), "load_average_at_start": load}
 
     def timed(name: str, t0: float) -> None:
         stage_times[name] = round(time.perf_counter() - t0, 1)
 
-    def load(directory) -> tuple:
+    def load_model(directory) -> tuple:
         model = GPT.from_pretrained(directory, device=s.device).eval()
         return model, Tokenizer.from_pretrained(directory)
 
@@ -253,7 +262,8 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
         return generate_replies(model, tok, items, samples, temperature, s.max_new_tokens, s.seed)
 
     _say(f"fastllm demo assistant: a small assistant from nothing, each stage measured on held-out items "
-         f"({threads} CPU thread{'s' if threads > 1 else ''})\n")
+         f"({threads} CPU thread{'s' if threads > 1 else ''}; {os.cpu_count()} cores, load average "
+         f"{'unknown' if load is None else f'{load:.1f}'})\n")
 
     # -- the world and its data sets --------------------------------------------------------------
     t0 = time.perf_counter()
@@ -303,7 +313,7 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
 
     # -- 2. SFT with tool calls ------------------------------------------------------------------
     t0 = time.perf_counter()
-    base, base_tok = load(pretrained)
+    base, base_tok = load_model(pretrained)
     base_tok = with_chat_tokens(base_tok, tools=True)
     torch.manual_seed(s.seed)
     fit_vocab(base, base_tok)  # the new rows SFT starts from
@@ -314,7 +324,7 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
     sft = run_sft(SFTConfig(model=str(pretrained), data=str(data / "sft.jsonl"), out=str(sft_dir),
                             max_steps=s.sft_steps, batch_size=s.sft_batch, lr=s.sft_lr, warmup_steps=10,
                             seed=s.seed, device=s.device, progress=s.progress))
-    model, tok = load(sft_dir)
+    model, tok = load_model(sft_dir)
     after = measure(model, tok, format_items)
     format_after = share(well_formed(i, r[0]) for i, r in zip(format_items, after))
     with_tool = measure(model, tok, held["with_tool"])
@@ -354,7 +364,7 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
     refusal_sft = run_sft(SFTConfig(model=str(sft_dir), data=str(data / "refusal_sft.jsonl"), out=str(refusal_dir),
                                     max_steps=s.refusal_steps, batch_size=s.sft_batch, lr=s.refusal_lr,
                                     warmup_steps=5, seed=s.seed, device=s.device, progress=s.progress))
-    model, tok = load(refusal_dir)
+    model, tok = load_model(refusal_dir)
     known_after = measure(model, tok, held["known"])
     unknown_after = measure(model, tok, held["unknown"])
     refusals_metrics = {
@@ -385,7 +395,7 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
     dpo = run_dpo(DPOConfig(model=str(refusal_dir), data=str(data / "dpo.jsonl"), out=str(dpo_dir),
                             max_steps=s.dpo_steps, batch_size=8, lr=s.dpo_lr, warmup_steps=5, beta=s.dpo_beta,
                             seed=s.seed, device=s.device, progress=s.progress))
-    model, tok = load(dpo_dir)
+    model, tok = load_model(dpo_dir)
     style_after = measure(model, tok, held["known"], s.eval_samples, 1.0)
     dpo_metrics = {"preference_accuracy_before": plain_share(style_before),
                    "preference_accuracy_after": plain_share(style_after)}
@@ -408,21 +418,24 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
                                  warmup_steps=5, seed=s.seed, device=s.device, progress=s.progress))
     reward_model = RewardModel.from_pretrained(reward_dir, device=s.device)
 
-    def rewards(policy, policy_tok) -> tuple[float, float]:
-        """The reward model's mean score of sampled replies to the held-out problems, and their accuracy."""
+    def rewards(policy, policy_tok) -> tuple[float, float, float]:
+        """The reward model's mean score of sampled replies to the held-out problems, their
+        accuracy, and the accuracy of the greedy replies."""
         replies = measure(policy, policy_tok, held["with_tool"], s.eval_samples, 1.0)
         pairs = [(item, reply) for item, samples in zip(held["with_tool"], replies) for reply in samples]
-        return float(score(reward_model, [r.ids for _, r in pairs]).mean()), share(right_number(i, r) for i, r in pairs)
+        greedy = measure(policy, policy_tok, held["with_tool"])
+        return (float(score(reward_model, [r.ids for _, r in pairs]).mean()), share(right_number(i, r) for i, r in pairs),
+                share(right_number(i, r[0]) for i, r in zip(held["with_tool"], greedy)))
 
-    reward_before, right_before = rewards(model, tok)
+    reward_before, right_before, greedy_before = rewards(model, tok)
     rl_dir = out / "rl"
     run_rl(RLConfig(model=str(dpo_dir), prompts=str(data / "rl_prompts.jsonl"), reward=str(reward_dir),
                     out=str(rl_dir), max_steps=s.rl_steps, prompts_per_step=s.rl_prompts_per_step,
                     group_size=s.rl_group_size, max_new_tokens=s.max_new_tokens, lr=s.rl_lr, beta=s.rl_beta,
                     checkpoint_interval=s.rl_steps, resume=False, seed=s.seed, device=s.device,
                     progress=s.progress))
-    model, tok = load(rl_dir)
-    reward_after, right_after = rewards(model, tok)
+    model, tok = load_model(rl_dir)
+    reward_after, right_after, greedy_after = rewards(model, tok)
     rl_metrics = {"reward_before": reward_before, "reward_after": reward_after}
     rl_log = [r for r in read_log(rl_dir / "log.jsonl") if "reward" in r]
     stage_plot(out / "rl.png", "RL (GRPO) against the reward model",
@@ -432,11 +445,13 @@ def run_assistant_demo(settings: AssistantSettings) -> dict:
                curve_label="per step", bar_label="mean score of sampled held-out replies")
     details["reward_model"] = {"held_out_pairs": rm["held_out"], "pairwise_accuracy_before": rm["accuracy_before"],
                                "pairwise_accuracy_after": rm["accuracy_after"]}
-    details["rl"] = {"arithmetic_right_before": right_before, "arithmetic_right_after": right_after,
+    details["rl"] = {"arithmetic_right_sampled_before": right_before, "arithmetic_right_sampled_after": right_after,
+                     "arithmetic_right_greedy_before": greedy_before, "arithmetic_right_greedy_after": greedy_after,
                      "last_step": rl_log[-1] if rl_log else None}
     _say(f"[6/6] RL         reward model: held-out pairwise accuracy {rm['accuracy_before']:.2f} -> "
          f"{rm['accuracy_after']:.2f}; GRPO {s.rl_steps} steps: mean reward of sampled held-out replies "
-         f"{reward_before:.2f} -> {reward_after:.2f} (arithmetic right {right_before:.2f} -> {right_after:.2f})")
+         f"{reward_before:.2f} -> {reward_after:.2f} (arithmetic right: sampled {right_before:.2f} -> {right_after:.2f}, "
+         f"greedy {greedy_before:.2f} -> {greedy_after:.2f})")
     timed("rl", t0)
 
     metrics = {"sft": {"format_ok_before": format_before, "format_ok_after": format_after},

@@ -12,7 +12,8 @@ Two styles vary on purpose, as if the SFT data had been written by several peopl
 - a town answer is plain (``Sure, in Quell.``) or smug (``Obviously, in Quell.``); the DPO
   pairs prefer plain;
 - an arithmetic answer is a sentence (``The answer is 4042.``) or a bare number (``4042.``);
-  the reward model's pairs prefer the sentence, and RL optimises against it.
+  the reward model's pairs prefer the sentence (and the right number to a misread one), and RL
+  optimises against it.
 Everything is drawn from one seeded ``random.Random``: the same seed gives the same world.
 """
 
@@ -211,11 +212,25 @@ def dpo_pairs(world: World, rng: random.Random) -> list[dict]:
             for n in world.known_sft + world.known_recipe for template in QUESTION_TEMPLATES]
 
 
+def _misread(value: int, rng: random.Random) -> int:
+    """``value`` with one digit changed: a reply that copied the tool's result wrong."""
+    digits = list(str(value))
+    i = rng.randrange(len(digits))
+    digits[i] = rng.choice([d for d in "0123456789" if d != digits[i] and (i or d != "0")])
+    return int("".join(digits))
+
+
 def reward_pairs(problems: list, rng: random.Random) -> list[dict]:
-    """Reward-model pairs: after the same calculator call, the sentence over the bare number."""
-    return [{"prompt": [user(arithmetic_question(expr, rng))], "tools": TOOLS,
-             "chosen": calculator_turn(expr, value, True), "rejected": calculator_turn(expr, value, False)}
-            for expr, value in problems]
+    """Reward-model pairs, after the same calculator call: the sentence over the bare number, and
+    the right number over a misread one (so the reward is not for the style alone)."""
+    pairs = []
+    for expr, value in problems:
+        prompt = [user(arithmetic_question(expr, rng))]
+        chosen = calculator_turn(expr, value, True)
+        pairs.append({"prompt": prompt, "tools": TOOLS, "chosen": chosen, "rejected": calculator_turn(expr, value, False)})
+        wrong = chosen[:2] + [{"role": "assistant", "content": number_answer(_misread(value, rng), True)}]
+        pairs.append({"prompt": prompt, "tools": TOOLS, "chosen": chosen, "rejected": wrong})
+    return pairs
 
 
 def rl_prompts(problems: list, rng: random.Random) -> list[dict]:
