@@ -94,7 +94,6 @@ def test_demo_reads_the_users_files_as_documents(tmp_path):
         _corpus(DemoSettings(files=[str(empty)]))
 
 
-@pytest.mark.skip(reason="the assistant demo is work in progress (issue 12 is open): its quick mode and synthetic data are being reworked")
 def test_quick_assistant_demo_writes_the_metrics_and_a_plot_per_stage(tmp_path, capsys):
     """The pipeline end to end at toy size (its numbers mean nothing; the full run is in the README)."""
     assert main(["demo", "assistant", "--quick", "--out", str(tmp_path)]) == 0
@@ -120,7 +119,6 @@ def test_quick_assistant_demo_writes_the_metrics_and_a_plot_per_stage(tmp_path, 
         assert (tmp_path / "data" / f"{name}.jsonl").is_file()
 
 
-@pytest.mark.skip(reason="the assistant demo is work in progress (issue 12 is open): its quick mode and synthetic data are being reworked")
 def test_assistant_data_keeps_held_out_items_out_of_every_training_set():
     import random
 
