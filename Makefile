@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 CARGO  ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-rust test-python build bench wheel clean
+.PHONY: demo test test-rust test-python build browser bench wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,16 @@ $(BIN)/python:
 
 # Runtime + torch extra (for the demo), or everything (tests, benches), as pyproject.toml lists them.
 $(VENV)/.deps-torch: pyproject.toml | $(BIN)/python
-	$(BIN)/python tools/install_extras.py torch
+	$(BIN)/python tools/install_extras.py torch viz
 	touch $@
 
 $(VENV)/.deps-dev: pyproject.toml $(VENV)/.deps-torch
-	$(BIN)/python tools/install_extras.py torch test bench
+	$(BIN)/python tools/install_extras.py torch viz test
+	touch $@
+
+# The peers the benchmarks compare against (gigatoken, fastokens, ...): only `make bench` needs them.
+$(VENV)/.deps-bench: pyproject.toml $(VENV)/.deps-dev
+	$(BIN)/python tools/install_extras.py torch viz test bench
 	touch $@
 
 # Editable install: the Python sources are used in place, the extension is
@@ -35,12 +40,17 @@ demo: build
 test-rust:
 	$(CARGO) test --release -q
 
-test-python: $(VENV)/.deps-dev build
+# Debian's chromium for the tests of the HTML pages (installed with apt when run as root; without
+# it those tests are skipped, saying why).
+browser: $(VENV)/.deps-dev
+	$(BIN)/python tools/install_browser.py
+
+test-python: $(VENV)/.deps-dev build browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: test-rust test-python
 
-bench: $(VENV)/.deps-dev build
+bench: $(VENV)/.deps-bench build
 	$(BIN)/python benches/run_all.py
 
 # The wheel, plus the test runner's wheels for the GPU machine (Python 3.12, no package

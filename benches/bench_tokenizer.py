@@ -1,28 +1,60 @@
-"""Tokenizer encode throughput: fastllm against tiktoken and HF tokenizers, in the same run.
+"""Tokenizer encode throughput: fastllm against the fastest tokenizers we know of, in the same run.
 
-    python benches/bench_tokenizer.py [--quick] [--json PATH] [--repeats N] [--corpus-mb MB]
-                                      [--encodings gpt2,cl100k_base,o200k_base] [--train]
+    python benches/bench_tokenizer.py [--quick] [--json PATH] [--repeats N] [--encodings LIST]
+        [--corpora LIST] [--sections single,batch,worst] [--peers LIST] [--clock cpu|wall] [--train]
 
-All three tokenizers are built from the same ``.tiktoken`` files (``../shared/data`` or
-``$FASTLLM_SHARED_DATA``); HF's from fastllm's ``tokenizer.json`` export. Every fastllm
-output is compared with tiktoken's (the ``same`` column). Sections:
+Peers (each one that is installed and loads; the others are listed as not measured): tiktoken,
+HF tokenizers, gigatoken, fastokens, riptoken, bpe-openai, wordchipper, kitoken. All are built
+offline from the official ``.tiktoken`` files (``../shared/data`` or ``$FASTLLM_SHARED_DATA``;
+HF through fastllm's ``tokenizer.json`` export; bpe-openai from the copy of the same files that
+it ships), each used through its fastest call that returns ids (see ``load_impls``). Every
+output is compared with tiktoken's ``encode_ordinary``: a ``*`` after a number means the ids
+differ somewhere in that row, and such a peer is listed but not ranked.
 
-* ``single``: ``encode_ordinary`` of a whole corpus on one thread;
-* ``batch``: the corpus split into documents (blank-line separated), all cores;
-* ``lines``: many short documents (one line each), all cores;
-* ``worst``: 1 MB without whitespace (``"^" * 10**6``, ``"a" * 10**6``, and tinyshakespeare's
-  letters with everything else removed, as is and lowercased), one thread, and its
-  per-byte cost relative to tinyshakespeare (``vs_text``: 1.0 means as fast per byte).
+Each encoding runs in two subprocesses:
 
-Times are medians of ``--repeats`` runs; MB = 10**6 bytes of UTF-8. ``--train`` also runs
-``benches/bench_tokenizer_train.py`` (the trainer's section).
+* one thread: pinned to one CPU (``os.sched_setaffinity``), with ``RAYON_NUM_THREADS=1`` and
+  ``FASTOKENS_BPE_THREADS=1`` set before anything loads.
+
+  - **cold** (the headline): text that no library has encoded in the process. Each
+    sub-corpus (``bench-data/tokenizer/*.txt``, built by ``benches/bench_tokenizer_corpus.py``:
+    en, latin, ja, zh, ru, uk, code-c, code-py) is cut at line ends into R+1 consecutive
+    slices. After a warm-up call on the last one, round r has every implementation encode
+    slice r, each from its own fresh ``str`` (decoded from bytes outside the timing, so not
+    even CPython's cached UTF-8 of a string is shared), in an order rotated every round. So all
+    encode the same text, and none sees a text twice.
+  - **hot**: the warm-up slice again, the same string object every round: what caches
+    across calls do for repeated text.
+  - list output (``list[int]``) for everyone, and numpy output where a library has one
+    (fastllm ``encode_to_numpy``, gigatoken ``Tokenizer.encode``, fastokens
+    ``encode_batch_flat([text])`` read with ``numpy.frombuffer``).
+  - **worst**: ~1 MB that the split regex cannot cut (``'^'*n`` and ``'a'*n`` with a different
+    n every round, and windows of the en corpus' letters with everything else removed, as they
+    are and lowercased), one new text per round. A library whose cost at 25 and 50 KB predicts
+    a call longer than a limit is skipped, and the table says so.
+
+  Speeds are MB per CPU-second of the pinned process by default (``--clock cpu``): with one
+  thread on one CPU that is what the wall time would be without other processes' load, and it
+  stays steady on a shared, busy machine; ``--clock wall`` uses wall time (the JSON has both).
+
+* batch: affinity to CPUs {0, 1}, ``RAYON_NUM_THREADS=2``, ``FASTOKENS_BPE_THREADS=2``: each
+  library's batch call on batches of short lines (one line a text) and of 50 KB documents, from
+  en alone and from a mix of all sub-corpora, cold and hot as above, in MB per wall second with
+  the CPU utilisation of the call (process CPU time / wall time, all threads).
+
+MB = 10**6 bytes of UTF-8 input. ``fastllm/best`` is the median over rounds of fastllm's speed
+over that of the fastest exact peer (the one with the highest median) on the same text; above 1
+fastllm is faster. The summary takes the geometric mean of it over the inputs. ``--train`` also
+runs ``benches/bench_tokenizer_train.py`` (the trainer's section).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import array
+import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -34,13 +66,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_CORPUS = ROOT / "bench-data" / "corpus.txt"
-# encoding -> (shared vocab file, fastllm pattern, tiktoken_ext constructor)
+SUBCORPUS_DIR = ROOT / "bench-data" / "tokenizer"
+SUBCORPORA = ["en", "latin", "ja", "zh", "ru", "uk", "code-c", "code-py"]
+QUICK_SUBCORPORA = ["en", "zh", "code-c"]
+# encoding -> (shared vocab file, fastllm pattern, tiktoken_ext constructor, gigatoken pretokenizer)
 ENCODINGS = {
-    "gpt2": ("gpt2.tiktoken", "gpt2", "r50k_base"),
-    "cl100k_base": ("cl100k_base.tiktoken", "cl100k", "cl100k_base"),
-    "o200k_base": ("o200k_base.tiktoken", "o200k", "o200k_base"),
+    "gpt2": ("gpt2.tiktoken", "gpt2", "r50k_base", "gpt2"),
+    "cl100k_base": ("cl100k_base.tiktoken", "cl100k", "cl100k_base", "cl100k"),
+    "o200k_base": ("o200k_base.tiktoken", "o200k", "o200k_base", "o200k"),
 }
+# implementation -> (PyPI distribution, column label)
+IMPLS = {
+    "fastllm": ("fastllm", "fastllm"),
+    "tiktoken": ("tiktoken", "tiktoken"),
+    "hf": ("tokenizers", "HF"),
+    "gigatoken": ("gigatoken", "gigatok"),
+    "fastokens": ("fastokens", "fastoken"),
+    "riptoken": ("riptoken", "riptoken"),
+    "bpe-openai": ("bpe-openai", "bpe-oai"),
+    "wordchipper": ("wordchipper", "wordchip"),
+    "kitoken": ("kitoken", "kitoken"),
+}
+DOC_BYTES = 50_000
 
 
 def shared_data_dir() -> Path:
@@ -50,125 +97,622 @@ def shared_data_dir() -> Path:
     sys.exit("needs the real vocab files: set FASTLLM_SHARED_DATA to the folder holding gpt2.tiktoken etc.")
 
 
-def interleaved_medians(calls: dict[str, object], repeats: int) -> tuple[dict[str, float], dict[str, object]]:
-    """Median wall time of each ``calls[name]()`` over ``repeats`` rounds, and each last result.
-
-    Rounds run every implementation once in turn, so a change in machine load
-    (2 shared cores here) hits all of them alike and the ratios stay fair.
-    """
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    results: dict[str, object] = {}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            results[name] = None  # free the previous result before timing again
-            start = time.perf_counter()
-            results[name] = call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}, results
+def settings(quick: bool, repeats: int | None) -> dict:
+    """Sizes of everything, full or --quick."""
+    if quick:
+        return {"slice_kb": 32, "cold_rounds": repeats or 3, "hot_rounds": repeats or 3, "lines_kb": 64,
+                "docs_per_batch": 3, "batch_inputs": ["mix"], "worst_kb": 100, "worst_rounds": 1,
+                "worst_limit_s": 1.0}
+    return {"slice_kb": 256, "cold_rounds": repeats or 7, "hot_rounds": repeats or 5, "lines_kb": 256,
+            "docs_per_batch": 8, "batch_inputs": ["en", "mix"], "worst_kb": 1000, "worst_rounds": 2,
+            "worst_limit_s": 20.0}
 
 
-def build_tokenizers(name: str, data: Path, workdir: Path):
-    """(fastllm Tokenizer, tiktoken Encoding, tokenizers.Tokenizer) of one encoding."""
-    import tiktoken
-    import tokenizers
-    from tiktoken.load import load_tiktoken_bpe
+# ----- loading every implementation ------------------------------------------------------------
+
+
+def _tiktoken_spec(ctor: str) -> dict:
     from tiktoken_ext import openai_public
 
-    from fastllm import Tokenizer
-
-    file_name, pattern, ctor = ENCODINGS[name]
     original = openai_public.load_tiktoken_bpe
     openai_public.load_tiktoken_bpe = lambda *a, **k: {}  # only pat_str and special tokens are wanted
     try:
-        spec = getattr(openai_public, ctor)()
+        return getattr(openai_public, ctor)()
     finally:
         openai_public.load_tiktoken_bpe = original
-    ours = Tokenizer.from_tiktoken(data / file_name, pattern=pattern, special_tokens=spec["special_tokens"], name=name)
-    reference = tiktoken.Encoding(
-        name, pat_str=spec["pat_str"], mergeable_ranks=load_tiktoken_bpe(str(data / file_name)),
-        special_tokens=spec["special_tokens"],
-    )
-    hf_path = workdir / f"{name}.tokenizer.json"
-    ours.to_hf_json(hf_path)
-    return ours, reference, tokenizers.Tokenizer.from_file(str(hf_path))
 
 
-def load_corpora(data: Path, corpus_mb: float) -> dict[str, str]:
-    corpora = {
-        "tinyshakespeare": (data / "tinyshakespeare.txt").read_text(encoding="utf-8"),
-        "multilingual": (data / "multilingual.txt").read_text(encoding="utf-8"),
-    }
-    if BENCH_CORPUS.is_file():
-        with open(BENCH_CORPUS, "rb") as handle:
-            raw = handle.read(int(corpus_mb * 1e6))
-        corpora["corpus"] = raw.decode("utf-8", "ignore")  # a cut may split the last character
+def _wordchipper_cache(data: Path, workdir: Path) -> Path:
+    """wordchipper's from_pretrained reads WORDCHIPPER_CACHE_DIR/openai/<name>/<name>.tiktoken."""
+    for ctor, (file_name, *_rest) in ((v[2], v) for v in ENCODINGS.values()):
+        folder = workdir / "wordchipper" / "openai" / ctor
+        folder.mkdir(parents=True, exist_ok=True)
+        link = folder / f"{ctor}.tiktoken"
+        if not link.exists():
+            link.symlink_to(data / file_name)
+    return workdir / "wordchipper"
+
+
+def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[str]) -> tuple[dict, dict, dict]:
+    """{impl: {"list": f(text), "numpy": f(text), "batch": f(texts)}}, {impl: why missing}, versions.
+
+    Each library is used through its fastest call that returns token ids for ordinary text.
+    """
+    import functools
+    from importlib import metadata
+
+    import numpy as np
+
+    file_name, pattern, ctor, giga_pre = ENCODINGS[name]
+    path = str(data / file_name)
+    spec = _tiktoken_spec(ctor)
+    specials = spec["special_tokens"]
+    impls: dict[str, dict] = {}
+    missing: dict[str, str] = {}
+    versions: dict[str, str] = {}
+
+    def fastllm():
+        from fastllm import Tokenizer
+
+        ours = Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials, name=name)
+        return {"list": ours.encode_ordinary, "numpy": ours.encode_to_numpy,
+                "batch": functools.partial(ours.encode_ordinary_batch, num_threads=threads), "_obj": ours}
+
+    def tiktoken():
+        import tiktoken as tt
+        from tiktoken.load import load_tiktoken_bpe
+
+        enc = tt.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=load_tiktoken_bpe(path), special_tokens=specials)
+        return {"list": enc.encode_ordinary, "batch": functools.partial(enc.encode_ordinary_batch, num_threads=threads)}
+
+    def hf():
+        import tokenizers
+
+        hf_path = workdir / f"{name}.tokenizer.json"
+        impls["fastllm"]["_obj"].to_hf_json(hf_path)
+        tok = tokenizers.Tokenizer.from_file(str(hf_path))
+        return {"list": lambda text: tok.encode(text, add_special_tokens=False).ids,
+                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]}
+
+    def gigatoken():
+        import gigatoken as gt
+
+        tok = gt.Tokenizer.from_tiktoken(path, pretokenizer=giga_pre, special_tokens=specials)
+        compat = tok.as_tiktoken()
+        return {"list": compat.encode_ordinary, "numpy": tok.encode, "batch": compat.encode_ordinary_batch}
+
+    def fastokens():
+        import fastokens as fk
+
+        tok = fk.Tokenizer.from_tiktoken(path, pattern=spec["pat_str"], special_tokens=specials)
+        return {"list": lambda text: tok.encode_ordinary(text).ids,
+                "numpy": lambda text: np.frombuffer(tok.encode_batch_flat([text])[0], dtype=np.uint32),
+                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts)]}
+
+    def riptoken():
+        import riptoken as rt
+
+        core = rt.CoreBPE(rt.load_tiktoken_bpe(path), specials, spec["pat_str"])
+        return {"list": core.encode_ordinary, "batch": core.encode_ordinary_batch}
+
+    def bpe_openai():
+        import bpe_openai as bo
+
+        enc = bo.get_encoding(name)  # its own copy of the official file; no gpt2/r50k_base
+        # The Rust binding's encode: Encoding.encode_ordinary adds a UTF-8 check, a list copy and
+        # refuses 1M characters or 200k tokens. Its batch call is its own (a thread pool).
+        return {"list": enc._backend.encode,
+                "batch": functools.partial(enc.encode_ordinary_batch, num_threads=threads)}
+
+    def wordchipper():
+        import wordchipper as wc
+
+        tok = wc.Tokenizer.from_pretrained(ctor)
+        return {"list": tok.encode, "batch": tok.encode_batch}
+
+    def kitoken():
+        import kitoken as kt
+
+        tok = kt.Kitoken.from_tiktoken_file(path)
+        return {"list": tok.encode, "batch": tok.encode_all}
+
+    loaders = {"fastllm": fastllm, "tiktoken": tiktoken, "hf": hf, "gigatoken": gigatoken, "fastokens": fastokens,
+               "riptoken": riptoken, "bpe-openai": bpe_openai, "wordchipper": wordchipper, "kitoken": kitoken}
+    for impl, loader in loaders.items():
+        if impl not in ("fastllm", "tiktoken") and impl not in peers:
+            continue
+        dist = IMPLS[impl][0]
+        try:
+            versions[impl] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            missing[impl] = "not installed"
+            continue
+        try:
+            started = time.perf_counter()
+            impls[impl] = loader()
+            impls[impl]["load_s"] = time.perf_counter() - started
+        except Exception as err:  # a peer that cannot load this encoding is reported, not fatal
+            missing[impl] = f"{type(err).__name__}: {str(err)[:120]}"
+    for required in ("fastllm", "tiktoken"):
+        if required not in impls:
+            sys.exit(f"{required} could not be loaded: {missing.get(required)}")
+    return impls, missing, versions
+
+
+# ----- inputs ------------------------------------------------------------------------------------
+
+
+def load_subcorpora(names: list[str], data: Path) -> tuple[dict[str, bytes], str]:
+    """The sub-corpora as bytes; without bench-data/tokenizer, the two small shared texts."""
+    found = {n: (SUBCORPUS_DIR / f"{n}.txt").read_bytes() for n in names if (SUBCORPUS_DIR / f"{n}.txt").is_file()}
+    if found:
+        missing = [n for n in names if n not in found]
+        note = f"sub-corpora missing (left out): {missing}" if missing else ""
+        return found, note
+    note = (f"{SUBCORPUS_DIR} is missing: run benches/bench_tokenizer_corpus.py; "
+            "using ../shared/data tinyshakespeare (as 'en') and multilingual.txt (as 'multi') instead")
+    return {"en": (data / "tinyshakespeare.txt").read_bytes(), "multi": (data / "multilingual.txt").read_bytes()}, note
+
+
+def cut(blob: bytes, count: int, size: int, start: int = 0) -> list[bytes]:
+    """`count` consecutive pieces of about `size` bytes from blob[start:], each ending at a line end
+    (so each decodes as UTF-8). Smaller pieces when the blob is too short for `count` full ones."""
+    size = max(1, min(size, (len(blob) - start) // count))
+    pieces, pos = [], start
+    for _ in range(count):
+        end = blob.find(b"\n", pos + size)
+        end = len(blob) if end < 0 else end + 1
+        pieces.append(blob[pos:end])
+        pos = end
+    return pieces
+
+
+def _digest_ids(out) -> str:
+    if hasattr(out, "dtype"):
+        import numpy as np
+
+        data = np.ascontiguousarray(out, dtype=np.uint32).tobytes()
     else:
-        print(f"({BENCH_CORPUS} missing: run benches/bench_corpus.py for the larger corpus)", file=sys.stderr)
-    return corpora
+        data = array.array("I", out).tobytes()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def bench_encoding(name, ours, reference, hf, corpora, repeats, threads, rows):
-    def add(section, corpus, n_bytes, n_docs, timings, same):
-        row = {"section": section, "encoding": name, "corpus": corpus, "bytes": n_bytes, "docs": n_docs, "same": same}
-        for impl, seconds in timings.items():
-            row[f"{impl}_s"] = seconds
-            row[f"{impl}_mb_s"] = n_bytes / 1e6 / seconds
-        rows.append(row)
-        print(_format_row(row), flush=True)
-
-    single = (ours.encode_ordinary, reference.encode_ordinary, functools.partial(hf.encode, add_special_tokens=False))
-    batch = (
-        ours.encode_ordinary_batch,
-        functools.partial(reference.encode_ordinary_batch, num_threads=threads),
-        functools.partial(hf.encode_batch, add_special_tokens=False),
-    )
-
-    def measure(functions, argument):
-        calls = {impl: functools.partial(fn, argument) for impl, fn in zip(("fastllm", "tiktoken", "hf"), functions)}
-        timings, out = interleaved_medians(calls, repeats)
-        return timings, out["fastllm"] == out["tiktoken"]
-
-    for corpus, text in corpora.items():
-        n_bytes = len(text.encode("utf-8"))
-        add("single", corpus, n_bytes, 1, *measure(single, text))
-        for section, docs in (("batch", _documents(text)), ("lines", text.splitlines(keepends=True))):
-            add(section, corpus, n_bytes, len(docs), *measure(batch, docs))
-
-    base = next(r for r in rows if r["encoding"] == name and r["section"] == "single" and r["corpus"] == "tinyshakespeare")
-    # Real letters with everything else removed: one long piece per run of letters (o200k still
-    # splits before capitals, so the lowercase variant is its hard case).
-    letters = re.sub(r"[^A-Za-z]", "", corpora["tinyshakespeare"])
-    letters = (letters * (1_000_000 // len(letters) + 1))[:1_000_000]
-    worst = (("'^'*1e6", "^" * 1_000_000), ("'a'*1e6", "a" * 1_000_000),
-             ("letters", letters), ("lowercase", letters.lower()))
-    for label, text in worst:
-        add("worst", label, len(text), 1, *measure(single, text))
-        row = rows[-1]
-        row["fastllm_vs_text"] = row["fastllm_mb_s"] / base["fastllm_mb_s"]
-        row["tiktoken_vs_text"] = row["tiktoken_mb_s"] / base["tiktoken_mb_s"]
+def _digest_batch(out) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for ids in out:
+        h.update(len(ids).to_bytes(8, "little"))
+        h.update(array.array("I", ids).tobytes())
+    return h.hexdigest()
 
 
-def _documents(text: str) -> list[str]:
-    docs = text.split("\n\n")
-    return [doc + "\n\n" for doc in docs[:-1]] + docs[-1:]
+# ----- the measurements ------------------------------------------------------------------------
 
 
-HEADER = (
-    f"{'section':<7} {'encoding':<12} {'input':<16} {'docs':>7} {'MB':>6}  "
-    f"{'fastllm':>8} {'tiktoken':>8} {'HF':>8}  {'x tiktoken':>10} {'x HF':>6}  same"
-)
+def _timed(fn, arg):
+    """fn(arg), its wall seconds, and its process CPU seconds (all threads)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn(arg)
+    t1, c1 = time.perf_counter(), time.process_time()
+    return out, t1 - t0, max(c1 - c0, 1e-9)
 
 
-def _format_row(row: dict) -> str:
-    extra = ""
-    if "fastllm_vs_text" in row:
-        extra = f"  per-byte speed vs text: fastllm {row['fastllm_vs_text']:.2f}, tiktoken {row['tiktoken_vs_text']:.2f}"
-    return (
-        f"{row['section']:<7} {row['encoding']:<12} {row['corpus']:<16} {row['docs']:>7} {row['bytes'] / 1e6:>6.2f}  "
-        f"{row['fastllm_mb_s']:>8.2f} {row['tiktoken_mb_s']:>8.2f} {row['hf_mb_s']:>8.2f}  "
-        f"{row['fastllm_mb_s'] / row['tiktoken_mb_s']:>10.2f} {row['fastllm_mb_s'] / row['hf_mb_s']:>6.2f}  "
-        f"{'yes' if row['same'] else 'NO'}{extra}"
-    )
+def cold_and_hot(variants: dict, pieces: list, cold_rounds: int, hot_rounds: int, fresh, digest) -> dict:
+    """Per variant: MB/s of every cold and hot round by wall and by CPU time, CPU utilisation,
+    and whether the ids equal tiktoken's.
+
+    `pieces`: cold_rounds + 1 inputs (bytes, or lists of bytes for batches): in cold round r
+    every variant encodes its own fresh copy of pieces[r] (`fresh(piece)` makes new Python
+    strings), in an order rotated by r; the last piece is the warm-up and hot input.
+    `digest(output)` fingerprints an output, to compare it with tiktoken's.
+    """
+    names = list(variants)
+    n = len(names)
+    assert len(pieces) == cold_rounds + 1
+    sizes = [sum(map(len, p)) if isinstance(p, list) else len(p) for p in pieces]
+    cells = {v: {"cold": {"wall": [], "cpu": [], "util": []}, "hot": {"wall": [], "cpu": [], "util": []}}
+             for v in names}
+    digests = {v: {} for v in names}
+
+    def record(v, phase, size, wall, cpu):
+        cells[v][phase]["wall"].append(size / 1e6 / wall)
+        cells[v][phase]["cpu"].append(size / 1e6 / cpu)
+        cells[v][phase]["util"].append(cpu / wall)
+
+    hot_inputs = {v: fresh(pieces[-1]) for v in names}
+    for v in names:  # warm-up: first calls, lazy initialisation; the hot input's first encoding
+        digests[v]["hot"] = digest(variants[v](hot_inputs[v]))
+    for r in range(cold_rounds):  # cold: every variant encodes piece r once, a fresh string each
+        for j in range(n):
+            v = names[(j + r) % n]
+            arg = fresh(pieces[r])
+            out, wall, cpu = _timed(variants[v], arg)
+            record(v, "cold", sizes[r], wall, cpu)
+            digests[v][r] = digest(out)
+            out = arg = None
+    for r in range(hot_rounds):
+        for j in range(n):
+            v = names[(j + r) % n]
+            out, wall, cpu = _timed(variants[v], hot_inputs[v])
+            record(v, "hot", sizes[-1], wall, cpu)
+            out = None
+    reference = digests.get("tiktoken")
+    for v in names:
+        cells[v]["same"] = None if reference is None else digests[v] == reference
+    cells["_bytes"] = {"cold_mean": statistics.mean(sizes[:-1]), "hot": sizes[-1]}
+    return cells
+
+
+def _text_of(piece: bytes) -> str:
+    return piece.decode("utf-8")
+
+
+def _texts_of(piece: list) -> list[str]:
+    return [p.decode("utf-8") for p in piece]
+
+
+def rank(cells: dict, phase: str, clock: str) -> dict:
+    """fastllm against the exact peer with the highest median MB/s in `phase` ("cold", "hot",
+    "worst") by `clock` ("wall" or "cpu"): the ratio is the median over rounds of fastllm's
+    MB/s over that peer's in the same round (the same text in both)."""
+    def median(c):
+        return statistics.median(c[phase][clock])
+
+    measured = {k: c for k, c in cells.items() if isinstance(c, dict) and phase in c}
+    exact = {k: c for k, c in measured.items() if k != "fastllm" and c["same"]}
+    result = {"phase": phase, "clock": clock, "peer": None, "ratio": None}
+    if "fastllm" in measured:
+        result["fastllm_mb_s"] = median(measured["fastllm"])
+    if exact:
+        peer = max(exact, key=lambda k: median(exact[k]))
+        result.update(peer=peer, peer_mb_s=median(exact[peer]))
+        if "fastllm" in measured:
+            pairs = zip(measured["fastllm"][phase][clock], exact[peer][phase][clock])
+            result["ratio"] = statistics.median(f / p for f, p in pairs)
+    return result
+
+
+def _cell(entry: dict | None, phase: str, clock: str, util: bool, wide: int) -> str:
+    if entry is None:
+        return f"{'-':>{wide}}"
+    if "skipped" in entry:
+        return f"{'skip':>{wide}}"
+    text = f"{statistics.median(entry[phase][clock]):.1f}"
+    if util:
+        text += f"/{statistics.median(entry[phase]['util']):.2f}"
+    return f"{text + ('' if entry['same'] else '*'):>{wide}}"
+
+
+def print_header(title: str, columns: list[str], util: bool = False) -> None:
+    wide = 12 if util else 9
+    print(f"\n{title}")
+    print(f"{'input':<20}" + "".join(f"{IMPLS[c][1] if c in IMPLS else c:>{wide}}" for c in columns)
+          + f"  {'best peer':<9} {'fastllm/best':>12}", flush=True)
+
+
+def print_rows(label: str, cells: dict, columns: list[str], phases: list[str], clock: str,
+               util: bool = False) -> dict:
+    """One line per phase of one input; returns {phase: rank(...)}."""
+    ranks = {}
+    for phase in phases:
+        wide = 12 if util else 9
+        line = f"{(label + ' ' + phase).strip():<20}" + "".join(_cell(cells.get(c), phase, clock, util, wide)
+                                                               for c in columns)
+        ranks[phase] = r = rank(cells, phase, clock)
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
+        line += f"  {IMPLS[r['peer']][1] if r['peer'] else '-':<9} {ratio:>12}"
+        print(line, flush=True)
+    return ranks
+
+
+def run_single(name: str, conf: dict, data: Path, workdir: Path, corpora: dict, sections: set) -> dict:
+    impls, missing, versions = load_impls(name, data, workdir, threads=1, peers=conf["peers"])
+    clock = conf["clock"]
+    out = {"encoding": name, "mode": "single", "clock": clock, "missing": missing, "versions": versions,
+           "load_s": {k: v["load_s"] for k, v in impls.items()}, "rows": [], "numpy_rows": [], "worst": []}
+    list_variants = {impl: fns["list"] for impl, fns in impls.items()}
+    numpy_variants = {impl: fns["numpy"] for impl, fns in impls.items() if "numpy" in fns}
+    if missing:
+        print(f"[{name}] not measured: " + "; ".join(f"{k} ({v})" for k, v in missing.items()))
+    unit = "MB per CPU-second" if clock == "cpu" else "MB/s"
+    if "single" in sections:
+        # every round runs all variants: list outputs and numpy outputs side by side
+        variants = dict(list_variants)
+        variants.update({f"{k}:numpy": v for k, v in numpy_variants.items()})
+        columns = list(list_variants)
+        print_header(f"[{name}] one thread, list output, {unit}; cold = text not seen before, hot = the same "
+                     f"text again (medians of {conf['cold_rounds']} cold and {conf['hot_rounds']} hot rounds)", columns)
+        for corpus, blob in corpora.items():
+            pieces = cut(blob, conf["cold_rounds"] + 1, conf["slice_kb"] * 1000)
+            res = cold_and_hot(variants, pieces, conf["cold_rounds"], conf["hot_rounds"], _text_of, _digest_ids)
+            lists = {k: res[k] for k in list_variants}
+            arrays = {k: res[f"{k}:numpy"] for k in numpy_variants}
+            ranks = print_rows(f"{corpus} {res['_bytes']['cold_mean'] / 1e3:.0f}K", lists, columns, ["cold", "hot"], clock)
+            out["rows"].append({"corpus": corpus, "bytes": res["_bytes"], "cells": lists, "rank": ranks})
+            out["numpy_rows"].append({"corpus": corpus, "bytes": res["_bytes"], "cells": arrays,
+                                      "rank": {p: rank(arrays, p, clock) for p in ("cold", "hot")}})
+        columns = list(numpy_variants)
+        print_header(f"[{name}] one thread, numpy output (fastllm encode_to_numpy, gigatoken Tokenizer.encode, "
+                     f"fastokens encode_batch_flat + numpy.frombuffer), {unit}, same rounds", columns)
+        for row in out["numpy_rows"]:
+            print_rows(row["corpus"], row["cells"], columns, ["cold", "hot"], clock)
+    if "worst" in sections:
+        out["worst"] = run_worst(name, list_variants, conf, corpora.get("en") or next(iter(corpora.values())))
+        en_row = next((row for row in out["rows"] if row["corpus"] == "en"), None)
+        if en_row:  # per-byte cost of each worst input relative to the same library's on en text (cold)
+            print(f"per-byte cost relative to the same library's on cold en text ({clock} time):")
+            for row in out["worst"]:
+                row["cost_vs_en"] = {
+                    impl: statistics.median(en_row["cells"][impl]["cold"][clock]) / statistics.median(c["worst"][clock])
+                    for impl, c in row["cells"].items() if "worst" in c and impl in en_row["cells"]}
+                print(f"  {row['input']:<10} " + ", ".join(f"{IMPLS[k][1]} {v:.1f}x" for k, v in row["cost_vs_en"].items()))
+    return out
+
+
+def run_worst(name: str, variants: dict, conf: dict, en: bytes) -> list[dict]:
+    """~1 MB that the split regex cannot cut. Round r has every library encode text r (a fresh
+    string each), and the texts of different rounds differ, so no library sees one twice."""
+    n_bytes = conf["worst_kb"] * 1000
+    rounds = conf["worst_rounds"]
+    clock = conf["clock"]
+    letters = re.sub(r"[^A-Za-z]", "", en.decode("utf-8"))
+    probe_letters, letters = letters[:50_000], letters[50_000:]
+    per_call = min(n_bytes, len(letters) // rounds)
+    windows = [letters[r * per_call:(r + 1) * per_call] for r in range(rounds)]
+    inputs = [  # (label, probe text of `size` characters, text of round r)
+        ("'^'*n", lambda size: "^" * size, lambda r: "^" * (n_bytes - 1 - r)),  # a different length each round
+        ("'a'*n", lambda size: "a" * size, lambda r: "a" * (n_bytes - 1 - r)),
+        ("letters", lambda size: probe_letters[:size], lambda r: windows[r]),
+        ("lowercase", lambda size: probe_letters[:size].lower(), lambda r: windows[r].lower()),
+    ]
+    rows = []
+    columns = list(variants)
+    print_header(f"[{name}] worst case, one thread, {'MB per CPU-second' if clock == 'cpu' else 'MB/s'}, on "
+                 f"~{n_bytes / 1e6:.1f} MB the split regex cannot cut (letters of en: {per_call / 1e6:.2f} MB; "
+                 f"median of {rounds} rounds, a new text each)", columns)
+    for label, probe_text, round_text in inputs:
+        cells = {}
+        active = []
+        for impl, fn in variants.items():
+            # the cost at 25 and 50 KB predicts the full size's, with the measured growth exponent
+            probe = []
+            for size in (25_000, 50_000):  # the better of two calls: one hiccup must not skip a library
+                probe.append(min(_timed(fn, probe_text(size))[2] for _ in range(2)))
+            exponent = min(2.5, max(1.0, math.log2(probe[1] / probe[0])))
+            predicted = probe[1] * (n_bytes / 50_000) ** exponent
+            if impl not in ("fastllm", "tiktoken") and predicted > conf["worst_limit_s"] and probe[1] > 0.005:
+                cells[impl] = {"skipped": f"predicted {predicted:.0f} s a call (50 KB: {probe[1] * 1e3:.0f} ms, "
+                                          f"growth ~n^{exponent:.1f})", "same": None}
+            else:
+                active.append(impl)
+                cells[impl] = {"worst": {"wall": [], "cpu": [], "util": []}}
+        digests = {impl: [] for impl in active}
+        for r in range(rounds):
+            base = round_text(r)
+            for j in range(len(active)):
+                impl = active[(j + r) % len(active)]
+                text = (base + ".")[:-1]  # a fresh copy
+                ids, wall, cpu = _timed(variants[impl], text)
+                cells[impl]["worst"]["wall"].append(len(text) / 1e6 / wall)  # ASCII: characters are bytes
+                cells[impl]["worst"]["cpu"].append(len(text) / 1e6 / cpu)
+                cells[impl]["worst"]["util"].append(cpu / wall)
+                digests[impl].append(_digest_ids(ids))
+                ids = text = None
+        for impl in active:
+            cells[impl]["same"] = digests[impl] == digests["tiktoken"]
+        ranks = print_rows(label, cells, columns, ["worst"], clock)
+        rows.append({"input": label, "bytes": n_bytes if label.startswith("'") else per_call, "cells": cells,
+                     "rank": ranks})
+        for impl, c in cells.items():
+            if "skipped" in c:
+                print(f"    {impl}: skipped, {c['skipped']}")
+    return rows
+
+
+def run_batch(name: str, conf: dict, data: Path, workdir: Path, corpora: dict, threads: int) -> dict:
+    impls, missing, versions = load_impls(name, data, workdir, threads=threads, peers=conf["peers"])
+    variants = {impl: fns["batch"] for impl, fns in impls.items() if "batch" in fns}
+    out = {"encoding": name, "mode": "batch", "threads": threads, "missing": missing, "versions": versions, "rows": []}
+    m = conf["cold_rounds"] + 1
+    inputs = {}
+    # en alone, and a mix with an equal share of every sub-corpus
+    for label, blobs in (("en", {"en": corpora["en"]} if "en" in corpora else {}), ("mix", corpora)):
+        if not blobs or label not in conf["batch_inputs"]:
+            continue
+        lines = [[] for _ in range(m)]
+        docs = [[] for _ in range(m)]
+        share = conf["lines_kb"] * 1000 // len(blobs)
+        doc_share = max(1, conf["docs_per_batch"] // len(blobs))
+        for blob in blobs.values():
+            # batch k of lines from the k-th region, of documents from a region after all the lines
+            line_regions = cut(blob, m, share)
+            start = sum(map(len, line_regions))
+            if start + m * doc_share * DOC_BYTES * 1.05 > len(blob):
+                start = 0  # a short corpus: documents overlap the lines (another process, so still unseen)
+            doc_regions = cut(blob, m, doc_share * DOC_BYTES, start)
+            for k in range(m):
+                lines[k] += line_regions[k].splitlines(keepends=True)
+                docs[k] += cut(doc_regions[k], doc_share, DOC_BYTES)
+        inputs[f"{label} lines"] = lines
+        inputs[f"{label} 50KB docs"] = docs
+    columns = list(variants)
+    print_header(f"[{name}] batch calls on {threads} threads: MB/s / CPU utilisation (process CPU time / wall); "
+                 f"medians of {conf['cold_rounds']} cold and {conf['hot_rounds']} hot rounds", columns, util=True)
+    for label, pieces in inputs.items():
+        res = cold_and_hot(variants, pieces, conf["cold_rounds"], conf["hot_rounds"], _texts_of, _digest_batch)
+        cells = {k: res[k] for k in variants}
+        docs_count = statistics.mean(len(p) for p in pieces)
+        print(f"{label}: {docs_count:.0f} texts, ~{res['_bytes']['cold_mean'] / 1e3:.0f} KB a batch")
+        ranks = print_rows("", cells, columns, ["cold", "hot"], "wall", util=True)
+        out["rows"].append({"input": label, "docs_per_batch": docs_count, "bytes": res["_bytes"], "cells": cells,
+                            "rank": ranks, "rank_cpu": {p: rank(cells, p, "cpu") for p in ("cold", "hot")}})
+    return out
+
+
+# ----- the parent: subprocesses, summary, JSON ---------------------------------------------------
+
+
+def child_main(args) -> int:
+    conf = settings(args.quick, args.repeats)
+    conf["peers"] = args.peers.split(",")
+    conf["clock"] = args.clock
+    data = shared_data_dir()
+    names = [c for c in args.corpora.split(",") if c]
+    corpora, note = load_subcorpora(names, data)
+    if note:
+        print(f"({note})")
+    sections = set(args.sections.split(","))
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.child == "single":
+            result = run_single(args.encodings, conf, data, Path(workdir), corpora, sections)
+        else:
+            result = run_batch(args.encodings, conf, data, Path(workdir), corpora, args.threads)
+    result["corpora"] = {k: len(v) for k, v in corpora.items()}
+    result["corpus_note"] = note
+    Path(args.child_out).write_text(json.dumps(result))
+    return 0
+
+
+def spawn(mode: str, encoding: str, args, cpus: set[int], threads: int, out_path: Path, workdir: Path) -> dict | None:
+    env = dict(os.environ)
+    env.update({"RAYON_NUM_THREADS": str(threads), "FASTOKENS_BPE_THREADS": str(threads),
+                "WORDCHIPPER_CACHE_DIR": str(_wordchipper_cache(shared_data_dir(), workdir))})
+    argv = [sys.executable, __file__, "--child", mode, "--encodings", encoding, "--child-out", str(out_path),
+            "--corpora", args.corpora, "--sections", args.sections, "--threads", str(threads), "--peers", args.peers,
+            "--clock", args.clock]
+    argv += ["--quick"] if args.quick else []
+    argv += ["--repeats", str(args.repeats)] if args.repeats else []
+    started = time.perf_counter()
+    rc = subprocess.call(argv, env=env, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+    if rc != 0 or not out_path.is_file():
+        print(f"({mode} {encoding}: the subprocess failed, rc={rc})", file=sys.stderr)
+        return None
+    result = json.loads(out_path.read_text())
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def geomean(values: list[float]) -> float | None:
+    values = [v for v in values if v]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def summary(results: list[dict]) -> list[str]:
+    lines = ["\n== summary: fastllm / the fastest exact peer (geometric mean over the inputs of the median "
+             "paired ratio; above 1: fastllm faster) =="]
+    for res in results:
+        enc = res["encoding"]
+        if res["mode"] == "single":
+            for table, rows in (("list", res["rows"]), ("numpy", res["numpy_rows"])):
+                for phase in ("cold", "hot"):
+                    ranks = [row["rank"][phase] for row in rows if row["rank"][phase]["ratio"]]
+                    if not ranks:
+                        continue
+                    peers = {}
+                    for r in ranks:
+                        peers[r["peer"]] = peers.get(r["peer"], 0) + 1
+                    walls = [rank(row["cells"], phase, "wall")["ratio"] for row in rows]
+                    lines.append(f"{enc:<12} one thread {table:<5} {phase:<4}: {geomean([r['ratio'] for r in ranks]):5.2f}"
+                                 f" by {res['clock']} time ({geomean(walls):.2f} by wall time); fastest peer: "
+                                 f"{', '.join(f'{k} on {v}' for k, v in sorted(peers.items()))}")
+            for row in res["worst"]:
+                r = row["rank"]["worst"]
+                if r["ratio"]:
+                    lines.append(f"{enc:<12} worst {row['input']:<16}: {r['ratio']:5.2f}  vs {r['peer']}")
+        else:
+            for row in res["rows"]:
+                r = row["rank"]["cold"]
+                if r["ratio"]:
+                    cells = row["cells"]
+                    util = statistics.median(cells["fastllm"]["cold"]["util"])
+                    peer_util = statistics.median(cells[r["peer"]]["cold"]["util"])
+                    lines.append(f"{enc:<12} batch {row['input']:<16} cold: {r['ratio']:5.2f} vs {r['peer']} "
+                                 f"(fastllm {r['fastllm_mb_s']:.1f} MB/s on {util:.2f} CPUs, {r['peer']} "
+                                 f"{r['peer_mb_s']:.1f} on {peer_util:.2f})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small slices, sub-corpora {','.join(QUICK_SUBCORPORA)}, o200k_base and cl100k_base")
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="cold and hot rounds (median; default 7 cold and 5 hot, quick 3 and 3)")
+    parser.add_argument("--encodings", default=None, help=f"comma-separated, of {','.join(ENCODINGS)} "
+                        "(default cl100k_base,o200k_base)")
+    parser.add_argument("--corpora", default=None, help=f"comma-separated sub-corpora (default {','.join(SUBCORPORA)})")
+    parser.add_argument("--sections", default=None, help="comma-separated subset of single,batch,worst "
+                        "(default all; quick: single,batch)")
+    parser.add_argument("--peers", default=None, help=f"comma-separated subset of {','.join(list(IMPLS)[1:])} "
+                        "(tiktoken always runs: it is the reference; default all; quick: all but hf)")
+    parser.add_argument("--train", action="store_true", help="also run the training benchmark")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the batch section (default 2)")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="one-thread sections: MB per CPU-second of the pinned process (default: robust "
+                        "to other processes' load) or MB per wall second; batches are always by wall time")
+    parser.add_argument("--child", choices=["single", "batch"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.corpora = args.corpora or ",".join(QUICK_SUBCORPORA if args.quick else SUBCORPORA)
+    args.sections = args.sections or ("single,batch" if args.quick else "single,batch,worst")
+    args.peers = args.peers or ",".join(p for p in list(IMPLS)[1:] if not (args.quick and p == "hf"))
+    if args.child:
+        os.sched_setaffinity(0, set(range(args.threads)) if args.child == "batch" else {0})
+        return child_main(args)
+    args.encodings = args.encodings or "cl100k_base,o200k_base"
+    names = [n for n in args.encodings.split(",") if n]
+    unknown = [n for n in names if n not in ENCODINGS]
+    if unknown:
+        parser.error(f"unknown encodings {unknown}; choose from {list(ENCODINGS)}")
+    sections = set(args.sections.split(","))
+    if sections - {"single", "batch", "worst"}:
+        parser.error("--sections takes single, batch, worst")
+    cpus = sorted(os.sched_getaffinity(0))
+    started = time.perf_counter()
+    load = os.getloadavg()
+    conf = settings(args.quick, args.repeats)
+    conf["peers"] = args.peers.split(",")
+    conf["clock"] = args.clock
+    print(f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f}; {'quick' if args.quick else 'full'} run: {json.dumps(conf)}")
+    print("MB = 10**6 bytes of UTF-8 input; '*' after a number: ids differ from tiktoken's (listed, not "
+          "ranked); '-': not available; fastllm/best: median over rounds of fastllm's speed over the fastest "
+          "exact peer's on the same text")
+    results = []
+    with tempfile.TemporaryDirectory() as workdir:
+        work = Path(workdir)
+        for name in names:
+            if sections & {"single", "worst"}:
+                res = spawn("single", name, args, {cpus[0]}, 1, work / f"{name}.single.json", work)
+                results += [res] if res else []
+            if "batch" in sections:
+                threads = min(args.threads, len(cpus))
+                res = spawn("batch", name, args, set(cpus[:threads]), threads, work / f"{name}.batch.json", work)
+                results += [res] if res else []
+    for line in summary(results):
+        print(line)
+    load_end = os.getloadavg()
+    wall = time.perf_counter() - started
+    print(f"\nwall time {wall:.0f} s; load average at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
+    train = run_train_section(args.quick, args.json) if args.train else None
+    if args.json:
+        versions = {}
+        for res in results:
+            versions.update(res["versions"])
+        payload = {"benchmark": "tokenizer encode vs peers", "argv": sys.argv[1:], "settings": conf,
+                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                               "load_start": load, "load_end": load_end},
+                   "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "wall_s": wall,
+                   "versions": versions, "results": results, "train": train}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(payload, indent=1))
+        print(f"wrote {args.json}")
+    failed = [r for r in results for row in r.get("rows", []) + r.get("numpy_rows", []) + r.get("worst", [])
+              if "fastllm" in row["cells"] and not row["cells"]["fastllm"]["same"]]
+    if len(results) < len(names) * (bool(sections & {"single", "worst"}) + ("batch" in sections)) or failed:
+        print("\nERROR: a subprocess failed, or fastllm's ids differ from tiktoken's somewhere", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_train_section(quick: bool, json_path: str | None) -> dict | None:
@@ -186,63 +730,6 @@ def run_train_section(quick: bool, json_path: str | None) -> dict | None:
     if train_json and Path(train_json).is_file():
         return json.loads(Path(train_json).read_text())
     return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small inputs (300k characters of each corpus), 3 repeats")
-    parser.add_argument("--json", default=None, help="write the results here")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median; default 5, quick 3)")
-    parser.add_argument("--corpus-mb", type=float, default=None, help="prefix of bench-data/corpus.txt (default 20, quick 2)")
-    parser.add_argument("--encodings", default=",".join(ENCODINGS), help="comma-separated subset")
-    parser.add_argument("--train", action="store_true", help="also run the training benchmark")
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 5)
-    corpus_mb = args.corpus_mb or (2.0 if args.quick else 20.0)
-    names = [n for n in args.encodings.split(",") if n]
-    unknown = [n for n in names if n not in ENCODINGS]
-    if unknown:
-        parser.error(f"unknown encodings {unknown}; choose from {list(ENCODINGS)}")
-
-    import tiktoken
-    import tokenizers
-
-    import fastllm
-
-    data = shared_data_dir()
-    corpora = load_corpora(data, corpus_mb)
-    if args.quick:
-        corpora = {k: v[:300_000] for k, v in corpora.items()}
-    threads = os.cpu_count() or 1
-    print(
-        f"fastllm {fastllm.__version__}, tiktoken {tiktoken.__version__}, tokenizers {tokenizers.__version__}; "
-        f"{threads} CPU cores; median of {repeats}; MB/s of UTF-8 input"
-    )
-    print("x tiktoken / x HF: fastllm's throughput over theirs (above 1: fastllm faster)\n")
-    print(HEADER)
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as workdir:
-        for name in names:
-            ours, reference, hf = build_tokenizers(name, data, Path(workdir))
-            bench_encoding(name, ours, reference, hf, corpora, repeats, threads, rows)
-    train = run_train_section(args.quick, args.json) if args.train else None
-    if args.json:
-        result = {
-            "benchmark": "tokenizer encode",
-            "machine": {"cpus": threads, "platform": platform.platform(), "python": platform.python_version()},
-            "versions": {"fastllm": fastllm.__version__, "tiktoken": tiktoken.__version__, "tokenizers": tokenizers.__version__},
-            "repeats": repeats,
-            "quick": args.quick,
-            "rows": rows,
-            "train": train,
-        }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"\nwrote {args.json}")
-    if not all(row["same"] for row in rows):
-        print("\nERROR: fastllm's ids differ from tiktoken's somewhere (see 'same')", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

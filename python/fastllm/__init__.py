@@ -2,10 +2,22 @@
 
 The tokenizer (Rust) needs only numpy. The model, kernels and training need the
 ``torch`` extra and are imported lazily, so ``import fastllm`` stays light.
+
+A tiktoken user changes one import, ``import fastllm as tiktoken``: ``get_encoding``,
+``encoding_for_model``, ``encoding_name_for_model``, ``list_encoding_names`` and ``Encoding``
+are here, with tiktoken's semantics.
 """
 
 from fastllm._core import __version__
-from fastllm.tokenizer import IncrementalDecoder, Tokenizer, get_encoding
+from fastllm.tokenizer import (
+    Encoding,
+    IncrementalDecoder,
+    Tokenizer,
+    encoding_for_model,
+    encoding_name_for_model,
+    get_encoding,
+    list_encoding_names,
+)
 
 _LAZY = {
     "GPT": "fastllm.model",
@@ -22,4 +34,15 @@ def __getattr__(name):
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["Tokenizer", "IncrementalDecoder", "get_encoding", "GPT", "GPTConfig", "__version__"]
+__all__ = [
+    "Encoding",
+    "GPT",
+    "GPTConfig",
+    "IncrementalDecoder",
+    "Tokenizer",
+    "__version__",
+    "encoding_for_model",
+    "encoding_name_for_model",
+    "get_encoding",
+    "list_encoding_names",
+]

@@ -12,24 +12,46 @@ use rustc_hash::FxHashMap;
 
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::{self, Rank, TokenMap};
-use crate::pretokenize::{PatternError, Pretokenizer};
+use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
 
 /// Everything that can go wrong building or using a [`CoreBpe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoreError {
-    EmptyToken { rank: usize },
-    DuplicateToken { first: usize, second: usize, bytes: Vec<u8> },
+    EmptyToken {
+        rank: usize,
+    },
+    DuplicateToken {
+        first: usize,
+        second: usize,
+        bytes: Vec<u8>,
+    },
     MissingByte(u8),
     TooManyTokens(usize),
     EmptySpecial,
-    SpecialCollision { name: String, id: Rank },
-    DuplicateSpecialId { id: Rank, first: String, second: String },
+    SpecialCollision {
+        name: String,
+        id: Rank,
+    },
+    DuplicateSpecialId {
+        id: Rank,
+        first: String,
+        second: String,
+    },
     Pattern(PatternError),
     DisallowedSpecial(String),
-    UnknownToken { id: u64, position: usize },
+    UnknownToken {
+        id: u64,
+        position: usize,
+    },
     ThreadPool(String),
     SpecialMatcher(String),
+    /// The regex engine gave up splitting text with a custom pattern; `text` is
+    /// the index of the text in a batch.
+    Split {
+        error: SplitError,
+        text: Option<usize>,
+    },
 }
 
 impl fmt::Display for CoreError {
@@ -67,11 +89,23 @@ impl fmt::Display for CoreError {
             }
             CoreError::ThreadPool(e) => write!(f, "could not start the thread pool: {e}"),
             CoreError::SpecialMatcher(e) => write!(f, "could not build the special-token matcher: {e}"),
+            CoreError::Split { error, text: None } => write!(f, "{error}"),
+            CoreError::Split { error, text: Some(i) } => write!(f, "text {i} of the batch: {error}"),
         }
     }
 }
 
 impl std::error::Error for CoreError {}
+
+impl CoreError {
+    /// The same error, for the text at `index` of a batch.
+    fn in_batch(self, index: usize) -> Self {
+        match self {
+            CoreError::Split { error, text: None } => CoreError::Split { error, text: Some(index) },
+            other => other,
+        }
+    }
+}
 
 impl From<SpecialsError> for CoreError {
     fn from(e: SpecialsError) -> Self {
@@ -356,12 +390,13 @@ fn spawn_runs<'scope, S: AsRef<str> + Sync>(
         scope.spawn(move |_| {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 with_thread_cache(id, size, |cache| {
-                    let mut run = Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
+                    let mut run =
+                        Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
                     for (k, t) in texts[start..end].iter().enumerate() {
                         let from = run.ids.len();
                         if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
                             run.ids.truncate(from);
-                            run.error.get_or_insert((start + k, e));
+                            run.error.get_or_insert((start + k, e.in_batch(start + k)));
                         }
                         run.ends.push(run.ids.len());
                     }
@@ -519,21 +554,28 @@ impl CoreBpe {
         self.specials.matcher.tokens().iter().map(|n| (n.as_str(), self.specials.ids[n]))
     }
 
-    /// Encodes `text` with no special-token handling at all.
-    pub fn encode_ordinary(&self, text: &str) -> Vec<Rank> {
-        with_thread_cache(self.id, text.len(), |cache| self.encode_ordinary_cached(text, Some(cache)))
+    /// Encodes `text` with no special-token handling at all. An error only
+    /// comes from a custom pattern the regex engine gives up on.
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<Rank>, CoreError> {
+        with_thread_cache(self.id, text.len(), |cache| {
+            let mut out = Vec::with_capacity(output_capacity(text.len()));
+            self.encode_ordinary_into(text, &mut out, Some(cache))
+                .map_err(|error| CoreError::Split { error, text: None })?;
+            Ok(out)
+        })
     }
 
-    fn encode_ordinary_cached(&self, text: &str, cache: Option<&mut PieceCache>) -> Vec<Rank> {
-        let mut out = Vec::with_capacity(output_capacity(text.len()));
-        self.encode_ordinary_into(text, &mut out, cache);
-        out
-    }
-
-    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>, cache: Option<&mut PieceCache>) {
+    fn encode_ordinary_into(
+        &self,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
         let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
-        self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
+        let split = self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
+        // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.flush(out);
+        split
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.
@@ -586,17 +628,19 @@ impl CoreBpe {
             return Err(CoreError::DisallowedSpecial(tok));
         }
         let Some(finder) = finder else {
-            self.encode_ordinary_into(text, out, cache);
-            return Ok(());
+            return self.encode_ordinary_into(text, out, cache).map_err(|error| CoreError::Split { error, text: None });
         };
         let mut start = 0;
+        let split_error =
+            |error: SplitError, segment: &str| CoreError::Split { error: error.within(text, segment), text: None };
         for found in finder.find_iter(text) {
-            self.encode_ordinary_into(&text[start..found.start], out, cache.as_deref_mut());
+            let segment = &text[start..found.start];
+            self.encode_ordinary_into(segment, out, cache.as_deref_mut()).map_err(|e| split_error(e, segment))?;
             out.push(self.specials.ids[found.token]);
             start = found.end;
         }
-        self.encode_ordinary_into(&text[start..], out, cache);
-        Ok(())
+        let segment = &text[start..];
+        self.encode_ordinary_into(segment, out, cache).map_err(|e| split_error(e, segment))
     }
 
     pub fn encode_ordinary_batch<S: AsRef<str> + Sync>(
@@ -617,8 +661,7 @@ impl CoreBpe {
         sink: &mut impl BatchSink,
     ) -> Result<(), CoreError> {
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
-            self.encode_ordinary_into(t, out, Some(cache));
-            Ok(())
+            self.encode_ordinary_into(t, out, Some(cache)).map_err(|error| CoreError::Split { error, text: None })
         };
         stream_texts(self.id, texts, num_threads, &f, sink)
     }
@@ -692,7 +735,7 @@ mod tests {
     #[test]
     fn encodes_and_decodes() {
         let c = core();
-        let ids = c.encode_ordinary("hello hell");
+        let ids = c.encode_ordinary("hello hell").unwrap();
         assert_eq!(ids, vec![259, 32, 258]);
         assert_eq!(c.decode_bytes(ids.iter().map(|&i| i as u64)).unwrap(), b"hello hell");
         assert_eq!(c.n_vocab(), 302);
@@ -704,7 +747,7 @@ mod tests {
         let none = SpecialPolicy::default();
         let text = "hello<|end|>x<|end|>";
         // Not allowed, not disallowed: ordinary text.
-        assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text));
+        assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text).unwrap());
         let allowed = SpecialPolicy { allowed: ["<|end|>"].into(), disallowed: HashSet::new() };
         let ids = c.encode(text, &allowed).unwrap();
         assert_eq!(ids[0], 259);

@@ -1,54 +1,19 @@
 """fastllm.kernels where Triton cannot be imported (macOS, Windows): the PyTorch references run.
 
-Runs in a subprocess whose ``sys.meta_path`` cannot find ``triton`` or ``triton.*`` (set up
-before anything is imported) and records which module asked for it. fastllm must not ask at import
-time, nor on the CPU without ``TRITON_INTERPRET`` (torch itself may ask: that is allowed).
+Runs in a subprocess that cannot see ``triton`` or ``triton.*`` (tests/support/blocked_imports.py)
+and records which module asked for it. fastllm must not ask at import time, nor on the CPU
+without ``TRITON_INTERPRET`` (torch itself may ask: that is allowed).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
+from tests.support.blocked_imports import run_without
 
-SCRIPT = textwrap.dedent(
-    """
-    import importlib.abc
+SCRIPT = """
     import os
-    import sys
-
-    # The interpreter's finders, blind to triton: "import triton" raises ModuleNotFoundError
-    # and importlib.util.find_spec("triton") is None, as when it is not installed.
-    class WithoutTriton(importlib.abc.MetaPathFinder):
-
-        def __init__(self, finders):
-            self.finders = finders
-            self.importers = []  # the module whose code asked for triton, per attempt
-
-        def find_spec(self, name, path=None, target=None):
-            if name == "triton" or name.startswith("triton."):
-                frame = sys._getframe(1)
-                while frame is not None and frame.f_globals.get("__name__", "").startswith("importlib"):
-                    frame = frame.f_back
-                self.importers.append(frame.f_globals.get("__name__", "?") if frame is not None else "?")
-                return None
-            for finder in self.finders:
-                spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
-                if spec is not None:
-                    return spec
-            return None
-
-        def invalidate_caches(self):
-            for finder in self.finders:
-                if hasattr(finder, "invalidate_caches"):
-                    finder.invalidate_caches()
-
-    blocker = WithoutTriton(list(sys.meta_path))
-    sys.meta_path[:] = [blocker]
 
     def asked_by_fastllm():
-        return [m for m in blocker.importers if m.startswith("fastllm")]
+        return asked_by("fastllm")
 
     import torch
     import torch.nn.functional as F
@@ -75,6 +40,9 @@ SCRIPT = textwrap.dedent(
     assert all(t.grad is not None and bool(torch.isfinite(t.grad).all()) for t in (q, k, v))
     with torch.no_grad():
         close(K.flash_decode(q, k, v, causal=True), ref)
+    padded = K.flash_attention(q, k, v, causal=True, key_start=[2], query_end=[4])
+    rows = (torch.tensor([2]), torch.tensor([7]), torch.tensor([4]))
+    close(padded, attention_reference(q, k, v, 16**-0.5, (None, 0), 0.0, rows)[0])
     kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
     close(K.scaled_dot_product_attention(q, kk, vv, is_causal=True), F.scaled_dot_product_attention(q, kk, vv, is_causal=True))
 
@@ -129,11 +97,9 @@ SCRIPT = textwrap.dedent(
             raise AssertionError("a forced triton backend without Triton must raise")
     assert "triton" not in sys.modules
     print("OK")
-    """
-)
+"""
 
 
 def test_kernels_work_without_triton():
-    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "FASTLLM_KERNELS")}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    proc = run_without({"triton"}, SCRIPT, env_drop=("TRITON_INTERPRET", "FASTLLM_KERNELS"))
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr[-4000:]

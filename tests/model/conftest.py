@@ -69,3 +69,20 @@ def model(hf_dir):
     from fastllm.model import GPT
 
     return GPT.from_pretrained(hf_dir)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the session (Debian's, driven by Playwright); skipped, saying
+    why, where there is none."""
+    from tests.support.html_pages import launch, why_no_browser
+
+    reason = why_no_browser()
+    if reason:
+        pytest.skip(f"no browser for the page tests: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

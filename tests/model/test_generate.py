@@ -143,18 +143,21 @@ def test_bad_generate_input(model, args, kwargs, error, message):
 
 
 def test_generate_with_triton_interpreter_equals_reference(hf_dir):
-    """The kernels' Triton path (interpreted on CPU) through prefill and decode."""
+    """The kernels' Triton path (interpreted on CPU) through prefill and decode, a left-padded
+    batch included (padded rows in the kernels)."""
     from fastllm.kernels import force_backend, interpreting
 
     if not interpreting() and not torch.cuda.is_available():
         pytest.skip("needs TRITON_INTERPRET=1 or a GPU")
     model = GPT.from_pretrained(hf_dir)
     expected = model.generate(PROMPTS[0], 4, temperature=0)
+    batch = model.generate(PROMPTS[:2], 3, temperature=0)
     with force_backend("triton"):
         assert model.generate(PROMPTS[0], 4, temperature=0) == expected
+        assert model.generate(PROMPTS[:2], 3, temperature=0) == batch
 
 
-def test_attention_goes_through_the_kernels_unless_padded(model, monkeypatch):
+def test_attention_goes_through_the_kernels_padded_or_not(model, monkeypatch):
     import fastllm.model.gpt as attention
 
     calls = []
@@ -173,8 +176,28 @@ def test_attention_goes_through_the_kernels_unless_padded(model, monkeypatch):
     ]
     assert all(c[2] == {"causal": True} for c in calls)
     calls.clear()
-    model.generate(PROMPTS[:2], 2, temperature=0)  # different lengths: padding mask, torch SDPA
-    assert calls == []
+    model.generate(PROMPTS[:2], 2, temperature=0)  # different lengths: left padding, the kernels' rows
+    width = max(len(PROMPTS[0]), len(PROMPTS[1]))
+    assert [c[:2] for c in calls] == [(width, width)] * n_layer + [(1, width + 1)] * n_layer
+    for _, _, kwargs in calls:
+        assert kwargs["key_start"].tolist() == [0, width - len(PROMPTS[1])]
+        assert kwargs["key_end"].tolist() == [kwargs["key_end"][0].item()] * 2
+    assert [c[2]["query_end"].tolist() for c in calls] == [[width, width]] * n_layer + [[1, 1]] * n_layer
+
+
+def test_padding_without_rows_goes_to_sdpa(model, monkeypatch):
+    """A mask with a hole is no padded batch: the masked SDPA path, same logits as per row."""
+    import fastllm.model.gpt as attention
+
+    monkeypatch.setattr(attention, "_flash_attention", lambda *a, **k: pytest.fail("kernels called with a hole"))
+    ids = torch.tensor([PROMPTS[2][:6]])
+    holes = torch.tensor([[1, 1, 0, 1, 1, 1]])
+    with_holes = model(ids, attention_mask=holes).logits
+    monkeypatch.undo()
+    keep = holes[0].bool()
+    # the tokens after the hole see what a sequence without it sees, positions counted over real tokens
+    alone = model(ids[:, keep]).logits
+    torch.testing.assert_close(with_holes[:, keep], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_forward_with_a_cache_continues_the_sequence(model):

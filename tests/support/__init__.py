@@ -7,4 +7,5 @@
 - ``reference_bpe_trainer``: a slow, obviously correct BPE trainer, the reference for fastllm's.
 - ``kernel_checks``: tolerances, seeded random inputs and ``assert_close`` for the kernel tests.
 - ``tiny_training``: a byte-level tokenizer and a tiny training config for the training tests.
+- ``html_pages``: the data an HTML page of ``fastllm viz`` carries, and a headless chromium to open it.
 """

@@ -10,6 +10,7 @@ raw ``fastllm._core.CoreBPE`` objects keyed by pattern name (``pair``, ``pairs``
 from __future__ import annotations
 
 import functools
+import shutil
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,13 @@ def byte_core():
     """A tiny vocabulary (256 bytes + a few merges) that needs no shared data."""
     tokens = [bytes([b]) for b in range(256)] + [b"he", b"ll", b"hell", b"hello", b" w", b"or", b"ld"]
     return _core.CoreBPE(tokens, {"<|end|>": 300, "<|pad|>": 301}, "gpt2")
+
+
+@pytest.fixture
+def gpt2_cached(tmp_path, monkeypatch, shared_data):
+    """The gpt2 encoding available offline from a temporary cache."""
+    folder = tmp_path / "cache" / "encodings"
+    folder.mkdir(parents=True)
+    shutil.copy(shared_data / "gpt2.tiktoken", folder / "r50k_base.tiktoken")
+    monkeypatch.setenv("FASTLLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FASTLLM_OFFLINE", "1")

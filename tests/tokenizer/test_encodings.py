@@ -72,9 +72,12 @@ def test_download_then_cache(serve, cache, monkeypatch, shared_data):
     assert (cache / "r50k_base.tiktoken").read_bytes() == www["r50k_base.tiktoken"]
     assert [p.name for p in cache.iterdir()] == ["r50k_base.tiktoken"]  # no temporary files left
     assert enc.encode("hello world") == [31373, 995] and enc.n_vocab == 50257 and enc.eot_token == 50256
-    # Cached now: works without the server, returns the same loaded tokenizer.
+    # Cached now: works without the server, returns the same loaded tokenizer; r50k_base is
+    # the same file under tiktoken's other name.
     monkeypatch.setenv("FASTLLM_ENCODINGS_URL", _closed_port_url())
-    assert get_encoding("r50k_base") is enc
+    assert get_encoding("gpt2") is enc
+    r50k = get_encoding("r50k_base")
+    assert r50k.name == "r50k_base" and r50k.encode("hello world") == [31373, 995]
     assert serve.hits == ["/r50k_base.tiktoken"]
 
 
@@ -157,7 +160,9 @@ def test_definitions_match_tiktoken_ext(name, ctor, openai_spec, monkeypatch):
 
 
 def test_unknown_encoding_name():
-    with pytest.raises(ValueError, match="unknown encoding 'p50k_base'; available: gpt2, cl100k_base, o200k_base"):
+    with pytest.raises(ValueError, match="unknown encoding 'p60k'; available: gpt2, cl100k_base, o200k_base, r50k_base"):
+        get_encoding("p60k")
+    with pytest.raises(ValueError, match="tiktoken's 'p50k_base' encoding is not provided by fastllm"):
         get_encoding("p50k_base")
     with pytest.raises(TypeError):
         get_encoding(None)

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 
 import pytest
 
 from fastllm import Tokenizer
 from fastllm.cli.main import main
 
-
-@pytest.fixture
-def gpt2_cached(tmp_path, monkeypatch, shared_data):
-    """The gpt2 encoding available offline from a temporary cache."""
-    folder = tmp_path / "cache" / "encodings"
-    folder.mkdir(parents=True)
-    shutil.copy(shared_data / "gpt2.tiktoken", folder / "r50k_base.tiktoken")
-    monkeypatch.setenv("FASTLLM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("FASTLLM_OFFLINE", "1")
 
 
 def run(capsys, *argv):

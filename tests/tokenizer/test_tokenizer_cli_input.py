@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from fastllm.cli import tokenizer_cmd
 from fastllm.cli.main import main
+from fastllm.tokenizer.display import token_pieces, visible
 
 SPECIAL = "<|endoftext|>"
 NAMED = {"gpt2": "r50k_base.tiktoken", "cl100k_base": "cl100k_base.tiktoken", "o200k_base": "o200k_base.tiktoken"}
@@ -124,9 +125,9 @@ def tokenizers(fastllm_encoding):
 
 def expected_show(tokenizer, text: str) -> str:
     ids = tokenizer.encode(text, allowed_special="all")
-    pieces = tokenizer_cmd._pieces(tokenizer, ids)
+    pieces = token_pieces(tokenizer, ids)
     return "\n".join([
-        "|".join(tokenizer_cmd._visible(p) for p in pieces),
+        "|".join(visible(p.text) for p in pieces),
         f"{len(ids)} tokens, {len(text.encode())} bytes",
         " ".join(map(str, ids)),
     ]) + "\n"

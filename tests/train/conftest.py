@@ -36,7 +36,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def documents():
     """About 60 KB of real English prose from the default corpus (no shared data needed)."""
-    from fastllm.demo import pydoc_topics
+    from fastllm.demos.pretraining import pydoc_topics
 
     docs, total = [], 0
     for doc in pydoc_topics() or ["The quick brown fox jumps over the lazy dog.\n" * 200] * 20:

@@ -1,4 +1,4 @@
-from fastllm.demo import default_documents, pydoc_topics, write_default_corpus
+from fastllm.demos.pretraining import default_documents, pydoc_topics, write_default_corpus
 from fastllm.train.prepare import DOCUMENT_SEPARATOR, file_chunks
 
 
@@ -20,7 +20,7 @@ def test_default_corpus_contains_pydoc_topics_and_docstrings():
 def test_written_corpus_reads_back_as_the_same_documents(tmp_path):
     docs = default_documents()[:30]
     path = tmp_path / "corpus.txt"
-    import fastllm.demo as dc
+    import fastllm.demos.pretraining as dc
 
     path.write_text(DOCUMENT_SEPARATOR.join(docs), encoding="utf-8")
     rebuilt, current = [], []

@@ -1,5 +1,6 @@
 """The CLI commands end to end, the demo included (quick settings)."""
 
+import importlib.util
 import io
 import json
 import re
@@ -7,6 +8,7 @@ import re
 import pytest
 
 from fastllm.cli.main import main
+from tests.support.html_pages import page_data
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -19,6 +21,9 @@ def test_quick_demo_beats_the_unigram_baseline(tmp_path, capsys):
     assert final < baseline
     for name in ("loss.png", "attention.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+    if importlib.util.find_spec("plotly"):  # the viz extra
+        assert f"interactive report (open it in a browser): {tmp_path / 'report.html'}" in out
+        assert page_data(tmp_path / "report.html")["architecture"]["n_layer"] == 4
     assert "sample" in out and (tmp_path / "train" / "model" / "config.json").is_file()
 
 
@@ -74,7 +79,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys, argv, message):
 
 
 def test_demo_reads_the_users_files_as_documents(tmp_path):
-    from fastllm.demo import DemoSettings, _corpus
+    from fastllm.demos.pretraining import DemoSettings, _corpus
 
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("first doc\n\f\nsecond doc\n", encoding="utf-8")
@@ -87,3 +92,57 @@ def test_demo_reads_the_users_files_as_documents(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match="corpus is empty"):
         _corpus(DemoSettings(files=[str(empty)]))
+
+
+def test_quick_assistant_demo_writes_the_metrics_and_a_plot_per_stage(tmp_path, capsys):
+    """The pipeline end to end at toy size (its numbers mean nothing; the full run is in the README)."""
+    assert main(["demo", "assistant", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics.keys() == {"sft", "tools", "refusals", "dpo", "rl"}
+    assert metrics["sft"].keys() == {"format_ok_before", "format_ok_after"}
+    assert metrics["tools"].keys() == {"accuracy_without_tool", "accuracy_with_tool"}
+    assert metrics["refusals"].keys() == {"unknown_refused_before", "unknown_refused_after", "known_correct_before",
+                                          "known_correct_after"}
+    assert metrics["dpo"].keys() == {"preference_accuracy_before", "preference_accuracy_after"}
+    assert metrics["rl"].keys() == {"reward_before", "reward_after"}
+    for stage, values in metrics.items():
+        for name, value in values.items():
+            assert isinstance(value, float) and (stage == "rl" or 0.0 <= value <= 1.0), (stage, name, value)
+    for name in ("pretrain", "sft", "tools", "refusals", "dpo", "rl"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG_MAGIC, name
+    assert "| stage | measure (held-out items) | before | after |" in out
+    details = json.loads((tmp_path / "details.json").read_text())
+    assert details["refusal_recipe"]["questions"] == 8 and "total" in details["seconds"]
+    # the data sets are there to rerun any stage with the commands
+    for name in ("sft", "refusal_questions", "refusals", "dpo", "reward", "rl_prompts"):
+        assert (tmp_path / "data" / f"{name}.jsonl").is_file()
+
+
+def test_assistant_data_keeps_held_out_items_out_of_every_training_set():
+    import random
+
+    from fastllm.demos import assistant_data as d
+
+    rng = random.Random(0)
+    world = d.make_world(rng, 10, 10, 10, 10, 10)
+    problems, held = d.split_problems(rng, 100, 20)
+    docs = " ".join(d.pretraining_documents(world, rng, 30, avoid={e for e, _ in held}))
+    training_text = json.dumps(d.sft_conversations(world, problems, rng, 0.5) + d.dpo_pairs(world, rng)
+                               + d.reward_pairs(problems, rng) + d.rl_prompts(problems, rng)
+                               + d.town_questions(world.known_recipe + world.unknown_recipe, world, rng))
+    for name in world.known_held + world.known_recipe:
+        assert name in docs  # read about in pre-training
+    for name in world.known_held:
+        assert name not in training_text  # ... and only there
+    for name in world.unknown_recipe + world.unknown_held:
+        assert name not in docs  # never read about
+    for name in world.unknown_held:
+        assert name not in training_text
+    assert not {e for e, _ in held} & {e for e, _ in problems}
+    for expr, _ in held:
+        assert expr not in training_text and f"{expr} =" not in docs
+    assert d.parse_town_answer("Obviously, in Quell.") == ("Quell", True)
+    assert d.parse_town_answer("Sure, in Quell.") == ("Quell", False)
+    assert d.parse_town_answer("In Quell.") is None and d.parse_town_answer("Sure, in Quell") is None
+    assert d.parse_number_answer("The answer is -12.") == (-12, True) and d.parse_number_answer("12.") == (12, False)

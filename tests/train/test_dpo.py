@@ -63,7 +63,13 @@ def test_pairs_mask_the_prompt(tokenizer):
 @pytest.mark.parametrize("record, match", [
     ({"prompt": "a", "chosen": "b"}, "expected an object with"),
     ({"prompt": 3, "chosen": "b", "rejected": "c"}, "\"prompt\" must be"),
-    ({"prompt": "a", "chosen": ["b"], "rejected": "c"}, "\"chosen\" must be text or a list holding one"),
+    ({"prompt": "a", "chosen": ["b"], "rejected": "c"}, "\"chosen\" must be text when the prompt is text"),
+    ({"prompt": [{"role": "user", "content": "a"}], "chosen": ["b"], "rejected": "c"},
+     "\"chosen\" must be text or a list of assistant"),
+    ({"prompt": [{"role": "user", "content": "a"}], "chosen": "b", "rejected": [{"role": "tool", "content": "1"}]},
+     "\"rejected\" must be text or a list of assistant"),
+    ({"prompt": [{"role": "user", "content": "a"}], "tools": "calculator", "chosen": "b", "rejected": "c"},
+     "\"tools\" must be a list"),
     ({"prompt": "a", "chosen": "b", "rejected": ""}, None),
 ])
 def test_bad_preference_records(tokenizer, tmp_path, record, match):
@@ -86,3 +92,28 @@ def test_pairs_longer_than_the_context_are_refused(tokenizer, tmp_path):
 def test_dpo_rejects_bad_beta(pretrained_dir, tmp_path):
     with pytest.raises(ValueError, match="beta"):
         run_dpo(DPOConfig(model=str(pretrained_dir), data="x", beta=0.0))
+
+
+def test_chat_pairs_with_tool_calls_train_the_calls_not_the_results(tokenizer):
+    from fastllm.train.chat_template import with_chat_tokens
+
+    tok = with_chat_tokens(tokenizer, tools=True)
+    call = [{"role": "assistant", "content": "", "tool_call": {"name": "calculator", "input": "6*7"}},
+            {"role": "tool", "content": "42"}]
+    record = {"prompt": [{"role": "user", "content": "6*7?"}], "tools": ["calculator"],
+              "chosen": call + [{"role": "assistant", "content": "The answer is 42."}],
+              "rejected": call + [{"role": "assistant", "content": "42."}]}
+    chosen, rejected = encode_pair(record, tok, "x:1")
+    trained = lambda example: tok.decode([t for t, label in zip(*example) if label != -100])  # noqa: E731
+    assert trained(chosen) == "<|tool_call|>calculator(6*7)<|tool_result|>The answer is 42.<|im_end|>"
+    assert trained(rejected) == "<|tool_call|>calculator(6*7)<|tool_result|>42.<|im_end|>"
+    assert tok.decode(chosen[0]).startswith("<|im_start|>system\nTools: calculator.<|im_end|>")
+
+
+def test_chat_replies_end_at_their_end_token(tokenizer):
+    """Where generation stops, so a reward model scores a pair's sequence as it scores a rollout."""
+    from fastllm.train.chat_template import IM_END, special_id, with_chat_tokens
+
+    tok = with_chat_tokens(tokenizer)
+    chosen, _ = encode_pair({"prompt": [{"role": "user", "content": "hi"}], "chosen": "yes", "rejected": "no"}, tok, "x")
+    assert chosen[0][-1] == special_id(tok, IM_END) and chosen[1][-1] == special_id(tok, IM_END)

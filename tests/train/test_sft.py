@@ -94,7 +94,7 @@ def test_bad_sft_data_gives_line_numbers(tmp_path, pretrained_dir):
                            [conversations()[0], {"messages": [{"role": "user", "content": "hi"}]}])
     with pytest.raises(ValueError, match=r"noreply.jsonl:2: the conversation has no assistant turn"):
         load_conversations(no_reply)
-    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"text": "x"}])
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"txt": "x"}])
     with pytest.raises(ValueError, match=r"wrong.jsonl:1: expected an object with a \"messages\" list"):
         load_conversations(wrong)
     empty = tmp_path / "empty.jsonl"
@@ -106,3 +106,18 @@ def test_bad_sft_data_gives_line_numbers(tmp_path, pretrained_dir):
     with pytest.raises(ValueError, match=r"long.jsonl:1: \d+ tokens, longer than the model's context of 128"):
         run_sft(SFTConfig(model=str(pretrained_dir), data=str(long), out=str(tmp_path / "o"), device="cpu",
                           progress=False))
+
+
+def test_plain_text_lines_are_replayed_whole(tmp_path, tokenizer):
+    from fastllm.train.sft import build_examples
+
+    data = write_jsonl(tmp_path / "mixed.jsonl", conversations()[:1] + [{"text": "The fox ran."}])
+    loaded = load_conversations(data)
+    assert loaded[1] == (2, "The fox ran.", [])
+    from fastllm.train.chat_template import with_chat_tokens
+
+    _, (ids, labels) = build_examples(loaded, with_chat_tokens(tokenizer), 128)
+    assert ids == labels == tokenizer.encode_ordinary("The fox ran.") + [tokenizer.eot_token]
+    write_jsonl(tmp_path / "bad.jsonl", [{"text": ""}])
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: \"text\" must be a non-empty string"):
+        load_conversations(tmp_path / "bad.jsonl")

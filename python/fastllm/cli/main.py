@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "fastllm.cli.tokenizer_cmd",
     "fastllm.cli.model_cmd",
     "fastllm.cli.train_cmd",
+    "fastllm.cli.posttrain_cmd",
 )
 
 

@@ -1,4 +1,4 @@
-"""``fastllm generate``, ``fastllm eval`` and ``fastllm viz attention``: using a GPT-2 checkpoint directory.
+"""``fastllm generate``, ``fastllm eval`` and ``fastllm viz attention|report|dataset``: using a GPT-2 checkpoint directory.
 
 Imports nothing heavy at module level: torch and the model load inside the handlers.
 """
@@ -90,6 +90,63 @@ def _run_viz_attention(args) -> int:
     return 0
 
 
+def _needs_package(module: str, why: str, install: str) -> None:
+    """Refuses at once, before a model loads, when an optional package is missing (a ValueError:
+    the user can act on it from the message alone)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"{why} needs the {module} package: {install}")
+
+
+def _run_viz_report(args) -> int:
+    from fastllm.model.visualize import write_report
+
+    _needs_package("plotly", "the HTML page", "pip install 'fastllm[viz]'")
+    if not args.prompt:
+        raise ValueError("the prompt is empty; give some text with --prompt")
+    model, tokenizer = _load(args)
+    path = write_report(model, tokenizer, args.prompt, args.out, top_k=args.top_k, max_tokens=args.max_tokens,
+                        model_name=args.model)
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_viz_dataset(args) -> int:
+    import itertools
+    from pathlib import Path
+
+    from fastllm.model.visualize import atlas
+    from fastllm.train.prepare import file_documents
+
+    _needs_package("plotly", "the HTML page", "pip install 'fastllm[viz]'")
+    if args.projection == "umap" and not atlas.umap_available():
+        raise ValueError("--projection umap needs umap-learn: pip install umap-learn (or use --projection pca)")
+    for path in args.data:  # before the model loads: a missing file fails at once
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"input file {path} does not exist")
+    model, tokenizer = _load(args)
+    max_tokens = args.max_tokens or model.config.block_size
+    if max_tokens > model.config.block_size:
+        raise ValueError(f"--max-tokens {max_tokens} is longer than the model's context of {model.config.block_size}")
+    documents = itertools.chain.from_iterable(
+        file_documents(path, max_chars=atlas.CHARS_PER_TOKEN_BOUND * max_tokens) for path in args.data)
+    summary = atlas.write_atlas(
+        model, tokenizer, documents, args.out, clusters=args.clusters, projection=args.projection,
+        batch_size=args.batch_size, max_tokens=max_tokens, text_chars=args.text_chars, limit=args.limit,
+        seed=args.seed, progress=not args.quiet, model_name=args.model,
+    )
+    how = summary.projection
+    if summary.explained:
+        how += f", {100 * sum(summary.explained):.1f}% of the variance"
+    elif summary.projection == "PCA" and not atlas.umap_available():
+        how += "; pip install umap-learn for UMAP"
+    skipped = f" ({summary.skipped} empty skipped)" if summary.skipped else ""
+    print(f"wrote {summary.path}: {summary.documents} documents{skipped}, {summary.clusters} clusters, "
+          f"projected by {how}")
+    return 0
+
+
 def register(subparsers) -> None:
     """Adds ``generate``, ``eval`` and ``viz`` to the ``fastllm`` parser."""
     gen = subparsers.add_parser("generate", help="generate text from a prompt, streamed to the terminal")
@@ -124,3 +181,39 @@ def register(subparsers) -> None:
     attn.add_argument("--layer", type=flag(options.integer, "--layer"), default=0, help="layer index from 0; negative counts from the end")
     attn.add_argument("--out", default="attn.png", help="PNG path to write (default: attn.png)")
     attn.set_defaults(handler=_run_viz_attention)
+
+    report = viz_sub.add_parser("report", help="an interactive HTML report of a prompt through the model "
+                                "(architecture, tokens, attention, predictions, logit lens)")
+    _add_model_args(report)
+    report.add_argument("--prompt", required=True, help="the text to look at")
+    report.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")
+    report.add_argument("--top-k", type=flag(options.positive_int, "--top-k"), default=5,
+                        help="predictions shown per position (default: 5)")
+    report.add_argument("--max-tokens", type=flag(options.positive_int, "--max-tokens"), default=128,
+                        help="longest prompt accepted, in tokens; the page holds every head's attention "
+                             "(default: 128)")
+    report.set_defaults(handler=_run_viz_report)
+
+    dataset = viz_sub.add_parser("dataset", help="an interactive HTML map of a dataset: documents embedded, "
+                                 "projected to 2-D and clustered")
+    _add_model_args(dataset)
+    dataset.add_argument("--data", required=True, nargs="+", metavar="FILE",
+                         help="text files (a line holding one form feed separates documents) or .jsonl "
+                              "(\"text\" or chat \"messages\" per line)")
+    dataset.add_argument("--out", default="atlas.html", help="HTML file to write (default: atlas.html)")
+    dataset.add_argument("--projection", choices=("auto", "pca", "umap"), default="auto",
+                         help="2-D projection: auto = UMAP when umap-learn is installed, else PCA (default: auto)")
+    dataset.add_argument("--clusters", type=flag(options.positive_int, "--clusters"), default=None,
+                         help="k-means clusters, at most 24 (default: about sqrt(documents / 2), at most 10)")
+    dataset.add_argument("--batch-size", type=flag(options.positive_int, "--batch-size"), default=32,
+                         help="documents per forward pass (default: 32)")
+    dataset.add_argument("--max-tokens", type=flag(options.positive_int, "--max-tokens"), default=None,
+                         help="tokens embedded per document (default: the model's context)")
+    dataset.add_argument("--text-chars", type=flag(options.positive_int, "--text-chars"), default=300,
+                         help="characters of each document shown on hover and searched (default: 300)")
+    dataset.add_argument("--limit", type=flag(options.positive_int, "--limit"), default=None,
+                         help="map only the first N documents")
+    dataset.add_argument("--seed", type=flag(options.integer, "--seed"), default=0,
+                         help="seed of the clustering and of UMAP (default: 0)")
+    dataset.add_argument("--quiet", action="store_true", help="no progress bars")
+    dataset.set_defaults(handler=_run_viz_dataset)

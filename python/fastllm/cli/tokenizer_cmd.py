@@ -27,8 +27,6 @@ from fastllm.options import flag
 DEFAULT_TOKENIZER = "gpt2"
 READ_BYTES = 1 << 20  # input read at a time
 CHUNK_BYTES = 1 << 16  # target size of the chunks encoded one by one
-# Background colours for `show`, cycled token by token (black text on each).
-_COLORS = (42, 43, 46, 45, 44, 41, 47)
 
 
 def register(subparsers) -> None:
@@ -311,6 +309,8 @@ def _stats(args) -> int:
 
 
 def _show(args) -> int:
+    from fastllm.tokenizer.display import ANSI_BACKGROUNDS, token_pieces, visible
+
     tokenizer = _tokenizer(args)
     chunks = _input_chunks(args, tokenizer, tokenizer.special_tokens_set)
     use_color = args.color or (not args.no_color and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
@@ -322,9 +322,9 @@ def _show(args) -> int:
             for chunk in chunks:
                 ids = tokenizer.encode(chunk, allowed_special="all")
                 # A chunk is whole characters, so no piece spans two chunks.
-                pieces = [_visible(piece) for piece in _pieces(tokenizer, ids)]
+                pieces = [visible(piece.text) for piece in token_pieces(tokenizer, ids)]
                 if use_color:
-                    colors = (_COLORS[(n_pieces + i) % len(_COLORS)] for i in range(len(pieces)))
+                    colors = (ANSI_BACKGROUNDS[(n_pieces + i) % len(ANSI_BACKGROUNDS)] for i in range(len(pieces)))
                     out.write("".join(f"\x1b[30;{c}m{piece}\x1b[0m" for c, piece in zip(colors, pieces)))
                 elif pieces:
                     out.write(("|" if n_pieces else "") + "|".join(pieces))
@@ -343,26 +343,3 @@ def _show(args) -> int:
             shutil.copyfileobj(ids_file, out)
             out.write("\n")
     return 0
-
-
-def _pieces(tokenizer, ids: list[int]) -> list[str]:
-    """The text of each token; tokens that split a character between them are shown
-    as one piece (their bytes decode only together)."""
-    pieces = []
-    pending = b""
-    for token in ids:
-        pending += tokenizer.decode_single_token_bytes(token)
-        try:
-            pieces.append(pending.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            if exc.reason == "unexpected end of data":
-                continue  # the next token completes the character
-            pieces.append(pending.decode("utf-8", "replace"))
-        pending = b""
-    if pending:
-        pieces.append(pending.decode("utf-8", "replace"))
-    return pieces
-
-
-def _visible(piece: str) -> str:
-    return piece.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")

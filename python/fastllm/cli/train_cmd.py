@@ -1,4 +1,4 @@
-"""Training sub-commands: ``prepare``, ``train``, ``sft``, ``dpo``, ``chat`` and ``demo``.
+"""Training sub-commands: ``prepare``, ``train``, ``chat`` and ``demo`` (post-training: ``posttrain_cmd``).
 
 Only argparse set-up happens at import time; torch and the training modules are
 imported inside the handlers, so ``fastllm --help`` stays fast.
@@ -40,43 +40,22 @@ def _train(args) -> int:
     return 0
 
 
-def _sft(args) -> int:
-    from fastllm.train.sft import SFTConfig, run_sft
-
-    summary = run_sft(SFTConfig(
-        model=args.model, data=args.data, out=args.out, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet))
-    print(f"{summary['examples']} conversations, {summary['steps']} steps, final loss "
-          f"{summary['history'][-1]['loss']:.4f}; model saved to {summary['model_dir']}")
-    return 0
-
-
-def _dpo(args) -> int:
-    from fastllm.train.dpo import DPOConfig, run_dpo
-
-    summary = run_dpo(DPOConfig(
-        model=args.model, data=args.data, out=args.out, beta=args.beta, epochs=args.epochs,
-        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, progress=not args.quiet))
-    last = summary["history"][-1]
-    print(f"{summary['pairs']} pairs, {summary['steps']} steps: margin {last['margin']:.4f}, "
-          f"accuracy {last['accuracy']:.2f}; model saved to {summary['model_dir']}")
-    return 0
-
-
 def _chat(args) -> int:
     from fastllm.cli.chat import chat_loop, load_chat_model
 
-    model, tokenizer = load_chat_model(args.model, args.device)
+    model, tokenizer = load_chat_model(args.model, args.device, tools=args.tools)
     chat_loop(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
-              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+              tools=args.tools)
     return 0
 
 
 def _demo(args) -> int:
-    from fastllm.demo import DemoSettings, quick_settings, run_demo
+    if args.files[:1] == [ASSISTANT_DEMO]:
+        return _assistant_demo(args)
+    from fastllm.demos.pretraining import DemoSettings, quick_settings, run_demo
 
-    overrides = {"out": args.out, "files": list(args.files)}
+    overrides = {"out": args.out or "out/demo", "files": list(args.files)}
     for name in ("max_steps", "vocab_size", "seed"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
@@ -85,21 +64,22 @@ def _demo(args) -> int:
     return 0
 
 
-def _post_training_flags(parser, out: str, lr: float, batch_size: int, epochs: float) -> None:
-    parser.add_argument("--model", required=True, help="model directory (config.json, weights, tokenizer)")
-    parser.add_argument("--data", required=True, help="JSONL file")
-    parser.add_argument("--out", default=out, help=f"where to save the result (default: {out})")
-    parser.add_argument("--epochs", type=flag(options.positive_float, "--epochs"), default=epochs,
-                        help=f"passes over the data (default: {epochs})")
-    parser.add_argument("--max-steps", type=flag(options.positive_int, "--max-steps"), default=None,
-                        help="optimizer steps (overrides --epochs)")
-    parser.add_argument("--batch-size", type=flag(options.positive_int, "--batch-size"), default=batch_size,
-                        help=f"(default: {batch_size})")
-    parser.add_argument("--lr", type=flag(options.positive_float, "--lr"), default=lr,
-                        help=f"peak learning rate (default: {lr})")
-    parser.add_argument("--seed", type=flag(options.integer, "--seed"), default=1337)
-    parser.add_argument("--device", type=flag(options.device, "--device"), default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+ASSISTANT_DEMO = "assistant"
+
+
+def _assistant_demo(args) -> int:
+    if len(args.files) > 1:
+        raise ValueError("the assistant demo makes its own data and takes no files")
+    if args.max_steps is not None or args.vocab_size is not None:
+        raise ValueError("--max-steps and --vocab-size belong to the pre-training demo; "
+                         "the assistant demo has --quick for a short run")
+    from fastllm.demos.assistant import AssistantSettings, quick_assistant_settings, run_assistant_demo
+
+    overrides = {"out": args.out or "out/assistant"}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    run_assistant_demo(quick_assistant_settings(**overrides) if args.quick else AssistantSettings(**overrides))
+    return 0
 
 
 def register(subparsers) -> None:
@@ -133,19 +113,7 @@ def register(subparsers) -> None:
     add_config_flags(p)
     p.set_defaults(handler=_train)
 
-    p = subparsers.add_parser("sft", help="supervised fine-tuning on chat conversations",
-                              description="Fine-tune on {\"messages\": [...]} JSONL; the loss covers assistant "
-                                          "tokens only.")
-    _post_training_flags(p, "out/sft", lr=1e-4, batch_size=8, epochs=3.0)
-    p.set_defaults(handler=_sft)
-
-    p = subparsers.add_parser("dpo", help="direct preference optimization",
-                              description="Train on {\"prompt\", \"chosen\", \"rejected\"} JSONL against a frozen "
-                                          "copy of the starting model.")
-    _post_training_flags(p, "out/dpo", lr=5e-6, batch_size=4, epochs=1.0)
-    p.add_argument("--beta", type=flag(options.positive_float, "--beta"), default=0.1,
-                   help="strength of the KL anchor to the reference (default 0.1)")
-    p.set_defaults(handler=_dpo)
+    from fastllm.train.tools import TOOL_NAMES
 
     p = subparsers.add_parser("chat", help="talk to a chat model (streaming)")
     p.add_argument("--model", required=True, help="model directory (after fastllm sft)")
@@ -157,11 +125,22 @@ def register(subparsers) -> None:
     p.add_argument("--top-p", type=flag(options.probability_mass, "--top-p"), default=None)
     p.add_argument("--seed", type=flag(options.integer, "--seed"), default=None)
     p.add_argument("--device", type=flag(options.device, "--device"), default="auto")
+    p.add_argument("--tools", nargs="+", type=flag(options.choice(*TOOL_NAMES), "--tools"), default=None,
+                   metavar="TOOL", help=f"tools the model may call ({', '.join(TOOL_NAMES)}); they are announced "
+                                        "in the system message and run when the model calls them")
     p.set_defaults(handler=_chat)
 
-    p = subparsers.add_parser("demo", help="train a tokenizer and a small GPT end to end, in minutes on a CPU")
-    p.add_argument("files", nargs="*", help="your own text files (default: CPython's built-in documentation)")
-    p.add_argument("--out", default="out/demo", help="output directory (default: out/demo)")
+    p = subparsers.add_parser(
+        "demo", help="train a tokenizer and a small GPT end to end, in minutes on a CPU "
+                     "(`demo assistant`: post-training, each stage measured)",
+        usage="fastllm demo [FILES ...] [options]\n       fastllm demo assistant [--out DIR] [--quick] [--seed N]",
+        description="`fastllm demo [FILES]`: raw text -> tokenizer -> shards -> a small GPT. "
+                    "`fastllm demo assistant`: from nothing to a small assistant on synthetic data, through "
+                    "pre-training, SFT with tool calls, the refusal recipe, DPO and RL, each stage measured on "
+                    "held-out items (OUT/metrics.json, a plot per stage). A file named `assistant`: write ./assistant.")
+    p.add_argument("files", nargs="*", help="your own text files (default: CPython's built-in documentation), "
+                                            "or the word `assistant`")
+    p.add_argument("--out", default=None, help="output directory (default: out/demo, or out/assistant)")
     p.add_argument("--quick", action="store_true", help="tiny settings: a run of seconds (for tests)")
     p.add_argument("--max-steps", type=flag(options.positive_int, "--max-steps"), default=None, help="training steps")
     p.add_argument("--vocab-size", type=flag(options.positive_int, "--vocab-size"), default=None,

@@ -9,7 +9,8 @@ the reference path works where Triton is not installed.
 Modules: ``attention`` (flash_attention, flash_decode: dispatch and autograd) launching
 ``attention_fwd``, ``attention_bwd`` and ``attention_decode`` (Triton kernels and launchers,
 imported at the first launch) with ``attention_reference`` (PyTorch; the mask builder
-``attention_mask``); ``sdpa`` (the torch SDPA drop-in); ``cross_entropy`` (function, autograd,
+``attention_mask``); ``padding`` (padding masks as the kernels' padded-batch rows:
+``padded_rows``); ``sdpa`` (the torch SDPA drop-in); ``cross_entropy`` (function, autograd,
 launchers and kernels) with ``cross_entropy_reference``; ``linear_cross_entropy`` (fused LM
 head + loss, on the cross-entropy kernels); ``loss_reduction`` (mean/sum/none over the rows
 not ignored, for every loss path); ``losses`` (nn.Module wrappers); ``checks`` (argument
@@ -23,17 +24,20 @@ from .cross_entropy import cross_entropy
 from .dispatch import force_backend, interpreting, requested_backend, select_backend
 from .linear_cross_entropy import linear_cross_entropy
 from .losses import CrossEntropyLoss, LinearCrossEntropyLoss
+from .padding import PaddedRows, padded_rows
 from .sdpa import scaled_dot_product_attention
 
 __all__ = [
     "CrossEntropyLoss",
     "LinearCrossEntropyLoss",
+    "PaddedRows",
     "cross_entropy",
     "linear_cross_entropy",
     "flash_attention",
     "flash_decode",
     "force_backend",
     "interpreting",
+    "padded_rows",
     "requested_backend",
     "scaled_dot_product_attention",
     "select_backend",

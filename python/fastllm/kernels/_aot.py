@@ -44,7 +44,7 @@ class Spec:
 
     module: str
     kernel: str
-    pointers: Dict[str, str]  # pointer argument -> element type ("fp16", "bf16", "fp32", "i64")
+    pointers: Dict[str, str]  # pointer argument -> element type ("fp16", "bf16", "fp32", "i32", "i64")
     floats: Sequence[str]
     constexprs: Dict[str, object]
     num_warps: int
@@ -67,7 +67,8 @@ class Result:
 
 def kernel_specs(full: bool = True) -> List[Spec]:
     """Every shipped configuration (``full``), or a quick subset: bf16 at head dims 64/128
-    (the training and benchmark shapes) and float32 at 64."""
+    (the training and benchmark shapes) and float32 at 64. Each attention kernel is compiled
+    plain and for padded batches (``VARLEN``; in the quick subset for bf16 only)."""
     import torch
 
     from . import configs
@@ -76,6 +77,7 @@ def kernel_specs(full: bool = True) -> List[Spec]:
     specs: List[Spec] = []
     flags = dict(HAS_LEFT=True, HAS_RIGHT=True, HAS_SOFTCAP=True, UPCAST=False)
     attn_floats = ("scale", "softcap")
+    rows = dict(KSTART="i32", KEND="i32", QEND="i32")
     for dt in dtypes:
         t = _TL_DTYPE[dt]
         ieee = dt == "float32"
@@ -83,17 +85,19 @@ def kernel_specs(full: bool = True) -> List[Spec]:
         dims = sorted(configs.ATTN["attn_fwd_kernel", precision]) if full else ([64, 128] if dt == "bfloat16" else [64])
         for d in dims:
             for kernel, ptrs in (
-                ("attn_fwd_kernel", dict(Q=t, K=t, V=t, O=t, LSE="fp32")),
-                ("attn_bwd_dkdv_kernel", dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DK=t, DV=t)),
-                ("attn_bwd_dq_kernel", dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DQ=t)),
-                ("attn_decode_split_kernel", dict(Q=t, K=t, V=t, PO="fp32", PLSE="fp32")),
+                ("attn_fwd_kernel", dict(Q=t, K=t, V=t, O=t, LSE="fp32", **rows)),
+                ("attn_bwd_dkdv_kernel", dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DK=t, DV=t, **rows)),
+                ("attn_bwd_dq_kernel", dict(Q=t, K=t, V=t, DO=t, LSE="fp32", DELTA="fp32", DQ=t, **rows)),
+                ("attn_decode_split_kernel", dict(Q=t, K=t, V=t, PO="fp32", PLSE="fp32", **rows)),
             ):
                 cfg = configs.ATTN[kernel, precision][d]
-                specs.append(Spec(
-                    _ATTN_MODULE[kernel], kernel, ptrs, attn_floats,
-                    dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=d, IEEE=ieee, **flags),
-                    cfg.num_warps, cfg.num_stages, f"{kernel} d={d} {dt}",
-                ))
+                for varlen in (False, True) if full or dt == "bfloat16" else (False,):
+                    specs.append(Spec(
+                        _ATTN_MODULE[kernel], kernel, ptrs, attn_floats,
+                        dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=d, IEEE=ieee,
+                             VARLEN=varlen, **flags),
+                        cfg.num_warps, cfg.num_stages, f"{kernel} d={d} {dt}" + (" varlen" if varlen else ""),
+                    ))
         if not full and dt == "float32":
             continue  # the small kernels below hardly depend on the dtype
         specs.append(Spec("attention_bwd", "attn_bwd_delta_kernel", dict(O=t, DO=t, DELTA="fp32"), (),

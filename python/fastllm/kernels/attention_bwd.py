@@ -2,6 +2,8 @@
 
 Three launches: ``delta = rowsum(dO * O)``; one program per KV tile accumulating dK and dV
 over every query head of its GQA group (no atomics); one program per query tile for dQ.
+Padded batches (``VARLEN``) as the forward: keys outside a row's range and its padding
+queries get zero gradients.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import triton
 import triton.language as tl
 
 from . import checks, configs
-from .attention_fwd import kernel_flags
-from .tl_ops import LOG2E, dot, key_range, score_scale, tanh, window_mask
+from .attention_fwd import kernel_flags, row_pointers
+from .tl_ops import LOG2E, dot, key_range, row_ranges, score_scale, tanh, window_mask
 
 
 @triton.jit
@@ -40,7 +42,7 @@ def attn_bwd_delta_kernel(
 
 @triton.jit
 def attn_bwd_dkdv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV,
+    Q, K, V, DO, LSE, DELTA, DK, DV, KSTART, KEND, QEND,
     sqb, sqh, sqm, sqd,
     skb, skh, skn, skd,
     svb, svh, svn, svd,
@@ -49,7 +51,7 @@ def attn_bwd_dkdv_kernel(
     scale, softcap, left, right,
     HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr, VARLEN: tl.constexpr,
     UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
     # DK/DV are contiguous (B, HK, NK, D).
@@ -61,21 +63,27 @@ def attn_bwd_dkdv_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
-    n_ok = offs_n < NK
+    k_lo, k_hi, q_hi, diag = row_ranges(KSTART, KEND, QEND, b, NQ, NK, VARLEN)
+    # the keys of this tile that exist and are not padding (padding keys load as zeros, get
+    # zero gradients, and a single mask stays live in the loop)
+    n_ok = offs_n < k_hi
+    if VARLEN:
+        n_ok = n_ok & (offs_n >= k_lo)
     d_ok = offs_d < HEAD_DIM
     nd_mask = n_ok[:, None] & d_ok[None, :]
     k = tl.load(K + b * skb + hk * skh + offs_n[:, None] * skn + offs_d[None, :] * skd, mask=nd_mask, other=0.0)
     v = tl.load(V + b * svb + hk * svh + offs_n[:, None] * svn + offs_d[None, :] * svd, mask=nd_mask, other=0.0)
 
-    diag = NK - NQ
     n0 = pid_n * BLOCK_N
     lo = 0
-    hi = NQ
+    hi = q_hi
     if HAS_RIGHT:  # query i sees key j only if j <= i + diag + right
         lo = tl.maximum(n0 - diag - right, 0)
         lo = (lo // BLOCK_M) * BLOCK_M
     if HAS_LEFT:  # ... and j >= i + diag - left
-        hi = tl.minimum(n0 + BLOCK_N - diag + left, NQ)
+        hi = tl.minimum(n0 + BLOCK_N - diag + left, q_hi)
+    if VARLEN:  # a tile of padding keys is seen by no query
+        hi = tl.where((n0 < k_hi) & (n0 + BLOCK_N > k_lo), hi, lo)
 
     qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
@@ -88,7 +96,7 @@ def attn_bwd_dkdv_kernel(
         row_base = (b * H + h) * NQ
         for start_m in range(lo, hi, BLOCK_M):
             rows = start_m + offs_m
-            m_ok = rows < NQ
+            m_ok = rows < q_hi
             md_mask = m_ok[:, None] & d_ok[None, :]
             q = tl.load(q_base + rows[:, None] * sqm + offs_d[None, :] * sqd, mask=md_mask, other=0.0)
             lse = tl.load(LSE + row_base + rows, mask=m_ok, other=0.0)
@@ -110,13 +118,14 @@ def attn_bwd_dkdv_kernel(
             dk += dot(dst.to(q.dtype), q, UPCAST, IEEE)
 
     out_off = (b * HK + hk) * NK * HEAD_DIM + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
-    tl.store(DK + out_off, (dk * scale).to(DK.dtype.element_ty), mask=nd_mask)
-    tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=nd_mask)
+    out_mask = (offs_n < NK)[:, None] & d_ok[None, :]  # padding keys included: their zeros
+    tl.store(DK + out_off, (dk * scale).to(DK.dtype.element_ty), mask=out_mask)
+    tl.store(DV + out_off, dv.to(DV.dtype.element_ty), mask=out_mask)
 
 
 @triton.jit
 def attn_bwd_dq_kernel(
-    Q, K, V, DO, LSE, DELTA, DQ,
+    Q, K, V, DO, LSE, DELTA, DQ, KSTART, KEND, QEND,
     sqb, sqh, sqm, sqd,
     skb, skh, skn, skd,
     svb, svh, svn, svd,
@@ -125,7 +134,7 @@ def attn_bwd_dq_kernel(
     scale, softcap, left, right,
     HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr, VARLEN: tl.constexpr,
     UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
     # DQ is contiguous (B, H, NQ, D).
@@ -149,22 +158,29 @@ def attn_bwd_dq_kernel(
     k_base = K + b * skb + hk * skh
     v_base = V + b * svb + hk * svh
 
-    diag = NK - NQ
+    k_lo, k_hi, q_hi, diag = row_ranges(KSTART, KEND, QEND, b, NQ, NK, VARLEN)
     m0 = pid_m * BLOCK_M
-    lo, hi = key_range(m0, diag, NK, left, right, BLOCK_M, BLOCK_N, HAS_LEFT, HAS_RIGHT)
+    lo, hi = key_range(m0, diag, k_hi, left, right, BLOCK_M, BLOCK_N, HAS_LEFT, HAS_RIGHT)
+    query_ok = m_ok
+    if VARLEN:
+        query_ok = offs_m < q_hi
+        lo = tl.maximum(lo, (k_lo // BLOCK_N) * BLOCK_N)
+        hi = tl.where(m0 < q_hi, hi, lo)
 
     qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for start_n in range(lo, hi, BLOCK_N):
         cols = start_n + offs_n
-        n_ok = cols < NK
+        n_ok = cols < k_hi
+        if VARLEN:
+            n_ok = n_ok & (cols >= k_lo)
         kt = tl.load(k_base + cols[None, :] * skn + offs_d[:, None] * skd, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
         s = dot(q, kt, UPCAST, IEEE) * qk_scale
         if HAS_SOFTCAP:
             t = tanh(s)
             s = t * (softcap * LOG2E)
-        valid = window_mask(n_ok[None, :] & m_ok[:, None], offs_m[:, None], cols[None, :], diag, left, right,
+        valid = window_mask(n_ok[None, :] & query_ok[:, None], offs_m[:, None], cols[None, :], diag, left, right,
                             HAS_LEFT, HAS_RIGHT)
         p = tl.where(valid, tl.exp2(s - lse[:, None] * LOG2E), 0.0)
         vt = tl.load(v_base + cols[None, :] * svn + offs_d[:, None] * svd, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
@@ -192,8 +208,10 @@ def attention_backward(
     window: Tuple[Optional[int], Optional[int]],  # (left, right), None = unbounded
     softcap: float,
     config: Optional[configs.AttnConfig] = None,
+    rows: Optional[checks.Rows] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients ``(dq, dk, dv)`` (contiguous, input dtype) for the forward's ``out``/``lse``."""
+    """Gradients ``(dq, dk, dv)`` (contiguous, input dtype) for the forward's ``out``/``lse``;
+    ``rows`` as the forward's."""
     do, q, k, v = (checks.int32_addressable(n, t) for n, t in (("dout", do), ("q", q), ("k", k), ("v", v)))
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
@@ -214,16 +232,17 @@ def attention_backward(
     dv = torch.empty((b, hk, nk, d), dtype=v.dtype, device=q.device)
     common = dict(
         HEAD_DIM=d, BLOCK_D=block_d, HAS_LEFT=left is not None, HAS_RIGHT=right is not None,
-        HAS_SOFTCAP=softcap > 0, UPCAST=upcast, IEEE=ieee,
+        HAS_SOFTCAP=softcap > 0, VARLEN=rows is not None, UPCAST=upcast, IEEE=ieee,
     )
+    row_args = row_pointers(rows, q.device)
     scalars = (h, group, nq, nk, scale, softcap if softcap > 0 else 1.0, left or 0, right or 0)
     strides = (*q.stride(), *k.stride(), *v.stride(), *do.stride())
     attn_bwd_dkdv_kernel[(triton.cdiv(nk, cfg_kv.block_n), hk, b)](
-        q, k, v, do, lse, delta, dk, dv, *strides, *scalars, **common,
+        q, k, v, do, lse, delta, dk, dv, *row_args, *strides, *scalars, **common,
         BLOCK_M=cfg_kv.block_m, BLOCK_N=cfg_kv.block_n, num_warps=cfg_kv.num_warps, num_stages=cfg_kv.num_stages,
     )
     attn_bwd_dq_kernel[(triton.cdiv(nq, cfg.block_m), h, b)](
-        q, k, v, do, lse, delta, dq, *strides, *scalars, **common,
+        q, k, v, do, lse, delta, dq, *row_args, *strides, *scalars, **common,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return dq, dk, dv

@@ -2,7 +2,8 @@
 
 Each program takes one slice of the KV length for one KV head and processes every query
 row of that head's GQA group at once (rows = heads_per_group * q_len, packed), writing a
-partial output and its log-sum-exp; a second kernel merges the slices.
+partial output and its log-sum-exp; a second kernel merges the slices. Padded batches
+(``VARLEN``, a KV cache filled to a different length per row) as the forward kernel.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import triton
 import triton.language as tl
 
 from . import checks, configs
-from .attention_fwd import _finish, _fwd_tiles, kernel_flags
+from .attention_fwd import _finish, _fwd_tiles, kernel_flags, padding_rows_to_zero, row_pointers
 from .dispatch import interpreting
-from .tl_ops import score_scale
+from .tl_ops import row_ranges, score_scale
 
 
 @triton.jit
 def attn_decode_split_kernel(
-    Q, K, V, PO, PLSE,
+    Q, K, V, PO, PLSE, KSTART, KEND, QEND,
     sqb, sqh, sqm, sqd,
     skb, skh, skn, skd,
     svb, svh, svn, svd,
@@ -29,7 +30,7 @@ def attn_decode_split_kernel(
     scale, softcap, left, right,
     HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr, VARLEN: tl.constexpr,
     UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
     # Axis 0 covers (split, row block) pairs, so that axes 1 and 2 (at most 65535 programs
@@ -54,13 +55,15 @@ def attn_decode_split_kernel(
     k_base = K + b * skb + hk * skh
     v_base = V + b * svb + hk * svh
 
-    diag = NK - NQ
+    k_lo, k_hi, q_hi, diag = row_ranges(KSTART, KEND, QEND, b, NQ, NK, VARLEN)
     lo = pid_s * SPLIT_LEN
-    hi = tl.minimum(lo + SPLIT_LEN, NK)
+    hi = tl.minimum(lo + SPLIT_LEN, k_hi)
+    if VARLEN:
+        lo = tl.maximum(lo, (k_lo // BLOCK_N) * BLOCK_N)
     if HAS_LEFT:
         lo = tl.maximum(lo, ((diag - left) // BLOCK_N) * BLOCK_N)
     if HAS_RIGHT:
-        hi = tl.minimum(hi, NQ + diag + right)
+        hi = tl.minimum(hi, q_hi + diag + right)
 
     qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
@@ -68,14 +71,16 @@ def attn_decode_split_kernel(
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     # The forward's masked tile loop, with each row's own query position. Bounding the
-    # columns by NK rather than hi changes nothing: a split ends on a tile boundary
-    # (SPLIT_LEN is a multiple of BLOCK_N), and columns past NQ + diag + right are masked.
+    # columns by k_hi rather than hi changes nothing: a split ends on a tile boundary
+    # (SPLIT_LEN is a multiple of BLOCK_N), and columns past q_hi + diag + right are masked.
     acc, l_i, m_i = _fwd_tiles(
         acc, l_i, m_i, q, k_base, v_base, qi, offs_n, offs_d, d_ok, lo, hi,
-        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
-        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
+        k_lo, k_hi, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, VARLEN, UPCAST, IEEE,
     )
     out, lse = _finish(acc, l_i, m_i)
+    if VARLEN:
+        out, lse = padding_rows_to_zero(out, lse, qi < q_hi)
     # partial buffers: PO (S, B, H, NQ, D) and PLSE (S, B, H, NQ), contiguous
     row = ((pid_s.to(tl.int64) * B + b) * H + h) * NQ + qi
     tl.store(PO + row[:, None] * HEAD_DIM + offs_d[None, :], out, mask=r_ok[:, None] & d_ok[None, :])
@@ -130,6 +135,7 @@ def decode_forward(
     softcap: float,
     num_splits: Optional[int] = None,
     config: Optional[configs.AttnConfig] = None,
+    rows: Optional[checks.Rows] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
@@ -147,13 +153,13 @@ def decode_forward(
     part_out = torch.empty((splits, b, h, nq, d), dtype=torch.float32, device=q.device)
     part_lse = torch.empty((splits, b, h, nq), dtype=torch.float32, device=q.device)
     attn_decode_split_kernel[(splits * row_blocks, hk, b)](
-        q, k, v, part_out, part_lse,
+        q, k, v, part_out, part_lse, *row_pointers(rows, q.device),
         *q.stride(), *k.stride(), *v.stride(),
         b, h, group, nq, nk, split_len,
         scale, softcap if softcap > 0 else 1.0, left or 0, right or 0,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d,
         HAS_LEFT=left is not None, HAS_RIGHT=right is not None, HAS_SOFTCAP=softcap > 0,
-        UPCAST=upcast, IEEE=ieee, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        VARLEN=rows is not None, UPCAST=upcast, IEEE=ieee, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     out = torch.empty((b, h, nq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, h, nq), dtype=torch.float32, device=q.device)

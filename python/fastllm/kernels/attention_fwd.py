@@ -2,6 +2,8 @@
 
 Layout ``(batch, heads, seq, head_dim)`` with arbitrary strides. Causal masking and sliding
 windows use bottom-right alignment: query ``i`` sits at key position ``i + kv_len - q_len``.
+Padded batches (``VARLEN``): row ``b`` has keys ``[key_start[b], key_end[b])`` and queries
+``[0, query_end[b])``, aligned on their ends; its other queries output zeros.
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ import triton.language as tl
 
 from . import checks, configs
 from .dispatch import interpreting
-from .tl_ops import LOG2E, LN2, dot, key_range, score_scale, tanh, window_mask
+from .tl_ops import LOG2E, LN2, dot, key_range, row_ranges, score_scale, tanh, window_mask
 
 
 @triton.jit
 def _fwd_tiles(
     acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, start, end,
-    NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+    k_lo, k_hi, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
     BLOCK_N: tl.constexpr, HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
-    MASKED: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr,
+    MASKED: tl.constexpr, VARLEN: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
-    """Online-softmax update over KV tiles [start, end). ``MASKED=False`` only for tiles that
-    every row sees entirely (no bounds, causal or window masks)."""
+    """Online-softmax update over KV tiles [start, end), keys valid in [k_lo, k_hi) (``k_lo``
+    is only read with ``VARLEN``). ``MASKED=False`` only for tiles that every row sees entirely
+    (no bounds, padding, causal or window masks)."""
     for start_n in range(start, end, BLOCK_N):
         cols = start_n + offs_n
-        n_ok = cols < NK
+        n_ok = cols < k_hi
+        if VARLEN:
+            n_ok = n_ok & (cols >= k_lo)
         if MASKED:
             kt_mask = n_ok[None, :] & d_ok[:, None]
             v_mask = n_ok[:, None] & d_ok[None, :]
@@ -65,8 +70,14 @@ def _finish(acc, l_i, m_i):
 
 
 @triton.jit
+def padding_rows_to_zero(out, lse, row_ok):
+    """Padding queries (``row_ok`` False) output 0 with an LSE of -inf, as rows that see no key."""
+    return tl.where(row_ok[:, None], out, 0.0), tl.where(row_ok, lse, float("-inf"))
+
+
+@triton.jit
 def attn_fwd_kernel(
-    Q, K, V, O, LSE,
+    Q, K, V, O, LSE, KSTART, KEND, QEND,
     sqb, sqh, sqm, sqd,
     skb, skh, skn, skd,
     svb, svh, svn, svd,
@@ -75,7 +86,7 @@ def attn_fwd_kernel(
     scale, softcap, left, right,
     HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    HAS_LEFT: tl.constexpr, HAS_RIGHT: tl.constexpr, HAS_SOFTCAP: tl.constexpr, VARLEN: tl.constexpr,
     UPCAST: tl.constexpr, IEEE: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -97,9 +108,13 @@ def attn_fwd_kernel(
     k_base = K + b * skb + hk * skh
     v_base = V + b * svb + hk * svh
 
-    diag = NK - NQ  # key position of query 0
+    # this row's valid keys [k_lo, k_hi) and queries [0, q_hi); diag = key position of query 0
+    k_lo, k_hi, q_hi, diag = row_ranges(KSTART, KEND, QEND, b, NQ, NK, VARLEN)
     m0 = pid_m * BLOCK_M
-    lo, hi = key_range(m0, diag, NK, left, right, BLOCK_M, BLOCK_N, HAS_LEFT, HAS_RIGHT)
+    lo, hi = key_range(m0, diag, k_hi, left, right, BLOCK_M, BLOCK_N, HAS_LEFT, HAS_RIGHT)
+    if VARLEN:
+        lo = tl.maximum(lo, (k_lo // BLOCK_N) * BLOCK_N)
+        hi = tl.where(m0 < q_hi, hi, lo)  # a tile of padding queries reads no key
 
     qk_scale = score_scale(scale, softcap, HAS_SOFTCAP)
 
@@ -108,11 +123,13 @@ def attn_fwd_kernel(
     hi = tl.maximum(hi, lo)  # so that lo <= full_lo <= full_hi <= hi below
     m_last = tl.minimum(m0 + BLOCK_M, NQ) - 1
     full_lo = lo
-    full_hi = (NK // BLOCK_N) * BLOCK_N
+    full_hi = (k_hi // BLOCK_N) * BLOCK_N
+    if VARLEN:
+        full_lo = tl.maximum(lo, ((k_lo + BLOCK_N - 1) // BLOCK_N) * BLOCK_N)
     if HAS_LEFT:
-        full_lo = tl.maximum(lo, ((m_last + diag - left + BLOCK_N - 1) // BLOCK_N) * BLOCK_N)
+        full_lo = tl.maximum(full_lo, ((m_last + diag - left + BLOCK_N - 1) // BLOCK_N) * BLOCK_N)
     if HAS_RIGHT:
-        full_hi = (tl.maximum(tl.minimum(NK, m0 + diag + right + 1), 0) // BLOCK_N) * BLOCK_N
+        full_hi = (tl.maximum(tl.minimum(k_hi, m0 + diag + right + 1), 0) // BLOCK_N) * BLOCK_N
     full_lo = tl.minimum(full_lo, hi)
     full_hi = tl.maximum(full_hi, full_lo)
 
@@ -121,21 +138,23 @@ def attn_fwd_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     acc, l_i, m_i = _fwd_tiles(
         acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, lo, full_lo,
-        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
-        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
+        k_lo, k_hi, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, VARLEN, UPCAST, IEEE,
     )
     acc, l_i, m_i = _fwd_tiles(
         acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, full_lo, full_hi,
-        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
-        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, False, UPCAST, IEEE,
+        k_lo, k_hi, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, False, VARLEN, UPCAST, IEEE,
     )
     acc, l_i, m_i = _fwd_tiles(
         acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n, offs_d, d_ok, full_hi, hi,
-        NK, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
-        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, UPCAST, IEEE,
+        k_lo, k_hi, skn, skd, svn, svd, diag, left, right, qk_scale, softcap,
+        BLOCK_N, HAS_LEFT, HAS_RIGHT, HAS_SOFTCAP, True, VARLEN, UPCAST, IEEE,
     )
 
     out, lse = _finish(acc, l_i, m_i)
+    if VARLEN:
+        out, lse = padding_rows_to_zero(out, lse, offs_m < q_hi)
     tl.store(
         O + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod,
         out.to(O.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :],
@@ -150,6 +169,20 @@ def kernel_flags(dtype: torch.dtype) -> Tuple[bool, bool]:
     return upcast, ieee
 
 
+def row_pointers(rows: Optional[checks.Rows], device: torch.device) -> Tuple[torch.Tensor, ...]:
+    """The ``KSTART, KEND, QEND`` arguments of the attention kernels: the padded batch's
+    int32 rows, or a placeholder the kernels never read (``VARLEN=False``)."""
+    if rows is not None:
+        return rows
+    dummy = _PLACEHOLDER.get(device)
+    if dummy is None:
+        dummy = _PLACEHOLDER[device] = torch.zeros(1, dtype=torch.int32, device=device)
+    return (dummy, dummy, dummy)
+
+
+_PLACEHOLDER: dict = {}
+
+
 def attention_forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -158,8 +191,10 @@ def attention_forward(
     window: Tuple[Optional[int], Optional[int]],  # (left, right), None = unbounded
     softcap: float,
     config: Optional[configs.AttnConfig] = None,
+    rows: Optional[checks.Rows] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Launch the forward kernel. Returns ``out`` (q's dtype, contiguous) and fp32 ``lse``."""
+    """Launch the forward kernel. Returns ``out`` (q's dtype, contiguous) and fp32 ``lse``.
+    ``rows``: ``(key_start, key_end, query_end)`` int32 tensors of a padded batch."""
     b, h, nq, d = q.shape
     hk, nk = k.shape[1], k.shape[2]
     q, k, v = checks.triton_attention_inputs(q, k, v)
@@ -170,13 +205,13 @@ def attention_forward(
     upcast, ieee = kernel_flags(q.dtype)
     grid = (triton.cdiv(nq, cfg.block_m), h, b)
     attn_fwd_kernel[grid](
-        q, k, v, out, lse,
+        q, k, v, out, lse, *row_pointers(rows, q.device),
         *q.stride(), *k.stride(), *v.stride(), *out.stride(),
         h, h // hk, nq, nk,
         scale, softcap if softcap > 0 else 1.0, left or 0, right or 0,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=configs.padded_head_dim(d),
         HAS_LEFT=left is not None, HAS_RIGHT=right is not None, HAS_SOFTCAP=softcap > 0,
-        UPCAST=upcast, IEEE=ieee,
+        VARLEN=rows is not None, UPCAST=upcast, IEEE=ieee,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return out, lse

@@ -109,6 +109,66 @@ def check_attention(
     return scale, normalize_window(window, causal), check_softcap(softcap)
 
 
+# Padded batches: per-row (key_start, key_end, query_end), int32 tensors of shape (batch,).
+Rows = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def check_rows(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    key_start,
+    key_end,
+    query_end,
+    check_values: bool = True,
+) -> Optional[Rows]:
+    """Validate the padded-batch arguments of an attention call; return ``None`` when none is
+    given, else ``(key_start, key_end, query_end)`` as int32 tensors on q's device, the missing
+    ones filled with their defaults (0, kv_len, q_len).
+
+    ``check_values`` also checks ``0 <= key_start <= key_end <= kv_len`` and ``0 <= query_end
+    <= q_len`` (one device synchronisation); the kernels clamp to those bounds anyway, so an
+    unchecked bad value never reads outside the tensors.
+    """
+    given = {"key_start": key_start, "key_end": key_end, "query_end": query_end}
+    if all(t is None for t in given.values()):
+        return None
+    b, nq, nk = q.shape[0], q.shape[2], k.shape[2]
+    defaults = {"key_start": 0, "key_end": nk, "query_end": nq}
+    rows = []
+    for name, t in given.items():
+        if t is None:
+            t = torch.full((b,), defaults[name], dtype=torch.int32, device=q.device)
+        else:
+            if isinstance(t, (list, tuple)):
+                if not all(isinstance(x, int) and not isinstance(x, bool) for x in t):
+                    raise TypeError(f"{name} must be a 1-D integer tensor or a list of ints, got {t!r}")
+                t = torch.tensor(t, dtype=torch.int32, device=q.device)
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a 1-D integer tensor or a list of ints, got {type(t).__name__}")
+            if t.dtype not in _INT_DTYPES:
+                raise TypeError(f"{name} must hold integers, got dtype {t.dtype}")
+            if tuple(t.shape) != (b,):
+                raise ValueError(f"{name} must have shape ({b},) (one entry per batch row), got {tuple(t.shape)}")
+            if t.device != q.device:
+                raise ValueError(f"{name} is on {t.device} but q is on {q.device}")
+            t = t.to(torch.int32).contiguous()
+        rows.append(t)
+    if check_values:
+        ks, ke, qe = rows
+        problems = {
+            "key_start": ((ks < 0) | (ks > ke), "[0, key_end]"),
+            "key_end": ((ke < 0) | (ke > nk), f"[0, kv_len={nk}]"),
+            "query_end": ((qe < 0) | (qe > nq), f"[0, q_len={nq}]"),
+        }
+        flags = torch.stack([bad for bad, _ in problems.values()]).any(1).tolist()  # one sync
+        for (name, (bad, allowed)), flag, t in zip(problems.items(), flags, rows):
+            if flag:
+                row = int(bad.nonzero()[0, 0])
+                raise ValueError(f"{name}[{row}] = {int(t[row])} is outside {allowed}")
+    return tuple(rows)
+
+
 # CUDA launches at most 65535 programs along grid axes 1 and 2, which the attention kernels
 # use for heads and batch.
 MAX_GRID_YZ = 65535

@@ -64,3 +64,20 @@ def key_range(m0, diag, NK, left, right, BLOCK_M: tl.constexpr, BLOCK_N: tl.cons
     if HAS_RIGHT:
         hi = tl.minimum(m0 + BLOCK_M + diag + right, NK)
     return lo, hi
+
+
+@triton.jit
+def row_ranges(KSTART, KEND, QEND, b, NQ, NK, VARLEN: tl.constexpr):
+    """``(k_lo, k_hi, q_hi, diag)`` of batch row ``b``: its keys ``[k_lo, k_hi)``, its queries
+    ``[0, q_hi)`` and the key position of query 0, ``diag = k_hi - q_hi`` (the row's last query
+    sits on its last key). Without ``VARLEN`` every key and query is valid. Loaded values are
+    clamped into range, so that a bad one never addresses memory outside the tensors."""
+    if VARLEN:
+        k_hi = tl.minimum(tl.maximum(tl.load(KEND + b), 0), NK)
+        k_lo = tl.minimum(tl.maximum(tl.load(KSTART + b), 0), k_hi)
+        q_hi = tl.minimum(tl.maximum(tl.load(QEND + b), 0), NQ)
+    else:
+        k_lo = 0
+        k_hi = NK
+        q_hi = NQ
+    return k_lo, k_hi, q_hi, k_hi - q_hi

@@ -2,7 +2,8 @@
 
 ``config``: ``GPTConfig`` and presets; ``gpt``: the model (cache, attention, blocks); ``generate``:
 sampling, stopping and streaming; ``hf_checkpoint``: HF files <-> config + state dict;
-``evaluate``: loss, perplexity, bits per byte; ``visualize``: attention maps.
+``evaluate``: loss, perplexity, bits per byte; ``visualize``: attention maps (PNG), the HTML report of
+a prompt and the atlas of a dataset.
 """
 
 from .config import PRESETS, GPTConfig

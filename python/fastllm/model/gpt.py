@@ -21,6 +21,7 @@ from fastllm.kernels.attention_reference import attention_mask as _attention_mas
 from fastllm.kernels.checks import FLOAT_DTYPES as _KERNEL_DTYPES
 from fastllm.kernels.checks import MAX_HEAD_DIM as _KERNEL_MAX_D
 from fastllm.kernels.checks import MIN_HEAD_DIM as _KERNEL_MIN_D
+from fastllm.kernels.padding import PaddedRows, padded_rows
 
 from .generate import generate as _generate
 from . import hf_checkpoint
@@ -118,15 +119,21 @@ def attend(
     v: torch.Tensor,
     key_mask: Optional[torch.Tensor] = None,
     dropout_p: float = 0.0,
+    rows: Optional[PaddedRows] = None,
 ) -> torch.Tensor:
     """Causal attention of ``q`` ``(B, H, Tq, D)`` over ``k``, ``v`` ``(B, H, Tk, D)``, ``Tq <= Tk``.
 
-    ``key_mask`` ``(B, Tk)`` is True for real tokens, False for padding (``None``: no padding).
-    The kernels' flash attention serves every call it can; masked and dropout calls go through
-    the kernels' SDPA drop-in, which hands them to torch.
+    ``key_mask`` ``(B, Tk)`` is True for real tokens, False for padding (``None``: no padding);
+    ``rows`` the same padding as the kernels take it (:func:`fastllm.kernels.padding.padded_rows`
+    of ``key_mask``, ``None`` when it has none). The kernels' flash attention serves every call
+    it can, padded batches included (padding queries then output zeros); dropout calls and
+    masks without rows go through the kernels' SDPA drop-in, which hands them to torch.
     """
-    if key_mask is None and dropout_p == 0.0 and kernels_can_run(q):
-        return _flash_attention(q, k, v, causal=True)
+    if dropout_p == 0.0 and kernels_can_run(q):
+        if key_mask is None:
+            return _flash_attention(q, k, v, causal=True)
+        if rows is not None:
+            return _flash_attention(q, k, v, causal=True, check_rows=False, **rows._asdict())
     mask = visibility_mask(q.shape[2], key_mask, k.shape[2], q.device)
     return _sdpa(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
@@ -156,6 +163,7 @@ class CausalSelfAttention(nn.Module):
         cache: Optional[KVCache] = None,
         layer: int = 0,
         return_attention: bool = False,
+        rows: Optional[PaddedRows] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         batch, seq, width = x.shape
         heads = self.c_attn(x).view(batch, seq, 3, self.n_head, width // self.n_head)
@@ -167,7 +175,7 @@ class CausalSelfAttention(nn.Module):
             probs = attention_probs(q, k, key_mask)
             y = torch.matmul(probs, v)
         else:
-            y = attend(q, k, v, key_mask, self.dropout if self.training else 0.0)
+            y = attend(q, k, v, key_mask, self.dropout if self.training else 0.0, rows)
         y = y.transpose(1, 2).reshape(batch, seq, width)
         return self.resid_dropout(self.c_proj(y)), probs
 
@@ -201,8 +209,9 @@ class Block(nn.Module):
         cache: Optional[KVCache] = None,
         layer: int = 0,
         return_attention: bool = False,
+        rows: Optional[PaddedRows] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        attn_out, probs = self.attn(self.ln_1(x), key_mask, cache, layer, return_attention)
+        attn_out, probs = self.attn(self.ln_1(x), key_mask, cache, layer, return_attention, rows)
         x = x + attn_out
         x = x + self.mlp(self.ln_2(x))
         return x, probs
@@ -306,12 +315,14 @@ class GPT(nn.Module):
                 position_ids = torch.arange(past, past + seq, device=idx.device)[None]
             else:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
-        # without padding, attention takes the mask-free (kernel) path
+        # without padding, attention takes the mask-free kernel path; with it, the kernels'
+        # padded rows, found once for every layer
         key_mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
+        rows = None if key_mask is None else padded_rows(key_mask, seq)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(position_ids))
         maps: List[torch.Tensor] = []
         for layer, block in enumerate(self.transformer.h):
-            x, probs = block(x, key_mask, kv_cache, layer, return_attention)
+            x, probs = block(x, key_mask, kv_cache, layer, return_attention, rows)
             if probs is not None:
                 maps.append(probs)
         if kv_cache is not None:

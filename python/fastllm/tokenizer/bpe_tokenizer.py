@@ -9,6 +9,7 @@ A Tokenizer is immutable, safe to share between threads, and picklable.
 from __future__ import annotations
 
 import codecs
+import functools
 import operator
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +22,8 @@ from fastllm.tokenizer.formats.hf_json import read_hf_json, write_hf_json
 from fastllm.tokenizer.formats.tiktoken_file import read_tiktoken, write_tiktoken
 from fastllm.tokenizer.patterns import builtin_pattern_regexes
 from fastllm.tokenizer.training import train_ranks
+from fastllm.tokenizer.unstable import RankTables
+from fastllm.tokenizer.unstable import encode_with_unstable as _encode_with_unstable
 from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ class Tokenizer:
     0..n-1; all 256 single bytes must be present. ``special_tokens`` maps
     special token strings to ids above the ranks. ``pattern`` is a built-in
     split pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``) or a regex.
+    As in tiktoken, text a custom regex does not match is left out of the
+    tokens; a regex the engine gives up on (too much backtracking) raises
+    ValueError from the call that splits (encode, split, training).
     """
 
     def __init__(
@@ -224,8 +230,9 @@ class Tokenizer:
     # ----- decoding ------------------------------------------------------------------------
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """The bytes of the tokens ``ids``; unknown ids raise ValueError."""
-        return self._core.decode_bytes(_id_list(ids))
+        """The bytes of the tokens ``ids``; unknown ids raise :class:`UnknownTokenError`."""
+        with _unknown_ids_as_key_errors():
+            return self._core.decode_bytes(_id_list(ids))
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of the tokens ``ids``. ``errors`` is a codec error handler:
@@ -237,8 +244,9 @@ class Tokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors)
 
     def decode_single_token_bytes(self, token: int) -> bytes:
-        """The bytes of one token id."""
-        return self._core.decode_single_token_bytes(_token_id(token))
+        """The bytes of one token id (special tokens included)."""
+        with _unknown_ids_as_key_errors():
+            return self._core.decode_single_token_bytes(_token_id(token))
 
     def decode_tokens_bytes(self, ids: Iterable[int]) -> list[bytes]:
         """The bytes of each token of ``ids``, one entry per token."""
@@ -290,6 +298,96 @@ class Tokenizer:
     def mergeable_tokens(self) -> list[bytes]:
         """The token bytes in rank order (``tokens[rank]``)."""
         return self._core.mergeable_tokens()
+
+    # ----- the rest of tiktoken's Encoding API -------------------------------------------
+
+    def encode_single_token(self, text_or_bytes: str | bytes) -> int:
+        """The id of one whole token given as text or bytes, special tokens included;
+        KeyError (holding the bytes) when it is no token."""
+        if isinstance(text_or_bytes, str):
+            piece = text_or_bytes.encode("utf-8", "surrogatepass")
+        elif isinstance(text_or_bytes, (bytes, bytearray)):
+            piece = bytes(text_or_bytes)
+        else:
+            raise TypeError(f"encode_single_token takes str or bytes, not {type(text_or_bytes).__name__}")
+        rank = self._rank_tables.rank.get(piece)
+        if rank is not None:
+            return rank
+        try:
+            special = self._specials.get(piece.decode("utf-8"))
+        except UnicodeDecodeError:
+            special = None
+        if special is None:
+            raise KeyError(piece)
+        return special
+
+    def encode_with_unstable(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialPolicy = _NO_SPECIALS,
+        disallowed_special: SpecialPolicy = "all",
+    ) -> tuple[list[int], list[list[int]]]:
+        """``(stable, completions)``: the tokens of ``text`` that more text cannot change, and
+        every token sequence the rest may become (sorted), as tiktoken defines them (see
+        :mod:`fastllm.tokenizer.unstable`). Special tokens as :meth:`encode`."""
+        tokens = self.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+        return _encode_with_unstable(self, tokens, self._rank_tables)
+
+    def decode_with_offsets(self, ids: Iterable[int]) -> tuple[str, list[int]]:
+        """The text of ``ids`` and, per token, the index of the character holding its first
+        byte (a token starting inside a character points at that character). The bytes must
+        be valid UTF-8 (UnicodeDecodeError otherwise), as in tiktoken."""
+        pieces = self.decode_tokens_bytes(ids)
+        offsets, chars = [], 0
+        for piece in pieces:
+            # continuation bytes (0b10xxxxxx) belong to the character started before them
+            starts_inside = bool(piece) and 0x80 <= piece[0] < 0xC0
+            offsets.append(max(0, chars - starts_inside))
+            chars += sum(1 for byte in piece if not 0x80 <= byte < 0xC0)
+        return b"".join(pieces).decode("utf-8", "strict"), offsets
+
+    def decode_batch(self, batch: Iterable[Iterable[int]], *, errors: str = "replace", num_threads: int = 8) -> list[str]:
+        """:meth:`decode` of each id list (``num_threads`` is accepted for tiktoken's signature:
+        decoding is a copy of bytes, run here one after the other)."""
+        _check_threads(num_threads)
+        return [self.decode(ids, errors) for ids in batch]
+
+    def decode_bytes_batch(self, batch: Iterable[Iterable[int]], *, num_threads: int = 8) -> list[bytes]:
+        """:meth:`decode_bytes` of each id list."""
+        _check_threads(num_threads)
+        return [self.decode_bytes(ids) for ids in batch]
+
+    def token_byte_values(self) -> list[bytes]:
+        """Every mergeable token's bytes, sorted (tiktoken's order; special tokens excluded)."""
+        return list(self._rank_tables.sorted_bytes)
+
+    def is_special_token(self, token: int) -> bool:
+        """Whether ``token`` is the id of a special token."""
+        return _token_id(token) in self._special_ids
+
+    @property
+    def _pat_str(self) -> str:
+        """The split regex, under tiktoken's attribute name (``Encoding(pat_str=enc._pat_str, ...)``)."""
+        return self._core.pattern_regex
+
+    @property
+    def _mergeable_ranks(self) -> dict[bytes, int]:
+        """Token bytes -> rank (a copy), under tiktoken's attribute name."""
+        return dict(self._rank_tables.rank)
+
+    @property
+    def _special_tokens(self) -> dict[str, int]:
+        """Special token -> id (a copy), under tiktoken's attribute name."""
+        return dict(self._specials)
+
+    @functools.cached_property
+    def _rank_tables(self) -> RankTables:
+        return RankTables.of(self._core.mergeable_tokens())
+
+    @functools.cached_property
+    def _special_ids(self) -> frozenset[int]:
+        return frozenset(self._specials.values())
 
     # ----- pickling and display ------------------------------------------------------------
 
@@ -360,6 +458,67 @@ class IncrementalDecoder:
     def reset(self) -> None:
         """Drops any pending bytes."""
         self._inner.reset()
+
+
+class UnknownTokenError(KeyError, ValueError):
+    """A token id the vocabulary does not have: a KeyError as in tiktoken, and the ValueError
+    fastllm documents."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class _unknown_ids_as_key_errors:
+    """Re-raise the core's "unknown token id" ValueError as :class:`UnknownTokenError`."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is ValueError and str(error).startswith("unknown token id"):
+            raise UnknownTokenError(str(error)) from None
+        return False
+
+
+class _TokenizerIsEncoding(type):
+    # every Tokenizer has tiktoken's Encoding API, so it counts as an Encoding
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, Tokenizer)
+
+    def __subclasscheck__(cls, sub) -> bool:
+        return isinstance(sub, type) and issubclass(sub, Tokenizer)
+
+
+class Encoding(Tokenizer, metaclass=_TokenizerIsEncoding):
+    """tiktoken's ``Encoding`` constructor for a :class:`Tokenizer`:
+    ``Encoding(name, pat_str=..., mergeable_ranks={bytes: rank}, special_tokens={str: id})``.
+
+    A ``pat_str`` equal to a built-in pattern's regex (tiktoken's r50k/gpt2, cl100k and o200k
+    patterns) runs that pattern's scanner; any other is compiled as a regex.
+    ``explicit_n_vocab`` checks the vocabulary size. ``isinstance(tokenizer, Encoding)`` holds
+    for every Tokenizer."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        pat_str: str,
+        mergeable_ranks: Mapping[bytes, int],
+        special_tokens: Mapping[str, int],
+        explicit_n_vocab: int | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, not {type(name).__name__}")
+        if not isinstance(pat_str, str):
+            raise TypeError(f"pat_str must be a regex string, not {type(pat_str).__name__}")
+        pattern = {regex: builtin for builtin, regex in builtin_pattern_regexes().items()}.get(pat_str, pat_str)
+        super().__init__(mergeable_ranks, special_tokens, pattern, name=name)
+        if explicit_n_vocab:
+            size = len(mergeable_ranks) + len(special_tokens)
+            if size != explicit_n_vocab or self.n_vocab != explicit_n_vocab:
+                raise ValueError(
+                    f"explicit_n_vocab={explicit_n_vocab} but there are {size} tokens and ids up to {self.max_token_value}"
+                )
 
 
 def _rebuild(tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None) -> Tokenizer:

@@ -1,4 +1,6 @@
-"""Named encodings: ``fastllm.get_encoding("gpt2" | "cl100k_base" | "o200k_base")``.
+"""Named encodings: ``fastllm.get_encoding("gpt2" | "r50k_base" | "cl100k_base" | "o200k_base")``,
+and tiktoken's module functions (``encoding_for_model``, ``encoding_name_for_model``,
+``list_encoding_names``).
 
 The vocabulary files are OpenAI's official ``.tiktoken`` files. They are read
 from a local cache directory (``$FASTLLM_CACHE/encodings``, default
@@ -65,8 +67,50 @@ ENCODINGS: dict[str, EncodingSpec] = {
         {ENDOFTEXT: 199999, "<|endofprompt|>": 200018},
     ),
 }
+# tiktoken's r50k_base: gpt2's vocabulary under its own name.
+ENCODINGS["r50k_base"] = ENCODINGS["gpt2"]
 #: Other names accepted for the same encodings.
-ALIASES = {"r50k_base": "gpt2", "cl100k": "cl100k_base", "o200k": "o200k_base"}
+ALIASES = {"cl100k": "cl100k_base", "o200k": "o200k_base"}
+#: tiktoken's encodings that fastllm does not provide, and why.
+NOT_PROVIDED = {
+    "p50k_base": "its vocabulary file is not one fastllm downloads",
+    "p50k_edit": "its vocabulary file is not one fastllm downloads",
+    "o200k_harmony": "tiktoken gives id 200018 to two special tokens, which a fastllm vocabulary does not allow",
+}
+
+# tiktoken's model table (tiktoken/model.py, 0.14): exact model names, then name prefixes
+# (for versioned names), in order.
+MODEL_TO_ENCODING: dict[str, str] = {
+    **dict.fromkeys(["o1", "o3", "o4-mini", "gpt-5", "gpt-4.1", "gpt-4o"], "o200k_base"),
+    **dict.fromkeys(
+        ["gpt-4", "gpt-3.5-turbo", "gpt-3.5", "gpt-35-turbo", "davinci-002", "babbage-002",
+         "text-embedding-ada-002", "text-embedding-3-small", "text-embedding-3-large"],
+        "cl100k_base",
+    ),
+    **dict.fromkeys(
+        ["text-davinci-003", "text-davinci-002", "code-davinci-002", "code-davinci-001", "code-cushman-002",
+         "code-cushman-001", "davinci-codex", "cushman-codex"],
+        "p50k_base",
+    ),
+    **dict.fromkeys(["text-davinci-edit-001", "code-davinci-edit-001"], "p50k_edit"),
+    **dict.fromkeys(
+        ["text-davinci-001", "text-curie-001", "text-babbage-001", "text-ada-001", "davinci", "curie", "babbage",
+         "ada", "text-similarity-davinci-001", "text-similarity-curie-001", "text-similarity-babbage-001",
+         "text-similarity-ada-001", "text-search-davinci-doc-001", "text-search-curie-doc-001",
+         "text-search-babbage-doc-001", "text-search-ada-doc-001", "code-search-babbage-code-001",
+         "code-search-ada-code-001"],
+        "r50k_base",
+    ),
+    "gpt2": "gpt2",
+    "gpt-2": "gpt2",
+}
+MODEL_PREFIX_TO_ENCODING: dict[str, str] = {
+    **dict.fromkeys(["o1-", "o3-", "o4-mini-", "gpt-5", "gpt-4.5-", "gpt-4.1-", "chatgpt-4o-", "gpt-4o-"], "o200k_base"),
+    **dict.fromkeys(["gpt-4-", "gpt-3.5-turbo-", "gpt-35-turbo-"], "cl100k_base"),
+    "gpt-oss-": "o200k_harmony",
+    "ft:gpt-4o": "o200k_base",
+    **dict.fromkeys(["ft:gpt-4", "ft:gpt-3.5-turbo", "ft:davinci-002", "ft:babbage-002"], "cl100k_base"),
+}
 
 
 class VocabUnavailableError(OSError):
@@ -80,6 +124,30 @@ _lock = threading.Lock()
 def list_encodings() -> list[str]:
     """The names :func:`get_encoding` accepts (aliases not included)."""
     return list(ENCODINGS)
+
+
+def list_encoding_names() -> list[str]:
+    """tiktoken's name for :func:`list_encodings`."""
+    return list_encodings()
+
+
+def encoding_name_for_model(model_name: str) -> str:
+    """The encoding an OpenAI model uses, by tiktoken's table (an exact name, else a known
+    prefix of a versioned one); KeyError for a model it does not know."""
+    if model_name in MODEL_TO_ENCODING:
+        return MODEL_TO_ENCODING[model_name]
+    for prefix, name in MODEL_PREFIX_TO_ENCODING.items():
+        if isinstance(model_name, str) and model_name.startswith(prefix):
+            return name
+    raise KeyError(
+        f"Could not automatically map {model_name} to a tokeniser. Please use `get_encoding` to explicitly get "
+        "the tokeniser you expect."
+    )
+
+
+def encoding_for_model(model_name: str) -> Tokenizer:
+    """The tokenizer of :func:`encoding_name_for_model`."""
+    return get_encoding(encoding_name_for_model(model_name))
 
 
 def is_encoding_name(name: str) -> bool:
@@ -97,6 +165,11 @@ def get_encoding(name: str) -> Tokenizer:
     if not isinstance(name, str):
         raise TypeError(f"encoding name must be a string, not {type(name).__name__}")
     if not is_encoding_name(name):
+        if name in NOT_PROVIDED:
+            raise ValueError(
+                f"tiktoken's {name!r} encoding is not provided by fastllm ({NOT_PROVIDED[name]}); "
+                f"available: {', '.join(ENCODINGS)}"
+            )
         raise ValueError(f"unknown encoding {name!r}; available: {', '.join(ENCODINGS)}")
     canonical = ALIASES.get(name, name)
     with _lock:

@@ -63,8 +63,10 @@ def train_ranks(
 
     Raises ``ValueError`` for ``vocab_size < 256 + len(special_tokens)``, an invalid
     pattern, empty or duplicate special tokens, an empty corpus (no pieces), a file
-    that is not UTF-8 (naming the file and byte offset); ``FileNotFoundError`` for a
-    missing file; ``TypeError`` for arguments of the wrong type.
+    that is not UTF-8 (naming the file and byte offset), a custom pattern the regex
+    engine gives up on (it backtracks too much; naming the pattern, and the text's
+    index and character offset or the file and byte offset); ``FileNotFoundError``
+    for a missing file; ``TypeError`` for arguments of the wrong type.
     """
     _check_int("vocab_size", vocab_size)
     _check_int("min_frequency", min_frequency)
@@ -162,7 +164,7 @@ def _add_iterable(trainer: _core.BpeTrainer, texts: Iterable[str], show_progress
                     break
             if not batch:
                 break
-            trainer.add_texts(batch)
+            trainer.add_texts(batch, index - len(batch))
             if bar is not None:
                 bar.update(len(batch))
     finally:

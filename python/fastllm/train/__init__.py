@@ -4,7 +4,7 @@
 groups, schedule, the optimizer step), ``runtime`` (device, torchrun, autocast, seeding, the run
 directory lock), ``checkpoint``, ``config`` (``TrainConfig``), ``metrics``, ``pretrain``, and the
 fine-tuning loops ``finetune`` (shared), ``sft`` and ``dpo`` with ``chat_template``. The
-applications built on it live apart: ``fastllm.demo`` and the ``fastllm`` CLI (``fastllm.cli``).
+applications built on it live apart: ``fastllm.demos`` and the ``fastllm`` CLI (``fastllm.cli``).
 
 Sub-modules import torch lazily or are torch-free where they can be, so the CLI starts fast.
 """

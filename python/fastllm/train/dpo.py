@@ -1,7 +1,8 @@
 """Direct preference optimization (``fastllm dpo``, Rafailov et al. 2023).
 
-Input: JSONL records ``{"prompt", "chosen", "rejected"}``. The prompt is plain text or
-a list of chat messages; a reply is text or a list holding one assistant message. A
+Input: JSONL records ``{"prompt", "chosen", "rejected"}`` (and optionally ``"tools"``). The
+prompt is plain text or a list of chat messages; a reply is text or a list of assistant
+messages (tool calls and their results included: the results are context, not trained). A
 frozen copy of the starting model is the reference; the loss is
 
     -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from fastllm import options
 from fastllm.files import hold_directory
 
-from .chat_template import IGNORE, IM_END, check_messages, render, special_id, with_chat_tokens
+from .chat_template import IGNORE, check_messages, check_tools, render, with_chat_tokens
 from .data import load_jsonl
 from .finetune import (Example, FinetuneConfig, check_length, collate, fit_vocab,
                        load_model_and_tokenizer, optimize, shuffled_batches, steps_for)
@@ -47,13 +48,41 @@ def sequence_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (picked * mask).sum(-1)
 
 
-def _reply_text(reply, where: str, field: str) -> str:
+def _reply_messages(reply, where: str, field: str) -> list[dict]:
+    """A chat reply as messages: text is one assistant message; a list holds assistant messages
+    (with tool calls) and tool results."""
     if isinstance(reply, str):
+        return [{"role": "assistant", "content": reply}]
+    if isinstance(reply, list) and reply and all(isinstance(m, dict) and m.get("role") in ("assistant", "tool")
+                                                 for m in reply) and reply[0].get("role") == "assistant":
         return reply
-    if isinstance(reply, list) and len(reply) == 1 and isinstance(reply[0], dict) \
-            and reply[0].get("role") == "assistant" and isinstance(reply[0].get("content"), str):
-        return reply[0]["content"]
-    raise ValueError(f"{where}: \"{field}\" must be text or a list holding one assistant message")
+    raise ValueError(f"{where}: \"{field}\" must be text or a list of assistant (and tool) messages")
+
+
+def encode_reply(prompt, reply, tokenizer, where: str, field: str, tools=None) -> Example:
+    """``(ids, labels)`` of a prompt followed by one reply, the labels on the reply's trained tokens only.
+
+    A text prompt is continued as plain text and the reply ends with the end-of-text token; a
+    list of messages is a chat, and the reply is rendered as the assistant's turn."""
+    if isinstance(prompt, list):
+        messages = check_messages(prompt + _reply_messages(reply, where, field), where)
+        prompt_ids, _ = render(prompt, tokenizer, add_generation_prompt=True, tools=tools)
+        ids, labels = render(messages, tokenizer, tools=tools)
+        if ids[: len(prompt_ids)] != prompt_ids:
+            raise ValueError(f"{where}: the prompt must end with a user message (or a system one)")
+        # the sequence ends with the reply's <|im_end|>, where generation stops (and a reward model scores)
+        newline = tokenizer.encode_ordinary("\n")
+        ids, labels = ids[: len(ids) - len(newline)], labels[: len(labels) - len(newline)]
+        return ids, [IGNORE] * len(prompt_ids) + labels[len(prompt_ids):]
+    if not isinstance(prompt, str):
+        raise ValueError(f"{where}: \"prompt\" must be text or a list of chat messages")
+    if not isinstance(reply, str):
+        raise ValueError(f"{where}: \"{field}\" must be text when the prompt is text")
+    prompt_ids = tokenizer.encode_ordinary(prompt)
+    reply_ids = tokenizer.encode_ordinary(reply) + ([tokenizer.eot_token] if tokenizer.eot_token is not None else [])
+    if not reply_ids:
+        raise ValueError(f"{where}: \"{field}\" is empty")
+    return prompt_ids + reply_ids, [IGNORE] * len(prompt_ids) + reply_ids
 
 
 def encode_pair(record, tokenizer, where: str) -> tuple[Example, Example]:
@@ -61,21 +90,13 @@ def encode_pair(record, tokenizer, where: str) -> tuple[Example, Example]:
     if not isinstance(record, dict) or not all(k in record for k in ("prompt", "chosen", "rejected")):
         raise ValueError(f"{where}: expected an object with \"prompt\", \"chosen\" and \"rejected\"")
     prompt = record["prompt"]
-    if isinstance(prompt, list):
-        prompt_ids, _ = render(check_messages(prompt, where), tokenizer, add_generation_prompt=True)
-        end = [special_id(tokenizer, IM_END)]
-    elif isinstance(prompt, str):
-        prompt_ids = tokenizer.encode_ordinary(prompt)
-        end = [tokenizer.eot_token] if tokenizer.eot_token is not None else []
-    else:
-        raise ValueError(f"{where}: \"prompt\" must be text or a list of chat messages")
-    pair = []
-    for field in ("chosen", "rejected"):
-        reply = tokenizer.encode_ordinary(_reply_text(record[field], where, field)) + end
-        if not reply:
-            raise ValueError(f"{where}: \"{field}\" is empty")
-        pair.append((prompt_ids + reply, [IGNORE] * len(prompt_ids) + reply))
-    return pair[0], pair[1]
+    if isinstance(prompt, list):  # every field is checked before anything is encoded
+        for field in ("chosen", "rejected"):
+            check_messages(prompt + _reply_messages(record[field], where, field), where)
+    tools = check_tools(record.get("tools"), where)
+    chosen = encode_reply(prompt, record["chosen"], tokenizer, where, "chosen", tools)
+    rejected = encode_reply(prompt, record["rejected"], tokenizer, where, "rejected", tools)
+    return chosen, rejected
 
 
 def load_preferences(path, tokenizer, block_size: int) -> list[tuple[Example, Example]]:
@@ -87,8 +108,14 @@ def load_preferences(path, tokenizer, block_size: int) -> list[tuple[Example, Ex
     return pairs
 
 
-def needs_chat_tokens(path) -> bool:
-    return any(isinstance(r, dict) and isinstance(r.get("prompt"), list) for _, r in load_jsonl(path))
+def preference_tokenizer(path, tokenizer):
+    """``tokenizer`` with the chat tokens when a record's prompt is a chat, and the tool tokens
+    when a reply calls a tool."""
+    records = [r for _, r in load_jsonl(path) if isinstance(r, dict)]
+    chat = any(isinstance(r.get("prompt"), list) for r in records)
+    tools = any(isinstance(r.get(f), list) and any(isinstance(m, dict) and (m.get("role") == "tool" or "tool_call" in m)
+                                                    for m in r[f]) for r in records for f in ("chosen", "rejected"))
+    return with_chat_tokens(tokenizer, tools=tools) if chat else tokenizer
 
 
 def preference_step(policy, reference, batch, beta: float, pad_id: int, device):
@@ -130,8 +157,7 @@ def run_dpo(cfg: DPOConfig) -> dict:
 
 def _run_dpo(cfg: DPOConfig) -> dict:
     policy, tokenizer, device = load_model_and_tokenizer(cfg.model, cfg.device)
-    if needs_chat_tokens(cfg.data):
-        tokenizer = with_chat_tokens(tokenizer)
+    tokenizer = preference_tokenizer(cfg.data, tokenizer)
     pairs = load_preferences(cfg.data, tokenizer, policy.config.block_size)
     fit_vocab(policy, tokenizer)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)

@@ -107,6 +107,43 @@ def file_chunks(
     yield last, True
 
 
+def file_documents(path: str | Path, max_chars: int | None = None) -> Iterator[tuple[str, str]]:
+    """``(where, text)`` for each document of a file, for reading rather than training.
+
+    A ``.jsonl`` line holds a ``"text"`` or a chat ``"messages"`` list (rendered by
+    :func:`fastllm.train.chat_template.plain_text`); ``where`` is ``FILE:LINE``. Any other
+    file is UTF-8 text cut at its form-feed lines, as :func:`file_chunks` reads it; ``where``
+    is ``FILE#N`` (documents counted from 1). ``max_chars`` keeps only the start of each
+    document (the rest is read past, never held), so memory stays bounded on huge documents.
+    """
+    from .chat_template import check_messages, plain_text
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file {path} does not exist")
+    if path.suffix == ".jsonl":
+        for line_no, record in read_jsonl(path):
+            where = f"{path}:{line_no}"
+            if isinstance(record, dict) and isinstance(record.get("text"), str):
+                text = record["text"]
+            elif isinstance(record, dict) and "messages" in record:
+                text = plain_text(check_messages(record["messages"], where))
+            else:
+                raise ValueError(f"{where}: expected an object with a string \"text\" or a chat \"messages\" list")
+            yield where, text if max_chars is None else text[:max_chars]
+        return
+    kept: list[str] = []
+    size, number = 0, 0
+    for chunk, ends in file_chunks(path):
+        if max_chars is None or size < max_chars:
+            kept.append(chunk if max_chars is None else chunk[: max_chars - size])
+            size += len(kept[-1])
+        if ends:
+            number += 1
+            yield f"{path}#{number}", "".join(kept)
+            kept, size = [], 0
+
+
 class _SplitRouter:
     """Deals chunks to train/val at a steady rate: every 1/val_fraction-th chunk is val."""
 

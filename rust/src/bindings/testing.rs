@@ -7,11 +7,17 @@ use super::value_error;
 use crate::pretokenize::Pretokenizer;
 
 /// Splits `text` with the regex engine (built-in names resolved to their
-/// regex): the reference the hand-written scanners are tested against.
+/// regex): the reference the scanners and compiled patterns are tested against.
 #[pyfunction]
 fn split_regex(py: Python<'_>, pattern: &str, text: String) -> PyResult<Vec<String>> {
     let pre = Pretokenizer::regex_only(pattern).map_err(value_error)?;
-    Ok(py.detach(|| pre.pieces(&text).into_iter().map(str::to_string).collect()))
+    py.detach(|| pre.pieces(&text).map(|p| p.into_iter().map(str::to_string).collect())).map_err(value_error)
+}
+
+/// What splits with `pattern`: `scanner:NAME`, `compiled` (DFAs) or `regex`.
+#[pyfunction]
+fn split_engine(pattern: &str) -> PyResult<String> {
+    Ok(Pretokenizer::new(pattern).map_err(value_error)?.engine_name())
 }
 
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -19,6 +25,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     let testing = PyModule::new(py, "testing")?;
     testing.add("__name__", "fastllm._core.testing")?;
     testing.add_function(wrap_pyfunction!(split_regex, &testing)?)?;
+    testing.add_function(wrap_pyfunction!(split_engine, &testing)?)?;
     parent.add_submodule(&testing)?;
     // A submodule of an extension is found by `import fastllm._core.testing`
     // only through sys.modules.

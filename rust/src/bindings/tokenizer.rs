@@ -67,6 +67,10 @@ pub struct PyCoreBpe {
     id_objects: IdObjects,
 }
 
+/// Ids made into lists between two offers of the GIL to other Python threads
+/// (well under a millisecond of work).
+const YIELD_EVERY: usize = 1 << 15;
+
 /// Builds a batch's list of lists on the calling thread as the runs of texts
 /// come in, while the pool encodes the rest; waits with the GIL released.
 struct ListSink<'a, 'py> {
@@ -126,8 +130,16 @@ impl BatchSink for ListSink<'_, '_> {
         // Many small lists: no cyclic garbage collection in the middle of
         // making them (it would walk every list made so far, again and again).
         let _paused = GcPause::new(self.py);
+        let mut since_yield = 0;
         for (k, ids) in run.texts().enumerate() {
             self.set(run.start + k, ids);
+            since_yield += ids.len() + 1;
+            if since_yield >= YIELD_EVERY {
+                // Lets a Python thread that has waited a switch interval for
+                // the GIL take it (CPython hands it over on release then).
+                self.py.detach(|| ());
+                since_yield = 0;
+            }
         }
     }
 }
@@ -225,7 +237,7 @@ impl PyCoreBpe {
         let text = Utf8::of(text)?;
         let text: &str = &text;
         check_len(text)?;
-        let ids = py.detach(|| self.core.encode_ordinary(text));
+        let ids = py.detach(|| self.core.encode_ordinary(text)).map_err(value_error)?;
         self.id_objects.list(py, &ids)
     }
 
@@ -318,9 +330,11 @@ impl PyCoreBpe {
         Ok(PyBytes::new(py, bytes))
     }
 
-    /// The pre-tokenizer pieces of `text`.
-    fn split(&self, py: Python<'_>, text: String) -> Vec<String> {
-        py.detach(|| self.core.pretokenizer().pieces(&text).into_iter().map(str::to_string).collect())
+    /// The pre-tokenizer pieces of `text`; ValueError if the regex engine gives
+    /// up on a custom pattern.
+    fn split(&self, py: Python<'_>, text: String) -> PyResult<Vec<String>> {
+        py.detach(|| self.core.pretokenizer().pieces(&text).map(|p| p.into_iter().map(str::to_string).collect()))
+            .map_err(value_error)
     }
 
     /// A streaming decoder that emits only complete UTF-8 characters.

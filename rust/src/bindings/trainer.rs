@@ -70,9 +70,17 @@ impl PyBpeTrainer {
         Ok(Self { inner, pool })
     }
 
-    /// Counts the pieces of each string (each one a document on its own).
-    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>) {
-        self.run(py, |t| t.counter().add_texts(&texts));
+    /// Counts the pieces of each string (each one a document on its own). An
+    /// error names a text by its index plus `first_index` (the batch's place in
+    /// a longer stream of texts).
+    #[pyo3(signature = (texts, first_index=0))]
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>, first_index: usize) -> PyResult<()> {
+        self.run(py, |t| t.counter().add_texts(&texts)).map_err(|e| match e {
+            TrainError::Split { error, text: Some(i), file } => {
+                to_py_err(TrainError::Split { error, text: Some(first_index + i), file })
+            }
+            other => to_py_err(other),
+        })
     }
 
     /// Counts the pieces of UTF-8 text files, streamed in chunks of `chunk_bytes`.

@@ -1,19 +1,34 @@
 //! Pre-tokenization: splits text into the pieces that BPE merges within.
 //!
-//! Built-in patterns are selected by name (`gpt2`, `cl100k`, `o200k`, or the
-//! tiktoken names) or by their exact regex source, and run on hand-written
-//! scanners that are proven equal to the regex (unit tests here, property and
-//! corpus tests in `tests/tokenizer (test_core_*.py)`). Any other string is compiled as a
-//! custom regex with fancy-regex (lookarounds allowed).
+//! Three engines, the first that can take a pattern wins:
+//! - hand-written scanners, proven equal to their regex (unit tests here, property
+//!   and corpus tests in `tests/tokenizer`): the built-in patterns, selected by name
+//!   (`gpt2`, `cl100k`, `o200k`, or the tiktoken names) or by their regex, and the
+//!   open models' patterns (Llama 3, Qwen 2, Tekken; Llama 4 and GPT-OSS use
+//!   o200k's), selected by their regex, in the models' spelling or any other that
+//!   parses to the same alternatives;
+//! - [`compiled`]: a custom pattern made of look-around-free alternatives and
+//!   `\s+(?!\S)`, on DFAs;
+//! - any other regex, on fancy-regex (look-arounds allowed), which may give up on
+//!   a pattern that backtracks too much: that is a [`SplitError`], never a short split.
+//!
+//! Text the pattern does not match is skipped, as tiktoken skips it (its pieces
+//! are those of `find_iter`); the built-in and open-model patterns match everything.
 
 mod classes;
+mod compiled;
 mod scan_cl100k;
 mod scan_gpt2;
+mod scan_llama3;
 mod scan_o200k;
+mod scan_tekken;
 mod text;
+
+use std::sync::{Arc, OnceLock};
 
 use fancy_regex::Regex;
 
+use compiled::{Alternative, CompiledPattern};
 use text::Text;
 
 /// tiktoken's r50k/GPT-2 split pattern.
@@ -41,6 +56,55 @@ pub const O200K_PATTERN: &str = concat!(
 pub const BUILTIN_PATTERNS: [(&str, &str); 3] =
     [("gpt2", GPT2_PATTERN), ("cl100k", CL100K_PATTERN), ("o200k", O200K_PATTERN)];
 
+/// Llama 3's split pattern (meta-llama/llama-models `models/llama3/tokenizer.py`,
+/// and the `Split` regex of the Llama 3 `tokenizer.json` files); also tiktoken's
+/// cl100k_base pattern before it was rewritten with possessive quantifiers.
+pub const LLAMA3_PATTERN: &str = concat!(
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*",
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+/// Qwen 2's (and Qwen 2.5's and Qwen 3's) split pattern: Llama 3's with single
+/// numbers (transformers `models/qwen2/tokenization_qwen2.py`, `PRETOKENIZE_REGEX`).
+pub const QWEN2_PATTERN: &str = concat!(
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*",
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+/// Mistral's Tekken split pattern (`tekken.json`'s `pattern`): o200k's without
+/// the contraction suffixes, with single numbers.
+pub const TEKKEN_PATTERN: &str = concat!(
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+",
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*",
+    r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+
+/// A hand-written scanner and the pattern it is equal to.
+#[derive(Debug)]
+struct Scanner {
+    name: &'static str,
+    source: &'static str,
+    piece_end: fn(&Text<'_>, usize) -> usize,
+}
+
+/// Every scanner. Llama 4 (meta-llama/llama-models `models/llama4/tokenizer.py`)
+/// and GPT-OSS (tiktoken's o200k_harmony) split with o200k_base's pattern itself.
+static SCANNERS: [Scanner; 6] = [
+    Scanner { name: "gpt2", source: GPT2_PATTERN, piece_end: scan_gpt2::piece_end },
+    Scanner { name: "cl100k", source: CL100K_PATTERN, piece_end: scan_cl100k::piece_end },
+    Scanner { name: "o200k", source: O200K_PATTERN, piece_end: scan_o200k::piece_end },
+    Scanner { name: "llama3", source: LLAMA3_PATTERN, piece_end: scan_llama3::piece_end::<3> },
+    Scanner { name: "qwen2", source: QWEN2_PATTERN, piece_end: scan_llama3::piece_end::<1> },
+    Scanner { name: "tekken", source: TEKKEN_PATTERN, piece_end: scan_tekken::piece_end },
+];
+
+/// The scanners' patterns as compared alternatives (those that have that form;
+/// the possessive quantifiers of gpt2's and cl100k's do not).
+fn scanner_alternatives() -> &'static [(&'static Scanner, Vec<Alternative>)] {
+    static FORMS: OnceLock<Vec<(&'static Scanner, Vec<Alternative>)>> = OnceLock::new();
+    FORMS.get_or_init(|| {
+        SCANNERS.iter().filter_map(|s| compiled::alternatives(s.source).map(|alts| (s, alts))).collect()
+    })
+}
+
 /// Whether `c` is in `\p{L}` as the scanners and the regex engine see it.
 pub fn is_letter(c: char) -> bool {
     classes::table().class(c as u32) & classes::LETTER != 0
@@ -58,6 +122,44 @@ impl std::fmt::Display for PatternError {
 
 impl std::error::Error for PatternError {}
 
+/// The regex engine gave up splitting a text with a custom pattern (it
+/// backtracks too much). The text from `offset` on has no pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitError {
+    /// The pattern's regex.
+    pub pattern: String,
+    /// Byte offset in the text where the engine was searching from.
+    pub offset: usize,
+    /// The same place in characters (Unicode code points).
+    pub char_offset: usize,
+    /// What the engine said.
+    pub reason: String,
+}
+
+impl SplitError {
+    /// The same error for the text `whole` that `part` (which the error is about) is a slice of.
+    pub fn within(mut self, whole: &str, part: &str) -> Self {
+        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        debug_assert!(start + part.len() <= whole.len());
+        self.offset += start;
+        self.char_offset += whole[..start].chars().count();
+        self
+    }
+}
+
+impl std::fmt::Display for SplitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the regex engine gave up on split pattern {:?} at character {} (byte {}) of the text: {}; \
+             a pattern without nested or overlapping repetitions avoids this",
+            self.pattern, self.char_offset, self.offset, self.reason
+        )
+    }
+}
+
+impl std::error::Error for SplitError {}
+
 /// Resolves a built-in pattern name to its regex source; other strings pass through.
 pub fn resolve_pattern(name_or_regex: &str) -> &str {
     match name_or_regex {
@@ -71,9 +173,8 @@ pub fn resolve_pattern(name_or_regex: &str) -> &str {
 /// How a pretokenizer finds its pieces.
 #[derive(Debug, Clone)]
 enum Engine {
-    Gpt2,
-    Cl100k,
-    O200k,
+    Scanner(&'static Scanner),
+    Compiled(Arc<CompiledPattern>),
     Regex(Regex),
 }
 
@@ -85,14 +186,17 @@ pub struct Pretokenizer {
 }
 
 impl Pretokenizer {
-    /// A built-in pattern by name or source (on its scanner), else a custom regex.
+    /// A built-in pattern by name, or any regex: on a scanner if one is equal to
+    /// it, else compiled to DFAs if it can be, else on the regex engine.
     pub fn new(name_or_regex: &str) -> Result<Self, PatternError> {
         let source = resolve_pattern(name_or_regex);
-        let engine = match source {
-            GPT2_PATTERN => Engine::Gpt2,
-            CL100K_PATTERN => Engine::Cl100k,
-            O200K_PATTERN => Engine::O200k,
-            _ => return Self::regex_only(source),
+        let engine = match SCANNERS.iter().find(|s| s.source == source) {
+            Some(scanner) => Engine::Scanner(scanner),
+            None => {
+                // Whatever runs it, a pattern is valid exactly when the regex engine takes it.
+                let regex = Regex::new(source).map_err(|e| PatternError(e.to_string()))?;
+                Self::fast_engine(source).unwrap_or(Engine::Regex(regex))
+            }
         };
         // Build the class tables now rather than on the first encode.
         classes::table();
@@ -100,8 +204,17 @@ impl Pretokenizer {
         Ok(Self { source: source.to_string(), engine })
     }
 
+    /// A scanner equal to `source` in another spelling, or its compiled form.
+    fn fast_engine(source: &str) -> Option<Engine> {
+        let alternatives = compiled::alternatives(source)?;
+        if let Some((scanner, _)) = scanner_alternatives().iter().find(|(_, alts)| *alts == alternatives) {
+            return Some(Engine::Scanner(scanner));
+        }
+        CompiledPattern::cached(source, &alternatives).map(Engine::Compiled)
+    }
+
     /// Compiles `name_or_regex` (built-in names resolved) and always splits
-    /// with the regex engine: the reference the fast scanners are checked against.
+    /// with the regex engine: the reference the fast engines are checked against.
     pub fn regex_only(name_or_regex: &str) -> Result<Self, PatternError> {
         let source = resolve_pattern(name_or_regex).to_string();
         let regex = Regex::new(&source).map_err(|e| PatternError(e.to_string()))?;
@@ -110,7 +223,16 @@ impl Pretokenizer {
 
     /// Whether a hand-written scanner (not the regex engine) does the splitting.
     pub fn is_scanner(&self) -> bool {
-        !matches!(self.engine, Engine::Regex(_))
+        matches!(self.engine, Engine::Scanner(_))
+    }
+
+    /// What does the splitting: `scanner:NAME`, `compiled` (DFAs) or `regex` (fancy-regex).
+    pub fn engine_name(&self) -> String {
+        match &self.engine {
+            Engine::Scanner(s) => format!("scanner:{}", s.name),
+            Engine::Compiled(_) => "compiled".to_string(),
+            Engine::Regex(_) => "regex".to_string(),
+        }
     }
 
     /// The regex source this pretokenizer splits with.
@@ -119,43 +241,77 @@ impl Pretokenizer {
     }
 
     /// Calls `f` on every piece of `text`, in order. The pieces concatenate to
-    /// the part of `text` the pattern matches.
-    pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
+    /// the part of `text` the pattern matches (all of it for the built-in and
+    /// open-model patterns). An error means the regex engine gave up on a custom
+    /// pattern; `f` has then seen the pieces before the error's offset.
+    pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<(), SplitError> {
+        let t = Text::new(text);
+        let mut i = 0;
         match &self.engine {
-            Engine::Gpt2 => scan_pieces(text, scan_gpt2::piece_end, f),
-            Engine::Cl100k => scan_pieces(text, scan_cl100k::piece_end, f),
-            Engine::O200k => scan_pieces(text, scan_o200k::piece_end, f),
+            // The OpenAI patterns get a loop of their own each, so that their
+            // scanner inlines into it; the others call theirs through a pointer.
+            Engine::Scanner(scanner) => match scanner.name {
+                "gpt2" => scan_pieces(text, &t, scan_gpt2::piece_end, f),
+                "cl100k" => scan_pieces(text, &t, scan_cl100k::piece_end, f),
+                "o200k" => scan_pieces(text, &t, scan_o200k::piece_end, f),
+                _ => scan_pieces(text, &t, scanner.piece_end, f),
+            },
+            Engine::Compiled(compiled) => {
+                let bytes = text.as_bytes();
+                while i < text.len() {
+                    match compiled.match_end(&t, bytes, i) {
+                        Some(end) => {
+                            f(&text[i..end]);
+                            i = end;
+                        }
+                        // Nothing matches here: skip to where something may, as find_iter does.
+                        None => match compiled.next_start(bytes, i + t.at(i).map_or(1, |c| c.len)) {
+                            Some(next) => i = next,
+                            None => break,
+                        },
+                    }
+                }
+            }
             Engine::Regex(regex) => {
                 for m in regex.find_iter(text) {
                     match m {
-                        Ok(m) => f(m.as_str()),
-                        // Backtrack limit exceeded: stop rather than loop.
-                        Err(_) => break,
+                        Ok(m) => {
+                            f(m.as_str());
+                            i = m.end();
+                        }
+                        Err(e) => {
+                            return Err(SplitError {
+                                pattern: self.source.clone(),
+                                offset: i,
+                                char_offset: text[..i].chars().count(),
+                                reason: e.to_string(),
+                            })
+                        }
                     }
                 }
             }
         }
+        Ok(())
     }
 
     /// All pieces of `text` as a vector (convenience for tests and callers
     /// that need them materialized).
-    pub fn pieces<'t>(&self, text: &'t str) -> Vec<&'t str> {
+    pub fn pieces<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, SplitError> {
         let mut out = Vec::new();
-        self.for_each_piece(text, |p| out.push(p));
-        out
+        self.for_each_piece(text, |p| out.push(p))?;
+        Ok(out)
     }
 }
 
-/// Calls `f` on every piece of `text`, each ending where `scan` says (one
-/// instance per scanner, so that the scanner inlines into the loop).
+/// Calls `f` on every piece of `t`, each ending where `scan` says (one
+/// instance per scanner given by name, so that it inlines into the loop).
 #[inline(always)]
-fn scan_pieces<'t>(text: &'t str, scan: impl Fn(&Text<'_>, usize) -> usize, mut f: impl FnMut(&'t str)) {
-    let t = Text::new(text);
+fn scan_pieces<'t>(text: &'t str, t: &Text<'_>, scan: impl Fn(&Text<'_>, usize) -> usize, mut f: impl FnMut(&'t str)) {
     let mut i = 0;
     while i < text.len() {
-        let end = scan(&t, i);
+        let end = scan(t, i);
         debug_assert!(end > i && text.is_char_boundary(end));
-        // Every built-in pattern matches at every position; a zero-length
+        // Every scanner's pattern matches at every position; a zero-length
         // result would be a scanner bug, so never loop on it.
         let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
         f(&text[i..end]);
@@ -177,7 +333,7 @@ mod tests {
     #[test]
     fn cl100k_splits_words_and_spaces() {
         let p = Pretokenizer::new("cl100k").unwrap();
-        assert_eq!(p.pieces("hello world  12345"), vec!["hello", " world", " ", " ", "123", "45"]);
+        assert_eq!(p.pieces("hello world  12345").unwrap(), vec!["hello", " world", " ", " ", "123", "45"]);
     }
 
     const SAMPLES: &[&str] = &[
@@ -216,16 +372,45 @@ mod tests {
             .collect()
     }
 
+    /// Each fast engine splits like the regex engine on the samples.
+    fn assert_equals_the_regex(fast: &Pretokenizer) {
+        let slow = Pretokenizer::regex_only(fast.source()).unwrap();
+        let samples = SAMPLES.iter().map(|s| s.to_string()).chain(random_samples());
+        for text in samples {
+            assert_eq!(fast.pieces(&text), slow.pieces(&text), "{} on {text:?}", fast.engine_name());
+        }
+    }
+
     #[test]
     fn scanners_equal_the_regex() {
-        for name in ["gpt2", "cl100k", "o200k"] {
-            let fast = Pretokenizer::new(name).unwrap();
-            let slow = Pretokenizer::regex_only(name).unwrap();
-            assert!(fast.is_scanner() && !slow.is_scanner());
-            let samples = SAMPLES.iter().map(|s| s.to_string()).chain(random_samples());
-            for text in samples {
-                assert_eq!(fast.pieces(&text), slow.pieces(&text), "{name} on {text:?}");
-            }
+        for scanner in &SCANNERS {
+            let fast = Pretokenizer::new(scanner.source).unwrap();
+            assert_eq!(fast.engine_name(), format!("scanner:{}", scanner.name));
+            assert!(!Pretokenizer::regex_only(scanner.source).unwrap().is_scanner());
+            assert_equals_the_regex(&fast);
+        }
+    }
+
+    #[test]
+    fn compiled_patterns_equal_the_regex() {
+        let patterns = [
+            // The scanners' patterns, spelled so that no scanner is chosen.
+            "(?:(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,2}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*\
+             |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)",
+            &O200K_PATTERN.replace("{1,3}", "{1,4}"),
+            &TEKKEN_PATTERN.replace("|\\s+(?!\\S)|\\s+", "|\\s+(?!\\S)"),
+            // DeepSeek V3's word split, and its others.
+            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+\
+             | ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+            r"\p{N}{1,3}",
+            "[\u{4e00}-\u{9fa5}\u{3040}-\u{309f}\u{30a0}-\u{30ff}]+",
+            r"\s+(?!\S)|'s|\w+|[^\w\s]+|\s",
+            r"(?i)[a-z]+|\d+",
+        ];
+        for source in patterns {
+            let fast = Pretokenizer::new(source).unwrap();
+            assert_eq!(fast.engine_name(), "compiled", "{source}");
+            assert_equals_the_regex(&fast);
         }
     }
 
@@ -256,7 +441,7 @@ mod tests {
             let fast = Pretokenizer::new(name).unwrap();
             let slow = Pretokenizer::regex_only(name).unwrap();
             for text in &samples {
-                assert_eq!(fast.pieces(text), slow.pieces(text), "{name} on {text:?}");
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
             }
         }
     }
@@ -287,6 +472,58 @@ mod tests {
     fn builtin_source_selects_the_scanner() {
         assert!(Pretokenizer::new(CL100K_PATTERN).unwrap().is_scanner());
         assert!(!Pretokenizer::new(r"\w+|\s+").unwrap().is_scanner());
+        assert_eq!(Pretokenizer::new(r"\w+|\s+").unwrap().engine_name(), "compiled");
+        assert_eq!(Pretokenizer::new(r"\w+(?=\s)|\s").unwrap().engine_name(), "regex");
+    }
+
+    #[test]
+    fn other_spellings_of_a_scanner_pattern_select_it() {
+        // tokenizer.json files may hold \r and \n as the characters themselves.
+        let raw_newlines = LLAMA3_PATTERN.replace("\\r", "\r").replace("\\n", "\n");
+        assert_eq!(Pretokenizer::new(&raw_newlines).unwrap().engine_name(), "scanner:llama3");
+        let regrouped = QWEN2_PATTERN.replace("(?i:'s|'t|'re|'ve|'m|'ll|'d)", "'(?i:s)|'(?i:t)|(?i:'re|'ve|'m|'ll|'d)");
+        assert_eq!(Pretokenizer::new(&regrouped).unwrap().engine_name(), "scanner:qwen2");
+        let o200k_other = O200K_PATTERN.replace("\\p{N}{1,3}", "\\pN{1,3}");
+        assert_eq!(Pretokenizer::new(&o200k_other).unwrap().engine_name(), "scanner:o200k");
+        assert_eq!(Pretokenizer::new(&o200k_other).unwrap().source(), o200k_other);
+    }
+
+    #[test]
+    fn a_pattern_the_engine_gives_up_on_is_an_error_with_its_position() {
+        // Exponential backtracking: the look-ahead keeps the alternation in the engine.
+        let p = Pretokenizer::new(r"(?:(?=a)a|a)*b|.").unwrap();
+        assert_eq!(p.engine_name(), "regex");
+        let text = format!("xé{}", "a".repeat(40));
+        let mut seen = Vec::new();
+        let err = p.for_each_piece(&text, |piece| seen.push(piece)).unwrap_err();
+        assert_eq!(seen, vec!["x", "é"]);
+        assert_eq!((err.offset, err.char_offset), (3, 2));
+        assert!(err.to_string().contains("(?:(?=a)a|a)*b|."), "{err}");
+        let whole = format!("<|x|>{text}");
+        let err = err.within(&whole, &whole[5..]);
+        assert_eq!((err.offset, err.char_offset), (8, 7));
+    }
+
+    #[test]
+    fn unmatched_text_is_skipped_like_find_iter() {
+        for source in [r"\d+", r"\d+(?!x)"] {
+            let p = Pretokenizer::new(source).unwrap();
+            assert_eq!(
+                p.pieces("a1b22 c333x").unwrap(),
+                Pretokenizer::regex_only(source).unwrap().pieces("a1b22 c333x").unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn open_model_pattern_splits() {
+        let llama3 = Pretokenizer::new(LLAMA3_PATTERN).unwrap();
+        // Unlike cl100k_base's, a whitespace run ending the text stops after its last newline.
+        assert_eq!(llama3.pieces("I'LL go 12345\n  ").unwrap(), vec!["I", "'LL", " go", " ", "123", "45", "\n", "  "]);
+        let qwen2 = Pretokenizer::new(QWEN2_PATTERN).unwrap();
+        assert_eq!(qwen2.pieces("x 123").unwrap(), vec!["x", " ", "1", "2", "3"]);
+        let tekken = Pretokenizer::new(TEKKEN_PATTERN).unwrap();
+        assert_eq!(tekken.pieces("HTTPServer's 42").unwrap(), vec!["HTTPServer", "'s", " ", "4", "2"]);
     }
 
     #[test]

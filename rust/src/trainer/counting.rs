@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::TrainError;
 use crate::chunking::FileChunks;
-use crate::pretokenize::Pretokenizer;
+use crate::pretokenize::{Pretokenizer, SplitError};
 use crate::specials::SpecialMatcher;
 
 /// Distinct pieces and how often each occurred.
@@ -36,15 +36,25 @@ impl PieceCounter {
     }
 
     /// Counts the pieces of each text (each text is a document on its own), in parallel.
-    pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) {
+    /// If the regex engine gives up on a text (a custom pattern), nothing of these
+    /// texts is counted.
+    pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) -> Result<(), TrainError> {
+        self.count_texts(texts).map_err(|(index, error)| TrainError::Split { error, text: Some(index), file: None })
+    }
+
+    /// The counts of `texts`, added to the total; or the index of a text the
+    /// regex engine gave up on, and its error.
+    fn count_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) -> Result<(), (usize, SplitError)> {
         let local = texts
             .par_iter()
-            .fold(BorrowedCounts::default, |mut counts, text| {
-                self.count_text(text.as_ref(), &mut counts);
-                counts
+            .enumerate()
+            .try_fold(BorrowedCounts::default, |mut counts, (index, text)| {
+                self.count_text(text.as_ref(), &mut counts).map_err(|e| (index, e))?;
+                Ok(counts)
             })
-            .reduce(BorrowedCounts::default, merge_borrowed);
+            .try_reduce(BorrowedCounts::default, |a, b| Ok(merge_borrowed(a, b)))?;
         self.absorb(local);
+        Ok(())
     }
 
     /// Counts the pieces of text files, streamed in chunks of about `chunk_bytes`
@@ -59,33 +69,55 @@ impl PieceCounter {
     ) -> Result<(), TrainError> {
         let batch = batch.max(1);
         let mut chunks: Vec<String> = Vec::with_capacity(batch);
-        for path in paths {
+        // Where each chunk comes from: its file (index into `paths`) and byte offset.
+        let mut origins: Vec<(usize, u64)> = Vec::with_capacity(batch);
+        for (file, path) in paths.iter().enumerate() {
             let mut reader = FileChunks::open(path, chunk_bytes)?;
-            while let Some(chunk) = reader.next_chunk(&self.specials, &self.pretokenizer)? {
+            loop {
+                let offset = reader.offset();
+                let Some(chunk) = reader.next_chunk(&self.specials, &self.pretokenizer)? else { break };
                 chunks.push(chunk);
+                origins.push((file, offset));
                 if chunks.len() == batch {
-                    self.add_chunks(&mut chunks, progress);
+                    self.add_chunks(&mut chunks, &mut origins, paths, progress)?;
                 }
             }
         }
-        self.add_chunks(&mut chunks, progress);
+        self.add_chunks(&mut chunks, &mut origins, paths, progress)
+    }
+
+    fn add_chunks(
+        &mut self,
+        chunks: &mut Vec<String>,
+        origins: &mut Vec<(usize, u64)>,
+        paths: &[PathBuf],
+        progress: &ProgressBar,
+    ) -> Result<(), TrainError> {
+        self.count_texts(chunks).map_err(|(index, error)| {
+            let (file, offset) = origins[index];
+            let error = SplitError { offset: error.offset + offset as usize, ..error };
+            TrainError::Split { error, text: None, file: Some(paths[file].clone()) }
+        })?;
+        progress.inc(chunks.iter().map(|c| c.len() as u64).sum());
+        chunks.clear();
+        origins.clear();
         Ok(())
     }
 
-    fn add_chunks(&mut self, chunks: &mut Vec<String>, progress: &ProgressBar) {
-        self.add_texts(chunks);
-        progress.inc(chunks.iter().map(|c| c.len() as u64).sum());
-        chunks.clear();
-    }
-
-    fn count_text<'t>(&self, text: &'t str, counts: &mut BorrowedCounts<'t>) {
+    fn count_text<'t>(&self, text: &'t str, counts: &mut BorrowedCounts<'t>) -> Result<(), SplitError> {
+        let mut result = Ok(());
         self.specials.for_each_segment(text, |segment| {
-            self.pretokenizer.for_each_piece(segment, |piece| {
+            if result.is_err() {
+                return;
+            }
+            let counted = self.pretokenizer.for_each_piece(segment, |piece| {
                 if !piece.is_empty() {
                     *counts.entry(piece).or_insert(0) += 1;
                 }
             });
+            result = counted.map_err(|e| e.within(text, segment));
         });
+        result
     }
 
     fn absorb(&mut self, local: BorrowedCounts<'_>) {
@@ -135,11 +167,24 @@ mod tests {
     #[test]
     fn counts_pieces_and_skips_specials() {
         let mut c = PieceCounter::new("cl100k", &["<|eot|>".to_string()]).unwrap();
-        c.add_texts(&["hello world<|eot|>hello", " world"]);
+        c.add_texts(&["hello world<|eot|>hello", " world"]).unwrap();
         let counts = c.counts();
         assert_eq!(counts["hello"], 2);
         assert_eq!(counts[" world"], 2);
         assert_eq!(counts.len(), 2);
+    }
+
+    #[test]
+    fn a_pattern_the_engine_gives_up_on_counts_nothing_and_says_where() {
+        let mut c = PieceCounter::new(r"(?:(?=a)a|a)*b|.", &["<s>".to_string()]).unwrap();
+        let stuck = format!("ok<s>é{}", "a".repeat(40));
+        match c.add_texts(&["fine".to_string(), stuck]) {
+            Err(TrainError::Split { error, text: Some(1), file: None }) => {
+                assert_eq!((error.offset, error.char_offset), (7, 6));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::chunking::ChunkError;
-use crate::pretokenize::PatternError;
+use crate::pretokenize::{PatternError, SplitError};
 use crate::specials::SpecialsError;
 
 #[derive(Debug)]
@@ -20,6 +20,9 @@ pub enum TrainError {
     Io { path: PathBuf, error: std::io::Error },
     /// A file is not UTF-8; `offset` is the byte offset of the first bad byte.
     NotUtf8 { path: PathBuf, offset: u64 },
+    /// The regex engine gave up splitting training text with a custom pattern:
+    /// text `text` of a batch, or `file` (then `error.offset` is a byte offset in the file).
+    Split { error: SplitError, text: Option<usize>, file: Option<PathBuf> },
 }
 
 impl std::fmt::Display for TrainError {
@@ -37,6 +40,16 @@ impl std::fmt::Display for TrainError {
             Self::NotUtf8 { path, offset } => {
                 write!(f, "{} is not valid UTF-8 (first bad byte at offset {offset})", path.display())
             }
+            Self::Split { error, file: Some(path), .. } => write!(
+                f,
+                "{}: the regex engine gave up on split pattern {:?} at byte {} of the file: {}",
+                path.display(),
+                error.pattern,
+                error.offset,
+                error.reason
+            ),
+            Self::Split { error, text: Some(i), .. } => write!(f, "training text {i}: {error}"),
+            Self::Split { error, .. } => write!(f, "{error}"),
         }
     }
 }

@@ -5,7 +5,7 @@
 3. tokenize it into train/validation shards,
 4. pre-train a small GPT,
 5. report the validation loss against the unigram baseline, print a sample and write
-   ``loss.png`` and ``attention.png``.
+   ``loss.png``, ``attention.png`` and ``report.html`` (the interactive report of a sentence).
 The default corpus is the documentation text every CPython ships (``pydoc_data`` topics and
 standard-library docstrings), so the demo needs no download.
 """
@@ -270,6 +270,13 @@ def run_demo(settings: DemoSettings) -> dict:
     attention_png = out / "attention.png"
     save_attention_map(model, tokenizer, "The value of the attribute is returned.", layer=settings.n_layer - 1,
                        path=attention_png)
+    from fastllm.model.visualize import write_report
+
+    try:
+        report_html = write_report(model, tokenizer, "The value of the attribute is returned.", out / "report.html",
+                                   model_name="the demo's GPT")
+    except ImportError as exc:  # plotly is in the viz extra
+        report_html = f"no report ({exc})"
 
     _say("[5/5] results")
     _say(f"      unigram baseline (entropy of the validation tokens): {baseline:.3f} nats/token")
@@ -278,7 +285,9 @@ def run_demo(settings: DemoSettings) -> dict:
     _say(f"      final validation loss:                              {final:.3f} nats/token ({verdict})")
     _say(f"      sample (temperature 0.8, top-k 40):\n\n{settings.prompt}{sample}\n")
     _say(f"      wrote {loss_png} and {attention_png}; the model is in {summary['model_dir']}")
+    _say(f"      the interactive report (open it in a browser): {report_html}")
     _say(f"      (try: fastllm generate --model {summary['model_dir']} --prompt \"{settings.prompt.strip()}\")")
     _say(f"done in {time.perf_counter() - started:.0f} s")
     return {"baseline": baseline, "final_val_loss": final, "sample": sample, "loss_png": str(loss_png),
-            "attention_png": str(attention_png), "model_dir": summary["model_dir"], "summary": summary}
+            "attention_png": str(attention_png), "report_html": str(report_html), "model_dir": summary["model_dir"],
+            "summary": summary}

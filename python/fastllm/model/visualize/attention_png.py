@@ -1,4 +1,4 @@
-"""Attention maps: the probabilities of one layer for a prompt, drawn as one heatmap per head."""
+"""Attention maps as a picture: the probabilities of one layer for a prompt, one heatmap per head (PNG)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import List, Sequence, Union
 
 import torch
 
-from .generate import encode_prompt, eval_mode
+from fastllm.tokenizer.display import token_label
+
+from ..generate import encode_prompt, eval_mode
 
 MAX_TICK_LABELS = 48  # beyond this many tokens the axes are left unlabeled
 
@@ -30,13 +32,8 @@ def attention_maps(model, ids: Union[torch.Tensor, Sequence[int]], layer: int) -
 
 
 def token_labels(tokenizer, ids: Sequence[int]) -> List[str]:
-    """A short printable label per token (spaces as a middle dot, control characters escaped)."""
-    labels = []
-    for token in ids:
-        text = tokenizer.decode_single_token_bytes(int(token)).decode("utf-8", errors="replace")
-        text = text.replace(" ", "\u00b7")
-        labels.append("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text))
-    return labels
+    """A short printable label per token (see :func:`fastllm.tokenizer.display.token_label`)."""
+    return [token_label(tokenizer, token) for token in ids]
 
 
 def plot_attention(probs: torch.Tensor, labels: Sequence[str], title: str = ""):
