@@ -118,23 +118,15 @@ impl Pretokenizer {
         &self.source
     }
 
-    /// Calls `f` on every piece of `text`, in order. The pieces concatenate to
-    /// the part of `text` the pattern matches.
+    /// Calls `f` on every piece of `text`, in order; the pieces concatenate to
+    /// `text`. Text the pattern does not match is a piece of its own, as with
+    /// HF's `Split(behavior=Isolated)`: no text is ever dropped.
     pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
         let scan: fn(&Text<'_>, usize) -> usize = match &self.engine {
             Engine::Gpt2 => scan_gpt2::piece_end,
             Engine::Cl100k => scan_cl100k::piece_end,
             Engine::O200k => scan_o200k::piece_end,
-            Engine::Regex(regex) => {
-                for m in regex.find_iter(text) {
-                    match m {
-                        Ok(m) => f(m.as_str()),
-                        // Backtrack limit exceeded: stop rather than loop.
-                        Err(_) => break,
-                    }
-                }
-                return;
-            }
+            Engine::Regex(regex) => return for_each_regex_piece(regex, text, f),
         };
         let t = Text::new(text);
         let mut i = 0;
@@ -155,6 +147,25 @@ impl Pretokenizer {
         let mut out = Vec::new();
         self.for_each_piece(text, |p| out.push(p));
         out
+    }
+}
+
+/// The matches of `regex` and the gaps between them, in order (empty ones
+/// skipped). A failed search (backtrack limit) leaves the rest as one gap.
+fn for_each_regex_piece<'t>(regex: &Regex, text: &'t str, mut f: impl FnMut(&'t str)) {
+    let mut done = 0;
+    for m in regex.find_iter(text) {
+        let Ok(m) = m else { break };
+        if m.start() > done {
+            f(&text[done..m.start()]);
+        }
+        if m.end() > m.start() {
+            f(m.as_str());
+        }
+        done = m.end();
+    }
+    if done < text.len() {
+        f(&text[done..]);
     }
 }
 
@@ -246,6 +257,16 @@ mod tests {
         for c in ['1', ' ', '\n', '\u{301}', '!', '١'] {
             assert!(!is_letter(c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn unmatched_text_is_kept_as_pieces() {
+        let p = Pretokenizer::new("[a-z]+").unwrap();
+        assert_eq!(p.pieces("hello, World 123!"), vec!["hello", ", W", "orld", " 123!"]);
+        // An empty match cuts the text without adding a piece.
+        let p = Pretokenizer::new("x*").unwrap();
+        assert_eq!(p.pieces("axxb"), vec!["a", "xx", "b"]);
+        assert_eq!(p.pieces(""), Vec::<&str>::new());
     }
 
     #[test]
