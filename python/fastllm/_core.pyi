@@ -23,12 +23,25 @@ __version__: str
 
 #: A set of special-token strings, or "all" of a CoreBPE's special tokens.
 _SpecialSet = Iterable[str] | Literal["all"]
+#: A pre-tokenizer step: ("split", pattern, behavior, invert), ("digits", individual)
+#: or ("byte_level", add_prefix_space, use_regex).
+_Step = tuple[str, str, str, bool] | tuple[str, bool] | tuple[str, bool, bool]
+#: An added token: (content, id, special, single_word, lstrip, rstrip, normalized).
+_AddedToken = tuple[str, int, bool, bool, bool, bool, bool]
+#: (normalizer: None or "nfc", steps, added tokens); see fastllm.tokenizer.pipeline.
+_Pipeline = tuple[str | None, Sequence[_Step], Sequence[_AddedToken]]
 
 @final
 class CoreBPE:
-    """A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern)`."""
+    """A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None)`."""
 
-    def __new__(cls, mergeable: Sequence[bytes], special_tokens: dict[str, int], pattern: str) -> CoreBPE: ...
+    def __new__(
+        cls,
+        mergeable: Sequence[bytes],
+        special_tokens: dict[str, int],
+        pattern: str,
+        pipeline: _Pipeline | None = None,
+    ) -> CoreBPE: ...
     def encode_ordinary(self, text: str) -> list[int]: ...
     def encode(
         self,

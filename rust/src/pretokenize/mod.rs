@@ -7,6 +7,7 @@
 //! custom regex with fancy-regex (lookarounds allowed).
 
 mod classes;
+pub mod pipeline;
 mod scan_cl100k;
 mod scan_gpt2;
 mod scan_o200k;
