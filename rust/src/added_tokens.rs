@@ -151,9 +151,10 @@ impl AddedVocab {
         self.tokens.iter().map(|t| t.id).max()
     }
 
-    /// The content of the added token `id`, if there is one.
-    pub fn content_of(&self, id: Rank) -> Option<&str> {
-        self.by_id.get(&id).map(|&i| self.tokens[i].content.as_str())
+    /// The text the added token `id` decodes to, if there is one: its content,
+    /// normalized when it is matched normalized (as `tokenizers` decodes it).
+    pub fn text_of(&self, id: Rank) -> Option<&str> {
+        self.by_id.get(&id).map(|&i| self.patterns[i].as_str())
     }
 
     fn tries(&self, keep: impl Fn(&AddedToken) -> bool) -> Result<Tries, AddedTokensError> {

@@ -390,7 +390,7 @@ impl CoreBpe {
             return Some(b);
         }
         let id = Rank::try_from(id).ok()?;
-        let added = || self.pipeline.as_ref()?.added().content_of(id).map(str::as_bytes);
+        let added = || self.pipeline.as_ref()?.added().text_of(id).map(str::as_bytes);
         self.specials.bytes.get(&id).map(|v| v.as_slice()).or_else(added)
     }
 
