@@ -13,6 +13,7 @@ construct           Oniguruma (Ruby syntax)            fancy-regex
 ``X{n,m}+``         ``(?:X{n,m})+``                    possessive: ``(?>X{n,m})``
 ``\\w`` ``\\b``       word = Alphabetic, M, Nd, Pc       word = Alphabetic, M, Nd, Pc, Join_Control
                     (and ``²³¹¼½¾``, outside ``[...]``)
+``\\Z``             end, or before one final ``\\n``   end, or before final ``\\n``s
 ``[[:alpha:]]``     Unicode classes                    ASCII classes
 ==================  =================================  =================================
 
@@ -177,6 +178,8 @@ def _escape(escape: str, to_onig: bool, pattern: str) -> str:
         return f"[^{word}]"
     if kind in "bB":
         return _word_boundary(word, negate=kind == "B")
+    if kind == "Z":  # end of text, or before newlines that end it: one in Oniguruma, any number in fancy-regex
+        return "(?=\\n*\\z)" if to_onig else "(?=\\n?\\z)"
     if to_onig and kind in "uU" and escape[2:3] == "{":
         return "\\x" + escape[2:]
     return escape
