@@ -621,6 +621,15 @@ def test_refuses_special_tokens_below_the_mergeable_ids(tmp_path, corpora):
     _refused(tmp_path, _save(tmp_path, hf), "has id 0, below mergeable tokens")
 
 
+def test_refuses_several_merges_per_token(tmp_path):
+    # Llama 3's tokenizer.json (converted from tiktoken ranks) lists every split of a token.
+    document = _small(tmp_path, added_tokens=[])
+    del document["model"]["vocab"]["<s>"]
+    document["model"]["vocab"]["bc"] = 258
+    document["model"]["merges"].append(["a", "bc"])
+    _refused(tmp_path, document, "merges 2 and 3 both build 'abc'; several merges per token")
+
+
 def test_refuses_unmerged_tokens_without_ignore_merges(tmp_path):
     document = _small(tmp_path)
     document["model"]["ignore_merges"] = False

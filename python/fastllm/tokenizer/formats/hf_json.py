@@ -240,6 +240,7 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     tokens = tokens_from_text_vocab(vocab, not_mergeable, source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
+    _check_one_merge_per_token(merges, source)
     check_merges_follow_ranks(merges, rank_of_text, source)
     if not model.get("ignore_merges", False):
         _check_every_token_merged(tokens, merges, source)
@@ -396,6 +397,22 @@ def _check_special_ids(specials: dict[str, int], vocab: dict, not_mergeable: set
             f"{source}: special token {text!r} has id {token_id}, below mergeable tokens (up to {top}); "
             "fastllm needs the special tokens above the mergeable ids"
         )
+
+
+def _check_one_merge_per_token(merges: list[tuple[str, str]], source: str) -> None:
+    """Files converted from tiktoken ranks (Llama 3's) list every split of a token as a merge.
+    tokenizers then picks among them by their order, which rank-based BPE cannot follow in
+    every case (two splits of one token overlapping in a word): refused, with what it is."""
+    seen: dict[str, int] = {}
+    for number, (left, right) in enumerate(merges, start=1):
+        built = left + right
+        if built in seen:
+            raise ValueError(
+                f"{source}: merges {seen[built]} and {number} both build {built!r}; several merges per token "
+                "(as in files converted from tiktoken ranks) are not supported: tokenizers orders them in ways "
+                "rank-based BPE does not always reproduce"
+            )
+        seen[built] = number
 
 
 def _check_every_token_merged(tokens: list[bytes], merges: list[tuple[str, str]], source: str) -> None:
