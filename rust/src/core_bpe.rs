@@ -8,8 +8,10 @@ use std::fmt;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use crate::added_tokens::{Allowed, Segment};
 use crate::bpe::piece_cache::PieceCache;
 use crate::bpe::{self, Rank, TokenMap};
+use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
 
@@ -50,6 +52,7 @@ pub enum CoreError {
         error: SplitError,
         text: Option<usize>,
     },
+    Pipeline(String),
 }
 
 impl fmt::Display for CoreError {
@@ -89,6 +92,7 @@ impl fmt::Display for CoreError {
             CoreError::SpecialMatcher(e) => write!(f, "could not build the special-token matcher: {e}"),
             CoreError::Split { error, text: None } => write!(f, "{error}"),
             CoreError::Split { error, text: Some(i) } => write!(f, "text {i} of the batch: {error}"),
+            CoreError::Pipeline(e) => write!(f, "{e}"),
         }
     }
 }
@@ -187,6 +191,9 @@ pub struct CoreBpe {
     specials: Specials,
     pretokenizer: Pretokenizer,
     pattern_name: String,
+    /// A tokenizer.json pipeline (added tokens, normalizer, several pre-tokenizer
+    /// steps); `None`: the split pattern alone, tiktoken's way.
+    pipeline: Option<Box<Pipeline>>,
 }
 
 impl CoreBpe {
@@ -208,7 +215,30 @@ impl CoreBpe {
         }
         let specials = Specials::new(special_tokens, mergeable.len())?;
         let pretokenizer = Pretokenizer::new(pattern)?;
-        Ok(Self { encoder, decoder: mergeable, specials, pretokenizer, pattern_name: pattern.to_string() })
+        let pattern_name = pattern.to_string();
+        Ok(Self { encoder, decoder: mergeable, specials, pretokenizer, pattern_name, pipeline: None })
+    }
+
+    /// Like [`CoreBpe::new`], encoding through `spec`: its steps (none: `pattern`,
+    /// isolated), its normalizer, and its added tokens plus the special tokens.
+    pub fn with_pipeline(
+        mergeable: Vec<Vec<u8>>,
+        special_tokens: &[(String, Rank)],
+        pattern: &str,
+        spec: PipelineSpec,
+    ) -> Result<Self, CoreError> {
+        let mut core = Self::new(mergeable, special_tokens, pattern)?;
+        let specials = core.special_tokens().map(|(name, id)| (name.to_string(), id)).collect::<Vec<_>>();
+        let pipeline = spec
+            .build(&core.pretokenizer, &specials, core.decoder.len())
+            .map_err(|e| CoreError::Pipeline(e.to_string()))?;
+        core.pipeline = Some(Box::new(pipeline));
+        Ok(core)
+    }
+
+    /// The tokenizer.json pipeline, if this tokenizer has one.
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_deref()
     }
 
     /// The pattern as given (a built-in name or a regex).
@@ -228,7 +258,8 @@ impl CoreBpe {
     /// Max id + 1 over mergeable and special tokens.
     pub fn n_vocab(&self) -> usize {
         let max_special = self.specials.bytes.keys().map(|&id| id as usize + 1).max().unwrap_or(0);
-        self.decoder.len().max(max_special)
+        let max_added = self.pipeline.as_ref().map_or(0, |p| p.added().max_id().map_or(0, |id| id as usize + 1));
+        self.decoder.len().max(max_special).max(max_added)
     }
 
     pub fn mergeable_tokens(&self) -> &[Vec<u8>] {
@@ -248,6 +279,9 @@ impl CoreBpe {
     }
 
     fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) -> Result<(), SplitError> {
+        if let Some(pipeline) = &self.pipeline {
+            return self.encode_segments(pipeline, text, Allowed::None, out);
+        }
         let ranks = &self.encoder;
         match PieceCache::for_text(text) {
             None => self.pretokenizer.for_each_piece(text, |piece| bpe::encode_piece(piece.as_bytes(), ranks, out)),
@@ -261,6 +295,47 @@ impl CoreBpe {
                 }
             }),
         }
+    }
+
+    /// Encodes `text` through `pipeline`: its added tokens (specials as `allowed`)
+    /// become their ids, the pieces between them are merged.
+    fn encode_segments(
+        &self,
+        pipeline: &Pipeline,
+        text: &str,
+        allowed: Allowed<'_>,
+        out: &mut Vec<Rank>,
+    ) -> Result<(), SplitError> {
+        let ranks = &self.encoder;
+        let mut cache = PieceCache::for_text(text);
+        pipeline.for_each_segment(text, allowed, |segment| match segment {
+            Segment::Token(id) => out.push(id),
+            Segment::Piece(piece) => {
+                let bytes = piece.as_bytes();
+                match (ranks.get(bytes), cache.as_mut()) {
+                    (Some(rank), _) => out.push(rank),
+                    (None, Some(cache)) => cache.encode(bytes, out, |p, o| bpe::merge_piece(p, ranks, o)),
+                    (None, None) => bpe::merge_piece(bytes, ranks, out),
+                }
+            }
+        })
+    }
+
+    /// [`CoreBpe::encode`] for a tokenizer with a pipeline.
+    fn encode_pipeline(
+        &self,
+        pipeline: &Pipeline,
+        text: &str,
+        policy: &SpecialPolicy<'_>,
+    ) -> Result<Vec<Rank>, CoreError> {
+        if let Some(tok) = self.find_disallowed(text, &policy.disallowed) {
+            return Err(CoreError::DisallowedSpecial(tok));
+        }
+        let allowed = if policy.allowed.is_empty() { Allowed::None } else { Allowed::Some(&policy.allowed) };
+        let mut out = Vec::with_capacity(text.len() / 4 + 1);
+        self.encode_segments(pipeline, text, allowed, &mut out)
+            .map_err(|error| CoreError::Split { error, text: None })?;
+        Ok(out)
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.
@@ -282,6 +357,9 @@ impl CoreBpe {
     /// in the text is an error, others are ordinary text. Where allowed
     /// specials overlap, the leftmost (then longest) occurrence wins.
     pub fn encode(&self, text: &str, policy: &SpecialPolicy<'_>) -> Result<Vec<Rank>, CoreError> {
+        if let Some(pipeline) = &self.pipeline {
+            return self.encode_pipeline(pipeline, text, policy);
+        }
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         self.encode_with(text, &policy.disallowed, finder.as_ref())
     }
@@ -347,6 +425,15 @@ impl CoreBpe {
         policy: &SpecialPolicy<'_>,
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
+        if self.pipeline.is_some() {
+            return self.in_pool(num_threads, || {
+                texts
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, t)| self.encode(t.as_ref(), policy).map_err(|e| e.in_batch(i)))
+                    .collect()
+            })?;
+        }
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
         self.in_pool(num_threads, || {
@@ -364,7 +451,8 @@ impl CoreBpe {
             return Some(b);
         }
         let id = Rank::try_from(id).ok()?;
-        self.specials.bytes.get(&id).map(|v| v.as_slice())
+        let added = || self.pipeline.as_ref()?.added().text_of(id).map(str::as_bytes);
+        self.specials.bytes.get(&id).map(|v| v.as_slice()).or_else(added)
     }
 
     /// Concatenated bytes of `ids`; the first unknown id is an error.

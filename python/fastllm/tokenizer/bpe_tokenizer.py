@@ -21,6 +21,7 @@ from fastllm.tokenizer.formats.hf_checkpoint import read_pretrained_vocab
 from fastllm.tokenizer.formats.hf_json import read_hf_json, write_hf_json
 from fastllm.tokenizer.formats.tiktoken_file import read_tiktoken, write_tiktoken
 from fastllm.tokenizer.patterns import builtin_pattern_regexes
+from fastllm.tokenizer.pipeline import Pipeline
 from fastllm.tokenizer.training import train_ranks
 from fastllm.tokenizer.unstable import RankTables
 from fastllm.tokenizer.unstable import encode_with_unstable as _encode_with_unstable
@@ -44,6 +45,12 @@ class Tokenizer:
     As in tiktoken, text a custom regex does not match is left out of the
     tokens; a regex the engine gives up on (too much backtracking) raises
     ValueError from the call that splits (encode, split, training).
+
+    ``pipeline`` (:class:`~fastllm.tokenizer.pipeline.Pipeline`, what a HF
+    ``tokenizer.json`` brings: a normalizer, several split steps, added tokens,
+    BOS/EOS) makes the tokenizer encode as HF ``tokenizers`` does; its ``Split``
+    steps keep the text their regex does not match, as HF's do. With pipeline
+    steps, ``pattern`` only names the first split (what :attr:`pattern` reports).
     """
 
     def __init__(
@@ -53,6 +60,7 @@ class Tokenizer:
         pattern: str = "cl100k",
         *,
         name: str | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         tokens = _rank_list(mergeable_ranks)
         specials = _special_dict(special_tokens)
@@ -60,16 +68,28 @@ class Tokenizer:
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a string or None")
-        self._core = _core.CoreBPE(tokens, specials, pattern)
+        if pipeline is not None and not isinstance(pipeline, Pipeline):
+            raise TypeError(f"pipeline must be a fastllm.tokenizer.pipeline.Pipeline or None, not {type(pipeline).__name__}")
+        if pipeline is not None and pipeline.changes_encoding:
+            self._core = _core.CoreBPE(tokens, specials, pattern, pipeline.core_spec())
+        else:
+            self._core = _core.CoreBPE(tokens, specials, pattern)
         self._name = name
         self._specials = dict(specials)
         self._special_set = frozenset(specials)
+        self._pipeline = pipeline
+        # What add_special_tokens=True puts around the ids.
+        self._bos = list(pipeline.bos_ids) if pipeline else []
+        self._eos = list(pipeline.eos_ids) if pipeline else []
+        unknown = [i for i in self._bos + self._eos if not 0 <= i < self._core.n_vocab]
+        if unknown:
+            raise ValueError(f"BOS/EOS ids {unknown} are not ids of this vocabulary (n_vocab {self._core.n_vocab})")
 
     # ----- construction from files and by training -------------------------------------
 
     @classmethod
     def _from_vocab(cls, vocab: VocabData, name: str | None = None) -> Tokenizer:
-        return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name)
+        return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline)
 
     @classmethod
     def train(
@@ -130,19 +150,25 @@ class Tokenizer:
 
     @classmethod
     def from_hf_json(cls, path: str | os.PathLike) -> Tokenizer:
-        """Reads a byte-level BPE HF ``tokenizer.json`` (as :meth:`to_hf_json` writes, or GPT-2's)."""
-        return cls._from_vocab(read_hf_json(path, builtin_pattern_regexes()))
+        """Reads a byte-level BPE HF ``tokenizer.json``, encoding as ``tokenizers`` does
+        (see :mod:`fastllm.tokenizer.formats.hf_json` for what is supported); what a
+        split pattern cannot express becomes the tokenizer's :attr:`pipeline`.
+
+        ``tokenizers`` always matches special tokens: ``encode(text,
+        allowed_special="all", add_special_tokens=True)`` gives its ids."""
+        return _checked(path, read_hf_json(path, builtin_pattern_regexes()))
 
     def to_hf_json(self, path: str | os.PathLike) -> None:
-        """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` encodes identically
-        (special tokens are always matched there, as with ``allowed_special="all"``)."""
-        write_hf_json(path, self._vocab(), self._core.pattern_regex)
+        """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` (and transformers'
+        ``PreTrainedTokenizerFast``) encodes identically (special tokens are always matched
+        there, as with ``allowed_special="all"``; BOS/EOS with ``add_special_tokens=True``)."""
+        write_hf_json(path, self._vocab(), self._core.pattern_regex, builtin_pattern_regexes())
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads the tokenizer of a HF checkpoint directory: ``tokenizer.json``, or
         GPT-2's ``vocab.json`` + ``merges.txt`` (``<|endoftext|>`` as the special token)."""
-        return cls._from_vocab(read_pretrained_vocab(path, builtin_pattern_regexes()))
+        return _checked(path, read_pretrained_vocab(path, builtin_pattern_regexes()))
 
     def with_special_tokens(self, extra: Mapping[str, int] | Iterable[str]) -> Tokenizer:
         """A new tokenizer with more special tokens.
@@ -164,7 +190,13 @@ class Tokenizer:
         clash = sorted(set(added) & self._special_set)
         if clash:
             raise ValueError(f"special tokens already present: {clash}")
-        return Tokenizer(self._core.mergeable_tokens(), {**self._specials, **added}, self._core.pattern, name=self._name)
+        return Tokenizer(
+            self._core.mergeable_tokens(),
+            {**self._specials, **added},
+            self._core.pattern,
+            name=self._name,
+            pipeline=self._pipeline,
+        )
 
     # ----- encoding ------------------------------------------------------------------------
 
@@ -174,16 +206,21 @@ class Tokenizer:
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
+        add_special_tokens: bool = False,
     ) -> list[int]:
         """Token ids of ``text`` with tiktoken's special-token policy.
 
         Special tokens in ``allowed_special`` (``"all"`` or a set) become their
         id; one in ``disallowed_special`` (default: every special not allowed)
         raises ValueError; the rest is encoded as ordinary text.
+        ``add_special_tokens=True`` puts the pipeline's BOS/EOS ids around the
+        result, as a HF ``tokenizer.json`` post-processor does (a tokenizer
+        without a pipeline has none: the ids are unchanged).
         """
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        return _surrogate_safe(self._core.encode, text, allowed, disallowed)
+        ids = _surrogate_safe(self._core.encode, text, allowed, disallowed)
+        return self._with_bos_eos(ids) if add_special_tokens else ids
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``, treating special token strings as ordinary text."""
@@ -197,11 +234,13 @@ class Tokenizer:
         num_threads: int | None = None,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
+        add_special_tokens: bool = False,
     ) -> list[list[int]]:
         """:meth:`encode` of each text, in parallel (``num_threads=None``: all cores)."""
         texts = _text_list(texts)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        return _surrogate_safe(self._core.encode_batch, texts, allowed, disallowed, _check_threads(num_threads))
+        batch = _surrogate_safe(self._core.encode_batch, texts, allowed, disallowed, _check_threads(num_threads))
+        return [self._with_bos_eos(ids) for ids in batch] if add_special_tokens else batch
 
     def encode_ordinary_batch(self, texts: Iterable[str], *, num_threads: int | None = None) -> list[list[int]]:
         """:meth:`encode_ordinary` of each text, in parallel (``num_threads=None``: all cores)."""
@@ -213,6 +252,7 @@ class Tokenizer:
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
+        add_special_tokens: bool = False,
     ) -> np.ndarray:
         """:meth:`encode` as a read-only ``uint32`` numpy array (no Python int per token)."""
         import numpy as np
@@ -220,10 +260,15 @@ class Tokenizer:
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
         data = _surrogate_safe(self._core.encode_to_u32_bytes, text, allowed, disallowed)
-        return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        ids = np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        if add_special_tokens and (self._bos or self._eos):
+            ids = np.concatenate([np.array(self._bos, np.uint32), ids, np.array(self._eos, np.uint32)])
+            ids.flags.writeable = False
+        return ids
 
     def split(self, text: str) -> list[str]:
-        """The pieces the split pattern cuts ``text`` into (special tokens not handled)."""
+        """The pieces the split pattern (or the pipeline's normalizer and steps) cuts
+        ``text`` into (special and added tokens not handled)."""
         _check_text(text)
         return _surrogate_safe(self._core.split, text)
 
@@ -287,8 +332,13 @@ class Tokenizer:
 
     @property
     def pattern(self) -> str:
-        """The split pattern: a built-in name, or the custom regex."""
+        """The split pattern: a built-in name, or the custom regex (with pipeline steps: the first split's)."""
         return self._core.pattern
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """What a HF ``tokenizer.json`` added to the split pattern (None: nothing)."""
+        return self._pipeline
 
     @property
     def pattern_regex(self) -> str:
@@ -392,19 +442,24 @@ class Tokenizer:
     # ----- pickling and display ------------------------------------------------------------
 
     def __reduce__(self):
-        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name))
+        pipeline = self._pipeline.to_dict() if self._pipeline else None
+        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name, pipeline))
 
     def __repr__(self) -> str:
         label = f"{self._name!r}, " if self._name else ""
+        pipeline = ", pipeline=..." if self._pipeline else ""
         return (
             f"Tokenizer({label}n_vocab={self.n_vocab}, pattern={_short(self.pattern)}, "
-            f"special_tokens={len(self._specials)})"
+            f"special_tokens={len(self._specials)}{pipeline})"
         )
 
     # ----- helpers -------------------------------------------------------------------------
 
     def _vocab(self) -> VocabData:
-        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern)
+        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern, self._pipeline)
+
+    def _with_bos_eos(self, ids: list[int]) -> list[int]:
+        return [*self._bos, *ids, *self._eos] if self._bos or self._eos else ids
 
     def _special_policy(self, allowed: SpecialPolicy, disallowed: SpecialPolicy):
         """The (allowed, disallowed) arguments for the core; None means the core's default
@@ -521,8 +576,19 @@ class Encoding(Tokenizer, metaclass=_TokenizerIsEncoding):
                 )
 
 
-def _rebuild(tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None) -> Tokenizer:
-    return Tokenizer(tokens, specials, pattern, name=name)
+def _rebuild(
+    tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None, pipeline: dict | None = None
+) -> Tokenizer:
+    return Tokenizer(tokens, specials, pattern, name=name, pipeline=Pipeline.from_dict(pipeline) if pipeline else None)
+
+
+def _checked(path: str | os.PathLike, vocab: VocabData) -> Tokenizer:
+    """The tokenizer of ``vocab``, read from ``path``: what only the core checks (a
+    regex that does not compile, ...) is a ValueError naming the file."""
+    try:
+        return Tokenizer._from_vocab(vocab)
+    except ValueError as exc:
+        raise ValueError(f"{os.fspath(path)}: {exc}") from None
 
 
 def _rank_list(mergeable_ranks: Sequence[bytes] | Mapping[bytes, int]) -> list[bytes]:
