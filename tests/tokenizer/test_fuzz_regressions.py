@@ -1,0 +1,131 @@
+"""What the fuzzers in fuzz/ found (fuzz/run_all.sh; benches/RESULTS.md, "Fuzzing"), one test each.
+
+Each input is the fuzzer's crashing input cut down by hand to what triggers it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from fastllm import Tokenizer
+from fastllm.tokenizer import open_tokenizer
+
+BYTES = [bytes([b]) for b in range(256)]
+
+
+@pytest.fixture
+def byte_tokenizer():
+    return Tokenizer(BYTES + [b"ab"], {"<|endoftext|>": 257, "<x>": 258, "x>": 259}, "cl100k")
+
+
+# ----- py_tiktoken_file, py_fastllm_json, py_hf_json: a file that parses but cannot build a
+# tokenizer raised the core's ValueError without naming the file.
+
+
+def test_tiktoken_file_without_every_byte_names_the_file(tmp_path):
+    path = tmp_path / "short.tiktoken"
+    path.write_bytes(b"".join(base64.b64encode(t) + b" %d\n" % r for r, t in enumerate(BYTES[:200])))
+    with pytest.raises(ValueError, match=r"short\.tiktoken: .*lack the single byte 0xc8"):
+        Tokenizer.from_tiktoken(path, pattern="cl100k")
+    with pytest.raises(ValueError, match=r"short\.tiktoken: .*lack the single byte"):
+        open_tokenizer(path, pattern="gpt2")
+
+
+def test_fastllm_file_with_a_special_among_the_ranks_names_the_file(tmp_path):
+    path = tmp_path / "tok.json"
+    Tokenizer(BYTES, {"<s>": 256}, "gpt2").save(path)
+    document = json.loads(path.read_text())
+    document["special_tokens"] = {"<s>": 7}
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"tok\.json: .*already the rank"):
+        Tokenizer.load(path)
+
+
+def test_tokenizer_json_with_a_bad_split_regex_names_the_file(tmp_path):
+    Tokenizer(BYTES, {}, r"\w+|\s+|.").to_hf_json(tmp_path / "tokenizer.json")
+    document = json.loads((tmp_path / "tokenizer.json").read_text())
+    document["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"[\p{L"
+    (tmp_path / "tokenizer.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"tokenizer\.json: invalid split pattern"):
+        Tokenizer.from_hf_json(tmp_path / "tokenizer.json")
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+def test_gpt2_directory_without_every_byte_names_the_directory(tmp_path):
+    (tmp_path / "vocab.json").write_text(json.dumps({"a": 0, "b": 1}))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+# ----- py_tokenizer_api: an id beyond 64 bits raised OverflowError, not the ValueError of
+# any other unknown id.
+
+
+@pytest.mark.parametrize("bad", [2**64, 2**70, -(2**64)])
+def test_ids_beyond_64_bits_are_unknown_ids(byte_tokenizer, bad):
+    kind = "unknown" if bad > 0 else "invalid"
+    with pytest.raises(ValueError, match=rf"{kind} token id {bad} at position 1"):
+        byte_tokenizer.decode_bytes([97, bad, 98])
+    with pytest.raises(ValueError, match=rf"{kind} token id {bad}"):
+        byte_tokenizer.decode([bad])
+    with pytest.raises(ValueError, match=rf"{kind} token id {bad}"):
+        byte_tokenizer.decode_single_token_bytes(bad)
+    decoder = byte_tokenizer.incremental_decoder()
+    with pytest.raises(ValueError, match=rf"{kind} token id {bad}"):
+        decoder.add(bad)
+    with pytest.raises(ValueError, match=rf"{kind} token id {bad} at position 2"):
+        decoder.add_many([97, 98, bad])
+    assert decoder.add_many([97, 98]) == "ab"  # nothing of the refused call went in
+
+
+# ----- py_tokenizer_api: a special token id of 2**64 raised OverflowError.
+
+
+@pytest.mark.parametrize("bad", [2**32 - 1, 2**40, 2**64, 2**80])
+def test_special_ids_beyond_the_id_range_are_value_errors(byte_tokenizer, bad):
+    with pytest.raises(ValueError, match=rf"'<a>' has id {bad}; ids must be below 4294967295"):
+        Tokenizer(BYTES, {"<a>": bad})
+    with pytest.raises(ValueError, match=rf"has id {bad}"):
+        byte_tokenizer.with_special_tokens({"<a>": bad})
+    assert Tokenizer(BYTES, {"<a>": 2**32 - 2}).n_vocab == 2**32 - 1
+
+
+# ----- py_tokenizer_api against tiktoken: a special both allowed and explicitly disallowed was
+# encoded as allowed; tiktoken (whose policy fastllm follows) raises where it occurs.
+
+
+def test_a_special_both_allowed_and_disallowed_is_an_error_where_it_occurs(byte_tokenizer):
+    text = "a<|endoftext|>b"
+    for allowed in ({"<|endoftext|>"}, "all"):
+        with pytest.raises(ValueError, match="disallowed special token"):
+            byte_tokenizer.encode(text, allowed_special=allowed, disallowed_special={"<|endoftext|>"})
+        assert byte_tokenizer.encode("ab", allowed_special=allowed, disallowed_special={"<|endoftext|>"}) == [256]
+    # "all" (the default) still means every special that is not allowed.
+    assert byte_tokenizer.encode(text, allowed_special={"<|endoftext|>"}) == [97, 257, 98]
+    assert byte_tokenizer.encode(text, allowed_special="all", disallowed_special="all") == [97, 257, 98]
+    # A disallowed special inside an allowed one is still found (as in tiktoken).
+    with pytest.raises(ValueError, match="'x>'|\"x>\""):
+        byte_tokenizer.encode("<x>", allowed_special={"<x>"}, disallowed_special={"x>"})
+
+
+def test_special_policy_matches_tiktoken(byte_tokenizer):
+    tiktoken = pytest.importorskip("tiktoken")
+    ranks = {t: i for i, t in enumerate(byte_tokenizer.mergeable_tokens())}
+    ref = tiktoken.Encoding("t", pat_str=byte_tokenizer.pattern_regex, mergeable_ranks=ranks,
+                            special_tokens=byte_tokenizer.special_tokens)
+    names = sorted(byte_tokenizer.special_tokens_set)
+    for text in ["x>'s <|endoftext|>", "<x>", "ab<x>x>", "plain"]:
+        for allowed in [set(), {"<x>"}, {"x>", "<|endoftext|>"}, "all"]:
+            for disallowed in ["all", set(), {"x>"}, set(names)]:
+                outcomes = []
+                for enc in (byte_tokenizer, ref):
+                    try:
+                        outcomes.append(enc.encode(text, allowed_special=allowed, disallowed_special=disallowed))
+                    except ValueError:
+                        outcomes.append("ValueError")
+                assert outcomes[0] == outcomes[1], (text, allowed, disallowed)
