@@ -57,11 +57,19 @@ run_target() {
   while :; do
     local left=$(( end - $(date +%s) ))
     [ "$left" -le 5 ] && break
-    local flags=(-max_total_time="$left" -timeout=20 -rss_limit_mb=4096 -max_len=16384
+    local flags=(-max_total_time="$left" -timeout=20 -rss_limit_mb=4096
                  -dict="$CORPUS/fuzz.dict" -artifact_prefix="$FINDINGS/$t/" -print_final_stats=1)
     if is_rust "$t"; then
+      # Structured inputs: full-size ones from the start (libFuzzer's slow length ramp
+      # kept them under 100 bytes for a whole 10-minute run).
+      flags+=(-max_len=4096 -len_control=0)
       (cd fuzz && cargo fuzz run -O -a "$t" "$CORPUS/$t" -- "${flags[@]}") >> "$log" 2>&1
+    elif [ "$t" = py_tokenizer_api ]; then
+      flags+=(-max_len=4096)
+      "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
     else
+      # Whole tokenizer files: room for the seeds (fastllm's own files, tens of KB).
+      flags+=(-max_len=131072)
       "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
     fi
     runs=$((runs + 1))

@@ -22,7 +22,7 @@ struct Input {
 
 fn pieces(text: &str, m: &SpecialMatcher, p: &Pretokenizer) -> Vec<String> {
     let mut out = Vec::new();
-    m.for_each_segment(text, |s| out.extend(p.pieces(s).into_iter().map(str::to_string)));
+    m.for_each_segment(text, |s| out.extend(p.pieces(s).unwrap().into_iter().map(str::to_string)));
     out
 }
 

@@ -31,7 +31,7 @@ fn train(
     min_f: u64,
 ) -> Result<Vec<Vec<u8>>, TrainError> {
     let mut trainer = BpeTrainer::new(pattern, specials)?;
-    trainer.counter().add_texts(texts);
+    trainer.counter().add_texts(texts)?;
     trainer.train(vocab, min_f, &ProgressBar::hidden())
 }
 
@@ -86,8 +86,8 @@ fuzz_target!(|input: Input| {
     reversed.reverse();
     let mut trainer = BpeTrainer::new(pattern, &specials).unwrap();
     let half = reversed.len() / 2;
-    trainer.counter().add_texts(&reversed[..half]);
-    trainer.counter().add_texts(&reversed[half..]);
+    trainer.counter().add_texts(&reversed[..half]).unwrap();
+    trainer.counter().add_texts(&reversed[half..]).unwrap();
     let again = trainer.train(vocab_size, min_f, &ProgressBar::hidden()).unwrap();
     assert_eq!(again, tokens, "the vocabulary depends on the order of the documents");
 

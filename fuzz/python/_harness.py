@@ -58,6 +58,15 @@ def check_error(exc: BaseException, *names: str) -> None:
 
 def check_tokenizer(tok, work: Path) -> None:
     """Round trips, and the three files fastllm writes load back the same."""
+    try:
+        _check_tokenizer(tok, work)
+    except ValueError as exc:
+        # Documented: a custom split regex may give up on a text (as in tiktoken).
+        if tok.pattern in BUILTIN or "the split pattern failed on the text" not in str(exc):
+            raise
+
+
+def _check_tokenizer(tok, work: Path) -> None:
     from fastllm import Tokenizer
 
     builtin = tok.pattern in BUILTIN

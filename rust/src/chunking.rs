@@ -129,7 +129,9 @@ impl Cutter<'_> {
         let mut starts = Vec::new();
         self.specials.for_each_segment(text, |segment| {
             last_segment = segment.as_ptr() as usize - base;
-            self.pretokenizer.for_each_piece(segment, |piece| starts.push(piece.as_ptr() as usize - base));
+            // A custom regex that gives up only leaves fewer places to cut; encoding or
+            // counting the chunk reports the error.
+            let _ = self.pretokenizer.for_each_piece(segment, |piece| starts.push(piece.as_ptr() as usize - base));
         });
         let after_text = |&c: &usize| text[..c].chars().next_back().is_some_and(|ch| !ch.is_whitespace());
         let piece_cut = starts.iter().rev().skip(2).copied().find(after_text).unwrap_or(0);
@@ -361,7 +363,8 @@ mod tests {
         assert_eq!(chunks.concat(), text);
         let pieces = |t: &str| {
             let mut out = Vec::new();
-            matcher.for_each_segment(t, |s| out.extend(pretokenizer.pieces(s).into_iter().map(str::to_string)));
+            matcher
+                .for_each_segment(t, |s| out.extend(pretokenizer.pieces(s).unwrap().into_iter().map(str::to_string)));
             out
         };
         let chunked: Vec<String> = chunks.iter().flat_map(|c| pieces(c)).collect();

@@ -205,16 +205,17 @@ impl CoreBpe {
         self.specials.matcher.tokens().iter().map(|n| (n.as_str(), self.specials.ids[n]))
     }
 
-    /// Encodes `text` with no special-token handling at all.
-    pub fn encode_ordinary(&self, text: &str) -> Vec<Rank> {
+    /// Encodes `text` with no special-token handling at all. Fails only when a
+    /// custom split regex gives up on the text.
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<Rank>, CoreError> {
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
-        self.encode_ordinary_into(text, &mut out);
-        out
+        self.encode_ordinary_into(text, &mut out)?;
+        Ok(out)
     }
 
-    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) {
+    fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) -> Result<(), CoreError> {
         let ranks = &self.encoder;
-        match PieceCache::for_text(text) {
+        let split = match PieceCache::for_text(text) {
             None => self.pretokenizer.for_each_piece(text, |piece| bpe::encode_piece(piece.as_bytes(), ranks, out)),
             // Pieces that are one token are looked up directly; the others
             // (merged) go through the cache of recent pieces.
@@ -225,7 +226,8 @@ impl CoreBpe {
                     None => cache.encode(bytes, out, |p, o| bpe::merge_piece(p, ranks, o)),
                 }
             }),
-        }
+        };
+        split.map_err(CoreError::from)
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.
@@ -261,16 +263,16 @@ impl CoreBpe {
             return Err(CoreError::DisallowedSpecial(tok));
         }
         let Some(finder) = finder else {
-            return Ok(self.encode_ordinary(text));
+            return self.encode_ordinary(text);
         };
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
         let mut start = 0;
         for found in finder.find_iter(text) {
-            self.encode_ordinary_into(&text[start..found.start], &mut out);
+            self.encode_ordinary_into(&text[start..found.start], &mut out)?;
             out.push(self.specials.ids[found.token]);
             start = found.end;
         }
-        self.encode_ordinary_into(&text[start..], &mut out);
+        self.encode_ordinary_into(&text[start..], &mut out)?;
         Ok(out)
     }
 
@@ -293,7 +295,7 @@ impl CoreBpe {
         texts: &[S],
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
-        self.in_pool(num_threads, || texts.par_iter().map(|t| self.encode_ordinary(t.as_ref())).collect())
+        self.in_pool(num_threads, || texts.par_iter().map(|t| self.encode_ordinary(t.as_ref())).collect())?
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -350,7 +352,7 @@ mod tests {
     #[test]
     fn encodes_and_decodes() {
         let c = core();
-        let ids = c.encode_ordinary("hello hell");
+        let ids = c.encode_ordinary("hello hell").unwrap();
         assert_eq!(ids, vec![259, 32, 258]);
         assert_eq!(c.decode_bytes(ids.iter().map(|&i| i as u64)).unwrap(), b"hello hell");
         assert_eq!(c.n_vocab(), 302);
@@ -362,7 +364,7 @@ mod tests {
         let none = SpecialPolicy::default();
         let text = "hello<|end|>x<|end|>";
         // Not allowed, not disallowed: ordinary text.
-        assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text));
+        assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text).unwrap());
         let allowed = SpecialPolicy { allowed: ["<|end|>"].into(), disallowed: HashSet::new() };
         let ids = c.encode(text, &allowed).unwrap();
         assert_eq!(ids[0], 259);

@@ -129,3 +129,35 @@ def test_special_policy_matches_tiktoken(byte_tokenizer):
                     except ValueError:
                         outcomes.append("ValueError")
                 assert outcomes[0] == outcomes[1], (text, allowed, disallowed)
+
+
+# ----- A custom split regex that gave up on a text (fancy-regex's backtrack limit) ended the
+# pieces there: encode returned [] for 41 characters, and training counted nothing of
+# the text. tiktoken raises; now every call does.
+
+GIVES_UP = r"(?:a|aa)+(?=b)|[\s\S]"
+
+
+def test_a_split_regex_that_gives_up_is_an_error_not_a_shorter_result(tmp_path):
+    tok = Tokenizer(BYTES, {"<s>": 256}, GIVES_UP)
+    text = "a" * 40 + "c"
+    calls = [
+        lambda: tok.encode(text),
+        lambda: tok.encode(text, allowed_special="all"),
+        lambda: tok.encode_ordinary(text),
+        lambda: tok.encode_batch(["ab", text]),
+        lambda: tok.encode_ordinary_batch([text]),
+        lambda: tok.encode_to_numpy(text),
+        lambda: tok.split(text),
+        lambda: Tokenizer.train(iter([text]), vocab_size=300, pattern=GIVES_UP),
+    ]
+    (tmp_path / "corpus.txt").write_text(text + "\n")
+    calls.append(lambda: Tokenizer.train(tmp_path / "corpus.txt", vocab_size=300, pattern=GIVES_UP))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"the split pattern failed on the text \(.*backtrack"):
+            call()
+    assert tok.encode("aab") == [97, 97, 98]
+    tiktoken = pytest.importorskip("tiktoken")
+    ref = tiktoken.Encoding("t", pat_str=GIVES_UP, mergeable_ranks={t: i for i, t in enumerate(BYTES)}, special_tokens={})
+    with pytest.raises(ValueError):
+        ref.encode(text)

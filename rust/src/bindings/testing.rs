@@ -11,7 +11,8 @@ use crate::pretokenize::Pretokenizer;
 #[pyfunction]
 fn split_regex(py: Python<'_>, pattern: &str, text: String) -> PyResult<Vec<String>> {
     let pre = Pretokenizer::regex_only(pattern).map_err(value_error)?;
-    Ok(py.detach(|| pre.pieces(&text).into_iter().map(str::to_string).collect()))
+    let pieces = py.detach(|| pre.pieces(&text).map(|p| p.into_iter().map(str::to_string).collect()));
+    pieces.map_err(value_error)
 }
 
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {

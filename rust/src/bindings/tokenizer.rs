@@ -118,7 +118,7 @@ impl PyCoreBpe {
     /// Encodes `text` ignoring special tokens entirely.
     fn encode_ordinary(&self, py: Python<'_>, text: String) -> PyResult<Vec<Rank>> {
         check_len(&text)?;
-        Ok(py.detach(|| self.core.encode_ordinary(&text)))
+        py.detach(|| self.core.encode_ordinary(&text)).map_err(value_error)
     }
 
     /// tiktoken's `encode`: specials in `allowed_special` become their id; a
@@ -204,8 +204,10 @@ impl PyCoreBpe {
     }
 
     /// The pre-tokenizer pieces of `text`.
-    fn split(&self, py: Python<'_>, text: String) -> Vec<String> {
-        py.detach(|| self.core.pretokenizer().pieces(&text).into_iter().map(str::to_string).collect())
+    fn split(&self, py: Python<'_>, text: String) -> PyResult<Vec<String>> {
+        let pieces =
+            py.detach(|| self.core.pretokenizer().pieces(&text).map(|p| p.into_iter().map(str::to_string).collect()));
+        pieces.map_err(value_error)
     }
 
     /// A streaming decoder that emits only complete UTF-8 characters.

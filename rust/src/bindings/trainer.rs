@@ -71,8 +71,8 @@ impl PyBpeTrainer {
     }
 
     /// Counts the pieces of each string (each one a document on its own).
-    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>) {
-        self.run(py, |t| t.counter().add_texts(&texts));
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>) -> PyResult<()> {
+        self.run(py, |t| t.counter().add_texts(&texts)).map_err(to_py_err)
     }
 
     /// Counts the pieces of UTF-8 text files, streamed in chunks of `chunk_bytes`.

@@ -46,13 +46,13 @@ pub fn is_letter(c: char) -> bool {
     classes::table().class(c as u32) & classes::LETTER != 0
 }
 
-/// Error for a pattern that does not compile.
+/// Error for a pattern that does not compile, or that gives up on a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError(pub String);
 
 impl std::fmt::Display for PatternError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid split pattern: {}", self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -104,7 +104,7 @@ impl Pretokenizer {
     /// with the regex engine: the reference the fast scanners are checked against.
     pub fn regex_only(name_or_regex: &str) -> Result<Self, PatternError> {
         let source = resolve_pattern(name_or_regex).to_string();
-        let regex = Regex::new(&source).map_err(|e| PatternError(e.to_string()))?;
+        let regex = Regex::new(&source).map_err(|e| PatternError(format!("invalid split pattern: {e}")))?;
         Ok(Self { source, engine: Engine::Regex(regex) })
     }
 
@@ -119,21 +119,22 @@ impl Pretokenizer {
     }
 
     /// Calls `f` on every piece of `text`, in order. The pieces concatenate to
-    /// the part of `text` the pattern matches.
-    pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
+    /// the part of `text` the pattern matches. A custom regex can give up on a text
+    /// (fancy-regex's backtrack limit): that is an error, as in tiktoken, since the
+    /// pieces so far would silently leave out the rest of the text.
+    pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<(), PatternError> {
         let scan: fn(&Text<'_>, usize) -> usize = match &self.engine {
             Engine::Gpt2 => scan_gpt2::piece_end,
             Engine::Cl100k => scan_cl100k::piece_end,
             Engine::O200k => scan_o200k::piece_end,
             Engine::Regex(regex) => {
                 for m in regex.find_iter(text) {
-                    match m {
-                        Ok(m) => f(m.as_str()),
-                        // Backtrack limit exceeded: stop rather than loop.
-                        Err(_) => break,
-                    }
+                    let m = m.map_err(|e| {
+                        PatternError(format!("the split pattern failed on the text ({e}); simplify the regex"))
+                    })?;
+                    f(m.as_str());
                 }
-                return;
+                return Ok(());
             }
         };
         let t = Text::new(text);
@@ -147,14 +148,15 @@ impl Pretokenizer {
             f(&text[i..end]);
             i = end;
         }
+        Ok(())
     }
 
     /// All pieces of `text` as a vector (convenience for tests and callers
     /// that need them materialized).
-    pub fn pieces<'t>(&self, text: &'t str) -> Vec<&'t str> {
+    pub fn pieces<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, PatternError> {
         let mut out = Vec::new();
-        self.for_each_piece(text, |p| out.push(p));
-        out
+        self.for_each_piece(text, |p| out.push(p))?;
+        Ok(out)
     }
 }
 
@@ -172,7 +174,7 @@ mod tests {
     #[test]
     fn cl100k_splits_words_and_spaces() {
         let p = Pretokenizer::new("cl100k").unwrap();
-        assert_eq!(p.pieces("hello world  12345"), vec!["hello", " world", " ", " ", "123", "45"]);
+        assert_eq!(p.pieces("hello world  12345").unwrap(), vec!["hello", " world", " ", " ", "123", "45"]);
     }
 
     const SAMPLES: &[&str] = &[
@@ -219,7 +221,7 @@ mod tests {
             assert!(fast.is_scanner() && !slow.is_scanner());
             let samples = SAMPLES.iter().map(|s| s.to_string()).chain(random_samples());
             for text in samples {
-                assert_eq!(fast.pieces(&text), slow.pieces(&text), "{name} on {text:?}");
+                assert_eq!(fast.pieces(&text).unwrap(), slow.pieces(&text).unwrap(), "{name} on {text:?}");
             }
         }
     }
@@ -251,5 +253,15 @@ mod tests {
     #[test]
     fn bad_regex_is_an_error() {
         assert!(Pretokenizer::new("(unclosed").is_err());
+    }
+
+    #[test]
+    fn a_regex_that_gives_up_is_an_error_not_a_short_result() {
+        // Found by fuzz/ (py_tokenizer_api against tiktoken): the pieces stopped where
+        // the backtrack limit was hit, and encode returned [] for 41 characters.
+        let p = Pretokenizer::new(r"(?:a|aa)+(?=b)|[\s\S]").unwrap();
+        let err = p.pieces(&("a".repeat(40) + "c")).unwrap_err();
+        assert!(err.to_string().contains("the split pattern failed on the text"), "{err}");
+        assert_eq!(p.pieces("aab").unwrap(), vec!["aa", "b"]);
     }
 }

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::TrainError;
 use crate::chunking::FileChunks;
-use crate::pretokenize::Pretokenizer;
+use crate::pretokenize::{PatternError, Pretokenizer};
 use crate::specials::SpecialMatcher;
 
 /// Distinct pieces and how often each occurred.
@@ -36,15 +36,18 @@ impl PieceCounter {
     }
 
     /// Counts the pieces of each text (each text is a document on its own), in parallel.
-    pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) {
+    /// Fails only when a custom split regex gives up on a text (nothing is counted then).
+    pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) -> Result<(), TrainError> {
         let local = texts
             .par_iter()
-            .fold(BorrowedCounts::default, |mut counts, text| {
-                self.count_text(text.as_ref(), &mut counts);
-                counts
+            .try_fold(BorrowedCounts::default, |mut counts, text| {
+                self.count_text(text.as_ref(), &mut counts)?;
+                Ok(counts)
             })
-            .reduce(BorrowedCounts::default, merge_borrowed);
+            .try_reduce(BorrowedCounts::default, |a, b| Ok(merge_borrowed(a, b)))
+            .map_err(TrainError::Pattern)?;
         self.absorb(local);
+        Ok(())
     }
 
     /// Counts the pieces of text files, streamed in chunks of about `chunk_bytes`
@@ -64,28 +67,32 @@ impl PieceCounter {
             while let Some(chunk) = reader.next_chunk(&self.specials, &self.pretokenizer)? {
                 chunks.push(chunk);
                 if chunks.len() == batch {
-                    self.add_chunks(&mut chunks, progress);
+                    self.add_chunks(&mut chunks, progress)?;
                 }
             }
         }
-        self.add_chunks(&mut chunks, progress);
+        self.add_chunks(&mut chunks, progress)
+    }
+
+    fn add_chunks(&mut self, chunks: &mut Vec<String>, progress: &ProgressBar) -> Result<(), TrainError> {
+        self.add_texts(chunks)?;
+        progress.inc(chunks.iter().map(|c| c.len() as u64).sum());
+        chunks.clear();
         Ok(())
     }
 
-    fn add_chunks(&mut self, chunks: &mut Vec<String>, progress: &ProgressBar) {
-        self.add_texts(chunks);
-        progress.inc(chunks.iter().map(|c| c.len() as u64).sum());
-        chunks.clear();
-    }
-
-    fn count_text<'t>(&self, text: &'t str, counts: &mut BorrowedCounts<'t>) {
+    fn count_text<'t>(&self, text: &'t str, counts: &mut BorrowedCounts<'t>) -> Result<(), PatternError> {
+        let mut result = Ok(());
         self.specials.for_each_segment(text, |segment| {
-            self.pretokenizer.for_each_piece(segment, |piece| {
-                if !piece.is_empty() {
-                    *counts.entry(piece).or_insert(0) += 1;
-                }
-            });
+            if result.is_ok() {
+                result = self.pretokenizer.for_each_piece(segment, |piece| {
+                    if !piece.is_empty() {
+                        *counts.entry(piece).or_insert(0) += 1;
+                    }
+                });
+            }
         });
+        result
     }
 
     fn absorb(&mut self, local: BorrowedCounts<'_>) {
@@ -135,7 +142,7 @@ mod tests {
     #[test]
     fn counts_pieces_and_skips_specials() {
         let mut c = PieceCounter::new("cl100k", &["<|eot|>".to_string()]).unwrap();
-        c.add_texts(&["hello world<|eot|>hello", " world"]);
+        c.add_texts(&["hello world<|eot|>hello", " world"]).unwrap();
         let counts = c.counts();
         assert_eq!(counts["hello"], 2);
         assert_eq!(counts[" world"], 2);
