@@ -257,8 +257,9 @@ mod tests {
 
     #[test]
     fn a_regex_that_gives_up_is_an_error_not_a_short_result() {
-        // Found by fuzz/ (py_tokenizer_api against tiktoken): the pieces stopped where
-        // the backtrack limit was hit, and encode returned [] for 41 characters.
+        // Seen while writing fuzz/'s oracles (py_tokenizer_api now checks custom patterns
+        // against tiktoken): the pieces stopped where the backtrack limit was hit, and
+        // encode returned [] for 41 characters.
         let p = Pretokenizer::new(r"(?:a|aa)+(?=b)|[\s\S]").unwrap();
         let err = p.pieces(&("a".repeat(40) + "c")).unwrap_err();
         assert!(err.to_string().contains("the split pattern failed on the text"), "{err}");
