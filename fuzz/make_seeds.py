@@ -91,6 +91,22 @@ def main(out: Path) -> None:
             b"\x04cl100k_base",
         ],
     }
+    # Small skeletons of each format: structure-level mutations (a list turned into a
+    # number, a deep nesting) are far likelier on a hundred bytes than on a whole vocabulary.
+    hf_skeleton = json.dumps({
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "a|b"}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+        "added_tokens": [{"id": 3, "content": "<s>"}], "normalizer": None,
+    }).encode()
+    fastllm_skeleton = json.dumps({"format": "fastllm-tokenizer", "version": 1, "pattern": "cl100k",
+                                   "special_tokens": {"<s>": 2}, "ranks": ["AA==", "AQ=="]}).encode()
+    seeds["py_hf_json"] += [b"\x00" + hf_skeleton, b"\x00" + b"[" * 64 + b"]" * 64]
+    seeds["py_fastllm_json"] += [b"\x00" + fastllm_skeleton]
+    seeds["py_gpt2_vocab"] += [b'{"a": 0, "b": 1, "ab": 2}' + GPT2_SEPARATOR + b"#version: 0.2\na b\n" + GPT2_SEPARATOR + b'{"<s>": 3}']
+    seeds["py_tiktoken_file"] += [b"\x00AA== 0\nAQ== 1\nAAE= 2\n"]
+    seeds["py_open_tokenizer"] += [b"\x01" + hf_skeleton, b"\x00" + fastllm_skeleton]
     for target, files in seeds.items():
         folder = out / target
         folder.mkdir(exist_ok=True)

@@ -161,3 +161,71 @@ def test_a_split_regex_that_gives_up_is_an_error_not_a_shorter_result(tmp_path):
     ref = tiktoken.Encoding("t", pat_str=GIVES_UP, mergeable_ranks={t: i for i, t in enumerate(BYTES)}, special_tokens={})
     with pytest.raises(ValueError):
         ref.encode(text)
+
+
+# ----- JSON files whose structure Python's json module refuses in its own ways: nesting
+# deeper than the recursion limit (RecursionError) and an int of more than 4300 digits
+# (a ValueError that named no file); a Sequence whose "pretokenizers" is not a list
+# (TypeError: 'int' object is not iterable).
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[" * 100_000 + "]" * 100_000, '{"format": "fastllm-tokenizer", "ranks": [' + "1" * 5000 + "]}"],
+    ids=["deep", "long-int"],
+)
+def test_json_the_parser_refuses_is_a_value_error_naming_the_file(tmp_path, content):
+    for name, load in [("tok.json", Tokenizer.load), ("tokenizer.json", Tokenizer.from_hf_json)]:
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(ValueError, match=rf"{name}: "):
+            load(path)
+    (tmp_path / "vocab.json").write_text(content)
+    (tmp_path / "merges.txt").write_text("")
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(ValueError, match=r"vocab\.json: not a valid JSON vocabulary"):
+        Tokenizer.from_pretrained(tmp_path)
+    (tmp_path / "vocab.json").write_text(json.dumps({bytes_text: i for i, bytes_text in enumerate("ab")}))
+    (tmp_path / "added_tokens.json").write_text(content)
+    with pytest.raises(ValueError, match=r"added_tokens\.json: not valid JSON"):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+def test_tokenizer_json_whose_pretokenizers_is_not_a_list_names_the_file(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"model": {"vocab": {"a": 0}}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": 5}}))
+    with pytest.raises(ValueError, match=r"tokenizer\.json: pre_tokenizer .* is not byte-level"):
+        Tokenizer.from_hf_json(path)
+
+
+@pytest.mark.parametrize("field", ["merges", "added_tokens"])
+def test_tokenizer_json_whose_lists_are_scalars_names_the_file(tmp_path, field):
+    document = {"model": {"vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}, "added_tokens": []}
+    (document["model"] if field == "merges" else document)[field] = 5
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=rf"tokenizer\.json: .*{field} must be a list, not int"):
+        Tokenizer.from_hf_json(path)
+
+
+def test_tiktoken_rank_of_thousands_of_digits_names_the_file(tmp_path):
+    path = tmp_path / "big.tiktoken"
+    path.write_bytes(b"AA== " + b"1" * 5000 + b"\n")
+    with pytest.raises(ValueError, match=r"big\.tiktoken, line 1: rank .* is too large"):
+        Tokenizer.from_tiktoken(path, pattern="gpt2")
+
+
+# ----- py_hf_json (with the JSON-aware mutator): a tokenizer.json whose Split regex is ""
+# loaded (and encoded every text to []), and the fastllm file saved from it did not load
+# back ('"pattern" must be a non-empty string'). An empty pattern is now refused.
+
+
+def test_an_empty_split_pattern_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="non-empty regex"):
+        Tokenizer(BYTES, {}, "")
+    Tokenizer(BYTES, {}, r"\S+|\s+").to_hf_json(tmp_path / "tokenizer.json")
+    document = json.loads((tmp_path / "tokenizer.json").read_text())
+    document["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = ""
+    (tmp_path / "tokenizer.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"tokenizer\.json: pattern must be .* non-empty regex"):
+        Tokenizer.from_hf_json(tmp_path / "tokenizer.json")

@@ -53,6 +53,8 @@ class Tokenizer:
         specials = _special_dict(special_tokens)
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
+        if not pattern:  # it would match only empty pieces: every text would encode to []
+            raise ValueError("pattern must be a pattern name or a non-empty regex, not ''")
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a string or None")
         self._core = _core.CoreBPE(tokens, specials, pattern)

@@ -102,7 +102,7 @@ def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None 
         obj = json.loads(Path(path).read_bytes())
     except UnicodeDecodeError as exc:
         raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
         raise ValueError(f"{source}: not valid JSON: {exc}") from None
     return parse_hf_json(obj, source, known_patterns)
 
@@ -140,6 +140,8 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
 
 
 def _merge_pairs(merges: list, source: str):
+    if not isinstance(merges, list):
+        raise ValueError(f"{source}: model.merges must be a list, not {type(merges).__name__}")
     for number, merge in enumerate(merges, start=1):
         if isinstance(merge, str):
             fields = merge.split(" ")
@@ -154,6 +156,8 @@ def _merge_pairs(merges: list, source: str):
 
 def _specials_of(added_tokens: list, source: str) -> dict[str, int]:
     specials: dict[str, int] = {}
+    if not isinstance(added_tokens, list):
+        raise ValueError(f"{source}: added_tokens must be a list, not {type(added_tokens).__name__}")
     for entry in added_tokens:
         if not isinstance(entry, dict) or not isinstance(entry.get("content"), str) or not isinstance(entry.get("id"), int):
             raise ValueError(f"{source}: malformed added_tokens entry {entry!r}")
@@ -163,7 +167,7 @@ def _specials_of(added_tokens: list, source: str) -> dict[str, int]:
 
 def _pattern_of(pre: object, source: str, known_patterns: dict[str, str]) -> str:
     steps = pre.get("pretokenizers") if isinstance(pre, dict) and pre.get("type") == "Sequence" else [pre]
-    if not steps or not all(isinstance(step, dict) for step in steps):
+    if not isinstance(steps, list) or not steps or not all(isinstance(step, dict) for step in steps):
         raise ValueError(f"{source}: pre_tokenizer {pre!r} is not byte-level (expected ByteLevel)")
     *splits, byte_level = steps
     if byte_level.get("type") != "ByteLevel":
