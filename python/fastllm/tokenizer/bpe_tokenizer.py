@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 SpecialPolicy = Union[str, Iterable[str]]  # "all" or a collection of special token strings
 _NO_SPECIALS: frozenset[str] = frozenset()  # the default allowed_special
+_ID_LIMIT = 2**32 - 1  # token ids are u32 in the core, and u32::MAX is not an id
 
 
 class Tokenizer:
@@ -66,6 +67,8 @@ class Tokenizer:
         specials = _special_dict(special_tokens)
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
+        if not pattern:  # it would match only empty pieces: every text would encode to []
+            raise ValueError("pattern must be a pattern name or a non-empty regex, not ''")
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a string or None")
         if pipeline is not None and not isinstance(pipeline, Pipeline):
@@ -88,8 +91,14 @@ class Tokenizer:
     # ----- construction from files and by training -------------------------------------
 
     @classmethod
-    def _from_vocab(cls, vocab: VocabData, name: str | None = None) -> Tokenizer:
-        return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline)
+    def _from_vocab(cls, vocab: VocabData, source: str | os.PathLike, name: str | None = None) -> Tokenizer:
+        """The tokenizer of ``vocab``, read from ``source``: what the file holds can still be
+        refused here (a missing byte, a bad pattern, a special id among the ranks), so the
+        error names the file."""
+        try:
+            return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline)
+        except (ValueError, TypeError) as exc:
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{os.fspath(source)}: {exc}") from None
 
     @classmethod
     def train(
@@ -125,7 +134,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads a file written by :meth:`save`."""
-        return cls._from_vocab(read_tokenizer_file(path))
+        return cls._from_vocab(read_tokenizer_file(path), path)
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes this tokenizer (ranks, pattern, special tokens) to one JSON file."""
@@ -142,7 +151,7 @@ class Tokenizer:
     ) -> Tokenizer:
         """Reads a tiktoken ``.tiktoken`` file; the format holds only the ranks, so the
         split pattern (name or regex) and special tokens are given here."""
-        return cls(read_tiktoken(path), special_tokens, pattern, name=name)
+        return cls._from_vocab(VocabData(read_tiktoken(path), special_tokens, pattern), path, name)
 
     def save_tiktoken(self, path: str | os.PathLike) -> None:
         """Writes the ranks as a tiktoken ``.tiktoken`` file (pattern and specials are not part of it)."""
@@ -156,7 +165,7 @@ class Tokenizer:
 
         ``tokenizers`` always matches special tokens: ``encode(text,
         allowed_special="all", add_special_tokens=True)`` gives its ids."""
-        return _checked(path, read_hf_json(path, builtin_pattern_regexes()))
+        return cls._from_vocab(read_hf_json(path, builtin_pattern_regexes()), path)
 
     def to_hf_json(self, path: str | os.PathLike) -> None:
         """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` (and transformers'
@@ -168,7 +177,7 @@ class Tokenizer:
     def from_pretrained(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads the tokenizer of a HF checkpoint directory: ``tokenizer.json``, or
         GPT-2's ``vocab.json`` + ``merges.txt`` (``<|endoftext|>`` as the special token)."""
-        return _checked(path, read_pretrained_vocab(path, builtin_pattern_regexes()))
+        return cls._from_vocab(read_pretrained_vocab(path, builtin_pattern_regexes()), path)
 
     def with_special_tokens(self, extra: Mapping[str, int] | Iterable[str]) -> Tokenizer:
         """A new tokenizer with more special tokens.
@@ -277,7 +286,7 @@ class Tokenizer:
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of the tokens ``ids``; unknown ids raise :class:`UnknownTokenError`."""
         with _unknown_ids_as_key_errors():
-            return self._core.decode_bytes(_id_list(ids))
+            return _ids_fit(self._core.decode_bytes, _id_list(ids))
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of the tokens ``ids``. ``errors`` is a codec error handler:
@@ -291,7 +300,7 @@ class Tokenizer:
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token id (special tokens included)."""
         with _unknown_ids_as_key_errors():
-            return self._core.decode_single_token_bytes(_token_id(token))
+            return _ids_fit(self._core.decode_single_token_bytes, _token_id(token))
 
     def decode_tokens_bytes(self, ids: Iterable[int]) -> list[bytes]:
         """The bytes of each token of ``ids``, one entry per token."""
@@ -500,11 +509,11 @@ class IncrementalDecoder:
 
     def add(self, token_id: int) -> str:
         """Takes one id; returns the characters it completes (possibly "")."""
-        return self._inner.add(_token_id(token_id))
+        return _ids_fit(self._inner.add, _token_id(token_id))
 
     def add_many(self, ids: Iterable[int]) -> str:
         """Takes several ids; returns the characters they complete."""
-        return self._inner.add_many(_id_list(ids))
+        return _ids_fit(self._inner.add_many, _id_list(ids))
 
     def flush(self) -> str:
         """Returns what is left, with an incomplete trailing character as U+FFFD, and starts over."""
@@ -582,15 +591,6 @@ def _rebuild(
     return Tokenizer(tokens, specials, pattern, name=name, pipeline=Pipeline.from_dict(pipeline) if pipeline else None)
 
 
-def _checked(path: str | os.PathLike, vocab: VocabData) -> Tokenizer:
-    """The tokenizer of ``vocab``, read from ``path``: what only the core checks (a
-    regex that does not compile, ...) is a ValueError naming the file."""
-    try:
-        return Tokenizer._from_vocab(vocab)
-    except ValueError as exc:
-        raise ValueError(f"{os.fspath(path)}: {exc}") from None
-
-
 def _rank_list(mergeable_ranks: Sequence[bytes] | Mapping[bytes, int]) -> list[bytes]:
     if isinstance(mergeable_ranks, Mapping):
         ranks = sorted(mergeable_ranks.items(), key=lambda item: item[1])
@@ -620,6 +620,8 @@ def _special_dict(special_tokens: Mapping[str, int] | None) -> dict[str, int]:
         result[text] = _token_id(token)
         if result[text] < 0:
             raise ValueError(f"special token {text!r} has negative id {token}")
+        if result[text] >= _ID_LIMIT:
+            raise ValueError(f"special token {text!r} has id {token}; ids must be below {_ID_LIMIT}")
     if len(set(result.values())) != len(result):
         raise ValueError(f"two special tokens share an id: {result}")
     return result
@@ -672,6 +674,18 @@ def _token_id(token: object) -> int:
         return operator.index(token)
     except TypeError:
         raise TypeError(f"a token id must be an int, not {type(token).__name__}") from None
+
+
+def _ids_fit(call, ids: int | list[int]):
+    """``call(ids)``, where an id beyond 64 bits (which the core cannot even read, so
+    certainly unknown) is the same ValueError as any other unknown id, not an OverflowError."""
+    try:
+        return call(ids)
+    except OverflowError:
+        # The core reads ids in order: the ones before the culprit are ints that fit.
+        position, bad = next((k, i) for k, i in enumerate(ids if isinstance(ids, list) else [ids]) if not -(2**63) <= i < 2**63)
+        why = ": ids are non-negative" if bad < 0 else ""
+        raise ValueError(f"{'unknown' if bad >= 0 else 'invalid'} token id {bad} at position {position}{why}") from None
 
 
 def _id_list(ids: Iterable[int]) -> list[int]:

@@ -113,7 +113,7 @@ impl PyCoreBpe {
     fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: &'a HashSet<String>) -> SpecialPolicy<'a> {
         SpecialPolicy {
             allowed: allowed.iter().map(String::as_str).collect(),
-            disallowed: disallowed.iter().filter(|s| !allowed.contains(*s)).map(String::as_str).collect(),
+            disallowed: disallowed.iter().map(String::as_str).collect(),
         }
     }
 
@@ -126,9 +126,12 @@ impl PyCoreBpe {
             Some(a) => str_set(a, &self.special_names)?,
             None => HashSet::new(),
         };
+        // As in tiktoken: "all" (the default) is every special not allowed, while a set is
+        // taken as given, so a special both allowed and disallowed is an error where it occurs.
         let disallowed = match disallowed {
-            Some(d) => str_set(d, &self.special_names)?,
-            None => self.special_names.iter().cloned().collect(),
+            Some(d) if d.cast::<PyString>().is_err() => str_set(d, &self.special_names)?,
+            Some(d) => str_set(d, &self.special_names)?.into_iter().filter(|s| !allowed.contains(s)).collect(),
+            None => self.special_names.iter().filter(|s| !allowed.contains(*s)).cloned().collect(),
         };
         Ok((allowed, disallowed))
     }

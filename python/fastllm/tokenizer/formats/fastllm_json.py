@@ -68,7 +68,7 @@ def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
         document = json.loads(raw)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{source}: not a fastllm tokenizer file (not UTF-8: {exc})") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
         raise ValueError(f"{source}: corrupt or truncated tokenizer file: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise ValueError(f"{source}: not a fastllm tokenizer file (no \"format\": \"{FORMAT_NAME}\")")

@@ -213,7 +213,7 @@ def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None 
         obj = json.loads(Path(path).read_bytes())
     except UnicodeDecodeError as exc:
         raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
         raise ValueError(f"{source}: not valid JSON: {exc}") from None
     return parse_hf_json(obj, source, known_patterns)
 
@@ -365,6 +365,8 @@ def _is_byte_level(text: str) -> bool:
 def _added_tokens_of(entries: list, vocab: dict, source: str) -> list[AddedToken]:
     """The added tokens, at the ids ``tokenizers`` gives them: the model vocabulary's id
     for a content it has, else the next id after the vocabulary, in file order."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: added_tokens must be a list, not {type(entries).__name__}")
     tokens: list[AddedToken] = []
     seen: set[str] = set()
     next_id = len(vocab)
@@ -526,6 +528,8 @@ def _described_added_tokens(added: list[AddedToken], normalizer: str | None) -> 
 
 
 def _merge_pairs(merges: list, source: str):
+    if not isinstance(merges, list):
+        raise ValueError(f"{source}: model.merges must be a list, not {type(merges).__name__}")
     for number, merge in enumerate(merges, start=1):
         if isinstance(merge, str):
             fields = merge.split(" ")
