@@ -16,6 +16,7 @@ __all__ = [
     "FileChunks",
     "text_chunks",
     "builtin_patterns",
+    "pattern_matches_all_text",
     "testing",
 ]
 
@@ -23,12 +24,25 @@ __version__: str
 
 #: A set of special-token strings, or "all" of a CoreBPE's special tokens.
 _SpecialSet = Iterable[str] | Literal["all"]
+#: A pre-tokenizer step: ("split", pattern, behavior, invert), ("digits", individual)
+#: or ("byte_level", add_prefix_space, use_regex).
+_Step = tuple[str, str, str, bool] | tuple[str, bool] | tuple[str, bool, bool]
+#: An added token: (content, id, special, single_word, lstrip, rstrip, normalized).
+_AddedToken = tuple[str, int, bool, bool, bool, bool, bool]
+#: (normalizer: None or "nfc", steps, added tokens); see fastllm.tokenizer.pipeline.
+_Pipeline = tuple[str | None, Sequence[_Step], Sequence[_AddedToken]]
 
 @final
 class CoreBPE:
-    """A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern)`."""
+    """A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None)`."""
 
-    def __new__(cls, mergeable: Sequence[bytes], special_tokens: dict[str, int], pattern: str) -> CoreBPE: ...
+    def __new__(
+        cls,
+        mergeable: Sequence[bytes],
+        special_tokens: dict[str, int],
+        pattern: str,
+        pipeline: _Pipeline | None = None,
+    ) -> CoreBPE: ...
     def encode_ordinary(self, text: str) -> list[int]: ...
     def encode(
         self,
@@ -100,6 +114,7 @@ class FileChunks:
 
 def text_chunks(text: str, chunk_bytes: int, pattern: str, special_tokens: Sequence[str]) -> list[str]: ...
 def builtin_patterns() -> dict[str, str]: ...
+def pattern_matches_all_text(pattern: str) -> bool: ...
 
 class _TestingModule:
     """The submodule `fastllm._core.testing` (helpers for the test suite only), typed as a

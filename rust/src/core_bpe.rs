@@ -10,8 +10,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rustc_hash::FxHashMap;
 
+use crate::added_tokens::{Allowed, Segment};
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::{self, Rank, TokenMap};
+use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
 
@@ -52,6 +54,7 @@ pub enum CoreError {
         error: SplitError,
         text: Option<usize>,
     },
+    Pipeline(String),
 }
 
 impl fmt::Display for CoreError {
@@ -91,6 +94,7 @@ impl fmt::Display for CoreError {
             CoreError::SpecialMatcher(e) => write!(f, "could not build the special-token matcher: {e}"),
             CoreError::Split { error, text: None } => write!(f, "{error}"),
             CoreError::Split { error, text: Some(i) } => write!(f, "text {i} of the batch: {error}"),
+            CoreError::Pipeline(e) => write!(f, "{e}"),
         }
     }
 }
@@ -220,6 +224,21 @@ impl<'a, 't> PieceBatch<'a, 't> {
         }
     }
 
+    /// Emits the tokens of `piece` now, after those of the pieces held (for
+    /// pieces that do not live as long as the batch).
+    fn push_now(&mut self, piece: &[u8], out: &mut Vec<Rank>) {
+        self.flush(out);
+        let key = bpe::short_key(piece).unwrap_or(0);
+        let hash = if key != 0 { bpe::key_hash(key) } else { 0 };
+        if key != 0 {
+            if let Some(rank) = self.ranks.get_short(key, hash) {
+                out.push(rank);
+                return;
+            }
+        }
+        self.slow(piece, key, hash, out);
+    }
+
     /// Emits the tokens of the pieces held.
     #[inline(never)]
     fn flush(&mut self, out: &mut Vec<Rank>) {
@@ -232,14 +251,14 @@ impl<'a, 't> PieceBatch<'a, 't> {
                     continue;
                 }
             }
-            self.slow(piece, key, k, out);
+            self.slow(piece, key, self.hashes[k], out);
         }
         self.len = 0;
     }
 
     /// A piece that is not a short token: a long token, or merged (through the cache).
     #[inline(never)]
-    fn slow(&mut self, piece: &[u8], key: u128, k: usize, out: &mut Vec<Rank>) {
+    fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
         let ranks = self.ranks;
         match &mut self.cache {
             None => {
@@ -249,9 +268,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
                     bpe::merge_piece(piece, ranks, out)
                 }
             }
-            Some(cache) if key != 0 => {
-                cache.encode(piece, key, self.hashes[k], out, |p, o| bpe::merge_piece(p, ranks, o))
-            }
+            Some(cache) if key != 0 => cache.encode(piece, key, hash, out, |p, o| bpe::merge_piece(p, ranks, o)),
             Some(cache) => cache.encode(piece, 0, bytes_hash(piece), out, |p, o| bpe::encode_piece(p, ranks, o)),
         }
     }
@@ -501,6 +518,9 @@ pub struct CoreBpe {
     specials: Specials,
     pretokenizer: Pretokenizer,
     pattern_name: String,
+    /// A tokenizer.json pipeline (added tokens, normalizer, several pre-tokenizer
+    /// steps); `None`: the split pattern alone, tiktoken's way.
+    pipeline: Option<Box<Pipeline>>,
 }
 
 impl CoreBpe {
@@ -523,7 +543,30 @@ impl CoreBpe {
         let specials = Specials::new(special_tokens, mergeable.len())?;
         let pretokenizer = Pretokenizer::new(pattern)?;
         let id = NEXT_CORE_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Self { id, encoder, decoder: mergeable, specials, pretokenizer, pattern_name: pattern.to_string() })
+        let pattern_name = pattern.to_string();
+        Ok(Self { id, encoder, decoder: mergeable, specials, pretokenizer, pattern_name, pipeline: None })
+    }
+
+    /// Like [`CoreBpe::new`], encoding through `spec`: its steps (none: `pattern`,
+    /// isolated), its normalizer, and its added tokens plus the special tokens.
+    pub fn with_pipeline(
+        mergeable: Vec<Vec<u8>>,
+        special_tokens: &[(String, Rank)],
+        pattern: &str,
+        spec: PipelineSpec,
+    ) -> Result<Self, CoreError> {
+        let mut core = Self::new(mergeable, special_tokens, pattern)?;
+        let specials = core.special_tokens().map(|(name, id)| (name.to_string(), id)).collect::<Vec<_>>();
+        let pipeline = spec
+            .build(&core.pretokenizer, &specials, core.decoder.len())
+            .map_err(|e| CoreError::Pipeline(e.to_string()))?;
+        core.pipeline = Some(Box::new(pipeline));
+        Ok(core)
+    }
+
+    /// The tokenizer.json pipeline, if this tokenizer has one.
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_deref()
     }
 
     /// The pattern as given (a built-in name or a regex).
@@ -543,7 +586,8 @@ impl CoreBpe {
     /// Max id + 1 over mergeable and special tokens.
     pub fn n_vocab(&self) -> usize {
         let max_special = self.specials.bytes.keys().map(|&id| id as usize + 1).max().unwrap_or(0);
-        self.decoder.len().max(max_special)
+        let max_added = self.pipeline.as_ref().map_or(0, |p| p.added().max_id().map_or(0, |id| id as usize + 1));
+        self.decoder.len().max(max_special).max(max_added)
     }
 
     pub fn mergeable_tokens(&self) -> &[Vec<u8>] {
@@ -571,11 +615,55 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
+        if let Some(pipeline) = &self.pipeline {
+            return self.encode_segments(pipeline, text, Allowed::None, out, cache);
+        }
         let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
         let split = self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
         // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.flush(out);
         split
+    }
+
+    /// Encodes `text` through `pipeline`: its added tokens (specials as `allowed`)
+    /// become their ids, the pieces between them are merged.
+    fn encode_segments(
+        &self,
+        pipeline: &Pipeline,
+        text: &str,
+        allowed: Allowed<'_>,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
+        // Pieces may be slices of a normalized copy of `text`, which does not
+        // outlive a segment: each is encoded as it comes.
+        let mut batch = PieceBatch::new(&self.encoder, &[], cache);
+        let result = pipeline.for_each_segment(text, allowed, |segment| match segment {
+            Segment::Token(id) => {
+                batch.flush(out);
+                out.push(id);
+            }
+            Segment::Piece(piece) => batch.push_now(piece.as_bytes(), out),
+        });
+        batch.flush(out);
+        result
+    }
+
+    /// [`CoreBpe::encode`] of `text` for a tokenizer with a pipeline, appended to `out`.
+    fn encode_pipeline_into(
+        &self,
+        pipeline: &Pipeline,
+        text: &str,
+        policy: &SpecialPolicy<'_>,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), CoreError> {
+        if let Some(tok) = self.find_disallowed(text, &policy.disallowed) {
+            return Err(CoreError::DisallowedSpecial(tok));
+        }
+        let allowed = if policy.allowed.is_empty() { Allowed::None } else { Allowed::Some(&policy.allowed) };
+        self.encode_segments(pipeline, text, allowed, out, cache)
+            .map_err(|error| CoreError::Split { error, text: None })
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.
@@ -597,6 +685,13 @@ impl CoreBpe {
     /// in the text is an error, others are ordinary text. Where allowed
     /// specials overlap, the leftmost (then longest) occurrence wins.
     pub fn encode(&self, text: &str, policy: &SpecialPolicy<'_>) -> Result<Vec<Rank>, CoreError> {
+        if let Some(pipeline) = &self.pipeline {
+            return with_thread_cache(self.id, text.len(), |cache| {
+                let mut out = Vec::with_capacity(output_capacity(text.len()));
+                self.encode_pipeline_into(pipeline, text, policy, &mut out, Some(cache))?;
+                Ok(out)
+            });
+        }
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         with_thread_cache(self.id, text.len(), |cache| {
             self.encode_with(text, &policy.disallowed, finder.as_ref(), Some(cache))
@@ -686,6 +781,12 @@ impl CoreBpe {
         num_threads: Option<usize>,
         sink: &mut impl BatchSink,
     ) -> Result<(), CoreError> {
+        if let Some(pipeline) = &self.pipeline {
+            let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
+                self.encode_pipeline_into(pipeline, t, policy, out, Some(cache))
+            };
+            return stream_texts(self.id, texts, num_threads, &f, sink);
+        }
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
@@ -700,7 +801,8 @@ impl CoreBpe {
             return Some(b);
         }
         let id = Rank::try_from(id).ok()?;
-        self.specials.bytes.get(&id).map(|v| v.as_slice())
+        let added = || self.pipeline.as_ref()?.added().text_of(id).map(str::as_bytes);
+        self.specials.bytes.get(&id).map(|v| v.as_slice()).or_else(added)
     }
 
     /// Concatenated bytes of `ids`; the first unknown id is an error.

@@ -2,14 +2,17 @@
 //! decoding and training, in plain Rust. The Python bindings live in
 //! `bindings` and are compiled only with the `python` feature.
 //!
-//! - [`pretokenize`]: text → pieces (built-in scanners, or any regex).
+//! - [`pretokenize`]: text → pieces (built-in scanners, or any regex; `pipeline`:
+//!   tokenizer.json's normalizer and pre-tokenizer steps).
 //! - [`bpe`]: one piece's bytes → token ids (vocabulary lookup, rank-ordered merge).
 //! - [`specials`]: finding special tokens in text, for encoding and training alike.
+//! - [`added_tokens`]: HF tokenizer.json's added tokens (flags, normalized or not).
 //! - [`core_bpe`]: the tokenizer (`CoreBPE` in Python): encode and decode.
 //! - [`utf8_stream`]: decoding a token stream into complete characters.
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
 //! - [`trainer`]: learning the merges from counted pieces.
 
+pub mod added_tokens;
 pub mod bpe;
 pub mod chunking;
 pub mod core_bpe;

@@ -273,9 +273,11 @@ def test_custom_regex_with_lookaround():
 def test_heavy_calls_release_the_gil(call, fastllm_encoding, shared_data):
     """While one thread is inside a long call, another keeps running Python code.
 
-    A call holding the GIL lets the other thread run for at most one switch
-    interval (5 ms) at its start; here the other thread must run in at least
-    five distinct 10 ms slots inside the call.
+    A call holding the GIL stops the other thread for the whole call but its first 5 ms switch
+    interval (a `re.findall` holding it measured a pause of 86% of a 0.1 s call). So the longest
+    pause of the other thread inside the call must be clearly shorter than the call; scheduling
+    on a loaded 2-core machine (the encoding threads take both cores) pauses it for tens of
+    milliseconds, not for three quarters of a 0.2+ s call.
     """
     tok = fastllm_encoding("cl100k_base")
     text = (shared_data / "tinyshakespeare.txt").read_text()
@@ -287,16 +289,18 @@ def test_heavy_calls_release_the_gil(call, fastllm_encoding, shared_data):
         getattr(tok, call)(argument)
         span["end"] = time.perf_counter()
 
-    slots = set()
     for _ in range(6):
-        slots.clear()
+        ticks = []
         thread = threading.Thread(target=worker)
         thread.start()
         while thread.is_alive():
-            slots.add(time.perf_counter() // 0.01)
+            ticks.append(time.perf_counter())
         thread.join()
-        inside = {slot for slot in slots if span["start"] // 0.01 < slot < span["end"] // 0.01}
-        if span["end"] - span["start"] > 0.15:
+        duration = span["end"] - span["start"]
+        if duration > 0.2:
             break
         argument = argument * 2  # too short a call to tell: give it twice the input
-    assert len(inside) >= 5, f"{call}: the main thread ran in {len(inside)} 10 ms slots of a {span['end'] - span['start']:.3f} s call"
+    inside = [t for t in ticks if span["start"] <= t <= span["end"]]
+    edges = [span["start"], *inside, span["end"]]
+    longest = max(b - a for a, b in zip(edges, edges[1:]))
+    assert longest < 0.75 * duration, f"{call}: the main thread stopped for {longest:.3f} s of a {duration:.3f} s call"

@@ -165,9 +165,9 @@ def _small_hf_document(tmp_path):
     "mutate, message",
     [
         (lambda d: d["model"].update(type="WordPiece"), "model type 'WordPiece' is not supported"),
-        (lambda d: d.update(normalizer={"type": "NFC"}), "normalizer is not supported"),
+        (lambda d: d.update(normalizer={"type": "NFKC"}), "normalizer 'NFKC' is not supported"),
         (lambda d: d.update(pre_tokenizer={"type": "Whitespace"}), "ByteLevel"),
-        (lambda d: d["pre_tokenizer"]["pretokenizers"][1].update(add_prefix_space=True), "add_prefix_space"),
+        (lambda d: d["pre_tokenizer"]["pretokenizers"].reverse(), "does not end with ByteLevel"),
         (lambda d: d["model"]["vocab"].pop("a"), "rank 97 is missing"),
         (lambda d: d["model"]["vocab"].update({"中": 259}), "not byte-level"),
         (lambda d: d["model"]["merges"].reverse(), "out of merge order"),

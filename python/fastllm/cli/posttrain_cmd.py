@@ -118,7 +118,7 @@ def _sampling_flags(parser, max_new_tokens: int) -> None:
 def register(subparsers) -> None:
     """Adds this module's sub-commands to the ``fastllm`` parser."""
     from fastllm.train.refusals import JUDGES, REFUSAL
-    from fastllm.train.rl import TASKS
+    from fastllm.train.task_rewards import TASKS
 
     p = subparsers.add_parser("sft", help="supervised fine-tuning on chat conversations",
                               description="Fine-tune on {\"messages\": [...], \"tools\"?: [...]} JSONL; the loss covers "

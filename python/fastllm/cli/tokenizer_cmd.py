@@ -159,8 +159,9 @@ def _chunks(blocks: Iterable[str], tokenizer, special_tokens: Iterable[str]) -> 
     from fastllm import _core
     from fastllm.tokenizer.patterns import BUILTIN_PATTERNS
 
-    if tokenizer.pattern not in BUILTIN_PATTERNS:
-        # The chunker's cuts are exact only for the built-in patterns: a custom regex gets the whole text.
+    if tokenizer.pattern not in BUILTIN_PATTERNS or tokenizer.pipeline is not None:
+        # The chunker's cuts are exact only for the built-in patterns: a custom regex, or a
+        # tokenizer.json pipeline (prefix spaces, NFC, added tokens), gets the whole text.
         text = "".join(blocks)
         if text:
             yield text

@@ -8,6 +8,7 @@
 * :mod:`.lookup`: :func:`open_tokenizer`, a tokenizer from a name, a file or a directory.
 * :mod:`.formats`: one module per tokenizer file format.
 * :mod:`.vocab`: the vocabulary every format reads and writes, and its merges.
+* :mod:`.pipeline`: what a HF ``tokenizer.json`` adds around the split pattern.
 * :mod:`.patterns`: the split patterns built into the core.
 * :mod:`.display`: tokens shown to people (pieces, escapes, the colour cycle of ``show`` and the report).
 """

@@ -21,6 +21,7 @@ from fastllm.tokenizer.formats.hf_checkpoint import read_pretrained_vocab
 from fastllm.tokenizer.formats.hf_json import read_hf_json, write_hf_json
 from fastllm.tokenizer.formats.tiktoken_file import read_tiktoken, write_tiktoken
 from fastllm.tokenizer.patterns import builtin_pattern_regexes
+from fastllm.tokenizer.pipeline import Pipeline
 from fastllm.tokenizer.training import train_ranks
 from fastllm.tokenizer.unstable import RankTables
 from fastllm.tokenizer.unstable import encode_with_unstable as _encode_with_unstable
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 SpecialPolicy = Union[str, Iterable[str]]  # "all" or a collection of special token strings
 _NO_SPECIALS: frozenset[str] = frozenset()  # the default allowed_special
+_ID_LIMIT = 2**32 - 1  # token ids are u32 in the core, and u32::MAX is not an id
 
 
 class Tokenizer:
@@ -44,6 +46,12 @@ class Tokenizer:
     As in tiktoken, text a custom regex does not match is left out of the
     tokens; a regex the engine gives up on (too much backtracking) raises
     ValueError from the call that splits (encode, split, training).
+
+    ``pipeline`` (:class:`~fastllm.tokenizer.pipeline.Pipeline`, what a HF
+    ``tokenizer.json`` brings: a normalizer, several split steps, added tokens,
+    BOS/EOS) makes the tokenizer encode as HF ``tokenizers`` does; its ``Split``
+    steps keep the text their regex does not match, as HF's do. With pipeline
+    steps, ``pattern`` only names the first split (what :attr:`pattern` reports).
     """
 
     def __init__(
@@ -53,23 +61,44 @@ class Tokenizer:
         pattern: str = "cl100k",
         *,
         name: str | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         tokens = _rank_list(mergeable_ranks)
         specials = _special_dict(special_tokens)
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
+        if not pattern:  # it would match only empty pieces: every text would encode to []
+            raise ValueError("pattern must be a pattern name or a non-empty regex, not ''")
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a string or None")
-        self._core = _core.CoreBPE(tokens, specials, pattern)
+        if pipeline is not None and not isinstance(pipeline, Pipeline):
+            raise TypeError(f"pipeline must be a fastllm.tokenizer.pipeline.Pipeline or None, not {type(pipeline).__name__}")
+        if pipeline is not None and pipeline.changes_encoding:
+            self._core = _core.CoreBPE(tokens, specials, pattern, pipeline.core_spec())
+        else:
+            self._core = _core.CoreBPE(tokens, specials, pattern)
         self._name = name
         self._specials = dict(specials)
         self._special_set = frozenset(specials)
+        self._pipeline = pipeline
+        # What add_special_tokens=True puts around the ids.
+        self._bos = list(pipeline.bos_ids) if pipeline else []
+        self._eos = list(pipeline.eos_ids) if pipeline else []
+        unknown = [i for i in self._bos + self._eos if not 0 <= i < self._core.n_vocab]
+        if unknown:
+            raise ValueError(f"BOS/EOS ids {unknown} are not ids of this vocabulary (n_vocab {self._core.n_vocab})")
 
     # ----- construction from files and by training -------------------------------------
 
     @classmethod
-    def _from_vocab(cls, vocab: VocabData, name: str | None = None) -> Tokenizer:
-        return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name)
+    def _from_vocab(cls, vocab: VocabData, source: str | os.PathLike, name: str | None = None) -> Tokenizer:
+        """The tokenizer of ``vocab``, read from ``source``: what the file holds can still be
+        refused here (a missing byte, a bad pattern, a special id among the ranks), so the
+        error names the file."""
+        try:
+            return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline)
+        except (ValueError, TypeError) as exc:
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{os.fspath(source)}: {exc}") from None
 
     @classmethod
     def train(
@@ -105,7 +134,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads a file written by :meth:`save`."""
-        return cls._from_vocab(read_tokenizer_file(path))
+        return cls._from_vocab(read_tokenizer_file(path), path)
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes this tokenizer (ranks, pattern, special tokens) to one JSON file."""
@@ -122,7 +151,7 @@ class Tokenizer:
     ) -> Tokenizer:
         """Reads a tiktoken ``.tiktoken`` file; the format holds only the ranks, so the
         split pattern (name or regex) and special tokens are given here."""
-        return cls(read_tiktoken(path), special_tokens, pattern, name=name)
+        return cls._from_vocab(VocabData(read_tiktoken(path), special_tokens, pattern), path, name)
 
     def save_tiktoken(self, path: str | os.PathLike) -> None:
         """Writes the ranks as a tiktoken ``.tiktoken`` file (pattern and specials are not part of it)."""
@@ -130,19 +159,25 @@ class Tokenizer:
 
     @classmethod
     def from_hf_json(cls, path: str | os.PathLike) -> Tokenizer:
-        """Reads a byte-level BPE HF ``tokenizer.json`` (as :meth:`to_hf_json` writes, or GPT-2's)."""
-        return cls._from_vocab(read_hf_json(path, builtin_pattern_regexes()))
+        """Reads a byte-level BPE HF ``tokenizer.json``, encoding as ``tokenizers`` does
+        (see :mod:`fastllm.tokenizer.formats.hf_json` for what is supported); what a
+        split pattern cannot express becomes the tokenizer's :attr:`pipeline`.
+
+        ``tokenizers`` always matches special tokens: ``encode(text,
+        allowed_special="all", add_special_tokens=True)`` gives its ids."""
+        return cls._from_vocab(read_hf_json(path, builtin_pattern_regexes()), path)
 
     def to_hf_json(self, path: str | os.PathLike) -> None:
-        """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` encodes identically
-        (special tokens are always matched there, as with ``allowed_special="all"``)."""
-        write_hf_json(path, self._vocab(), self._core.pattern_regex)
+        """Writes a HF ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file`` (and transformers'
+        ``PreTrainedTokenizerFast``) encodes identically (special tokens are always matched
+        there, as with ``allowed_special="all"``; BOS/EOS with ``add_special_tokens=True``)."""
+        write_hf_json(path, self._vocab(), self._core.pattern_regex, builtin_pattern_regexes())
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> Tokenizer:
         """Reads the tokenizer of a HF checkpoint directory: ``tokenizer.json``, or
         GPT-2's ``vocab.json`` + ``merges.txt`` (``<|endoftext|>`` as the special token)."""
-        return cls._from_vocab(read_pretrained_vocab(path, builtin_pattern_regexes()))
+        return cls._from_vocab(read_pretrained_vocab(path, builtin_pattern_regexes()), path)
 
     def with_special_tokens(self, extra: Mapping[str, int] | Iterable[str]) -> Tokenizer:
         """A new tokenizer with more special tokens.
@@ -164,7 +199,13 @@ class Tokenizer:
         clash = sorted(set(added) & self._special_set)
         if clash:
             raise ValueError(f"special tokens already present: {clash}")
-        return Tokenizer(self._core.mergeable_tokens(), {**self._specials, **added}, self._core.pattern, name=self._name)
+        return Tokenizer(
+            self._core.mergeable_tokens(),
+            {**self._specials, **added},
+            self._core.pattern,
+            name=self._name,
+            pipeline=self._pipeline,
+        )
 
     # ----- encoding ------------------------------------------------------------------------
 
@@ -174,16 +215,21 @@ class Tokenizer:
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
+        add_special_tokens: bool = False,
     ) -> list[int]:
         """Token ids of ``text`` with tiktoken's special-token policy.
 
         Special tokens in ``allowed_special`` (``"all"`` or a set) become their
         id; one in ``disallowed_special`` (default: every special not allowed)
         raises ValueError; the rest is encoded as ordinary text.
+        ``add_special_tokens=True`` puts the pipeline's BOS/EOS ids around the
+        result, as a HF ``tokenizer.json`` post-processor does (a tokenizer
+        without a pipeline has none: the ids are unchanged).
         """
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        return _surrogate_safe(self._core.encode, text, allowed, disallowed)
+        ids = _surrogate_safe(self._core.encode, text, allowed, disallowed)
+        return self._with_bos_eos(ids) if add_special_tokens else ids
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``, treating special token strings as ordinary text."""
@@ -197,11 +243,13 @@ class Tokenizer:
         num_threads: int | None = None,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
+        add_special_tokens: bool = False,
     ) -> list[list[int]]:
         """:meth:`encode` of each text, in parallel (``num_threads=None``: all cores)."""
         texts = _text_list(texts)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        return _surrogate_safe(self._core.encode_batch, texts, allowed, disallowed, _check_threads(num_threads))
+        batch = _surrogate_safe(self._core.encode_batch, texts, allowed, disallowed, _check_threads(num_threads))
+        return [self._with_bos_eos(ids) for ids in batch] if add_special_tokens else batch
 
     def encode_ordinary_batch(self, texts: Iterable[str], *, num_threads: int | None = None) -> list[list[int]]:
         """:meth:`encode_ordinary` of each text, in parallel (``num_threads=None``: all cores)."""
@@ -213,6 +261,7 @@ class Tokenizer:
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
         disallowed_special: SpecialPolicy = "all",
+        add_special_tokens: bool = False,
     ) -> np.ndarray:
         """:meth:`encode` as a read-only ``uint32`` numpy array (no Python int per token)."""
         import numpy as np
@@ -220,10 +269,15 @@ class Tokenizer:
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
         data = _surrogate_safe(self._core.encode_to_u32_bytes, text, allowed, disallowed)
-        return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        ids = np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        if add_special_tokens and (self._bos or self._eos):
+            ids = np.concatenate([np.array(self._bos, np.uint32), ids, np.array(self._eos, np.uint32)])
+            ids.flags.writeable = False
+        return ids
 
     def split(self, text: str) -> list[str]:
-        """The pieces the split pattern cuts ``text`` into (special tokens not handled)."""
+        """The pieces the split pattern (or the pipeline's normalizer and steps) cuts
+        ``text`` into (special and added tokens not handled)."""
         _check_text(text)
         return _surrogate_safe(self._core.split, text)
 
@@ -232,7 +286,7 @@ class Tokenizer:
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of the tokens ``ids``; unknown ids raise :class:`UnknownTokenError`."""
         with _unknown_ids_as_key_errors():
-            return self._core.decode_bytes(_id_list(ids))
+            return _ids_fit(self._core.decode_bytes, _id_list(ids))
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of the tokens ``ids``. ``errors`` is a codec error handler:
@@ -246,7 +300,7 @@ class Tokenizer:
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token id (special tokens included)."""
         with _unknown_ids_as_key_errors():
-            return self._core.decode_single_token_bytes(_token_id(token))
+            return _ids_fit(self._core.decode_single_token_bytes, _token_id(token))
 
     def decode_tokens_bytes(self, ids: Iterable[int]) -> list[bytes]:
         """The bytes of each token of ``ids``, one entry per token."""
@@ -287,8 +341,13 @@ class Tokenizer:
 
     @property
     def pattern(self) -> str:
-        """The split pattern: a built-in name, or the custom regex."""
+        """The split pattern: a built-in name, or the custom regex (with pipeline steps: the first split's)."""
         return self._core.pattern
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """What a HF ``tokenizer.json`` added to the split pattern (None: nothing)."""
+        return self._pipeline
 
     @property
     def pattern_regex(self) -> str:
@@ -392,19 +451,24 @@ class Tokenizer:
     # ----- pickling and display ------------------------------------------------------------
 
     def __reduce__(self):
-        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name))
+        pipeline = self._pipeline.to_dict() if self._pipeline else None
+        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name, pipeline))
 
     def __repr__(self) -> str:
         label = f"{self._name!r}, " if self._name else ""
+        pipeline = ", pipeline=..." if self._pipeline else ""
         return (
             f"Tokenizer({label}n_vocab={self.n_vocab}, pattern={_short(self.pattern)}, "
-            f"special_tokens={len(self._specials)})"
+            f"special_tokens={len(self._specials)}{pipeline})"
         )
 
     # ----- helpers -------------------------------------------------------------------------
 
     def _vocab(self) -> VocabData:
-        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern)
+        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern, self._pipeline)
+
+    def _with_bos_eos(self, ids: list[int]) -> list[int]:
+        return [*self._bos, *ids, *self._eos] if self._bos or self._eos else ids
 
     def _special_policy(self, allowed: SpecialPolicy, disallowed: SpecialPolicy):
         """The (allowed, disallowed) arguments for the core; None means the core's default
@@ -445,11 +509,11 @@ class IncrementalDecoder:
 
     def add(self, token_id: int) -> str:
         """Takes one id; returns the characters it completes (possibly "")."""
-        return self._inner.add(_token_id(token_id))
+        return _ids_fit(self._inner.add, _token_id(token_id))
 
     def add_many(self, ids: Iterable[int]) -> str:
         """Takes several ids; returns the characters they complete."""
-        return self._inner.add_many(_id_list(ids))
+        return _ids_fit(self._inner.add_many, _id_list(ids))
 
     def flush(self) -> str:
         """Returns what is left, with an incomplete trailing character as U+FFFD, and starts over."""
@@ -521,8 +585,10 @@ class Encoding(Tokenizer, metaclass=_TokenizerIsEncoding):
                 )
 
 
-def _rebuild(tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None) -> Tokenizer:
-    return Tokenizer(tokens, specials, pattern, name=name)
+def _rebuild(
+    tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None, pipeline: dict | None = None
+) -> Tokenizer:
+    return Tokenizer(tokens, specials, pattern, name=name, pipeline=Pipeline.from_dict(pipeline) if pipeline else None)
 
 
 def _rank_list(mergeable_ranks: Sequence[bytes] | Mapping[bytes, int]) -> list[bytes]:
@@ -554,6 +620,8 @@ def _special_dict(special_tokens: Mapping[str, int] | None) -> dict[str, int]:
         result[text] = _token_id(token)
         if result[text] < 0:
             raise ValueError(f"special token {text!r} has negative id {token}")
+        if result[text] >= _ID_LIMIT:
+            raise ValueError(f"special token {text!r} has id {token}; ids must be below {_ID_LIMIT}")
     if len(set(result.values())) != len(result):
         raise ValueError(f"two special tokens share an id: {result}")
     return result
@@ -603,6 +671,18 @@ def _token_id(token: object) -> int:
         return operator.index(token)
     except TypeError:
         raise TypeError(f"a token id must be an int, not {type(token).__name__}") from None
+
+
+def _ids_fit(call, ids: int | list[int]):
+    """``call(ids)``, where an id beyond 64 bits (which the core cannot even read, so
+    certainly unknown) is the same ValueError as any other unknown id, not an OverflowError."""
+    try:
+        return call(ids)
+    except OverflowError:
+        # The core reads ids in order: the ones before the culprit are ints that fit.
+        position, bad = next((k, i) for k, i in enumerate(ids if isinstance(ids, list) else [ids]) if not -(2**63) <= i < 2**63)
+        why = ": ids are non-negative" if bad < 0 else ""
+        raise ValueError(f"{'unknown' if bad >= 0 else 'invalid'} token id {bad} at position {position}{why}") from None
 
 
 def _id_list(ids: Iterable[int]) -> list[int]:

@@ -12,7 +12,10 @@ merge; it is only reached when a whole pre-tokenized piece equals it, which
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Optional, TypeVar
+
+if TYPE_CHECKING:
+    from fastllm.tokenizer.pipeline import Pipeline
 
 #: The end-of-text special token, when a vocabulary has one.
 ENDOFTEXT = "<|endoftext|>"
@@ -29,6 +32,9 @@ class VocabData(NamedTuple):
     special_tokens: dict[str, int]
     #: A built-in pattern name (``gpt2``, ``cl100k``, ``o200k``) or a regex.
     pattern: str
+    #: What a HF ``tokenizer.json`` adds (normalizer, several split steps, added
+    #: tokens, BOS/EOS); None for a plain split pattern.
+    pipeline: Optional["Pipeline"] = None
 
 
 def tokens_in_rank_order(by_rank: dict[int, bytes], source: str) -> list[bytes]:

@@ -27,12 +27,9 @@ Logged per step: reward, KL, entropy and loss (of the policy that sampled), the 
 from __future__ import annotations
 
 import copy
-import re
 import time
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -45,8 +42,8 @@ from .data import load_jsonl
 from .finetune import load_model_and_tokenizer, shuffled_batches
 from .metrics import JsonlLog
 from .optim import WarmupCosine, check_finite, make_adamw, optimizer_step
-from .refusals import judge_contains
 from .runtime import autocast
+from .task_rewards import TASKS, answer_reward, arithmetic_reward  # noqa: F401 (re-exported)
 
 LOG_FILE = "log.jsonl"
 
@@ -97,23 +94,8 @@ def token_logprobs(model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tenso
     return picked, entropy
 
 
-# -- rewards ---------------------------------------------------------------------------------
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# The programmatic rewards (TASKS) live in task_rewards.py, which the CLI reads without torch.
 
-
-def arithmetic_reward(record: dict, reply: str) -> float:
-    """1 when the last number in the reply equals the record's ``answer``, else 0."""
-    numbers = _NUMBER.findall(reply.replace(",", ""))
-    return float(bool(numbers) and Fraction(numbers[-1]) == Fraction(str(record["answer"])))
-
-
-def answer_reward(record: dict, reply: str) -> float:
-    """1 when a normalized ``answer`` (text or list) appears in the reply as whole words, else 0."""
-    answers = record["answer"] if isinstance(record["answer"], list) else [record["answer"]]
-    return float(judge_contains(reply, [str(a) for a in answers]))
-
-
-TASKS: dict[str, Callable[[dict, str], float]] = {"arithmetic": arithmetic_reward, "answer": answer_reward}
 
 
 @dataclass

@@ -110,7 +110,18 @@ fn builtin_patterns(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// Whether `pattern` (a built-in name or a regex) matches at every position of
+/// every text, so that skipping unmatched text (tiktoken) and keeping it (HF's
+/// `Split`) split alike: true for the patterns that run on a hand-written scanner
+/// (the built-in and open-model patterns, in any spelling). ValueError if it does
+/// not compile.
+#[pyfunction]
+fn pattern_matches_all_text(pattern: &str) -> PyResult<bool> {
+    Ok(Pretokenizer::new(pattern).map_err(value_error)?.matches_all_text())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pattern_matches_all_text, m)?)?;
     m.add_class::<PyFileChunks>()?;
     m.add_function(wrap_pyfunction!(text_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(builtin_patterns, m)?)?;

@@ -12,8 +12,10 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 use super::id_lists::IdObjects;
 use super::text_args::{texts_of, Utf8};
 use super::value_error;
+use crate::added_tokens::AddedToken;
 use crate::bpe::Rank;
 use crate::core_bpe::{BatchSink, CoreBpe, Run, SpecialPolicy};
+use crate::pretokenize::pipeline::{Behavior, Normalizer, PipelineSpec, Split, Step};
 use crate::utf8_stream::Utf8Stream;
 
 /// Token ids from Python ints; a negative id is a ValueError.
@@ -54,11 +56,55 @@ fn str_set(obj: &Bound<'_, PyAny>, all: &[String]) -> PyResult<HashSet<String>> 
     Ok(out)
 }
 
-/// A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern)`.
+/// A pipeline description from Python: `(normalizer, steps, added_tokens)` with
+/// `normalizer` None or "nfc"; each step `("split", pattern, behavior, invert)`,
+/// `("digits", individual)` or `("byte_level", add_prefix_space, use_regex)`;
+/// each added token `(content, id, special, single_word, lstrip, rstrip, normalized)`.
+fn pipeline_spec(obj: &Bound<'_, PyAny>) -> PyResult<PipelineSpec> {
+    type Described<'py> = (Option<String>, Vec<Bound<'py, PyAny>>, Vec<(String, i64, bool, bool, bool, bool, bool)>);
+    let (normalizer, steps, added): Described<'_> = obj.extract()?;
+    let normalizer = Normalizer::parse(normalizer.as_deref()).map_err(value_error)?;
+    let steps = steps.iter().map(pipeline_step).collect::<PyResult<Vec<_>>>()?;
+    let added_tokens = added
+        .into_iter()
+        .map(|(content, id, special, single_word, lstrip, rstrip, normalized)| {
+            let id = Rank::try_from(id)
+                .ok()
+                .filter(|&i| i != Rank::MAX)
+                .ok_or_else(|| value_error(format!("added token {content:?} has invalid id {id}")))?;
+            Ok(AddedToken { content, id, special, single_word, lstrip, rstrip, normalized })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PipelineSpec { normalizer, steps, added_tokens })
+}
+
+fn pipeline_step(step: &Bound<'_, PyAny>) -> PyResult<Step> {
+    let kind: String = step.get_item(0)?.extract()?;
+    match kind.as_str() {
+        "split" => {
+            let (_, pattern, behavior, invert): (String, String, String, bool) = step.extract()?;
+            let behavior = Behavior::parse(&behavior).map_err(value_error)?;
+            Ok(Step::Split(Box::new(Split::new(&pattern, behavior, invert).map_err(value_error)?)))
+        }
+        "digits" => {
+            let (_, individual): (String, bool) = step.extract()?;
+            Ok(Step::Digits { individual })
+        }
+        "byte_level" => {
+            let (_, add_prefix_space, use_regex): (String, bool, bool) = step.extract()?;
+            Ok(Step::ByteLevel { add_prefix_space, use_regex })
+        }
+        other => Err(value_error(format!("unknown pre-tokenizer step {other:?} (known: split, digits, byte_level)"))),
+    }
+}
+
+/// A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None)`.
 ///
 /// `mergeable[i]` is the bytes of the token with id/rank `i`; `special_tokens`
 /// maps strings to ids outside `range(len(mergeable))`; `pattern` is a built-in
 /// name (gpt2, cl100k, o200k, or r50k_base/cl100k_base/o200k_base) or a regex.
+/// `pipeline` (see `pipeline_spec`) adds what HF tokenizer.json has beyond that:
+/// a normalizer, several pre-tokenizer steps, added tokens with flags.
 #[pyclass(module = "fastllm._core", name = "CoreBPE", frozen)]
 pub struct PyCoreBpe {
     core: Arc<CoreBpe>,
@@ -186,7 +232,7 @@ impl PyCoreBpe {
     fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: &'a HashSet<String>) -> SpecialPolicy<'a> {
         SpecialPolicy {
             allowed: allowed.iter().map(String::as_str).collect(),
-            disallowed: disallowed.iter().filter(|s| !allowed.contains(*s)).map(String::as_str).collect(),
+            disallowed: disallowed.iter().map(String::as_str).collect(),
         }
     }
 
@@ -199,9 +245,12 @@ impl PyCoreBpe {
             Some(a) => str_set(a, &self.special_names)?,
             None => HashSet::new(),
         };
+        // As in tiktoken: "all" (the default) is every special not allowed, while a set is
+        // taken as given, so a special both allowed and disallowed is an error where it occurs.
         let disallowed = match disallowed {
-            Some(d) => str_set(d, &self.special_names)?,
-            None => self.special_names.iter().cloned().collect(),
+            Some(d) if d.cast::<PyString>().is_err() => str_set(d, &self.special_names)?,
+            Some(d) => str_set(d, &self.special_names)?.into_iter().filter(|s| !allowed.contains(s)).collect(),
+            None => self.special_names.iter().filter(|s| !allowed.contains(*s)).cloned().collect(),
         };
         Ok((allowed, disallowed))
     }
@@ -210,12 +259,15 @@ impl PyCoreBpe {
 #[pymethods]
 impl PyCoreBpe {
     #[new]
+    #[pyo3(signature = (mergeable, special_tokens, pattern, pipeline=None))]
     fn new(
         py: Python<'_>,
         mergeable: Vec<PyBackedBytes>,
         special_tokens: std::collections::HashMap<String, i64>,
         pattern: &str,
+        pipeline: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let spec = pipeline.map(pipeline_spec).transpose()?;
         let mergeable: Vec<Vec<u8>> = mergeable.iter().map(|b| b.to_vec()).collect();
         let mut specials = Vec::with_capacity(special_tokens.len());
         for (name, id) in special_tokens {
@@ -226,9 +278,15 @@ impl PyCoreBpe {
             specials.push((name, id));
         }
         let pattern = pattern.to_string();
-        let core = py.detach(move || CoreBpe::new(mergeable, &specials, &pattern)).map_err(value_error)?;
+        let core = py
+            .detach(move || match spec {
+                None => CoreBpe::new(mergeable, &specials, &pattern),
+                Some(spec) => CoreBpe::with_pipeline(mergeable, &specials, &pattern, spec),
+            })
+            .map_err(value_error)?;
         let special_names = core.special_tokens().map(|(n, _)| n.to_string()).collect();
-        let id_objects = IdObjects::new(core.n_vocab());
+        // Mergeable ids only: special ids may be anywhere below 2**32 (and are rare in output).
+        let id_objects = IdObjects::new(core.mergeable_tokens().len());
         Ok(Self { core: Arc::new(core), special_names, id_objects })
     }
 
@@ -330,11 +388,15 @@ impl PyCoreBpe {
         Ok(PyBytes::new(py, bytes))
     }
 
-    /// The pre-tokenizer pieces of `text`; ValueError if the regex engine gives
-    /// up on a custom pattern.
+    /// The pre-tokenizer pieces of `text` (normalized first, when the pipeline
+    /// has a normalizer; added and special tokens are not looked for);
+    /// ValueError if the regex engine gives up on a custom pattern.
     fn split(&self, py: Python<'_>, text: String) -> PyResult<Vec<String>> {
-        py.detach(|| self.core.pretokenizer().pieces(&text).map(|p| p.into_iter().map(str::to_string).collect()))
-            .map_err(value_error)
+        py.detach(|| match self.core.pipeline() {
+            Some(pipeline) => pipeline.pieces(&text),
+            None => self.core.pretokenizer().pieces(&text).map(|p| p.into_iter().map(str::to_string).collect()),
+        })
+        .map_err(value_error)
     }
 
     /// A streaming decoder that emits only complete UTF-8 characters.

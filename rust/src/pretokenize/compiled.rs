@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fancy_regex::{Expr, LookAround};
+use fancy_regex::{Assertion, Expr, LookAround};
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::primitives::StateID;
@@ -94,6 +94,10 @@ fn is_space_run_before_space(expr: &Expr) -> bool {
 fn is_plain(expr: &Expr) -> bool {
     match expr {
         Expr::Empty | Expr::Any { .. } | Expr::Literal { .. } | Expr::Delegate { .. } => true,
+        // fancy-regex cannot write these back out as regex syntax (its to_str panics).
+        Expr::Assertion(Assertion::EndTextIgnoreTrailingNewlines { .. } | Assertion::StartLineOniguruma { .. }) => {
+            false
+        }
         Expr::Assertion(_) => true,
         Expr::Concat(children) | Expr::Alt(children) => children.iter().all(is_plain),
         Expr::Group(child) => is_plain(child),
@@ -313,7 +317,7 @@ mod tests {
 
     #[test]
     fn leaves_other_lookaround_and_empty_matches_to_the_engine() {
-        for source in [r"a(?=b)", r"\s++$", r"(a)\1", r"a*", r"x|", r"(?>ab)", "\\s+(?!\\s)"] {
+        for source in [r"a(?=b)", r"\s++$", r"(a)\1", r"a*", r"x|", r"(?>ab)", "\\s+(?!\\s)", r"\s+\Z|\S+"] {
             assert!(alternatives(source).is_none(), "{source}");
         }
     }

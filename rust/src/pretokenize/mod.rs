@@ -17,6 +17,7 @@
 
 mod classes;
 mod compiled;
+pub mod pipeline;
 mod scan_cl100k;
 mod scan_gpt2;
 mod scan_llama3;
@@ -226,6 +227,13 @@ impl Pretokenizer {
         matches!(self.engine, Engine::Scanner(_))
     }
 
+    /// Whether the pattern matches at every position of every text (its pieces
+    /// cover the text): true for the scanners' patterns. A custom pattern that
+    /// happens to match everything is not recognised (false).
+    pub fn matches_all_text(&self) -> bool {
+        self.is_scanner()
+    }
+
     /// What does the splitting: `scanner:NAME`, `compiled` (DFAs) or `regex` (fancy-regex).
     pub fn engine_name(&self) -> String {
         match &self.engine {
@@ -299,6 +307,86 @@ impl Pretokenizer {
     pub fn pieces<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, SplitError> {
         let mut out = Vec::new();
         self.for_each_piece(text, |p| out.push(p))?;
+        Ok(out)
+    }
+
+    /// Calls `f(start, end, is_match)` on the stretches of `text`, in order: the
+    /// pattern's matches and the text between them, which together cover `text`.
+    /// These are the stretches of HF tokenizers' `Split` (its `find_matches`),
+    /// which keeps unmatched text, where [`Self::for_each_piece`] (tiktoken's
+    /// `find_iter`) skips it. Only the regex engine gives empty matches (they cut
+    /// without covering anything); the scanners and the DFAs never match empty.
+    /// An error means the regex engine gave up on a custom pattern; `f` has then
+    /// seen the stretches before the error's offset.
+    pub fn for_each_stretch(&self, text: &str, mut f: impl FnMut(usize, usize, bool)) -> Result<(), SplitError> {
+        match &self.engine {
+            // A scanner's pattern matches at every position: every piece is a match.
+            Engine::Scanner(_) => {
+                let base = text.as_ptr() as usize;
+                self.for_each_piece(text, |p| {
+                    let start = p.as_ptr() as usize - base;
+                    f(start, start + p.len(), true)
+                })?;
+            }
+            Engine::Compiled(compiled) => {
+                let t = Text::new(text);
+                let bytes = text.as_bytes();
+                let mut i = 0;
+                // next_start may find a place where no match starts after all: a
+                // gap runs until the next actual match.
+                let mut gap_start = None;
+                while i < text.len() {
+                    match compiled.match_end(&t, bytes, i) {
+                        Some(end) => {
+                            if let Some(start) = gap_start.take() {
+                                f(start, i, false);
+                            }
+                            f(i, end, true);
+                            i = end;
+                        }
+                        None => {
+                            gap_start.get_or_insert(i);
+                            let next = compiled.next_start(bytes, i + t.at(i).map_or(1, |c| c.len));
+                            i = next.unwrap_or(text.len());
+                        }
+                    }
+                }
+                if let Some(start) = gap_start {
+                    f(start, text.len(), false);
+                }
+            }
+            Engine::Regex(regex) => {
+                let mut done = 0;
+                for m in regex.find_iter(text) {
+                    let m = m.map_err(|e| SplitError {
+                        pattern: self.source.clone(),
+                        offset: done,
+                        char_offset: text[..done].chars().count(),
+                        reason: e.to_string(),
+                    })?;
+                    if m.start() != done {
+                        f(done, m.start(), false);
+                    }
+                    f(m.start(), m.end(), true);
+                    done = m.end();
+                }
+                if done != text.len() {
+                    f(done, text.len(), false);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The non-empty stretches of `text` (matches and the text between them) as
+    /// a vector: the pieces of HF's `Split(Isolated)`, which concatenate to `text`.
+    pub fn pieces_keeping_gaps<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, SplitError> {
+        let mut out = Vec::new();
+        self.for_each_stretch(text, |start, end, _| {
+            if end > start {
+                out.push(&text[start..end])
+            }
+        })?;
         Ok(out)
     }
 }
@@ -542,6 +630,51 @@ mod tests {
         for c in ['1', ' ', '\n', '\u{301}', '!', '١'] {
             assert!(!is_letter(c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn stretches_keep_unmatched_text_on_every_engine() {
+        // HF's Split(Isolated) pieces; for_each_piece skips the gaps as find_iter does.
+        let text = "hello, World 123!";
+        for source in ["[a-z]+", r"[a-z]+(?=\W|$)"] {
+            let p = Pretokenizer::new(source).unwrap();
+            assert_eq!(p.pieces_keeping_gaps(text).unwrap(), vec!["hello", ", W", "orld", " 123!"], "{source}");
+            assert_eq!(p.pieces(text).unwrap(), vec!["hello", "orld"], "{source}");
+        }
+        // Where next_start finds a space that starts no match, the gap goes on to the next match.
+        let p = Pretokenizer::new(r"x+|\s+(?!\S)").unwrap();
+        assert_eq!(p.engine_name(), "compiled");
+        assert_eq!(p.pieces_keeping_gaps("a b  x y").unwrap(), vec!["a b", " ", " ", "x", " y"]);
+        // An empty match cuts the text without adding a piece.
+        let p = Pretokenizer::new("x*").unwrap();
+        assert_eq!(p.pieces_keeping_gaps("axxb").unwrap(), vec!["a", "xx", "b"]);
+        assert_eq!(p.pieces_keeping_gaps("").unwrap(), Vec::<&str>::new());
+        // A scanner's pattern matches everything: its stretches are its pieces.
+        let p = Pretokenizer::new("cl100k").unwrap();
+        assert_eq!(p.pieces_keeping_gaps(text).unwrap(), p.pieces(text).unwrap());
+    }
+
+    #[test]
+    fn stretches_on_the_dfas_equal_the_regex_engines() {
+        for source in [r"\p{N}{1,3}", r"(?i)[a-z]+|\d+", r"x+|\s+(?!\S)", r"[a-z]+|\d{2}|\s+(?!\S)"] {
+            let fast = Pretokenizer::new(source).unwrap();
+            assert_eq!(fast.engine_name(), "compiled", "{source}");
+            let slow = Pretokenizer::regex_only(source).unwrap();
+            let samples = SAMPLES.iter().map(|s| s.to_string()).chain(random_samples());
+            for text in samples {
+                assert_eq!(fast.pieces_keeping_gaps(&text), slow.pieces_keeping_gaps(&text), "{source} on {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn stretches_raise_where_the_engine_gives_up() {
+        let p = Pretokenizer::new(r"(?:(?=a)a|a)*b|x").unwrap();
+        let text = format!("xé{}", "a".repeat(40));
+        let mut seen = Vec::new();
+        let err = p.for_each_stretch(&text, |s, e, m| seen.push((s, e, m))).unwrap_err();
+        assert_eq!(seen, vec![(0, 1, true)]);
+        assert_eq!((err.offset, err.char_offset), (1, 1));
     }
 
     #[test]

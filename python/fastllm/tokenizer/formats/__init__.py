@@ -4,6 +4,8 @@
 * :mod:`.fastllm_json`: fastllm's own JSON file (:meth:`Tokenizer.save` / :meth:`Tokenizer.load`).
 * :mod:`.tiktoken_file`: tiktoken's ``.tiktoken`` ranks (no pattern, no special tokens).
 * :mod:`.gpt2_vocab`: GPT-2's ``vocab.json`` + ``merges.txt`` and its byte-to-character map.
-* :mod:`.hf_json`: HF ``tokenizer.json``, with the split regex in Oniguruma's spelling.
+* :mod:`.hf_json`: HF ``tokenizer.json`` (byte-level BPE, with its normalizer, pre-tokenizer
+  steps, added tokens and BOS/EOS).
+* :mod:`.oniguruma`: split regexes between fastllm's dialect and Oniguruma's (``tokenizer.json``).
 * :mod:`.hf_checkpoint`: which of those files a HF checkpoint directory holds.
 """

@@ -5,7 +5,12 @@
     {"format": "fastllm-tokenizer", "version": 1,
      "pattern": "cl100k",                      # built-in name or regex
      "special_tokens": {"<|endoftext|>": 1000},
+     "pipeline": {...},                        # only in version 2: Pipeline.to_dict()
      "ranks": ["AA==", "AQ==", ...]}           # base64 token bytes; list index = rank = id
+
+A tokenizer with a pipeline (read from a HF ``tokenizer.json``) is written as version 2,
+so that a fastllm that does not know pipelines refuses the file instead of encoding
+differently; one without is written as version 1, as before.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import re
 from pathlib import Path
 
 from fastllm.files import write_bytes_atomic
+from fastllm.tokenizer.pipeline import Pipeline
 from fastllm.tokenizer.vocab import VocabData
 
 FORMAT_NAME = "fastllm-tokenizer"
 FORMAT_VERSION = 1
+#: The version of files that hold a pipeline.
+PIPELINE_FORMAT_VERSION = 2
 #: The file name fastllm gives its tokenizer file in a data or model directory.
 TOKENIZER_FILE = "tokenizer.fastllm.json"
 
@@ -34,9 +42,10 @@ def write_tokenizer_file(path: str | os.PathLike, vocab: VocabData) -> Path:
     """Writes ``vocab`` to ``path`` atomically."""
     document = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": PIPELINE_FORMAT_VERSION if vocab.pipeline else FORMAT_VERSION,
         "pattern": vocab.pattern,
         "special_tokens": dict(sorted(vocab.special_tokens.items(), key=lambda item: item[1])),
+        **({"pipeline": vocab.pipeline.to_dict()} if vocab.pipeline else {}),
         "ranks": [base64.b64encode(token).decode("ascii") for token in vocab.tokens],
     }
     # One rank per line keeps the file diffable and easy to inspect.
@@ -59,13 +68,19 @@ def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
         document = json.loads(raw)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{source}: not a fastllm tokenizer file (not UTF-8: {exc})") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
         raise ValueError(f"{source}: corrupt or truncated tokenizer file: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise ValueError(f"{source}: not a fastllm tokenizer file (no \"format\": \"{FORMAT_NAME}\")")
     version = document.get("version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{source}: tokenizer file version {version!r} is not supported (this fastllm reads {FORMAT_VERSION})")
+    if version not in (FORMAT_VERSION, PIPELINE_FORMAT_VERSION) or isinstance(version, bool):
+        raise ValueError(
+            f"{source}: tokenizer file version {version!r} is not supported "
+            f"(this fastllm reads {FORMAT_VERSION} and {PIPELINE_FORMAT_VERSION})"
+        )
+    pipeline = None
+    if version == PIPELINE_FORMAT_VERSION:
+        pipeline = Pipeline.from_dict(document.get("pipeline"), source)
     pattern = document.get("pattern")
     if not isinstance(pattern, str) or not pattern:
         raise ValueError(f"{source}: \"pattern\" must be a non-empty string")
@@ -92,7 +107,7 @@ def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
         seen: set[bytes] = set()
         duplicate = next(i for i, t in enumerate(tokens) if t in seen or seen.add(t))
         raise ValueError(f"{source}: ranks[{duplicate}] = {tokens[duplicate]!r} appears twice")
-    return VocabData(tokens, dict(specials), pattern)
+    return VocabData(tokens, dict(specials), pattern, pipeline)
 
 
 def is_tokenizer_file(path: str | os.PathLike) -> bool:

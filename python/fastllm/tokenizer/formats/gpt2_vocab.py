@@ -87,7 +87,7 @@ def read_gpt2_vocab(
     vocab_source = str(vocab_path)
     try:
         vocab = json.loads(Path(vocab_path).read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, an int of too many digits, nesting too deep
         raise ValueError(f"{vocab_source}: not a valid JSON vocabulary: {exc}") from None
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{vocab_source}: expected a non-empty JSON object of token -> id")

@@ -41,7 +41,7 @@ def _added_tokens(root: Path) -> tuple[str, ...]:
         return ()
     try:
         entries = json.loads(added.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, an int of too many digits, nesting too deep
         raise ValueError(f"{added}: not valid JSON: {exc}") from None
     if not isinstance(entries, dict):
         raise ValueError(f"{added}: expected a JSON object of token -> id")

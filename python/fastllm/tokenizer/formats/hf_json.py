@@ -1,63 +1,86 @@
-"""HF ``tokenizer.json`` for byte-level BPE: writing one that ``tokenizers`` encodes
-exactly like fastllm, and reading GPT-2-style ones back. The split regex is
-rewritten for Oniguruma, the regex engine of HF ``tokenizers`` (:func:`to_oniguruma`).
+"""HF ``tokenizer.json`` for byte-level BPE: reading one so that fastllm encodes
+exactly like ``tokenizers``, and writing one that ``tokenizers`` (and transformers'
+``PreTrainedTokenizerFast``) encodes exactly like fastllm.
 
-Layout written: a BPE model (vocab and merges in GPT-2 byte-to-unicode text,
-``ignore_merges`` so a piece that is a whole token stays one token, as in
-tiktoken), the pre-tokenizer ``Sequence[Split(Regex(pattern), Isolated),
-ByteLevel(use_regex=False)]``, a ByteLevel decoder, and the special tokens as
-``added_tokens``.
+What is read (anything else is refused with a ValueError naming the file and the part):
+
+* model: ``BPE`` whose ids follow its merges (rank-based BPE, as fastllm and tiktoken
+  merge), no ``byte_fallback``, ``dropout``, subword prefix or suffix; the special
+  tokens above the mergeable ids;
+* normalizer: none, an empty ``Sequence``, or ``NFC`` (alone or in a ``Sequence``);
+* pre-tokenizer: ``Split`` (any behavior, ``invert``), ``Digits``, and a final
+  ``ByteLevel`` (with or without its regex and prefix space), alone or in a
+  ``Sequence``; regexes are rewritten from Oniguruma's dialect (:mod:`.oniguruma`);
+* added tokens, special or not, with their ``single_word``/``lstrip``/``rstrip``/
+  ``normalized`` flags, at the ids ``tokenizers`` gives them;
+* post-processor: ``ByteLevel``, ``TemplateProcessing``, ``RobertaProcessing``,
+  ``BertProcessing`` (or a ``Sequence`` of them): its BOS/EOS ids, used by
+  ``encode(..., add_special_tokens=True)``;
+* decoder: ``ByteLevel``. ``truncation`` and ``padding`` are ignored.
+
+The result is a :class:`VocabData` whose ``pipeline`` holds what a single split
+pattern cannot express. A ``Split`` keeps the text its regex does not match (HF's
+semantics), where a plain pattern leaves it out (tiktoken's); so a file with just
+``Split(Isolated)`` + ``ByteLevel`` needs no pipeline only when its pattern matches all
+text (the built-in and open-model patterns, on their scanners), as with GPT-2's
+``ByteLevel`` or ``Split(Removed, invert=True)`` + ``ByteLevel``; other patterns keep the
+``Split`` step.
+
+Written: a BPE model (vocab and merges in GPT-2 byte-to-unicode text, ``ignore_merges``
+so a piece that is a whole token stays one token, as in tiktoken), the pipeline's
+normalizer and pre-tokenizer (without one: ``Sequence[Split(Regex(pattern), Isolated),
+ByteLevel(use_regex=False)]``, or ``Split(..., Removed, invert=True)`` for a pattern that
+does not match all text, which HF then splits as fastllm does), a ByteLevel decoder, the special and added tokens as
+``added_tokens``, and a ``TemplateProcessing`` post-processor for BOS/EOS.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
+from fastllm._core import pattern_matches_all_text
 from fastllm.files import write_bytes_atomic
-from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, tokens_from_text_vocab
+from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, tokens_from_text_vocab
+from fastllm.tokenizer.formats.oniguruma import RegexDialectError, from_oniguruma, to_oniguruma
+from fastllm.tokenizer.pipeline import AddedToken, ByteLevel, Digits, Pipeline, Split
 from fastllm.tokenizer.vocab import VocabData, check_merges_follow_ranks, derive_merges
+
+__all__ = ["hf_json_dict", "parse_hf_json", "read_hf_json", "to_oniguruma", "from_oniguruma", "write_hf_json"]
 
 #: The pattern name that HF's ``ByteLevel(use_regex=True)`` pre-tokenizer stands for.
 GPT2_PATTERN_NAME = "gpt2"
 
+# HF's SplitDelimiterBehavior names <-> fastllm's.
+_BEHAVIOR_FROM_HF = {
+    "Removed": "removed",
+    "Isolated": "isolated",
+    "MergedWithPrevious": "merged_with_previous",
+    "MergedWithNext": "merged_with_next",
+    "Contiguous": "contiguous",
+}
+_BEHAVIOR_TO_HF = {ours: theirs for theirs, ours in _BEHAVIOR_FROM_HF.items()}
+_PATTERN_ALIASES = {"r50k": "gpt2", "r50k_base": "gpt2", "cl100k_base": "cl100k", "o200k_base": "o200k"}
 
-def hf_json_dict(vocab: VocabData, pattern_regex: str) -> dict:
-    """The ``tokenizer.json`` content for ``vocab`` (``pattern_regex``: the split regex itself)."""
-    added = [
-        {
-            "id": token_id,
-            "content": text,
-            "single_word": False,
-            "lstrip": False,
-            "rstrip": False,
-            "normalized": False,
-            "special": True,
-        }
-        for text, token_id in sorted(vocab.special_tokens.items(), key=lambda item: item[1])
-    ]
+
+# ----- writing ---------------------------------------------------------------------------
+
+
+def hf_json_dict(vocab: VocabData, pattern_regex: str, builtin_patterns: dict[str, str] | None = None) -> dict:
+    """The ``tokenizer.json`` content for ``vocab`` (``pattern_regex``: the split regex itself;
+    ``builtin_patterns``: name -> regex, to resolve pattern names in pipeline steps)."""
+    pipeline = vocab.pipeline or Pipeline()
+    builtin_patterns = builtin_patterns or {}
     merges = [[bytes_to_text(left), bytes_to_text(right)] for left, right in derive_merges(vocab.tokens)]
     return {
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {
-                    "type": "Split",
-                    "pattern": {"Regex": to_oniguruma(pattern_regex)},
-                    "behavior": "Isolated",
-                    "invert": False,
-                },
-                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
-            ],
-        },
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        "added_tokens": _added_entries(vocab, pipeline),
+        "normalizer": {"type": "NFC"} if pipeline.normalizer == "nfc" else None,
+        "pre_tokenizer": _pre_tokenizer_dict(pipeline, pattern_regex, builtin_patterns),
+        "post_processor": _post_processor_dict(vocab, pipeline),
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         "model": {
             "type": "BPE",
@@ -68,18 +91,46 @@ def hf_json_dict(vocab: VocabData, pattern_regex: str) -> dict:
             "fuse_unk": False,
             "byte_fallback": False,
             "ignore_merges": True,
-            "vocab": _model_vocab(vocab),
+            "vocab": _model_vocab(vocab, pipeline),
             "merges": merges,
         },
     }
 
 
-def _model_vocab(vocab: VocabData) -> dict[str, int]:
-    """Token text -> id, special tokens included (as GPT-2's file has ``<|endoftext|>``):
+def _added_entries(vocab: VocabData, pipeline: Pipeline) -> list[dict]:
+    described = {token.content: token for token in pipeline.added_tokens}
+    tokens = list(pipeline.added_tokens) + [
+        AddedToken(text, token_id, special=True) for text, token_id in vocab.special_tokens.items() if text not in described
+    ]
+    return [
+        {
+            "id": token.id,
+            "content": token.content,
+            "single_word": token.single_word,
+            "lstrip": token.lstrip,
+            "rstrip": token.rstrip,
+            "normalized": token.normalized,
+            "special": token.special,
+        }
+        for token in sorted(tokens, key=lambda t: t.id)
+    ]
+
+
+def _model_vocab(vocab: VocabData, pipeline: Pipeline) -> dict[str, int]:
+    """Token text -> id, special and added tokens included (as GPT-2's file has ``<|endoftext|>``):
     ``tokenizers`` only keeps an added token's id when the model vocabulary has it,
     and renumbers it otherwise, e.g. when ids have a gap below the specials."""
     entries = {bytes_to_text(token): rank for rank, token in enumerate(vocab.tokens)}
-    for text, token_id in vocab.special_tokens.items():
+    added = dict(vocab.special_tokens)
+    added.update({t.content: t.id for t in pipeline.added_tokens if not t.special})
+    for text, token_id in added.items():
+        if token_id < len(vocab.tokens):
+            if entries.get(text) != token_id:
+                raise ValueError(
+                    f"added token {text!r} has the id {token_id} of a mergeable token whose tokenizer.json text is "
+                    f"{bytes_to_text(vocab.tokens[token_id])!r}; tokenizers would give it another id"
+                )
+            continue
         if text in entries:
             raise ValueError(
                 f"special token {text!r} reads like the byte-level text of mergeable token {entries[text]}; "
@@ -89,10 +140,70 @@ def _model_vocab(vocab: VocabData) -> dict[str, int]:
     return entries
 
 
-def write_hf_json(path: str | os.PathLike, vocab: VocabData, pattern_regex: str) -> Path:
+def _pre_tokenizer_dict(pipeline: Pipeline, pattern_regex: str, builtin_patterns: dict[str, str]) -> dict:
+    # The plain pattern in HF's terms (see _single_pattern): isolated where it matches all
+    # text, else its inverted matches removed, so that HF leaves out what fastllm leaves out.
+    plain = Split(pattern_regex) if pattern_matches_all_text(pattern_regex) else Split(pattern_regex, "removed", True)
+    steps = list(pipeline.steps) or [plain]
+    if not isinstance(steps[-1], ByteLevel):
+        steps.append(ByteLevel())
+    if len(steps) == 1:
+        return _step_dict(steps[0], builtin_patterns)
+    return {"type": "Sequence", "pretokenizers": [_step_dict(step, builtin_patterns) for step in steps]}
+
+
+def _step_dict(step, builtin_patterns: dict[str, str]) -> dict:
+    if isinstance(step, Split):
+        regex = builtin_patterns.get(_PATTERN_ALIASES.get(step.pattern, step.pattern), step.pattern)
+        return {
+            "type": "Split",
+            "pattern": {"Regex": to_oniguruma(regex)},
+            "behavior": _BEHAVIOR_TO_HF[step.behavior],
+            "invert": step.invert,
+        }
+    if isinstance(step, Digits):
+        return {"type": "Digits", "individual_digits": step.individual}
+    return {"type": "ByteLevel", "add_prefix_space": step.add_prefix_space, "trim_offsets": True, "use_regex": step.use_regex}
+
+
+def _post_processor_dict(vocab: VocabData, pipeline: Pipeline) -> dict:
+    if not pipeline.bos_ids and not pipeline.eos_ids:
+        return {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
+    names = {token_id: text for text, token_id in vocab.special_tokens.items()}
+    names.update({t.id: t.content for t in pipeline.added_tokens})
+
+    def name(token_id: int) -> str:
+        if token_id in names:
+            return names[token_id]
+        if 0 <= token_id < len(vocab.tokens):
+            return bytes_to_text(vocab.tokens[token_id])
+        raise ValueError(f"BOS/EOS id {token_id} is not a token of this vocabulary")
+
+    def template(type_id: int, sequence: str) -> list[dict]:
+        return (
+            [{"SpecialToken": {"id": name(i), "type_id": type_id}} for i in pipeline.bos_ids]
+            + [{"Sequence": {"id": sequence, "type_id": type_id}}]
+            + [{"SpecialToken": {"id": name(i), "type_id": type_id}} for i in pipeline.eos_ids]
+        )
+
+    ids = sorted(set(pipeline.bos_ids + pipeline.eos_ids))
+    return {
+        "type": "TemplateProcessing",
+        "single": template(0, "A"),
+        "pair": template(0, "A") + template(1, "B"),
+        "special_tokens": {name(i): {"id": name(i), "ids": [i], "tokens": [name(i)]} for i in ids},
+    }
+
+
+def write_hf_json(
+    path: str | os.PathLike, vocab: VocabData, pattern_regex: str, builtin_patterns: dict[str, str] | None = None
+) -> Path:
     """Writes ``tokenizer.json`` for ``vocab`` atomically; see :func:`hf_json_dict`."""
-    text = json.dumps(hf_json_dict(vocab, pattern_regex), ensure_ascii=False)
+    text = json.dumps(hf_json_dict(vocab, pattern_regex, builtin_patterns), ensure_ascii=False)
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+# ----- reading ---------------------------------------------------------------------------
 
 
 def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None = None) -> VocabData:
@@ -102,44 +213,323 @@ def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None 
         obj = json.loads(Path(path).read_bytes())
     except UnicodeDecodeError as exc:
         raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
         raise ValueError(f"{source}: not valid JSON: {exc}") from None
     return parse_hf_json(obj, source, known_patterns)
 
 
 def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: dict[str, str] | None = None) -> VocabData:
-    """The vocabulary of a parsed ``tokenizer.json``.
+    """The vocabulary (and pipeline) of a parsed ``tokenizer.json``.
 
-    ``known_patterns`` maps built-in pattern names to their regex; a Split
-    regex equal to one of them (in Oniguruma spelling) is returned by name.
-    Raises ValueError for anything fastllm cannot reproduce exactly: other
-    models than BPE, normalizers, non-byte-level vocabularies, ids that do not
-    follow the merge order, ids with gaps.
+    ``known_patterns`` maps built-in pattern names to their regex; a Split regex
+    equal to one of them (in either spelling) is given by name, so that the core
+    runs it on its scanner. Raises ValueError naming ``source`` for anything fastllm
+    cannot reproduce exactly (see the module).
     """
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise ValueError(f"{source}: not a tokenizer.json (no 'model' object)")
     model = obj["model"]
-    if model.get("type", "BPE") != "BPE":
-        raise ValueError(f"{source}: model type {model.get('type')!r} is not supported (only byte-level BPE)")
-    if obj.get("normalizer") is not None:
-        raise ValueError(f"{source}: a normalizer is not supported (fastllm encodes the raw text bytes)")
-    for key in ("continuing_subword_prefix", "end_of_word_suffix"):
-        if model.get(key):
-            raise ValueError(f"{source}: BPE option {key}={model[key]!r} is not supported")
-    pattern = _pattern_of(obj.get("pre_tokenizer"), source, known_patterns or {})
-    specials = _specials_of(obj.get("added_tokens") or [], source)
+    _check_model(model, source)
+    normalizer = _normalizer_of(obj.get("normalizer"), source)
+    steps = _steps_of(obj.get("pre_tokenizer"), source, known_patterns or {})
+    _check_decoder(obj.get("decoder"), source)
     vocab = model.get("vocab")
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{source}: model.vocab is missing or empty")
-    special_ids = set(specials.values())
-    tokens = tokens_from_text_vocab(vocab, special_ids, source)
+    added = _added_tokens_of(obj.get("added_tokens") or [], vocab, source)
+    specials = {token.content: token.id for token in added if token.special}
+    merges = list(_merge_pairs(model.get("merges") or [], source))
+    # A non-special added token is a mergeable token too when BPE can make it (a single
+    # byte, or built by a merge), as "ab" would be; special ones never are.
+    built = {left + right for left, right in merges}
+    not_mergeable = set(specials.values()) | {
+        t.id for t in added if not (_is_byte_level(t.content) and (len(t.content) == 1 or t.content in built))
+    }
+    _check_special_ids(specials, vocab, not_mergeable, source)
+    tokens = tokens_from_text_vocab(vocab, not_mergeable, source)
     # Merges are checked on the token texts: the text map is one character per byte.
-    rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
-    check_merges_follow_ranks(_merge_pairs(model.get("merges") or [], source), rank_of_text, source)
-    return VocabData(tokens, specials, pattern)
+    rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
+    _check_one_merge_per_token(merges, source)
+    check_merges_follow_ranks(merges, rank_of_text, source)
+    if not model.get("ignore_merges", False):
+        _check_every_token_merged(tokens, merges, source)
+    bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
+    pattern, steps = _single_pattern(steps)
+    described = _described_added_tokens(added, normalizer)
+    pipeline = Pipeline(normalizer, tuple(steps), tuple(described), bos_ids, eos_ids)
+    return VocabData(tokens, specials, pattern, pipeline if pipeline != Pipeline() else None)
+
+
+def _check_model(model: dict, source: str) -> None:
+    kind = model.get("type", "BPE")
+    if kind != "BPE":
+        raise ValueError(f"{source}: model type {kind!r} is not supported (only byte-level BPE)")
+    if model.get("byte_fallback"):
+        raise ValueError(f"{source}: BPE with byte_fallback (SentencePiece-style) is not supported (only byte-level BPE)")
+    if model.get("dropout"):
+        raise ValueError(f"{source}: BPE dropout={model['dropout']!r} is not supported (encoding would be random)")
+    for key in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(key):
+            raise ValueError(f"{source}: BPE option {key}={model[key]!r} is not supported")
+
+
+def _normalizer_of(normalizer: object, source: str) -> str | None:
+    """None or "nfc" for a normalizer made of nothing but NFC and empty Sequences."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if node is None:
+            return
+        kind = node.get("type") if isinstance(node, dict) else None
+        if kind == "Sequence" and isinstance(node.get("normalizers"), list):
+            for child in node["normalizers"]:
+                walk(child)
+        elif kind == "NFC":
+            found.add("nfc")
+        else:
+            raise ValueError(f"{source}: normalizer {kind or node!r} is not supported (only none or NFC)")
+
+    walk(normalizer)
+    return "nfc" if found else None
+
+
+def _steps_of(pre: object, source: str, known_patterns: dict[str, str]) -> list:
+    """The pre-tokenizer as fastllm steps; the last must be ByteLevel (byte-level BPE)."""
+    steps: list = []
+
+    def walk(node: object) -> None:
+        kind = node.get("type") if isinstance(node, dict) else None
+        if kind == "Sequence" and isinstance(node.get("pretokenizers"), list):
+            for child in node["pretokenizers"]:
+                walk(child)
+        elif kind == "Split":
+            steps.append(_split_of(node, source, known_patterns))
+        elif kind == "Digits":
+            steps.append(Digits(bool(node.get("individual_digits", False))))
+        elif kind == "ByteLevel":
+            steps.append(ByteLevel(bool(node.get("add_prefix_space", True)), bool(node.get("use_regex", True))))
+        else:
+            raise ValueError(
+                f"{source}: pre-tokenizer {kind or node!r} is not supported "
+                "(supported: Split, Digits, ByteLevel, and Sequences of them)"
+            )
+
+    walk(pre)
+    if not steps or not isinstance(steps[-1], ByteLevel):
+        raise ValueError(f"{source}: the pre-tokenizer does not end with ByteLevel, so the model is not byte-level BPE")
+    if any(isinstance(step, ByteLevel) for step in steps[:-1]):
+        raise ValueError(f"{source}: ByteLevel must be the last pre-tokenizer (later steps would see its byte characters)")
+    return steps
+
+
+def _split_of(node: dict, source: str, known_patterns: dict[str, str]) -> Split:
+    pattern = node.get("pattern")
+    behavior = _BEHAVIOR_FROM_HF.get(node.get("behavior"))
+    if behavior is None:
+        raise ValueError(f"{source}: Split behavior {node.get('behavior')!r} is unknown")
+    invert = bool(node.get("invert", False))
+    if isinstance(pattern, dict) and isinstance(pattern.get("String"), str):
+        return Split(_literal_regex(pattern["String"]), behavior, invert)
+    if not isinstance(pattern, dict) or not isinstance(pattern.get("Regex"), str):
+        raise ValueError(f"{source}: Split pattern {pattern!r} is neither {{'Regex': ...}} nor {{'String': ...}}")
+    regex = pattern["Regex"]
+    for name, known in known_patterns.items():
+        if regex in (known, to_oniguruma(known)):
+            return Split(name, behavior, invert)
+    try:
+        return Split(from_oniguruma(regex), behavior, invert)
+    except RegexDialectError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def _literal_regex(text: str) -> str:
+    """A regex that matches ``text`` literally (a Split's ``String`` pattern)."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in text)
+
+
+def _check_decoder(decoder: object, source: str) -> None:
+    nodes = decoder.get("decoders") if isinstance(decoder, dict) and decoder.get("type") == "Sequence" else [decoder]
+    if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict) or nodes[0].get("type") != "ByteLevel":
+        kind = decoder.get("type") if isinstance(decoder, dict) else decoder
+        raise ValueError(f"{source}: decoder {kind!r} is not supported (byte-level BPE decodes with ByteLevel)")
+
+
+def _is_byte_level(text: str) -> bool:
+    try:
+        text_to_bytes(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _added_tokens_of(entries: list, vocab: dict, source: str) -> list[AddedToken]:
+    """The added tokens, at the ids ``tokenizers`` gives them: the model vocabulary's id
+    for a content it has, else the next id after the vocabulary, in file order."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: added_tokens must be a list, not {type(entries).__name__}")
+    tokens: list[AddedToken] = []
+    seen: set[str] = set()
+    next_id = len(vocab)
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("content"), str) or not isinstance(entry.get("id"), int):
+            raise ValueError(f"{source}: malformed added_tokens entry {entry!r}")
+        content = entry["content"]
+        if not content or content in seen:
+            raise ValueError(f"{source}: added token {content!r} is empty or given twice")
+        seen.add(content)
+        if content in vocab:
+            expected = vocab[content]
+        else:
+            expected, next_id = next_id, next_id + 1
+        if entry["id"] != expected:
+            raise ValueError(
+                f"{source}: added token {content!r} has id {entry['id']}, but tokenizers gives it id {expected} "
+                "(the model vocabulary's id for its content, else the next id after the vocabulary)"
+            )
+        flags = {key: entry.get(key, default) for key, default in _ADDED_DEFAULTS.items()}
+        if not all(isinstance(value, bool) for value in flags.values()):
+            raise ValueError(f"{source}: malformed added_tokens entry {entry!r}")
+        tokens.append(AddedToken(content, expected, **flags))
+    return tokens
+
+
+# HF's AddedToken defaults.
+_ADDED_DEFAULTS = {"special": False, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True}
+
+
+def _check_special_ids(specials: dict[str, int], vocab: dict, not_mergeable: set[int], source: str) -> None:
+    # (Entries that are not byte-level are reported when the tokens are read.)
+    ids = [i for text, i in vocab.items() if isinstance(i, int) and i not in not_mergeable and _is_byte_level(text)]
+    top = max(ids, default=-1)
+    low = sorted((token_id, text) for text, token_id in specials.items() if token_id < top)
+    if low:
+        token_id, text = low[0]
+        raise ValueError(
+            f"{source}: special token {text!r} has id {token_id}, below mergeable tokens (up to {top}); "
+            "fastllm needs the special tokens above the mergeable ids"
+        )
+
+
+def _check_one_merge_per_token(merges: list[tuple[str, str]], source: str) -> None:
+    """Files converted from tiktoken ranks (Llama 3's) list every split of a token as a merge.
+    tokenizers then picks among them by their order, which rank-based BPE cannot follow in
+    every case (two splits of one token overlapping in a word): refused, with what it is."""
+    seen: dict[str, int] = {}
+    for number, (left, right) in enumerate(merges, start=1):
+        built = left + right
+        if built in seen:
+            raise ValueError(
+                f"{source}: merges {seen[built]} and {number} both build {built!r}; several merges per token "
+                "(as in files converted from tiktoken ranks) are not supported: tokenizers orders them in ways "
+                "rank-based BPE does not always reproduce"
+            )
+        seen[built] = number
+
+
+def _check_every_token_merged(tokens: list[bytes], merges: list[tuple[str, str]], source: str) -> None:
+    """With ``ignore_merges=false``, tokenizers never emits a token no merge builds;
+    fastllm emits a piece that is a whole token as that token. Refuse the difference."""
+    built = {text_to_bytes(left) + text_to_bytes(right) for left, right in merges}
+    for rank, token in enumerate(tokens):
+        if len(token) > 1 and token not in built:
+            raise ValueError(
+                f"{source}: token {bytes_to_text(token)!r} (id {rank}) is built by no merge; with "
+                "ignore_merges=false tokenizers never produces it, fastllm would (as tiktoken does)"
+            )
+
+
+def _template_of(post: object, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (BOS, EOS) ids the post-processor puts around a single sequence."""
+    if post is None:
+        return (), ()
+    kind = post.get("type") if isinstance(post, dict) else None
+    if kind == "ByteLevel":
+        return (), ()
+    if kind == "Sequence" and isinstance(post.get("processors"), list):
+        found = [_template_of(child, source) for child in post["processors"]]
+        adding = [pair for pair in found if pair != ((), ())]
+        if len(adding) > 1:
+            raise ValueError(f"{source}: a post-processor Sequence with several processors that add tokens is not supported")
+        return adding[0] if adding else ((), ())
+    if kind in ("RobertaProcessing", "BertProcessing"):
+        try:
+            (_, cls_id), (_, sep_id) = post["cls"], post["sep"]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{source}: malformed {kind} post-processor") from None
+        return (cls_id,), (sep_id,)
+    if kind == "TemplateProcessing":
+        return _template_ids(post, source)
+    raise ValueError(
+        f"{source}: post-processor {kind or post!r} is not supported "
+        "(supported: ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing)"
+    )
+
+
+def _template_ids(post: dict, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    single, specials = post.get("single"), post.get("special_tokens") or {}
+    before: list[int] = []
+    after: list[int] = []
+    sequences = 0
+    for piece in single if isinstance(single, list) else [None]:
+        if isinstance(piece, dict) and "Sequence" in piece:
+            sequences += 1
+        elif isinstance(piece, dict) and isinstance(piece.get("SpecialToken"), dict):
+            name = piece["SpecialToken"].get("id")
+            ids = specials.get(name, {}).get("ids") if isinstance(specials.get(name), dict) else None
+            if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+                raise ValueError(f"{source}: TemplateProcessing special token {name!r} has no ids")
+            (after if sequences else before).extend(ids)
+        else:
+            raise ValueError(f"{source}: malformed TemplateProcessing piece {piece!r}")
+    if sequences != 1:
+        raise ValueError(f"{source}: TemplateProcessing 'single' must hold the sequence exactly once")
+    return tuple(before), tuple(after)
+
+
+def _single_pattern(steps: list) -> tuple[str, list]:
+    """(pattern, steps): steps that split exactly as one plain pattern does become the
+    tokenizer's pattern with no steps (its fast path); otherwise the first Split's
+    pattern (or GPT-2's) names the tokenizer's pattern and the steps stay.
+
+    A plain pattern splits as tiktoken does (its matches; unmatched text left out), HF's
+    ``Split(Isolated)`` keeps unmatched text as pieces: the two agree for a pattern that
+    matches all text (the built-in and open-model patterns, which run on scanners), and
+    ``Split(Removed, invert=True)`` is the plain pattern's own semantics for any pattern."""
+    *rest, byte_level = steps
+    if byte_level == ByteLevel(False, False) and len(rest) == 1:
+        split = rest[0]
+        if isinstance(split, Split) and split.behavior == "isolated" and not split.invert:
+            if _matches_all_text(split.pattern):
+                return split.pattern, []
+        if isinstance(split, Split) and split.behavior == "removed" and split.invert:
+            return split.pattern, []
+    if byte_level == ByteLevel(False, True) and not rest:
+        return GPT2_PATTERN_NAME, []
+    first = next((step.pattern for step in steps if isinstance(step, Split)), GPT2_PATTERN_NAME)
+    return first, steps
+
+
+def _matches_all_text(pattern: str) -> bool:
+    try:
+        return pattern_matches_all_text(pattern)
+    except ValueError:  # a regex that does not compile: the core names the file when building
+        return False
+
+
+def _described_added_tokens(added: list[AddedToken], normalizer: str | None) -> list[AddedToken]:
+    """The added tokens the pipeline must describe: non-special ones, and special ones
+    with flags. Without a normalizer, ``normalized`` only matters when some tokens
+    have it and others not (they are found in two passes)."""
+    if normalizer is None and len({t.normalized for t in added}) <= 1:
+        added = [AddedToken(t.content, t.id, t.special, t.single_word, t.lstrip, t.rstrip, False) for t in added]
+    return [
+        t for t in added if not t.special or t.single_word or t.lstrip or t.rstrip or t.normalized
+    ]
 
 
 def _merge_pairs(merges: list, source: str):
+    if not isinstance(merges, list):
+        raise ValueError(f"{source}: model.merges must be a list, not {type(merges).__name__}")
     for number, merge in enumerate(merges, start=1):
         if isinstance(merge, str):
             fields = merge.split(" ")
@@ -150,155 +540,3 @@ def _merge_pairs(merges: list, source: str):
         if len(fields) != 2 or not all(isinstance(f, str) for f in fields):
             raise ValueError(f"{source}: merge {number} is {merge!r}, expected 'A B' or [A, B]")
         yield fields[0], fields[1]
-
-
-def _specials_of(added_tokens: list, source: str) -> dict[str, int]:
-    specials: dict[str, int] = {}
-    for entry in added_tokens:
-        if not isinstance(entry, dict) or not isinstance(entry.get("content"), str) or not isinstance(entry.get("id"), int):
-            raise ValueError(f"{source}: malformed added_tokens entry {entry!r}")
-        specials[entry["content"]] = entry["id"]
-    return specials
-
-
-def _pattern_of(pre: object, source: str, known_patterns: dict[str, str]) -> str:
-    steps = pre.get("pretokenizers") if isinstance(pre, dict) and pre.get("type") == "Sequence" else [pre]
-    if not steps or not all(isinstance(step, dict) for step in steps):
-        raise ValueError(f"{source}: pre_tokenizer {pre!r} is not byte-level (expected ByteLevel)")
-    *splits, byte_level = steps
-    if byte_level.get("type") != "ByteLevel":
-        raise ValueError(f"{source}: the last pre-tokenizer must be ByteLevel, got {byte_level.get('type')!r}")
-    if byte_level.get("add_prefix_space"):
-        raise ValueError(f"{source}: ByteLevel add_prefix_space=true is not supported")
-    use_regex = byte_level.get("use_regex", True)
-    if use_regex and not splits:
-        return GPT2_PATTERN_NAME
-    if use_regex or len(splits) != 1:
-        raise ValueError(f"{source}: expected exactly one Split(Regex) followed by ByteLevel(use_regex=false)")
-    split = splits[0]
-    regex = split.get("pattern", {}).get("Regex") if isinstance(split.get("pattern"), dict) else None
-    if split.get("type") != "Split" or regex is None:
-        raise ValueError(f"{source}: pre-tokenizer {split.get('type')!r} is not a Split with a Regex pattern")
-    if split.get("behavior") != "Isolated" or split.get("invert"):
-        raise ValueError(f"{source}: the Split must be behavior=Isolated, invert=false")
-    for name, known in known_patterns.items():
-        if regex in (known, to_oniguruma(known)):
-            return name
-    return regex
-
-
-
-# ----- the split regex in Oniguruma's spelling -----
-
-_BOUNDED_REPEAT = re.compile(r"\{\d+(?:,\d*)?\}")
-
-
-def to_oniguruma(pattern: str) -> str:
-    """The Oniguruma spelling of ``pattern``, a fancy-regex (tiktoken dialect) split regex.
-
-    Two constructs read differently there:
-
-    * ``X{n,m}+`` is possessive in fancy-regex but means "``X{n,m}`` one or more
-      times" in Oniguruma. It becomes the atomic group ``(?>X{n,m})``, which is
-      what possessive means.
-    * ``$`` and ``^`` mean end/start of *text* in fancy-regex (without the ``m``
-      flag) but end/start of *line* in Oniguruma. They become ``\\z`` and ``\\A``.
-
-    Everything else in the patterns tiktoken uses reads the same in both.
-    """
-    out: list[str] = []  # output pieces; an atom's start is an index into this list
-    group_starts: list[int] = []
-    last_atom = None
-    i = 0
-    n = len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            end = _escape_end(pattern, i)
-            last_atom = len(out)
-            out.append(pattern[i:end])
-            i = end
-        elif c == "[":
-            end = _class_end(pattern, i)
-            last_atom = len(out)
-            out.append(pattern[i:end])
-            i = end
-        elif c == "(":
-            group_starts.append(len(out))
-            out.append(c)
-            last_atom = None
-            i += 1
-        elif c == ")":
-            out.append(c)
-            last_atom = group_starts.pop() if group_starts else None
-            i += 1
-        elif c == "{" and (m := _BOUNDED_REPEAT.match(pattern, i)):
-            end = m.end()
-            if end < n and pattern[end] == "+" and last_atom is not None:
-                atom = "".join(out[last_atom:])
-                del out[last_atom:]
-                out.append(f"(?>{atom}{m.group()})")
-                end += 1
-            else:
-                out.append(m.group())
-            last_atom = None
-            i = end
-        elif c == "$":
-            out.append(r"\z")
-            last_atom = None
-            i += 1
-        elif c == "^":
-            out.append(r"\A")
-            last_atom = None
-            i += 1
-        elif c in "*+?|":
-            out.append(c)
-            last_atom = None
-            i += 1
-        else:
-            last_atom = len(out)
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _escape_end(pattern: str, i: int) -> int:
-    """End index of the escape sequence starting at ``pattern[i] == '\\\\'``."""
-    if i + 1 >= len(pattern):
-        return len(pattern)
-    kind = pattern[i + 1]
-    if kind in "pPxu" and i + 2 < len(pattern) and pattern[i + 2] == "{":
-        close = pattern.find("}", i + 2)
-        return len(pattern) if close < 0 else close + 1
-    if kind == "x":
-        return min(i + 4, len(pattern))
-    return i + 2
-
-
-def _class_end(pattern: str, i: int) -> int:
-    """End index of the character class starting at ``pattern[i] == '['`` (nested classes allowed)."""
-    depth = 0
-    j = i
-    n = len(pattern)
-    while j < n:
-        c = pattern[j]
-        if c == "\\":
-            j = _escape_end(pattern, j)
-            continue
-        if c == "[":
-            depth += 1
-            j += 1
-            # A ']' right after '[' or '[^' is a literal.
-            if j < n and pattern[j] == "^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            continue
-        if c == "]":
-            depth -= 1
-            j += 1
-            if depth == 0:
-                return j
-            continue
-        j += 1
-    return n

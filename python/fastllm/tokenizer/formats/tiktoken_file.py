@@ -37,6 +37,8 @@ def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:
             raise ValueError(f"{source}, line {number}: {_show(encoded)} is not valid base64") from None
         if not rank_text.isdigit():
             raise ValueError(f"{source}, line {number}: rank {_show(rank_text)} is not a non-negative integer")
+        if len(rank_text) > 18:  # no vocabulary comes near; int() refuses 4300 digits and more
+            raise ValueError(f"{source}, line {number}: rank {_show(rank_text)} is too large")
         rank = int(rank_text)
         if not token:
             raise ValueError(f"{source}, line {number}: empty token")

@@ -1,0 +1,587 @@
+//! A pre-tokenizer made of several steps, as HF `tokenizer.json` describes one:
+//! a normalizer, then pre-tokenizer steps that each cut the pieces of the step
+//! before into smaller pieces, then (in [`Pipeline::for_each_segment`]) the
+//! added tokens around them.
+//!
+//! Semantics are those of HF `tokenizers` (the reference the tests compare with):
+//!
+//! * `Split` runs a regex over each piece and turns matches and the gaps between
+//!   them into pieces according to a behavior (Removed, Isolated,
+//!   MergedWithPrevious, MergedWithNext, Contiguous); `invert` swaps which
+//!   stretches count as matches. Unlike a plain split pattern (tiktoken's
+//!   semantics, [`Pretokenizer::for_each_piece`]), the text between matches is
+//!   never skipped ([`Pretokenizer::for_each_stretch`]), and a regex the engine
+//!   gives up on is a [`SplitError`] naming the place in the text.
+//! * `Digits` does the same with "is a numeric character" (`char::is_numeric`):
+//!   each digit alone, or runs of digits, as pieces.
+//! * `ByteLevel` (last) prepends a space to each piece that does not start with
+//!   one (`add_prefix_space`) and splits it with the GPT-2 pattern (`use_regex`).
+//!   Mapping bytes to characters is a no-op here: fastllm merges bytes.
+//! * The normalizer is NFC or nothing. NFC uses `unicode-normalization-alignments`,
+//!   the crate (and so the Unicode tables) HF `tokenizers` uses.
+//!
+//! Empty pieces are dropped after every step, as `tokenizers` does.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use unicode_normalization_alignments::UnicodeNormalization;
+
+use super::{PatternError, Pretokenizer, SplitError};
+use crate::added_tokens::{AddedToken, AddedVocab, Allowed, Segment};
+use crate::bpe::Rank;
+
+/// The normalizer applied to text outside added tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalizer {
+    None,
+    Nfc,
+}
+
+impl Normalizer {
+    pub fn parse(name: Option<&str>) -> Result<Self, PipelineError> {
+        match name {
+            None => Ok(Self::None),
+            Some("nfc") => Ok(Self::Nfc),
+            Some(other) => Err(PipelineError(format!("unknown normalizer {other:?} (known: nfc)"))),
+        }
+    }
+
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Nfc => Some("nfc"),
+        }
+    }
+
+    pub fn apply<'a>(self, text: &'a str) -> Cow<'a, str> {
+        match self {
+            Self::None => Cow::Borrowed(text),
+            // Below U+0300 (lead bytes under 0xCC) every character is its own NFC
+            // and never combines with the one before it.
+            Self::Nfc if text.bytes().all(|b| b < 0xCC) => Cow::Borrowed(text),
+            Self::Nfc => {
+                let normalized: String = text.nfc().map(|(c, _)| c).collect();
+                if normalized == text {
+                    Cow::Borrowed(text)
+                } else {
+                    Cow::Owned(normalized)
+                }
+            }
+        }
+    }
+}
+
+/// What a `Split` does with the matches of its pattern (HF's `SplitDelimiterBehavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    /// Matches are dropped; the text between them stays.
+    Removed,
+    /// Matches and the text between them are pieces of their own.
+    Isolated,
+    /// A match joins the piece before it.
+    MergedWithPrevious,
+    /// A match joins the piece after it.
+    MergedWithNext,
+    /// Runs of matches, and runs of non-matches, are pieces.
+    Contiguous,
+}
+
+impl Behavior {
+    pub fn parse(name: &str) -> Result<Self, PipelineError> {
+        Ok(match name {
+            "removed" => Self::Removed,
+            "isolated" => Self::Isolated,
+            "merged_with_previous" => Self::MergedWithPrevious,
+            "merged_with_next" => Self::MergedWithNext,
+            "contiguous" => Self::Contiguous,
+            other => {
+                return Err(PipelineError(format!(
+                    "unknown split behavior {other:?} (known: removed, isolated, merged_with_previous, \
+                     merged_with_next, contiguous)"
+                )))
+            }
+        })
+    }
+}
+
+/// One pre-tokenizer step.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Split(Box<Split>),
+    Digits { individual: bool },
+    ByteLevel { add_prefix_space: bool, use_regex: bool },
+}
+
+/// A `Split` step, on the pretokenizer's engines (a scanner for the built-in
+/// and open-model patterns, DFAs for other look-around-free ones).
+#[derive(Debug, Clone)]
+pub struct Split {
+    pretokenizer: Pretokenizer,
+    behavior: Behavior,
+    invert: bool,
+}
+
+impl Split {
+    /// `pattern`: a built-in pattern name or a regex (fancy-regex syntax).
+    pub fn new(pattern: &str, behavior: Behavior, invert: bool) -> Result<Self, PipelineError> {
+        let pretokenizer = Pretokenizer::new(pattern).map_err(PipelineError::from)?;
+        Ok(Self::with_pretokenizer(pretokenizer, behavior, invert))
+    }
+
+    pub fn with_pretokenizer(pretokenizer: Pretokenizer, behavior: Behavior, invert: bool) -> Self {
+        Self { pretokenizer, behavior, invert }
+    }
+
+    /// `(start, end, is_match)` stretches covering `text`, as `tokenizers`'
+    /// `Pattern::find_matches` makes them (empty matches included).
+    fn stretches(&self, text: &str, out: &mut Vec<(usize, usize, bool)>) -> Result<(), SplitError> {
+        out.clear();
+        let invert = self.invert;
+        self.pretokenizer.for_each_stretch(text, |start, end, is_match| out.push((start, end, is_match != invert)))
+    }
+}
+
+/// `(start, end, is_match)` stretches of `text` for "is a numeric character":
+/// each numeric character is a match of its own.
+fn digit_stretches(text: &str, out: &mut Vec<(usize, usize, bool)>) {
+    out.clear();
+    let mut gap_start = 0;
+    for (i, c) in text.char_indices() {
+        if c.is_numeric() {
+            if gap_start < i {
+                out.push((gap_start, i, false));
+            }
+            out.push((i, i + c.len_utf8(), true));
+            gap_start = i + c.len_utf8();
+        }
+    }
+    if gap_start < text.len() {
+        out.push((gap_start, text.len(), false));
+    }
+}
+
+/// The pieces `behavior` makes of `stretches`, as `(start, end)` (possibly empty).
+fn apply_behavior(behavior: Behavior, stretches: &[(usize, usize, bool)], out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    match behavior {
+        Behavior::Isolated => out.extend(stretches.iter().map(|&(s, e, _)| (s, e))),
+        Behavior::Removed => out.extend(stretches.iter().filter(|s| !s.2).map(|&(s, e, _)| (s, e))),
+        Behavior::Contiguous | Behavior::MergedWithPrevious => {
+            let mut previous_match = false;
+            for &(start, end, is_match) in stretches {
+                let joins = match behavior {
+                    Behavior::Contiguous => is_match == previous_match,
+                    _ => is_match && !previous_match,
+                };
+                match out.last_mut() {
+                    Some(last) if joins => last.1 = end,
+                    _ => out.push((start, end)),
+                }
+                previous_match = is_match;
+            }
+        }
+        Behavior::MergedWithNext => {
+            let mut next_match = false;
+            for &(start, end, is_match) in stretches.iter().rev() {
+                match out.last_mut() {
+                    Some(last) if is_match && !next_match => last.0 = start,
+                    _ => out.push((start, end)),
+                }
+                next_match = is_match;
+            }
+            out.reverse();
+        }
+    }
+}
+
+/// Error for a pipeline description that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineError(pub String);
+
+impl fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+impl From<PatternError> for PipelineError {
+    fn from(e: PatternError) -> Self {
+        PipelineError(e.to_string())
+    }
+}
+
+/// A pipeline as described from outside (Python): the steps (empty: the
+/// tokenizer's own pattern, splitting as it does without a pipeline) and the added tokens beyond the plain
+/// special tokens (non-special ones, and specials with flags).
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    pub normalizer: Normalizer,
+    pub steps: Vec<Step>,
+    pub added_tokens: Vec<AddedToken>,
+}
+
+impl PipelineSpec {
+    /// The pipeline of a tokenizer with split pattern `pattern`, special tokens
+    /// `specials` and `n_mergeable` mergeable tokens.
+    pub fn build(
+        self,
+        pattern: &Pretokenizer,
+        specials: &[(String, Rank)],
+        n_mergeable: usize,
+    ) -> Result<Pipeline, PipelineError> {
+        let steps = if self.steps.is_empty() {
+            // The plain pattern's semantics (tiktoken's find_iter): its matches are the
+            // pieces, the text between them is left out; in HF's terms, the inverted
+            // matches removed. Isolated is the same for a pattern that matches all text.
+            let split = match pattern.matches_all_text() {
+                true => Split::with_pretokenizer(pattern.clone(), Behavior::Isolated, false),
+                false => Split::with_pretokenizer(pattern.clone(), Behavior::Removed, true),
+            };
+            vec![Step::Split(Box::new(split))]
+        } else {
+            self.steps
+        };
+        let added = merge_added_tokens(self.added_tokens, specials, n_mergeable)?;
+        let added = AddedVocab::new(added, self.normalizer).map_err(|e| PipelineError(e.to_string()))?;
+        Pipeline::new(self.normalizer, steps, added)
+    }
+}
+
+/// The described added tokens plus every special token not among them (with
+/// no flags). A described special must be one of `specials`, with its id; a
+/// non-special one must not share a name or an id with a special, nor an id
+/// at or above `n_mergeable` with another added token.
+fn merge_added_tokens(
+    described: Vec<AddedToken>,
+    specials: &[(String, Rank)],
+    n_mergeable: usize,
+) -> Result<Vec<AddedToken>, PipelineError> {
+    let special_id: HashMap<&str, Rank> = specials.iter().map(|(n, id)| (n.as_str(), *id)).collect();
+    let special_ids: HashSet<Rank> = special_id.values().copied().collect();
+    let mut names = HashSet::new();
+    let mut added_ids = HashSet::new();
+    for token in &described {
+        if !names.insert(token.content.as_str()) {
+            return Err(PipelineError(format!("added token {:?} is given twice", token.content)));
+        }
+        match (token.special, special_id.get(token.content.as_str())) {
+            (true, Some(&id)) if id == token.id => {}
+            (true, _) => {
+                return Err(PipelineError(format!(
+                    "added token {:?} is special but is not a special token with id {}",
+                    token.content, token.id
+                )))
+            }
+            (false, Some(_)) => {
+                return Err(PipelineError(format!(
+                    "added token {:?} is not special but is a special token's name",
+                    token.content
+                )))
+            }
+            (false, None) if special_ids.contains(&token.id) => {
+                return Err(PipelineError(format!(
+                    "added token {:?} has id {}, which is a special token's",
+                    token.content, token.id
+                )))
+            }
+            (false, None) if token.id as usize >= n_mergeable && !added_ids.insert(token.id) => {
+                return Err(PipelineError(format!("two added tokens share the id {}", token.id)))
+            }
+            (false, None) => {}
+        }
+    }
+    let missing: Vec<AddedToken> = specials
+        .iter()
+        .filter(|(name, _)| !names.contains(name.as_str()))
+        .map(|(name, id)| AddedToken::special(name, *id))
+        .collect();
+    let mut all = described;
+    all.extend(missing);
+    Ok(all)
+}
+
+/// Normalizer, pre-tokenizer steps and added tokens: everything between the
+/// text and the pieces that BPE merges. `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    normalizer: Normalizer,
+    steps: Vec<Step>,
+    added: AddedVocab,
+    gpt2: Pretokenizer,
+}
+
+impl Pipeline {
+    /// `steps` must not be empty; ByteLevel may only be the last step.
+    pub fn new(normalizer: Normalizer, steps: Vec<Step>, added: AddedVocab) -> Result<Self, PipelineError> {
+        if steps.is_empty() {
+            return Err(PipelineError("a pipeline needs at least one pre-tokenizer step".into()));
+        }
+        if steps[..steps.len() - 1].iter().any(|s| matches!(s, Step::ByteLevel { .. })) {
+            return Err(PipelineError("ByteLevel must be the last pre-tokenizer step".into()));
+        }
+        let gpt2 = Pretokenizer::new("gpt2").map_err(PipelineError::from)?;
+        Ok(Self { normalizer, steps, added, gpt2 })
+    }
+
+    pub fn normalizer(&self) -> Normalizer {
+        self.normalizer
+    }
+
+    pub fn added(&self) -> &AddedVocab {
+        &self.added
+    }
+
+    /// Calls `f` on the added tokens and the pieces of `text`, in order. Added
+    /// tokens are found first (special ones only when `allowed`), the text
+    /// between them is normalized and cut into pieces. An error means the regex
+    /// engine gave up on a `Split` pattern; `f` has then seen the segments before.
+    pub fn for_each_segment(
+        &self,
+        text: &str,
+        allowed: Allowed<'_>,
+        mut f: impl FnMut(Segment<'_>),
+    ) -> Result<(), SplitError> {
+        let mut scratch = Scratch::default();
+        let mut failed = None;
+        self.added.for_each_segment_from(text, self.normalizer, allowed, |segment, from| {
+            if failed.is_some() {
+                return;
+            }
+            match segment {
+                Segment::Token(id) => f(Segment::Token(id)),
+                Segment::Piece(normalized) => {
+                    let mut emit = |piece: &str| f(Segment::Piece(piece));
+                    if let Err(e) = self.run(&self.steps, normalized, &mut scratch, &mut emit) {
+                        failed = Some(place_in(e, text, normalized, from));
+                    }
+                }
+            }
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The pieces of `text` (normalized first), without added-token handling.
+    pub fn pieces(&self, text: &str) -> Result<Vec<String>, SplitError> {
+        let mut out = Vec::new();
+        let normalized = self.normalizer.apply(text);
+        if !normalized.is_empty() {
+            self.run(&self.steps, &normalized, &mut Scratch::default(), &mut |p| out.push(p.to_string()))
+                .map_err(|e| place_in(e, text, &normalized, 0))?;
+        }
+        Ok(out)
+    }
+
+    /// Cuts `piece` (not empty) with `steps[0]` and each resulting piece with the
+    /// rest of the steps; `f` receives the final non-empty pieces. An error's
+    /// place is in `piece`.
+    fn run(
+        &self,
+        steps: &[Step],
+        piece: &str,
+        scratch: &mut Scratch,
+        f: &mut dyn FnMut(&str),
+    ) -> Result<(), SplitError> {
+        let Some((step, rest)) = steps.split_first() else {
+            f(piece);
+            return Ok(());
+        };
+        match step {
+            // The stretches straight to the next step, without a buffer.
+            Step::Split(split) if split.behavior == Behavior::Isolated => {
+                let mut failed = None;
+                split.pretokenizer.for_each_stretch(piece, |start, end, _| {
+                    if end > start && failed.is_none() {
+                        let part = &piece[start..end];
+                        failed = self.run(rest, part, scratch, f).err().map(|e| e.within(piece, part));
+                    }
+                })?;
+                failed.map_or(Ok(()), Err)
+            }
+            Step::Split(split) => {
+                let mut stretches = std::mem::take(&mut scratch.stretches);
+                split.stretches(piece, &mut stretches)?;
+                let result = self.run_cut(rest, piece, split.behavior, &stretches, scratch, f);
+                scratch.stretches = stretches;
+                result
+            }
+            Step::Digits { individual } => {
+                let mut stretches = std::mem::take(&mut scratch.stretches);
+                digit_stretches(piece, &mut stretches);
+                let behavior = if *individual { Behavior::Isolated } else { Behavior::Contiguous };
+                let result = self.run_cut(rest, piece, behavior, &stretches, scratch, f);
+                scratch.stretches = stretches;
+                result
+            }
+            // The last step (Pipeline::new sees to it): nothing after it can fail.
+            Step::ByteLevel { add_prefix_space, use_regex } => {
+                debug_assert!(rest.is_empty());
+                let prefixed;
+                let piece = if *add_prefix_space && !piece.starts_with(' ') {
+                    prefixed = format!(" {piece}");
+                    prefixed.as_str()
+                } else {
+                    piece
+                };
+                if *use_regex {
+                    self.gpt2.for_each_piece(piece, f)
+                } else {
+                    f(piece);
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn run_cut(
+        &self,
+        rest: &[Step],
+        piece: &str,
+        behavior: Behavior,
+        stretches: &[(usize, usize, bool)],
+        scratch: &mut Scratch,
+        f: &mut dyn FnMut(&str),
+    ) -> Result<(), SplitError> {
+        let mut cuts = Vec::new();
+        apply_behavior(behavior, stretches, &mut cuts);
+        for (start, end) in cuts {
+            if end > start {
+                let part = &piece[start..end];
+                self.run(rest, part, scratch, f).map_err(|e| e.within(piece, part))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `error`, about `piece` (the normalized form of the text from byte `from` of
+/// `text` on), as a place in `text`: exact where the normalizer left the text
+/// as it was, else the start of the text that was normalized.
+fn place_in(error: SplitError, text: &str, piece: &str, from: usize) -> SplitError {
+    let (base, at) = (text.as_ptr() as usize, piece.as_ptr() as usize);
+    if at >= base && at + piece.len() <= base + text.len() {
+        return error.within(text, piece);
+    }
+    SplitError {
+        offset: from,
+        char_offset: text[..from].chars().count(),
+        reason: format!("{} (at character {} of this text's normalized form)", error.reason, error.char_offset),
+        ..error
+    }
+}
+
+/// Buffers reused across the pieces of one call.
+#[derive(Default)]
+struct Scratch {
+    stretches: Vec<(usize, usize, bool)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(normalizer: Normalizer, steps: Vec<Step>) -> Pipeline {
+        Pipeline::new(normalizer, steps, AddedVocab::empty()).unwrap()
+    }
+
+    fn split(pattern: &str, behavior: Behavior, invert: bool) -> Step {
+        Step::Split(Box::new(Split::new(pattern, behavior, invert).unwrap()))
+    }
+
+    fn pieces(p: &Pipeline, text: &str) -> Vec<String> {
+        p.pieces(text).unwrap()
+    }
+
+    #[test]
+    fn split_behaviors_follow_tokenizers() {
+        // The examples of tokenizers' `NormalizedString::split` documentation.
+        let text = "the-final--countdown";
+        let cases = [
+            (Behavior::Removed, vec!["the", "final", "countdown"]),
+            (Behavior::Isolated, vec!["the", "-", "final", "-", "-", "countdown"]),
+            (Behavior::MergedWithPrevious, vec!["the-", "final-", "-", "countdown"]),
+            (Behavior::MergedWithNext, vec!["the", "-final", "-", "-countdown"]),
+            (Behavior::Contiguous, vec!["the", "-", "final", "--", "countdown"]),
+        ];
+        for (behavior, expected) in cases {
+            let p = pipeline(Normalizer::None, vec![split("-", behavior, false)]);
+            assert_eq!(pieces(&p, text), expected, "{behavior:?}");
+        }
+        let p = pipeline(Normalizer::None, vec![split("[a-z]+", Behavior::Removed, true)]);
+        assert_eq!(pieces(&p, "ab, cd!"), vec!["ab", "cd"]);
+    }
+
+    #[test]
+    fn split_keeps_the_text_its_regex_does_not_match() {
+        // HF's Split(Isolated) keeps the gaps, on every engine (DFAs here, the regex engine with the look-ahead).
+        for pattern in ["[a-z]+", "[a-z]+(?=\\W|$)"] {
+            let p = pipeline(Normalizer::None, vec![split(pattern, Behavior::Isolated, false)]);
+            assert_eq!(pieces(&p, "hello, World 123!"), vec!["hello", ", W", "orld", " 123!"], "{pattern}");
+        }
+    }
+
+    #[test]
+    fn a_split_the_engine_gives_up_on_is_an_error_placed_in_the_text() {
+        let bad = "(?:(?=a)a|a)*b|.";
+        let steps = vec![split(" ", Behavior::Removed, false), split(bad, Behavior::Isolated, false)];
+        let p = pipeline(Normalizer::None, steps);
+        let text = format!("xy é{}", "a".repeat(40));
+        let err = p.pieces(&text).unwrap_err();
+        assert_eq!((err.offset, err.char_offset, err.pattern.as_str()), (5, 4, bad));
+        // The same through Digits and another behavior.
+        let steps = vec![
+            Step::Digits { individual: false },
+            split(bad, Behavior::MergedWithNext, false),
+            Step::ByteLevel { add_prefix_space: true, use_regex: true },
+        ];
+        let err = pipeline(Normalizer::None, steps).pieces(&text).unwrap_err();
+        assert_eq!((err.offset, err.char_offset), (5, 4));
+        // Text the normalizer changed: the place is where that text starts.
+        let p = pipeline(Normalizer::Nfc, vec![split(bad, Behavior::Isolated, false)]);
+        let mut seen = Vec::new();
+        let text = format!("e\u{301}{}", "a".repeat(40));
+        let err = p.for_each_segment(&text, Allowed::None, |s| seen.push(format!("{s:?}"))).unwrap_err();
+        assert_eq!(err.offset, 0);
+        assert!(err.to_string().contains("normalized form"), "{err}");
+        assert_eq!(seen, vec!["Piece(\"é\")"]);
+    }
+
+    #[test]
+    fn digits_individual_or_contiguous() {
+        let p = pipeline(Normalizer::None, vec![Step::Digits { individual: true }]);
+        assert_eq!(pieces(&p, "a12 ٣x"), vec!["a", "1", "2", " ", "٣", "x"]);
+        let p = pipeline(Normalizer::None, vec![Step::Digits { individual: false }]);
+        assert_eq!(pieces(&p, "a12 ٣x"), vec!["a", "12", " ", "٣", "x"]);
+    }
+
+    #[test]
+    fn byte_level_prefix_and_regex() {
+        let steps =
+            vec![split(r"\d+", Behavior::Isolated, false), Step::ByteLevel { add_prefix_space: true, use_regex: true }];
+        let p = pipeline(Normalizer::None, steps);
+        assert_eq!(pieces(&p, "hi there42 x"), vec![" hi", " there", " 42", " x"]);
+        let p = pipeline(Normalizer::None, vec![Step::ByteLevel { add_prefix_space: false, use_regex: false }]);
+        assert_eq!(pieces(&p, "hi there"), vec!["hi there"]);
+    }
+
+    #[test]
+    fn nfc_composes() {
+        let p = pipeline(Normalizer::Nfc, vec![split(r"\w+|\W", Behavior::Isolated, false)]);
+        assert_eq!(pieces(&p, "cafe\u{301}!"), vec!["café", "!"]);
+        assert!(matches!(Normalizer::Nfc.apply("plain ascii"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn bad_descriptions_are_errors() {
+        assert!(Behavior::parse("sideways").is_err());
+        assert!(Normalizer::parse(Some("nfkc")).is_err());
+        let late =
+            vec![Step::ByteLevel { add_prefix_space: false, use_regex: false }, Step::Digits { individual: true }];
+        assert!(Pipeline::new(Normalizer::None, late, AddedVocab::empty()).is_err());
+        assert!(Pipeline::new(Normalizer::None, vec![], AddedVocab::empty()).is_err());
+        assert!(Split::new("(", Behavior::Isolated, false).is_err());
+    }
+}
