@@ -9,6 +9,7 @@
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
 use super::text::{ascii, is_other, Text};
+use super::window::{Step, Window};
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
 fn contraction(t: &Text<'_>, j: usize) -> usize {
@@ -71,6 +72,34 @@ fn upper_plus_lower_star(t: &Text<'_>, p: usize) -> Option<usize> {
     Some(contraction(t, end))
 }
 
+/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` after an ASCII word ending at `end`:
+/// end of the match, or None when a byte of 0x80 or more could decide it
+/// (the folds also hold U+017F, left to the general scanner).
+#[inline(always)]
+fn ascii_contraction(b: &[u8], end: usize) -> Option<usize> {
+    if b.get(end) != Some(&b'\'') {
+        return Some(end);
+    }
+    let c1 = *b.get(end + 1)?;
+    if c1 >= 0x80 {
+        return None;
+    }
+    let c1 = c1 | 0x20;
+    if matches!(c1, b's' | b't' | b'm' | b'd') {
+        return Some(end + 2);
+    }
+    if matches!(c1, b'r' | b'v' | b'l') {
+        let c2 = *b.get(end + 2)?;
+        if c2 >= 0x80 {
+            return None;
+        }
+        if matches!((c1, c2 | 0x20), (b'r', b'e') | (b'v', b'e') | (b'l', b'l')) {
+            return Some(end + 3);
+        }
+    }
+    Some(end)
+}
+
 /// An ASCII word at `p`: `[A-Z]*[a-z]+` or else `[A-Z]+`, then the optional
 /// contraction; None when a byte of 0x80 or more could extend it.
 #[inline(always)]
@@ -80,30 +109,103 @@ fn ascii_word_end(t: &Text<'_>, p: usize) -> Option<usize> {
     let end = t.ascii_run(upper_end, b'a', b'z', 0);
     match b.get(end) {
         Some(&c) if c >= 0x80 => None,
-        Some(b'\'') => {
-            // (?i:'s|'t|'re|'ve|'m|'ll|'d)? on ASCII letters (the folds also
-            // hold U+017F, left to the general scanner).
-            let c1 = *b.get(end + 1)?;
-            if c1 >= 0x80 {
-                return None;
-            }
-            let c1 = c1 | 0x20;
-            if matches!(c1, b's' | b't' | b'm' | b'd') {
-                return Some(end + 2);
-            }
-            if matches!(c1, b'r' | b'v' | b'l') {
-                let c2 = *b.get(end + 2)?;
-                if c2 >= 0x80 {
-                    return None;
-                }
-                if matches!((c1, c2 | 0x20), (b'r', b'e') | (b'v', b'e') | (b'l', b'l')) {
-                    return Some(end + 3);
-                }
-            }
-            Some(end)
-        }
-        _ => Some(end),
+        _ => ascii_contraction(b, end),
     }
+}
+
+/// The ASCII word whose first letter is window byte `p`, as [`ascii_word_end`].
+#[inline(always)]
+fn window_word(w: &Window, t: &Text<'_>, p: usize) -> Step {
+    // `[A-Z]*[a-z]+|[A-Z]+` ends at a non-letter or at an upper-case letter
+    // after a lower-case one.
+    let goes_on = w.letter & !(w.upper & (w.lower << 1));
+    let e = Window::run(goes_on, p + 1);
+    if w.cut(e) {
+        return Step::More;
+    }
+    if Window::has(w.high, e) {
+        return Step::General;
+    }
+    match ascii_contraction(t.bytes(), w.base + e) {
+        Some(end) => Step::End(end),
+        None => Step::General,
+    }
+}
+
+/// ` ?[^\s\p{L}\p{N}]+[\r\n/]*` from window byte `s`, one of the others.
+#[inline(always)]
+fn window_punctuation(w: &Window, t: &Text<'_>, s: usize) -> Step {
+    let e = Window::run(w.other, s);
+    if w.cut(e) {
+        return Step::More;
+    }
+    if Window::has(w.high, e) {
+        return Step::General;
+    }
+    Step::End(t.run_bytes(w.base + e, b"\r\n/"))
+}
+
+/// The piece at window byte `k`, where the window's ASCII classes decide it:
+/// the same cases as [`ascii_piece_end`], and whitespace too.
+#[inline(always)]
+pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
+    let at = 1u64 << k;
+    if w.letter & at != 0 {
+        return window_word(w, t, k);
+    }
+    if w.high & at != 0 {
+        return Step::General;
+    }
+    if w.digit & at != 0 {
+        // \p{N}{1,3}
+        let e = Window::run(w.digit, k);
+        if e >= k + 3 {
+            return Step::End(w.base + k + 3);
+        }
+        if w.cut(e) {
+            return Step::More;
+        }
+        return if Window::has(w.high, e) { Step::General } else { Step::End(w.base + e) };
+    }
+    let newline = w.newline & at != 0;
+    if !newline {
+        // Not \r or \n: a prefix [^\r\n\p{L}\p{N}] before a word, or ' ?' before others.
+        if w.cut(k + 1) {
+            return Step::More;
+        }
+        if Window::has(w.letter, k + 1) {
+            return window_word(w, t, k + 1);
+        }
+        if Window::has(w.high, k + 1) {
+            return Step::General;
+        }
+        if w.other & at != 0 {
+            return window_punctuation(w, t, k);
+        }
+        if t.bytes()[w.base + k] == b' ' && Window::has(w.other, k + 1) {
+            return window_punctuation(w, t, k + 1);
+        }
+    }
+    // \s*[\r\n]+ | \s+(?!\S) | \s+ on a run of ASCII whitespace.
+    let e = Window::run(w.space, k);
+    if w.cut(e) {
+        return Step::More;
+    }
+    if Window::has(w.high, e) {
+        return Step::General;
+    }
+    let before_e = if e >= 64 { u64::MAX } else { (1u64 << e) - 1 };
+    let newlines = w.newline & before_e & !(at - 1);
+    Step::End(
+        w.base
+            + if newlines != 0 {
+                64 - newlines.leading_zeros() as usize
+            } else if e == k + 1 || w.at_text_end(e) {
+                e
+            } else {
+                e - 1
+            },
+    )
 }
 
 /// The piece at `i` decided from ASCII bytes alone, or None when a byte of

@@ -1,0 +1,223 @@
+//! 64-byte windows of the text classified into ASCII class bitmasks (bit `k`
+//! of a mask is the window's byte `k`): the scanners' fast paths find most
+//! pieces' ends with a few shifts and trailing-zero counts instead of a
+//! branch per byte. A window is classified once and serves every piece that
+//! starts in it and ends inside it; a piece that may run past its end moves
+//! the window to the piece's start.
+
+/// Where a fast path left a piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The piece ends at this byte of the text.
+    End(usize),
+    /// The piece may run past the window: move the window to its start.
+    More,
+    /// A byte of 0x80 or more (or a shape the fast path does not know) may
+    /// decide the piece: the scanner's general code does.
+    General,
+}
+
+/// The classes of up to 64 bytes of text from `base`.
+pub struct Window {
+    /// Offset of the window's first byte in the text.
+    pub base: usize,
+    /// Bytes of the text in the window (64 unless the text ends in it).
+    pub len: usize,
+    /// Whether the text ends in the window or right after it: then a run
+    /// that reaches `len` reaches the end of the text.
+    pub last: bool,
+    /// `[A-Za-z]`
+    pub letter: u64,
+    /// `[a-z]`
+    pub lower: u64,
+    /// `[A-Z]`
+    pub upper: u64,
+    /// `[0-9]`
+    pub digit: u64,
+    /// `[\t\n\x0b\x0c\r ]`, the ASCII `\s`.
+    pub space: u64,
+    /// `[\r\n]`
+    pub newline: u64,
+    /// Bytes of 0x80 or more.
+    pub high: u64,
+    /// The ASCII `[^\s\p{L}\p{N}]`.
+    pub other: u64,
+}
+
+impl Window {
+    /// The window of `bytes` from `base` (`base < bytes.len()`).
+    #[inline(always)]
+    pub fn new(bytes: &[u8], base: usize) -> Self {
+        let rest = &bytes[base..];
+        let mut block = [0u8; 64];
+        let chunk: &[u8; 64] = match rest.get(..64) {
+            Some(b) => b.try_into().unwrap(),
+            None => {
+                block[..rest.len()].copy_from_slice(rest);
+                &block
+            }
+        };
+        let len = rest.len().min(64);
+        let valid = if len == 64 { u64::MAX } else { (1u64 << len) - 1 };
+        let m = classify(chunk);
+        // Padding bytes are zeros; no class may see them.
+        let letter = m.letter & valid;
+        let lower = m.lower & valid;
+        let digit = m.digit & valid;
+        let space = m.space & valid;
+        Window {
+            base,
+            len,
+            last: rest.len() <= 64,
+            letter,
+            lower,
+            upper: letter & !lower,
+            digit,
+            space,
+            newline: m.newline & valid,
+            high: m.high,
+            other: valid & !(letter | digit | space | m.high),
+        }
+    }
+
+    /// Whether byte `k` of the window (any `k`) is in `mask`.
+    #[inline(always)]
+    pub fn has(mask: u64, k: usize) -> bool {
+        k < 64 && (mask >> k) & 1 != 0
+    }
+
+    /// End of the run of `mask` bytes from `k` (at most 64).
+    #[inline(always)]
+    pub fn run(mask: u64, k: usize) -> usize {
+        if k >= 64 {
+            return k;
+        }
+        // The shift brings in zeros, so the count stops at the window's end.
+        k + (!(mask >> k)).trailing_zeros() as usize
+    }
+
+    /// Whether a run that stopped at `e` may go on past the window.
+    #[inline(always)]
+    pub fn cut(&self, e: usize) -> bool {
+        e >= 64 && !self.last
+    }
+
+    /// Whether `e` is the end of the text.
+    #[inline(always)]
+    pub fn at_text_end(&self, e: usize) -> bool {
+        self.last && e == self.len
+    }
+}
+
+/// Raw class masks of 64 bytes (padding not yet removed).
+struct Masks {
+    letter: u64,
+    lower: u64,
+    digit: u64,
+    space: u64,
+    newline: u64,
+    high: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify(chunk: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    // SSE2 is part of x86_64: no detection needed. Signed compares see bytes
+    // of 0x80 or more as negative, so no ASCII range takes them.
+    let mut m = Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0 };
+    for part in 0..4 {
+        // SAFETY: SSE2 is always available on x86_64; the load reads 16 of
+        // the chunk's 64 bytes, unaligned.
+        let bits = unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().add(16 * part) as *const __m128i);
+            let range = |v: __m128i, lo: u8, hi: u8| {
+                _mm_and_si128(
+                    _mm_cmpgt_epi8(v, _mm_set1_epi8((lo - 1) as i8)),
+                    _mm_cmplt_epi8(v, _mm_set1_epi8((hi + 1) as i8)),
+                )
+            };
+            let mask = |v: __m128i| _mm_movemask_epi8(v) as u32 as u64;
+            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            [
+                mask(range(folded, b'a', b'z')),
+                mask(range(v, b'a', b'z')),
+                mask(range(v, b'0', b'9')),
+                mask(_mm_or_si128(range(v, b'\t', b'\r'), eq(b' '))),
+                mask(_mm_or_si128(eq(b'\n'), eq(b'\r'))),
+                mask(v),
+            ]
+        };
+        let s = 16 * part;
+        m.letter |= bits[0] << s;
+        m.lower |= bits[1] << s;
+        m.digit |= bits[2] << s;
+        m.space |= bits[3] << s;
+        m.newline |= bits[4] << s;
+        m.high |= bits[5] << s;
+    }
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn classify(chunk: &[u8; 64]) -> Masks {
+    use super::text::ascii;
+    let mut m = Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0 };
+    for (k, &b) in chunk.iter().enumerate() {
+        let c = ascii::class(b) as u64;
+        let bit = |class: u8| ((c >> class.trailing_zeros()) & 1) << k;
+        m.letter |= bit(ascii::LETTER);
+        m.lower |= bit(ascii::LOWER);
+        m.digit |= bit(ascii::DIGIT);
+        m.space |= bit(ascii::SPACE);
+        m.newline |= bit(ascii::NEWLINE);
+        m.high |= ((b >> 7) as u64) << k;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::text::ascii;
+    use super::*;
+
+    #[test]
+    fn window_masks_equal_the_byte_classes() {
+        let mut bytes: Vec<u8> = (0..=255u8).collect();
+        bytes.extend((0..=255u8).rev());
+        bytes.extend(b"aZ09 \t\n\r\x0b\x0c/'".iter().cycle().take(300));
+        for base in 0..bytes.len() {
+            let w = Window::new(&bytes, base);
+            assert_eq!(w.len, (bytes.len() - base).min(64));
+            assert_eq!(w.last, bytes.len() - base <= 64);
+            for k in 0..64 {
+                let Some(&b) = bytes.get(base + k) else {
+                    for mask in [w.letter, w.lower, w.upper, w.digit, w.space, w.newline, w.high, w.other] {
+                        assert!(!Window::has(mask, k), "padding byte {k} from {base}");
+                    }
+                    continue;
+                };
+                let c = ascii::class(b);
+                assert_eq!(Window::has(w.letter, k), c & ascii::LETTER != 0, "{b}");
+                assert_eq!(Window::has(w.lower, k), c & ascii::LOWER != 0, "{b}");
+                assert_eq!(Window::has(w.upper, k), c & ascii::UPPER != 0, "{b}");
+                assert_eq!(Window::has(w.digit, k), c & ascii::DIGIT != 0, "{b}");
+                assert_eq!(Window::has(w.space, k), c & ascii::SPACE != 0, "{b}");
+                assert_eq!(Window::has(w.newline, k), c & ascii::NEWLINE != 0, "{b}");
+                assert_eq!(Window::has(w.other, k), c & ascii::OTHER != 0, "{b}");
+                assert_eq!(Window::has(w.high, k), b >= 0x80, "{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_stop_at_the_window_end() {
+        assert_eq!(Window::run(u64::MAX, 0), 64);
+        assert_eq!(Window::run(u64::MAX, 63), 64);
+        assert_eq!(Window::run(0b0111, 1), 3);
+        assert_eq!(Window::run(0, 5), 5);
+        assert_eq!(Window::run(u64::MAX, 64), 64);
+    }
+}
