@@ -255,7 +255,14 @@ impl Pretokenizer {
             Engine::Scanner(scanner) => match scanner.name {
                 "gpt2" => scan_pieces(text, &t, scan_gpt2::piece_end, f),
                 "cl100k" => scan_pieces(text, &t, scan_cl100k::piece_end, f),
-                "o200k" => scan_windows(text, &t, scan_o200k::window_piece_end, scan_o200k::piece_end, f),
+                "o200k" => scan_windows(
+                    text,
+                    &t,
+                    scan_o200k::window_starts,
+                    scan_o200k::window_piece_end,
+                    scan_o200k::piece_end,
+                    f,
+                ),
                 _ => scan_pieces(text, &t, scanner.piece_end, f),
             },
             Engine::Compiled(compiled) => {
@@ -321,14 +328,15 @@ fn scan_pieces<'t>(text: &'t str, t: &Text<'_>, scan: impl Fn(&Text<'_>, usize) 
     }
 }
 
-/// [`scan_pieces`] with a fast path: each piece is first tried on the
-/// classified 64-byte [`Window`] around it (`fast`), and handed to the
-/// scanner's general code (`general`) when the window's ASCII classes do not
-/// decide it.
+/// [`scan_pieces`] with fast paths on the classified 64-byte [`Window`] from a
+/// piece's start: `starts` finds where pieces start in the window at once
+/// (and where it cannot tell), `fast` finds one piece's end, and `general`
+/// (the whole scanner) decides what the window's ASCII classes do not.
 #[inline(always)]
 fn scan_windows<'t>(
     text: &'t str,
     t: &Text<'_>,
+    starts: fn(&Window) -> (u64, u64),
     fast: fn(&Window, &Text<'_>, usize) -> Step,
     general: fn(&Text<'_>, usize) -> usize,
     mut f: impl FnMut(&'t str),
@@ -337,21 +345,42 @@ fn scan_windows<'t>(
     if bytes.is_empty() {
         return;
     }
-    let mut w = Window::new(bytes, 0);
+    let new_window = |base: usize| {
+        let w = Window::new(bytes, base);
+        let (starts, doubt) = starts(&w);
+        (w, starts, doubt)
+    };
+    let (mut w, mut starts, mut doubt) = new_window(0);
     let mut i = 0;
     while i < bytes.len() {
         let mut k = i - w.base;
         if k >= 64 {
-            w = Window::new(bytes, i);
+            (w, starts, doubt) = new_window(i);
             k = 0;
         }
-        let end = match fast(&w, t, k) {
-            Step::End(end) => end,
-            Step::More if k > 0 => {
-                w = Window::new(bytes, i);
+        // The next start after k, if no doubt up to it.
+        let after = starts & (!1u64 << k);
+        let next = after.trailing_zeros() as usize;
+        let upto = if next >= 63 { u64::MAX } else { (2u64 << next) - 1 };
+        let end = if doubt & (!1u64 << k) & upto == 0 && (next < 64 || w.last || k > 0) {
+            if next < 64 {
+                w.base + next
+            } else if w.last {
+                bytes.len()
+            } else {
+                // The piece may go on past the window.
+                (w, starts, doubt) = new_window(i);
                 continue;
             }
-            _ => general(t, i),
+        } else {
+            match fast(&w, t, k) {
+                Step::End(end) => end,
+                Step::More if k > 0 => {
+                    (w, starts, doubt) = new_window(i);
+                    continue;
+                }
+                _ => general(t, i),
+            }
         };
         debug_assert!(end > i && text.is_char_boundary(end));
         let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
@@ -477,6 +506,104 @@ mod tests {
                 text.push_str(alphabet[pick]);
             }
             samples.push(text);
+        }
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let fast = Pretokenizer::new(name).unwrap();
+            let slow = Pretokenizer::regex_only(name).unwrap();
+            for text in &samples {
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
+            }
+        }
+    }
+
+    /// Long texts of ASCII pieces, each shape of the o200k rules (and longer
+    /// characters now and then), `n` of them from `seed`.
+    fn window_samples(seed: u64, n: usize, len: usize, high_one_in: u64) -> Vec<String> {
+        let ascii: Vec<&str> = vec![
+            "a", "Z", "q", "AB", "cd", "Hello", "iPhone", " ", "  ", "   ", "\t", "\x0b", "\x0c", "\n", "\r\n", "\n\n",
+            "'", "'s", "'S", "'ll", "'Re", "'ve", "'d", "'m", "'t", "'x", "1", "23", "456", "7890", ".", ",", "/",
+            "//", "!?", "(", ")", "\x7f", "-", "_", "\"", "#", ":", ";", "\x00",
+        ];
+        let longer = ["é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "\u{85}", "\u{3000}", "日", "ǅ", "😀"];
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|_| {
+                let mut text = String::new();
+                let target = 1 + (next() % len as u64) as usize;
+                while text.len() < target {
+                    let r = next();
+                    if high_one_in > 0 && r % high_one_in == 0 {
+                        text.push_str(longer[(r >> 32) as usize % longer.len()]);
+                    } else {
+                        text.push_str(ascii[(r >> 32) as usize % ascii.len()]);
+                    }
+                }
+                text
+            })
+            .collect()
+    }
+
+    /// o200k's window starts equal the regex's piece starts wherever they
+    /// are not in doubt, from every piece start; and are in doubt rarely.
+    #[test]
+    fn o200k_window_starts_equal_the_regex() {
+        let slow = Pretokenizer::regex_only("o200k").unwrap();
+        let (mut checked, mut doubted) = (0usize, 0usize);
+        for (k, text) in
+            window_samples(0x5eed_0001, 1500, 200, 0).iter().chain(&window_samples(7, 1500, 200, 40)).enumerate()
+        {
+            let bytes = text.as_bytes();
+            let mut starts = vec![false; bytes.len() + 1];
+            let mut at = 0;
+            for piece in slow.pieces(text).unwrap() {
+                starts[at] = true;
+                at += piece.len();
+            }
+            starts[at] = true;
+            // Windows from every piece start (a few per text for the long ones).
+            for base in (0..bytes.len()).filter(|&b| starts[b]).step_by(1 + k % 3) {
+                let w = Window::new(bytes, base);
+                let (found, doubt) = scan_o200k::window_starts(&w);
+                for p in 1..w.len {
+                    if doubt >> p & 1 != 0 {
+                        doubted += 1;
+                        continue;
+                    }
+                    checked += 1;
+                    assert_eq!(found >> p & 1 != 0, starts[base + p], "byte {} of {text:?} from {base}", base + p);
+                }
+            }
+        }
+        assert!(doubted < checked, "{doubted} in doubt, {checked} checked");
+    }
+
+    /// The windowed scanners on texts longer than a window: pieces across
+    /// window ends, runs past them, text ends, longer characters anywhere.
+    #[test]
+    fn window_scanners_equal_the_regex() {
+        let mut samples = window_samples(0xfeed_beef, 400, 400, 0);
+        samples.extend(window_samples(3, 400, 400, 25));
+        samples.extend(window_samples(11, 200, 150, 4));
+        // A longer character at every offset of an ASCII text, and runs of every length round 64.
+        let base = window_samples(99, 1, 300, 0).pop().unwrap();
+        for at in (0..base.len()).filter(|&i| base.is_char_boundary(i)) {
+            for c in ["é", "\u{a0}", "١", "—"] {
+                let mut text = base.clone();
+                text.insert_str(at, c);
+                samples.push(text);
+            }
+        }
+        for n in 60..140 {
+            for unit in ["a", "A", "1", " ", "\n", "!", " \n", "ab'", "/"] {
+                samples.push(unit.repeat(n));
+                samples.push(format!("x{} y", unit.repeat(n)));
+            }
         }
         for name in ["gpt2", "cl100k", "o200k"] {
             let fast = Pretokenizer::new(name).unwrap();

@@ -9,7 +9,7 @@
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
 use super::text::{ascii, is_other, Text};
-use super::window::{Step, Window};
+use super::window::{fill_backward, fill_forward, Step, Window};
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
 fn contraction(t: &Text<'_>, j: usize) -> usize {
@@ -143,6 +143,83 @@ fn window_punctuation(w: &Window, t: &Text<'_>, s: usize) -> Step {
         return Step::General;
     }
     Step::End(t.run_bytes(w.base + e, b"\r\n/"))
+}
+
+/// Where pieces start in the window, for all its bytes at once, and the bytes
+/// where that cannot be told from its ASCII classes (`.0`, `.1`): for every
+/// byte not in `.1`, its bit in `.0` says whether a piece starts there,
+/// given that one starts at the window's first byte. The rules, on ASCII
+/// classes L (letter), D, N (`\r\n`), S (other `\s`), O (others):
+/// - a letter starts a piece after a digit or newline, after a lower-case
+///   letter if it is upper-case, and after an O that ends an O run of two or
+///   more or follows a space (which took it); after S, or an O that starts a
+///   piece, the S or O is its prefix;
+/// - digits start one every three from the start of their run;
+/// - an O starts one unless after an O or a space;
+/// - a newline starts one after a letter or digit (after an O the O's piece
+///   takes it, in a whitespace run the run's `\s*[\r\n]+` does);
+/// - an S starts one after L, D, O, after the newlines an O's piece took,
+///   after the run's last newline, and as the run's last byte before
+///   text (`\s+(?!\S)` gives it back).
+///
+/// Contractions, a `/` that an O's newlines take (`[\r\n/]*`), longer
+/// characters and whitespace runs that may go on past the window are left
+/// to [`window_piece_end`].
+#[inline(always)]
+pub fn window_starts(w: &Window) -> (u64, u64) {
+    let high = w.high;
+    let first_high = high.trailing_zeros() as usize;
+    if first_high < 16 {
+        // Text of mostly longer characters: the per-piece code only.
+        return (0, u64::MAX);
+    }
+    let (l, d, n, o) = (w.letter, w.digit, w.newline, w.other);
+    let ws = w.space;
+    let s = ws & !n;
+    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
+    // A newline at or after the byte in its whitespace run.
+    let newline_later = fill_backward(n, ws);
+    // Newlines right after an O: its piece's `[\r\n/]*` takes them.
+    let taken = fill_forward(n & (o << 1), n);
+    // The last byte of a whitespace run that text follows.
+    let run_last = ws & !(ws >> 1) & (valid >> 1);
+    let mut digit_starts = d & !(d << 1);
+    let d3 = d & (d << 1) & (d << 2);
+    loop {
+        let next = (digit_starts << 3) & d3 & !digit_starts;
+        if next == 0 {
+            break;
+        }
+        digit_starts |= next;
+    }
+    let starts = (l & ((w.upper & (w.lower << 1)) | ((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
+        | digit_starts
+        | (o & !((o | w.blank) << 1))
+        | (n & ((l | d) << 1))
+        | (s & (((l | d | o) << 1)
+            | ((n << 1) & ((taken << 1) | !newline_later))
+            | ((s << 1) & !newline_later & run_last)));
+    // An apostrophe after a letter may be a contraction, ending up to three bytes on.
+    let apostrophe = w.apostrophe & (l << 1);
+    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
+    // From a `/` that taken newlines lead to on: the O's piece may take it and more.
+    let slash = w.slash & (taken << 1);
+    doubt |= !(slash & slash.wrapping_neg()).wrapping_sub(1);
+    if high != 0 {
+        // From two bytes before a longer character on: the rules look two
+        // bytes back. Ahead, only whitespace runs look further, and a longer
+        // character (maybe `\s`, never `[\r\n]`) changes no more than
+        // whether the byte before it is its run's last.
+        doubt |= u64::MAX << first_high.saturating_sub(2);
+    }
+    if !w.last {
+        // A whitespace run that reaches the window's end may go on.
+        let lz = (!ws).leading_zeros();
+        if lz > 0 {
+            doubt |= u64::MAX << (64 - lz);
+        }
+    }
+    (starts, doubt)
 }
 
 /// The piece at window byte `k`, where the window's ASCII classes decide it:

@@ -42,6 +42,12 @@ pub struct Window {
     pub high: u64,
     /// The ASCII `[^\s\p{L}\p{N}]`.
     pub other: u64,
+    /// `' '`
+    pub blank: u64,
+    /// `'\''`
+    pub apostrophe: u64,
+    /// `'/'`
+    pub slash: u64,
 }
 
 impl Window {
@@ -77,6 +83,9 @@ impl Window {
             newline: m.newline & valid,
             high: m.high,
             other: valid & !(letter | digit | space | m.high),
+            blank: m.blank & valid,
+            apostrophe: m.apostrophe & valid,
+            slash: m.slash & valid,
         }
     }
 
@@ -109,6 +118,29 @@ impl Window {
     }
 }
 
+/// The bits of `within` reachable from a bit of `seed` (a subset of `within`)
+/// by steps to the next byte through bytes of `within`: runs filled forward.
+#[inline(always)]
+pub fn fill_forward(seed: u64, within: u64) -> u64 {
+    let (mut g, mut p) = (seed, within);
+    for step in [1, 2, 4, 8, 16, 32] {
+        g |= (g << step) & p;
+        p &= p << step;
+    }
+    g
+}
+
+/// [`fill_forward`] towards earlier bytes.
+#[inline(always)]
+pub fn fill_backward(seed: u64, within: u64) -> u64 {
+    let (mut g, mut p) = (seed, within);
+    for step in [1, 2, 4, 8, 16, 32] {
+        g |= (g >> step) & p;
+        p &= p >> step;
+    }
+    g
+}
+
 /// Raw class masks of 64 bytes (padding not yet removed).
 struct Masks {
     letter: u64,
@@ -117,6 +149,9 @@ struct Masks {
     space: u64,
     newline: u64,
     high: u64,
+    blank: u64,
+    apostrophe: u64,
+    slash: u64,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -125,7 +160,8 @@ fn classify(chunk: &[u8; 64]) -> Masks {
     use std::arch::x86_64::*;
     // SSE2 is part of x86_64: no detection needed. Signed compares see bytes
     // of 0x80 or more as negative, so no ASCII range takes them.
-    let mut m = Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0 };
+    let mut m =
+        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
     for part in 0..4 {
         // SAFETY: SSE2 is always available on x86_64; the load reads 16 of
         // the chunk's 64 bytes, unaligned.
@@ -147,6 +183,9 @@ fn classify(chunk: &[u8; 64]) -> Masks {
                 mask(_mm_or_si128(range(v, b'\t', b'\r'), eq(b' '))),
                 mask(_mm_or_si128(eq(b'\n'), eq(b'\r'))),
                 mask(v),
+                mask(eq(b' ')),
+                mask(eq(b'\'')),
+                mask(eq(b'/')),
             ]
         };
         let s = 16 * part;
@@ -156,6 +195,9 @@ fn classify(chunk: &[u8; 64]) -> Masks {
         m.space |= bits[3] << s;
         m.newline |= bits[4] << s;
         m.high |= bits[5] << s;
+        m.blank |= bits[6] << s;
+        m.apostrophe |= bits[7] << s;
+        m.slash |= bits[8] << s;
     }
     m
 }
@@ -164,7 +206,8 @@ fn classify(chunk: &[u8; 64]) -> Masks {
 #[inline(always)]
 fn classify(chunk: &[u8; 64]) -> Masks {
     use super::text::ascii;
-    let mut m = Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0 };
+    let mut m =
+        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
     for (k, &b) in chunk.iter().enumerate() {
         let c = ascii::class(b) as u64;
         let bit = |class: u8| ((c >> class.trailing_zeros()) & 1) << k;
@@ -174,6 +217,9 @@ fn classify(chunk: &[u8; 64]) -> Masks {
         m.space |= bit(ascii::SPACE);
         m.newline |= bit(ascii::NEWLINE);
         m.high |= ((b >> 7) as u64) << k;
+        m.blank |= ((b == b' ') as u64) << k;
+        m.apostrophe |= ((b == b'\'') as u64) << k;
+        m.slash |= ((b == b'/') as u64) << k;
     }
     m
 }
@@ -194,7 +240,19 @@ mod tests {
             assert_eq!(w.last, bytes.len() - base <= 64);
             for k in 0..64 {
                 let Some(&b) = bytes.get(base + k) else {
-                    for mask in [w.letter, w.lower, w.upper, w.digit, w.space, w.newline, w.high, w.other] {
+                    for mask in [
+                        w.letter,
+                        w.lower,
+                        w.upper,
+                        w.digit,
+                        w.space,
+                        w.newline,
+                        w.high,
+                        w.other,
+                        w.blank,
+                        w.apostrophe,
+                        w.slash,
+                    ] {
                         assert!(!Window::has(mask, k), "padding byte {k} from {base}");
                     }
                     continue;
@@ -208,7 +266,30 @@ mod tests {
                 assert_eq!(Window::has(w.newline, k), c & ascii::NEWLINE != 0, "{b}");
                 assert_eq!(Window::has(w.other, k), c & ascii::OTHER != 0, "{b}");
                 assert_eq!(Window::has(w.high, k), b >= 0x80, "{b}");
+                assert_eq!(Window::has(w.blank, k), b == b' ', "{b}");
+                assert_eq!(Window::has(w.apostrophe, k), b == b'\'', "{b}");
+                assert_eq!(Window::has(w.slash, k), b == b'/', "{b}");
             }
+        }
+    }
+
+    #[test]
+    fn fills_equal_a_bit_loop() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let within = state | (state >> 3);
+            let seed = within & state.rotate_left(29) & state.rotate_left(7);
+            let (mut fwd, mut bwd) = (0u64, 0u64);
+            for k in 0..64 {
+                // Forward: some seed at or before k with all of within between.
+                fwd |= ((0..=k).rev().take_while(|&j| within >> j & 1 != 0).any(|j| seed >> j & 1 != 0) as u64) << k;
+                bwd |= ((k..64).take_while(|&j| within >> j & 1 != 0).any(|j| seed >> j & 1 != 0) as u64) << k;
+            }
+            assert_eq!(fill_forward(seed, within), fwd, "{seed:x} {within:x}");
+            assert_eq!(fill_backward(seed, within), bwd, "{seed:x} {within:x}");
         }
     }
 
