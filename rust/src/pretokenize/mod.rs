@@ -261,6 +261,7 @@ impl Pretokenizer {
                     scan_o200k::window_starts,
                     scan_o200k::window_piece_end,
                     scan_o200k::piece_end,
+                    scan_o200k::general_piece_end,
                     f,
                 ),
                 _ => scan_pieces(text, &t, scanner.piece_end, f),
@@ -330,14 +331,16 @@ fn scan_pieces<'t>(text: &'t str, t: &Text<'_>, scan: impl Fn(&Text<'_>, usize) 
 
 /// [`scan_pieces`] with fast paths on the classified 64-byte [`Window`] from a
 /// piece's start: `starts` finds where pieces start in the window at once
-/// (and where it cannot tell), `fast` finds one piece's end, and `general`
-/// (the whole scanner) decides what the window's ASCII classes do not.
+/// (and where it cannot tell), `fast` finds one piece's end, `scan` (the
+/// whole scanner) measures pieces longer than a window, and `general` (its
+/// character-by-character part) decides what the window's ASCII classes do not.
 #[inline(always)]
 fn scan_windows<'t>(
     text: &'t str,
     t: &Text<'_>,
     starts: fn(&Window) -> (u64, u64),
     fast: fn(&Window, &Text<'_>, usize) -> Step,
+    scan: fn(&Text<'_>, usize) -> usize,
     general: fn(&Text<'_>, usize) -> usize,
     mut f: impl FnMut(&'t str),
 ) {
@@ -345,41 +348,57 @@ fn scan_windows<'t>(
     if bytes.is_empty() {
         return;
     }
-    let new_window = |base: usize| {
+    // Text of mostly longer characters (the starts all in doubt) goes to
+    // `scan` for this many bytes before the next window is tried.
+    const PLAIN_STRETCH: usize = 256;
+    let mut plain_until = 0;
+    let new_window = |base: usize, plain_until: &mut usize| {
         let w = Window::new(bytes, base);
         let (starts, doubt) = starts(&w);
+        if doubt == u64::MAX {
+            *plain_until = base + PLAIN_STRETCH;
+        }
         (w, starts, doubt)
     };
-    let (mut w, mut starts, mut doubt) = new_window(0);
+    let (mut w, mut starts, mut doubt) = new_window(0, &mut plain_until);
     let mut i = 0;
     while i < bytes.len() {
-        let mut k = i - w.base;
-        if k >= 64 {
-            (w, starts, doubt) = new_window(i);
-            k = 0;
-        }
-        // The next start after k, if no doubt up to it.
-        let after = starts & (!1u64 << k);
-        let next = after.trailing_zeros() as usize;
-        let upto = if next >= 63 { u64::MAX } else { (2u64 << next) - 1 };
-        let end = if doubt & (!1u64 << k) & upto == 0 && (next < 64 || w.last || k > 0) {
-            if next < 64 {
-                w.base + next
-            } else if w.last {
-                bytes.len()
-            } else {
-                // The piece may go on past the window.
-                (w, starts, doubt) = new_window(i);
-                continue;
-            }
+        let end = if i < plain_until {
+            scan(t, i)
         } else {
-            match fast(&w, t, k) {
-                Step::End(end) => end,
-                Step::More if k > 0 => {
-                    (w, starts, doubt) = new_window(i);
+            let mut k = i - w.base;
+            if k >= 64 {
+                (w, starts, doubt) = new_window(i, &mut plain_until);
+                k = 0;
+                if doubt == u64::MAX {
                     continue;
                 }
-                _ => general(t, i),
+            }
+            // The next start after k, if no doubt up to it.
+            let after = starts & (!1u64 << k);
+            let next = after.trailing_zeros() as usize;
+            let upto = if next >= 63 { u64::MAX } else { (2u64 << next) - 1 };
+            if doubt & (!1u64 << k) & upto == 0 && (next < 64 || w.last || k > 0) {
+                if next < 64 {
+                    w.base + next
+                } else if w.last {
+                    bytes.len()
+                } else {
+                    // The piece may go on past the window.
+                    (w, starts, doubt) = new_window(i, &mut plain_until);
+                    continue;
+                }
+            } else {
+                match fast(&w, t, k) {
+                    Step::End(end) => end,
+                    Step::More if k > 0 => {
+                        (w, starts, doubt) = new_window(i, &mut plain_until);
+                        continue;
+                    }
+                    // A run longer than the window: the scanner's own runs measure it.
+                    Step::More => scan(t, i),
+                    Step::General => general(t, i),
+                }
             }
         };
         debug_assert!(end > i && text.is_char_boundary(end));

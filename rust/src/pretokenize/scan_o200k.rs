@@ -350,6 +350,12 @@ pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
             return end;
         }
     }
+    general_piece_end(t, i)
+}
+
+/// [`piece_end`] character by character, without its ASCII fast path.
+#[inline(never)]
+pub fn general_piece_end(t: &Text<'_>, i: usize) -> usize {
     let Some(ch) = t.at(i) else { return i };
     let j = i + ch.len;
     let is_newline = ch.cp == '\n' as u32 || ch.cp == '\r' as u32;
