@@ -9,7 +9,7 @@
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
 use super::text::{ascii, is_other, Text};
-use super::window::{fill_backward, fill_forward, Step, Window};
+use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
 fn contraction(t: &Text<'_>, j: usize) -> usize {
@@ -183,17 +183,8 @@ pub fn window_starts(w: &Window) -> (u64, u64) {
     let taken = fill_forward(n & (o << 1), n);
     // The last byte of a whitespace run that text follows.
     let run_last = ws & !(ws >> 1) & (valid >> 1);
-    let mut digit_starts = d & !(d << 1);
-    let d3 = d & (d << 1) & (d << 2);
-    loop {
-        let next = (digit_starts << 3) & d3 & !digit_starts;
-        if next == 0 {
-            break;
-        }
-        digit_starts |= next;
-    }
     let starts = (l & ((w.upper & (w.lower << 1)) | ((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
-        | digit_starts
+        | digit_starts(d)
         | (o & !((o | w.blank) << 1))
         | (n & ((l | d) << 1))
         | (s & (((l | d | o) << 1)
@@ -214,10 +205,7 @@ pub fn window_starts(w: &Window) -> (u64, u64) {
     }
     if !w.last {
         // A whitespace run that reaches the window's end may go on.
-        let lz = (!ws).leading_zeros();
-        if lz > 0 {
-            doubt |= u64::MAX << (64 - lz);
-        }
+        doubt |= top_run(ws);
     }
     (starts, doubt)
 }

@@ -141,6 +141,32 @@ pub fn fill_backward(seed: u64, within: u64) -> u64 {
     g
 }
 
+/// Where `\p{N}{1,3}` pieces start in runs of the `digits`: each run's
+/// first byte and every third one after it.
+#[inline(always)]
+pub fn digit_starts(digits: u64) -> u64 {
+    let mut starts = digits & !(digits << 1);
+    let triples = digits & (digits << 1) & (digits << 2);
+    loop {
+        let next = (starts << 3) & triples & !starts;
+        if next == 0 {
+            return starts;
+        }
+        starts |= next;
+    }
+}
+
+/// The run of `mask` bytes that reaches the window's last byte (0 if none).
+#[inline(always)]
+pub fn top_run(mask: u64) -> u64 {
+    let lz = (!mask).leading_zeros();
+    if lz == 0 {
+        0
+    } else {
+        u64::MAX << (64 - lz)
+    }
+}
+
 /// Raw class masks of 64 bytes (padding not yet removed).
 struct Masks {
     letter: u64,
@@ -290,6 +316,29 @@ mod tests {
             }
             assert_eq!(fill_forward(seed, within), fwd, "{seed:x} {within:x}");
             assert_eq!(fill_backward(seed, within), bwd, "{seed:x} {within:x}");
+        }
+    }
+
+    #[test]
+    fn digit_starts_and_top_runs_equal_a_bit_loop() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = state | state.rotate_left(11);
+            let (mut starts, mut run) = (0u64, 0usize);
+            for k in 0..64 {
+                if digits >> k & 1 != 0 {
+                    starts |= ((run % 3 == 0) as u64) << k;
+                    run += 1;
+                } else {
+                    run = 0;
+                }
+            }
+            assert_eq!(digit_starts(digits), starts, "{digits:x}");
+            let top = (0..64).rev().take_while(|&k| digits >> k & 1 != 0).fold(0u64, |m, k| m | 1 << k);
+            assert_eq!(top_run(digits), top, "{digits:x}");
         }
     }
 
