@@ -352,67 +352,75 @@ fn scan_windows<'t>(
     general: fn(&Text<'_>, usize) -> usize,
     mut f: impl FnMut(&'t str),
 ) {
-    let bytes = text.as_bytes();
-    if bytes.is_empty() {
-        return;
+    /// A window with its piece starts, those that a doubt before them (back
+    /// to the start before) may make wrong, and its doubts.
+    struct Classified {
+        w: Window,
+        starts: u64,
+        tainted: u64,
+        doubt: u64,
     }
     // Text of mostly longer characters (the starts all in doubt) goes to
     // `scan` for this many bytes before the next window is tried.
     const PLAIN_STRETCH: usize = 256;
-    let mut plain_until = 0;
-    let new_window = |base: usize, plain_until: &mut usize| {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return;
+    }
+    let classify = |base: usize| {
         let w = Window::new(bytes, base);
         let (starts, doubt) = starts(&w);
-        if doubt == u64::MAX {
-            *plain_until = base + PLAIN_STRETCH;
-        }
-        (w, starts, doubt)
+        let between = !starts;
+        let tainted = starts & (doubt | (window::fill_forward(doubt & between, between) << 1));
+        Classified { w, starts, tainted, doubt }
     };
-    let (mut w, mut starts, mut doubt) = new_window(0, &mut plain_until);
+    // Starts after window byte `k`.
+    let after = |c: &Classified, k: usize| if k >= 63 { 0 } else { c.starts & (!1u64 << k) };
+    let mut c = classify(0);
+    let mut plain_until = if c.doubt == u64::MAX { PLAIN_STRETCH } else { 0 };
+    // Invariant: the starts of `c` after `i`.
+    let mut pending = after(&c, 0);
     let mut i = 0;
     while i < bytes.len() {
-        let end = if i < plain_until {
+        let slow_step = |c: &Classified, k: usize| match fast(&c.w, t, k) {
+            Step::End(end) => end,
+            Step::More => scan(t, c.w.base + k),
+            Step::General => general(t, c.w.base + k),
+        };
+        let end = if pending != 0 {
+            let p = pending.trailing_zeros() as usize;
+            if c.tainted >> p & 1 == 0 {
+                pending &= pending - 1;
+                f(&text[i..c.w.base + p]);
+                i = c.w.base + p;
+                continue;
+            }
+            slow_step(&c, i - c.w.base)
+        } else if i < plain_until {
             scan(t, i)
         } else {
-            let mut k = i - w.base;
-            if k >= 64 {
-                (w, starts, doubt) = new_window(i, &mut plain_until);
-                k = 0;
-                if doubt == u64::MAX {
-                    continue;
+            let k = i - c.w.base;
+            if k >= 64 || (!c.w.last && k > 0) {
+                // Past the window, or a piece that may go on past it: the next window.
+                c = classify(i);
+                if c.doubt == u64::MAX {
+                    plain_until = i + PLAIN_STRETCH;
                 }
+                pending = after(&c, 0);
+                continue;
             }
-            // The next start after k, if no doubt up to it.
-            let after = starts & (!1u64 << k);
-            let next = after.trailing_zeros() as usize;
-            let upto = if next >= 63 { u64::MAX } else { (2u64 << next) - 1 };
-            if doubt & (!1u64 << k) & upto == 0 && (next < 64 || w.last || k > 0) {
-                if next < 64 {
-                    w.base + next
-                } else if w.last {
-                    bytes.len()
-                } else {
-                    // The piece may go on past the window.
-                    (w, starts, doubt) = new_window(i, &mut plain_until);
-                    continue;
-                }
+            if c.w.last && c.doubt & (!1u64 << k) == 0 {
+                // No start after k: the piece ends the text.
+                bytes.len()
             } else {
-                match fast(&w, t, k) {
-                    Step::End(end) => end,
-                    Step::More if k > 0 => {
-                        (w, starts, doubt) = new_window(i, &mut plain_until);
-                        continue;
-                    }
-                    // A run longer than the window: the scanner's own runs measure it.
-                    Step::More => scan(t, i),
-                    Step::General => general(t, i),
-                }
+                slow_step(&c, k)
             }
         };
         debug_assert!(end > i && text.is_char_boundary(end));
         let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
         f(&text[i..end]);
         i = end;
+        pending = after(&c, i - c.w.base);
     }
 }
 
