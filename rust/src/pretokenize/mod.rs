@@ -253,7 +253,15 @@ impl Pretokenizer {
             // The OpenAI patterns get a loop of their own each, so that their
             // scanner inlines into it; the others call theirs through a pointer.
             Engine::Scanner(scanner) => match scanner.name {
-                "gpt2" => scan_pieces(text, &t, scan_gpt2::piece_end, f),
+                "gpt2" => scan_windows(
+                    text,
+                    &t,
+                    scan_gpt2::window_starts,
+                    scan_gpt2::window_piece_end,
+                    scan_gpt2::piece_end,
+                    scan_gpt2::piece_end,
+                    f,
+                ),
                 "cl100k" => scan_windows(
                     text,
                     &t,
@@ -589,8 +597,11 @@ mod tests {
     #[test]
     fn window_starts_equal_the_regex() {
         type Starts = fn(&Window) -> (u64, u64);
-        let scanners: [(&str, Starts); 2] =
-            [("o200k", scan_o200k::window_starts), ("cl100k", scan_cl100k::window_starts)];
+        let scanners: [(&str, Starts); 3] = [
+            ("o200k", scan_o200k::window_starts),
+            ("cl100k", scan_cl100k::window_starts),
+            ("gpt2", scan_gpt2::window_starts),
+        ];
         for (name, window_starts) in scanners {
             window_starts_equal_the_regex_for(name, window_starts);
         }
