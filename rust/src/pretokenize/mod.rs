@@ -388,6 +388,8 @@ fn scan_windows<'t>(
     let mut plain_until = if c.doubt == u64::MAX { PLAIN_STRETCH } else { 0 };
     // Invariant: the starts of `c` after `i`.
     let mut pending = after(&c, 0);
+    // Pieces started since `c` was classified.
+    let mut pieces = 0;
     let mut i = 0;
     while i < bytes.len() {
         let slow_step = |c: &Classified, k: usize| match fast(&c.w, t, k) {
@@ -401,6 +403,7 @@ fn scan_windows<'t>(
                 pending &= pending - 1;
                 f(&text[i..c.w.base + p]);
                 i = c.w.base + p;
+                pieces += 1;
                 continue;
             }
             slow_step(&c, i - c.w.base)
@@ -408,9 +411,17 @@ fn scan_windows<'t>(
             scan(t, i)
         } else {
             let k = i - c.w.base;
+            if k < 64 && !c.w.last && k > 0 && pieces < 3 {
+                // Long pieces: classifying a window for one or two of them
+                // costs more than it saves.
+                plain_until = i + 4 * PLAIN_STRETCH;
+                pieces = 3;
+                continue;
+            }
             if k >= 64 || (!c.w.last && k > 0) {
                 // Past the window, or a piece that may go on past it: the next window.
                 c = classify(i);
+                pieces = 0;
                 if c.doubt == u64::MAX {
                     plain_until = i + PLAIN_STRETCH;
                 }
@@ -428,6 +439,7 @@ fn scan_windows<'t>(
         let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
         f(&text[i..end]);
         i = end;
+        pieces += 1;
         pending = after(&c, i - c.w.base);
     }
 }

@@ -145,15 +145,26 @@ pub fn fill_backward(seed: u64, within: u64) -> u64 {
 /// first byte and every third one after it.
 #[inline(always)]
 pub fn digit_starts(digits: u64) -> u64 {
-    let mut starts = digits & !(digits << 1);
+    let run_starts = digits & !(digits << 1);
     let triples = digits & (digits << 1) & (digits << 2);
-    loop {
+    // Runs of up to six digits (most): a step or two.
+    let mut starts = run_starts;
+    for _ in 0..2 {
         let next = (starts << 3) & triples & !starts;
         if next == 0 {
             return starts;
         }
         starts |= next;
     }
+    // Longer runs: every third byte from where each run starts, the runs
+    // sorted by the remainder of their start's position divided by three.
+    const EVERY_THIRD: u64 = 0x9249_2492_4924_9249;
+    let mut all = 0;
+    for r in 0..3 {
+        let phase = EVERY_THIRD << r;
+        all |= fill_forward(run_starts & phase, digits) & phase;
+    }
+    all
 }
 
 /// The run of `mask` bytes that reaches the window's last byte (0 if none).
