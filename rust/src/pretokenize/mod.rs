@@ -371,6 +371,10 @@ fn scan_windows<'t>(
     // Text of mostly longer characters (the starts all in doubt) goes to
     // `scan` for this many bytes before the next window is tried.
     const PLAIN_STRETCH: usize = 256;
+    // A window that gives fewer pieces than this before one runs past it
+    // sends the text after it to `scan` for four stretches (more pieces
+    // lose mixed text: its windows with longer characters give few).
+    const FEW_PIECES: usize = 3;
     let bytes = text.as_bytes();
     if bytes.is_empty() {
         return;
@@ -411,11 +415,11 @@ fn scan_windows<'t>(
             scan(t, i)
         } else {
             let k = i - c.w.base;
-            if k < 64 && !c.w.last && k > 0 && pieces < 3 {
-                // Long pieces: classifying a window for one or two of them
-                // costs more than it saves.
+            if k < 64 && !c.w.last && k > 0 && pieces < FEW_PIECES {
+                // Long pieces: classifying a window for a few of them costs
+                // more than it saves.
                 plain_until = i + 4 * PLAIN_STRETCH;
-                pieces = 3;
+                pieces = FEW_PIECES;
                 continue;
             }
             if k >= 64 || (!c.w.last && k > 0) {
