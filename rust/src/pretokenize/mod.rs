@@ -24,6 +24,7 @@ mod scan_llama3;
 mod scan_o200k;
 mod scan_tekken;
 mod text;
+mod window;
 
 use std::sync::{Arc, OnceLock};
 
@@ -31,6 +32,7 @@ use fancy_regex::Regex;
 
 use compiled::{Alternative, CompiledPattern};
 use text::Text;
+use window::{Step, Window};
 
 /// tiktoken's r50k/GPT-2 split pattern.
 pub const GPT2_PATTERN: &str = r"'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s";
@@ -259,9 +261,33 @@ impl Pretokenizer {
             // The OpenAI patterns get a loop of their own each, so that their
             // scanner inlines into it; the others call theirs through a pointer.
             Engine::Scanner(scanner) => match scanner.name {
-                "gpt2" => scan_pieces(text, &t, scan_gpt2::piece_end, f),
-                "cl100k" => scan_pieces(text, &t, scan_cl100k::piece_end, f),
-                "o200k" => scan_pieces(text, &t, scan_o200k::piece_end, f),
+                "gpt2" => scan_windows(
+                    text,
+                    &t,
+                    scan_gpt2::window_starts,
+                    scan_gpt2::window_piece_end,
+                    scan_gpt2::piece_end,
+                    scan_gpt2::piece_end,
+                    f,
+                ),
+                "cl100k" => scan_windows(
+                    text,
+                    &t,
+                    scan_cl100k::window_starts,
+                    scan_cl100k::window_piece_end,
+                    scan_cl100k::piece_end,
+                    scan_cl100k::piece_end,
+                    f,
+                ),
+                "o200k" => scan_windows(
+                    text,
+                    &t,
+                    scan_o200k::window_starts,
+                    scan_o200k::window_piece_end,
+                    scan_o200k::piece_end,
+                    scan_o200k::general_piece_end,
+                    f,
+                ),
                 _ => scan_pieces(text, &t, scanner.piece_end, f),
             },
             Engine::Compiled(compiled) => {
@@ -407,6 +433,109 @@ fn scan_pieces<'t>(text: &'t str, t: &Text<'_>, scan: impl Fn(&Text<'_>, usize) 
     }
 }
 
+/// [`scan_pieces`] with fast paths on the classified 64-byte [`Window`] from a
+/// piece's start: `starts` finds where pieces start in the window at once
+/// (and where it cannot tell), `fast` finds one piece's end, `scan` (the
+/// whole scanner) measures pieces longer than a window, and `general` (its
+/// character-by-character part) decides what the window's ASCII classes do not.
+#[inline(always)]
+fn scan_windows<'t>(
+    text: &'t str,
+    t: &Text<'_>,
+    starts: fn(&Window) -> (u64, u64),
+    fast: fn(&Window, &Text<'_>, usize) -> Step,
+    scan: fn(&Text<'_>, usize) -> usize,
+    general: fn(&Text<'_>, usize) -> usize,
+    mut f: impl FnMut(&'t str),
+) {
+    /// A window with its piece starts, those that a doubt before them (back
+    /// to the start before) may make wrong, and its doubts.
+    struct Classified {
+        w: Window,
+        starts: u64,
+        tainted: u64,
+        doubt: u64,
+    }
+    // Text of mostly longer characters (the starts all in doubt) goes to
+    // `scan` for this many bytes before the next window is tried.
+    const PLAIN_STRETCH: usize = 256;
+    // A window that gives fewer pieces than this before one runs past it
+    // sends the text after it to `scan` for four stretches (more pieces
+    // lose mixed text: its windows with longer characters give few).
+    const FEW_PIECES: usize = 3;
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return;
+    }
+    let classify = |base: usize| {
+        let w = Window::new(bytes, base);
+        let (starts, doubt) = starts(&w);
+        let between = !starts;
+        let tainted = starts & (doubt | (window::fill_forward(doubt & between, between) << 1));
+        Classified { w, starts, tainted, doubt }
+    };
+    // Starts after window byte `k`.
+    let after = |c: &Classified, k: usize| if k >= 63 { 0 } else { c.starts & (!1u64 << k) };
+    let mut c = classify(0);
+    let mut plain_until = if c.doubt == u64::MAX { PLAIN_STRETCH } else { 0 };
+    // Invariant: the starts of `c` after `i`.
+    let mut pending = after(&c, 0);
+    // Pieces started since `c` was classified.
+    let mut pieces = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let slow_step = |c: &Classified, k: usize| match fast(&c.w, t, k) {
+            Step::End(end) => end,
+            Step::More => scan(t, c.w.base + k),
+            Step::General => general(t, c.w.base + k),
+        };
+        let end = if pending != 0 {
+            let p = pending.trailing_zeros() as usize;
+            if c.tainted >> p & 1 == 0 {
+                pending &= pending - 1;
+                f(&text[i..c.w.base + p]);
+                i = c.w.base + p;
+                pieces += 1;
+                continue;
+            }
+            slow_step(&c, i - c.w.base)
+        } else if i < plain_until {
+            scan(t, i)
+        } else {
+            let k = i - c.w.base;
+            if k < 64 && !c.w.last && k > 0 && pieces < FEW_PIECES {
+                // Long pieces: classifying a window for a few of them costs
+                // more than it saves.
+                plain_until = i + 4 * PLAIN_STRETCH;
+                pieces = FEW_PIECES;
+                continue;
+            }
+            if k >= 64 || (!c.w.last && k > 0) {
+                // Past the window, or a piece that may go on past it: the next window.
+                c = classify(i);
+                pieces = 0;
+                if c.doubt == u64::MAX {
+                    plain_until = i + PLAIN_STRETCH;
+                }
+                pending = after(&c, 0);
+                continue;
+            }
+            if c.w.last && c.doubt & (!1u64 << k) == 0 {
+                // No start after k: the piece ends the text.
+                bytes.len()
+            } else {
+                slow_step(&c, k)
+            }
+        };
+        debug_assert!(end > i && text.is_char_boundary(end));
+        let end = if end > i { end } else { i + t.at(i).map_or(1, |c| c.len) };
+        f(&text[i..end]);
+        i = end;
+        pieces += 1;
+        pending = after(&c, i - c.w.base);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,6 +663,121 @@ mod tests {
         }
     }
 
+    /// Long texts of ASCII pieces, each shape of the o200k rules (and longer
+    /// characters now and then), `n` of them from `seed`.
+    fn window_samples(seed: u64, n: usize, len: usize, high_one_in: u64) -> Vec<String> {
+        let ascii: Vec<&str> = vec![
+            "a", "Z", "q", "AB", "cd", "Hello", "iPhone", " ", "  ", "   ", "\t", "\x0b", "\x0c", "\n", "\r\n", "\n\n",
+            "'", "'s", "'S", "'ll", "'Re", "'ve", "'d", "'m", "'t", "'x", "1", "23", "456", "7890", ".", ",", "/",
+            "//", "!?", "(", ")", "\x7f", "-", "_", "\"", "#", ":", ";", "\x00",
+        ];
+        let longer = ["é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "\u{85}", "\u{3000}", "日", "ǅ", "😀"];
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|_| {
+                let mut text = String::new();
+                let target = 1 + (next() % len as u64) as usize;
+                while text.len() < target {
+                    let r = next();
+                    if high_one_in > 0 && r % high_one_in == 0 {
+                        text.push_str(longer[(r >> 32) as usize % longer.len()]);
+                    } else {
+                        text.push_str(ascii[(r >> 32) as usize % ascii.len()]);
+                    }
+                }
+                text
+            })
+            .collect()
+    }
+
+    /// The window starts equal the regex's piece starts wherever they are not
+    /// in doubt, from every piece start; and are in doubt rarely.
+    #[test]
+    fn window_starts_equal_the_regex() {
+        type Starts = fn(&Window) -> (u64, u64);
+        let scanners: [(&str, Starts); 3] = [
+            ("o200k", scan_o200k::window_starts),
+            ("cl100k", scan_cl100k::window_starts),
+            ("gpt2", scan_gpt2::window_starts),
+        ];
+        for (name, window_starts) in scanners {
+            window_starts_equal_the_regex_for(name, window_starts);
+        }
+    }
+
+    fn window_starts_equal_the_regex_for(name: &str, window_starts: fn(&Window) -> (u64, u64)) {
+        let slow = Pretokenizer::regex_only(name).unwrap();
+        let (mut checked, mut doubted) = (0usize, 0usize);
+        for (k, text) in
+            window_samples(0x5eed_0001, 1500, 200, 0).iter().chain(&window_samples(7, 1500, 200, 40)).enumerate()
+        {
+            let bytes = text.as_bytes();
+            let mut starts = vec![false; bytes.len() + 1];
+            let mut at = 0;
+            for piece in slow.pieces(text).unwrap() {
+                starts[at] = true;
+                at += piece.len();
+            }
+            starts[at] = true;
+            // Windows from every piece start (a few per text for the long ones).
+            for base in (0..bytes.len()).filter(|&b| starts[b]).step_by(1 + k % 3) {
+                let w = Window::new(bytes, base);
+                let (found, doubt) = window_starts(&w);
+                for p in 1..w.len {
+                    if doubt >> p & 1 != 0 {
+                        doubted += 1;
+                        continue;
+                    }
+                    checked += 1;
+                    assert_eq!(
+                        found >> p & 1 != 0,
+                        starts[base + p],
+                        "{name}: byte {} of {text:?} from {base}",
+                        base + p
+                    );
+                }
+            }
+        }
+        assert!(checked > 1_000_000 && doubted < 2 * checked, "{name}: {doubted} in doubt, {checked} checked");
+    }
+
+    /// The windowed scanners on texts longer than a window: pieces across
+    /// window ends, runs past them, text ends, longer characters anywhere.
+    #[test]
+    fn window_scanners_equal_the_regex() {
+        let mut samples = window_samples(0xfeed_beef, 400, 400, 0);
+        samples.extend(window_samples(3, 400, 400, 25));
+        samples.extend(window_samples(11, 200, 150, 4));
+        // A longer character at every offset of an ASCII text, and runs of every length round 64.
+        let base = window_samples(99, 1, 300, 0).pop().unwrap();
+        for at in (0..base.len()).filter(|&i| base.is_char_boundary(i)) {
+            for c in ["é", "\u{a0}", "١", "—"] {
+                let mut text = base.clone();
+                text.insert_str(at, c);
+                samples.push(text);
+            }
+        }
+        for n in 60..140 {
+            for unit in ["a", "A", "1", " ", "\n", "!", " \n", "ab'", "/"] {
+                samples.push(unit.repeat(n));
+                samples.push(format!("x{} y", unit.repeat(n)));
+            }
+        }
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let fast = Pretokenizer::new(name).unwrap();
+            let slow = Pretokenizer::regex_only(name).unwrap();
+            for text in &samples {
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
+            }
+        }
+    }
+
     #[test]
     fn ascii_classes_equal_the_unicode_tables() {
         use classes::{LETTER, LOWERISH, NUMBER, SPACE, UPPERISH};
@@ -629,6 +873,58 @@ mod tests {
         }
         for c in ['1', ' ', '\n', '\u{301}', '!', '١'] {
             assert!(!is_letter(c), "{c:?}");
+        }
+    }
+
+    /// Scanner speed on the files in FASTLLM_SCAN_BENCH (comma-separated), the
+    /// windowed loops against the plain per-piece ones, interleaved, best thread CPU time:
+    /// `FASTLLM_SCAN_BENCH=a.txt,b.txt cargo test --release scanner_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn scanner_speed() {
+        fn cpu_seconds() -> f64 {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes the timespec it is given.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+        }
+        let Ok(files) = std::env::var("FASTLLM_SCAN_BENCH") else { return };
+        let names = std::env::var("FASTLLM_SCAN_NAMES").unwrap_or("gpt2,cl100k,o200k".to_string());
+        for path in files.split(',') {
+            let text = std::fs::read_to_string(path).unwrap();
+            let t = Text::new(&text);
+            for name in names.split(',') {
+                let p = Pretokenizer::new(name).unwrap();
+                let plain: fn(&Text<'_>, usize) -> usize = match name {
+                    "gpt2" => scan_gpt2::piece_end,
+                    "cl100k" => scan_cl100k::piece_end,
+                    _ => scan_o200k::piece_end,
+                };
+                let n = p.pieces(&text).unwrap().len();
+                let mut best = [f64::MAX; 2];
+                for _ in 0..15 {
+                    for (which, best) in best.iter_mut().enumerate() {
+                        let mut count = 0;
+                        let start = cpu_seconds();
+                        if which == 0 {
+                            p.for_each_piece(&text, |piece| count += piece.len() & 1).unwrap();
+                        } else {
+                            scan_pieces(&text, &t, plain, |piece| count += piece.len() & 1);
+                        }
+                        *best = best.min(cpu_seconds() - start);
+                        std::hint::black_box(count);
+                    }
+                }
+                let path = path.rsplit('/').next().unwrap();
+                println!(
+                    "{name:7} {path:12} now {:6.0} MB/s {:5.2} ns/piece, plain loop {:6.0} MB/s {:5.2} ns/piece: x{:.2}",
+                    text.len() as f64 / best[0] / 1e6,
+                    best[0] * 1e9 / n as f64,
+                    text.len() as f64 / best[1] / 1e6,
+                    best[1] * 1e9 / n as f64,
+                    best[1] / best[0],
+                );
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::classes::{contraction_letters, LETTER, NUMBER, SPACE};
 use super::text::{ascii, is_other, Text};
+use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
 
 /// `'(?i:[sdmt]|ll|ve|re)` after the apostrophe at `j`: end of the match.
 fn contraction(t: &Text<'_>, j: usize) -> Option<usize> {
@@ -106,6 +107,53 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
         end += 1;
     }
     Some(t.run_bytes(end, b"\r\n"))
+}
+
+/// Where pieces start in the window and where its ASCII classes cannot
+/// tell, as `scan_o200k::window_starts` (whose rules these follow) with
+/// cl100k's differences: a letter never starts a piece after a letter; an
+/// apostrophe before a letter may be a contraction piece of its own; an O's
+/// piece takes only `[\r\n]*`; a whitespace run that ends the text is one
+/// piece (`\s++$`) after the newlines an O's piece took.
+#[inline(always)]
+pub fn window_starts(w: &Window) -> (u64, u64) {
+    let high = w.high;
+    let first_high = high.trailing_zeros() as usize;
+    if first_high < 16 {
+        // Text of mostly longer characters: the per-piece code only.
+        return (0, u64::MAX);
+    }
+    let (l, d, n, o) = (w.letter, w.digit, w.newline, w.other);
+    let ws = w.space;
+    let s = ws & !n;
+    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
+    let newline_later = fill_backward(n, ws);
+    let taken = fill_forward(n & (o << 1), n);
+    let run_last = ws & !(ws >> 1) & (valid >> 1);
+    // The whitespace run that ends the text, if it ends in the window.
+    let text_end_run = if w.last { fill_backward(ws & (1u64 << (w.len - 1)), ws) } else { 0 };
+    let inner = ((n << 1) & !newline_later) | ((s << 1) & !newline_later & run_last);
+    let starts = (l & (((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
+        | digit_starts(d)
+        | (o & !((o | w.blank) << 1))
+        | (n & ((l | d) << 1))
+        | (s & (((l | d | o) << 1) | ((n << 1) & (taken << 1)) | (inner & !text_end_run)));
+    // An apostrophe before a letter may start a contraction of up to three bytes.
+    let apostrophe = w.apostrophe & (l >> 1);
+    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
+    if high != 0 {
+        doubt |= u64::MAX << first_high.saturating_sub(2);
+    }
+    if !w.last {
+        doubt |= top_run(ws);
+    }
+    (starts, doubt)
+}
+
+/// The per-piece step of the windowed loop: the whole scanner.
+#[inline(always)]
+pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
+    Step::End(piece_end(t, w.base + k))
 }
 
 /// End of the piece that starts at byte `i` (< text length).

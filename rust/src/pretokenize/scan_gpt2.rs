@@ -3,6 +3,7 @@
 
 use super::classes::{LETTER, NUMBER};
 use super::text::{ascii, is_other, Text};
+use super::window::{top_run, Step, Window};
 
 /// The piece at `i` decided from ASCII bytes alone, or None when a byte of
 /// 0x80 or more (or whitespace) could change it: the general scanner decides
@@ -41,6 +42,44 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
     };
     // A longer character may continue the run.
     Some(if b.get(end).is_some_and(|&c| c >= 0x80) { t.run(end, general) } else { end })
+}
+
+/// Where pieces start in the window and where its ASCII classes cannot
+/// tell, as `scan_o200k::window_starts`. On ASCII classes L, D, O and W
+/// (`\s`): a piece starts where the class changes, except after a space
+/// (`' '`) that L, D or O follow (` ?` takes it), and at the last byte of a
+/// whitespace run that text follows (`\s+(?!\S)` gives it back). An
+/// apostrophe before a letter may start a contraction of up to three bytes.
+#[inline(always)]
+pub fn window_starts(w: &Window) -> (u64, u64) {
+    let high = w.high;
+    let first_high = high.trailing_zeros() as usize;
+    if first_high < 16 {
+        // Text of mostly longer characters: the per-piece code only.
+        return (0, u64::MAX);
+    }
+    let (l, d, o, ws, blank) = (w.letter, w.digit, w.other, w.space, w.blank);
+    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
+    let run_last = ws & !(ws >> 1) & (valid >> 1);
+    let starts = (l & !((l | blank) << 1))
+        | (d & !((d | blank) << 1))
+        | (o & !((o | blank) << 1))
+        | (ws & (!(ws << 1) | run_last));
+    let apostrophe = w.apostrophe & (l >> 1);
+    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
+    if high != 0 {
+        doubt |= u64::MAX << first_high.saturating_sub(2);
+    }
+    if !w.last {
+        doubt |= top_run(ws);
+    }
+    (starts, doubt)
+}
+
+/// The per-piece step of the windowed loop: the whole scanner.
+#[inline(always)]
+pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
+    Step::End(piece_end(t, w.base + k))
 }
 
 /// End of the piece that starts at byte `i` (< text length).

@@ -9,6 +9,7 @@
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
 use super::text::{ascii, is_other, Text};
+use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
 fn contraction(t: &Text<'_>, j: usize) -> usize {
@@ -71,6 +72,34 @@ fn upper_plus_lower_star(t: &Text<'_>, p: usize) -> Option<usize> {
     Some(contraction(t, end))
 }
 
+/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` after an ASCII word ending at `end`:
+/// end of the match, or None when a byte of 0x80 or more could decide it
+/// (the folds also hold U+017F, left to the general scanner).
+#[inline(always)]
+fn ascii_contraction(b: &[u8], end: usize) -> Option<usize> {
+    if b.get(end) != Some(&b'\'') {
+        return Some(end);
+    }
+    let c1 = *b.get(end + 1)?;
+    if c1 >= 0x80 {
+        return None;
+    }
+    let c1 = c1 | 0x20;
+    if matches!(c1, b's' | b't' | b'm' | b'd') {
+        return Some(end + 2);
+    }
+    if matches!(c1, b'r' | b'v' | b'l') {
+        let c2 = *b.get(end + 2)?;
+        if c2 >= 0x80 {
+            return None;
+        }
+        if matches!((c1, c2 | 0x20), (b'r', b'e') | (b'v', b'e') | (b'l', b'l')) {
+            return Some(end + 3);
+        }
+    }
+    Some(end)
+}
+
 /// An ASCII word at `p`: `[A-Z]*[a-z]+` or else `[A-Z]+`, then the optional
 /// contraction; None when a byte of 0x80 or more could extend it.
 #[inline(always)]
@@ -80,30 +109,168 @@ fn ascii_word_end(t: &Text<'_>, p: usize) -> Option<usize> {
     let end = t.ascii_run(upper_end, b'a', b'z', 0);
     match b.get(end) {
         Some(&c) if c >= 0x80 => None,
-        Some(b'\'') => {
-            // (?i:'s|'t|'re|'ve|'m|'ll|'d)? on ASCII letters (the folds also
-            // hold U+017F, left to the general scanner).
-            let c1 = *b.get(end + 1)?;
-            if c1 >= 0x80 {
-                return None;
-            }
-            let c1 = c1 | 0x20;
-            if matches!(c1, b's' | b't' | b'm' | b'd') {
-                return Some(end + 2);
-            }
-            if matches!(c1, b'r' | b'v' | b'l') {
-                let c2 = *b.get(end + 2)?;
-                if c2 >= 0x80 {
-                    return None;
-                }
-                if matches!((c1, c2 | 0x20), (b'r', b'e') | (b'v', b'e') | (b'l', b'l')) {
-                    return Some(end + 3);
-                }
-            }
-            Some(end)
-        }
-        _ => Some(end),
+        _ => ascii_contraction(b, end),
     }
+}
+
+/// The ASCII word whose first letter is window byte `p`, as [`ascii_word_end`].
+#[inline(always)]
+fn window_word(w: &Window, t: &Text<'_>, p: usize) -> Step {
+    // `[A-Z]*[a-z]+|[A-Z]+` ends at a non-letter or at an upper-case letter
+    // after a lower-case one.
+    let goes_on = w.letter & !(w.upper & (w.lower << 1));
+    let e = Window::run(goes_on, p + 1);
+    if w.cut(e) {
+        return Step::More;
+    }
+    if Window::has(w.high, e) {
+        return Step::General;
+    }
+    match ascii_contraction(t.bytes(), w.base + e) {
+        Some(end) => Step::End(end),
+        None => Step::General,
+    }
+}
+
+/// ` ?[^\s\p{L}\p{N}]+[\r\n/]*` from window byte `s`, one of the others.
+#[inline(always)]
+fn window_punctuation(w: &Window, t: &Text<'_>, s: usize) -> Step {
+    let e = Window::run(w.other, s);
+    if w.cut(e) {
+        return Step::More;
+    }
+    if Window::has(w.high, e) {
+        return Step::General;
+    }
+    Step::End(t.run_bytes(w.base + e, b"\r\n/"))
+}
+
+/// Where pieces start in the window, for all its bytes at once, and the bytes
+/// where that cannot be told from its ASCII classes (`.0`, `.1`): for every
+/// byte not in `.1`, its bit in `.0` says whether a piece starts there,
+/// given that one starts at the window's first byte. The rules, on ASCII
+/// classes L (letter), D, N (`\r\n`), S (other `\s`), O (others):
+/// - a letter starts a piece after a digit or newline, after a lower-case
+///   letter if it is upper-case, and after an O that ends an O run of two or
+///   more or follows a space (which took it); after S, or an O that starts a
+///   piece, the S or O is its prefix;
+/// - digits start one every three from the start of their run;
+/// - an O starts one unless after an O or a space;
+/// - a newline starts one after a letter or digit (after an O the O's piece
+///   takes it, in a whitespace run the run's `\s*[\r\n]+` does);
+/// - an S starts one after L, D, O, after the newlines an O's piece took,
+///   after the run's last newline, and as the run's last byte before
+///   text (`\s+(?!\S)` gives it back).
+///
+/// Contractions, a `/` that an O's newlines take (`[\r\n/]*`), longer
+/// characters and whitespace runs that may go on past the window are left
+/// to [`window_piece_end`].
+#[inline(always)]
+pub fn window_starts(w: &Window) -> (u64, u64) {
+    let high = w.high;
+    let first_high = high.trailing_zeros() as usize;
+    if first_high < 16 {
+        // Text of mostly longer characters: the per-piece code only.
+        return (0, u64::MAX);
+    }
+    let (l, d, n, o) = (w.letter, w.digit, w.newline, w.other);
+    let ws = w.space;
+    let s = ws & !n;
+    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
+    // A newline at or after the byte in its whitespace run.
+    let newline_later = fill_backward(n, ws);
+    // Newlines right after an O: its piece's `[\r\n/]*` takes them.
+    let taken = fill_forward(n & (o << 1), n);
+    // The last byte of a whitespace run that text follows.
+    let run_last = ws & !(ws >> 1) & (valid >> 1);
+    let starts = (l & ((w.upper & (w.lower << 1)) | ((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
+        | digit_starts(d)
+        | (o & !((o | w.blank) << 1))
+        | (n & ((l | d) << 1))
+        | (s & (((l | d | o) << 1)
+            | ((n << 1) & ((taken << 1) | !newline_later))
+            | ((s << 1) & !newline_later & run_last)));
+    // An apostrophe after a letter may be a contraction, ending up to three bytes on.
+    let apostrophe = w.apostrophe & (l << 1);
+    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
+    // From a `/` that taken newlines lead to on: the O's piece may take it and more.
+    let slash = w.slash & (taken << 1);
+    doubt |= !(slash & slash.wrapping_neg()).wrapping_sub(1);
+    if high != 0 {
+        // From two bytes before a longer character on: the rules look two
+        // bytes back. Ahead, only whitespace runs look further, and a longer
+        // character (maybe `\s`, never `[\r\n]`) changes no more than
+        // whether the byte before it is its run's last.
+        doubt |= u64::MAX << first_high.saturating_sub(2);
+    }
+    if !w.last {
+        // A whitespace run that reaches the window's end may go on.
+        doubt |= top_run(ws);
+    }
+    (starts, doubt)
+}
+
+/// The piece at window byte `k`, where the window's ASCII classes decide it:
+/// the same cases as [`ascii_piece_end`], and whitespace too.
+#[inline(always)]
+pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
+    let at = 1u64 << k;
+    if w.letter & at != 0 {
+        return window_word(w, t, k);
+    }
+    if w.high & at != 0 {
+        return Step::General;
+    }
+    if w.digit & at != 0 {
+        // \p{N}{1,3}
+        let e = Window::run(w.digit, k);
+        if e >= k + 3 {
+            return Step::End(w.base + k + 3);
+        }
+        if w.cut(e) {
+            return Step::More;
+        }
+        return if Window::has(w.high, e) { Step::General } else { Step::End(w.base + e) };
+    }
+    let newline = w.newline & at != 0;
+    if !newline {
+        // Not \r or \n: a prefix [^\r\n\p{L}\p{N}] before a word, or ' ?' before others.
+        if w.cut(k + 1) {
+            return Step::More;
+        }
+        if Window::has(w.letter, k + 1) {
+            return window_word(w, t, k + 1);
+        }
+        if Window::has(w.high, k + 1) {
+            return Step::General;
+        }
+        if w.other & at != 0 {
+            return window_punctuation(w, t, k);
+        }
+        if t.bytes()[w.base + k] == b' ' && Window::has(w.other, k + 1) {
+            return window_punctuation(w, t, k + 1);
+        }
+    }
+    // \s*[\r\n]+ | \s+(?!\S) | \s+ on a run of ASCII whitespace.
+    let e = Window::run(w.space, k);
+    if w.cut(e) {
+        return Step::More;
+    }
+    if Window::has(w.high, e) {
+        return Step::General;
+    }
+    let before_e = if e >= 64 { u64::MAX } else { (1u64 << e) - 1 };
+    let newlines = w.newline & before_e & !(at - 1);
+    Step::End(
+        w.base
+            + if newlines != 0 {
+                64 - newlines.leading_zeros() as usize
+            } else if e == k + 1 || w.at_text_end(e) {
+                e
+            } else {
+                e - 1
+            },
+    )
 }
 
 /// The piece at `i` decided from ASCII bytes alone, or None when a byte of
@@ -171,6 +338,12 @@ pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
             return end;
         }
     }
+    general_piece_end(t, i)
+}
+
+/// [`piece_end`] character by character, without its ASCII fast path.
+#[inline(never)]
+pub fn general_piece_end(t: &Text<'_>, i: usize) -> usize {
     let Some(ch) = t.at(i) else { return i };
     let j = i + ch.len;
     let is_newline = ch.cp == '\n' as u32 || ch.cp == '\r' as u32;

@@ -1,0 +1,456 @@
+//! 64-byte windows of the text classified into ASCII class bitmasks (bit `k`
+//! of a mask is the window's byte `k`): the scanners' fast paths find most
+//! pieces' ends with a few shifts and trailing-zero counts instead of a
+//! branch per byte. A window is classified once and serves every piece that
+//! starts in it and ends inside it; a piece that may run past its end moves
+//! the window to the piece's start.
+
+/// Where a fast path left a piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The piece ends at this byte of the text.
+    End(usize),
+    /// The piece may run past the window: move the window to its start.
+    More,
+    /// A byte of 0x80 or more (or a shape the fast path does not know) may
+    /// decide the piece: the scanner's general code does.
+    General,
+}
+
+/// The classes of up to 64 bytes of text from `base`.
+pub struct Window {
+    /// Offset of the window's first byte in the text.
+    pub base: usize,
+    /// Bytes of the text in the window (64 unless the text ends in it).
+    pub len: usize,
+    /// Whether the text ends in the window or right after it: then a run
+    /// that reaches `len` reaches the end of the text.
+    pub last: bool,
+    /// `[A-Za-z]`
+    pub letter: u64,
+    /// `[a-z]`
+    pub lower: u64,
+    /// `[A-Z]`
+    pub upper: u64,
+    /// `[0-9]`
+    pub digit: u64,
+    /// `[\t\n\x0b\x0c\r ]`, the ASCII `\s`.
+    pub space: u64,
+    /// `[\r\n]`
+    pub newline: u64,
+    /// Bytes of 0x80 or more.
+    pub high: u64,
+    /// The ASCII `[^\s\p{L}\p{N}]`.
+    pub other: u64,
+    /// `' '`
+    pub blank: u64,
+    /// `'\''`
+    pub apostrophe: u64,
+    /// `'/'`
+    pub slash: u64,
+}
+
+impl Window {
+    /// The window of `bytes` from `base` (`base < bytes.len()`).
+    #[inline(always)]
+    pub fn new(bytes: &[u8], base: usize) -> Self {
+        let rest = &bytes[base..];
+        let mut block = [0u8; 64];
+        let chunk: &[u8; 64] = match rest.get(..64) {
+            Some(b) => b.try_into().unwrap(),
+            None => {
+                block[..rest.len()].copy_from_slice(rest);
+                &block
+            }
+        };
+        let len = rest.len().min(64);
+        let valid = if len == 64 { u64::MAX } else { (1u64 << len) - 1 };
+        let m = classify(chunk);
+        // Padding bytes are zeros; no class may see them.
+        let letter = m.letter & valid;
+        let lower = m.lower & valid;
+        let digit = m.digit & valid;
+        let space = m.space & valid;
+        Window {
+            base,
+            len,
+            last: rest.len() <= 64,
+            letter,
+            lower,
+            upper: letter & !lower,
+            digit,
+            space,
+            newline: m.newline & valid,
+            high: m.high,
+            other: valid & !(letter | digit | space | m.high),
+            blank: m.blank & valid,
+            apostrophe: m.apostrophe & valid,
+            slash: m.slash & valid,
+        }
+    }
+
+    /// Whether byte `k` of the window (any `k`) is in `mask`.
+    #[inline(always)]
+    pub fn has(mask: u64, k: usize) -> bool {
+        k < 64 && (mask >> k) & 1 != 0
+    }
+
+    /// End of the run of `mask` bytes from `k` (at most 64).
+    #[inline(always)]
+    pub fn run(mask: u64, k: usize) -> usize {
+        if k >= 64 {
+            return k;
+        }
+        // The shift brings in zeros, so the count stops at the window's end.
+        k + (!(mask >> k)).trailing_zeros() as usize
+    }
+
+    /// Whether a run that stopped at `e` may go on past the window.
+    #[inline(always)]
+    pub fn cut(&self, e: usize) -> bool {
+        e >= 64 && !self.last
+    }
+
+    /// Whether `e` is the end of the text.
+    #[inline(always)]
+    pub fn at_text_end(&self, e: usize) -> bool {
+        self.last && e == self.len
+    }
+}
+
+/// The bits of `within` reachable from a bit of `seed` (a subset of `within`)
+/// by steps to the next byte through bytes of `within`: runs filled forward.
+#[inline(always)]
+pub fn fill_forward(seed: u64, within: u64) -> u64 {
+    let (mut g, mut p) = (seed, within);
+    for step in [1, 2, 4, 8, 16, 32] {
+        g |= (g << step) & p;
+        p &= p << step;
+    }
+    g
+}
+
+/// [`fill_forward`] towards earlier bytes.
+#[inline(always)]
+pub fn fill_backward(seed: u64, within: u64) -> u64 {
+    let (mut g, mut p) = (seed, within);
+    for step in [1, 2, 4, 8, 16, 32] {
+        g |= (g >> step) & p;
+        p &= p >> step;
+    }
+    g
+}
+
+/// Where `\p{N}{1,3}` pieces start in runs of the `digits`: each run's
+/// first byte and every third one after it.
+#[inline(always)]
+pub fn digit_starts(digits: u64) -> u64 {
+    let run_starts = digits & !(digits << 1);
+    let triples = digits & (digits << 1) & (digits << 2);
+    // Runs of up to six digits (most): a step or two.
+    let mut starts = run_starts;
+    for _ in 0..2 {
+        let next = (starts << 3) & triples & !starts;
+        if next == 0 {
+            return starts;
+        }
+        starts |= next;
+    }
+    // Longer runs: every third byte from where each run starts, the runs
+    // sorted by the remainder of their start's position divided by three.
+    const EVERY_THIRD: u64 = 0x9249_2492_4924_9249;
+    let mut all = 0;
+    for r in 0..3 {
+        let phase = EVERY_THIRD << r;
+        all |= fill_forward(run_starts & phase, digits) & phase;
+    }
+    all
+}
+
+/// The run of `mask` bytes that reaches the window's last byte (0 if none).
+#[inline(always)]
+pub fn top_run(mask: u64) -> u64 {
+    let lz = (!mask).leading_zeros();
+    if lz == 0 {
+        0
+    } else {
+        u64::MAX << (64 - lz)
+    }
+}
+
+/// Raw class masks of 64 bytes (padding not yet removed).
+struct Masks {
+    letter: u64,
+    lower: u64,
+    digit: u64,
+    space: u64,
+    newline: u64,
+    high: u64,
+    blank: u64,
+    apostrophe: u64,
+    slash: u64,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify(chunk: &[u8; 64]) -> Masks {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        unsafe { classify_avx2(chunk) }
+    } else {
+        classify_sse2(chunk)
+    }
+}
+
+/// [`classify_sse2`] on 32 bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn classify_avx2(chunk: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m =
+        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
+    for part in 0..2 {
+        // SAFETY: the load reads 32 of the chunk's 64 bytes, unaligned.
+        let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * part) as *const __m256i) };
+        let range = |v: __m256i, lo: u8, hi: u8| {
+            _mm256_and_si256(
+                _mm256_cmpgt_epi8(v, _mm256_set1_epi8((lo - 1) as i8)),
+                _mm256_cmpgt_epi8(_mm256_set1_epi8((hi + 1) as i8), v),
+            )
+        };
+        let mask = |v: __m256i| _mm256_movemask_epi8(v) as u32 as u64;
+        let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+        let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+        let s = 32 * part;
+        m.letter |= mask(range(folded, b'a', b'z')) << s;
+        m.lower |= mask(range(v, b'a', b'z')) << s;
+        m.digit |= mask(range(v, b'0', b'9')) << s;
+        m.space |= mask(_mm256_or_si256(range(v, b'\t', b'\r'), eq(b' '))) << s;
+        m.newline |= mask(_mm256_or_si256(eq(b'\n'), eq(b'\r'))) << s;
+        m.high |= mask(v) << s;
+        m.blank |= mask(eq(b' ')) << s;
+        m.apostrophe |= mask(eq(b'\'')) << s;
+        m.slash |= mask(eq(b'/')) << s;
+    }
+    m
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify_sse2(chunk: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    // SSE2 is part of x86_64: no detection needed. Signed compares see bytes
+    // of 0x80 or more as negative, so no ASCII range takes them.
+    let mut m =
+        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
+    for part in 0..4 {
+        // SAFETY: SSE2 is always available on x86_64; the load reads 16 of
+        // the chunk's 64 bytes, unaligned.
+        let bits = unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().add(16 * part) as *const __m128i);
+            let range = |v: __m128i, lo: u8, hi: u8| {
+                _mm_and_si128(
+                    _mm_cmpgt_epi8(v, _mm_set1_epi8((lo - 1) as i8)),
+                    _mm_cmplt_epi8(v, _mm_set1_epi8((hi + 1) as i8)),
+                )
+            };
+            let mask = |v: __m128i| _mm_movemask_epi8(v) as u32 as u64;
+            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            [
+                mask(range(folded, b'a', b'z')),
+                mask(range(v, b'a', b'z')),
+                mask(range(v, b'0', b'9')),
+                mask(_mm_or_si128(range(v, b'\t', b'\r'), eq(b' '))),
+                mask(_mm_or_si128(eq(b'\n'), eq(b'\r'))),
+                mask(v),
+                mask(eq(b' ')),
+                mask(eq(b'\'')),
+                mask(eq(b'/')),
+            ]
+        };
+        let s = 16 * part;
+        m.letter |= bits[0] << s;
+        m.lower |= bits[1] << s;
+        m.digit |= bits[2] << s;
+        m.space |= bits[3] << s;
+        m.newline |= bits[4] << s;
+        m.high |= bits[5] << s;
+        m.blank |= bits[6] << s;
+        m.apostrophe |= bits[7] << s;
+        m.slash |= bits[8] << s;
+    }
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn classify(chunk: &[u8; 64]) -> Masks {
+    classify_portable(chunk)
+}
+
+/// The masks byte by byte from the ASCII class table: other architectures'
+/// path (compiled everywhere, so that the tests compare it with the SIMD ones).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn classify_portable(chunk: &[u8; 64]) -> Masks {
+    use super::text::ascii;
+    let mut m =
+        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
+    for (k, &b) in chunk.iter().enumerate() {
+        let c = ascii::class(b) as u64;
+        let bit = |class: u8| ((c >> class.trailing_zeros()) & 1) << k;
+        m.letter |= bit(ascii::LETTER);
+        m.lower |= bit(ascii::LOWER);
+        m.digit |= bit(ascii::DIGIT);
+        m.space |= bit(ascii::SPACE);
+        m.newline |= bit(ascii::NEWLINE);
+        m.high |= ((b >> 7) as u64) << k;
+        m.blank |= ((b == b' ') as u64) << k;
+        m.apostrophe |= ((b == b'\'') as u64) << k;
+        m.slash |= ((b == b'/') as u64) << k;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::text::ascii;
+    use super::*;
+
+    #[test]
+    fn window_masks_equal_the_byte_classes() {
+        let mut bytes: Vec<u8> = (0..=255u8).collect();
+        bytes.extend((0..=255u8).rev());
+        bytes.extend(b"aZ09 \t\n\r\x0b\x0c/'".iter().cycle().take(300));
+        for base in 0..bytes.len() {
+            let w = Window::new(&bytes, base);
+            assert_eq!(w.len, (bytes.len() - base).min(64));
+            assert_eq!(w.last, bytes.len() - base <= 64);
+            for k in 0..64 {
+                let Some(&b) = bytes.get(base + k) else {
+                    for mask in [
+                        w.letter,
+                        w.lower,
+                        w.upper,
+                        w.digit,
+                        w.space,
+                        w.newline,
+                        w.high,
+                        w.other,
+                        w.blank,
+                        w.apostrophe,
+                        w.slash,
+                    ] {
+                        assert!(!Window::has(mask, k), "padding byte {k} from {base}");
+                    }
+                    continue;
+                };
+                let c = ascii::class(b);
+                assert_eq!(Window::has(w.letter, k), c & ascii::LETTER != 0, "{b}");
+                assert_eq!(Window::has(w.lower, k), c & ascii::LOWER != 0, "{b}");
+                assert_eq!(Window::has(w.upper, k), c & ascii::UPPER != 0, "{b}");
+                assert_eq!(Window::has(w.digit, k), c & ascii::DIGIT != 0, "{b}");
+                assert_eq!(Window::has(w.space, k), c & ascii::SPACE != 0, "{b}");
+                assert_eq!(Window::has(w.newline, k), c & ascii::NEWLINE != 0, "{b}");
+                assert_eq!(Window::has(w.other, k), c & ascii::OTHER != 0, "{b}");
+                assert_eq!(Window::has(w.high, k), b >= 0x80, "{b}");
+                assert_eq!(Window::has(w.blank, k), b == b' ', "{b}");
+                assert_eq!(Window::has(w.apostrophe, k), b == b'\'', "{b}");
+                assert_eq!(Window::has(w.slash, k), b == b'/', "{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn fills_equal_a_bit_loop() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let within = state | (state >> 3);
+            let seed = within & state.rotate_left(29) & state.rotate_left(7);
+            let (mut fwd, mut bwd) = (0u64, 0u64);
+            for k in 0..64 {
+                // Forward: some seed at or before k with all of within between.
+                fwd |= ((0..=k).rev().take_while(|&j| within >> j & 1 != 0).any(|j| seed >> j & 1 != 0) as u64) << k;
+                bwd |= ((k..64).take_while(|&j| within >> j & 1 != 0).any(|j| seed >> j & 1 != 0) as u64) << k;
+            }
+            assert_eq!(fill_forward(seed, within), fwd, "{seed:x} {within:x}");
+            assert_eq!(fill_backward(seed, within), bwd, "{seed:x} {within:x}");
+        }
+    }
+
+    #[test]
+    fn digit_starts_and_top_runs_equal_a_bit_loop() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = state | state.rotate_left(11);
+            let (mut starts, mut run) = (0u64, 0usize);
+            for k in 0..64 {
+                if digits >> k & 1 != 0 {
+                    starts |= ((run % 3 == 0) as u64) << k;
+                    run += 1;
+                } else {
+                    run = 0;
+                }
+            }
+            assert_eq!(digit_starts(digits), starts, "{digits:x}");
+            let top = (0..64).rev().take_while(|&k| digits >> k & 1 != 0).fold(0u64, |m, k| m | 1 << k);
+            assert_eq!(top_run(digits), top, "{digits:x}");
+        }
+    }
+
+    fn fields(m: &Masks) -> [u64; 9] {
+        [m.letter, m.lower, m.digit, m.space, m.newline, m.high, m.blank, m.apostrophe, m.slash]
+    }
+
+    #[test]
+    fn portable_and_simd_classify_alike() {
+        let mut state = 0x0bad_cafe_dead_beefu64;
+        for _ in 0..5000 {
+            let mut chunk = [0u8; 64];
+            for b in chunk.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8 & if state >> 40 & 1 != 0 { 0x7f } else { 0xff };
+            }
+            assert_eq!(fields(&classify_portable(&chunk)), fields(&classify(&chunk)), "{chunk:?}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_sse2_classify_alike() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut state = 0x1234_5678_9abc_def1u64;
+        for _ in 0..5000 {
+            let mut chunk = [0u8; 64];
+            for b in chunk.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            // SAFETY: the CPU has AVX2.
+            let (a, b) = (unsafe { classify_avx2(&chunk) }, classify_sse2(&chunk));
+            assert_eq!(fields(&a), fields(&b), "{chunk:?}");
+        }
+    }
+
+    #[test]
+    fn runs_stop_at_the_window_end() {
+        assert_eq!(Window::run(u64::MAX, 0), 64);
+        assert_eq!(Window::run(u64::MAX, 63), 64);
+        assert_eq!(Window::run(0b0111, 1), 3);
+        assert_eq!(Window::run(0, 5), 5);
+        assert_eq!(Window::run(u64::MAX, 64), 64);
+    }
+}
