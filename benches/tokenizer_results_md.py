@@ -103,14 +103,15 @@ def batch(results: list[dict]) -> list[str]:
 
 
 def worst(results: list[dict]) -> list[str]:
+    measured = [res for res in results if res["mode"] == "single" and res["worst"]]
+    # One column per library measured in any encoding (bpe-openai has no gpt2): "-" where absent.
+    seen = {impl for res in measured for row in res["worst"] for impl in row["cells"]}
+    impls = [i for i in IMPLS if i in seen]
     out = []
-    for res in results:
-        if res["mode"] != "single" or not res["worst"]:
-            continue
-        impls = list(res["worst"][0]["cells"])
-        if not out:
-            out += ["| encoding | input | " + " | ".join(IMPLS[i][0] for i in impls) + " | fastllm/best |",
-                    "| --- | --- | " + " | ".join("---:" for _ in impls) + " | ---: |"]
+    if measured:
+        out += ["| encoding | input | " + " | ".join(IMPLS[i][0] for i in impls) + " | fastllm/best |",
+                "| --- | --- | " + " | ".join("---:" for _ in impls) + " | ---: |"]
+    for res in measured:
         for row in res["worst"]:
             r = row["rank"]["worst"]
             out.append(f"| {res['encoding']} | `{row['input']}` | "
