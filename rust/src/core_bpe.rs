@@ -230,6 +230,22 @@ impl<'a, 't> PieceBatch<'a, 't> {
         self.flush(out);
         let key = bpe::short_key(piece).unwrap_or(0);
         let hash = if key != 0 { bpe::key_hash(key) } else { 0 };
+        self.emit(piece, key, hash, out);
+    }
+
+    /// Emits the tokens of the pieces held.
+    #[inline(never)]
+    fn flush(&mut self, out: &mut Vec<Rank>) {
+        for k in 0..self.len {
+            self.emit(self.pieces[k], self.keys[k], self.hashes[k], out);
+        }
+        self.len = 0;
+    }
+
+    /// Emits the tokens of one piece: a short token straight from the table,
+    /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long piece.
+    #[inline(always)]
+    fn emit(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
         if key != 0 {
             if let Some(rank) = self.ranks.get_short(key, hash) {
                 out.push(rank);
@@ -237,23 +253,6 @@ impl<'a, 't> PieceBatch<'a, 't> {
             }
         }
         self.slow(piece, key, hash, out);
-    }
-
-    /// Emits the tokens of the pieces held.
-    #[inline(never)]
-    fn flush(&mut self, out: &mut Vec<Rank>) {
-        for k in 0..self.len {
-            let piece = self.pieces[k];
-            let key = self.keys[k];
-            if key != 0 {
-                if let Some(rank) = self.ranks.get_short(key, self.hashes[k]) {
-                    out.push(rank);
-                    continue;
-                }
-            }
-            self.slow(piece, key, self.hashes[k], out);
-        }
-        self.len = 0;
     }
 
     /// A piece that is not a short token: a long token, or merged (through the cache).
