@@ -5,13 +5,16 @@
 Each pattern (tests/support/open_model_patterns.py) is given to both libraries as the
 split regex (tiktoken's ``pat_str``) with the ranks of a shared ``.tiktoken`` file
 (cl100k_base or o200k_base), and both ``encode_ordinary`` tinyshakespeare and
-multilingual. The process is pinned to one core and rayon to one thread; times are
-medians of interleaved rounds (``--repeats``, more for calls shorter than 50 ms), so a
-change in load hits both alike. Every output is checked equal to tiktoken's. "Cold":
-neither library keeps anything between calls (fastllm's piece cache lives within one
-call). Also shown: how fastllm splits (``_core.testing.split_engine``: a hand-written
-scanner, the compiled matcher, or the backtracking regex engine), and, for comparison,
-the built-in cl100k_base and o200k_base patterns.
+multilingual. The process is pinned to one core and rayon to one thread; speeds are MB per
+CPU-second of the process. **Cold** (the headline): each corpus is cut at line ends into
+``--repeats`` + 1 slices; after a warm-up call on the last, round r has both libraries encode
+slice r, each from its own fresh ``str``, in an order that alternates, so neither has seen the
+text before (fastllm keeps a piece cache across calls); the cold ratio is tiktoken's CPU time
+over fastllm's on all the slices together (they differ in language, and so in ratio). **Hot**:
+the warm-up slice again, the same string every round; the median of the per-round ratios. Every output is checked equal to tiktoken's. Also shown: how
+fastllm splits (``_core.testing.split_engine``: a hand-written scanner, the compiled matcher,
+or the backtracking regex engine), and, for comparison, the built-in cl100k_base and
+o200k_base patterns.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import os
 import statistics
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 os.environ["RAYON_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benches.bench_tokenizer import cut  # noqa: E402
 from tests.support.open_model_patterns import OPEN_PATTERNS, OpenPattern  # noqa: E402
 
 VOCAB_FILES = {"cl100k_base": "cl100k_base.tiktoken", "o200k_base": "o200k_base.tiktoken"}
@@ -42,16 +45,40 @@ def shared_data_dir() -> Path:
     sys.exit("needs the real vocab files: set FASTLLM_SHARED_DATA to the folder holding cl100k_base.tiktoken")
 
 
-def interleaved_medians(calls: dict, repeats: int) -> tuple[dict[str, float], dict]:
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    results: dict = {}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            results[name] = None
-            start = time.perf_counter()
-            results[name] = call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}, results
+def cold_and_hot(calls: dict, slices: list[bytes], hot_rounds: int) -> tuple[dict, bool]:
+    """Per library: median MB per CPU-second cold (slice r in round r) and hot (the last slice
+    again); tiktoken's CPU time over fastllm's, cold over all slices, hot the median per round;
+    and whether every output equalled tiktoken's."""
+    names = list(calls)
+    warm = slices[-1].decode("utf-8")
+    for call in calls.values():
+        call(warm)
+    cold: dict[str, list[float]] = {n: [] for n in names}
+    hot: dict[str, list[float]] = {n: [] for n in names}
+    same = True
+    for r, piece in enumerate(slices[:-1]):
+        outputs = {}
+        for name in names if r % 2 == 0 else reversed(names):
+            text = piece.decode("utf-8")  # a fresh str: no shared cached UTF-8 either
+            c0 = time.process_time()
+            outputs[name] = calls[name](text)
+            cold[name].append(max(time.process_time() - c0, 1e-9))
+        same = same and outputs["fastllm"] == outputs["tiktoken"]
+    for r in range(hot_rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            c0 = time.process_time()
+            calls[name](warm)
+            hot[name].append(max(time.process_time() - c0, 1e-9))
+    cold_mb = [len(p) / 1e6 for p in slices[:-1]]
+    hot_mb = len(slices[-1]) / 1e6
+    result = {
+        "cold_mb_s": {n: statistics.median(mb / t for mb, t in zip(cold_mb, cold[n])) for n in names},
+        "hot_mb_s": {n: statistics.median(hot_mb / t for t in hot[n]) for n in names},
+        # Over the whole corpus: the slices differ in language, and so in ratio.
+        "cold_ratio": sum(cold["tiktoken"]) / sum(cold["fastllm"]),
+        "hot_ratio": statistics.median(t / f for t, f in zip(hot["tiktoken"], hot["fastllm"])),
+    }
+    return result, same
 
 
 def main() -> None:
@@ -69,12 +96,12 @@ def main() -> None:
     from fastllm import Tokenizer, _core
 
     data = shared_data_dir()
-    corpora = {name: (data / name).read_text(encoding="utf-8") for name in CORPORA}
+    corpora = {name: (data / name).read_bytes() for name in CORPORA}
     ranks = {vocab: load_tiktoken_bpe(str(data / file)) for vocab, file in VOCAB_FILES.items()}
     wanted = args.patterns.split(",")
     rows = []
-    header = f"{'pattern':20} {'vocab':12} {'engine':16} {'corpus':18} {'fastllm MB/s':>12} {'tiktoken MB/s':>13}"
-    print(f"{header} {'ratio':>6} same")
+    print(f"{'pattern':20} {'vocab':12} {'engine':16} {'corpus':18} {'fastllm MB/s':>12} {'tiktoken MB/s':>13} "
+          f"{'x tt cold':>9} {'x tt hot':>8} same")
     # For comparison: the built-in patterns, on the scanners these patterns' ones are built like.
     builtins = [
         OpenPattern(f"builtin_{name}", _core.builtin_patterns()[name], f"{name}_base", "tiktoken")
@@ -86,22 +113,20 @@ def main() -> None:
         ours = Tokenizer.from_tiktoken(data / VOCAB_FILES[p.vocab], pattern=p.regex, special_tokens={})
         theirs = tiktoken.Encoding(f"ref_{p.name}", pat_str=p.regex, mergeable_ranks=ranks[p.vocab], special_tokens={})
         engine = _core.testing.split_engine(p.regex)
-        for corpus, text in corpora.items():
-            calls = {"fastllm": partial(ours.encode_ordinary, text), "tiktoken": partial(theirs.encode_ordinary, text)}
-            # Calls of a millisecond or two (patterns that match little) need more rounds for a steady median.
-            once, _ = interleaved_medians(calls, 1)
-            rounds = max(args.repeats, min(201, int(0.5 / max(once.values()))))
-            medians, results = interleaved_medians(calls, rounds)
-            mb = len(text.encode("utf-8")) / 1e6
+        for corpus, blob in corpora.items():
+            calls = {"fastllm": ours.encode_ordinary, "tiktoken": theirs.encode_ordinary}
+            slices = cut(blob, args.repeats + 1, len(blob) // (args.repeats + 1))
+            measured, same = cold_and_hot(calls, slices, args.repeats)
             row = {
                 "pattern": p.name, "vocab": p.vocab, "engine": engine, "corpus": corpus,
-                "fastllm_mb_s": mb / medians["fastllm"], "tiktoken_mb_s": mb / medians["tiktoken"],
-                "ratio": medians["tiktoken"] / medians["fastllm"], "same": results["fastllm"] == results["tiktoken"],
+                "fastllm_mb_s": measured["cold_mb_s"]["fastllm"], "tiktoken_mb_s": measured["cold_mb_s"]["tiktoken"],
+                "ratio": measured["cold_ratio"], "hot_ratio": measured["hot_ratio"],
+                "hot_mb_s": measured["hot_mb_s"], "same": same,
             }
             rows.append(row)
             print(
                 f"{p.name:20} {p.vocab:12} {engine:16} {corpus:18} {row['fastllm_mb_s']:12.2f} "
-                f"{row['tiktoken_mb_s']:13.2f} {row['ratio']:6.2f} {row['same']}",
+                f"{row['tiktoken_mb_s']:13.2f} {row['ratio']:9.2f} {row['hot_ratio']:8.2f} {row['same']}",
                 flush=True,
             )
     if args.json:

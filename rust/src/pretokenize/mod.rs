@@ -20,9 +20,7 @@ mod compiled;
 pub mod pipeline;
 mod scan_cl100k;
 mod scan_gpt2;
-mod scan_llama3;
 mod scan_o200k;
-mod scan_tekken;
 mod text;
 mod window;
 
@@ -90,13 +88,15 @@ struct Scanner {
 
 /// Every scanner. Llama 4 (meta-llama/llama-models `models/llama4/tokenizer.py`)
 /// and GPT-OSS (tiktoken's o200k_harmony) split with o200k_base's pattern itself.
+/// `piece_end` is the whole scanner, one piece at a time;
+/// [`Pretokenizer::for_each_piece`] runs each on its windowed loop.
 static SCANNERS: [Scanner; 6] = [
     Scanner { name: "gpt2", source: GPT2_PATTERN, piece_end: scan_gpt2::piece_end },
-    Scanner { name: "cl100k", source: CL100K_PATTERN, piece_end: scan_cl100k::piece_end },
-    Scanner { name: "o200k", source: O200K_PATTERN, piece_end: scan_o200k::piece_end },
-    Scanner { name: "llama3", source: LLAMA3_PATTERN, piece_end: scan_llama3::piece_end::<3> },
-    Scanner { name: "qwen2", source: QWEN2_PATTERN, piece_end: scan_llama3::piece_end::<1> },
-    Scanner { name: "tekken", source: TEKKEN_PATTERN, piece_end: scan_tekken::piece_end },
+    Scanner { name: "cl100k", source: CL100K_PATTERN, piece_end: scan_cl100k::piece_end::<scan_cl100k::Cl100k> },
+    Scanner { name: "o200k", source: O200K_PATTERN, piece_end: scan_o200k::piece_end::<scan_o200k::O200k> },
+    Scanner { name: "llama3", source: LLAMA3_PATTERN, piece_end: scan_cl100k::piece_end::<scan_cl100k::Llama3> },
+    Scanner { name: "qwen2", source: QWEN2_PATTERN, piece_end: scan_cl100k::piece_end::<scan_cl100k::Qwen2> },
+    Scanner { name: "tekken", source: TEKKEN_PATTERN, piece_end: scan_o200k::piece_end::<scan_o200k::Tekken> },
 ];
 
 /// The scanners' patterns as compared alternatives (those that have that form;
@@ -258,8 +258,7 @@ impl Pretokenizer {
         let t = Text::new(text);
         let mut i = 0;
         match &self.engine {
-            // The OpenAI patterns get a loop of their own each, so that their
-            // scanner inlines into it; the others call theirs through a pointer.
+            // Each scanner gets a loop of its own, so that it inlines into it.
             Engine::Scanner(scanner) => match scanner.name {
                 "gpt2" => scan_windows(
                     text,
@@ -270,24 +269,11 @@ impl Pretokenizer {
                     scan_gpt2::piece_end,
                     f,
                 ),
-                "cl100k" => scan_windows(
-                    text,
-                    &t,
-                    scan_cl100k::window_starts,
-                    scan_cl100k::window_piece_end,
-                    scan_cl100k::piece_end,
-                    scan_cl100k::piece_end,
-                    f,
-                ),
-                "o200k" => scan_windows(
-                    text,
-                    &t,
-                    scan_o200k::window_starts,
-                    scan_o200k::window_piece_end,
-                    scan_o200k::piece_end,
-                    scan_o200k::general_piece_end,
-                    f,
-                ),
+                "cl100k" => scan_cl100k_family::<scan_cl100k::Cl100k>(text, &t, f),
+                "llama3" => scan_cl100k_family::<scan_cl100k::Llama3>(text, &t, f),
+                "qwen2" => scan_cl100k_family::<scan_cl100k::Qwen2>(text, &t, f),
+                "o200k" => scan_o200k_family::<scan_o200k::O200k>(text, &t, f),
+                "tekken" => scan_o200k_family::<scan_o200k::Tekken>(text, &t, f),
                 _ => scan_pieces(text, &t, scanner.piece_end, f),
             },
             Engine::Compiled(compiled) => {
@@ -415,6 +401,20 @@ impl Pretokenizer {
         })?;
         Ok(out)
     }
+}
+
+/// [`scan_windows`] with a scanner of cl100k's family.
+#[inline(always)]
+fn scan_cl100k_family<'t, V: scan_cl100k::Variant>(text: &'t str, t: &Text<'_>, f: impl FnMut(&'t str)) {
+    use scan_cl100k::{piece_end, window_piece_end, window_starts};
+    scan_windows(text, t, window_starts::<V>, window_piece_end::<V>, piece_end::<V>, piece_end::<V>, f)
+}
+
+/// [`scan_windows`] with a scanner of o200k's family.
+#[inline(always)]
+fn scan_o200k_family<'t, V: scan_o200k::Variant>(text: &'t str, t: &Text<'_>, f: impl FnMut(&'t str)) {
+    use scan_o200k::{general_piece_end, piece_end, window_piece_end, window_starts};
+    scan_windows(text, t, window_starts::<V>, window_piece_end::<V>, piece_end::<V>, general_piece_end::<V>, f)
 }
 
 /// Calls `f` on every piece of `t`, each ending where `scan` says (one
@@ -654,11 +654,11 @@ mod tests {
             }
             samples.push(text);
         }
-        for name in ["gpt2", "cl100k", "o200k"] {
-            let fast = Pretokenizer::new(name).unwrap();
-            let slow = Pretokenizer::regex_only(name).unwrap();
+        for scanner in &SCANNERS {
+            let fast = Pretokenizer::new(scanner.source).unwrap();
+            let slow = Pretokenizer::regex_only(scanner.source).unwrap();
             for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{} on {text:?}", scanner.name);
             }
         }
     }
@@ -701,18 +701,21 @@ mod tests {
     #[test]
     fn window_starts_equal_the_regex() {
         type Starts = fn(&Window) -> (u64, u64);
-        let scanners: [(&str, Starts); 3] = [
-            ("o200k", scan_o200k::window_starts),
-            ("cl100k", scan_cl100k::window_starts),
-            ("gpt2", scan_gpt2::window_starts),
+        let scanners: [(&str, &str, Starts); 6] = [
+            ("o200k", O200K_PATTERN, scan_o200k::window_starts::<scan_o200k::O200k>),
+            ("tekken", TEKKEN_PATTERN, scan_o200k::window_starts::<scan_o200k::Tekken>),
+            ("cl100k", CL100K_PATTERN, scan_cl100k::window_starts::<scan_cl100k::Cl100k>),
+            ("llama3", LLAMA3_PATTERN, scan_cl100k::window_starts::<scan_cl100k::Llama3>),
+            ("qwen2", QWEN2_PATTERN, scan_cl100k::window_starts::<scan_cl100k::Qwen2>),
+            ("gpt2", GPT2_PATTERN, scan_gpt2::window_starts),
         ];
-        for (name, window_starts) in scanners {
-            window_starts_equal_the_regex_for(name, window_starts);
+        for (name, source, window_starts) in scanners {
+            window_starts_equal_the_regex_for(name, source, window_starts);
         }
     }
 
-    fn window_starts_equal_the_regex_for(name: &str, window_starts: fn(&Window) -> (u64, u64)) {
-        let slow = Pretokenizer::regex_only(name).unwrap();
+    fn window_starts_equal_the_regex_for(name: &str, source: &str, window_starts: fn(&Window) -> (u64, u64)) {
+        let slow = Pretokenizer::regex_only(source).unwrap();
         let (mut checked, mut doubted) = (0usize, 0usize);
         for (k, text) in
             window_samples(0x5eed_0001, 1500, 200, 0).iter().chain(&window_samples(7, 1500, 200, 40)).enumerate()
@@ -769,11 +772,11 @@ mod tests {
                 samples.push(format!("x{} y", unit.repeat(n)));
             }
         }
-        for name in ["gpt2", "cl100k", "o200k"] {
-            let fast = Pretokenizer::new(name).unwrap();
-            let slow = Pretokenizer::regex_only(name).unwrap();
+        for scanner in &SCANNERS {
+            let fast = Pretokenizer::new(scanner.source).unwrap();
+            let slow = Pretokenizer::regex_only(scanner.source).unwrap();
             for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{} on {text:?}", scanner.name);
             }
         }
     }
@@ -889,17 +892,14 @@ mod tests {
             ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
         }
         let Ok(files) = std::env::var("FASTLLM_SCAN_BENCH") else { return };
-        let names = std::env::var("FASTLLM_SCAN_NAMES").unwrap_or("gpt2,cl100k,o200k".to_string());
+        let names = std::env::var("FASTLLM_SCAN_NAMES").unwrap_or("gpt2,cl100k,o200k,llama3,qwen2,tekken".to_string());
         for path in files.split(',') {
             let text = std::fs::read_to_string(path).unwrap();
             let t = Text::new(&text);
             for name in names.split(',') {
-                let p = Pretokenizer::new(name).unwrap();
-                let plain: fn(&Text<'_>, usize) -> usize = match name {
-                    "gpt2" => scan_gpt2::piece_end,
-                    "cl100k" => scan_cl100k::piece_end,
-                    _ => scan_o200k::piece_end,
-                };
+                let scanner = SCANNERS.iter().find(|s| s.name == name).expect("a scanner's name");
+                let p = Pretokenizer::new(scanner.source).unwrap();
+                let plain = scanner.piece_end;
                 let n = p.pieces(&text).unwrap().len();
                 let mut best = [f64::MAX; 2];
                 for _ in 0..15 {

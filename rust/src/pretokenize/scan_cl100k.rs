@@ -1,9 +1,48 @@
-//! Hand-written scanner equal to the cl100k_base split pattern
-//! `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s`.
+//! Hand-written scanners equal to the cl100k_base split pattern
+//! ```text
+//! '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s
+//! ```
+//! and to the patterns built like it ([`Variant`]): Llama 3's
+//! ```text
+//! (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//! ```
+//! and Qwen 2's, which has `\p{N}` where Llama 3 has `\p{N}{1,3}`. Llama 3's is
+//! cl100k's before tiktoken rewrote it with possessive quantifiers, which change
+//! nothing there (every alternative before the whitespace ones matches its longest
+//! run or fails), and without `\s++$`: a whitespace run that ends the text ends
+//! after its last newline, if it has one, like a run inside the text.
 
 use super::classes::{contraction_letters, LETTER, NUMBER, SPACE};
 use super::text::{ascii, is_other, Text};
 use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
+
+/// What sets a pattern of cl100k's family apart.
+pub trait Variant {
+    /// Numbers per piece: 3 (`\p{N}{1,3}`) or 1 (`\p{N}`).
+    const MAX_DIGITS: usize;
+    /// Whether a whitespace run that ends the text is one piece (`\s++$`).
+    const END_RUN: bool;
+}
+
+/// tiktoken's cl100k_base.
+pub struct Cl100k;
+/// Llama 3 (meta-llama/llama-models `models/llama3/tokenizer.py`).
+pub struct Llama3;
+/// Qwen 2, 2.5 and 3 (transformers `models/qwen2/tokenization_qwen2.py`).
+pub struct Qwen2;
+
+impl Variant for Cl100k {
+    const MAX_DIGITS: usize = 3;
+    const END_RUN: bool = true;
+}
+impl Variant for Llama3 {
+    const MAX_DIGITS: usize = 3;
+    const END_RUN: bool = false;
+}
+impl Variant for Qwen2 {
+    const MAX_DIGITS: usize = 1;
+    const END_RUN: bool = false;
+}
 
 /// `'(?i:[sdmt]|ll|ve|re)` after the apostrophe at `j`: end of the match.
 fn contraction(t: &Text<'_>, j: usize) -> Option<usize> {
@@ -34,7 +73,7 @@ fn letters_end(t: &Text<'_>, p: usize) -> usize {
 /// 0x80 or more (or whitespace) could change it: the general scanner decides
 /// those. Follows the pattern's alternatives in order.
 #[inline(always)]
-fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
+fn ascii_piece_end<V: Variant>(t: &Text<'_>, i: usize) -> Option<usize> {
     let b = t.bytes();
     let c0 = b[i];
     let k0 = ascii::class(c0);
@@ -63,9 +102,9 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
         }
     }
     if k0 & ascii::DIGIT != 0 {
-        // \p{N}{1,3}+
+        // \p{N}{1,3}+ (or \p{N})
         let mut end = i + 1;
-        while end < i + 3 && end < b.len() {
+        while end < i + V::MAX_DIGITS && end < b.len() {
             match ascii::class(b[end]) {
                 ascii::DIGIT => end += 1,
                 0 => return None,
@@ -114,9 +153,10 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
 /// cl100k's differences: a letter never starts a piece after a letter; an
 /// apostrophe before a letter may be a contraction piece of its own; an O's
 /// piece takes only `[\r\n]*`; a whitespace run that ends the text is one
-/// piece (`\s++$`) after the newlines an O's piece took.
+/// piece (`\s++$`, where the variant has it) after the newlines an O's
+/// piece took; single numbers where the variant has them.
 #[inline(always)]
-pub fn window_starts(w: &Window) -> (u64, u64) {
+pub fn window_starts<V: Variant>(w: &Window) -> (u64, u64) {
     let high = w.high;
     let first_high = high.trailing_zeros() as usize;
     if first_high < 16 {
@@ -131,10 +171,10 @@ pub fn window_starts(w: &Window) -> (u64, u64) {
     let taken = fill_forward(n & (o << 1), n);
     let run_last = ws & !(ws >> 1) & (valid >> 1);
     // The whitespace run that ends the text, if it ends in the window.
-    let text_end_run = if w.last { fill_backward(ws & (1u64 << (w.len - 1)), ws) } else { 0 };
+    let text_end_run = if V::END_RUN && w.last { fill_backward(ws & (1u64 << (w.len - 1)), ws) } else { 0 };
     let inner = ((n << 1) & !newline_later) | ((s << 1) & !newline_later & run_last);
     let starts = (l & (((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
-        | digit_starts(d)
+        | if V::MAX_DIGITS == 1 { d } else { digit_starts(d) }
         | (o & !((o | w.blank) << 1))
         | (n & ((l | d) << 1))
         | (s & (((l | d | o) << 1) | ((n << 1) & (taken << 1)) | (inner & !text_end_run)));
@@ -152,14 +192,15 @@ pub fn window_starts(w: &Window) -> (u64, u64) {
 
 /// The per-piece step of the windowed loop: the whole scanner.
 #[inline(always)]
-pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
-    Step::End(piece_end(t, w.base + k))
+pub fn window_piece_end<V: Variant>(w: &Window, t: &Text<'_>, k: usize) -> Step {
+    Step::End(piece_end::<V>(t, w.base + k))
 }
 
 /// End of the piece that starts at byte `i` (< text length).
-pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
+pub fn piece_end<V: Variant>(t: &Text<'_>, i: usize) -> usize {
+    const { assert!(V::MAX_DIGITS == 1 || V::MAX_DIGITS == 3) };
     if t.bytes()[i] < 0x80 {
-        if let Some(end) = ascii_piece_end(t, i) {
+        if let Some(end) = ascii_piece_end::<V>(t, i) {
             return end;
         }
     }
@@ -183,24 +224,25 @@ pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
             }
         }
     }
-    // \p{N}{1,3}+
+    // \p{N}{1,3}+ (or \p{N})
     if ch.class & NUMBER != 0 {
-        return t.numbers(j, 2);
+        return t.numbers(j, V::MAX_DIGITS - 1);
     }
     // ' ?[^\s\p{L}\p{N}]++[\r\n]*+'
     if let Some(end) = t.space_then_others(i, ch) {
         return t.run_bytes(end, b"\r\n");
     }
     debug_assert!(ch.class & SPACE != 0);
-    // \s++$ | \s*[\r\n] | \s+(?!\S) | \s
+    // \s++$ | \s*[\r\n] | \s+(?!\S) | \s (without `\s++$`, the same as
+    // Llama 3's \s*[\r\n]+ | \s+(?!\S) | \s+)
     let run = t.space_run(i);
-    if run.end == t.len() {
+    if V::END_RUN && run.end == t.len() {
         run.end
     } else if let Some(end) = run.newline_end {
         end
-    } else if run.last_start > i {
-        run.last_start
+    } else if run.end == t.len() || run.last_start == i {
+        run.end
     } else {
-        j
+        run.last_start
     }
 }

@@ -1,9 +1,12 @@
-//! Hand-written scanner equal to the o200k_base split pattern:
+//! Hand-written scanners equal to the o200k_base split pattern (also Llama 4's
+//! and GPT-OSS's):
 //! ```text
 //! [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
 //! |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
 //! |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //! ```
+//! and to Mistral's Tekken pattern (`tekken.json`), the same without the
+//! contraction suffixes and with `\p{N}` for `\p{N}{1,3}` ([`Variant`]).
 //! The word alternatives backtrack, so they are tried in the regex's order:
 //! first alternative with the optional prefix, then without, then the second.
 
@@ -11,9 +14,31 @@ use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
 use super::text::{ascii, is_other, Text};
 use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
 
+/// What sets a pattern of o200k's family apart.
+pub trait Variant {
+    /// Whether words take `(?i:'s|'t|'re|'ve|'m|'ll|'d)?`.
+    const CONTRACTIONS: bool;
+    /// Numbers per piece: 3 (`\p{N}{1,3}`) or 1 (`\p{N}`).
+    const MAX_DIGITS: usize;
+}
+
+/// tiktoken's o200k_base (Llama 4, GPT-OSS).
+pub struct O200k;
+/// Mistral's Tekken.
+pub struct Tekken;
+
+impl Variant for O200k {
+    const CONTRACTIONS: bool = true;
+    const MAX_DIGITS: usize = 3;
+}
+impl Variant for Tekken {
+    const CONTRACTIONS: bool = false;
+    const MAX_DIGITS: usize = 1;
+}
+
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` at `j`: end of the (possibly empty) match.
-fn contraction(t: &Text<'_>, j: usize) -> usize {
-    if !t.is_byte(j, b'\'') {
+fn contraction<V: Variant>(t: &Text<'_>, j: usize) -> usize {
+    if !V::CONTRACTIONS || !t.is_byte(j, b'\'') {
         return j;
     }
     let f = contraction_letters();
@@ -51,33 +76,33 @@ fn upper_run(t: &Text<'_>, mut p: usize) -> (usize, Option<usize>) {
 
 /// `U*L+C?` at `p` (U upper-ish, L lower-ish): end of the match, if any.
 #[inline(always)]
-fn upper_star_lower_plus(t: &Text<'_>, p: usize) -> Option<usize> {
+fn upper_star_lower_plus<V: Variant>(t: &Text<'_>, p: usize) -> Option<usize> {
     let (q, last_lower_end) = upper_run(t, p);
     let end = match t.at(q) {
         Some(ch) if ch.class & LOWERISH != 0 => t.run(q, |c| c & LOWERISH != 0),
         // Backtracking U* gives back characters until one is lower-ish too.
         _ => last_lower_end?,
     };
-    Some(contraction(t, end))
+    Some(contraction::<V>(t, end))
 }
 
 /// `U+L*C?` at `p`: end of the match, if any.
 #[inline(always)]
-fn upper_plus_lower_star(t: &Text<'_>, p: usize) -> Option<usize> {
+fn upper_plus_lower_star<V: Variant>(t: &Text<'_>, p: usize) -> Option<usize> {
     let (q, _) = upper_run(t, p);
     if q == p {
         return None;
     }
     let end = t.run(q, |c| c & LOWERISH != 0);
-    Some(contraction(t, end))
+    Some(contraction::<V>(t, end))
 }
 
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)?` after an ASCII word ending at `end`:
 /// end of the match, or None when a byte of 0x80 or more could decide it
 /// (the folds also hold U+017F, left to the general scanner).
 #[inline(always)]
-fn ascii_contraction(b: &[u8], end: usize) -> Option<usize> {
-    if b.get(end) != Some(&b'\'') {
+fn ascii_contraction<V: Variant>(b: &[u8], end: usize) -> Option<usize> {
+    if !V::CONTRACTIONS || b.get(end) != Some(&b'\'') {
         return Some(end);
     }
     let c1 = *b.get(end + 1)?;
@@ -103,19 +128,19 @@ fn ascii_contraction(b: &[u8], end: usize) -> Option<usize> {
 /// An ASCII word at `p`: `[A-Z]*[a-z]+` or else `[A-Z]+`, then the optional
 /// contraction; None when a byte of 0x80 or more could extend it.
 #[inline(always)]
-fn ascii_word_end(t: &Text<'_>, p: usize) -> Option<usize> {
+fn ascii_word_end<V: Variant>(t: &Text<'_>, p: usize) -> Option<usize> {
     let b = t.bytes();
     let upper_end = t.ascii_run(p, b'A', b'Z', 0);
     let end = t.ascii_run(upper_end, b'a', b'z', 0);
     match b.get(end) {
         Some(&c) if c >= 0x80 => None,
-        _ => ascii_contraction(b, end),
+        _ => ascii_contraction::<V>(b, end),
     }
 }
 
 /// The ASCII word whose first letter is window byte `p`, as [`ascii_word_end`].
 #[inline(always)]
-fn window_word(w: &Window, t: &Text<'_>, p: usize) -> Step {
+fn window_word<V: Variant>(w: &Window, t: &Text<'_>, p: usize) -> Step {
     // `[A-Z]*[a-z]+|[A-Z]+` ends at a non-letter or at an upper-case letter
     // after a lower-case one.
     let goes_on = w.letter & !(w.upper & (w.lower << 1));
@@ -126,7 +151,7 @@ fn window_word(w: &Window, t: &Text<'_>, p: usize) -> Step {
     if Window::has(w.high, e) {
         return Step::General;
     }
-    match ascii_contraction(t.bytes(), w.base + e) {
+    match ascii_contraction::<V>(t.bytes(), w.base + e) {
         Some(end) => Step::End(end),
         None => Step::General,
     }
@@ -166,7 +191,7 @@ fn window_punctuation(w: &Window, t: &Text<'_>, s: usize) -> Step {
 /// characters and whitespace runs that may go on past the window are left
 /// to [`window_piece_end`].
 #[inline(always)]
-pub fn window_starts(w: &Window) -> (u64, u64) {
+pub fn window_starts<V: Variant>(w: &Window) -> (u64, u64) {
     let high = w.high;
     let first_high = high.trailing_zeros() as usize;
     if first_high < 16 {
@@ -184,14 +209,14 @@ pub fn window_starts(w: &Window) -> (u64, u64) {
     // The last byte of a whitespace run that text follows.
     let run_last = ws & !(ws >> 1) & (valid >> 1);
     let starts = (l & ((w.upper & (w.lower << 1)) | ((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
-        | digit_starts(d)
+        | if V::MAX_DIGITS == 1 { d } else { digit_starts(d) }
         | (o & !((o | w.blank) << 1))
         | (n & ((l | d) << 1))
         | (s & (((l | d | o) << 1)
             | ((n << 1) & ((taken << 1) | !newline_later))
             | ((s << 1) & !newline_later & run_last)));
     // An apostrophe after a letter may be a contraction, ending up to three bytes on.
-    let apostrophe = w.apostrophe & (l << 1);
+    let apostrophe = if V::CONTRACTIONS { w.apostrophe & (l << 1) } else { 0 };
     let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
     // From a `/` that taken newlines lead to on: the O's piece may take it and more.
     let slash = w.slash & (taken << 1);
@@ -213,19 +238,19 @@ pub fn window_starts(w: &Window) -> (u64, u64) {
 /// The piece at window byte `k`, where the window's ASCII classes decide it:
 /// the same cases as [`ascii_piece_end`], and whitespace too.
 #[inline(always)]
-pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
+pub fn window_piece_end<V: Variant>(w: &Window, t: &Text<'_>, k: usize) -> Step {
     let at = 1u64 << k;
     if w.letter & at != 0 {
-        return window_word(w, t, k);
+        return window_word::<V>(w, t, k);
     }
     if w.high & at != 0 {
         return Step::General;
     }
     if w.digit & at != 0 {
-        // \p{N}{1,3}
+        // \p{N}{1,3} (or \p{N})
         let e = Window::run(w.digit, k);
-        if e >= k + 3 {
-            return Step::End(w.base + k + 3);
+        if e >= k + V::MAX_DIGITS {
+            return Step::End(w.base + k + V::MAX_DIGITS);
         }
         if w.cut(e) {
             return Step::More;
@@ -239,7 +264,7 @@ pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
             return Step::More;
         }
         if Window::has(w.letter, k + 1) {
-            return window_word(w, t, k + 1);
+            return window_word::<V>(w, t, k + 1);
         }
         if Window::has(w.high, k + 1) {
             return Step::General;
@@ -277,17 +302,17 @@ pub fn window_piece_end(w: &Window, t: &Text<'_>, k: usize) -> Step {
 /// 0x80 or more (or whitespace) could change it: the general scanner decides
 /// those. Follows the pattern's alternatives in order.
 #[inline(always)]
-fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
+fn ascii_piece_end<V: Variant>(t: &Text<'_>, i: usize) -> Option<usize> {
     let b = t.bytes();
     let c0 = b[i];
     let k0 = ascii::class(c0);
     if k0 & ascii::LETTER != 0 {
-        return ascii_word_end(t, i);
+        return ascii_word_end::<V>(t, i);
     }
     if k0 & ascii::DIGIT != 0 {
-        // \p{N}{1,3}
+        // \p{N}{1,3} (or \p{N})
         let mut end = i + 1;
-        while end < i + 3 && end < b.len() {
+        while end < i + V::MAX_DIGITS && end < b.len() {
             match ascii::class(b[end]) {
                 ascii::DIGIT => end += 1,
                 0 => return None,
@@ -306,7 +331,7 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
         None => 0,
     };
     if k1 & ascii::LETTER != 0 {
-        return ascii_word_end(t, i + 1);
+        return ascii_word_end::<V>(t, i + 1);
     }
     // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
     let start = if k0 & ascii::OTHER != 0 {
@@ -332,18 +357,19 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
 }
 
 /// End of the piece that starts at byte `i` (< text length).
-pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
+pub fn piece_end<V: Variant>(t: &Text<'_>, i: usize) -> usize {
+    const { assert!(V::MAX_DIGITS == 1 || V::MAX_DIGITS == 3) };
     if t.bytes()[i] < 0x80 {
-        if let Some(end) = ascii_piece_end(t, i) {
+        if let Some(end) = ascii_piece_end::<V>(t, i) {
             return end;
         }
     }
-    general_piece_end(t, i)
+    general_piece_end::<V>(t, i)
 }
 
 /// [`piece_end`] character by character, without its ASCII fast path.
 #[inline(never)]
-pub fn general_piece_end(t: &Text<'_>, i: usize) -> usize {
+pub fn general_piece_end<V: Variant>(t: &Text<'_>, i: usize) -> usize {
     let Some(ch) = t.at(i) else { return i };
     let j = i + ch.len;
     let is_newline = ch.cp == '\n' as u32 || ch.cp == '\r' as u32;
@@ -354,22 +380,22 @@ pub fn general_piece_end(t: &Text<'_>, i: usize) -> usize {
         let attempts = [(prefix, j), (word_class, i)];
         for (ok, p) in attempts {
             if ok {
-                if let Some(end) = upper_star_lower_plus(t, p) {
+                if let Some(end) = upper_star_lower_plus::<V>(t, p) {
                     return end;
                 }
             }
         }
         for (ok, p) in attempts {
             if ok {
-                if let Some(end) = upper_plus_lower_star(t, p) {
+                if let Some(end) = upper_plus_lower_star::<V>(t, p) {
                     return end;
                 }
             }
         }
     }
-    // \p{N}{1,3}
+    // \p{N}{1,3} (or \p{N})
     if ch.class & NUMBER != 0 {
-        return t.numbers(j, 2);
+        return t.numbers(j, V::MAX_DIGITS - 1);
     }
     // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
     if let Some(end) = t.space_then_others(i, ch) {
