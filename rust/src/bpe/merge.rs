@@ -430,6 +430,61 @@ mod tests {
         }
     }
 
+    /// Merge speed on the first-seen pieces of real text, by piece length:
+    /// `FASTLLM_MERGE_BENCH=text.txt cargo test --release merge_speed -- --ignored --nocapture`
+    /// (vocabulary `FASTLLM_MERGE_VOCAB`, o200k_base.tiktoken by default).
+    #[test]
+    #[ignore]
+    fn merge_speed() {
+        fn cpu_seconds() -> f64 {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes the timespec it is given.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+        }
+        let Ok(path) = std::env::var("FASTLLM_MERGE_BENCH") else { return };
+        let vocab = std::env::var("FASTLLM_MERGE_VOCAB").unwrap_or("o200k_base.tiktoken".to_string());
+        let r = real_vocab(&vocab).expect("the vocabulary file");
+        let text = std::fs::read_to_string(path).unwrap();
+        let pattern = if vocab.starts_with("o200k") { "o200k" } else { "cl100k" };
+        let pre = crate::pretokenize::Pretokenizer::new(pattern).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let mut buckets: Vec<Vec<&[u8]>> = vec![Vec::new(); 4];
+        for piece in pre.pieces(&text).unwrap() {
+            let b = piece.as_bytes();
+            if b.len() < 2 || r.get(b).is_some() || !seen.insert(b) {
+                continue;
+            }
+            let k = match b.len() {
+                0..=16 => 0,
+                17..=32 => 1,
+                33..=64 => 2,
+                _ => 3,
+            };
+            buckets[k].push(b);
+        }
+        for (k, pieces) in buckets.iter().enumerate() {
+            let bytes: usize = pieces.iter().map(|p| p.len()).sum();
+            let mut best = f64::MAX;
+            let mut out = Vec::with_capacity(bytes);
+            for _ in 0..9 {
+                out.clear();
+                let start = cpu_seconds();
+                for p in pieces {
+                    merge_piece(p, &r, &mut out);
+                }
+                best = best.min(cpu_seconds() - start);
+            }
+            println!(
+                "{:>8} {:6} pieces {:8} bytes: {:6.2} ns/byte",
+                ["2-16", "17-32", "33-64", "65-"][k],
+                pieces.len(),
+                bytes,
+                best * 1e9 / bytes as f64
+            );
+        }
+    }
+
     #[test]
     fn whole_piece_in_vocab_is_one_token() {
         let r = ranks(&[b"ab", b"abc"]);
