@@ -11,7 +11,7 @@
 //! first alternative with the optional prefix, then without, then the second.
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
-use super::text::{ascii, is_other, Text};
+use super::text::{ascii, Text};
 use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
 
 /// What sets a pattern of o200k's family apart.
@@ -311,15 +311,7 @@ fn ascii_piece_end<V: Variant>(t: &Text<'_>, i: usize) -> Option<usize> {
     }
     if k0 & ascii::DIGIT != 0 {
         // \p{N}{1,3} (or \p{N})
-        let mut end = i + 1;
-        while end < i + V::MAX_DIGITS && end < b.len() {
-            match ascii::class(b[end]) {
-                ascii::DIGIT => end += 1,
-                0 => return None,
-                _ => break,
-            }
-        }
-        return Some(end);
+        return t.ascii_numbers(i, V::MAX_DIGITS);
     }
     if k0 & ascii::NEWLINE != 0 {
         return None;
@@ -334,26 +326,7 @@ fn ascii_piece_end<V: Variant>(t: &Text<'_>, i: usize) -> Option<usize> {
         return ascii_word_end::<V>(t, i + 1);
     }
     // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
-    let start = if k0 & ascii::OTHER != 0 {
-        i
-    } else if c0 == b' ' && k1 & ascii::OTHER != 0 {
-        i + 1
-    } else {
-        return None;
-    };
-    let mut end = start + 1;
-    while end < b.len() {
-        let k = ascii::class(b[end]);
-        if k == 0 {
-            end = t.run(end, is_other);
-            break;
-        }
-        if k & ascii::OTHER == 0 {
-            break;
-        }
-        end += 1;
-    }
-    Some(t.run_bytes(end, b"\r\n/"))
+    t.ascii_others_then(i, c0, k0, k1, b"\r\n/")
 }
 
 /// End of the piece that starts at byte `i` (< text length).

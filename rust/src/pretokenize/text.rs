@@ -198,6 +198,50 @@ impl<'a> Text<'a> {
         i
     }
 
+    /// `\p{N}{1,max}` at `i`, an ASCII digit, decided from ASCII bytes: its
+    /// end, or None when a byte of 0x80 or more (maybe a number) comes first.
+    #[inline(always)]
+    pub fn ascii_numbers(&self, i: usize, max: usize) -> Option<usize> {
+        let b = self.bytes;
+        let mut end = i + 1;
+        while end < i + max && end < b.len() {
+            match ascii::class(b[end]) {
+                ascii::DIGIT => end += 1,
+                0 => return None,
+                _ => break,
+            }
+        }
+        Some(end)
+    }
+
+    /// ` ?[^\s\p{L}\p{N}]+` then any of `tail` at `i`, whose byte `c0` is
+    /// ASCII: its end, or None when it does not match there. `k0` and `k1`
+    /// are the ASCII classes of `c0` and of the next byte (0: none or not ASCII).
+    #[inline(always)]
+    pub fn ascii_others_then(&self, i: usize, c0: u8, k0: u8, k1: u8, tail: &[u8]) -> Option<usize> {
+        let b = self.bytes;
+        let start = if k0 & ascii::OTHER != 0 {
+            i
+        } else if c0 == b' ' && k1 & ascii::OTHER != 0 {
+            i + 1
+        } else {
+            return None;
+        };
+        let mut end = start + 1;
+        while end < b.len() {
+            let k = ascii::class(b[end]);
+            if k == 0 {
+                end = self.run(end, is_other);
+                break;
+            }
+            if k & ascii::OTHER == 0 {
+                break;
+            }
+            end += 1;
+        }
+        Some(self.run_bytes(end, tail))
+    }
+
     /// ` ?[^\s\p{L}\p{N}]+` at `i`, whose character is `ch`: end of the match.
     #[inline(always)]
     pub fn space_then_others(&self, i: usize, ch: Ch) -> Option<usize> {
