@@ -1,4 +1,4 @@
-//! Character classes the built-in split patterns use, as one lookup table.
+//! Character classes the hand-written scanners use, as one lookup table.
 //!
 //! The table is built once from `regex-syntax`'s Unicode data, the same data
 //! fancy-regex matches with, so the scanners and the regex can never disagree
@@ -18,6 +18,10 @@ pub const SPACE: u8 = 4;
 pub const UPPERISH: u8 = 8;
 /// o200k's `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`
 pub const LOWERISH: u8 = 16;
+/// `\p{M}` (DeepSeek V3's `[\p{L}\p{M}]`)
+pub const MARK: u8 = 32;
+/// `[\p{P}\p{S}]` (DeepSeek V3's punctuation and symbols)
+pub const PUNCT_SYMBOL: u8 = 64;
 
 const BLOCK: usize = 256;
 const PLANE_END: usize = 0x11_0000;
@@ -32,12 +36,14 @@ pub struct ClassTable {
 impl ClassTable {
     fn build() -> Self {
         let mut flat = vec![0u8; PLANE_END];
-        let sets: [(&str, u8); 5] = [
+        let sets: [(&str, u8); 7] = [
             (r"\p{L}", LETTER),
             (r"\p{N}", NUMBER),
             (r"\s", SPACE),
             (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", UPPERISH),
             (r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]", LOWERISH),
+            (r"\p{M}", MARK),
+            (r"[\p{P}\p{S}]", PUNCT_SYMBOL),
         ];
         for (src, bit) in sets {
             for (lo, hi) in class_ranges(src) {
@@ -150,8 +156,11 @@ mod tests {
         assert_eq!(t.class(' ' as u32), SPACE);
         assert_eq!(t.class('\u{3000}' as u32), SPACE);
         assert_eq!(t.class('日' as u32), LETTER | UPPERISH | LOWERISH);
-        assert_eq!(t.class('\u{301}' as u32), UPPERISH | LOWERISH);
-        assert_eq!(t.class('!' as u32), 0);
+        assert_eq!(t.class('\u{301}' as u32), UPPERISH | LOWERISH | MARK);
+        assert_eq!(t.class('!' as u32), PUNCT_SYMBOL);
+        assert_eq!(t.class('+' as u32), PUNCT_SYMBOL);
+        assert_eq!(t.class('\u{2014}' as u32), PUNCT_SYMBOL);
+        assert_eq!(t.class('\u{1}' as u32), 0);
         assert_eq!(t.class(0x10FFFF), 0);
     }
 

@@ -4,9 +4,9 @@
 //! - hand-written scanners, proven equal to their regex (unit tests here, property
 //!   and corpus tests in `tests/tokenizer`): the built-in patterns, selected by name
 //!   (`gpt2`, `cl100k`, `o200k`, or the tiktoken names) or by their regex, and the
-//!   open models' patterns (Llama 3, Qwen 2, Tekken; Llama 4 and GPT-OSS use
-//!   o200k's), selected by their regex, in the models' spelling or any other that
-//!   parses to the same alternatives;
+//!   open models' patterns (Llama 3, Qwen 2, Tekken, DeepSeek V3's word split;
+//!   Llama 4 and GPT-OSS use o200k's), selected by their regex, in the models'
+//!   spelling or any other that parses to the same alternatives;
 //! - [`compiled`]: a custom pattern made of look-around-free alternatives and
 //!   `\s+(?!\S)`, on DFAs;
 //! - any other regex, on fancy-regex (look-arounds allowed), which may give up on
@@ -19,6 +19,7 @@ mod classes;
 mod compiled;
 pub mod pipeline;
 mod scan_cl100k;
+mod scan_deepseek;
 mod scan_gpt2;
 mod scan_o200k;
 mod text;
@@ -78,6 +79,26 @@ pub const TEKKEN_PATTERN: &str = concat!(
     r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
 );
 
+/// DeepSeek V3's word split, the third `Split` of its `tokenizer.json`
+/// pre-tokenizer (after `\p{N}{1,3}` and `[一-龥぀-ゟ゠-ヿ]+`; the file has
+/// `\r` and `\n` as the characters themselves, the same regex).
+pub const DEEPSEEK_V3_WORDS_PATTERN: &str = concat!(
+    r##"[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"##,
+    r"| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+
+/// A hand-written scanner for a pattern that does not match at every
+/// position: `match_end` is None where no match starts.
+#[derive(Debug)]
+struct GapScanner {
+    name: &'static str,
+    source: &'static str,
+    match_end: fn(&Text<'_>, usize) -> Option<usize>,
+}
+
+static GAP_SCANNERS: [GapScanner; 1] =
+    [GapScanner { name: "deepseek_v3", source: DEEPSEEK_V3_WORDS_PATTERN, match_end: scan_deepseek::match_end }];
+
 /// A hand-written scanner and the pattern it is equal to.
 #[derive(Debug)]
 struct Scanner {
@@ -101,10 +122,12 @@ static SCANNERS: [Scanner; 6] = [
 
 /// The scanners' patterns as compared alternatives (those that have that form;
 /// the possessive quantifiers of gpt2's and cl100k's do not).
-fn scanner_alternatives() -> &'static [(&'static Scanner, Vec<Alternative>)] {
-    static FORMS: OnceLock<Vec<(&'static Scanner, Vec<Alternative>)>> = OnceLock::new();
+fn scanner_alternatives() -> &'static [(Engine, Vec<Alternative>)] {
+    static FORMS: OnceLock<Vec<(Engine, Vec<Alternative>)>> = OnceLock::new();
     FORMS.get_or_init(|| {
-        SCANNERS.iter().filter_map(|s| compiled::alternatives(s.source).map(|alts| (s, alts))).collect()
+        let full = SCANNERS.iter().map(|s| (Engine::Scanner(s), s.source));
+        let gaps = GAP_SCANNERS.iter().map(|s| (Engine::GapScanner(s), s.source));
+        full.chain(gaps).filter_map(|(e, source)| compiled::alternatives(source).map(|alts| (e, alts))).collect()
     })
 }
 
@@ -177,8 +200,41 @@ pub fn resolve_pattern(name_or_regex: &str) -> &str {
 #[derive(Debug, Clone)]
 enum Engine {
     Scanner(&'static Scanner),
+    GapScanner(&'static GapScanner),
     Compiled(Arc<CompiledPattern>),
     Regex(Regex),
+}
+
+/// What the loops over a pattern that may not match everywhere need of its
+/// engine (the compiled DFAs, or a gap scanner).
+trait Matcher {
+    /// End of the match starting at byte `i` (< text length), if any.
+    fn match_end(&self, t: &Text<'_>, bytes: &[u8], i: usize) -> Option<usize>;
+    /// The first place from byte `i` on (a character boundary) where a match
+    /// may start, or None if none starts there or later.
+    fn next_start(&self, bytes: &[u8], i: usize) -> Option<usize>;
+}
+
+impl Matcher for CompiledPattern {
+    #[inline(always)]
+    fn match_end(&self, t: &Text<'_>, bytes: &[u8], i: usize) -> Option<usize> {
+        CompiledPattern::match_end(self, t, bytes, i)
+    }
+    #[inline(always)]
+    fn next_start(&self, bytes: &[u8], i: usize) -> Option<usize> {
+        CompiledPattern::next_start(self, bytes, i)
+    }
+}
+
+impl Matcher for GapScanner {
+    #[inline(always)]
+    fn match_end(&self, t: &Text<'_>, _bytes: &[u8], i: usize) -> Option<usize> {
+        (self.match_end)(t, i)
+    }
+    #[inline(always)]
+    fn next_start(&self, bytes: &[u8], i: usize) -> Option<usize> {
+        (i < bytes.len()).then_some(i)
+    }
 }
 
 /// A compiled split pattern. `Send + Sync`; share it across threads.
@@ -211,7 +267,7 @@ impl Pretokenizer {
     fn fast_engine(source: &str) -> Option<Engine> {
         let alternatives = compiled::alternatives(source)?;
         if let Some((scanner, _)) = scanner_alternatives().iter().find(|(_, alts)| *alts == alternatives) {
-            return Some(Engine::Scanner(scanner));
+            return Some(scanner.clone());
         }
         CompiledPattern::cached(source, &alternatives).map(Engine::Compiled)
     }
@@ -226,20 +282,22 @@ impl Pretokenizer {
 
     /// Whether a hand-written scanner (not the regex engine) does the splitting.
     pub fn is_scanner(&self) -> bool {
-        matches!(self.engine, Engine::Scanner(_))
+        matches!(self.engine, Engine::Scanner(_) | Engine::GapScanner(_))
     }
 
     /// Whether the pattern matches at every position of every text (its pieces
-    /// cover the text): true for the scanners' patterns. A custom pattern that
-    /// happens to match everything is not recognised (false).
+    /// cover the text): true for the patterns of the scanners that have no
+    /// gaps. A custom pattern that happens to match everything is not
+    /// recognised (false).
     pub fn matches_all_text(&self) -> bool {
-        self.is_scanner()
+        matches!(self.engine, Engine::Scanner(_))
     }
 
     /// What does the splitting: `scanner:NAME`, `compiled` (DFAs) or `regex` (fancy-regex).
     pub fn engine_name(&self) -> String {
         match &self.engine {
             Engine::Scanner(s) => format!("scanner:{}", s.name),
+            Engine::GapScanner(s) => format!("scanner:{}", s.name),
             Engine::Compiled(_) => "compiled".to_string(),
             Engine::Regex(_) => "regex".to_string(),
         }
@@ -276,22 +334,8 @@ impl Pretokenizer {
                 "tekken" => scan_o200k_family::<scan_o200k::Tekken>(text, &t, f),
                 _ => scan_pieces(text, &t, scanner.piece_end, f),
             },
-            Engine::Compiled(compiled) => {
-                let bytes = text.as_bytes();
-                while i < text.len() {
-                    match compiled.match_end(&t, bytes, i) {
-                        Some(end) => {
-                            f(&text[i..end]);
-                            i = end;
-                        }
-                        // Nothing matches here: skip to where something may, as find_iter does.
-                        None => match compiled.next_start(bytes, i + t.at(i).map_or(1, |c| c.len)) {
-                            Some(next) => i = next,
-                            None => break,
-                        },
-                    }
-                }
-            }
+            Engine::GapScanner(scanner) => each_match(text, &t, *scanner, f),
+            Engine::Compiled(compiled) => each_match(text, &t, &**compiled, f),
             Engine::Regex(regex) => {
                 for m in regex.find_iter(text) {
                     match m {
@@ -340,33 +384,8 @@ impl Pretokenizer {
                     f(start, start + p.len(), true)
                 })?;
             }
-            Engine::Compiled(compiled) => {
-                let t = Text::new(text);
-                let bytes = text.as_bytes();
-                let mut i = 0;
-                // next_start may find a place where no match starts after all: a
-                // gap runs until the next actual match.
-                let mut gap_start = None;
-                while i < text.len() {
-                    match compiled.match_end(&t, bytes, i) {
-                        Some(end) => {
-                            if let Some(start) = gap_start.take() {
-                                f(start, i, false);
-                            }
-                            f(i, end, true);
-                            i = end;
-                        }
-                        None => {
-                            gap_start.get_or_insert(i);
-                            let next = compiled.next_start(bytes, i + t.at(i).map_or(1, |c| c.len));
-                            i = next.unwrap_or(text.len());
-                        }
-                    }
-                }
-                if let Some(start) = gap_start {
-                    f(start, text.len(), false);
-                }
-            }
+            Engine::GapScanner(scanner) => each_stretch(text, *scanner, f),
+            Engine::Compiled(compiled) => each_stretch(text, &**compiled, f),
             Engine::Regex(regex) => {
                 let mut done = 0;
                 for m in regex.find_iter(text) {
@@ -400,6 +419,58 @@ impl Pretokenizer {
             }
         })?;
         Ok(out)
+    }
+}
+
+/// Calls `f` on every match of `m` in `text`, in order, skipping the text
+/// between them as find_iter does.
+#[inline(always)]
+fn each_match<'t, M: Matcher + ?Sized>(text: &'t str, t: &Text<'_>, m: &M, mut f: impl FnMut(&'t str)) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < text.len() {
+        match m.match_end(t, bytes, i) {
+            Some(end) => {
+                f(&text[i..end]);
+                i = end;
+            }
+            // Nothing matches here: skip to where something may.
+            None => match m.next_start(bytes, i + t.at(i).map_or(1, |c| c.len)) {
+                Some(next) => i = next,
+                None => break,
+            },
+        }
+    }
+}
+
+/// Calls `f(start, end, is_match)` on the matches of `m` in `text` and on the
+/// text between them (see [`Pretokenizer::for_each_stretch`]).
+#[inline(always)]
+fn each_stretch<M: Matcher + ?Sized>(text: &str, m: &M, mut f: impl FnMut(usize, usize, bool)) {
+    let t = Text::new(text);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    // next_start may find a place where no match starts after all: a gap runs
+    // until the next actual match.
+    let mut gap_start = None;
+    while i < text.len() {
+        match m.match_end(&t, bytes, i) {
+            Some(end) => {
+                if let Some(start) = gap_start.take() {
+                    f(start, i, false);
+                }
+                f(i, end, true);
+                i = end;
+            }
+            None => {
+                gap_start.get_or_insert(i);
+                let next = m.next_start(bytes, i + t.at(i).map_or(1, |c| c.len));
+                i = next.unwrap_or(text.len());
+            }
+        }
+    }
+    if let Some(start) = gap_start {
+        f(start, text.len(), false);
     }
 }
 
@@ -598,14 +669,41 @@ mod tests {
         }
     }
 
+    /// Every scanner's name and pattern, the gap scanners' too.
+    fn all_scanners() -> Vec<(&'static str, &'static str)> {
+        let full = SCANNERS.iter().map(|s| (s.name, s.source));
+        full.chain(GAP_SCANNERS.iter().map(|s| (s.name, s.source))).collect()
+    }
+
     #[test]
     fn scanners_equal_the_regex() {
-        for scanner in &SCANNERS {
-            let fast = Pretokenizer::new(scanner.source).unwrap();
-            assert_eq!(fast.engine_name(), format!("scanner:{}", scanner.name));
-            assert!(!Pretokenizer::regex_only(scanner.source).unwrap().is_scanner());
+        for (name, source) in all_scanners() {
+            let fast = Pretokenizer::new(source).unwrap();
+            assert_eq!(fast.engine_name(), format!("scanner:{name}"));
+            assert!(!Pretokenizer::regex_only(source).unwrap().is_scanner());
             assert_equals_the_regex(&fast);
         }
+    }
+
+    /// DeepSeek V3's word split on what its pattern leaves out (numbers,
+    /// controls) and its cases: ASCII punctuation before ASCII letters only,
+    /// a prefix before letters and marks, symbols, newlines after symbols.
+    #[test]
+    fn deepseek_words_keep_gaps_like_the_regex() {
+        let fast = Pretokenizer::new(DEEPSEEK_V3_WORDS_PATTERN).unwrap();
+        assert!(fast.is_scanner() && !fast.matches_all_text());
+        let slow = Pretokenizer::regex_only(DEEPSEEK_V3_WORDS_PATTERN).unwrap();
+        for text in [
+            "123 abc 4x 5\u{301} 'héllo .World ,é \"quoted\" a+b=c\n\n  x\t\u{1}y \u{1}\u{2} 12",
+            "+++\r\n\n x  \n  ",
+            "日本語のテキスト、123。\u{a0}مرحبا ١٢٣",
+            "\u{301}\u{301}a 9",
+            "x\u{85}y \u{2028}",
+        ] {
+            assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{text:?}");
+            assert_eq!(fast.pieces_keeping_gaps(text).unwrap(), slow.pieces_keeping_gaps(text).unwrap(), "{text:?}");
+        }
+        assert_eq!(fast.pieces("ab 12 cd").unwrap(), vec!["ab", " ", " cd"]);
     }
 
     #[test]
@@ -616,8 +714,8 @@ mod tests {
              |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)",
             &O200K_PATTERN.replace("{1,3}", "{1,4}"),
             &TEKKEN_PATTERN.replace("|\\s+(?!\\S)|\\s+", "|\\s+(?!\\S)"),
-            // DeepSeek V3's word split, and its others.
-            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+\
+            // DeepSeek V3's word split (one letter short of its scanner's), and its others.
+            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-y]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+\
              | ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
             r"\p{N}{1,3}",
             "[\u{4e00}-\u{9fa5}\u{3040}-\u{309f}\u{30a0}-\u{30ff}]+",
@@ -654,11 +752,11 @@ mod tests {
             }
             samples.push(text);
         }
-        for scanner in &SCANNERS {
-            let fast = Pretokenizer::new(scanner.source).unwrap();
-            let slow = Pretokenizer::regex_only(scanner.source).unwrap();
+        for (name, source) in all_scanners() {
+            let fast = Pretokenizer::new(source).unwrap();
+            let slow = Pretokenizer::regex_only(source).unwrap();
             for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{} on {text:?}", scanner.name);
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
             }
         }
     }
@@ -772,11 +870,11 @@ mod tests {
                 samples.push(format!("x{} y", unit.repeat(n)));
             }
         }
-        for scanner in &SCANNERS {
-            let fast = Pretokenizer::new(scanner.source).unwrap();
-            let slow = Pretokenizer::regex_only(scanner.source).unwrap();
+        for (name, source) in all_scanners() {
+            let fast = Pretokenizer::new(source).unwrap();
+            let slow = Pretokenizer::regex_only(source).unwrap();
             for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{} on {text:?}", scanner.name);
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
             }
         }
     }
