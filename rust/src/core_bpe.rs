@@ -255,9 +255,13 @@ impl<'a, 't> PieceBatch<'a, 't> {
         self.slow(piece, key, hash, out);
     }
 
-    /// A piece that is not a short token: a long token, or merged (through the cache).
+    /// A piece that is not a short token: a long token, or merged (through the
+    /// cache), whole or in the parts that cuts no token spans give.
     #[inline(never)]
     fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
+        if piece.len() >= MIN_CUT_PIECE && self.cut_and_emit(piece, key == 0, out) {
+            return;
+        }
         let ranks = self.ranks;
         match &mut self.cache {
             None => {
@@ -269,6 +273,54 @@ impl<'a, 't> PieceBatch<'a, 't> {
             }
             Some(cache) if key != 0 => cache.encode(piece, key, hash, out, |p, o| bpe::merge_piece(p, ranks, o)),
             Some(cache) => cache.encode(piece, 0, bytes_hash(piece), out, |p, o| bpe::encode_piece(p, ranks, o)),
+        }
+    }
+}
+
+/// Pieces shorter than this are merged whole: a cut would save little.
+const MIN_CUT_PIECE: usize = 5;
+
+impl PieceBatch<'_, '_> {
+    /// Emits `piece` in parts where the vocabulary allows cuts (before
+    /// multi-byte characters no token spans: see `bpe::cuts`); false, having
+    /// emitted nothing, where it allows none. A long piece (`long`) may be a
+    /// token itself, which tiktoken emits whole: it is cut only when it is not.
+    fn cut_and_emit(&mut self, piece: &[u8], long: bool, out: &mut Vec<Rank>) -> bool {
+        let ranks = self.ranks;
+        let mut start = 0;
+        for p in 1..piece.len() {
+            if piece[p] >= 0xC0 && ranks.can_cut(piece, p) {
+                if start == 0 && long && ranks.get_long(piece).is_some() {
+                    return false;
+                }
+                self.emit_part(&piece[start..p], out);
+                start = p;
+            }
+        }
+        if start == 0 {
+            return false;
+        }
+        self.emit_part(&piece[start..], out);
+        true
+    }
+
+    /// Emits the tokens of one part of a cut piece: BPE on its bytes, which
+    /// is the part itself when it is a token that BPE makes from its bytes.
+    fn emit_part(&mut self, part: &[u8], out: &mut Vec<Rank>) {
+        let ranks = self.ranks;
+        let key = bpe::short_key(part).unwrap_or(0);
+        let hash = if key != 0 { bpe::key_hash(key) } else { bytes_hash(part) };
+        let token = if key != 0 { ranks.get_short(key, hash) } else { ranks.get_long(part) };
+        match token {
+            Some(rank) if ranks.encodes_to_itself(rank) => out.push(rank),
+            // A token BPE does not make from its bytes (tiktoken emits one only
+            // as a whole piece): merged, and kept out of the cache, whose
+            // entries for a string that is a token are that token.
+            Some(_) => bpe::merge_piece(part, ranks, out),
+            None => match &mut self.cache {
+                Some(cache) => cache.encode(part, key, hash, out, |p, o| bpe::merge_piece(p, ranks, o)),
+                None => bpe::merge_piece(part, ranks, out),
+            },
         }
     }
 }

@@ -3,6 +3,7 @@
 //! pieces fast. Everything here works on bytes; text handling is elsewhere.
 
 mod big_table;
+mod cuts;
 mod merge;
 pub mod piece_cache;
 pub mod rank_queue;

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::big_table::{BigTable, Zeroable};
+use super::cuts::CutTable;
 
 /// A token id / merge priority. Lower ranks merge first.
 pub type Rank = u32;
@@ -334,6 +335,10 @@ pub struct TokenMap {
     /// `short` (see [`TokenMap::rank_filtered`]).
     filter: Vec<u64>,
     merges: PairTable,
+    /// One bit per rank: set when BPE on the token's bytes alone gives the
+    /// token itself (every byte, and every token with a canonical split).
+    self_encoding: Vec<u64>,
+    cuts: CutTable,
 }
 
 impl std::fmt::Debug for TokenMap {
@@ -385,7 +390,16 @@ impl TokenMap {
                 _ => {}
             }
         }
-        let mut map = Self { short, long, bytes, pairs, filter, merges: PairTable::with_capacity(0) };
+        let mut map = Self {
+            short,
+            long,
+            bytes,
+            pairs,
+            filter,
+            merges: PairTable::with_capacity(0),
+            self_encoding: vec![0; tokens.len().div_ceil(64)],
+            cuts: CutTable::default(),
+        };
         // Each token's BPE is independent of the others': on all cores.
         let splits: Vec<Option<(Rank, Rank)>> = tokens
             .par_iter()
@@ -397,9 +411,27 @@ impl TokenMap {
             if let Some((left, right)) = split {
                 merges.insert(pair_key(left, right), rank as Rank);
             }
+            if split.is_some() || tokens[rank].len() == 1 {
+                map.self_encoding[rank / 64] |= 1 << (rank % 64);
+            }
         }
+        map.cuts = CutTable::new(tokens);
         map.merges = merges;
         Ok(map)
+    }
+
+    /// Whether BPE on the bytes of token `rank` alone gives that token.
+    #[inline(always)]
+    pub fn encodes_to_itself(&self, rank: Rank) -> bool {
+        self.self_encoding.get(rank as usize / 64).is_some_and(|w| w >> (rank % 64) & 1 != 0)
+    }
+
+    /// Whether the place before byte `p` of `piece` (0 < p < len, `piece[p]`
+    /// a lead byte of a multi-byte character) can be cut before merging:
+    /// no token spans it (see [`super::cuts`]).
+    #[inline(always)]
+    pub fn can_cut(&self, piece: &[u8], p: usize) -> bool {
+        self.pair(piece[p - 1], piece[p]) == Rank::MAX && !self.cuts.spanned(piece, p)
     }
 
     /// Rank of the token that BPE makes by merging parts `left` and `right`
