@@ -4,10 +4,11 @@
 
 Each pattern (tests/support/open_model_patterns.py) is given to both libraries as the
 split regex (tiktoken's ``pat_str``) with the ranks of a shared ``.tiktoken`` file
-(cl100k_base or o200k_base), and both ``encode_ordinary`` tinyshakespeare and
-multilingual. The process is pinned to one core and rayon to one thread; speeds are MB per
+(cl100k_base or o200k_base), and both ``encode_ordinary`` the sub-corpora of
+``benches/bench_tokenizer_corpus.py`` (en, latin, zh, ru, code-py; without them,
+tinyshakespeare and multilingual from the shared data). The process is pinned to one core and rayon to one thread; speeds are MB per
 CPU-second of the process. **Cold** (the headline): each corpus is cut at line ends into
-``--repeats`` + 1 slices; after a warm-up call on the last, round r has both libraries encode
+``--repeats`` + 1 slices of about 300 KB; after a warm-up call on the last, round r has both libraries encode
 slice r, each from its own fresh ``str``, in an order that alternates, so neither has seen the
 text before (fastllm keeps a piece cache across calls); the cold ratio is tiktoken's CPU time
 over fastllm's on all the slices together (they differ in language, and so in ratio). **Hot**:
@@ -31,11 +32,13 @@ os.environ["RAYON_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benches.bench_tokenizer import cut  # noqa: E402
+from benches.bench_tokenizer import cut, load_subcorpora  # noqa: E402
 from tests.support.open_model_patterns import OPEN_PATTERNS, OpenPattern  # noqa: E402
 
 VOCAB_FILES = {"cl100k_base": "cl100k_base.tiktoken", "o200k_base": "o200k_base.tiktoken"}
-CORPORA = ("tinyshakespeare.txt", "multilingual.txt")
+# The sub-corpora of benches/bench_tokenizer_corpus.py where they are built, else the shared texts.
+SUBCORPORA = ["en", "latin", "zh", "ru", "code-py"]
+SLICE_BYTES = 300_000
 
 
 def shared_data_dir() -> Path:
@@ -85,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--patterns", default=",".join(p.name for p in OPEN_PATTERNS) + ",builtin_cl100k,builtin_o200k")
+    parser.add_argument("--corpora", default=",".join(SUBCORPORA))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -96,11 +100,13 @@ def main() -> None:
     from fastllm import Tokenizer, _core
 
     data = shared_data_dir()
-    corpora = {name: (data / name).read_bytes() for name in CORPORA}
+    corpora, note = load_subcorpora(args.corpora.split(","), data)
+    if note:
+        print(note)
     ranks = {vocab: load_tiktoken_bpe(str(data / file)) for vocab, file in VOCAB_FILES.items()}
     wanted = args.patterns.split(",")
     rows = []
-    print(f"{'pattern':20} {'vocab':12} {'engine':16} {'corpus':18} {'fastllm MB/s':>12} {'tiktoken MB/s':>13} "
+    print(f"{'pattern':20} {'vocab':12} {'engine':19} {'corpus':8} {'fastllm MB/s':>12} {'tiktoken MB/s':>13} "
           f"{'x tt cold':>9} {'x tt hot':>8} same")
     # For comparison: the built-in patterns, on the scanners these patterns' ones are built like.
     builtins = [
@@ -115,7 +121,7 @@ def main() -> None:
         engine = _core.testing.split_engine(p.regex)
         for corpus, blob in corpora.items():
             calls = {"fastllm": ours.encode_ordinary, "tiktoken": theirs.encode_ordinary}
-            slices = cut(blob, args.repeats + 1, len(blob) // (args.repeats + 1))
+            slices = cut(blob, args.repeats + 1, SLICE_BYTES)
             measured, same = cold_and_hot(calls, slices, args.repeats)
             row = {
                 "pattern": p.name, "vocab": p.vocab, "engine": engine, "corpus": corpus,
@@ -125,7 +131,7 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"{p.name:20} {p.vocab:12} {engine:16} {corpus:18} {row['fastllm_mb_s']:12.2f} "
+                f"{p.name:20} {p.vocab:12} {engine:19} {corpus:8} {row['fastllm_mb_s']:12.2f} "
                 f"{row['tiktoken_mb_s']:13.2f} {row['ratio']:9.2f} {row['hot_ratio']:8.2f} {row['same']}",
                 flush=True,
             )
