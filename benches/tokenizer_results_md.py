@@ -61,17 +61,17 @@ def headline(results: list[dict]) -> list[str]:
 
 
 def per_library(results: list[dict], table: str, phase: str) -> list[str]:
+    key = "rows" if table == "list" else "numpy_rows"
+    measured = [res for res in results if res["mode"] == "single" and res[key]]
+    # One column per library measured in any encoding (bpe-openai has no gpt2): "-" where absent.
+    seen = {impl for res in measured for row in res[key] for impl in row["cells"]}
+    impls = [i for i in IMPLS if i in seen]
     out = []
-    for res in results:
-        if res["mode"] != "single":
-            continue
-        rows = res["rows" if table == "list" else "numpy_rows"]
-        if not rows:
-            continue
-        impls = list(rows[0]["cells"])
-        if not out:
-            out += ["| encoding | input | " + " | ".join(IMPLS[i][0] for i in impls) + " |",
-                    "| --- | --- | " + " | ".join("---:" for _ in impls) + " |"]
+    if measured:
+        out += ["| encoding | input | " + " | ".join(IMPLS[i][0] for i in impls) + " |",
+                "| --- | --- | " + " | ".join("---:" for _ in impls) + " |"]
+    for res in measured:
+        rows = res[key]
         for row in rows:
             out.append(f"| {res['encoding']} | {row['corpus']} | "
                        + " | ".join(fmt(row["cells"].get(i), phase, res["clock"]) for i in impls) + " |")
