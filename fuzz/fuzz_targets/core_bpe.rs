@@ -3,8 +3,8 @@
 //! a plain reference written here:
 //! - construction fails exactly when the vocabulary is invalid;
 //! - encode_ordinary equals naive tiktoken BPE on the pattern's pieces, and the
-//!   built-in scanners cut the same pieces as the regex they stand for;
-//! - decode(encode(text)) == text for the built-in patterns (the pieces, for a regex);
+//!   scanners (built-in and open models') cut the same pieces as the regex they stand for;
+//! - decode(encode(text)) == text for the patterns that match all text (the pieces, for a regex);
 //! - specials: allowed ones are cut leftmost-longest, a disallowed one is an error
 //!   exactly when it occurs in the text;
 //! - decode_bytes fails exactly at the first unknown id.
@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use fastllm::core_bpe::{CoreBpe, CoreError, SpecialPolicy};
-use fastllm::pretokenize::Pretokenizer;
+use fastllm::pretokenize::{Pretokenizer, DEEPSEEK_V3_WORDS_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -46,9 +46,14 @@ enum Pattern {
     Gpt2,
     Cl100k,
     O200k,
+    /// An open model's pattern (see `OPEN`), which has a scanner of its own.
+    Open(u8),
     Custom(u8),
     Any(String),
 }
+
+/// The open models' patterns with scanners; all but DeepSeek V3's word split match all text.
+const OPEN: [&str; 4] = [LLAMA3_PATTERN, QWEN2_PATTERN, TEKKEN_PATTERN, DEEPSEEK_V3_WORDS_PATTERN];
 
 /// Custom regexes: one that leaves text out, lookarounds (fancy-regex's backtracking
 /// engine). One whose nested repetition exhausts the backtrack limit took 17 s an input
@@ -77,11 +82,16 @@ struct Input {
     ids: Vec<u32>,
 }
 
-/// The regex engine's version of a built-in pattern (compiled once: it is slow to build).
+/// The regex engine's version of a scanner's pattern, by built-in name or regex
+/// (compiled once: it is slow to build).
 fn regex_of(name: &str) -> &'static Pretokenizer {
     static REGEXES: OnceLock<Vec<(&str, Pretokenizer)>> = OnceLock::new();
     let all = REGEXES.get_or_init(|| {
-        ["gpt2", "cl100k", "o200k"].into_iter().map(|n| (n, Pretokenizer::regex_only(n).unwrap())).collect()
+        ["gpt2", "cl100k", "o200k"]
+            .into_iter()
+            .chain(OPEN)
+            .map(|n| (n, Pretokenizer::regex_only(n).unwrap()))
+            .collect()
     });
     &all.iter().find(|(n, _)| *n == name).unwrap().1
 }
@@ -215,10 +225,13 @@ fuzz_target!(|input: Input| {
         Pattern::Gpt2 => "gpt2".to_string(),
         Pattern::Cl100k => "cl100k".to_string(),
         Pattern::O200k => "o200k".to_string(),
+        Pattern::Open(k) => OPEN[*k as usize % OPEN.len()].to_string(),
         Pattern::Custom(k) => CUSTOM[*k as usize % CUSTOM.len()].to_string(),
         Pattern::Any(s) => s.clone(),
     };
-    let builtin = matches!(input.pattern, Pattern::Gpt2 | Pattern::Cl100k | Pattern::O200k);
+    // A scanner's pattern; all of them but DeepSeek V3's match all text.
+    let scanner = !matches!(input.pattern, Pattern::Custom(_) | Pattern::Any(_));
+    let covers = scanner && pattern != DEEPSEEK_V3_WORDS_PATTERN;
 
     let distinct = vocab.iter().collect::<HashSet<_>>().len() == n;
     let valid_vocab = distinct && vocab.iter().all(|t| !t.is_empty()) && (0..=255u8).all(|b| vocab.contains(&vec![b]));
@@ -246,17 +259,17 @@ fuzz_target!(|input: Input| {
     let pieces = match core.pretokenizer().pieces(&text) {
         Ok(pieces) => pieces,
         Err(e) => {
-            assert!(!builtin, "a built-in pattern failed: {e}");
+            assert!(!scanner, "a scanner's pattern failed: {e}");
             assert!(matches!(core.encode_ordinary(&text), Err(CoreError::Split { .. })));
             return;
         }
     };
-    if builtin && text.len() <= 4096 {
+    if scanner && text.len() <= 4096 {
         assert_eq!(pieces, regex_of(&pattern).pieces(&text).unwrap(), "scanner and regex disagree");
     }
     let covered: String = pieces.concat();
-    if builtin {
-        assert_eq!(covered, text, "built-in pattern dropped text");
+    if covers {
+        assert_eq!(covered, text, "a pattern that matches all text dropped text");
     }
 
     // encode_ordinary against the reference BPE; decode round trip.
@@ -290,7 +303,7 @@ fuzz_target!(|input: Input| {
     let policy_all = SpecialPolicy { allowed: all.iter().copied().collect(), disallowed: HashSet::new() };
     let with_all = core.encode(&text, &policy_all).unwrap();
     assert_eq!(with_all, expect_with(&all), "special tokens cut differently");
-    if builtin {
+    if covers {
         assert_eq!(core.decode_bytes(with_all.iter().map(|&i| i as u64)).unwrap(), bytes);
     }
 
