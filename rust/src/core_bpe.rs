@@ -70,7 +70,9 @@ impl fmt::Display for CoreError {
                 f,
                 "the mergeable tokens lack the single byte 0x{b:02x}; all 256 single bytes are needed to encode arbitrary text"
             ),
-            CoreError::TooManyTokens(n) => write!(f, "too many mergeable tokens: {n}"),
+            CoreError::TooManyTokens(n) => {
+                write!(f, "too many mergeable tokens: {n} (at most {})", bpe::MAX_TOKENS)
+            }
             CoreError::EmptySpecial => write!(f, "special tokens must be non-empty strings"),
             CoreError::SpecialCollision { name, id } => write!(
                 f,
@@ -579,7 +581,7 @@ pub struct CoreBpe {
 impl CoreBpe {
     /// `mergeable[i]` is the token with rank `i`; specials must not reuse those ids.
     pub fn new(mergeable: Vec<Vec<u8>>, special_tokens: &[(String, Rank)], pattern: &str) -> Result<Self, CoreError> {
-        if mergeable.len() >= (Rank::MAX - 1) as usize {
+        if mergeable.len() > bpe::MAX_TOKENS {
             return Err(CoreError::TooManyTokens(mergeable.len()));
         }
         if let Some(rank) = mergeable.iter().position(|t| t.is_empty()) {
@@ -885,6 +887,17 @@ mod tests {
     fn core() -> CoreBpe {
         let specials = vec![("<|end|>".to_string(), 300), ("<|end|>x".to_string(), 301)];
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
+    }
+
+    /// The merge table packs ids into 21 bits: a larger vocabulary is refused, saying the limit.
+    #[test]
+    fn a_vocabulary_past_the_limit_is_refused() {
+        let mut vocab = byte_vocab(&[]);
+        vocab.extend((vocab.len()..=bpe::MAX_TOKENS).map(|k| (k as u32).to_le_bytes().to_vec()));
+        assert_eq!(vocab.len(), bpe::MAX_TOKENS + 1);
+        let err = CoreBpe::new(vocab, &[], "gpt2").unwrap_err();
+        assert!(matches!(err, CoreError::TooManyTokens(n) if n == bpe::MAX_TOKENS + 1));
+        assert!(err.to_string().contains("at most 2097151"), "{err}");
     }
 
     #[test]

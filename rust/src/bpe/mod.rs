@@ -10,4 +10,4 @@ pub mod rank_queue;
 pub mod vocab;
 
 pub use merge::{encode_piece, encode_piece_vec, merge_piece, merge_piece_with};
-pub use vocab::{key_hash, short_key, short_key_in, Rank, TokenMap};
+pub use vocab::{key_hash, short_key, short_key_in, Rank, TokenMap, MAX_TOKENS};
