@@ -14,7 +14,7 @@
 
 use super::classes::{contraction_letters, LETTER, NUMBER, SPACE};
 use super::text::{ascii, Text};
-use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
+use super::window::{and_next_three, digit_starts, fill_backward, fill_forward, Step, Window};
 
 /// What sets a pattern of cl100k's family apart.
 pub trait Variant {
@@ -130,19 +130,15 @@ fn ascii_piece_end<V: Variant>(t: &Text<'_>, i: usize) -> Option<usize> {
 /// piece took; single numbers where the variant has them.
 #[inline(always)]
 pub fn window_starts<V: Variant>(w: &Window) -> (u64, u64) {
-    let high = w.high;
-    let first_high = high.trailing_zeros() as usize;
-    if first_high < 16 {
-        // Text of mostly longer characters: the per-piece code only.
+    if w.mostly_longer() {
         return (0, u64::MAX);
     }
     let (l, d, n, o) = (w.letter, w.digit, w.newline, w.other);
     let ws = w.space;
     let s = ws & !n;
-    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
     let newline_later = fill_backward(n, ws);
     let taken = fill_forward(n & (o << 1), n);
-    let run_last = ws & !(ws >> 1) & (valid >> 1);
+    let run_last = w.space_run_last();
     // The whitespace run that ends the text, if it ends in the window.
     let text_end_run = if V::END_RUN && w.last { fill_backward(ws & (1u64 << (w.len - 1)), ws) } else { 0 };
     let inner = ((n << 1) & !newline_later) | ((s << 1) & !newline_later & run_last);
@@ -152,15 +148,7 @@ pub fn window_starts<V: Variant>(w: &Window) -> (u64, u64) {
         | (n & ((l | d) << 1))
         | (s & (((l | d | o) << 1) | ((n << 1) & (taken << 1)) | (inner & !text_end_run)));
     // An apostrophe before a letter may start a contraction of up to three bytes.
-    let apostrophe = w.apostrophe & (l >> 1);
-    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
-    if high != 0 {
-        doubt |= u64::MAX << first_high.saturating_sub(2);
-    }
-    if !w.last {
-        doubt |= top_run(ws);
-    }
-    (starts, doubt)
+    (starts, and_next_three(w.apostrophe & (l >> 1)) | w.edge_doubt())
 }
 
 /// The per-piece step of the windowed loop: the whole scanner.

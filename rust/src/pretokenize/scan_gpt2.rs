@@ -3,7 +3,7 @@
 
 use super::classes::{LETTER, NUMBER};
 use super::text::{ascii, is_other, Text};
-use super::window::{top_run, Step, Window};
+use super::window::{and_next_three, Step, Window};
 
 /// The piece at `i` decided from ASCII bytes alone, or None when a byte of
 /// 0x80 or more (or whitespace) could change it: the general scanner decides
@@ -52,28 +52,15 @@ fn ascii_piece_end(t: &Text<'_>, i: usize) -> Option<usize> {
 /// apostrophe before a letter may start a contraction of up to three bytes.
 #[inline(always)]
 pub fn window_starts(w: &Window) -> (u64, u64) {
-    let high = w.high;
-    let first_high = high.trailing_zeros() as usize;
-    if first_high < 16 {
-        // Text of mostly longer characters: the per-piece code only.
+    if w.mostly_longer() {
         return (0, u64::MAX);
     }
     let (l, d, o, ws, blank) = (w.letter, w.digit, w.other, w.space, w.blank);
-    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
-    let run_last = ws & !(ws >> 1) & (valid >> 1);
     let starts = (l & !((l | blank) << 1))
         | (d & !((d | blank) << 1))
         | (o & !((o | blank) << 1))
-        | (ws & (!(ws << 1) | run_last));
-    let apostrophe = w.apostrophe & (l >> 1);
-    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
-    if high != 0 {
-        doubt |= u64::MAX << first_high.saturating_sub(2);
-    }
-    if !w.last {
-        doubt |= top_run(ws);
-    }
-    (starts, doubt)
+        | (ws & (!(ws << 1) | w.space_run_last()));
+    (starts, and_next_three(w.apostrophe & (l >> 1)) | w.edge_doubt())
 }
 
 /// The per-piece step of the windowed loop: the whole scanner.

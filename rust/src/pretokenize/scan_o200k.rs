@@ -12,7 +12,7 @@
 
 use super::classes::{contraction_letters, LETTER, LOWERISH, NUMBER, UPPERISH};
 use super::text::{ascii, Text};
-use super::window::{digit_starts, fill_backward, fill_forward, top_run, Step, Window};
+use super::window::{and_next_three, digit_starts, fill_backward, fill_forward, Step, Window};
 
 /// What sets a pattern of o200k's family apart.
 pub trait Variant {
@@ -192,22 +192,17 @@ fn window_punctuation(w: &Window, t: &Text<'_>, s: usize) -> Step {
 /// to [`window_piece_end`].
 #[inline(always)]
 pub fn window_starts<V: Variant>(w: &Window) -> (u64, u64) {
-    let high = w.high;
-    let first_high = high.trailing_zeros() as usize;
-    if first_high < 16 {
-        // Text of mostly longer characters: the per-piece code only.
+    if w.mostly_longer() {
         return (0, u64::MAX);
     }
     let (l, d, n, o) = (w.letter, w.digit, w.newline, w.other);
     let ws = w.space;
     let s = ws & !n;
-    let valid = if w.len >= 64 { u64::MAX } else { (1u64 << w.len) - 1 };
     // A newline at or after the byte in its whitespace run.
     let newline_later = fill_backward(n, ws);
     // Newlines right after an O: its piece's `[\r\n/]*` takes them.
     let taken = fill_forward(n & (o << 1), n);
-    // The last byte of a whitespace run that text follows.
-    let run_last = ws & !(ws >> 1) & (valid >> 1);
+    let run_last = w.space_run_last();
     let starts = (l & ((w.upper & (w.lower << 1)) | ((d | n) << 1) | ((o << 1) & ((w.blank | o) << 2))))
         | if V::MAX_DIGITS == 1 { d } else { digit_starts(d) }
         | (o & !((o | w.blank) << 1))
@@ -217,22 +212,13 @@ pub fn window_starts<V: Variant>(w: &Window) -> (u64, u64) {
             | ((s << 1) & !newline_later & run_last)));
     // An apostrophe after a letter may be a contraction, ending up to three bytes on.
     let apostrophe = if V::CONTRACTIONS { w.apostrophe & (l << 1) } else { 0 };
-    let mut doubt = apostrophe | (apostrophe << 1) | (apostrophe << 2) | (apostrophe << 3);
     // From a `/` that taken newlines lead to on: the O's piece may take it and more.
     let slash = w.slash & (taken << 1);
-    doubt |= !(slash & slash.wrapping_neg()).wrapping_sub(1);
-    if high != 0 {
-        // From two bytes before a longer character on: the rules look two
-        // bytes back. Ahead, only whitespace runs look further, and a longer
-        // character (maybe `\s`, never `[\r\n]`) changes no more than
-        // whether the byte before it is its run's last.
-        doubt |= u64::MAX << first_high.saturating_sub(2);
-    }
-    if !w.last {
-        // A whitespace run that reaches the window's end may go on.
-        doubt |= top_run(ws);
-    }
-    (starts, doubt)
+    let slash_on = !(slash & slash.wrapping_neg()).wrapping_sub(1);
+    // Ahead of a longer character only whitespace runs look further, and one
+    // (maybe `\s`, never `[\r\n]`) changes no more than whether the byte
+    // before it is its run's last: the edge doubts cover it.
+    (starts, and_next_three(apostrophe) | slash_on | w.edge_doubt())
 }
 
 /// The piece at window byte `k`, where the window's ASCII classes decide it:

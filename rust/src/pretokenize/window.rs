@@ -116,6 +116,45 @@ impl Window {
     pub fn at_text_end(&self, e: usize) -> bool {
         self.last && e == self.len
     }
+
+    // What every scanner's `window_starts` shares.
+
+    /// Whether a longer character comes within the first 16 bytes: text of
+    /// mostly longer characters, which the per-piece code does better.
+    #[inline(always)]
+    pub fn mostly_longer(&self) -> bool {
+        self.high.trailing_zeros() < 16
+    }
+
+    /// The last byte of each whitespace run that text follows (where
+    /// `\s+(?!\S)` gives the run's last character back).
+    #[inline(always)]
+    pub fn space_run_last(&self) -> u64 {
+        let valid = if self.len >= 64 { u64::MAX } else { (1u64 << self.len) - 1 };
+        self.space & !(self.space >> 1) & (valid >> 1)
+    }
+
+    /// The doubts every scanner has: from two bytes before the first longer
+    /// character on (the rules look two bytes back), and a whitespace run
+    /// that reaches the window's end, which may go on past it.
+    #[inline(always)]
+    pub fn edge_doubt(&self) -> u64 {
+        let mut doubt = 0;
+        if self.high != 0 {
+            doubt |= u64::MAX << (self.high.trailing_zeros() as usize).saturating_sub(2);
+        }
+        if !self.last {
+            doubt |= top_run(self.space);
+        }
+        doubt
+    }
+}
+
+/// `mask` and the three bytes after each of its bytes (a contraction's reach
+/// from its apostrophe).
+#[inline(always)]
+pub fn and_next_three(mask: u64) -> u64 {
+    mask | (mask << 1) | (mask << 2) | (mask << 3)
 }
 
 /// The bits of `within` reachable from a bit of `seed` (a subset of `within`)
