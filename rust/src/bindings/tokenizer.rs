@@ -229,6 +229,22 @@ fn u32_bytes<'py>(py: Python<'py>, ids: &[Rank]) -> Bound<'py, PyBytes> {
 }
 
 impl PyCoreBpe {
+    /// `encode`'s ids, whatever they are returned as.
+    fn encode_ids<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Rank>> {
+        let text = Utf8::of(text)?;
+        let text: &str = &text;
+        check_len(text)?;
+        let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
+        let policy = self.policy(&allowed, &disallowed);
+        py.detach(|| self.core.encode(text, &policy)).map_err(value_error)
+    }
+
     fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: &'a HashSet<String>) -> SpecialPolicy<'a> {
         SpecialPolicy {
             allowed: allowed.iter().map(String::as_str).collect(),
@@ -309,12 +325,7 @@ impl PyCoreBpe {
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let text = Utf8::of(text)?;
-        let text: &str = &text;
-        check_len(text)?;
-        let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
-        let policy = self.policy(&allowed, &disallowed);
-        let ids = py.detach(|| self.core.encode(text, &policy)).map_err(value_error)?;
+        let ids = self.encode_ids(py, text, allowed_special, disallowed_special)?;
         self.id_objects.list(py, &ids)
     }
 
@@ -327,12 +338,7 @@ impl PyCoreBpe {
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let text = Utf8::of(text)?;
-        let text: &str = &text;
-        check_len(text)?;
-        let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
-        let policy = self.policy(&allowed, &disallowed);
-        let ids = py.detach(|| self.core.encode(text, &policy)).map_err(value_error)?;
+        let ids = self.encode_ids(py, text, allowed_special, disallowed_special)?;
         Ok(u32_bytes(py, &ids))
     }
 
