@@ -69,7 +69,9 @@ def check_tokenizer(tok, work: Path) -> None:
 def _check_tokenizer(tok, work: Path) -> None:
     from fastllm import Tokenizer
 
-    builtin = tok.pattern in BUILTIN
+    # A pipeline (tokenizer.json steps) may drop text even when its split regex is a built-in
+    # one (a Split that removes its matches, as HF does): its pieces are the reference then.
+    builtin = tok.pattern in BUILTIN and tok.pipeline is None
     for text in ROUND_TRIP_TEXTS:
         ids = tok.encode_ordinary(text)
         expected = text if builtin else "".join(tok.split(text))

@@ -234,3 +234,17 @@ def test_an_empty_split_pattern_is_refused(tmp_path):
     (tmp_path / "tokenizer.json").write_text(json.dumps(document))
     with pytest.raises(ValueError, match=r"tokenizer\.json: pattern must be .* non-empty regex"):
         Tokenizer.from_hf_json(tmp_path / "tokenizer.json")
+
+
+# ----- py_hf_json (2026-12-01): a Split whose "behavior" was a list or an object raised
+# TypeError (unhashable) from the behaviour lookup instead of naming the file.
+
+
+@pytest.mark.parametrize("behavior", [["Isolated"], {"": None}, 5, None])
+def test_a_split_behavior_that_is_not_a_string_names_the_file(tmp_path, behavior):
+    Tokenizer(BYTES, {}, r"\w+|\s+|.").to_hf_json(tmp_path / "tokenizer.json")
+    document = json.loads((tmp_path / "tokenizer.json").read_text())
+    document["pre_tokenizer"]["pretokenizers"][0]["behavior"] = behavior
+    (tmp_path / "tokenizer.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"tokenizer\.json: Split behavior .* is unknown"):
+        Tokenizer.from_hf_json(tmp_path / "tokenizer.json")

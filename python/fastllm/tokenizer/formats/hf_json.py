@@ -324,7 +324,9 @@ def _steps_of(pre: object, source: str, known_patterns: dict[str, str]) -> list:
 
 def _split_of(node: dict, source: str, known_patterns: dict[str, str]) -> Split:
     pattern = node.get("pattern")
-    behavior = _BEHAVIOR_FROM_HF.get(node.get("behavior"))
+    raw_behavior = node.get("behavior")
+    # Checked as a string first: a list or object there is not a key (TypeError in the lookup).
+    behavior = _BEHAVIOR_FROM_HF.get(raw_behavior) if isinstance(raw_behavior, str) else None
     if behavior is None:
         raise ValueError(f"{source}: Split behavior {node.get('behavior')!r} is unknown")
     invert = bool(node.get("invert", False))
