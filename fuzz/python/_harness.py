@@ -72,11 +72,14 @@ def _check_tokenizer(tok, work: Path) -> None:
     # A pipeline (tokenizer.json steps) may drop text even when its split regex is a built-in
     # one (a Split that removes its matches, as HF does): its pieces are the reference then.
     builtin = tok.pattern in BUILTIN and tok.pipeline is None
+    # Non-special added tokens match in encode_ordinary too, and split() does not see them.
+    added = [t.content for t in (tok.pipeline.added_tokens if tok.pipeline else ()) if not t.special]
     for text in ROUND_TRIP_TEXTS:
         ids = tok.encode_ordinary(text)
         expected = text if builtin else "".join(tok.split(text))
         got = tok.decode_bytes(ids)
-        if got != expected.encode():
+        split_is_reference = builtin or not any(a and a in text for a in added)
+        if split_is_reference and got != expected.encode():
             raise Finding(f"decode(encode({text!r})) = {got!r}")
         if builtin:
             ids = tok.encode(text, allowed_special="all")
