@@ -285,15 +285,13 @@ const MIN_CUT_PIECE: usize = 5;
 impl PieceBatch<'_, '_> {
     /// Emits `piece` in parts where the vocabulary allows cuts (before
     /// characters of three or four bytes that no token spans: see
-    /// `bpe::cuts`; before two-byte letters, as in Latin and Cyrillic words,
-    /// tokens nearly always span them, and trying costs more than it saves); false, having
-    /// emitted nothing, where it allows none. A long piece (`long`) may be a
+    /// `bpe::cuts`); false, having emitted nothing, where it allows none. A long piece (`long`) may be a
     /// token itself, which tiktoken emits whole: it is cut only when it is not.
     fn cut_and_emit(&mut self, piece: &[u8], long: bool, out: &mut Vec<Rank>) -> bool {
         let ranks = self.ranks;
         let mut start = 0;
         for p in 1..piece.len() {
-            if piece[p] >= 0xE0 && ranks.can_cut(piece, p) {
+            if ranks.can_cut(piece, p) {
                 if start == 0 && long && ranks.get_long(piece).is_some() {
                     return false;
                 }

@@ -9,9 +9,11 @@
 //! single tokens, or recur and come from the piece cache instead of being
 //! merged again.
 //!
-//! Only cuts before a character of two or more bytes are tried (a lead byte,
-//! 0xC0 or more): a token that spans such a cut at byte `p` of a piece
-//! `b` has the same bytes as the piece around it, so it holds one of
+//! Only cuts before a character of three or four bytes are tried (a lead
+//! byte of [`CUT_BEFORE`] or more: before two-byte letters, as in Latin and
+//! Cyrillic words, tokens nearly always span the cut, and trying costs more
+//! than it saves). A token that spans such a cut at byte `p` of a piece `b`
+//! has the same bytes as the piece around it, so it holds one of
 //! - `b[p-2..p+2]`, with the cut after its second byte (`SPAN`),
 //! - `b[p-1..p+2]` as its first three bytes (`HEAD`),
 //! - `b[p-2..p+1]` as its last three bytes (`TAIL`),
@@ -22,6 +24,9 @@
 //! front (32 KiB) answers most lookups.
 
 use rustc_hash::FxHashSet;
+
+/// The lowest lead byte a cut is tried before (that of a three-byte character).
+pub const CUT_BEFORE: u8 = 0xE0;
 
 const SPAN: u64 = 1 << 32;
 const HEAD: u64 = 2 << 32;
@@ -41,7 +46,7 @@ fn filter_slot(key: u64) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
 }
 
-/// The strings of the tokens' cuts before multi-byte characters.
+/// The strings of the tokens' cuts before the characters cuts are tried before.
 #[derive(Default)]
 pub struct CutTable {
     keys: FxHashSet<u64>,
@@ -54,7 +59,7 @@ impl CutTable {
         for t in tokens {
             let n = t.len();
             for j in 1..n {
-                if t[j] < 0xC0 {
+                if t[j] < CUT_BEFORE {
                     continue;
                 }
                 if j >= 2 && n - j >= 2 {
@@ -84,11 +89,11 @@ impl CutTable {
     }
 
     /// Whether a token of three bytes or more may span the place before byte
-    /// `p` of `piece` (0 < p < len, `piece[p]` a lead byte); two-byte tokens
+    /// `p` of `piece` (0 < p < len, `piece[p] >= CUT_BEFORE`); two-byte tokens
     /// are the caller's to check.
     #[inline(always)]
     pub fn spanned(&self, piece: &[u8], p: usize) -> bool {
-        debug_assert!(p > 0 && p < piece.len() && piece[p] >= 0xC0);
+        debug_assert!(p > 0 && p < piece.len() && piece[p] >= CUT_BEFORE);
         let ahead = piece.len() - p >= 2;
         (ahead && self.has(key(HEAD, &piece[p - 1..p + 2])))
             || (p >= 2 && ahead && self.has(key(SPAN, &piece[p - 2..p + 2])))
@@ -98,6 +103,7 @@ impl CutTable {
 
 #[cfg(test)]
 mod tests {
+    use super::CUT_BEFORE;
     use crate::bpe::{merge_piece, Rank, TokenMap};
 
     /// BPE of a piece (not a token itself) from single bytes.
@@ -146,7 +152,7 @@ mod tests {
                 let text: String = (0..2 + next() % 8).map(|_| chars[next() % chars.len()]).collect();
                 let piece = text.as_bytes();
                 let whole = bpe(piece, &map);
-                for p in (1..piece.len()).filter(|&p| piece[p] >= 0xC0) {
+                for p in (1..piece.len()).filter(|&p| piece[p] >= CUT_BEFORE) {
                     if map.can_cut(piece, p) {
                         allowed += 1;
                         let mut parts = bpe(&piece[..p], &map);

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::big_table::{BigTable, Zeroable};
-use super::cuts::CutTable;
+use super::cuts::{CutTable, CUT_BEFORE};
 
 /// A token id / merge priority. Lower ranks merge first.
 pub type Rank = u32;
@@ -434,12 +434,12 @@ impl TokenMap {
         self.self_encoding.get(rank as usize / 64).is_some_and(|w| w >> (rank % 64) & 1 != 0)
     }
 
-    /// Whether the place before byte `p` of `piece` (0 < p < len, `piece[p]`
-    /// a lead byte of a multi-byte character) can be cut before merging:
-    /// no token spans it (see [`super::cuts`]).
+    /// Whether the place before byte `p` of `piece` (0 < p < len) can be cut
+    /// before merging: a cut is tried there (a three- or four-byte character
+    /// starts there) and no token spans it (see [`super::cuts`]).
     #[inline(always)]
     pub fn can_cut(&self, piece: &[u8], p: usize) -> bool {
-        self.pair(piece[p - 1], piece[p]) == Rank::MAX && !self.cuts.spanned(piece, p)
+        piece[p] >= CUT_BEFORE && self.pair(piece[p - 1], piece[p]) == Rank::MAX && !self.cuts.spanned(piece, p)
     }
 
     /// Rank of the token that BPE makes by merging parts `left` and `right`
