@@ -40,6 +40,13 @@ fn check_len(text: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// The UTF-8 of a text to encode, checked for length.
+fn text_to_encode<'py>(text: &Bound<'py, PyString>) -> PyResult<Utf8<'py>> {
+    let text = Utf8::of(text)?;
+    check_len(&text)?;
+    Ok(text)
+}
+
 /// A set of strings from any iterable of str; "all" means every special token.
 fn str_set(obj: &Bound<'_, PyAny>, all: &[String]) -> PyResult<HashSet<String>> {
     if let Ok(s) = obj.cast::<PyString>() {
@@ -237,9 +244,8 @@ impl PyCoreBpe {
         allowed_special: Option<&Bound<'py, PyAny>>,
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Rank>> {
-        let text = Utf8::of(text)?;
+        let text = text_to_encode(text)?;
         let text: &str = &text;
-        check_len(text)?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
         py.detach(|| self.core.encode(text, &policy)).map_err(value_error)
@@ -308,9 +314,8 @@ impl PyCoreBpe {
 
     /// Encodes `text` ignoring special tokens entirely.
     fn encode_ordinary<'py>(&self, py: Python<'py>, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyList>> {
-        let text = Utf8::of(text)?;
+        let text = text_to_encode(text)?;
         let text: &str = &text;
-        check_len(text)?;
         let ids = py.detach(|| self.core.encode_ordinary(text)).map_err(value_error)?;
         self.id_objects.list(py, &ids)
     }
