@@ -112,6 +112,23 @@ def test_lists_share_int_objects_but_not_lists(pair, corpora, corpus):
     assert batch[0] == batch[1] and batch[0] is not batch[1]
 
 
+def test_lists_hold_one_reference_per_id(pair, corpora):
+    """The shared ints' reference counts are kept by hand (not through Py_IncRef): a list
+    holds exactly one per item, and gives them all back when it goes."""
+    import sys
+
+    text = corpora["tinyshakespeare.txt"][:20_000]
+    keep = pair.core.encode_ordinary(text)
+    # Objects as the lists share them (the first occurrence of a few ids).
+    for obj in {i: i for i in keep if i > 1000}.values():
+        occurrences = keep.count(obj)
+        base = sys.getrefcount(obj)
+        lists = [pair.core.encode_ordinary(text) for _ in range(3)]
+        assert sys.getrefcount(obj) == base + 3 * occurrences, obj
+        del lists
+        assert sys.getrefcount(obj) == base, obj
+
+
 @SETTINGS
 @given(text=tricky_text)
 def test_numpy_output_equals_list(pairs, text):

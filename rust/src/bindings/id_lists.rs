@@ -46,7 +46,7 @@ impl IdObjects {
             };
         }
         // SAFETY: `obj` is a live int owned by `slots`; the caller gets a new reference.
-        unsafe { ffi::Py_IncRef(obj) };
+        unsafe { incref(obj) };
         Ok(obj)
     }
 
@@ -69,6 +69,20 @@ impl IdObjects {
             Ok(list.cast_into_unchecked())
         }
     }
+}
+
+/// `Py_INCREF` as the stable ABI's C headers for Python 3.9 write it: one
+/// add to the count in the object's first word, where the limited API of
+/// pyo3 calls the interpreter's `Py_IncRef` (a call per token). CPython keeps
+/// this form valid for stable-ABI extensions on later versions, immortal
+/// objects included; the GIL (which the caller holds) makes it race-free.
+///
+/// # Safety
+/// `obj` is a live object and the caller holds the GIL.
+#[inline(always)]
+unsafe fn incref(obj: *mut ffi::PyObject) {
+    let count = obj.cast::<ffi::Py_ssize_t>();
+    *count += 1;
 }
 
 fn new_int(py: Python<'_>, id: Rank) -> PyResult<*mut ffi::PyObject> {
