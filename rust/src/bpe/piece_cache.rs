@@ -21,12 +21,24 @@ use super::vocab::Rank;
 struct Slot {
     /// The packed piece, or for a long piece [`LONG`] | its hash; 0: free.
     key: u128,
-    /// Where its tokens are in `tokens`, and how many.
-    tok_at: u32,
+    /// A short piece's tokens when they are at most [`IN_SLOT`] (most are:
+    /// a hit then reads no other memory); otherwise where its tokens are in
+    /// `tokens` and, for a long piece, where its bytes are: `[tok_at, long_at, _]`.
+    data: [u32; IN_SLOT],
+    /// How many tokens.
     tok_len: u16,
-    /// A long piece's length (0 for a short one) and where its bytes are.
+    /// A long piece's length (0 for a short one).
     long_len: u16,
-    long_at: u32,
+}
+
+/// The most tokens a slot holds itself.
+const IN_SLOT: usize = 3;
+
+impl Slot {
+    #[inline(always)]
+    fn tokens_in_slot(&self) -> bool {
+        self.long_len == 0 && self.tok_len as usize <= IN_SLOT
+    }
 }
 
 /// Marks a long piece's key: packed keys hold a length of 1 to 15 in their top byte.
@@ -122,10 +134,18 @@ impl PieceCache {
             if slot.key == key
                 && (!long
                     || (slot.long_len as usize == piece.len()
-                        && &self.bytes[slot.long_at as usize..slot.long_at as usize + piece.len()] == piece))
+                        && &self.bytes[slot.data[1] as usize..slot.data[1] as usize + piece.len()] == piece))
             {
-                let from = slot.tok_at as usize;
-                out.extend_from_slice(&self.tokens[from..from + slot.tok_len as usize]);
+                let n = slot.tok_len as usize;
+                if slot.tokens_in_slot() {
+                    // A loop of at most three pushes: cheaper than memmove's call.
+                    for &t in &slot.data[..n] {
+                        out.push(t);
+                    }
+                } else {
+                    let from = slot.data[0] as usize;
+                    out.extend_from_slice(&self.tokens[from..from + n]);
+                }
                 return;
             }
         }
@@ -135,7 +155,8 @@ impl PieceCache {
         if made.len() > u16::MAX as usize || (long && piece.len() > u16::MAX as usize) {
             return;
         }
-        if self.tokens.len() + made.len() > MAX_TOKENS || self.bytes.len() + piece.len() > MAX_BYTES {
+        let in_slot = !long && made.len() <= IN_SLOT;
+        if !in_slot && (self.tokens.len() + made.len() > MAX_TOKENS || self.bytes.len() + piece.len() > MAX_BYTES) {
             self.clear();
             free = None;
         }
@@ -148,18 +169,23 @@ impl PieceCache {
         if self.slots[at].key == 0 {
             self.used += 1;
         }
-        let long_at = self.bytes.len() as u32;
-        if long {
-            self.bytes.extend_from_slice(piece);
+        let mut data = [0; IN_SLOT];
+        if in_slot {
+            data[..made.len()].copy_from_slice(made);
+        } else {
+            data[0] = self.tokens.len() as u32;
+            data[1] = self.bytes.len() as u32;
+            if long {
+                self.bytes.extend_from_slice(piece);
+            }
+            self.tokens.extend_from_slice(made);
         }
         self.slots[at] = Slot {
             key,
-            tok_at: self.tokens.len() as u32,
+            data,
             tok_len: made.len() as u16,
             long_len: if long { piece.len() as u16 } else { 0 },
-            long_at,
         };
-        self.tokens.extend_from_slice(made);
         if self.used * 2 > self.slots.len() {
             self.grow();
         }
@@ -239,6 +265,16 @@ mod tests {
         let mut cache = PieceCache::for_bytes(0);
         assert_eq!(encode_words(&mut cache, "one two three "), 3);
         assert_eq!(encode_words(&mut cache, "three two one "), 0);
+    }
+
+    #[test]
+    fn pieces_of_up_to_three_tokens_are_kept_in_their_slot() {
+        // The stand-in merge makes a token per byte: "ab " has three, kept in
+        // the slot; "abc " has four, kept in the token arena.
+        let text = "ab a abc ab abc a ".repeat(50);
+        let mut cache = PieceCache::for_bytes(text.len());
+        assert_eq!(encode_words(&mut cache, &text), 3, "only the first occurrences merge");
+        assert_eq!(cache.tokens.len(), 4, "only the four-token piece is in the arena");
     }
 
     #[test]
