@@ -171,7 +171,9 @@ impl PieceCache {
         }
         let mut data = [0; IN_SLOT];
         if in_slot {
-            data[..made.len()].copy_from_slice(made);
+            for (d, &t) in data.iter_mut().zip(made) {
+                *d = t;
+            }
         } else {
             data[0] = self.tokens.len() as u32;
             data[1] = self.bytes.len() as u32;
