@@ -3,7 +3,8 @@
 * the per-text piece cache (texts of 4 KB and more): repeated pieces, cache hits and misses,
   pieces replaced in a full cache;
 * the merge paths by piece length: short pieces, heap merge (17 bytes to 2 KB), rank-bucket
-  queue (2 KB and more), each through the merge table of (left, right) token pairs;
+  queue (2 KB and more), each through the merge table of (left, right) token pairs, and words
+  of two-byte letters merged from whole characters;
 * the shared int objects of returned lists, and the numpy output.
 """
 
@@ -54,6 +55,28 @@ def long_runs(draw):
 @SETTINGS
 @given(text=long_runs())
 def test_long_pieces_match_tiktoken(pairs, text):
+    for p in pairs.values():
+        assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+
+
+#: Letters of two bytes in UTF-8 (the characters that may start merging as one part), and a
+#: few one-byte ones between them.
+TWO_BYTE_LETTERS = "àáâãäçèéêëíîñóôöøúüßāčęłńőśšżžαβγδεικλμνοπρστωабвгдежзийклмнопрстуфхцчшщъыьэюяёіїєאבגדהוזחטילמנסעפצקרשתابتثجحخدذرزسشصطعغفقكلمنهوي"
+
+
+@st.composite
+def two_byte_words(draw):
+    """Words of two-byte letters, up to and past 16 letters (32 bytes), after spaces, digits,
+    ASCII letters and punctuation: the merge starts from whole characters where it may, and
+    the byte before or after a character decides whether it may."""
+    words = draw(st.lists(st.text(alphabet=TWO_BYTE_LETTERS + "ab'", min_size=1, max_size=24), min_size=1, max_size=12))
+    seps = draw(st.lists(st.sampled_from([" ", "", "\n", "1", "-", "a", " '", ".", "«"]), min_size=len(words), max_size=len(words)))
+    return "".join(s + w for s, w in zip(seps, words))
+
+
+@SETTINGS
+@given(text=two_byte_words())
+def test_two_byte_letter_words_match_tiktoken(pairs, text):
     for p in pairs.values():
         assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
 

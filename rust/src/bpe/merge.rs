@@ -98,6 +98,15 @@ pub fn merge_piece_with(
     if piece.len() < 2 {
         return;
     }
+    // Two-byte characters (Cyrillic, Greek, accented Latin, ...) start as
+    // one part where BPE provably makes their token first: half the merges,
+    // and words of up to 16 such characters stay on the quadratic path.
+    if piece.len() <= 2 * QUADRATIC_MAX
+        && piece.iter().any(|&b| b & 0xE0 == 0xC0)
+        && merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, merge)
+    {
+        return;
+    }
     if piece.len() <= QUADRATIC_MAX {
         merge_quadratic::<QUADRATIC_MAX>(piece, ranks, out, merge);
     } else if piece.len() < HEAP_THRESHOLD {
@@ -134,7 +143,62 @@ fn merge_quadratic<const N: usize>(
     for k in 0..n - 1 {
         pair[k] = ranks.pair(piece[k], piece[k + 1]);
     }
-    let mut parts = n;
+    merge_parts(&mut ids, &mut pair, n, out, merge);
+}
+
+/// [`merge_quadratic`] from atoms: the piece's bytes, except that each
+/// two-byte character whose token BPE makes there before its bytes take part
+/// in any other merge (see `vocab::CharAtoms`) starts as that token, which is
+/// where byte-by-byte merging would get to first. False, with nothing
+/// emitted, when the piece has more than `N` atoms.
+fn merge_atoms<const N: usize>(
+    piece: &[u8],
+    ranks: &TokenMap,
+    out: &mut Vec<Rank>,
+    merge: &mut impl FnMut(Rank, Rank) -> Rank,
+) -> bool {
+    let mut ids = [Rank::MAX; N];
+    let mut pair = [Rank::MAX; N];
+    // The byte of each single-byte atom (for the byte-pair table), or None.
+    let mut single: [Option<u8>; N] = [None; N];
+    let atoms = ranks.char_atoms();
+    let (mut parts, mut i) = (0, 0);
+    while i < piece.len() {
+        if parts == N {
+            return false;
+        }
+        let b = piece[i];
+        let atom = if b & 0xE0 == 0xC0 { atoms.at(piece, i) } else { Rank::MAX };
+        if atom != Rank::MAX {
+            ids[parts] = atom;
+            i += 2;
+        } else {
+            ids[parts] = ranks.byte(b);
+            single[parts] = Some(b);
+            i += 1;
+        }
+        parts += 1;
+    }
+    for k in 0..parts - 1 {
+        pair[k] = match (single[k], single[k + 1]) {
+            (Some(a), Some(b)) => ranks.pair(a, b),
+            _ => merge(ids[k], ids[k + 1]),
+        };
+    }
+    merge_parts(&mut ids, &mut pair, parts, out, merge);
+    true
+}
+
+/// The merge loop of the quadratic paths: parts `0..parts` are live, `ids[k]`
+/// their tokens and `pair[k]` the rank parts `k` and `k + 1` merge to.
+#[inline(always)]
+fn merge_parts<const N: usize>(
+    ids: &mut [Rank; N],
+    pair: &mut [Rank; N],
+    mut parts: usize,
+    out: &mut Vec<Rank>,
+    merge: &mut impl FnMut(Rank, Rank) -> Rank,
+) {
     loop {
         // Two passes (the lowest rank, then its first position) vectorize,
         // unlike one pass carrying both.
@@ -426,6 +490,90 @@ mod tests {
                 let mut q = Vec::new();
                 merge_queue(&piece, &r, &mut q, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
                 assert_eq!(q, expected, "rank queue, round {round}");
+            }
+        }
+    }
+
+    /// Two-byte characters as atoms, on random vocabularies whose tokens
+    /// hold whole characters, halves of them and bytes around them in any
+    /// rank order, so some characters qualify as atoms and some do not: every
+    /// piece must still merge to the byte-level reference.
+    #[test]
+    fn char_atoms_equal_reference_on_random_vocabularies() {
+        let mut state = 0x5851_f42d_4c95_7f2du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        // Letters: ASCII and two-byte characters sharing lead bytes.
+        let letters: [&[u8]; 6] = [b"a", b"b", "\u{e9}".as_bytes(), "\u{e8}".as_bytes(), "\u{436}".as_bytes(), "\u{43e}".as_bytes()];
+        let (mut with_atoms, mut without) = (0, 0);
+        for round in 0..600 {
+            let mut tokens: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..(5 + next() % 40) {
+                let t: Vec<u8> = (0..1 + next() % 3).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
+                // Sometimes a token that cuts a character in half.
+                let t = match next() % 4 {
+                    0 if t.len() > 1 => t[1..].to_vec(),
+                    1 if t.len() > 1 => t[..t.len() - 1].to_vec(),
+                    _ => t,
+                };
+                if t.len() > 1 && !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+            let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            if (0xC0..=0xDFu8).any(|lead| (0x80..=0xBFu8).any(|next| r.char_atoms().at(&[lead, next], 0) != Rank::MAX)) {
+                with_atoms += 1;
+            } else {
+                without += 1;
+            }
+            for _ in 0..30 {
+                let piece: Vec<u8> = (0..1 + next() % 20).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
+                let expected = reference(&piece, &r);
+                let whole = r.get(&piece).map_or_else(|| expected.clone(), |t| vec![t]);
+                assert_eq!(encode_piece_vec(&piece, &r), whole, "round {round}, {tokens:?}, {piece:?}");
+            }
+        }
+        assert!(with_atoms > 100 && without > 50, "{with_atoms} vocabularies with atoms, {without} without");
+    }
+
+    /// Words of two-byte characters on the real vocabularies: Cyrillic, Greek
+    /// and accented Latin letters are atoms there, and words of them merge to
+    /// the reference, up to 32 bytes (16 atoms) and past it.
+    #[test]
+    fn char_atoms_equal_reference_on_real_vocabularies() {
+        let alphabets = [
+            "\u{430}\u{431}\u{432}\u{433}\u{435}\u{43e}\u{438}\u{43d}\u{442}\u{440}",
+            " \u{3b1}\u{3b2}\u{3b3}\u{3b5}\u{3bf}\u{3c4}",
+            "aeinrst\u{e9}\u{e8}\u{fc}\u{df}\u{e7}",
+            "\u{5d0}\u{5d1}\u{5d2}\u{627}\u{644}\u{645}x",
+        ];
+        let mut state = 0x0bad_5eed_1234_5678u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
+            let Some(r) = real_vocab(file) else {
+                eprintln!("skipping: {file} not found");
+                continue;
+            };
+            // Between two ASCII letters: gpt2 126 characters, cl100k 259, o200k 644.
+            let atoms = (0xC0..=0xDFu8)
+                .flat_map(|lead| (0x80..=0xBFu8).map(move |next| [b'x', lead, next, b'x']))
+                .filter(|place| r.char_atoms().at(place, 1) != Rank::MAX)
+                .count();
+            assert!(atoms > 100, "{file}: {atoms} characters start as one part");
+            for round in 0..6000 {
+                let alphabet: Vec<char> = alphabets[round % alphabets.len()].chars().collect();
+                let piece: String = (0..1 + next() % 24).map(|_| alphabet[next() % alphabet.len()]).collect();
+                let piece = piece.as_bytes();
+                let expected = reference(piece, &r);
+                let whole = r.get(piece).map_or_else(|| expected.clone(), |t| vec![t]);
+                assert_eq!(encode_piece_vec(piece, &r), whole, "{file} round {round} {:?}", String::from_utf8_lossy(piece));
             }
         }
     }
