@@ -98,18 +98,13 @@ pub fn merge_piece_with(
     if piece.len() < 2 {
         return;
     }
-    // Two-byte characters (Cyrillic, Greek, accented Latin, ...) start as
-    // one part where BPE provably makes their token first: half the merges,
-    // and words of up to 16 such characters stay on the quadratic path.
-    if piece.len() <= 2 * QUADRATIC_MAX
-        && piece.iter().any(|&b| b & 0xE0 == 0xC0)
-        && merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, merge)
-    {
+    // Pairs of bytes that BPE provably merges first start as one part (see
+    // `atoms`): fewer merges, and pieces of up to 16 such parts stay on the
+    // quadratic path.
+    if piece.len() <= 2 * QUADRATIC_MAX && merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, merge) {
         return;
     }
-    if piece.len() <= QUADRATIC_MAX {
-        merge_quadratic::<QUADRATIC_MAX>(piece, ranks, out, merge);
-    } else if piece.len() < HEAP_THRESHOLD {
+    if piece.len() < HEAP_THRESHOLD {
         merge_queue(piece, ranks, out, &mut HeapQueue::default(), merge);
     } else {
         merge_queue(piece, ranks, out, &mut RankQueue::new(), merge);
@@ -127,6 +122,7 @@ pub fn encode_piece_vec(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
 /// arrays. Parts `0..parts` are live: `ids[k]` is part `k`'s token and
 /// `pair[k]` the rank of parts `k` and `k + 1` merged (`Rank::MAX`: BPE never
 /// merges them, or there is no `k + 1`).
+#[cfg(test)]
 fn merge_quadratic<const N: usize>(
     piece: &[u8],
     ranks: &TokenMap,
@@ -146,11 +142,11 @@ fn merge_quadratic<const N: usize>(
     merge_parts(&mut ids, &mut pair, n, out, merge);
 }
 
-/// [`merge_quadratic`] from atoms: the piece's bytes, except that each
-/// two-byte character whose token BPE makes there before its bytes take part
-/// in any other merge (see `vocab::CharAtoms`) starts as that token, which is
-/// where byte-by-byte merging would get to first. False, with nothing
-/// emitted, when the piece has more than `N` atoms.
+/// [`merge_quadratic`] from atoms: the piece's bytes, except that each pair
+/// of bytes whose token BPE makes there before either byte takes part in any
+/// other merge (see `atoms`) starts as that token, which is where
+/// byte-by-byte merging would get to first. False, with nothing emitted,
+/// when the piece has more than `N` atoms.
 fn merge_atoms<const N: usize>(
     piece: &[u8],
     ranks: &TokenMap,
@@ -161,14 +157,14 @@ fn merge_atoms<const N: usize>(
     let mut pair = [Rank::MAX; N];
     // The byte of each single-byte atom (for the byte-pair table), or None.
     let mut single: [Option<u8>; N] = [None; N];
-    let atoms = ranks.char_atoms();
+    let atoms = ranks.pair_atoms();
     let (mut parts, mut i) = (0, 0);
     while i < piece.len() {
         if parts == N {
             return false;
         }
         let b = piece[i];
-        let atom = if b & 0xE0 == 0xC0 { atoms.at(piece, i) } else { Rank::MAX };
+        let atom = if i + 1 < piece.len() { atoms.at(piece, i) } else { Rank::MAX };
         if atom != Rank::MAX {
             ids[parts] = atom;
             i += 2;
@@ -494,12 +490,13 @@ mod tests {
         }
     }
 
-    /// Two-byte characters as atoms, on random vocabularies whose tokens
-    /// hold whole characters, halves of them and bytes around them in any
-    /// rank order, so some characters qualify as atoms and some do not: every
-    /// piece must still merge to the byte-level reference.
+    /// Pairs of bytes as atoms, on random vocabularies whose tokens hold
+    /// ASCII letters, whole two-byte characters, halves of them and bytes
+    /// around them in any rank order, so some pairs qualify as atoms at some
+    /// places and not at others: every piece must still merge to the
+    /// byte-level reference.
     #[test]
-    fn char_atoms_equal_reference_on_random_vocabularies() {
+    fn pair_atoms_equal_reference_on_random_vocabularies() {
         let mut state = 0x5851_f42d_4c95_7f2du64;
         let mut next = move || {
             state ^= state << 13;
@@ -525,7 +522,7 @@ mod tests {
                 }
             }
             let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
-            if (0xC0..=0xDFu8).any(|lead| (0x80..=0xBFu8).any(|next| r.char_atoms().at(&[lead, next], 0) != Rank::MAX)) {
+            if (0xC0..=0xDFu8).any(|lead| (0x80..=0xBFu8).any(|next| r.pair_atoms().at(&[lead, next], 0) != Rank::MAX)) {
                 with_atoms += 1;
             } else {
                 without += 1;
@@ -540,16 +537,18 @@ mod tests {
         assert!(with_atoms > 100 && without > 50, "{with_atoms} vocabularies with atoms, {without} without");
     }
 
-    /// Words of two-byte characters on the real vocabularies: Cyrillic, Greek
-    /// and accented Latin letters are atoms there, and words of them merge to
-    /// the reference, up to 32 bytes (16 atoms) and past it.
+    /// Words on the real vocabularies, of ASCII letters and of two-byte
+    /// characters (Cyrillic, Greek, accented Latin, Hebrew, Arabic), up to 32
+    /// bytes (16 atoms) and past it, merge to the reference.
     #[test]
-    fn char_atoms_equal_reference_on_real_vocabularies() {
+    fn pair_atoms_equal_reference_on_real_vocabularies() {
         let alphabets = [
             "\u{430}\u{431}\u{432}\u{433}\u{435}\u{43e}\u{438}\u{43d}\u{442}\u{440}",
             " \u{3b1}\u{3b2}\u{3b3}\u{3b5}\u{3bf}\u{3c4}",
             "aeinrst\u{e9}\u{e8}\u{fc}\u{df}\u{e7}",
             "\u{5d0}\u{5d1}\u{5d2}\u{627}\u{644}\u{645}x",
+            " etaoinshrdlucmfwypvbgkqjxz",
+            "_(){}[].,;:=+-*/0123456789abcdefxyz",
         ];
         let mut state = 0x0bad_5eed_1234_5678u64;
         let mut next = move || {
@@ -561,12 +560,13 @@ mod tests {
                 eprintln!("skipping: {file} not found");
                 continue;
             };
-            // Between two ASCII letters: gpt2 126 characters, cl100k 259, o200k 644.
-            let atoms = (0xC0..=0xDFu8)
-                .flat_map(|lead| (0x80..=0xBFu8).map(move |next| [b'x', lead, next, b'x']))
-                .filter(|place| r.char_atoms().at(place, 1) != Rank::MAX)
+            // Byte pairs that start as one part when they are a whole piece
+            // (gpt2 1,916, cl100k 3,830, o200k 4,653).
+            let atoms = (0..=255u8)
+                .flat_map(|a| (0..=255u8).map(move |b| [a, b]))
+                .filter(|piece| r.pair_atoms().at(piece, 0) != Rank::MAX)
                 .count();
-            assert!(atoms > 100, "{file}: {atoms} characters start as one part");
+            assert!(atoms > 1000, "{file}: {atoms} pairs start as one part");
             for round in 0..6000 {
                 let alphabet: Vec<char> = alphabets[round % alphabets.len()].chars().collect();
                 let piece: String = (0..1 + next() % 24).map(|_| alphabet[next() % alphabet.len()]).collect();

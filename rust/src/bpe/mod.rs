@@ -2,6 +2,7 @@
 //! pre-tokenized piece, and the helpers that keep long pieces and repeated
 //! pieces fast. Everything here works on bytes; text handling is elsewhere.
 
+mod atoms;
 mod big_table;
 mod cuts;
 mod merge;

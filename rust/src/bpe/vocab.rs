@@ -7,6 +7,7 @@ use std::hint::select_unpredictable;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::atoms::PairAtoms;
 use super::big_table::{BigTable, Zeroable};
 use super::cuts::{CutTable, CUT_BEFORE};
 
@@ -265,90 +266,6 @@ impl PairTable {
 /// A merge-table bucket with no keys.
 static NO_PAIRS: PairBucket = PairBucket { entries: [0; 8] };
 
-/// Which two-byte characters can start BPE as one part, and where.
-///
-/// Character `c` with bytes `x, y` at some place in a piece qualifies when
-/// `c` is a token and every other merge that could touch `x`, `y` or `c`
-/// there makes a token of higher rank: a merge with `x` on its right (whose
-/// left part ends with the byte before `x`), with `y` on its left (whose
-/// right part starts with the byte after `y`), or of `c` with any neighbour.
-/// Then in BPE of the piece the pair `x, y`, available from the start,
-/// outranks every pair that involves either byte, so it merges before they
-/// take part in any other merge; and the pairs `c` could form earlier when it
-/// starts whole rank above `c`, so they change no merge that comes first.
-/// The merges looked at are the tokens' last merges (`splits`), the only ones
-/// BPE makes (see [`PairTable`]).
-pub struct CharAtoms {
-    /// By `(x & 0x1F) << 6 | (y & 0x3F)`: the token of the character where
-    /// no merge of `c` with a neighbour ranks below it, else `Rank::MAX`.
-    token: Vec<Rank>,
-    /// By `(x & 0x1F) << 8 | byte before`: the lowest rank of a merge with
-    /// `x` on its right and that byte ending its left part.
-    after: Vec<Rank>,
-    /// By `(y & 0x3F) << 8 | byte after`: the lowest rank of a merge with
-    /// `y` on its left and that byte starting its right part.
-    before: Vec<Rank>,
-}
-
-impl CharAtoms {
-    fn new(tokens: &[Vec<u8>], map: &TokenMap, splits: &[Option<(Rank, Rank)>]) -> Self {
-        let n = splits.len();
-        let (mut as_left, mut as_right) = (vec![Rank::MAX; n], vec![Rank::MAX; n]);
-        let mut after = vec![Rank::MAX; 32 * 256];
-        let mut before = vec![Rank::MAX; 64 * 256];
-        for (rank, split) in splits.iter().enumerate() {
-            let Some((left, right)) = *split else { continue };
-            let rank = rank as Rank;
-            as_left[left as usize] = as_left[left as usize].min(rank);
-            as_right[right as usize] = as_right[right as usize].min(rank);
-            let (l, r) = (&tokens[left as usize], &tokens[right as usize]);
-            if let ([x], Some(&p)) = (r.as_slice(), l.last()) {
-                if x & 0xE0 == 0xC0 {
-                    let slot = &mut after[(*x as usize & 0x1F) << 8 | p as usize];
-                    *slot = (*slot).min(rank);
-                }
-            }
-            if let ([y], Some(&q)) = (l.as_slice(), r.first()) {
-                if y & 0xC0 == 0x80 {
-                    let slot = &mut before[(*y as usize & 0x3F) << 8 | q as usize];
-                    *slot = (*slot).min(rank);
-                }
-            }
-        }
-        let mut token = vec![Rank::MAX; 32 * 64];
-        for x in 0xC0..=0xDFu8 {
-            for y in 0x80..=0xBFu8 {
-                let c = map.pair(x, y);
-                if c != Rank::MAX && as_left[c as usize] > c && as_right[c as usize] > c {
-                    token[(x as usize & 0x1F) << 6 | (y as usize & 0x3F)] = c;
-                }
-            }
-        }
-        Self { token, after, before }
-    }
-
-    /// The token the character at `piece[i..i + 2]` starts as, or
-    /// `Rank::MAX` where it starts as its bytes; `piece[i]` is a lead byte
-    /// of a two-byte character (`0xC0..=0xDF`).
-    #[inline(always)]
-    pub fn at(&self, piece: &[u8], i: usize) -> Rank {
-        let x = piece[i];
-        debug_assert!(x & 0xE0 == 0xC0);
-        let Some(&y) = piece.get(i + 1) else { return Rank::MAX };
-        if y & 0xC0 != 0x80 {
-            return Rank::MAX;
-        }
-        let c = self.token[(x as usize & 0x1F) << 6 | (y as usize & 0x3F)];
-        let before_ok = i == 0 || self.after[(x as usize & 0x1F) << 8 | piece[i - 1] as usize] > c;
-        let after_ok = i + 2 == piece.len() || self.before[(y as usize & 0x3F) << 8 | piece[i + 2] as usize] > c;
-        if c != Rank::MAX && before_ok && after_ok {
-            c
-        } else {
-            Rank::MAX
-        }
-    }
-}
-
 /// The last merge of BPE on the bytes of `token` alone, when that BPE ends
 /// in the token itself (None otherwise: the token is unreachable, and BPE
 /// never makes it from smaller parts). Straight from the definition: parts
@@ -431,8 +348,8 @@ pub struct TokenMap {
     /// token itself (every byte, and every token with a canonical split).
     self_encoding: Vec<u64>,
     cuts: CutTable,
-    /// Where two-byte characters can start BPE as one part.
-    char_atoms: CharAtoms,
+    /// Which pairs of bytes start BPE as one part, and where.
+    pair_atoms: PairAtoms,
 }
 
 impl std::fmt::Debug for TokenMap {
@@ -493,7 +410,7 @@ impl TokenMap {
             merges: PairTable::with_capacity(0),
             self_encoding: vec![0; tokens.len().div_ceil(64)],
             cuts: CutTable::default(),
-            char_atoms: CharAtoms { token: Vec::new(), after: Vec::new(), before: Vec::new() },
+            pair_atoms: PairAtoms::default(),
         };
         // Each token's BPE is independent of the others': on all cores.
         let splits: Vec<Option<(Rank, Rank)>> = tokens
@@ -512,14 +429,14 @@ impl TokenMap {
         }
         map.cuts = CutTable::new(tokens);
         map.merges = merges;
-        map.char_atoms = CharAtoms::new(tokens, &map, &splits);
+        map.pair_atoms = PairAtoms::new(tokens, &map, &splits);
         Ok(map)
     }
 
-    /// Where two-byte characters can start BPE as one part (see [`CharAtoms`]).
+    /// Which pairs of bytes start BPE as one part, and where (see [`PairAtoms`]).
     #[inline(always)]
-    pub fn char_atoms(&self) -> &CharAtoms {
-        &self.char_atoms
+    pub fn pair_atoms(&self) -> &PairAtoms {
+        &self.pair_atoms
     }
 
     /// Whether BPE on the bytes of token `rank` alone gives that token.
