@@ -236,6 +236,50 @@ fn next_part(rank: &[Rank], i: usize) -> usize {
     k
 }
 
+/// Turns the byte parts of [`merge_queue`] into atoms (see `atoms`): the
+/// first byte of each pair of bytes that starts as one part gets the pair's
+/// token, the second goes `DEAD`, and the pair ranks next to atoms are
+/// looked up again.
+fn start_from_atoms(
+    piece: &[u8],
+    ranks: &TokenMap,
+    ids: &mut [Rank],
+    rank: &mut [Rank],
+    merge: &mut impl FnMut(Rank, Rank) -> Rank,
+) {
+    let n = piece.len();
+    let atoms = ranks.pair_atoms();
+    let (mut i, mut any) = (0, false);
+    while i + 1 < n {
+        let c = atoms.at(piece, i);
+        if c != Rank::MAX {
+            ids[i] = c;
+            rank[i + 1] = DEAD;
+            any = true;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if !any {
+        return;
+    }
+    let is_atom = |rank: &[Rank], i: usize| i + 1 < n && rank[i + 1] == DEAD;
+    let mut i = 0;
+    while i < n {
+        let atom = is_atom(rank, i);
+        let j = if atom { i + 2 } else { i + 1 };
+        if j >= n {
+            rank[i] = Rank::MAX;
+            break;
+        }
+        if atom || is_atom(rank, j) {
+            rank[i] = merge(ids[i], ids[j]);
+        }
+        i = j;
+    }
+}
+
 /// O(n log n) merge for long pieces. Parts are stored at the index of their
 /// first byte: `ids[i]` is the part's token and `rank[i]` the rank of the
 /// part merged with the next one (`Rank::MAX`: never merged, or no next
@@ -264,8 +308,9 @@ fn merge_queue(
     rank.extend(piece.windows(2).map(|w| ranks.pair(w[0], w[1])));
     rank.push(Rank::MAX);
     rank.truncate(n);
+    start_from_atoms(piece, ranks, &mut ids, &mut rank, merge);
     for (i, &r) in rank.iter().enumerate() {
-        if r != Rank::MAX {
+        if r != Rank::MAX && r != DEAD {
             queue.push(r, i as u32);
         }
     }
