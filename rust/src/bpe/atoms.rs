@@ -1,4 +1,4 @@
-//! Pairs of bytes that start BPE as one part.
+//! Parts that start BPE whole: pairs of bytes, and three-byte characters.
 //!
 //! BPE's first merges are of single bytes. Where a pair of neighbouring bytes
 //! `a, b` spells token `c` and every other merge that could touch `a`, `b` or
@@ -15,7 +15,7 @@
 //!   before `a` (`after`, by that byte);
 //! - a merge with `b` on its left, whose right part starts with the byte
 //!   after `b` (`before`, by that byte);
-//! - a merge of `c` with either neighbour (folded into `token`): starting
+//! - a merge of `c` with either neighbour (folded into `pair`): starting
 //!   whole, `c` could pair before byte-by-byte BPE would have made it.
 //!
 //! When all rank above `c`, the merges BPE makes before `c` are the same
@@ -23,15 +23,27 @@
 //! never overlap (each would have to outrank the other), so a left-to-right
 //! scan finds them all. The merges looked at are the tokens' last merges,
 //! the only ones BPE makes (see `vocab::PairTable`).
+//!
+//! A three-byte character (Chinese, Japanese, Korean, Indic scripts) made by
+//! two merges, a two-byte token `m` first and then the character's token
+//! `c`, starts whole on the same terms with one more rival: a merge of `m`
+//! with its outer neighbour (`m` of rank below `c`, and the rivals of its
+//! bytes checked against `c`, which is stricter than needed for `m`).
+//! Neither overlaps a pair that qualifies next to it (the rivals rule it
+//! out the same way), so the scan tries the character first.
 
 use super::vocab::{Rank, TokenMap};
 
-/// Which byte pairs start BPE as one part, by the bytes around them.
+/// Which byte pairs and three-byte characters start BPE as one part, by
+/// the bytes around them.
 #[derive(Default)]
-pub struct PairAtoms {
+pub struct Atoms {
     /// By `a << 8 | b`: the token of the pair where no merge of it with a
     /// neighbour ranks below it, else `Rank::MAX`.
-    token: Vec<Rank>,
+    pair: Vec<Rank>,
+    /// By the low 4, 6 and 6 bits of a three-byte character's bytes: its
+    /// token where it qualifies but for the bytes around it, else `Rank::MAX`.
+    char3: Vec<Rank>,
     /// By `a << 8 | byte before a`: the lowest rank of a merge with `a` on
     /// its right and that byte ending its left part.
     after: Vec<Rank>,
@@ -40,7 +52,7 @@ pub struct PairAtoms {
     before: Vec<Rank>,
 }
 
-impl PairAtoms {
+impl Atoms {
     /// From the tokens and their last merges (`splits[t]`, None for single
     /// bytes and for tokens BPE does not make from their bytes).
     pub fn new(tokens: &[Vec<u8>], map: &TokenMap, splits: &[Option<(Rank, Rank)>]) -> Self {
@@ -62,30 +74,114 @@ impl PairAtoms {
                 lower(&mut before[(*b as usize) << 8 | q as usize], rank);
             }
         }
-        let mut token = vec![Rank::MAX; 1 << 16];
+        let mut pair = vec![Rank::MAX; 1 << 16];
         for a in 0..=255u8 {
             for b in 0..=255u8 {
                 let c = map.pair(a, b);
                 if c != Rank::MAX && as_left[c as usize] > c && as_right[c as usize] > c {
-                    token[(a as usize) << 8 | b as usize] = c;
+                    pair[(a as usize) << 8 | b as usize] = c;
                 }
             }
         }
-        Self { token, after, before }
+        let mut char3 = vec![Rank::MAX; 1 << 16];
+        for x in 0xE0..=0xEFu8 {
+            for y in 0x80..=0xBFu8 {
+                for z in 0x80..=0xBFu8 {
+                    let Some(c) = map.get(&[x, y, z]) else { continue };
+                    let Some((left, right)) = splits[c as usize] else { continue };
+                    // The two-byte token made first, and its rival on the outside.
+                    let (m, outer) = match (tokens[left as usize].len(), tokens[right as usize].len()) {
+                        (2, 1) => (left, as_right[left as usize]),
+                        (1, 2) => (right, as_left[right as usize]),
+                        _ => continue,
+                    };
+                    if m < c && outer > c && as_left[c as usize] > c && as_right[c as usize] > c {
+                        char3[char3_index(x, y, z)] = c;
+                    }
+                }
+            }
+        }
+        Self { pair, char3, after, before }
     }
 
-    /// The token that `piece[i..i + 2]` starts BPE of `piece` as, or
-    /// `Rank::MAX` where its bytes start apart (`i + 1 < piece.len()`).
+    /// The part that starts at `piece[i]` in BPE of `piece`: a token and its
+    /// length in bytes (`Rank::MAX`, 1 where the byte starts alone).
     #[inline(always)]
-    pub fn at(&self, piece: &[u8], i: usize) -> Rank {
-        let (a, b) = (piece[i] as usize, piece[i + 1] as usize);
-        let c = self.token[a << 8 | b];
-        let left_ok = i == 0 || self.after[a << 8 | piece[i - 1] as usize] > c;
-        let right_ok = i + 2 == piece.len() || self.before[b << 8 | piece[i + 2] as usize] > c;
-        if c != Rank::MAX && left_ok && right_ok {
-            c
-        } else {
-            Rank::MAX
+    pub fn at(&self, piece: &[u8], i: usize) -> (Rank, usize) {
+        let n = piece.len();
+        let x = piece[i];
+        if x & 0xF0 == 0xE0 && i + 2 < n {
+            let c = self.char3[char3_index(x, piece[i + 1], piece[i + 2])];
+            if c != Rank::MAX
+                && piece[i + 1] & 0xC0 == 0x80
+                && piece[i + 2] & 0xC0 == 0x80
+                && self.outranks_rivals(piece, i, 3, c)
+            {
+                return (c, 3);
+            }
         }
+        if i + 1 < n {
+            let c = self.pair[(x as usize) << 8 | piece[i + 1] as usize];
+            if c != Rank::MAX && self.outranks_rivals(piece, i, 2, c) {
+                return (c, 2);
+            }
+        }
+        (Rank::MAX, 1)
+    }
+
+    /// Whether `c`, spelled by `piece[i..i + len]`, outranks the merges of
+    /// its first byte with what is before it and of its last byte with what
+    /// is after it.
+    #[inline(always)]
+    fn outranks_rivals(&self, piece: &[u8], i: usize, len: usize, c: Rank) -> bool {
+        let (first, last) = (piece[i] as usize, piece[i + len - 1] as usize);
+        (i == 0 || self.after[first << 8 | piece[i - 1] as usize] > c)
+            && (i + len == piece.len() || self.before[last << 8 | piece[i + len] as usize] > c)
+    }
+}
+
+/// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`.
+#[inline(always)]
+fn char3_index(x: u8, y: u8, z: u8) -> usize {
+    (x as usize & 0x0F) << 12 | (y as usize & 0x3F) << 6 | (z as usize & 0x3F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vocab::{Rank, TokenMap};
+
+    /// The 256 bytes, then `tokens` in rank order.
+    fn vocab(tokens: &[&[u8]]) -> TokenMap {
+        let mut all: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        all.extend(tokens.iter().map(|t| t.to_vec()));
+        TokenMap::new(&all).unwrap()
+    }
+
+    const SUN: &[u8] = "\u{65e5}".as_bytes(); // 0xE6 0x97 0xA5
+
+    #[test]
+    fn three_byte_character_starts_whole_unless_a_rival_outranks_it() {
+        // 256: the first two bytes, 257: the character, 258: "a" + its lead byte.
+        let r = vocab(&[&SUN[..2], SUN, b"a\xe6"]);
+        assert_eq!(r.atoms().at(SUN, 0), (257, 3));
+        assert_eq!(r.atoms().at("b\u{65e5}".as_bytes(), 1), (257, 3));
+        // After "a": "a" + lead byte (258) ranks below the character (257).
+        assert_eq!(r.atoms().at("a\u{65e5}".as_bytes(), 1), (257, 3));
+        // With "a" + lead byte ranked first, it does not.
+        let r = vocab(&[b"a\xe6", &SUN[..2], SUN]);
+        assert_eq!(r.atoms().at("a\u{65e5}".as_bytes(), 1), (Rank::MAX, 1));
+        assert_eq!(r.atoms().at("b\u{65e5}".as_bytes(), 1), (258, 3));
+    }
+
+    #[test]
+    fn bytes_that_only_share_a_characters_low_bits_are_not_it() {
+        // 0xE6 'W' 'e' indexes the same slot as the character (low 6 bits of
+        // 0x97 and 'W', of 0xA5 and 'e', agree).
+        let r = vocab(&[&SUN[..2], SUN]);
+        assert_eq!(r.atoms().at(SUN, 0), (257, 3));
+        assert_eq!(r.atoms().at(b"\xe6We", 0), (Rank::MAX, 1));
+        assert_eq!(r.atoms().at(b"\xe6W\xa5", 0), (Rank::MAX, 1));
+        // Its first two bytes are a token, and start whole as a pair.
+        assert_eq!(r.atoms().at(b"\xe6\x97e", 0), (256, 2));
     }
 }

@@ -157,17 +157,17 @@ fn merge_atoms<const N: usize>(
     let mut pair = [Rank::MAX; N];
     // The byte of each single-byte atom (for the byte-pair table), or None.
     let mut single: [Option<u8>; N] = [None; N];
-    let atoms = ranks.pair_atoms();
+    let atoms = ranks.atoms();
     let (mut parts, mut i) = (0, 0);
     while i < piece.len() {
         if parts == N {
             return false;
         }
         let b = piece[i];
-        let atom = if i + 1 < piece.len() { atoms.at(piece, i) } else { Rank::MAX };
+        let (atom, len) = atoms.at(piece, i);
         if atom != Rank::MAX {
             ids[parts] = atom;
-            i += 2;
+            i += len;
         } else {
             ids[parts] = ranks.byte(b);
             single[parts] = Some(b);
@@ -248,32 +248,31 @@ fn start_from_atoms(
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
     let n = piece.len();
-    let atoms = ranks.pair_atoms();
+    let atoms = ranks.atoms();
     let (mut i, mut any) = (0, false);
-    while i + 1 < n {
-        let c = atoms.at(piece, i);
+    while i < n {
+        let (c, len) = atoms.at(piece, i);
         if c != Rank::MAX {
             ids[i] = c;
-            rank[i + 1] = DEAD;
+            rank[i + 1..i + len].fill(DEAD);
             any = true;
-            i += 2;
-        } else {
-            i += 1;
         }
+        i += len;
     }
     if !any {
         return;
     }
+    // Parts now start where `rank` is not DEAD; a part is an atom when the
+    // slot after its first byte is DEAD.
     let is_atom = |rank: &[Rank], i: usize| i + 1 < n && rank[i + 1] == DEAD;
     let mut i = 0;
     while i < n {
-        let atom = is_atom(rank, i);
-        let j = if atom { i + 2 } else { i + 1 };
+        let j = next_part(rank, i);
         if j >= n {
             rank[i] = Rank::MAX;
             break;
         }
-        if atom || is_atom(rank, j) {
+        if is_atom(rank, i) || is_atom(rank, j) {
             rank[i] = merge(ids[i], ids[j]);
         }
         i = j;
@@ -535,13 +534,13 @@ mod tests {
         }
     }
 
-    /// Pairs of bytes as atoms, on random vocabularies whose tokens hold
-    /// ASCII letters, whole two-byte characters, halves of them and bytes
-    /// around them in any rank order, so some pairs qualify as atoms at some
+    /// Atoms, on random vocabularies whose tokens hold ASCII letters, whole
+    /// two- and three-byte characters, parts of them and bytes around them
+    /// in any rank order, so some pairs qualify as atoms at some
     /// places and not at others: every piece must still merge to the
     /// byte-level reference.
     #[test]
-    fn pair_atoms_equal_reference_on_random_vocabularies() {
+    fn atoms_equal_reference_on_random_vocabularies() {
         let mut state = 0x5851_f42d_4c95_7f2du64;
         let mut next = move || {
             state ^= state << 13;
@@ -550,28 +549,51 @@ mod tests {
             state as usize
         };
         // Letters: ASCII and two-byte characters sharing lead bytes.
-        let letters: [&[u8]; 6] = [b"a", b"b", "\u{e9}".as_bytes(), "\u{e8}".as_bytes(), "\u{436}".as_bytes(), "\u{43e}".as_bytes()];
-        let (mut with_atoms, mut without) = (0, 0);
+        // With a lone lead byte and "W", "e": 0xE6 'W' 'e' has the low bits
+        // of the character U+65E5 (0xE6 0x97 0xA5) but is not it.
+        let letters: [&[u8]; 12] = [
+            b"a",
+            b"b",
+            b"\xe6",
+            b"W",
+            b"e",
+            "\u{e9}".as_bytes(),
+            "\u{e8}".as_bytes(),
+            "\u{436}".as_bytes(),
+            "\u{43e}".as_bytes(),
+            "\u{65e5}".as_bytes(),
+            "\u{65e6}".as_bytes(),
+            "\u{306e}".as_bytes(),
+        ];
+        let (mut with_atoms, mut with_char3) = (0, 0);
         for round in 0..600 {
             let mut tokens: Vec<Vec<u8>> = Vec::new();
             for _ in 0..(5 + next() % 40) {
                 let t: Vec<u8> = (0..1 + next() % 3).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
-                // Sometimes a token that cuts a character in half.
-                let t = match next() % 4 {
+                // Sometimes a token that cuts a character apart.
+                let t = match next() % 6 {
                     0 if t.len() > 1 => t[1..].to_vec(),
                     1 if t.len() > 1 => t[..t.len() - 1].to_vec(),
+                    2 if t.len() > 2 => t[2..].to_vec(),
+                    3 if t.len() > 2 => t[..t.len() - 2].to_vec(),
                     _ => t,
                 };
                 if t.len() > 1 && !tokens.contains(&t) {
                     tokens.push(t);
                 }
             }
-            let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
-            if (0xC0..=0xDFu8).any(|lead| (0x80..=0xBFu8).any(|next| r.pair_atoms().at(&[lead, next], 0) != Rank::MAX)) {
-                with_atoms += 1;
-            } else {
-                without += 1;
+            // Often the three-byte characters themselves, at any rank.
+            for l in letters.iter().filter(|l| l.len() == 3) {
+                if next() % 2 == 0 && !tokens.iter().any(|t| t == l) {
+                    let at = next() % (tokens.len() + 1);
+                    tokens.insert(at, l.to_vec());
+                }
             }
+            let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            // Vocabularies where some character starts whole, alone in a piece.
+            let whole = |len| letters.iter().any(|l| l.len() == len && r.atoms().at(l, 0) == (r.rank(l), len));
+            with_atoms += usize::from(whole(2));
+            with_char3 += usize::from(whole(3));
             for _ in 0..30 {
                 let piece: Vec<u8> = (0..1 + next() % 20).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
                 let expected = reference(&piece, &r);
@@ -579,20 +601,23 @@ mod tests {
                 assert_eq!(encode_piece_vec(&piece, &r), whole, "round {round}, {tokens:?}, {piece:?}");
             }
         }
-        assert!(with_atoms > 100 && without > 50, "{with_atoms} vocabularies with atoms, {without} without");
+        assert!(with_atoms > 100 && with_char3 > 100, "{with_atoms} vocabularies with two-byte atoms, {with_char3} with three-byte ones");
     }
 
-    /// Words on the real vocabularies, of ASCII letters and of two-byte
-    /// characters (Cyrillic, Greek, accented Latin, Hebrew, Arabic), up to 32
+    /// Words on the real vocabularies, of ASCII letters, of two-byte
+    /// characters (Cyrillic, Greek, accented Latin, Hebrew, Arabic) and of
+    /// three-byte ones (Chinese, Japanese, Devanagari, Thai, Hangul), up to 32
     /// bytes (16 atoms) and past it, merge to the reference.
     #[test]
-    fn pair_atoms_equal_reference_on_real_vocabularies() {
+    fn atoms_equal_reference_on_real_vocabularies() {
         let alphabets = [
             "\u{430}\u{431}\u{432}\u{433}\u{435}\u{43e}\u{438}\u{43d}\u{442}\u{440}",
             " \u{3b1}\u{3b2}\u{3b3}\u{3b5}\u{3bf}\u{3c4}",
             "aeinrst\u{e9}\u{e8}\u{fc}\u{df}\u{e7}",
             "\u{5d0}\u{5d1}\u{5d2}\u{627}\u{644}\u{645}x",
             " etaoinshrdlucmfwypvbgkqjxz",
+            "\u{65e5}\u{672c}\u{8a9e}\u{306e}\u{6587}\u{7ae0}\u{3067}\u{3059}\u{4e2d}\u{6587}\u{5b57}\u{30ab}\u{30bf}",
+            "\u{915}\u{93e}\u{930}\u{94d}\u{92f}\u{e01}\u{e32}\u{e23}\u{ac00}\u{b098}",
             "_(){}[].,;:=+-*/0123456789abcdefxyz",
         ];
         let mut state = 0x0bad_5eed_1234_5678u64;
@@ -609,7 +634,7 @@ mod tests {
             // (gpt2 1,916, cl100k 3,830, o200k 4,653).
             let atoms = (0..=255u8)
                 .flat_map(|a| (0..=255u8).map(move |b| [a, b]))
-                .filter(|piece| r.pair_atoms().at(piece, 0) != Rank::MAX)
+                .filter(|piece| r.atoms().at(piece, 0).0 != Rank::MAX)
                 .count();
             assert!(atoms > 1000, "{file}: {atoms} pairs start as one part");
             for round in 0..6000 {

@@ -7,7 +7,7 @@ use std::hint::select_unpredictable;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use super::atoms::PairAtoms;
+use super::atoms::Atoms;
 use super::big_table::{BigTable, Zeroable};
 use super::cuts::{CutTable, CUT_BEFORE};
 
@@ -348,8 +348,8 @@ pub struct TokenMap {
     /// token itself (every byte, and every token with a canonical split).
     self_encoding: Vec<u64>,
     cuts: CutTable,
-    /// Which pairs of bytes start BPE as one part, and where.
-    pair_atoms: PairAtoms,
+    /// Which pairs of bytes and three-byte characters start BPE as one part, and where.
+    atoms: Atoms,
 }
 
 impl std::fmt::Debug for TokenMap {
@@ -410,7 +410,7 @@ impl TokenMap {
             merges: PairTable::with_capacity(0),
             self_encoding: vec![0; tokens.len().div_ceil(64)],
             cuts: CutTable::default(),
-            pair_atoms: PairAtoms::default(),
+            atoms: Atoms::default(),
         };
         // Each token's BPE is independent of the others': on all cores.
         let splits: Vec<Option<(Rank, Rank)>> = tokens
@@ -429,14 +429,14 @@ impl TokenMap {
         }
         map.cuts = CutTable::new(tokens);
         map.merges = merges;
-        map.pair_atoms = PairAtoms::new(tokens, &map, &splits);
+        map.atoms = Atoms::new(tokens, &map, &splits);
         Ok(map)
     }
 
-    /// Which pairs of bytes start BPE as one part, and where (see [`PairAtoms`]).
+    /// Which parts start BPE whole, and where (see [`Atoms`]).
     #[inline(always)]
-    pub fn pair_atoms(&self) -> &PairAtoms {
-        &self.pair_atoms
+    pub fn atoms(&self) -> &Atoms {
+        &self.atoms
     }
 
     /// Whether BPE on the bytes of token `rank` alone gives that token.
