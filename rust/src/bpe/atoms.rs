@@ -61,6 +61,10 @@ impl Atoms {
         let mut after = vec![Rank::MAX; 1 << 16];
         let mut before = vec![Rank::MAX; 1 << 16];
         let lower = |slot: &mut Rank, rank: Rank| *slot = (*slot).min(rank);
+        // Without every byte a token, BPE's parts are not all tokens: no atoms.
+        if map.missing_byte().is_some() {
+            return Self { pair: vec![Rank::MAX; 1 << 16], char3: vec![Rank::MAX; 1 << 16], after, before };
+        }
         for (rank, split) in splits.iter().enumerate() {
             let Some((left, right)) = *split else { continue };
             let rank = rank as Rank;
@@ -171,6 +175,20 @@ mod tests {
         let r = vocab(&[b"a\xe6", &SUN[..2], SUN]);
         assert_eq!(r.atoms().at("a\u{65e5}".as_bytes(), 1), (Rank::MAX, 1));
         assert_eq!(r.atoms().at("b\u{65e5}".as_bytes(), 1), (258, 3));
+    }
+
+    #[test]
+    fn a_vocabulary_without_every_byte_has_no_atoms() {
+        // Found by fuzzing: a token made of a byte that is not a token has a
+        // last merge with a missing part, which the tables must not index.
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).filter(|&b| b != b'a').map(|b| vec![b]).collect();
+        tokens.extend([b"ab".to_vec(), b"abc".to_vec(), SUN[..2].to_vec(), SUN.to_vec()]);
+        let r = TokenMap::new(&tokens).unwrap();
+        for piece in [&b"abc"[..], b"xab", SUN] {
+            for i in 0..piece.len() {
+                assert_eq!(r.atoms().at(piece, i), (Rank::MAX, 1), "{piece:?} at {i}");
+            }
+        }
     }
 
     #[test]
