@@ -21,5 +21,8 @@ pub mod specials;
 pub mod trainer;
 pub mod utf8_stream;
 
+#[cfg(test)]
+mod test_rng;
+
 #[cfg(feature = "python")]
 mod bindings;

@@ -409,14 +409,9 @@ mod tests {
     #[test]
     fn queue_equals_quadratic_on_pseudo_random_inputs() {
         let r = ranks(&[b"ab", b"ba", b"abab", b"bb", b"aab", b"abb", b"ca", b"cab", b"bbb", b"aa"]);
-        let mut state = 0x1234_5678u64;
+        let mut next = crate::test_rng::xorshift(0x1234_5678);
         for len in 1..300 {
-            let piece: Vec<u8> = (0..len)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    b"abc"[(state >> 33) as usize % 3]
-                })
-                .collect();
+            let piece: Vec<u8> = (0..len).map(|_| b"abc"[(next() >> 33) as usize % 3]).collect();
             let expected = reference(&piece, &r);
             if len < HEAP_THRESHOLD {
                 let mut q = Vec::new();
@@ -461,11 +456,8 @@ mod tests {
             "\u{430}\u{431}\u{432}\u{433}\u{435}\u{43e}".as_bytes(),
             b"ab",
         ];
-        let mut state = 0x9e37_79b9u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut rng = crate::test_rng::xorshift(0x9e37_79b9);
+        let mut next = move || (rng() >> 33) as usize;
         for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
             let Some(r) = real_vocab(file) else {
                 eprintln!("skipping: {file} not found");
@@ -500,13 +492,8 @@ mod tests {
     /// byte-level reference.
     #[test]
     fn merges_equal_reference_on_random_vocabularies() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as usize
-        };
+        let mut rng = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng() as usize;
         for round in 0..300 {
             let alphabet = &b"abcd"[..2 + round % 3];
             let mut tokens: Vec<Vec<u8>> = Vec::new();
@@ -541,13 +528,8 @@ mod tests {
     /// byte-level reference.
     #[test]
     fn atoms_equal_reference_on_random_vocabularies() {
-        let mut state = 0x5851_f42d_4c95_7f2du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as usize
-        };
+        let mut rng = crate::test_rng::xorshift(0x5851_f42d_4c95_7f2d);
+        let mut next = move || rng() as usize;
         // Letters: ASCII and two-byte characters sharing lead bytes.
         // With a lone lead byte and "W", "e": 0xE6 'W' 'e' has the low bits
         // of the character U+65E5 (0xE6 0x97 0xA5) but is not it.
@@ -595,13 +577,17 @@ mod tests {
             with_atoms += usize::from(whole(2));
             with_char3 += usize::from(whole(3));
             for _ in 0..30 {
-                let piece: Vec<u8> = (0..1 + next() % 20).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
+                let piece: Vec<u8> =
+                    (0..1 + next() % 20).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
                 let expected = reference(&piece, &r);
                 let whole = r.get(&piece).map_or_else(|| expected.clone(), |t| vec![t]);
                 assert_eq!(encode_piece_vec(&piece, &r), whole, "round {round}, {tokens:?}, {piece:?}");
             }
         }
-        assert!(with_atoms > 100 && with_char3 > 100, "{with_atoms} vocabularies with two-byte atoms, {with_char3} with three-byte ones");
+        assert!(
+            with_atoms > 100 && with_char3 > 100,
+            "{with_atoms} vocabularies with two-byte atoms, {with_char3} with three-byte ones"
+        );
     }
 
     /// Words on the real vocabularies, of ASCII letters, of two-byte
@@ -620,11 +606,8 @@ mod tests {
             "\u{915}\u{93e}\u{930}\u{94d}\u{92f}\u{e01}\u{e32}\u{e23}\u{ac00}\u{b098}",
             "_(){}[].,;:=+-*/0123456789abcdefxyz",
         ];
-        let mut state = 0x0bad_5eed_1234_5678u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut rng = crate::test_rng::xorshift(0x0bad_5eed_1234_5678);
+        let mut next = move || (rng() >> 33) as usize;
         for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
             let Some(r) = real_vocab(file) else {
                 eprintln!("skipping: {file} not found");
@@ -643,7 +626,12 @@ mod tests {
                 let piece = piece.as_bytes();
                 let expected = reference(piece, &r);
                 let whole = r.get(piece).map_or_else(|| expected.clone(), |t| vec![t]);
-                assert_eq!(encode_piece_vec(piece, &r), whole, "{file} round {round} {:?}", String::from_utf8_lossy(piece));
+                assert_eq!(
+                    encode_piece_vec(piece, &r),
+                    whole,
+                    "{file} round {round} {:?}",
+                    String::from_utf8_lossy(piece)
+                );
             }
         }
     }

@@ -182,12 +182,8 @@ impl PieceCache {
             }
             self.tokens.extend_from_slice(made);
         }
-        self.slots[at] = Slot {
-            key,
-            data,
-            tok_len: made.len() as u16,
-            long_len: if long { piece.len() as u16 } else { 0 },
-        };
+        self.slots[at] =
+            Slot { key, data, tok_len: made.len() as u16, long_len: if long { piece.len() as u16 } else { 0 } };
         if self.used * 2 > self.slots.len() {
             self.grow();
         }

@@ -593,11 +593,8 @@ mod tests {
     #[test]
     fn filtered_rank_equals_rank() {
         let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as u8
-        };
+        let mut rng = crate::test_rng::xorshift(7);
+        let mut next = move || (rng() >> 33) as u8;
         let mut strings: Vec<Vec<u8>> = Vec::new();
         for k in 0..20_000usize {
             let len = 1 + k % 20;

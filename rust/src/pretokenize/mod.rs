@@ -645,19 +645,8 @@ mod tests {
     fn random_samples() -> Vec<String> {
         let alphabet: Vec<char> =
             "aZ ǅ日\u{301}\u{903}1١½ \t\n\r\u{a0}\u{3000}'sStTlLvVrReEmMdDſ!/.😀\u{200d}-_".chars().collect();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        (0..3000)
-            .map(|k| {
-                (0..k % 40)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        alphabet[(state % alphabet.len() as u64) as usize]
-                    })
-                    .collect()
-            })
-            .collect()
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
+        (0..3000).map(|k| (0..k % 40).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect()).collect()
     }
 
     /// Each fast engine splits like the regex engine on the samples.
@@ -737,14 +726,12 @@ mod tests {
             "a", "Z", "q", "AB", "cd", " ", "  ", "\t", "\n", "\r\n", "'", "'s", "'S", "'ll", "'Re", "'ve", "1", "23",
             "456", ".", "/", "!?", "(", "\x0b", "\x7f", "é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "日", "ǅ",
         ];
-        let mut state = 0x0123_4567_89ab_cdefu64;
+        let mut next = crate::test_rng::xorshift(0x0123_4567_89ab_cdef);
         let mut samples = Vec::new();
         for k in 0..4000 {
             let mut text = String::new();
             for _ in 0..k % 60 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = next();
                 // Mostly ASCII; longer characters now and then.
                 let pick = (state % alphabet.len() as u64) as usize;
                 let pick = if pick >= 25 && !state.is_multiple_of(5) { pick % 25 } else { pick };
@@ -770,20 +757,14 @@ mod tests {
             "//", "!?", "(", ")", "\x7f", "-", "_", "\"", "#", ":", ";", "\x00",
         ];
         let longer = ["é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "\u{85}", "\u{3000}", "日", "ǅ", "😀"];
-        let mut state = seed;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(seed);
         (0..n)
             .map(|_| {
                 let mut text = String::new();
                 let target = 1 + (next() % len as u64) as usize;
                 while text.len() < target {
                     let r = next();
-                    if high_one_in > 0 && r % high_one_in == 0 {
+                    if high_one_in > 0 && r.is_multiple_of(high_one_in) {
                         text.push_str(longer[(r >> 32) as usize % longer.len()]);
                     } else {
                         text.push_str(ascii[(r >> 32) as usize % ascii.len()]);

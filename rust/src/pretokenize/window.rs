@@ -403,11 +403,9 @@ mod tests {
 
     #[test]
     fn fills_equal_a_bit_loop() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = next();
             let within = state | (state >> 3);
             let seed = within & state.rotate_left(29) & state.rotate_left(7);
             let (mut fwd, mut bwd) = (0u64, 0u64);
@@ -423,11 +421,9 @@ mod tests {
 
     #[test]
     fn digit_starts_and_top_runs_equal_a_bit_loop() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = next();
             let digits = state | state.rotate_left(11);
             let (mut starts, mut run) = (0u64, 0usize);
             for k in 0..64 {
@@ -450,13 +446,11 @@ mod tests {
 
     #[test]
     fn portable_and_simd_classify_alike() {
-        let mut state = 0x0bad_cafe_dead_beefu64;
+        let mut next = crate::test_rng::xorshift(0x0bad_cafe_dead_beef);
         for _ in 0..5000 {
             let mut chunk = [0u8; 64];
             for b in chunk.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = next();
                 *b = state as u8 & if state >> 40 & 1 != 0 { 0x7f } else { 0xff };
             }
             assert_eq!(fields(&classify_portable(&chunk)), fields(&classify(&chunk)), "{chunk:?}");
@@ -469,14 +463,11 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = crate::test_rng::xorshift(0x1234_5678_9abc_def1);
         for _ in 0..5000 {
             let mut chunk = [0u8; 64];
             for b in chunk.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *b = state as u8;
+                *b = next() as u8;
             }
             // SAFETY: the CPU has AVX2.
             let (a, b) = (unsafe { classify_avx2(&chunk) }, classify_sse2(&chunk));

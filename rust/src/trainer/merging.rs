@@ -357,13 +357,12 @@ mod tests {
     fn parallel_merges_give_the_same_result_as_one_thread() {
         // Many distinct words that all contain (a, b), so the first merges take the
         // parallel path (lists longer than PARALLEL_MIN_WORDS).
-        let mut state = 12345u64;
+        let mut next = crate::test_rng::xorshift(12345);
         let mut pieces = Vec::new();
         for i in 0..20_000u64 {
             let mut w = String::from("ab");
             for _ in 0..6 {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                w.push(b"abcab"[(state >> 33) as usize % 5] as char);
+                w.push(b"abcab"[(next() >> 33) as usize % 5] as char);
             }
             pieces.push((format!("{w}{i}"), 1 + i % 7));
         }
