@@ -1,0 +1,90 @@
+"""A/B of two (or more) builds of fastllm's tokenizer core, in one process.
+
+On a shared VM, runs of one build in separate processes swing by 20% from minute to minute, which
+hides the few per cent a change to the encoder is worth. Here every build's `_core` extension is
+loaded into the same process under a module name of its own, and each slice of the corpus is
+encoded by every build in turn (the order rotating per slice), so all builds see the same text,
+cold, under the same load. The result is the median of the per-slice speed ratios to the first
+build: about +-2% run to run here.
+
+    # keep a copy of each build's package, e.g. before and after a change:
+    make build && cp -r python/fastllm /tmp/ab/before/
+    ...edit..., make build && cp -r python/fastllm /tmp/ab/after/
+    python benches/ab_tokenizer_builds.py --encoding o200k --corpus latin \\
+        /tmp/ab/before/fastllm/_core.abi3.so /tmp/ab/after/fastllm/_core.abi3.so
+
+The corpora are those of `bench_tokenizer_corpus.py` (bench-data/tokenizer/NAME.txt); the
+vocabularies come from ../shared/data (or FASTLLM_SHARED_DATA). Pin it to one CPU for single-thread
+numbers (`taskset -c 1`). Each slice is a fresh `str`, but a build's piece cache carries across
+slices as it does across calls; keep slices x slice size below the corpus size, or later slices
+repeat earlier text (the script refuses to wrap around).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VOCABS = {"gpt2": "gpt2.tiktoken", "cl100k": "cl100k_base.tiktoken", "o200k": "o200k_base.tiktoken"}
+
+
+def load_core(path: Path, index: int):
+    """The `_core` module at `path`, under a name of its own (its init function is `PyInit__core`)."""
+    spec = importlib.util.spec_from_file_location(f"fastllm_ab_{index}._core", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: not a loadable extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("builds", nargs="+", type=Path, help="paths of _core.abi3.so files; the first is the baseline")
+    parser.add_argument("--encoding", choices=sorted(VOCABS), default="o200k")
+    parser.add_argument("--corpus", default="en", help="bench-data/tokenizer/CORPUS.txt")
+    parser.add_argument("--slices", type=int, default=40)
+    parser.add_argument("--slice-kb", type=int, default=128)
+    args = parser.parse_args(argv)
+
+    from tiktoken.load import load_tiktoken_bpe
+
+    shared = Path(os.environ.get("FASTLLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    vocab = shared / VOCABS[args.encoding]
+    corpus = ROOT / "bench-data" / "tokenizer" / f"{args.corpus}.txt"
+    for path in (vocab, corpus, *args.builds):
+        if not path.exists():
+            raise SystemExit(f"{path}: not found")
+    ranks = load_tiktoken_bpe(str(vocab))
+    tokens = [token for token, _ in sorted(ranks.items(), key=lambda item: item[1])]
+    cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding) for k, path in enumerate(args.builds)]
+
+    text = corpus.read_text(encoding="utf-8")
+    size = args.slice_kb * 1024
+    if args.slices * size > len(text):
+        raise SystemExit(f"{corpus}: {len(text)} characters, fewer than {args.slices} slices of {size}")
+    speeds: list[list[float]] = [[] for _ in cores]
+    for i in range(args.slices):
+        piece = text[i * size:(i + 1) * size]  # a new str: no cached UTF-8 from an earlier call
+        mb = len(piece.encode()) / 1e6
+        order = list(range(len(cores)))
+        order = order[i % len(order):] + order[:i % len(order)]
+        for k in order:
+            start = time.process_time()
+            cores[k].encode_ordinary(piece)
+            speeds[k].append(mb / (time.process_time() - start))
+    for k, path in enumerate(args.builds):
+        ratios = [a / b for a, b in zip(speeds[k], speeds[0])]
+        print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} MB/s,"
+              f" x{statistics.median(ratios):.3f} the first build")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
