@@ -154,25 +154,18 @@ fn char3_index(x: u8, y: u8, z: u8) -> usize {
 mod tests {
     use super::super::vocab::{Rank, TokenMap};
 
-    /// The 256 bytes, then `tokens` in rank order.
-    fn vocab(tokens: &[&[u8]]) -> TokenMap {
-        let mut all: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        all.extend(tokens.iter().map(|t| t.to_vec()));
-        TokenMap::new(&all).unwrap()
-    }
-
     const SUN: &[u8] = "\u{65e5}".as_bytes(); // 0xE6 0x97 0xA5
 
     #[test]
     fn three_byte_character_starts_whole_unless_a_rival_outranks_it() {
         // 256: the first two bytes, 257: the character, 258: "a" + its lead byte.
-        let r = vocab(&[&SUN[..2], SUN, b"a\xe6"]);
+        let r = TokenMap::after_bytes(&[&SUN[..2], SUN, b"a\xe6"]);
         assert_eq!(r.atoms().at(SUN, 0), (257, 3));
         assert_eq!(r.atoms().at("b\u{65e5}".as_bytes(), 1), (257, 3));
         // After "a": "a" + lead byte (258) ranks below the character (257).
         assert_eq!(r.atoms().at("a\u{65e5}".as_bytes(), 1), (257, 3));
         // With "a" + lead byte ranked first, it does not.
-        let r = vocab(&[b"a\xe6", &SUN[..2], SUN]);
+        let r = TokenMap::after_bytes(&[b"a\xe6", &SUN[..2], SUN]);
         assert_eq!(r.atoms().at("a\u{65e5}".as_bytes(), 1), (Rank::MAX, 1));
         assert_eq!(r.atoms().at("b\u{65e5}".as_bytes(), 1), (258, 3));
     }
@@ -195,7 +188,7 @@ mod tests {
     fn bytes_that_only_share_a_characters_low_bits_are_not_it() {
         // 0xE6 'W' 'e' indexes the same slot as the character (low 6 bits of
         // 0x97 and 'W', of 0xA5 and 'e', agree).
-        let r = vocab(&[&SUN[..2], SUN]);
+        let r = TokenMap::after_bytes(&[&SUN[..2], SUN]);
         assert_eq!(r.atoms().at(SUN, 0), (257, 3));
         assert_eq!(r.atoms().at(b"\xe6We", 0), (Rank::MAX, 1));
         assert_eq!(r.atoms().at(b"\xe6W\xa5", 0), (Rank::MAX, 1));

@@ -118,10 +118,12 @@ pub fn encode_piece_vec(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
     out
 }
 
-/// Quadratic merge for short pieces (at most `N` bytes), on fixed-size stack
-/// arrays. Parts `0..parts` are live: `ids[k]` is part `k`'s token and
-/// `pair[k]` the rank of parts `k` and `k + 1` merged (`Rank::MAX`: BPE never
-/// merges them, or there is no `k + 1`).
+/// Quadratic merge of a piece of at most `N` bytes from its single bytes,
+/// on fixed-size stack arrays: the encoder starts from atoms instead
+/// ([`merge_atoms`]); this plain start is kept as a second path for the
+/// tests and the baseline of `merge_speed`. Parts `0..parts` are live:
+/// `ids[k]` is part `k`'s token and `pair[k]` the rank of parts `k` and
+/// `k + 1` merged (`Rank::MAX`: BPE never merges them, or there is no `k + 1`).
 #[cfg(test)]
 fn merge_quadratic<const N: usize>(
     piece: &[u8],
@@ -360,12 +362,6 @@ fn merge_queue(
 mod tests {
     use super::*;
 
-    fn ranks(tokens: &[&[u8]]) -> TokenMap {
-        let mut all: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        all.extend(tokens.iter().map(|t| t.to_vec()));
-        TokenMap::new(&all).unwrap()
-    }
-
     /// Straightforward reference: rebuild the part list after every merge.
     fn reference(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
         let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
@@ -392,7 +388,7 @@ mod tests {
 
     #[test]
     fn merges_lowest_rank_first_and_leftmost_on_ties() {
-        let r = ranks(&[b"aa", b"ab", b"aaa"]);
+        let r = TokenMap::after_bytes(&[b"aa", b"ab", b"aaa"]);
         for text in [&b"aaa"[..], b"aaaa", b"aab", b"abab", b"baaab", b"x"] {
             let mut q = Vec::new();
             merge_quadratic::<HEAP_THRESHOLD>(text, &r, &mut q, &mut |a, b| r.merge(a, b));
@@ -408,7 +404,7 @@ mod tests {
 
     #[test]
     fn queue_equals_quadratic_on_pseudo_random_inputs() {
-        let r = ranks(&[b"ab", b"ba", b"abab", b"bb", b"aab", b"abb", b"ca", b"cab", b"bbb", b"aa"]);
+        let r = TokenMap::after_bytes(&[b"ab", b"ba", b"abab", b"bb", b"aab", b"abb", b"ca", b"cab", b"bbb", b"aa"]);
         let mut next = crate::test_rng::xorshift(0x1234_5678);
         for len in 1..300 {
             let piece: Vec<u8> = (0..len).map(|_| b"abc"[(next() >> 33) as usize % 3]).collect();
@@ -425,6 +421,17 @@ mod tests {
             merge_queue(&piece, &r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
             assert_eq!(b, expected);
             assert_eq!(encode_piece_vec(&piece, &r), expected);
+        }
+    }
+
+    /// Runs `test` on each real vocabulary in `../shared/data` (gpt2, cl100k,
+    /// o200k), saying which are skipped because the file is absent.
+    fn each_real_vocab(mut test: impl FnMut(&str, &TokenMap)) {
+        for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
+            match real_vocab(file) {
+                Some(r) => test(file, &r),
+                None => eprintln!("skipping: {file} not found"),
+            }
         }
     }
 
@@ -458,11 +465,7 @@ mod tests {
         ];
         let mut rng = crate::test_rng::xorshift(0x9e37_79b9);
         let mut next = move || (rng() >> 33) as usize;
-        for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
-            let Some(r) = real_vocab(file) else {
-                eprintln!("skipping: {file} not found");
-                continue;
-            };
+        each_real_vocab(|file, r| {
             for round in 0..60 {
                 let alphabet = alphabets[round % alphabets.len()];
                 let len = 128 + next() % 1500;
@@ -472,18 +475,18 @@ mod tests {
                     let unit = piece[..1 + next() % 8].to_vec();
                     piece = unit.iter().copied().cycle().take(len).collect();
                 }
-                let expected = reference(&piece, &r);
+                let expected = reference(&piece, r);
                 let mut h = Vec::new();
-                merge_queue(&piece, &r, &mut h, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
+                merge_queue(&piece, r, &mut h, &mut RankQueue::new(), &mut |a, b| r.merge(a, b));
                 assert_eq!(h, expected, "{file} round {round}");
                 let mut b = Vec::new();
-                merge_queue(&piece, &r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
+                merge_queue(&piece, r, &mut b, &mut HeapQueue::default(), &mut |a, b| r.merge(a, b));
                 assert_eq!(b, expected, "{file} round {round}");
                 let mut q = Vec::new();
-                merge_quadratic::<HEAP_THRESHOLD>(&piece, &r, &mut q, &mut |a, b| r.merge(a, b));
+                merge_quadratic::<HEAP_THRESHOLD>(&piece, r, &mut q, &mut |a, b| r.merge(a, b));
                 assert_eq!(q, expected, "{file} round {round}");
             }
-        }
+        });
     }
 
     /// The merge table lists only each token's own last merge; on arbitrary
@@ -504,7 +507,7 @@ mod tests {
                     tokens.push(t);
                 }
             }
-            let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
             for _ in 0..20 {
                 let len = 1 + next() % 300;
                 let piece: Vec<u8> = (0..len).map(|_| alphabet[next() % alphabet.len()]).collect();
@@ -571,7 +574,7 @@ mod tests {
                     tokens.insert(at, l.to_vec());
                 }
             }
-            let r = ranks(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
             // Vocabularies where some character starts whole, alone in a piece.
             let whole = |len| letters.iter().any(|l| l.len() == len && r.atoms().at(l, 0) == (r.rank(l), len));
             with_atoms += usize::from(whole(2));
@@ -608,11 +611,7 @@ mod tests {
         ];
         let mut rng = crate::test_rng::xorshift(0x0bad_5eed_1234_5678);
         let mut next = move || (rng() >> 33) as usize;
-        for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
-            let Some(r) = real_vocab(file) else {
-                eprintln!("skipping: {file} not found");
-                continue;
-            };
+        each_real_vocab(|file, r| {
             // Byte pairs that start as one part when they are a whole piece
             // (gpt2 1,916, cl100k 3,830, o200k 4,653).
             let atoms = (0..=255u8)
@@ -624,16 +623,16 @@ mod tests {
                 let alphabet: Vec<char> = alphabets[round % alphabets.len()].chars().collect();
                 let piece: String = (0..1 + next() % 24).map(|_| alphabet[next() % alphabet.len()]).collect();
                 let piece = piece.as_bytes();
-                let expected = reference(piece, &r);
+                let expected = reference(piece, r);
                 let whole = r.get(piece).map_or_else(|| expected.clone(), |t| vec![t]);
                 assert_eq!(
-                    encode_piece_vec(piece, &r),
+                    encode_piece_vec(piece, r),
                     whole,
                     "{file} round {round} {:?}",
                     String::from_utf8_lossy(piece)
                 );
             }
-        }
+        });
     }
 
     /// Merge speed on the first-seen pieces of real text, by piece length:
@@ -693,14 +692,14 @@ mod tests {
 
     #[test]
     fn whole_piece_in_vocab_is_one_token() {
-        let r = ranks(&[b"ab", b"abc"]);
+        let r = TokenMap::after_bytes(&[b"ab", b"abc"]);
         assert_eq!(encode_piece_vec(b"abc", &r), vec![257]);
         assert_eq!(encode_piece_vec(b"", &r), Vec::<Rank>::new());
     }
 
     #[test]
     fn long_runs_do_not_blow_up() {
-        let r = ranks(&[b"aa", b"aaaa", b"aaaaaaaa"]);
+        let r = TokenMap::after_bytes(&[b"aa", b"aaaa", b"aaaaaaaa"]);
         let piece = vec![b'a'; 1 << 20];
         let out = encode_piece_vec(&piece, &r);
         assert_eq!(out.len(), (1 << 20) / 8);

@@ -539,6 +539,16 @@ impl TokenMap {
 }
 
 #[cfg(test)]
+impl TokenMap {
+    /// For tests: the 256 single bytes (ranks 0-255), then `tokens` in rank order.
+    pub fn after_bytes(tokens: &[&[u8]]) -> Self {
+        let mut all: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        all.extend(tokens.iter().map(|t| t.to_vec()));
+        Self::new(&all).unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
