@@ -143,9 +143,55 @@ pub fn contraction_letters() -> &'static ContractionLetters {
     })
 }
 
+/// [`two_byte_letters`]: an upper-case letter (o200k's upper-ish class only).
+pub const TWO_BYTE_UPPER: u8 = 1;
+/// [`two_byte_letters`]: a lower-case letter (o200k's lower-ish class only).
+pub const TWO_BYTE_LOWER: u8 = 2;
+
+/// For each code point below U+0800 (the characters of two UTF-8 bytes),
+/// whether it is a letter that the windows may treat like an ASCII one:
+/// [`TWO_BYTE_UPPER`], [`TWO_BYTE_LOWER`], or 0 for any other character (a
+/// mark, a letter of both o200k classes, a letter the contractions' folds
+/// take, such as U+017F, and everything that is not a letter), which the
+/// scanners keep deciding character by character.
+pub fn two_byte_letters() -> &'static [u8; 0x800] {
+    static TWO_BYTE: OnceLock<[u8; 0x800]> = OnceLock::new();
+    TWO_BYTE.get_or_init(|| {
+        let (t, f) = (table(), contraction_letters());
+        let folds = [&f.s, &f.t, &f.d, &f.m, &f.l, &f.v, &f.r, &f.e];
+        let mut out = [0; 0x800];
+        for cp in 0x80..0x800u32 {
+            let c = t.class(cp);
+            if c & LETTER == 0 || c & MARK != 0 || folds.iter().any(|set| set.contains(cp)) {
+                continue;
+            }
+            out[cp as usize] = match (c & UPPERISH != 0, c & LOWERISH != 0) {
+                (true, false) => TWO_BYTE_UPPER,
+                (false, true) => TWO_BYTE_LOWER,
+                _ => 0,
+            };
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_byte_letters_are_the_cased_ones() {
+        let two = two_byte_letters();
+        assert_eq!(two['É' as usize], TWO_BYTE_UPPER);
+        assert_eq!(two['é' as usize], TWO_BYTE_LOWER);
+        assert_eq!(two['Ж' as usize], TWO_BYTE_UPPER);
+        assert_eq!(two['ж' as usize], TWO_BYTE_LOWER);
+        assert_eq!(two['ǅ' as usize], TWO_BYTE_UPPER, "titlecase is upper-ish only");
+        for other in ['ſ', '×', '\u{a0}', '\u{85}', '\u{301}', 'ª', 'ʰ', '٣', '«'] {
+            assert_eq!(two[other as usize], 0, "{other:?}");
+        }
+        assert!(two[..0x80].iter().all(|&c| c == 0));
+    }
 
     #[test]
     fn classes_of_sample_characters() {

@@ -646,7 +646,17 @@ mod tests {
         let alphabet: Vec<char> =
             "aZ ǅ日\u{301}\u{903}1١½ \t\n\r\u{a0}\u{3000}'sStTlLvVrReEmMdDſ!/.😀\u{200d}-_".chars().collect();
         let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
-        (0..3000).map(|k| (0..k % 40).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect()).collect()
+        let mut samples: Vec<String> = (0..3000)
+            .map(|k| (0..k % 40).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect())
+            .collect();
+        // Longer texts (past one 64-byte window) of letters of two bytes
+        // (both cases, titlecase, U+017F, a letter of both o200k classes)
+        // beside ASCII, marks and other characters of two bytes.
+        let two_byte: Vec<char> = "aAzZéÉжЖÿŸǅſªµßИй \u{301}\u{a0}«×'sT'Ll1\n.-/".chars().collect();
+        samples.extend(
+            (0..1500).map(|k| (0..k % 160).map(|_| two_byte[(next() % two_byte.len() as u64) as usize]).collect()),
+        );
+        samples
     }
 
     /// Each fast engine splits like the regex engine on the samples.

@@ -5,6 +5,8 @@
 //! starts in it and ends inside it; a piece that may run past its end moves
 //! the window to the piece's start.
 
+use super::classes;
+
 /// Where a fast path left a piece.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -67,8 +69,12 @@ impl Window {
         let valid = if len == 64 { u64::MAX } else { (1u64 << len) - 1 };
         let m = classify(chunk);
         // Padding bytes are zeros; no class may see them.
-        let letter = m.letter & valid;
-        let lower = m.lower & valid;
+        let mut letter = m.letter & valid;
+        let mut lower = m.lower & valid;
+        let mut high = m.high;
+        if m.lead2 != 0 {
+            two_byte_letters(chunk, m.lead2 & (valid >> 1), &mut high, &mut letter, &mut lower);
+        }
         let digit = m.digit & valid;
         let space = m.space & valid;
         Window {
@@ -81,7 +87,7 @@ impl Window {
             digit,
             space,
             newline: m.newline & valid,
-            high: m.high,
+            high,
             other: valid & !(letter | digit | space | m.high),
             blank: m.blank & valid,
             apostrophe: m.apostrophe & valid,
@@ -147,6 +153,37 @@ impl Window {
             doubt |= top_run(self.space);
         }
         doubt
+    }
+}
+
+/// Moves the cased letters of two bytes (Latin, Greek, Cyrillic, ...: see
+/// [`classes::two_byte_letters`]) whose lead is one of `leads` (leads whose
+/// next byte is in the window) from `high` to the letter masks, both bytes
+/// with the letter's case.
+/// The window rules read a byte's class as its character's, so they apply
+/// to such a letter as to an ASCII one; what stays in `high` (other long
+/// characters, a letter cut by the window's end) is still left to the
+/// per-character code.
+#[inline(always)]
+fn two_byte_letters(chunk: &[u8; 64], leads: u64, high: &mut u64, letter: &mut u64, lower: &mut u64) {
+    let table = classes::two_byte_letters();
+    let mut rest = leads;
+    while rest != 0 {
+        let k = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        let (lead, next) = (chunk[k], chunk[k + 1]);
+        if next & 0xC0 != 0x80 {
+            continue;
+        }
+        let case = table[((lead as usize & 0x1F) << 6) | (next as usize & 0x3F)];
+        if case != 0 {
+            let both = 3u64 << k;
+            *high &= !both;
+            *letter |= both;
+            if case == classes::TWO_BYTE_LOWER {
+                *lower |= both;
+            }
+        }
     }
 }
 
@@ -225,6 +262,8 @@ struct Masks {
     space: u64,
     newline: u64,
     high: u64,
+    /// Leads of two-byte characters, 0xC2 to 0xDF.
+    lead2: u64,
     blank: u64,
     apostrophe: u64,
     slash: u64,
@@ -246,8 +285,18 @@ fn classify(chunk: &[u8; 64]) -> Masks {
 #[target_feature(enable = "avx2")]
 fn classify_avx2(chunk: &[u8; 64]) -> Masks {
     use std::arch::x86_64::*;
-    let mut m =
-        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
+    let mut m = Masks {
+        letter: 0,
+        lower: 0,
+        digit: 0,
+        space: 0,
+        newline: 0,
+        high: 0,
+        lead2: 0,
+        blank: 0,
+        apostrophe: 0,
+        slash: 0,
+    };
     for part in 0..2 {
         // SAFETY: the load reads 32 of the chunk's 64 bytes, unaligned.
         let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * part) as *const __m256i) };
@@ -267,6 +316,8 @@ fn classify_avx2(chunk: &[u8; 64]) -> Masks {
         m.space |= mask(_mm256_or_si256(range(v, b'\t', b'\r'), eq(b' '))) << s;
         m.newline |= mask(_mm256_or_si256(eq(b'\n'), eq(b'\r'))) << s;
         m.high |= mask(v) << s;
+        // Both bounds are negative as signed bytes, so the signed range holds.
+        m.lead2 |= mask(range(v, 0xC2, 0xDF)) << s;
         m.blank |= mask(eq(b' ')) << s;
         m.apostrophe |= mask(eq(b'\'')) << s;
         m.slash |= mask(eq(b'/')) << s;
@@ -280,8 +331,18 @@ fn classify_sse2(chunk: &[u8; 64]) -> Masks {
     use std::arch::x86_64::*;
     // SSE2 is part of x86_64: no detection needed. Signed compares see bytes
     // of 0x80 or more as negative, so no ASCII range takes them.
-    let mut m =
-        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
+    let mut m = Masks {
+        letter: 0,
+        lower: 0,
+        digit: 0,
+        space: 0,
+        newline: 0,
+        high: 0,
+        lead2: 0,
+        blank: 0,
+        apostrophe: 0,
+        slash: 0,
+    };
     for part in 0..4 {
         // SAFETY: SSE2 is always available on x86_64; the load reads 16 of
         // the chunk's 64 bytes, unaligned.
@@ -303,6 +364,7 @@ fn classify_sse2(chunk: &[u8; 64]) -> Masks {
                 mask(_mm_or_si128(range(v, b'\t', b'\r'), eq(b' '))),
                 mask(_mm_or_si128(eq(b'\n'), eq(b'\r'))),
                 mask(v),
+                mask(range(v, 0xC2, 0xDF)),
                 mask(eq(b' ')),
                 mask(eq(b'\'')),
                 mask(eq(b'/')),
@@ -315,9 +377,10 @@ fn classify_sse2(chunk: &[u8; 64]) -> Masks {
         m.space |= bits[3] << s;
         m.newline |= bits[4] << s;
         m.high |= bits[5] << s;
-        m.blank |= bits[6] << s;
-        m.apostrophe |= bits[7] << s;
-        m.slash |= bits[8] << s;
+        m.lead2 |= bits[6] << s;
+        m.blank |= bits[7] << s;
+        m.apostrophe |= bits[8] << s;
+        m.slash |= bits[9] << s;
     }
     m
 }
@@ -334,8 +397,18 @@ fn classify(chunk: &[u8; 64]) -> Masks {
 #[inline(always)]
 fn classify_portable(chunk: &[u8; 64]) -> Masks {
     use super::text::ascii;
-    let mut m =
-        Masks { letter: 0, lower: 0, digit: 0, space: 0, newline: 0, high: 0, blank: 0, apostrophe: 0, slash: 0 };
+    let mut m = Masks {
+        letter: 0,
+        lower: 0,
+        digit: 0,
+        space: 0,
+        newline: 0,
+        high: 0,
+        lead2: 0,
+        blank: 0,
+        apostrophe: 0,
+        slash: 0,
+    };
     for (k, &b) in chunk.iter().enumerate() {
         let c = ascii::class(b) as u64;
         let bit = |class: u8| ((c >> class.trailing_zeros()) & 1) << k;
@@ -345,6 +418,7 @@ fn classify_portable(chunk: &[u8; 64]) -> Masks {
         m.space |= bit(ascii::SPACE);
         m.newline |= bit(ascii::NEWLINE);
         m.high |= ((b >> 7) as u64) << k;
+        m.lead2 |= ((0xC2..=0xDF).contains(&b) as u64) << k;
         m.blank |= ((b == b' ') as u64) << k;
         m.apostrophe |= ((b == b'\'') as u64) << k;
         m.slash |= ((b == b'/') as u64) << k;
@@ -440,8 +514,8 @@ mod tests {
         }
     }
 
-    fn fields(m: &Masks) -> [u64; 9] {
-        [m.letter, m.lower, m.digit, m.space, m.newline, m.high, m.blank, m.apostrophe, m.slash]
+    fn fields(m: &Masks) -> [u64; 10] {
+        [m.letter, m.lower, m.digit, m.space, m.newline, m.high, m.lead2, m.blank, m.apostrophe, m.slash]
     }
 
     #[test]
@@ -473,6 +547,26 @@ mod tests {
             let (a, b) = (unsafe { classify_avx2(&chunk) }, classify_sse2(&chunk));
             assert_eq!(fields(&a), fields(&b), "{chunk:?}");
         }
+    }
+
+    /// Cased two-byte letters are letters of their case in both their bytes;
+    /// other two-byte characters, and a letter the window's end cuts, stay high.
+    #[test]
+    fn two_byte_letters_join_the_letter_masks() {
+        let bits = |mask: u64, from: usize, n: usize| (mask >> from) & ((1 << n) - 1);
+        // é (lower), Ж (upper), × (a symbol), ſ (folds into a contraction's s), then ASCII.
+        let text = "éЖ×ſa".as_bytes();
+        let w = Window::new(text, 0);
+        assert_eq!((bits(w.letter, 0, 4), bits(w.lower, 0, 2), bits(w.upper, 2, 2)), (0b1111, 0b11, 0b11));
+        assert_eq!((bits(w.high, 0, 4), bits(w.high, 4, 4)), (0, 0b1111));
+        assert_eq!(bits(w.letter, 4, 5), 0b10000);
+        // A letter whose second byte is past the window is left to the per-character code.
+        let mut long = "a".repeat(63).into_bytes();
+        long.extend("éa".as_bytes());
+        let w = Window::new(&long, 0);
+        assert!(Window::has(w.high, 63) && !Window::has(w.letter, 63));
+        let w = Window::new(&long, 63);
+        assert_eq!((bits(w.letter, 0, 3), bits(w.lower, 0, 3), w.high), (0b111, 0b111, 0));
     }
 
     #[test]
