@@ -151,9 +151,11 @@ pub const TWO_BYTE_LOWER: u8 = 2;
 /// For each code point below U+0800 (the characters of two UTF-8 bytes),
 /// whether it is a letter that the windows may treat like an ASCII one:
 /// [`TWO_BYTE_UPPER`], [`TWO_BYTE_LOWER`], or 0 for any other character (a
-/// mark, a letter of both o200k classes, a letter the contractions' folds
-/// take, such as U+017F, and everything that is not a letter), which the
-/// scanners keep deciding character by character.
+/// mark, a letter the contractions' folds take, such as U+017F, and
+/// everything that is not a letter), which the scanners keep deciding
+/// character by character. A letter of both o200k classes (`Lo`, `Lm`:
+/// Arabic, Hebrew, Thaana...) is neither case: `U*` may take it before an
+/// upper-case letter (`שǅµ` is one piece), which no ASCII letter allows.
 pub fn two_byte_letters() -> &'static [u8; 0x800] {
     static TWO_BYTE: OnceLock<[u8; 0x800]> = OnceLock::new();
     TWO_BYTE.get_or_init(|| {
@@ -187,7 +189,9 @@ mod tests {
         assert_eq!(two['Ж' as usize], TWO_BYTE_UPPER);
         assert_eq!(two['ж' as usize], TWO_BYTE_LOWER);
         assert_eq!(two['ǅ' as usize], TWO_BYTE_UPPER, "titlecase is upper-ish only");
-        for other in ['ſ', '×', '\u{a0}', '\u{85}', '\u{301}', 'ª', 'ʰ', '٣', '«'] {
+        for other in
+            ['ª', 'ʰ', 'ب', 'ש', 'ދ', 'ـ', 'ſ', '×', '\u{a0}', '\u{85}', '\u{301}', '\u{7b0}', '\u{64e}', '٣', '«', '،']
+        {
             assert_eq!(two[other as usize], 0, "{other:?}");
         }
         assert!(two[..0x80].iter().all(|&c| c == 0));

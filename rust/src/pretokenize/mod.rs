@@ -650,9 +650,11 @@ mod tests {
             .map(|k| (0..k % 40).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect())
             .collect();
         // Longer texts (past one 64-byte window) of letters of two bytes
-        // (both cases, titlecase, U+017F, a letter of both o200k classes)
-        // beside ASCII, marks and other characters of two bytes.
-        let two_byte: Vec<char> = "aAzZéÉжЖÿŸǅſªµßИй \u{301}\u{a0}«×'sT'Ll1\n.-/".chars().collect();
+        // (both cases, titlecase, U+017F, letters of both o200k classes:
+        // Arabic, Hebrew, Thaana, a modifier letter) beside ASCII, marks
+        // (Arabic, Thaana, combining) and other characters of two bytes.
+        let two_byte: Vec<char> =
+            "aAzZéÉжЖÿŸǅſªµßИйبשދـʰ \u{301}\u{64e}\u{7b0}\u{a0}«×،٣'sT'Ll1\n.-/".chars().collect();
         samples.extend(
             (0..1500).map(|k| (0..k % 160).map(|_| two_byte[(next() % two_byte.len() as u64) as usize]).collect()),
         );
