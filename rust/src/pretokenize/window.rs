@@ -255,6 +255,7 @@ pub fn top_run(mask: u64) -> u64 {
 }
 
 /// Raw class masks of 64 bytes (padding not yet removed).
+#[derive(Default)]
 struct Masks {
     letter: u64,
     lower: u64,
@@ -285,18 +286,7 @@ fn classify(chunk: &[u8; 64]) -> Masks {
 #[target_feature(enable = "avx2")]
 fn classify_avx2(chunk: &[u8; 64]) -> Masks {
     use std::arch::x86_64::*;
-    let mut m = Masks {
-        letter: 0,
-        lower: 0,
-        digit: 0,
-        space: 0,
-        newline: 0,
-        high: 0,
-        lead2: 0,
-        blank: 0,
-        apostrophe: 0,
-        slash: 0,
-    };
+    let mut m = Masks::default();
     for part in 0..2 {
         // SAFETY: the load reads 32 of the chunk's 64 bytes, unaligned.
         let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().add(32 * part) as *const __m256i) };
@@ -331,18 +321,7 @@ fn classify_sse2(chunk: &[u8; 64]) -> Masks {
     use std::arch::x86_64::*;
     // SSE2 is part of x86_64: no detection needed. Signed compares see bytes
     // of 0x80 or more as negative, so no ASCII range takes them.
-    let mut m = Masks {
-        letter: 0,
-        lower: 0,
-        digit: 0,
-        space: 0,
-        newline: 0,
-        high: 0,
-        lead2: 0,
-        blank: 0,
-        apostrophe: 0,
-        slash: 0,
-    };
+    let mut m = Masks::default();
     for part in 0..4 {
         // SAFETY: SSE2 is always available on x86_64; the load reads 16 of
         // the chunk's 64 bytes, unaligned.
@@ -397,18 +376,7 @@ fn classify(chunk: &[u8; 64]) -> Masks {
 #[inline(always)]
 fn classify_portable(chunk: &[u8; 64]) -> Masks {
     use super::text::ascii;
-    let mut m = Masks {
-        letter: 0,
-        lower: 0,
-        digit: 0,
-        space: 0,
-        newline: 0,
-        high: 0,
-        lead2: 0,
-        blank: 0,
-        apostrophe: 0,
-        slash: 0,
-    };
+    let mut m = Masks::default();
     for (k, &b) in chunk.iter().enumerate() {
         let c = ascii::class(b) as u64;
         let bit = |class: u8| ((c >> class.trailing_zeros()) & 1) << k;
