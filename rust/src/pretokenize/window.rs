@@ -1,5 +1,6 @@
-//! 64-byte windows of the text classified into ASCII class bitmasks (bit `k`
-//! of a mask is the window's byte `k`): the scanners' fast paths find most
+//! 64-byte windows of the text classified into class bitmasks (bit `k` of a
+//! mask is the window's byte `k`), from the ASCII classes and the cased
+//! letters of two bytes (see [`two_byte_letters`]): the scanners' fast paths find most
 //! pieces' ends with a few shifts and trailing-zero counts instead of a
 //! branch per byte. A window is classified once and serves every piece that
 //! starts in it and ends inside it; a piece that may run past its end moves
@@ -28,11 +29,11 @@ pub struct Window {
     /// Whether the text ends in the window or right after it: then a run
     /// that reaches `len` reaches the end of the text.
     pub last: bool,
-    /// `[A-Za-z]`
+    /// `[A-Za-z]`, and both bytes of each cased two-byte letter.
     pub letter: u64,
-    /// `[a-z]`
+    /// `[a-z]`, and both bytes of each lower-case two-byte letter.
     pub lower: u64,
-    /// `[A-Z]`
+    /// `[A-Z]`, and both bytes of each upper-case two-byte letter.
     pub upper: u64,
     /// `[0-9]`
     pub digit: u64,
@@ -40,7 +41,8 @@ pub struct Window {
     pub space: u64,
     /// `[\r\n]`
     pub newline: u64,
-    /// Bytes of 0x80 or more.
+    /// Bytes of 0x80 or more but those of the two-byte letters above:
+    /// what the window's classes do not decide.
     pub high: u64,
     /// The ASCII `[^\s\p{L}\p{N}]`.
     pub other: u64,
