@@ -267,7 +267,10 @@ impl<'a, 't> PieceBatch<'a, 't> {
     /// cache), whole or in the parts that cuts no token spans give.
     #[inline(never)]
     fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
-        if piece.len() >= MIN_CUT_PIECE && (key == 0 || may_cut(key)) && self.cut_and_emit(piece, key == 0, out) {
+        if piece.len() >= MIN_CUT_PIECE
+            && (key == 0 || bpe::may_cut_short(key))
+            && self.cut_and_emit(piece, key == 0, out)
+        {
             return;
         }
         let ranks = self.ranks;
@@ -287,18 +290,6 @@ impl<'a, 't> PieceBatch<'a, 't> {
 
 /// Pieces shorter than this are merged whole: a cut would save little.
 const MIN_CUT_PIECE: usize = 5;
-
-/// Whether the short piece packed in `key` has a byte of [`bpe::CUT_BEFORE`] (0xE0)
-/// or more, before which alone a cut may be (`bpe::cuts`): most Latin and
-/// Cyrillic pieces have none, and are spared the byte-by-byte look for cuts.
-#[inline(always)]
-fn may_cut(key: u128) -> bool {
-    const HIGH: u128 = u128::from_le_bytes([0x80; 16]);
-    // The piece's bytes (the top byte holds the length, 1 to 15); bit 7 of
-    // each byte of `b & b << 1 & b << 2` is that byte's bits 7, 6 and 5 together.
-    let b = key & (u128::MAX >> 8);
-    b & (b << 1) & (b << 2) & HIGH != 0
-}
 
 impl PieceBatch<'_, '_> {
     /// Emits `piece` in parts where the vocabulary allows cuts (before
@@ -903,27 +894,6 @@ mod tests {
     fn core() -> CoreBpe {
         let specials = vec![("<|end|>".to_string(), 300), ("<|end|>x".to_string(), 301)];
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
-    }
-
-    /// `may_cut` on a packed key says exactly whether a byte of the piece is
-    /// `CUT_BEFORE` or more (every byte value, at every place, every length).
-    #[test]
-    fn may_cut_finds_exactly_the_bytes_a_cut_may_precede() {
-        use crate::bpe::short_key;
-        let cut_before = bpe::CUT_BEFORE;
-        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
-        for len in 1..=15 {
-            for at in 0..len {
-                for byte in 0..=255u8 {
-                    // Filler bytes just below the threshold, with every low bit set.
-                    let mut piece: Vec<u8> = (0..len).map(|_| (next() % 0xE0) as u8).collect();
-                    piece[at] = byte;
-                    let key = short_key(&piece).unwrap();
-                    assert_eq!(may_cut(key), piece.iter().any(|&b| b >= cut_before), "{piece:?}");
-                }
-            }
-        }
-        assert!(!may_cut(short_key(&[0xDF; 15]).unwrap()) && may_cut(short_key(&[0xE0]).unwrap()));
     }
 
     /// The merge table packs ids into 21 bits: a larger vocabulary is refused, saying the limit.

@@ -10,6 +10,5 @@ pub mod piece_cache;
 pub mod rank_queue;
 pub mod vocab;
 
-pub use cuts::CUT_BEFORE;
 pub use merge::{encode_piece, encode_piece_vec, merge_piece, merge_piece_with};
-pub use vocab::{key_hash, short_key, short_key_in, Rank, TokenMap, MAX_TOKENS};
+pub use vocab::{key_hash, may_cut_short, short_key, short_key_in, Rank, TokenMap, MAX_TOKENS};
