@@ -681,7 +681,7 @@ impl CoreBpe {
             return self.encode_segments(pipeline, text, Allowed::None, out, cache);
         }
         let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
-        let split = self.pretokenizer.for_each_piece(text, |piece| batch.push(piece.as_bytes(), out));
+        let split = self.pretokenizer.for_each_piece(text, #[inline(always)] |piece| batch.push(piece.as_bytes(), out));
         // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.flush(out);
         split

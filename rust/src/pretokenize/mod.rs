@@ -538,13 +538,17 @@ fn scan_windows<'t>(
     if bytes.is_empty() {
         return;
     }
-    let classify = |base: usize| {
+    // A function, not a closure, so that it inlines into the loop and the
+    // scanner's `starts` with it (a closure was called, and `starts` through a pointer).
+    #[inline(always)]
+    fn classify_at(bytes: &[u8], base: usize, starts: fn(&Window) -> (u64, u64)) -> Classified {
         let w = Window::new(bytes, base);
         let (starts, doubt) = starts(&w);
         let between = !starts;
         let tainted = starts & (doubt | (window::fill_forward(doubt & between, between) << 1));
         Classified { w, starts, tainted, doubt }
-    };
+    }
+    let classify = |base: usize| classify_at(bytes, base, starts);
     // Starts after window byte `k`.
     let after = |c: &Classified, k: usize| if k >= 63 { 0 } else { c.starts & (!1u64 << k) };
     let mut c = classify(0);
