@@ -336,6 +336,17 @@ impl PieceBatch<'_, '_> {
     }
 }
 
+/// Whether this CPU runs x86-64-v3 code (AVX2, BMI1/2, LZCNT, POPCNT).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn x86_v3() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+        && std::arch::is_x86_feature_detected!("popcnt")
+}
+
 /// Room for the tokens of `bytes` of text: a token is 3 to 4 bytes of
 /// ordinary text, and reserved pages cost nothing until written, so reserve
 /// generously rather than copy the output when it grows.
@@ -680,8 +691,41 @@ impl CoreBpe {
         if let Some(pipeline) = &self.pipeline {
             return self.encode_segments(pipeline, text, Allowed::None, out, cache);
         }
+        #[cfg(target_arch = "x86_64")]
+        if x86_v3() {
+            // SAFETY: the CPU has the features `split_and_encode_v3` is compiled for.
+            return unsafe { self.split_and_encode_v3(text, out, cache) };
+        }
+        self.split_and_encode(text, out, cache)
+    }
+
+    /// The scan loop, the window classification and the per-piece work,
+    /// compiled for x86-64-v3 (AVX2, BMI1/2): the classification inlines and
+    /// variable shifts of the masks need no `cl`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    fn split_and_encode_v3(
+        &self,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
+        self.split_and_encode(text, out, cache)
+    }
+
+    #[inline(always)]
+    fn split_and_encode(
+        &self,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
         let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
-        let split = self.pretokenizer.for_each_piece(text, #[inline(always)] |piece| batch.push(piece.as_bytes(), out));
+        let split = self.pretokenizer.for_each_piece_inline(
+            text,
+            #[inline(always)]
+            |piece| batch.push(piece.as_bytes(), out),
+        );
         // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.flush(out);
         split
@@ -905,6 +949,29 @@ mod tests {
         let err = CoreBpe::new(vocab, &[], "gpt2").unwrap_err();
         assert!(matches!(err, CoreError::TooManyTokens(n) if n == bpe::MAX_TOKENS + 1));
         assert!(err.to_string().contains("at most 2097151"), "{err}");
+    }
+
+    /// The encoder compiled for x86-64-v3 gives the portable encoder's ids
+    /// for every scanner (the other tests run only the one this CPU takes).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_x86_v3_encoder_equals_the_portable_one() {
+        if !x86_v3() {
+            return;
+        }
+        let vocab = byte_vocab(&["he", "ll", "hell", "hello", " a", "aZ", " aZ", "日", "ǅ", "ǅa", "\t\n", "11", "١١"]);
+        let samples = crate::pretokenize::tests::random_samples();
+        for (name, source) in crate::pretokenize::tests::all_scanners() {
+            let c = CoreBpe::new(vocab.clone(), &[], source).unwrap();
+            let mut cache = PieceCache::for_bytes(1 << 16);
+            for text in &samples {
+                let (mut portable, mut v3) = (Vec::new(), Vec::new());
+                c.split_and_encode(text, &mut portable, None).unwrap();
+                // SAFETY: the CPU has the features (checked above).
+                unsafe { c.split_and_encode_v3(text, &mut v3, Some(&mut cache)) }.unwrap();
+                assert_eq!(portable, v3, "{name}: {text:?}");
+            }
+        }
     }
 
     #[test]

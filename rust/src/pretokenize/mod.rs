@@ -312,7 +312,14 @@ impl Pretokenizer {
     /// the part of `text` the pattern matches (all of it for the built-in and
     /// open-model patterns). An error means the regex engine gave up on a custom
     /// pattern; `f` has then seen the pieces before the error's offset.
-    pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<(), SplitError> {
+    pub fn for_each_piece<'t>(&self, text: &'t str, f: impl FnMut(&'t str)) -> Result<(), SplitError> {
+        self.for_each_piece_inline(text, f)
+    }
+
+    /// [`Pretokenizer::for_each_piece`], inlined into its caller (the encoder,
+    /// which compiles it for the CPU's features).
+    #[inline(always)]
+    pub fn for_each_piece_inline<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<(), SplitError> {
         let t = Text::new(text);
         let mut i = 0;
         match &self.engine {
@@ -612,7 +619,7 @@ fn scan_windows<'t>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -646,7 +653,7 @@ mod tests {
     ];
 
     /// Deterministic pseudo-random strings over characters of every class.
-    fn random_samples() -> Vec<String> {
+    pub(crate) fn random_samples() -> Vec<String> {
         let alphabet: Vec<char> =
             "aZ ǅ日\u{301}\u{903}1١½ \t\n\r\u{a0}\u{3000}'sStTlLvVrReEmMdDſ!/.😀\u{200d}-_".chars().collect();
         let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
@@ -675,7 +682,7 @@ mod tests {
     }
 
     /// Every scanner's name and pattern, the gap scanners' too.
-    fn all_scanners() -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn all_scanners() -> Vec<(&'static str, &'static str)> {
         let full = SCANNERS.iter().map(|s| (s.name, s.source));
         full.chain(GAP_SCANNERS.iter().map(|s| (s.name, s.source))).collect()
     }
