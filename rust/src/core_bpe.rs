@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 use crate::added_tokens::{Allowed, Segment};
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
-use crate::bpe::{self, Rank, TokenMap};
+use crate::bpe::{self, Lane, Rank, TokenMap};
 use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
@@ -189,7 +189,7 @@ impl Specials {
 /// Pieces looked up together: the table lines of a batch are all requested
 /// before the first is read, so their memory latencies overlap instead of
 /// adding up one piece after another.
-const BATCH: usize = 16;
+const BATCH: usize = 32;
 
 /// The pieces of one text on their way to tokens, in order.
 struct PieceBatch<'a, 't> {
@@ -202,11 +202,26 @@ struct PieceBatch<'a, 't> {
     keys: [u128; BATCH],
     hashes: [u64; BATCH],
     len: usize,
+    /// Pieces whose merge waits for the end of the flush (see
+    /// [`PieceBatch::merge_deferred`]): where their room in the output
+    /// starts, and their index in the batch.
+    deferred: [(usize, usize); BATCH],
+    n_deferred: usize,
 }
 
 impl<'a, 't> PieceBatch<'a, 't> {
     fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<&'a mut PieceCache>) -> Self {
-        Self { ranks, text, cache, pieces: [&[]; BATCH], keys: [0; BATCH], hashes: [0; BATCH], len: 0 }
+        Self {
+            ranks,
+            text,
+            cache,
+            pieces: [&[]; BATCH],
+            keys: [0; BATCH],
+            hashes: [0; BATCH],
+            len: 0,
+            deferred: [(0, 0); BATCH],
+            n_deferred: 0,
+        }
     }
 
     #[inline(always)]
@@ -238,40 +253,91 @@ impl<'a, 't> PieceBatch<'a, 't> {
         self.flush(out);
         let key = bpe::short_key(piece).unwrap_or(0);
         let hash = if key != 0 { bpe::key_hash(key) } else { 0 };
-        self.emit(piece, key, hash, out);
+        self.emit(piece, key, hash, out, None);
     }
 
     /// Emits the tokens of the pieces held.
     #[inline(never)]
     fn flush(&mut self, out: &mut Vec<Rank>) {
         for k in 0..self.len {
-            self.emit(self.pieces[k], self.keys[k], self.hashes[k], out);
+            self.emit(self.pieces[k], self.keys[k], self.hashes[k], out, Some(k));
+        }
+        if self.n_deferred > 0 {
+            self.merge_deferred(out);
         }
         self.len = 0;
     }
 
+    /// Merges the pieces deferred by [`PieceBatch::slow`] side by side (see
+    /// [`bpe::merge_lanes`]), writes their tokens into the room each left in
+    /// `out`, closes up what room is left over, and remembers them.
+    #[inline(never)]
+    fn merge_deferred(&mut self, out: &mut Vec<Rank>) {
+        let n = std::mem::take(&mut self.n_deferred);
+        let mut lanes = [Lane::default(); BATCH];
+        let (pieces, deferred) = (&self.pieces, &self.deferred);
+        bpe::merge_lanes(&mut lanes[..n], |j| pieces[deferred[j].1], self.ranks);
+        // Each piece's room (one id per byte) is at least its tokens, so
+        // writing at `write`, which never passes the room's start, only
+        // overwrites what was moved already.
+        let mut write = deferred[0].0;
+        for (j, lane) in lanes[..n].iter().enumerate() {
+            let (at, k) = deferred[j];
+            let start = write;
+            for token in lane.tokens() {
+                out[write] = token;
+                write += 1;
+            }
+            if let Some(cache) = &mut self.cache {
+                cache.remember(pieces[k], self.keys[k], self.hashes[k], &out[start..write]);
+            }
+            let (from, to) = (at + pieces[k].len(), if j + 1 < n { deferred[j + 1].0 } else { out.len() });
+            out.copy_within(from..to, write);
+            write += to - from;
+        }
+        out.truncate(write);
+    }
+
     /// Emits the tokens of one piece: a short token straight from the table,
-    /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long piece.
+    /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long piece;
+    /// `batched` is the piece's index in the batch when it is one of its pieces.
     #[inline(always)]
-    fn emit(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
+    fn emit(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         if key != 0 {
             if let Some(rank) = self.ranks.get_short(key, hash) {
                 out.push(rank);
                 return;
             }
         }
-        self.slow(piece, key, hash, out);
+        self.slow(piece, key, hash, out, batched);
     }
 
     /// A piece that is not a short token: a long token, or merged (through the
-    /// cache), whole or in the parts that cuts no token spans give.
+    /// cache), whole or in the parts that cuts no token spans give. A short
+    /// piece of the batch (index `batched`) that is not remembered leaves
+    /// room in `out` and is merged at the end of the flush, beside the others.
     #[inline(never)]
-    fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
+    fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         if piece.len() >= MIN_CUT_PIECE
             && (key == 0 || bpe::may_cut_short(key))
             && self.cut_and_emit(piece, key == 0, out)
         {
             return;
+        }
+        if let Some(k) = batched {
+            if key != 0 && piece.len() >= 2 {
+                // A packed key (key != 0) holds no more bytes than a lane takes.
+                const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
+                if let Some(cache) = &mut self.cache {
+                    if cache.lookup(piece, key, hash, out) {
+                        return;
+                    }
+                }
+                self.deferred[self.n_deferred] = (out.len(), k);
+                self.n_deferred += 1;
+                out.resize(out.len() + piece.len(), 0);
+                return;
+            }
         }
         let ranks = self.ranks;
         match &mut self.cache {

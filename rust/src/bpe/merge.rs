@@ -220,6 +220,129 @@ fn merge_parts<const N: usize>(
     out.extend(ids[..parts].iter().copied().filter(|&id| id != Rank::MAX));
 }
 
+/// The most bytes of a piece that [`merge_lanes`] takes (it has no more
+/// parts than the quadratic merge holds).
+pub const LANE_BYTES: usize = QUADRATIC_MAX - 1;
+
+/// One piece in [`merge_lanes`]: its parts as in [`merge_parts`], and where
+/// it merged last (`usize::MAX`: it is done).
+#[derive(Clone, Copy)]
+pub struct Lane {
+    ids: [Rank; QUADRATIC_MAX],
+    pair: [Rank; QUADRATIC_MAX],
+    parts: usize,
+    at: usize,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Self { ids: [Rank::MAX; QUADRATIC_MAX], pair: [Rank::MAX; QUADRATIC_MAX], parts: 0, at: usize::MAX }
+    }
+}
+
+impl Lane {
+    /// The piece's tokens, once merged (a byte that is no token is skipped, as in [`merge_parts`]).
+    pub fn tokens(&self) -> impl Iterator<Item = Rank> + '_ {
+        self.ids[..self.parts].iter().copied().filter(|&id| id != Rank::MAX)
+    }
+}
+
+/// Merges several pieces of at most [`LANE_BYTES`] bytes (none a token) at
+/// once, `lanes[k]` for `piece(k)`, with the same result as [`merge_piece`]
+/// on each. Each merge waits on merge-table lookups (a cache miss into a
+/// table of megabytes) and the next merge of its piece on that; the lookups
+/// of different pieces do not wait on each other. So every round makes one
+/// merge in each piece and starts loading the lookups it needs, then does
+/// them, once all pieces' loads are under way.
+pub fn merge_lanes<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+    let atoms = ranks.atoms();
+    // Start from atoms, as `merge_atoms` does: pairs of single bytes from
+    // the byte-pair table, the others from the merge table, loaded first.
+    let mut single = [None::<u8>; QUADRATIC_MAX];
+    for (k, lane) in lanes.iter_mut().enumerate() {
+        let piece = piece(k);
+        debug_assert!((2..=LANE_BYTES).contains(&piece.len()));
+        let (mut parts, mut i) = (0, 0);
+        while i < piece.len() {
+            let b = piece[i];
+            let (atom, len) = atoms.at(piece, i);
+            if atom != Rank::MAX {
+                lane.ids[parts] = atom;
+                single[parts] = None;
+                i += len;
+            } else {
+                lane.ids[parts] = ranks.byte(b);
+                single[parts] = Some(b);
+                i += 1;
+            }
+            parts += 1;
+        }
+        lane.parts = parts;
+        lane.at = 0;
+        for k in 0..parts - 1 {
+            lane.pair[k] = match (single[k], single[k + 1]) {
+                (Some(a), Some(b)) => ranks.pair(a, b),
+                _ => {
+                    ranks.prefetch_merge(lane.ids[k], lane.ids[k + 1]);
+                    LOOK_UP
+                }
+            };
+        }
+    }
+    for lane in lanes.iter_mut() {
+        for k in 0..lane.parts - 1 {
+            if lane.pair[k] == LOOK_UP {
+                lane.pair[k] = ranks.merge(lane.ids[k], lane.ids[k + 1]);
+            }
+        }
+    }
+    loop {
+        let mut merged = false;
+        for lane in lanes.iter_mut() {
+            if lane.at == usize::MAX {
+                continue;
+            }
+            let parts = lane.parts;
+            let best = lane.pair[..parts].iter().copied().min().unwrap_or(Rank::MAX);
+            if best == Rank::MAX {
+                lane.at = usize::MAX;
+                continue;
+            }
+            let at = lane.pair[..parts].iter().position(|&r| r == best).unwrap_or(0);
+            lane.ids[at] = best;
+            lane.ids.copy_within(at + 2..parts, at + 1);
+            lane.pair.copy_within(at + 2..parts, at + 1);
+            lane.parts = parts - 1;
+            lane.pair[parts - 1] = Rank::MAX;
+            if at + 1 < lane.parts {
+                ranks.prefetch_merge(best, lane.ids[at + 1]);
+            }
+            if at > 0 {
+                ranks.prefetch_merge(lane.ids[at - 1], best);
+            }
+            lane.at = at;
+            merged = true;
+        }
+        if !merged {
+            return;
+        }
+        for lane in lanes.iter_mut() {
+            if lane.at == usize::MAX {
+                continue;
+            }
+            let at = lane.at;
+            let best = lane.ids[at];
+            lane.pair[at] = if at + 1 < lane.parts { ranks.merge(best, lane.ids[at + 1]) } else { Rank::MAX };
+            if at > 0 {
+                lane.pair[at - 1] = ranks.merge(lane.ids[at - 1], best);
+            }
+        }
+    }
+}
+
+/// A pair rank still to be looked up (never a rank, nor `Rank::MAX`).
+const LOOK_UP: Rank = Rank::MAX - 2;
+
 /// `rank` of a part that was merged into its left neighbour (never a rank:
 /// the vocabulary has fewer than `u32::MAX - 1` tokens).
 const DEAD: Rank = Rank::MAX - 1;
@@ -638,6 +761,71 @@ mod tests {
     /// Merge speed on the first-seen pieces of real text, by piece length:
     /// `FASTLLM_MERGE_BENCH=text.txt cargo test --release merge_speed -- --ignored --nocapture`
     /// (vocabulary `FASTLLM_MERGE_VOCAB`, o200k_base.tiktoken by default).
+    /// Merges `pieces` (those that are no token and fit a lane) side by side
+    /// and checks each against the reference.
+    fn assert_lanes_equal_reference(pieces: &[Vec<u8>], r: &TokenMap, what: &str) {
+        let pieces: Vec<&[u8]> = pieces
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|p| (2..=LANE_BYTES).contains(&p.len()) && r.get(p).is_none())
+            .collect();
+        let mut lanes = vec![Lane::default(); pieces.len()];
+        merge_lanes(&mut lanes, |k| pieces[k], r);
+        for (lane, piece) in lanes.iter().zip(&pieces) {
+            let got: Vec<Rank> = lane.tokens().collect();
+            assert_eq!(
+                got,
+                reference(piece, r),
+                "{what}: {:?} among {} pieces",
+                String::from_utf8_lossy(piece),
+                pieces.len()
+            );
+        }
+    }
+
+    /// Pieces merged side by side, in groups of 1 to 40 of different lengths
+    /// (so lanes finish at different rounds), on random vocabularies with
+    /// atoms of two and three bytes and on the real ones.
+    #[test]
+    fn lanes_equal_reference() {
+        let mut rng = crate::test_rng::xorshift(0x7f4a_7c15_9e37_79b9);
+        let mut next = move || (rng() >> 33) as usize;
+        let letters: [&[u8]; 8] =
+            [b"a", b"b", b"e", "\u{e9}".as_bytes(), "\u{436}".as_bytes(), "\u{65e5}".as_bytes(), b" ", b"x"];
+        for round in 0..300 {
+            let mut tokens: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..(5 + next() % 40) {
+                let t: Vec<u8> = (0..1 + next() % 3).flat_map(|_| letters[next() % letters.len()].to_vec()).collect();
+                let t = if next() % 4 == 0 && t.len() > 1 { t[1..].to_vec() } else { t };
+                if t.len() > 1 && !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let pieces: Vec<Vec<u8>> = (0..1 + next() % 40)
+                .map(|_| (0..1 + next() % 8).flat_map(|_| letters[next() % letters.len()].to_vec()).collect())
+                .collect();
+            assert_lanes_equal_reference(&pieces, &r, &format!("round {round}, {tokens:?}"));
+        }
+        let alphabets = [
+            " etaoinshrdlucmfwypvbgkqjxz",
+            "aeinrst\u{e9}\u{e8}\u{fc}\u{df}",
+            "\u{430}\u{431}\u{435}\u{43e}\u{438}",
+            "\u{65e5}\u{672c}\u{306e}x",
+        ];
+        each_real_vocab(|file, r| {
+            for round in 0..400 {
+                let alphabet: Vec<char> = alphabets[round % alphabets.len()].chars().collect();
+                let pieces: Vec<Vec<u8>> = (0..1 + next() % 40)
+                    .map(|_| {
+                        (0..1 + next() % 12).map(|_| alphabet[next() % alphabet.len()]).collect::<String>().into_bytes()
+                    })
+                    .collect();
+                assert_lanes_equal_reference(&pieces, r, &format!("{file} round {round}"));
+            }
+        });
+    }
+
     #[test]
     #[ignore]
     fn merge_speed() {

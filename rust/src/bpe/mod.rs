@@ -10,5 +10,5 @@ pub mod piece_cache;
 pub mod rank_queue;
 pub mod vocab;
 
-pub use merge::{encode_piece, encode_piece_vec, merge_piece, merge_piece_with};
+pub use merge::{encode_piece, encode_piece_vec, merge_lanes, merge_piece, merge_piece_with, Lane, LANE_BYTES};
 pub use vocab::{key_hash, may_cut_short, short_key, short_key_in, Rank, TokenMap, MAX_TOKENS};

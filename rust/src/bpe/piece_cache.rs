@@ -125,39 +125,90 @@ impl PieceCache {
         out: &mut Vec<Rank>,
         merge: impl FnOnce(&[u8], &mut Vec<Rank>),
     ) {
+        let free = match self.probe(piece, key, hash) {
+            Ok(at) => return self.copy_out(at, out),
+            Err(free) => free,
+        };
+        let before = out.len();
+        merge(piece, out);
+        self.store(piece, key, hash, free, &out[before..]);
+    }
+
+    /// Appends the remembered tokens of `piece` to `out` and says true, or
+    /// says false (its tokens to be given later to [`PieceCache::remember`]).
+    #[inline]
+    pub fn lookup(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) -> bool {
+        match self.probe(piece, key, hash) {
+            Ok(at) => {
+                self.copy_out(at, out);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Remembers `tokens` as those of `piece` (keyed as for [`PieceCache::encode`]).
+    pub fn remember(&mut self, piece: &[u8], key: u128, hash: u64, tokens: &[Rank]) {
+        if let Err(free) = self.probe(piece, key, hash) {
+            self.store(piece, key, hash, free, tokens);
+        }
+    }
+
+    /// The stored key of a piece: the packed key, or `LONG` | hash.
+    #[inline(always)]
+    fn stored_key(key: u128, hash: u64) -> u128 {
+        if key == 0 {
+            LONG | hash as u128
+        } else {
+            key
+        }
+    }
+
+    /// The slot remembering `piece`, or the first free slot within reach (if any).
+    #[inline(always)]
+    fn probe(&self, piece: &[u8], key: u128, hash: u64) -> Result<usize, Option<usize>> {
         let long = key == 0;
-        let key = if long { LONG | hash as u128 } else { key };
+        let key = Self::stored_key(key, hash);
         let mask = self.slots.len() - 1;
         let home = self.home(hash);
-        let mut free = None;
         for k in 0..PROBES {
             let at = (home + k) & mask;
-            let slot = self.slots[at];
+            let slot = &self.slots[at];
             if slot.key == 0 {
-                free = Some(at);
-                break;
+                return Err(Some(at));
             }
             if slot.key == key
                 && (!long
                     || (slot.long_len as usize == piece.len()
                         && &self.bytes[slot.data[1] as usize..slot.data[1] as usize + piece.len()] == piece))
             {
-                let n = slot.tok_len as usize;
-                if slot.tokens_in_slot() {
-                    // A loop of at most three pushes: cheaper than memmove's call.
-                    for &t in &slot.data[..n] {
-                        out.push(t);
-                    }
-                } else {
-                    let from = slot.data[0] as usize;
-                    out.extend_from_slice(&self.tokens[from..from + n]);
-                }
-                return;
+                return Ok(at);
             }
         }
-        let before = out.len();
-        merge(piece, out);
-        let made = &out[before..];
+        Err(None)
+    }
+
+    /// Appends the tokens remembered in slot `at` to `out`.
+    #[inline(always)]
+    fn copy_out(&self, at: usize, out: &mut Vec<Rank>) {
+        let slot = &self.slots[at];
+        let n = slot.tok_len as usize;
+        if slot.tokens_in_slot() {
+            // A loop of at most three pushes: cheaper than memmove's call.
+            for &t in &slot.data[..n] {
+                out.push(t);
+            }
+        } else {
+            let from = slot.data[0] as usize;
+            out.extend_from_slice(&self.tokens[from..from + n]);
+        }
+    }
+
+    /// Remembers `made` as the tokens of `piece`, in slot `free` when the
+    /// probe found one free.
+    fn store(&mut self, piece: &[u8], key: u128, hash: u64, mut free: Option<usize>, made: &[Rank]) {
+        let long = key == 0;
+        let key = Self::stored_key(key, hash);
         if made.len() > u16::MAX as usize || (long && piece.len() > u16::MAX as usize) {
             return;
         }
@@ -168,9 +219,9 @@ impl PieceCache {
         }
         let at = match free {
             Some(at) => at,
-            None if self.used == 0 => self.home(hash),
-            // No free slot within reach: take the home slot's place.
-            None => home,
+            // Emptied, or no free slot within reach: the home slot (taking
+            // the place of what was there).
+            None => self.home(hash),
         };
         if self.slots[at].key == 0 {
             self.used += 1;

@@ -239,6 +239,14 @@ impl PairTable {
         }
     }
 
+    /// Starts loading what [`PairTable::get`] of `key` reads.
+    #[inline(always)]
+    fn prefetch(&self, key: u64) {
+        let slot = Self::filter_slot(key);
+        prefetch(&self.filter[slot >> 6]);
+        prefetch(&self.buckets[self.home(key)]);
+    }
+
     #[inline(always)]
     fn get(&self, key: u64) -> Rank {
         let slot = Self::filter_slot(key);
@@ -473,6 +481,12 @@ impl TokenMap {
     #[inline(always)]
     pub fn merge(&self, left: Rank, right: Rank) -> Rank {
         self.merges.get(pair_key(left, right))
+    }
+
+    /// Starts loading what [`TokenMap::merge`] of these parts reads.
+    #[inline(always)]
+    pub fn prefetch_merge(&self, left: Rank, right: Rank) {
+        self.merges.prefetch(pair_key(left, right))
     }
 
     #[inline(always)]
