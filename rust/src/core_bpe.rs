@@ -274,14 +274,22 @@ impl<'a, 't> PieceBatch<'a, 't> {
     #[inline(never)]
     fn merge_deferred(&mut self, out: &mut Vec<Rank>) {
         let n = std::mem::take(&mut self.n_deferred);
-        let mut lanes = [Lane::default(); BATCH];
+        // Most flushes defer a few pieces: lanes for them on the stack (a
+        // lane is 144 bytes to set up), more on the heap.
+        let (mut few, mut many) = ([Lane::default(); FEW_LANES], Vec::new());
+        let lanes: &mut [Lane] = if n <= FEW_LANES {
+            &mut few[..n]
+        } else {
+            many.resize(n, Lane::default());
+            &mut many
+        };
         let (pieces, deferred) = (&self.pieces, &self.deferred);
-        bpe::merge_lanes(&mut lanes[..n], |j| pieces[deferred[j].1], self.ranks);
+        bpe::merge_lanes(lanes, |j| pieces[deferred[j].1], self.ranks);
         // Each piece's room (one id per byte) is at least its tokens, so
         // writing at `write`, which never passes the room's start, only
         // overwrites what was moved already.
         let mut write = deferred[0].0;
-        for (j, lane) in lanes[..n].iter().enumerate() {
+        for (j, lane) in lanes.iter().enumerate() {
             let (at, k) = deferred[j];
             let start = write;
             for token in lane.tokens() {
@@ -353,6 +361,9 @@ impl<'a, 't> PieceBatch<'a, 't> {
         }
     }
 }
+
+/// Deferred pieces up to this many per flush merge in lanes on the stack.
+const FEW_LANES: usize = 4;
 
 /// Pieces shorter than this are merged whole: a cut would save little.
 const MIN_CUT_PIECE: usize = 5;
@@ -1037,6 +1048,28 @@ mod tests {
                 unsafe { c.split_and_encode_v3(text, &mut v3, Some(&mut cache)) }.unwrap();
                 assert_eq!(portable, v3, "{name}: {text:?}");
             }
+        }
+    }
+
+    /// Pieces merged at a flush (none, a few, more than the lanes on the
+    /// stack) give the tokens of merging each piece alone, first seen or
+    /// remembered from an earlier call.
+    #[test]
+    fn deferred_merges_equal_merging_each_piece() {
+        let c = CoreBpe::new(byte_vocab(&["ab", "ba", "abab", "aab", "bb", "bab", " a", " ab", "xa"]), &[], "gpt2")
+            .unwrap();
+        let mut next = crate::test_rng::xorshift(0x51_7cc1_b727_220a);
+        let words = [" ", "a", "b", "ab", "x", "ba", "\n", "é"];
+        for round in 0..300 {
+            let text: String = (0..round % 150).map(|_| words[(next() % words.len() as u64) as usize]).collect();
+            let expected: Vec<Rank> = c
+                .pretokenizer
+                .pieces(&text)
+                .unwrap()
+                .iter()
+                .flat_map(|p| bpe::encode_piece_vec(p.as_bytes(), &c.encoder))
+                .collect();
+            assert_eq!(c.encode_ordinary(&text).unwrap(), expected, "{text:?}");
         }
     }
 
