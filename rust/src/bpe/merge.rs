@@ -10,6 +10,8 @@
 //! e.g. a megabyte of letters) use a linked list plus a rank-bucket queue, which is
 //! O(n log n), so the cost per byte stays flat; there the time goes to cache
 //! misses, which prefetching and a bit filter in front of the vocabulary cut.
+//! Short pieces seen for the first time can also merge several at once
+//! ([`merge_lanes`]), so that their waits on the merge table overlap.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
