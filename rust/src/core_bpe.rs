@@ -327,7 +327,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
     #[inline(never)]
     fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         if piece.len() >= MIN_CUT_PIECE
-            && (key == 0 || bpe::may_cut_short(key))
+            && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
             && self.cut_and_emit(piece, key == 0, out)
         {
             return;

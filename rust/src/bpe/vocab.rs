@@ -354,6 +354,20 @@ pub fn may_cut_short(key: u128) -> bool {
     b & (b << 1) & (b << 2) & HIGH != 0
 }
 
+/// [`may_cut_short`] of a piece of any length, eight bytes at a time (for
+/// pieces too long to pack: Cyrillic and Greek words often are).
+#[inline]
+pub fn may_cut(bytes: &[u8]) -> bool {
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut any = 0;
+    for w in words.by_ref() {
+        let w = u64::from_le_bytes(w.try_into().unwrap());
+        any |= w & (w << 1) & (w << 2);
+    }
+    any & HIGH != 0 || words.remainder().iter().any(|&b| b >= CUT_BEFORE)
+}
+
 /// Maps token bytes to their rank.
 pub struct TokenMap {
     short: ShortTable,
@@ -583,6 +597,19 @@ mod tests {
 
     /// `may_cut_short` on a packed key says exactly whether a byte of the piece is
     /// `CUT_BEFORE` or more (every byte value, at every place, every length).
+    #[test]
+    fn may_cut_finds_exactly_the_bytes_a_cut_may_precede() {
+        for len in 0..40 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut piece = vec![b'a'; len];
+                    piece[at] = b;
+                    assert_eq!(may_cut(&piece), b >= CUT_BEFORE, "{len} {at} {b:#x}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn may_cut_short_finds_exactly_the_bytes_a_cut_may_precede() {
         let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
