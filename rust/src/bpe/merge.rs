@@ -209,8 +209,8 @@ fn merge_parts<const N: usize>(
         let at = pair[..parts].iter().position(|&r| r == best).unwrap_or(0);
         // Merge part `at + 1` into part `at`.
         ids[at] = best;
-        ids.copy_within(at + 2..parts, at + 1);
-        pair.copy_within(at + 2..parts, at + 1);
+        close_up(ids, at);
+        close_up(pair, at);
         parts -= 1;
         pair[parts] = Rank::MAX;
         pair[at] = if at + 1 < parts { merge(best, ids[at + 1]) } else { Rank::MAX };
@@ -312,8 +312,8 @@ pub fn merge_lanes<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ra
             }
             let at = lane.pair[..parts].iter().position(|&r| r == best).unwrap_or(0);
             lane.ids[at] = best;
-            lane.ids.copy_within(at + 2..parts, at + 1);
-            lane.pair.copy_within(at + 2..parts, at + 1);
+            close_up(&mut lane.ids, at);
+            close_up(&mut lane.pair, at);
             lane.parts = parts - 1;
             lane.pair[parts - 1] = Rank::MAX;
             if at + 1 < lane.parts {
@@ -344,6 +344,18 @@ pub fn merge_lanes<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ra
 
 /// A pair rank still to be looked up (never a rank, nor `Rank::MAX`).
 const LOOK_UP: Rank = Rank::MAX - 2;
+
+/// Moves every entry after `at + 1` one place down (dropping entry `at + 1`,
+/// the part merged into part `at`), over the whole array: a few vector
+/// selects instead of a call to `memmove` for a handful of entries. Entries
+/// past the live parts move too, harmlessly.
+#[inline(always)]
+fn close_up<const N: usize>(a: &mut [Rank; N], at: usize) {
+    let old = *a;
+    for i in 0..N - 1 {
+        a[i] = if i > at { old[i + 1] } else { old[i] };
+    }
+}
 
 /// `rank` of a part that was merged into its left neighbour (never a rank:
 /// the vocabulary has fewer than `u32::MAX - 1` tokens).
