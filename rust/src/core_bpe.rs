@@ -13,6 +13,8 @@ use rustc_hash::FxHashMap;
 use crate::added_tokens::{Allowed, Segment};
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::{self, Lane, Rank, TokenMap};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::x86_v3;
 use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
@@ -411,17 +413,6 @@ impl PieceBatch<'_, '_> {
             },
         }
     }
-}
-
-/// Whether this CPU runs x86-64-v3 code (AVX2, BMI1/2, LZCNT, POPCNT).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn x86_v3() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("bmi1")
-        && std::arch::is_x86_feature_detected!("bmi2")
-        && std::arch::is_x86_feature_detected!("lzcnt")
-        && std::arch::is_x86_feature_detected!("popcnt")
 }
 
 /// Room for the tokens of `bytes` of text: a token is 3 to 4 bytes of

@@ -8,6 +8,7 @@
 //! - [`specials`]: finding special tokens in text, for encoding and training alike.
 //! - [`added_tokens`]: HF tokenizer.json's added tokens (flags, normalized or not).
 //! - [`core_bpe`]: the tokenizer (`CoreBPE` in Python): encode and decode.
+//! - `cpu`: which compiled copy of the hot loops this CPU runs.
 //! - [`utf8_stream`]: decoding a token stream into complete characters.
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
 //! - [`trainer`]: learning the merges from counted pieces.
@@ -16,6 +17,7 @@ pub mod added_tokens;
 pub mod bpe;
 pub mod chunking;
 pub mod core_bpe;
+mod cpu;
 pub mod pretokenize;
 pub mod specials;
 pub mod trainer;

@@ -85,7 +85,23 @@ pub fn encode_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
 /// Appends the tokens of `piece`, which is known not to be a single token.
 #[inline]
 pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+    #[cfg(target_arch = "x86_64")]
+    if (2..=2 * QUADRATIC_MAX).contains(&piece.len()) && crate::cpu::x86_v3() {
+        // SAFETY: the CPU has the features `merge_atoms_v3` is compiled for.
+        if !unsafe { merge_atoms_v3(piece, ranks, out) } {
+            merge_queue(piece, ranks, out, &mut HeapQueue::default(), &mut |left, right| ranks.merge(left, right));
+        }
+        return;
+    }
     merge_piece_with(piece, ranks, out, &mut |left, right| ranks.merge(left, right));
+}
+
+/// [`merge_atoms`] compiled for x86-64-v3: the merge loop's minimum over
+/// the parts' ranks is one AVX2 instruction per eight (SSE2 has no unsigned minimum).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+fn merge_atoms_v3(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
+    merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, &mut |left, right| ranks.merge(left, right))
 }
 
 /// [`merge_piece`] with the merge table read through `merge` (which must
@@ -151,6 +167,7 @@ fn merge_quadratic<const N: usize>(
 /// other merge (see `atoms`) starts as that token, which is where
 /// byte-by-byte merging would get to first. False, with nothing emitted,
 /// when the piece has more than `N` atoms.
+#[inline(always)]
 fn merge_atoms<const N: usize>(
     piece: &[u8],
     ranks: &TokenMap,
@@ -257,6 +274,23 @@ impl Lane {
 /// merge in each piece and starts loading the lookups it needs, then does
 /// them, once all pieces' loads are under way.
 pub fn merge_lanes<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::x86_v3() {
+        // SAFETY: the CPU has the features `merge_lanes_v3` is compiled for.
+        return unsafe { merge_lanes_v3(lanes, piece, ranks) };
+    }
+    merge_lanes_in(lanes, piece, ranks)
+}
+
+/// [`merge_lanes`] compiled for x86-64-v3 (see [`merge_atoms_v3`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+fn merge_lanes_v3<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+    merge_lanes_in(lanes, piece, ranks)
+}
+
+#[inline(always)]
+fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
     let atoms = ranks.atoms();
     // Start from atoms, as `merge_atoms` does: pairs of single bytes from
     // the byte-pair table, the others from the merge table, loaded first.
@@ -768,6 +802,12 @@ mod tests {
                     "{file} round {round} {:?}",
                     String::from_utf8_lossy(piece)
                 );
+                // The portable merge (`merge_piece` may run the x86-64-v3 copy).
+                if r.get(piece).is_none() {
+                    let mut portable = Vec::new();
+                    merge_piece_with(piece, r, &mut portable, &mut |a, b| r.merge(a, b));
+                    assert_eq!(portable, expected, "{file} round {round}, portable");
+                }
             }
         });
     }
@@ -785,6 +825,12 @@ mod tests {
             .collect();
         let mut lanes = vec![Lane::default(); pieces.len()];
         merge_lanes(&mut lanes, |k| pieces[k], r);
+        // The portable copy (the above may run the x86-64-v3 one) agrees.
+        let mut portable = vec![Lane::default(); pieces.len()];
+        merge_lanes_in(&mut portable, |k| pieces[k], r);
+        for (a, b) in lanes.iter().zip(&portable) {
+            assert!(a.tokens().eq(b.tokens()), "{what}: portable lanes differ");
+        }
         for (lane, piece) in lanes.iter().zip(&pieces) {
             let got: Vec<Rank> = lane.tokens().collect();
             assert_eq!(
