@@ -781,6 +781,8 @@ impl CoreBpe {
         self.split_and_encode(text, out, cache)
     }
 
+    /// Splits `text` and encodes its pieces into `out` (as compiled for any
+    /// CPU; see [`CoreBpe::split_and_encode_v3`]).
     #[inline(always)]
     fn split_and_encode(
         &self,

@@ -176,26 +176,10 @@ fn merge_atoms<const N: usize>(
 ) -> bool {
     let mut ids = [Rank::MAX; N];
     let mut pair = [Rank::MAX; N];
-    // The byte of each single-byte atom (for the byte-pair table), or None.
     let mut single: [Option<u8>; N] = [None; N];
-    let atoms = ranks.atoms();
-    let (mut parts, mut i) = (0, 0);
-    while i < piece.len() {
-        if parts == N {
-            return false;
-        }
-        let b = piece[i];
-        let (atom, len) = atoms.at(piece, i);
-        if atom != Rank::MAX {
-            ids[parts] = atom;
-            i += len;
-        } else {
-            ids[parts] = ranks.byte(b);
-            single[parts] = Some(b);
-            i += 1;
-        }
-        parts += 1;
-    }
+    let Some(parts) = split_into_atoms(piece, ranks, &mut ids, &mut single) else {
+        return false;
+    };
     for k in 0..parts - 1 {
         pair[k] = match (single[k], single[k + 1]) {
             (Some(a), Some(b)) => ranks.pair(a, b),
@@ -204,6 +188,39 @@ fn merge_atoms<const N: usize>(
     }
     merge_parts(&mut ids, &mut pair, parts, out, merge);
     true
+}
+
+/// Splits `piece` into its atoms (see [`merge_atoms`]): their tokens in
+/// `ids`, and in `single` the byte of each atom that is a single byte (for
+/// the byte-pair table), None for the others. The number of atoms, None
+/// when there are more than `N`.
+#[inline(always)]
+fn split_into_atoms<const N: usize>(
+    piece: &[u8],
+    ranks: &TokenMap,
+    ids: &mut [Rank; N],
+    single: &mut [Option<u8>; N],
+) -> Option<usize> {
+    let atoms = ranks.atoms();
+    let (mut parts, mut i) = (0, 0);
+    while i < piece.len() {
+        if parts == N {
+            return None;
+        }
+        let b = piece[i];
+        let (atom, len) = atoms.at(piece, i);
+        if atom != Rank::MAX {
+            ids[parts] = atom;
+            single[parts] = None;
+            i += len;
+        } else {
+            ids[parts] = ranks.byte(b);
+            single[parts] = Some(b);
+            i += 1;
+        }
+        parts += 1;
+    }
+    Some(parts)
 }
 
 /// The merge loop of the quadratic paths: parts `0..parts` are live, `ids[k]`
@@ -289,30 +306,18 @@ fn merge_lanes_v3<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
     merge_lanes_in(lanes, piece, ranks)
 }
 
+/// [`merge_lanes`] as compiled for any CPU.
 #[inline(always)]
 fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
-    let atoms = ranks.atoms();
     // Start from atoms, as `merge_atoms` does: pairs of single bytes from
     // the byte-pair table, the others from the merge table, loaded first.
     let mut single = [None::<u8>; QUADRATIC_MAX];
     for (k, lane) in lanes.iter_mut().enumerate() {
         let piece = piece(k);
         debug_assert!((2..=LANE_BYTES).contains(&piece.len()));
-        let (mut parts, mut i) = (0, 0);
-        while i < piece.len() {
-            let b = piece[i];
-            let (atom, len) = atoms.at(piece, i);
-            if atom != Rank::MAX {
-                lane.ids[parts] = atom;
-                single[parts] = None;
-                i += len;
-            } else {
-                lane.ids[parts] = ranks.byte(b);
-                single[parts] = Some(b);
-                i += 1;
-            }
-            parts += 1;
-        }
+        // A piece of at most LANE_BYTES has fewer atoms than a lane holds.
+        let parts = split_into_atoms(piece, ranks, &mut lane.ids, &mut single)
+            .expect("a piece of at most LANE_BYTES bytes fits a lane");
         lane.parts = parts;
         lane.at = 0;
         for k in 0..parts - 1 {
