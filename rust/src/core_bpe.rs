@@ -190,7 +190,8 @@ impl Specials {
 
 /// Pieces looked up together: the table lines of a batch are all requested
 /// before the first is read, so their memory latencies overlap instead of
-/// adding up one piece after another.
+/// adding up one piece after another; so do the merges of its pieces seen
+/// for the first time (see [`PieceBatch::merge_deferred`]).
 const BATCH: usize = 32;
 
 /// The pieces of one text on their way to tokens, in order.
