@@ -339,7 +339,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
             if key != 0 && piece.len() >= 2 {
                 // A packed key (key != 0) holds no more bytes than a lane takes.
                 const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
-                if let Some(cache) = &mut self.cache {
+                if let Some(cache) = &self.cache {
                     if cache.lookup(piece, key, hash, out) {
                         return;
                     }

@@ -817,9 +817,6 @@ mod tests {
         });
     }
 
-    /// Merge speed on the first-seen pieces of real text, by piece length:
-    /// `FASTLLM_MERGE_BENCH=text.txt cargo test --release merge_speed -- --ignored --nocapture`
-    /// (vocabulary `FASTLLM_MERGE_VOCAB`, o200k_base.tiktoken by default).
     /// Merges `pieces` (those that are no token and fit a lane) side by side
     /// and checks each against the reference.
     fn assert_lanes_equal_reference(pieces: &[Vec<u8>], r: &TokenMap, what: &str) {
@@ -891,6 +888,9 @@ mod tests {
         });
     }
 
+    /// Merge speed on the first-seen pieces of real text, by piece length:
+    /// `FASTLLM_MERGE_BENCH=text.txt cargo test --release merge_speed -- --ignored --nocapture`
+    /// (vocabulary `FASTLLM_MERGE_VOCAB`, o200k_base.tiktoken by default).
     #[test]
     #[ignore]
     fn merge_speed() {

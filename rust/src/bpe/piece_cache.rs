@@ -137,7 +137,7 @@ impl PieceCache {
     /// Appends the remembered tokens of `piece` to `out` and says true, or
     /// says false (its tokens to be given later to [`PieceCache::remember`]).
     #[inline]
-    pub fn lookup(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) -> bool {
+    pub fn lookup(&self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) -> bool {
         match self.probe(piece, key, hash) {
             Ok(at) => {
                 self.copy_out(at, out);

@@ -595,8 +595,8 @@ impl TokenMap {
 mod tests {
     use super::*;
 
-    /// `may_cut_short` on a packed key says exactly whether a byte of the piece is
-    /// `CUT_BEFORE` or more (every byte value, at every place, every length).
+    /// `may_cut` says exactly whether a byte of a piece of any length is
+    /// `CUT_BEFORE` or more (every byte value, at every place, lengths to 39).
     #[test]
     fn may_cut_finds_exactly_the_bytes_a_cut_may_precede() {
         for len in 0..40 {
@@ -610,6 +610,8 @@ mod tests {
         }
     }
 
+    /// `may_cut_short` on a packed key says exactly whether a byte of the piece is
+    /// `CUT_BEFORE` or more (every byte value, at every place, every length).
     #[test]
     fn may_cut_short_finds_exactly_the_bytes_a_cut_may_precede() {
         let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1d);
