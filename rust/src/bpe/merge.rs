@@ -233,20 +233,8 @@ fn merge_parts<const N: usize>(
     out: &mut Vec<Rank>,
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
-    loop {
-        // Two passes (the lowest rank, then its first position) vectorize,
-        // unlike one pass carrying both.
-        let best = pair[..parts].iter().copied().min().unwrap_or(Rank::MAX);
-        if best == Rank::MAX {
-            break;
-        }
-        let at = pair[..parts].iter().position(|&r| r == best).unwrap_or(0);
-        // Merge part `at + 1` into part `at`.
-        ids[at] = best;
-        close_up(ids, at);
-        close_up(pair, at);
-        parts -= 1;
-        pair[parts] = Rank::MAX;
+    while let Some(at) = merge_lowest(ids, pair, &mut parts) {
+        let best = ids[at];
         pair[at] = if at + 1 < parts { merge(best, ids[at + 1]) } else { Rank::MAX };
         if at > 0 {
             pair[at - 1] = merge(ids[at - 1], best);
@@ -254,6 +242,27 @@ fn merge_parts<const N: usize>(
     }
     // A byte that is not a token (a vocabulary the caller did not check) is skipped.
     out.extend(ids[..parts].iter().copied().filter(|&id| id != Rank::MAX));
+}
+
+/// One step of the quadratic merges: merges the pair of parts `0..*parts`
+/// of lowest rank (the leftmost on a tie), part `at + 1` into part `at`,
+/// and returns `at`; None when no pair merges. The ranks of the pairs the
+/// new part makes with its neighbours are the caller's to look up.
+#[inline(always)]
+fn merge_lowest<const N: usize>(ids: &mut [Rank; N], pair: &mut [Rank; N], parts: &mut usize) -> Option<usize> {
+    // Two passes (the lowest rank, then its first position) vectorize,
+    // unlike one pass carrying both.
+    let best = pair[..*parts].iter().copied().min().unwrap_or(Rank::MAX);
+    if best == Rank::MAX {
+        return None;
+    }
+    let at = pair[..*parts].iter().position(|&r| r == best).unwrap_or(0);
+    ids[at] = best;
+    close_up(ids, at);
+    close_up(pair, at);
+    *parts -= 1;
+    pair[*parts] = Rank::MAX;
+    Some(at)
 }
 
 /// The most bytes of a piece that [`merge_lanes`] takes (it has no more
@@ -343,18 +352,11 @@ fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
             if lane.at == usize::MAX {
                 continue;
             }
-            let parts = lane.parts;
-            let best = lane.pair[..parts].iter().copied().min().unwrap_or(Rank::MAX);
-            if best == Rank::MAX {
+            let Some(at) = merge_lowest(&mut lane.ids, &mut lane.pair, &mut lane.parts) else {
                 lane.at = usize::MAX;
                 continue;
-            }
-            let at = lane.pair[..parts].iter().position(|&r| r == best).unwrap_or(0);
-            lane.ids[at] = best;
-            close_up(&mut lane.ids, at);
-            close_up(&mut lane.pair, at);
-            lane.parts = parts - 1;
-            lane.pair[parts - 1] = Rank::MAX;
+            };
+            let best = lane.ids[at];
             if at + 1 < lane.parts {
                 ranks.prefetch_merge(best, lane.ids[at + 1]);
             }
