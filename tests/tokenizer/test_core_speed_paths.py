@@ -134,6 +134,34 @@ def test_lists_share_int_objects_but_not_lists(pair, corpora, corpus):
     assert batch[0] == batch[1] and batch[0] is not batch[1]
 
 
+def test_id_lists_are_left_out_of_the_cycle_collector(pair, corpora):
+    """Lists of ints join no cycles: the collector is spared walking them (the batch's outer
+    list, which holds lists, stays tracked), and they are still ordinary, freed lists."""
+    import gc
+    import weakref
+
+    text = corpora["tinyshakespeare.txt"][:5_000]
+    ids = pair.core.encode_ordinary(text)
+    batch = pair.core.encode_ordinary_batch([text[:300], text[300:900]])
+    assert not gc.is_tracked(ids) and not any(gc.is_tracked(item) for item in batch)
+    assert gc.is_tracked(batch)
+    assert gc.is_tracked([1, 2]), "a list made in Python is tracked: the check can fail"
+    gc.collect()
+    assert ids == pair.ref.encode_ordinary(text) and batch[1] == pair.ref.encode_ordinary(text[300:900])
+    ids.append(-1)
+    assert ids[-1] == -1 and ids[:-1] == pair.ref.encode_ordinary(text)
+    # Freed when the last reference goes (lists cannot be weakly referenced; a subclass can,
+    # so watch an object the list holds).
+    class Marker:
+        pass
+
+    marker = Marker()
+    gone = weakref.ref(marker)
+    ids.append(marker)
+    del marker, ids
+    assert gone() is None
+
+
 def test_lists_hold_one_reference_per_id(pair, corpora):
     """The shared ints' reference counts are kept by hand (not through Py_IncRef): a list
     holds exactly one per item, and gives them all back when it goes."""

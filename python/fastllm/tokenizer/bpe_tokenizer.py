@@ -4,6 +4,13 @@ The heavy work (pre-tokenization, merging, decoding, batches on all cores)
 happens in ``fastllm._core.CoreBPE`` with the GIL released; this class checks
 arguments, applies tiktoken's special-token policy and reads/writes files.
 A Tokenizer is immutable, safe to share between threads, and picklable.
+
+The id lists the Rust core builds (``encode``, ``encode_ordinary``, the items of
+the batch calls) are plain lists of ints, but left out of Python's cyclic
+garbage collector (``gc.is_tracked`` is False), as CPython leaves out tuples of
+ints: ints form no cycles, and the collector would otherwise walk every id of
+every list it finds alive. Reference counting frees them as usual; only a cycle
+made through such a list itself (a list appended to itself) would not be found.
 """
 
 from __future__ import annotations

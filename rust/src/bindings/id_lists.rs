@@ -81,7 +81,7 @@ impl IdObjects {
         }
     }
 
-    /// `ids` as a Python list of ints.
+    /// `ids` as a Python list of ints, not tracked by the cyclic garbage collector.
     pub fn list<'py>(&self, py: Python<'py>, ids: &[Rank]) -> PyResult<Bound<'py, PyList>> {
         // SAFETY: PyList_New returns a new reference (or NULL with an exception
         // set); each item is set exactly once with a new reference, which
@@ -98,6 +98,14 @@ impl IdObjects {
                 let obj = self.get(py, id)?;
                 ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj);
             }
+            // Out of the cyclic collector, as CPython leaves tuples of ints:
+            // ints cannot make a cycle, and every collection that finds a
+            // list of ids alive would walk all of its items (a fifth of a
+            // batch of short lines went to that). Only a cycle the caller
+            // builds through the list itself (`ids.append(ids)`) goes
+            // uncollected. A list being dropped untracks itself again, which
+            // CPython allows.
+            ffi::PyObject_GC_UnTrack(list.as_ptr().cast());
             Ok(list.cast_into_unchecked())
         }
     }
