@@ -536,12 +536,14 @@ impl BatchSink for Collect {
     }
 }
 
-/// Splits a batch into runs of consecutive texts `(start, end, bytes)`: a few
-/// runs per thread for balance, each long enough for its piece cache (which
-/// its texts share) to pay off.
+/// Splits a batch into runs of consecutive texts `(start, end, bytes)`:
+/// up to sixteen runs per thread, so that the lists of the last run, which the
+/// calling thread builds once the workers are done, are a small part of the
+/// whole; but at least 32 KB each, as each run costs a hand-over to that
+/// thread (16 KB runs lost 4-9% on a batch of short lines).
 fn plan_runs<S: AsRef<str>>(texts: &[S], threads: usize) -> Vec<(usize, usize, usize)> {
     let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-    let per_run = (total / (8 * threads.max(1))).clamp(1 << 16, 1 << 22);
+    let per_run = (total / (16 * threads.max(1))).clamp(1 << 15, 1 << 22);
     let mut runs = Vec::new();
     let (mut start, mut size) = (0, 0);
     for (i, t) in texts.iter().enumerate() {
