@@ -500,10 +500,15 @@ pub struct Run {
 impl Run {
     /// The tokens of each text of the run, in order.
     pub fn texts(&self) -> impl Iterator<Item = &[Rank]> + '_ {
+        self.ranges().map(|range| &self.ids[range])
+    }
+
+    /// Where each text's tokens are in `ids`.
+    pub fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         self.ends.iter().scan(0, |from, &end| {
-            let ids = &self.ids[*from..end];
+            let range = *from..end;
             *from = end;
-            Some(ids)
+            Some(range)
         })
     }
 }

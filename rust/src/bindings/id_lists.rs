@@ -6,6 +6,7 @@
 //! every list after that holds a new reference to the same object: a
 //! reference count per token instead of an allocation.
 
+use std::ops::Range;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -83,18 +84,26 @@ impl IdObjects {
 
     /// `ids` as a Python list of ints, not tracked by the cyclic garbage collector.
     pub fn list<'py>(&self, py: Python<'py>, ids: &[Rank]) -> PyResult<Bound<'py, PyList>> {
+        self.list_in(py, ids, 0..ids.len())
+    }
+
+    /// `all[range]` as a list, as [`IdObjects::list`] makes it; what it
+    /// prefetches ahead runs on past the range into `all` (a batch's short
+    /// texts, one after another: each too short to hide its own misses).
+    pub fn list_in<'py>(&self, py: Python<'py>, all: &[Rank], range: Range<usize>) -> PyResult<Bound<'py, PyList>> {
         // SAFETY: PyList_New returns a new reference (or NULL with an exception
         // set); each item is set exactly once with a new reference, which
         // PyList_SetItem steals. Should `get` fail midway, the list is dropped
         // with some NULL items, which list deallocation allows.
         unsafe {
-            let list = ffi::PyList_New(ids.len() as ffi::Py_ssize_t);
+            let list = ffi::PyList_New(range.len() as ffi::Py_ssize_t);
             if list.is_null() {
                 return Err(PyErr::fetch(py));
             }
             let list = Bound::from_owned_ptr(py, list);
-            for (i, &id) in ids.iter().enumerate() {
-                self.prefetch_ahead(ids, i);
+            let start = range.start;
+            for (i, &id) in all[range].iter().enumerate() {
+                self.prefetch_ahead(all, start + i);
                 let obj = self.get(py, id)?;
                 ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj);
             }

@@ -2,6 +2,7 @@
 //! Heavy calls run with the GIL released.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
@@ -150,8 +151,10 @@ impl<'a, 'py> ListSink<'a, 'py> {
         }
     }
 
-    fn set(&mut self, index: usize, ids: &[Rank]) {
-        match self.ids.list(self.py, ids) {
+    /// Sets item `index` to the list of `all[range]` (`all`: the ids of
+    /// this and the next texts, which the list's making prefetches).
+    fn set(&mut self, index: usize, all: &[Rank], range: Range<usize>) {
+        match self.ids.list_in(self.py, all, range) {
             // SAFETY: `index` is in range and its item unset; SetItem steals the new reference.
             Ok(item) => unsafe {
                 pyo3::ffi::PyList_SetItem(self.list.as_ptr(), index as pyo3::ffi::Py_ssize_t, item.into_ptr());
@@ -184,9 +187,9 @@ impl BatchSink for ListSink<'_, '_> {
         // making them (it would walk every list made so far, again and again).
         let _paused = GcPause::new(self.py);
         let mut since_yield = 0;
-        for (k, ids) in run.texts().enumerate() {
-            self.set(run.start + k, ids);
-            since_yield += ids.len() + 1;
+        for (k, range) in run.ranges().enumerate() {
+            since_yield += range.len() + 1;
+            self.set(run.start + k, &run.ids, range);
             if since_yield >= YIELD_EVERY {
                 // Lets a Python thread that has waited a switch interval for
                 // the GIL take it (CPython hands it over on release then).
