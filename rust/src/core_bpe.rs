@@ -228,10 +228,10 @@ struct PieceBatch<'a, 't> {
     text: &'t [u8],
     cache: Option<&'a mut PieceCache>,
     /// Pieces `0..len`: each piece, its packed key (0: longer than a key
-    /// holds) and the key's hash (unused without a key).
+    /// holds) and where the vocabulary looks for it (unused without a key).
     pieces: PerPiece<&'t [u8]>,
     keys: PerPiece<u128>,
-    hashes: PerPiece<u64>,
+    homes: PerPiece<usize>,
     len: usize,
     /// Pieces whose merge waits for the end of the flush (see
     /// [`PieceBatch::merge_deferred`]): where their room in the output
@@ -248,7 +248,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
             cache,
             pieces: PerPiece::new(),
             keys: PerPiece::new(),
-            hashes: PerPiece::new(),
+            homes: PerPiece::new(),
             len: 0,
             deferred: PerPiece::new(),
             n_deferred: 0,
@@ -262,9 +262,10 @@ impl<'a, 't> PieceBatch<'a, 't> {
         let key = bpe::short_key_in(self.text, piece).unwrap_or(0);
         self.keys.set(k, key);
         let hash = bpe::key_hash(key);
-        self.hashes.set(k, hash);
+        let home = self.ranks.short_home(hash);
+        self.homes.set(k, home);
         if key != 0 {
-            self.ranks.prefetch(hash);
+            self.ranks.prefetch_short(home);
             // Its piece-cache slot too, which a piece that is no token reads
             // next (a few in a hundred pieces of code, a quarter of latin's):
             // one more hint per piece costs less than that wait.
@@ -283,8 +284,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
     fn push_now(&mut self, piece: &[u8], out: &mut Vec<Rank>) {
         self.flush(out);
         let key = bpe::short_key(piece).unwrap_or(0);
-        let hash = if key != 0 { bpe::key_hash(key) } else { 0 };
-        self.emit(piece, key, hash, out, None);
+        let home = self.ranks.short_home(bpe::key_hash(key));
+        self.emit(piece, key, home, out, None);
     }
 
     /// Emits the tokens of the pieces held.
@@ -292,8 +293,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
     fn flush(&mut self, out: &mut Vec<Rank>) {
         for k in 0..self.len {
             // SAFETY: `push` set pieces `0..len`.
-            let (piece, key, hash) = unsafe { (self.pieces.get(k), self.keys.get(k), self.hashes.get(k)) };
-            self.emit(piece, key, hash, out, Some(k));
+            let (piece, key, home) = unsafe { (self.pieces.get(k), self.keys.get(k), self.homes.get(k)) };
+            self.emit(piece, key, home, out, Some(k));
         }
         if self.n_deferred > 0 {
             self.merge_deferred(out);
@@ -333,8 +334,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 write += 1;
             }
             if let Some(cache) = &mut self.cache {
-                let (key, hash) = unsafe { (self.keys.get(k), self.hashes.get(k)) };
-                cache.remember(piece, key, hash, &out[start..write]);
+                let key = unsafe { self.keys.get(k) };
+                cache.remember(piece, key, bpe::key_hash(key), &out[start..write]);
             }
             let (from, to) = (at + piece.len(), if j + 1 < n { unsafe { deferred.get(j + 1).0 } } else { out.len() });
             out.copy_within(from..to, write);
@@ -344,17 +345,18 @@ impl<'a, 't> PieceBatch<'a, 't> {
     }
 
     /// Emits the tokens of one piece: a short token straight from the table,
-    /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long piece;
-    /// `batched` is the piece's index in the batch when it is one of its pieces.
+    /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long
+    /// piece; `home` is the key's [`TokenMap::short_home`]; `batched` is the
+    /// piece's index in the batch when it is one of its pieces.
     #[inline(always)]
-    fn emit(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
+    fn emit(&mut self, piece: &[u8], key: u128, home: usize, out: &mut Vec<Rank>, batched: Option<usize>) {
         if key != 0 {
-            if let Some(rank) = self.ranks.get_short(key, hash) {
+            if let Some(rank) = self.ranks.get_short_at(key, home) {
                 out.push(rank);
                 return;
             }
         }
-        self.slow(piece, key, hash, out, batched);
+        self.slow(piece, key, out, batched);
     }
 
     /// A piece that is not a short token: a long token, or merged (through the
@@ -362,7 +364,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
     /// piece of the batch (index `batched`) that is not remembered leaves
     /// room in `out` and is merged at the end of the flush, beside the others.
     #[inline(never)]
-    fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
+    fn slow(&mut self, piece: &[u8], key: u128, out: &mut Vec<Rank>, batched: Option<usize>) {
+        let hash = bpe::key_hash(key);
         if piece.len() >= MIN_CUT_PIECE
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
             && self.cut_and_emit(piece, key == 0, out)

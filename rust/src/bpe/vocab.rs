@@ -142,14 +142,20 @@ impl ShortTable {
     }
 
     #[inline(always)]
-    fn prefetch(&self, hash: u64) {
-        prefetch(&self.buckets[self.home(hash)]);
+    fn prefetch_at(&self, home: usize) {
+        prefetch(&self.buckets[home]);
     }
 
     #[inline(always)]
     fn get(&self, key: u128, hash: u64) -> Option<Rank> {
+        self.get_at(key, self.home(hash))
+    }
+
+    /// `get` from the key's home bucket, found before.
+    #[inline(always)]
+    fn get_at(&self, key: u128, home: usize) -> Option<Rank> {
         let mask = self.buckets.len() - 1;
-        let mut b = self.home(hash);
+        let mut b = home;
         loop {
             let bucket = &self.buckets[b];
             // Compare all three keys without branching on which one matches.
@@ -523,10 +529,23 @@ impl TokenMap {
         self.short.get(key, hash)
     }
 
-    /// Starts loading the table line that [`TokenMap::get_short`] of this hash reads.
+    /// Where the short token of `hash == key_hash(key)` is looked for first
+    /// (for [`TokenMap::prefetch_short`] and [`TokenMap::get_short_at`]).
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        self.short.prefetch(hash)
+    pub fn short_home(&self, hash: u64) -> usize {
+        self.short.home(hash)
+    }
+
+    /// Starts loading the table line that [`TokenMap::get_short_at`] of `home` reads.
+    #[inline(always)]
+    pub fn prefetch_short(&self, home: usize) {
+        self.short.prefetch_at(home)
+    }
+
+    /// [`TokenMap::get_short`] from the key's [`TokenMap::short_home`].
+    #[inline(always)]
+    pub fn get_short_at(&self, key: u128, home: usize) -> Option<Rank> {
+        self.short.get_at(key, home)
     }
 
     /// Rank of a token longer than 15 bytes.
