@@ -836,10 +836,10 @@ impl CoreBpe {
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
         let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
-        let split = self.pretokenizer.for_each_piece_inline(
+        let split = self.pretokenizer.for_each_piece_bytes_inline(
             text,
             #[inline(always)]
-            |piece| batch.push(piece.as_bytes(), out),
+            |piece| batch.push(piece, out),
         );
         // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.flush(out);
