@@ -3,8 +3,19 @@
 
 use pyo3::prelude::*;
 
+use pyo3::types::{PyBytes, PyString};
+
+use super::text_args::Utf8;
 use super::value_error;
 use crate::pretokenize::Pretokenizer;
+
+/// The UTF-8 the encoder is handed for `text`, and whether it was transcoded
+/// here (see `text_args`) rather than lent by the interpreter.
+#[pyfunction]
+fn utf8_of<'py>(text: &Bound<'py, PyString>) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+    let utf8 = Utf8::of(text)?;
+    Ok((PyBytes::new(text.py(), utf8.as_bytes()), utf8.transcoded()))
+}
 
 /// Splits `text` with the regex engine (built-in names resolved to their
 /// regex): the reference the scanners and compiled patterns are tested against.
@@ -26,6 +37,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     testing.add("__name__", "fastllm._core.testing")?;
     testing.add_function(wrap_pyfunction!(split_regex, &testing)?)?;
     testing.add_function(wrap_pyfunction!(split_engine, &testing)?)?;
+    testing.add_function(wrap_pyfunction!(utf8_of, &testing)?)?;
     parent.add_submodule(&testing)?;
     // A submodule of an extension is found by `import fastllm._core.testing`
     // only through sys.modules.

@@ -1,0 +1,83 @@
+"""A long str that is not ASCII reaches the encoder through fastllm's own UTF-32 -> UTF-8
+transcoding (rust/src/bindings/text_args.rs), not CPython's: its bytes must be exactly
+``str.encode("utf-8")`` for every kind of str CPython stores (1, 2 and 4 bytes a character),
+on both sides of the length threshold, and a lone surrogate must still be refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastllm import _core
+
+utf8_of = _core.testing.utf8_of
+
+#: The shortest text transcoded here (TRANSCODE_FROM_CHARS in text_args.rs).
+THRESHOLD = 1024
+
+# One string per storage kind CPython picks from the widest character, each with
+# the 1-, 2-, 3- and 4-byte UTF-8 characters the kind can hold.
+KINDS = {
+    "latin-1": "naïve café, Straße ÷ ×",
+    "ucs-2": "привет мир, 日本語の文章, ĳ ǅ ∑ — «»",
+    "ucs-4": "emoji 👋🏽 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, 中文 𠀀 ok",
+}
+
+
+def _of_length(sample: str, n: int) -> str:
+    return (sample * (n // len(sample) + 1))[:n]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n", [THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 70_001])
+def test_each_kind_either_side_of_the_threshold(kind, n):
+    text = _of_length(KINDS[kind], n)
+    data, transcoded = utf8_of(text)
+    assert data == text.encode("utf-8")
+    assert transcoded == (n >= THRESHOLD), "the threshold moved: update THRESHOLD here"
+
+
+def test_ascii_is_lent_not_transcoded():
+    text = "plain ASCII text. " * 200
+    assert utf8_of(text) == (text.encode(), False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", [0, 1, THRESHOLD // 2, -1])
+def test_a_lone_surrogate_is_refused_as_cpython_refuses_it(kind, where):
+    chars = list(_of_length(KINDS[kind], 2 * THRESHOLD))
+    chars[where] = "\udc80"
+    with pytest.raises(UnicodeEncodeError, match="surrogate"):
+        utf8_of("".join(chars))
+
+
+def test_a_buffer_reused_from_a_longer_text_holds_only_the_new_one():
+    long, short = _of_length(KINDS["ucs-2"], 50_000), _of_length(KINDS["latin-1"], 2_000)
+    for text in (long, short, long, short):
+        assert utf8_of(text)[0] == text.encode()
+
+
+def test_texts_of_a_batch_keep_their_own_bytes():
+    # Several transcoded texts alive at once (a batch) must not share a buffer.
+    core = _core.CoreBPE([bytes([b]) for b in range(256)], {}, "o200k")
+    texts = [_of_length(KINDS[k], THRESHOLD + 7 * i) for i, k in enumerate(list(KINDS) * 3)]
+    ids = core.encode_ordinary_batch(texts, 2)
+    assert [bytes(i) for i in ids] == [t.encode() for t in texts]
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=THRESHOLD, max_size=3 * THRESHOLD))
+@settings(max_examples=60, deadline=None)
+def test_random_unicode_transcodes_exactly(text):
+    data, transcoded = utf8_of(text)
+    assert data == text.encode("utf-8")
+    assert transcoded == (not text.isascii())
+
+
+def test_a_str_subclass_is_left_to_cpython():
+    class Lying(str):
+        def isascii(self):  # would send non-ASCII text down the ASCII path if asked
+            return True
+
+    text = Lying(_of_length(KINDS["ucs-2"], 2 * THRESHOLD))
+    assert utf8_of(text) == (text.encode(), False)
