@@ -15,7 +15,7 @@ build: about +-2% run to run here.
 
 The corpora are those of `bench_tokenizer_corpus.py` (bench-data/tokenizer/NAME.txt); the
 vocabularies come from ../shared/data (or FASTLLM_SHARED_DATA). Pin it to one CPU for single-thread
-numbers (`taskset -c 1`). Each slice is a fresh `str`, but a build's piece cache carries across
+numbers (`taskset -c 1`). Each build encodes each slice from a fresh `str`, but a build's piece cache carries across
 slices as it does across calls; keep slices x slice size below the corpus size, or later slices
 repeat earlier text (the script refuses to wrap around).
 """
@@ -71,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{corpus}: {len(text)} characters, fewer than {args.slices} slices of {size}")
     speeds: list[list[float]] = [[] for _ in cores]
     for i in range(args.slices):
-        piece = text[i * size:(i + 1) * size]  # a new str: no cached UTF-8 from an earlier call
-        mb = len(piece.encode()) / 1e6
+        data = text[i * size:(i + 1) * size].encode()
+        mb = len(data) / 1e6
         order = list(range(len(cores)))
         order = order[i % len(order):] + order[:i % len(order)]
         for k in order:
+            # A str of its own for each build: CPython caches a str's UTF-8 once
+            # asked, so a build that came second would get it free.
+            piece = data.decode()
             start = time.process_time()
             cores[k].encode_ordinary(piece)
             speeds[k].append(mb / (time.process_time() - start))
