@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 
 use crate::added_tokens::{Allowed, Segment};
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
+use crate::bpe::vocab::SlotLines;
 use crate::bpe::{self, Lane, Rank, TokenMap};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::x86_v3;
@@ -238,11 +239,18 @@ struct PieceBatch<'a, 't> {
     /// starts, and their index in the batch; `0..n_deferred` are set.
     deferred: PerPiece<(usize, usize)>,
     n_deferred: usize,
+    /// Where `push` prefetches: the short-token table's lines, and the piece
+    /// cache's (renewed after each flush, in which the cache may grow).
+    vocab_lines: SlotLines,
+    cache_lines: Option<SlotLines>,
 }
 
 impl<'a, 't> PieceBatch<'a, 't> {
     fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<&'a mut PieceCache>) -> Self {
+        let cache_lines = cache.as_ref().map(|c| c.slot_lines());
         Self {
+            vocab_lines: ranks.short_lines(),
+            cache_lines,
             ranks,
             text,
             cache,
@@ -262,15 +270,15 @@ impl<'a, 't> PieceBatch<'a, 't> {
         let key = bpe::short_key_in(self.text, piece).unwrap_or(0);
         self.keys.set(k, key);
         let hash = bpe::key_hash(key);
-        let home = self.ranks.short_home(hash);
+        let home = self.vocab_lines.home(hash);
         self.homes.set(k, home);
         if key != 0 {
-            self.ranks.prefetch_short(home);
+            self.vocab_lines.prefetch(home);
             // Its piece-cache slot too, which a piece that is no token reads
             // next (a few in a hundred pieces of code, a quarter of latin's):
             // one more hint per piece costs less than that wait.
-            if let Some(cache) = &self.cache {
-                cache.prefetch(hash);
+            if let Some(lines) = self.cache_lines {
+                lines.prefetch(lines.home(hash));
             }
         }
         self.len = k + 1;
@@ -286,6 +294,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
         let key = bpe::short_key(piece).unwrap_or(0);
         let home = self.ranks.short_home(bpe::key_hash(key));
         self.emit(piece, key, home, out, None);
+        self.cache_lines = self.cache.as_ref().map(|c| c.slot_lines());
     }
 
     /// Emits the tokens of the pieces held.
@@ -300,6 +309,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
             self.merge_deferred(out);
         }
         self.len = 0;
+        self.cache_lines = self.cache.as_ref().map(|c| c.slot_lines());
     }
 
     /// Merges the pieces deferred by [`PieceBatch::slow`] side by side (see

@@ -106,6 +106,12 @@ impl PieceCache {
         (hash >> (64 - self.slots.len().trailing_zeros())) as usize
     }
 
+    /// The slots' lines, to prefetch where a hash is looked for first
+    /// without reading the cache; valid until the cache next grows.
+    pub fn slot_lines(&self) -> super::vocab::SlotLines {
+        super::vocab::SlotLines::of(&self.slots)
+    }
+
     /// Starts loading the slot where a short piece of this hash is looked for first.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {

@@ -334,15 +334,59 @@ fn canonical_split(token: &[u8], map: &TokenMap) -> Option<(Rank, Rank)> {
 /// A hint to bring `value`'s cache line in; never faults, no other effect.
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
+    prefetch_ptr((value as *const T).cast());
+}
+
+/// A hint to bring the cache line of address `p` in: any address, as a
+/// prefetch never faults and has no other effect.
+#[inline(always)]
+pub fn prefetch_ptr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults and has no effect
     // on the program's semantics.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(value as *const T as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = p;
+}
+
+/// Where the lines of a table whose slots are found by a hash's top bits
+/// lie, for prefetching a slot from the hash alone: no bounds check and no
+/// field loads, as a prefetch never faults (the encoder issues one or two for
+/// every piece).
+#[derive(Clone, Copy)]
+pub struct SlotLines {
+    base: *const u8,
+    /// 64 - log2 of the slot count: `hash >> shift` is the slot.
+    shift: u32,
+    /// log2 of a slot's size in bytes.
+    slot_log2: u32,
+}
+
+impl SlotLines {
+    /// `slots` a power-of-two number (at least 2) of slots of `T`.
+    pub fn of<T>(slots: &[T]) -> Self {
+        debug_assert!(slots.len().is_power_of_two() && slots.len() > 1 && size_of::<T>().is_power_of_two());
+        Self {
+            base: slots.as_ptr().cast(),
+            shift: 64 - slots.len().trailing_zeros(),
+            slot_log2: size_of::<T>().trailing_zeros(),
+        }
+    }
+
+    /// The slot `hash` starts at.
+    #[inline(always)]
+    pub fn home(self, hash: u64) -> usize {
+        (hash >> self.shift) as usize
+    }
+
+    /// Starts loading slot `home`'s line.
+    #[inline(always)]
+    pub fn prefetch(self, home: usize) {
+        prefetch_ptr(self.base.wrapping_add(home << self.slot_log2));
+    }
 }
 
 /// Whether the short piece packed in `key` (see [`pack`]) has a byte of
@@ -540,6 +584,12 @@ impl TokenMap {
     #[inline(always)]
     pub fn prefetch_short(&self, home: usize) {
         self.short.prefetch_at(home)
+    }
+
+    /// The short-token table's lines, for [`SlotLines::home`] (equal to
+    /// [`TokenMap::short_home`]) and prefetching.
+    pub fn short_lines(&self) -> SlotLines {
+        SlotLines::of(&self.short.buckets)
     }
 
     /// [`TokenMap::get_short`] from the key's [`TokenMap::short_home`].
