@@ -12,7 +12,8 @@
 //! long text that is not ASCII it took 5-14% of encoding it (o200k, one
 //! thread, text not seen before). Such a text is copied out as UTF-32
 //! instead (`PyUnicode_AsUCS4`, a plain widening copy) and transcoded with
-//! simdutf, several times faster, into a buffer each thread keeps.
+//! simdutf, several times faster, into a buffer each thread keeps (two of
+//! at most 16 MiB each per calling thread).
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -38,8 +39,9 @@ const TRANSCODE_FROM_CHARS: usize = 1024;
 const TRANSCODE_UP_TO_CHARS: usize = 1 << 24;
 
 /// Scratch buffers a thread keeps between calls up to this many bytes each,
-/// so that a long text does not fault its pages in afresh each call.
-const KEEP_BYTES: usize = 64 << 20;
+/// so that a text of up to 4M characters does not fault its pages in afresh
+/// each call (a longer one allocates; its encoding costs far more).
+const KEEP_BYTES: usize = 16 << 20;
 
 thread_local! {
     /// The UTF-32 copy of the text being transcoded.
