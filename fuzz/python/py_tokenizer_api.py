@@ -86,8 +86,12 @@ class Draw:
         return self.fdp.ConsumeIntInRange(0, n - 1)
 
     def text(self) -> str:
-        """Mostly text over specials and tricky characters; sometimes raw unicode (surrogates too)."""
-        kind = self.int(4)
+        """Mostly text over specials and tricky characters; sometimes raw unicode (surrogates too);
+        sometimes 1024+ characters, which fastllm converts to UTF-8 itself when not ASCII."""
+        kind = self.int(5)
+        if kind == 4:
+            unit = self.fdp.ConsumeUnicode(1 + self.int(64))
+            return unit * (1024 // max(1, len(unit)) + self.int(3))
         if kind == 0:
             return self.fdp.ConsumeUnicode(self.int(64))
         if kind == 1:
