@@ -320,6 +320,22 @@ mod tests {
         calls.len()
     }
 
+    /// `push` prefetches a piece's slot through `slot_lines`, which must
+    /// name the slot a probe starts at, at every size the cache grows to.
+    #[test]
+    fn slot_lines_name_the_slot_a_probe_starts_at() {
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut cache = PieceCache::for_bytes(0);
+        for _ in 0..8 {
+            let lines = cache.slot_lines();
+            for _ in 0..10_000 {
+                let hash = next();
+                assert_eq!(lines.home(hash), cache.home(hash));
+            }
+            cache.grow();
+        }
+    }
+
     #[test]
     fn repeats_short_and_long_are_copied_and_equal_to_merging() {
         let text = "alpha beta alpha gamma-delta-epsilon-zeta beta alpha gamma-delta-epsilon-zeta ".repeat(200);

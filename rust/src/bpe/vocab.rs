@@ -664,6 +664,35 @@ impl TokenMap {
 mod tests {
     use super::*;
 
+    /// The encoder prefetches through `SlotLines` and probes from
+    /// `short_home`: both must name the same bucket, and a probe from there
+    /// must find every short token (tables of several sizes).
+    #[test]
+    fn slot_lines_name_the_bucket_a_lookup_starts_at() {
+        let mut next = crate::test_rng::xorshift(0x51_0711_4e5);
+        for n in [300usize, 5_000, 70_000] {
+            let mut seen: std::collections::HashSet<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            while tokens.len() < n {
+                let len = 2 + (next() % 14) as usize;
+                let token: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
+                if seen.insert(token.clone()) {
+                    tokens.push(token);
+                }
+            }
+            let map = TokenMap::new(&tokens).unwrap();
+            let lines = map.short_lines();
+            for _ in 0..10_000 {
+                let hash = next();
+                assert_eq!(lines.home(hash), map.short_home(hash));
+            }
+            for (rank, token) in tokens.iter().enumerate() {
+                let key = short_key(token).unwrap();
+                assert_eq!(map.get_short_at(key, lines.home(key_hash(key))), Some(rank as Rank));
+            }
+        }
+    }
+
     /// `may_cut` says exactly whether a byte of a piece of any length is
     /// `CUT_BEFORE` or more (every byte value, at every place, lengths to 39).
     #[test]
