@@ -115,12 +115,6 @@ impl PieceCache {
         super::vocab::SlotLines::of(&self.slots)
     }
 
-    /// Starts loading the slot where a short piece of this hash is looked for first.
-    #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        super::vocab::prefetch(&self.slots[self.home(hash)]);
-    }
-
     /// Appends the tokens of `piece` to `out`: copied when remembered,
     /// otherwise computed by `merge` and remembered. `key` is the piece's
     /// packed key, or 0 when it is longer than a key holds; `hash` is

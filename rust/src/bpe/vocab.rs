@@ -142,11 +142,6 @@ impl ShortTable {
     }
 
     #[inline(always)]
-    fn prefetch_at(&self, home: usize) {
-        prefetch(&self.buckets[home]);
-    }
-
-    #[inline(always)]
     fn get(&self, key: u128, hash: u64) -> Option<Rank> {
         self.get_at(key, self.home(hash))
     }
@@ -574,20 +569,15 @@ impl TokenMap {
     }
 
     /// Where the short token of `hash == key_hash(key)` is looked for first
-    /// (for [`TokenMap::prefetch_short`] and [`TokenMap::get_short_at`]).
+    /// (for [`TokenMap::get_short_at`]).
     #[inline(always)]
     pub fn short_home(&self, hash: u64) -> usize {
         self.short.home(hash)
     }
 
-    /// Starts loading the table line that [`TokenMap::get_short_at`] of `home` reads.
-    #[inline(always)]
-    pub fn prefetch_short(&self, home: usize) {
-        self.short.prefetch_at(home)
-    }
-
     /// The short-token table's lines, for [`SlotLines::home`] (equal to
-    /// [`TokenMap::short_home`]) and prefetching.
+    /// [`TokenMap::short_home`]) and prefetching the line
+    /// [`TokenMap::get_short_at`] reads.
     pub fn short_lines(&self) -> SlotLines {
         SlotLines::of(&self.short.buckets)
     }
