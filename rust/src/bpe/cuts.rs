@@ -25,6 +25,8 @@
 
 use rustc_hash::FxHashSet;
 
+use super::vocab::top_bits;
+
 /// The lowest lead byte a cut is tried before (that of a three-byte character).
 pub const CUT_BEFORE: u8 = 0xE0;
 
@@ -43,7 +45,7 @@ fn key(tag: u64, bytes: &[u8]) -> u64 {
 
 #[inline(always)]
 fn filter_slot(key: u64) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+    top_bits(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), FILTER_BITS)
 }
 
 /// The strings of the tokens' cuts before the characters cuts are tried before.

@@ -14,7 +14,7 @@
 //! pieces take the places of old ones; when its tokens or bytes are full, it
 //! is emptied and starts over.
 
-use super::vocab::Rank;
+use super::vocab::{top_bits, Rank, SlotLines};
 
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
@@ -102,17 +102,16 @@ impl PieceCache {
         }
     }
 
-    /// The slot a hash starts probing at: its top bits, which depend on
-    /// every bit of a multiplicative hash (low bits see only the low input bits).
+    /// The slot a hash starts probing at (as [`SlotLines::home`] finds it).
     #[inline(always)]
     fn home(&self, hash: u64) -> usize {
-        (hash >> (64 - self.slots.len().trailing_zeros())) as usize
+        top_bits(hash, self.slots.len().trailing_zeros())
     }
 
     /// The slots' lines, to prefetch where a hash is looked for first
     /// without reading the cache; valid until the cache next grows.
-    pub fn slot_lines(&self) -> super::vocab::SlotLines {
-        super::vocab::SlotLines::of(&self.slots)
+    pub fn slot_lines(&self) -> SlotLines {
+        SlotLines::of(&self.slots)
     }
 
     /// Appends the tokens of `piece` to `out`: copied when remembered,

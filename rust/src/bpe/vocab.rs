@@ -51,6 +51,17 @@ pub struct Duplicate {
     pub second: Rank,
 }
 
+/// The slot of a table of `1 << bits` slots (1 to 63 bits) that `hash`
+/// starts probing at: the hash's top bits, which depend on every bit of a
+/// multiplicative hash (its low bits see only the input's low bits). Every
+/// table here places keys this way, and the encoder's prefetches
+/// ([`SlotLines`]) must name the slot its lookups then read.
+#[inline(always)]
+pub fn top_bits(hash: u64, bits: u32) -> usize {
+    debug_assert!((1..64).contains(&bits));
+    (hash >> (64 - bits)) as usize
+}
+
 /// The hash of a packed key; its top bits pick the bucket, so keys that
 /// differ anywhere land apart.
 #[inline(always)]
@@ -118,7 +129,7 @@ impl ShortTable {
 
     #[inline(always)]
     fn home(&self, hash: u64) -> usize {
-        (hash >> (64 - self.bits)) as usize
+        top_bits(hash, self.bits)
     }
 
     /// Inserts `key`, or returns the rank it already has.
@@ -214,12 +225,12 @@ impl PairTable {
 
     #[inline(always)]
     fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize
+        top_bits(key.wrapping_mul(0x9E37_79B9_7F4A_7C15), self.bits)
     }
 
     #[inline(always)]
     fn filter_slot(key: u64) -> usize {
-        (key.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - FILTER_BITS)) as usize
+        top_bits(key.wrapping_mul(0xD6E8_FEB8_6659_FD93), FILTER_BITS)
     }
 
     fn insert(&mut self, key: u64, rank: Rank) {
@@ -354,8 +365,8 @@ pub fn prefetch_ptr(p: *const u8) {
 #[derive(Clone, Copy)]
 pub struct SlotLines {
     base: *const u8,
-    /// 64 - log2 of the slot count: `hash >> shift` is the slot.
-    shift: u32,
+    /// log2 of the slot count.
+    bits: u32,
     /// log2 of a slot's size in bytes.
     slot_log2: u32,
 }
@@ -366,7 +377,7 @@ impl SlotLines {
         debug_assert!(slots.len().is_power_of_two() && slots.len() > 1 && size_of::<T>().is_power_of_two());
         Self {
             base: slots.as_ptr().cast(),
-            shift: 64 - slots.len().trailing_zeros(),
+            bits: slots.len().trailing_zeros(),
             slot_log2: size_of::<T>().trailing_zeros(),
         }
     }
@@ -374,7 +385,7 @@ impl SlotLines {
     /// The slot `hash` starts at.
     #[inline(always)]
     pub fn home(self, hash: u64) -> usize {
-        (hash >> self.shift) as usize
+        top_bits(hash, self.bits)
     }
 
     /// Starts loading slot `home`'s line.
@@ -449,7 +460,7 @@ const FILTER_BITS: u32 = 21;
 #[inline(always)]
 fn filter_slot(key: u128) -> usize {
     let folded = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
-    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+    top_bits(folded.wrapping_mul(0x9E37_79B9_7F4A_7C15), FILTER_BITS)
 }
 
 impl TokenMap {
