@@ -124,15 +124,14 @@ impl Cutter<'_> {
             Ok(text) => text,
             Err(e) => std::str::from_utf8(&buf[..e.valid_up_to()]).expect("valid prefix"),
         };
-        let base = text.as_ptr() as usize;
         let mut last_segment = 0;
         let mut starts = Vec::new();
-        self.specials.for_each_segment(text, |segment| {
-            last_segment = segment.as_ptr() as usize - base;
+        self.specials.for_each_segment_range(text, |from, to| {
+            last_segment = from;
             // If the regex engine gives up on a custom pattern, the pieces found before
             // are still places to cut (no text is lost by a cut): the error comes up
             // again, and is reported, when the chunk is encoded or counted.
-            let _ = self.pretokenizer.for_each_piece(segment, |piece| starts.push(piece.as_ptr() as usize - base));
+            let _ = self.pretokenizer.for_each_piece_range(&text[from..to], |start, _| starts.push(from + start));
         });
         let after_text = |&c: &usize| text[..c].chars().next_back().is_some_and(|ch| !ch.is_whitespace());
         let piece_cut = starts.iter().rev().skip(2).copied().find(after_text).unwrap_or(0);

@@ -102,21 +102,26 @@ impl SpecialMatcher {
 
     /// Calls `f` on every non-empty stretch of `text` between special tokens, in order.
     pub fn for_each_segment<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
+        self.for_each_segment_range(text, |start, end| f(&text[start..end]));
+    }
+
+    /// [`SpecialMatcher::for_each_segment`], each stretch as `text[start..end]`.
+    pub fn for_each_segment_range(&self, text: &str, mut f: impl FnMut(usize, usize)) {
         let Some(ac) = &self.leftmost else {
             if !text.is_empty() {
-                f(text);
+                f(0, text.len());
             }
             return;
         };
         let mut start = 0;
         for m in ac.find_iter(text) {
             if m.start() > start {
-                f(&text[start..m.start()]);
+                f(start, m.start());
             }
             start = m.end();
         }
         if start < text.len() {
-            f(&text[start..]);
+            f(start, text.len());
         }
     }
 

@@ -316,6 +316,11 @@ impl Pretokenizer {
         self.for_each_range_inline(text, |start, end| f(&text[start..end]))
     }
 
+    /// [`Pretokenizer::for_each_piece`], each piece as `text[start..end]`.
+    pub fn for_each_piece_range(&self, text: &str, f: impl FnMut(usize, usize)) -> Result<(), SplitError> {
+        self.for_each_range_inline(text, f)
+    }
+
     /// [`Pretokenizer::for_each_piece`] with each piece as bytes, inlined into
     /// its caller (the encoder, which compiles it for the CPU's features). The
     /// pieces are the same; only the check that each `&str` starts and ends
