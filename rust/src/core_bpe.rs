@@ -446,6 +446,12 @@ impl PieceBatch<'_, '_> {
     /// is the part itself when it is a token that BPE makes from its bytes.
     fn emit_part(&mut self, part: &[u8], out: &mut Vec<Rank>) {
         let ranks = self.ranks;
+        // Most parts of Chinese and Japanese pieces: one character, a token.
+        let rank = ranks.char3(part);
+        if rank != Rank::MAX {
+            out.push(rank);
+            return;
+        }
         let key = bpe::short_key(part).unwrap_or(0);
         let hash = if key != 0 { bpe::key_hash(key) } else { bytes_hash(part) };
         let token = if key != 0 { ranks.get_short(key, hash) } else { ranks.get_long(part) };

@@ -771,6 +771,62 @@ mod tests {
         );
     }
 
+    /// `TokenMap::char3` is the one token BPE makes of a three-byte character
+    /// (`Rank::MAX` when it makes several, or the string is something else):
+    /// on random vocabularies where some characters are tokens that BPE
+    /// cannot reach from their bytes, and on every three-byte string with
+    /// the real vocabularies.
+    #[test]
+    fn char3_is_the_one_token_bpe_makes_of_a_character() {
+        let expected = |s: &[u8], r: &TokenMap| match reference(s, r)[..] {
+            [t] if s.len() == 3 && (0xE0..=0xEF).contains(&s[0]) && s[1..].iter().all(|b| b >> 6 == 2) => t,
+            _ => Rank::MAX,
+        };
+        let chars = ["\u{65e5}", "\u{672c}", "\u{306e}", "\u{30ab}", "\u{e01}", "\u{ac00}"];
+        let mut rng = crate::test_rng::xorshift(0x00c4_a73e_5eed);
+        let mut next = move || rng() as usize;
+        let (mut unreachable, mut reachable) = (0, 0);
+        for _ in 0..300 {
+            let mut tokens: Vec<Vec<u8>> = Vec::new();
+            for c in chars {
+                let b = c.as_bytes();
+                for t in [&b[..2], &b[1..], b] {
+                    if next() % 2 == 0 && !tokens.iter().any(|x| x == t) {
+                        let at = next() % (tokens.len() + 1);
+                        tokens.insert(at, t.to_vec());
+                    }
+                }
+            }
+            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            for c in chars {
+                let c = c.as_bytes();
+                assert_eq!(r.char3(c), expected(c, &r), "{c:?} with {tokens:?}");
+                match (r.get(c), r.char3(c)) {
+                    (Some(_), Rank::MAX) => unreachable += 1,
+                    (Some(_), _) => reachable += 1,
+                    _ => {}
+                }
+            }
+            for s in [&b"abc"[..], b"\xe6\x97", b"\xe6\x97\xa5x", b"\xf0\x9f\x98", b"a\xc3\xa9"] {
+                assert_eq!(r.char3(s), Rank::MAX, "{s:?}");
+            }
+        }
+        assert!(unreachable > 50 && reachable > 50, "{unreachable} unreachable, {reachable} reachable");
+        each_real_vocab(|file, r| {
+            let mut found = 0;
+            for lead in 0xE0..=0xEFu8 {
+                for b1 in 0x80..=0xBFu8 {
+                    for b2 in 0x80..=0xBFu8 {
+                        let s = [lead, b1, b2];
+                        assert_eq!(r.char3(&s), expected(&s, r), "{file} {s:x?}");
+                        found += usize::from(r.char3(&s) != Rank::MAX);
+                    }
+                }
+            }
+            assert!(found > 100, "{file}: {found} characters");
+        });
+    }
+
     /// Words on the real vocabularies, of ASCII letters, of two-byte
     /// characters (Cyrillic, Greek, accented Latin, Hebrew, Arabic) and of
     /// three-byte ones (Chinese, Japanese, Devanagari, Thai, Hangul), up to 32

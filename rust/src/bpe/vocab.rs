@@ -440,6 +440,12 @@ pub struct TokenMap {
     /// One bit per rank: set when BPE on the token's bytes alone gives the
     /// token itself (every byte, and every token with a canonical split).
     self_encoding: Vec<u64>,
+    /// Rank of each three-byte character (by its 16 payload bits, see
+    /// [`char3_index`]) that is a token BPE makes from its bytes, `Rank::MAX`
+    /// for the others: the parts that cuts leave of Chinese and Japanese
+    /// pieces are mostly one such character, and this 256 KiB table answers
+    /// them from L2 where the short-token table is a miss of megabytes away.
+    char3: Vec<Rank>,
     cuts: CutTable,
     /// Which pairs of bytes and three-byte characters start BPE as one part, and where.
     atoms: Atoms,
@@ -451,6 +457,19 @@ impl std::fmt::Debug for TokenMap {
             .field("short_buckets", &self.short.buckets.len())
             .field("long", &self.long.len())
             .finish()
+    }
+}
+
+/// Where a string of one three-byte UTF-8 character (lead byte 0xE0-0xEF,
+/// then two continuation bytes) is in `TokenMap::char3`: its 16 payload bits.
+/// None for any other string.
+#[inline(always)]
+fn char3_index(bytes: &[u8]) -> Option<usize> {
+    match *bytes {
+        [b0 @ 0xE0..=0xEF, b1 @ 0x80..=0xBF, b2 @ 0x80..=0xBF] => {
+            Some(((b0 as usize & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F))
+        }
+        _ => None,
     }
 }
 
@@ -502,6 +521,7 @@ impl TokenMap {
             filter,
             merges: PairTable::with_capacity(0),
             self_encoding: vec![0; tokens.len().div_ceil(64)],
+            char3: vec![Rank::MAX; 1 << 16],
             cuts: CutTable::default(),
             atoms: Atoms::default(),
         };
@@ -519,6 +539,11 @@ impl TokenMap {
             if split.is_some() || tokens[rank].len() == 1 {
                 map.self_encoding[rank / 64] |= 1 << (rank % 64);
             }
+            if let Some(index) = char3_index(&tokens[rank]) {
+                if split.is_some() {
+                    map.char3[index] = rank as Rank;
+                }
+            }
         }
         map.cuts = CutTable::new(tokens);
         map.merges = merges;
@@ -530,6 +555,17 @@ impl TokenMap {
     #[inline(always)]
     pub fn atoms(&self) -> &Atoms {
         &self.atoms
+    }
+
+    /// The rank of `part` when it is one three-byte character that is a token
+    /// BPE makes from its bytes (what [`TokenMap::get`] and
+    /// [`TokenMap::encodes_to_itself`] would say together); `Rank::MAX` otherwise.
+    #[inline(always)]
+    pub fn char3(&self, part: &[u8]) -> Rank {
+        match char3_index(part) {
+            Some(index) => self.char3[index],
+            None => Rank::MAX,
+        }
     }
 
     /// Whether BPE on the bytes of token `rank` alone gives that token.
