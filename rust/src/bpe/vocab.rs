@@ -428,6 +428,10 @@ pub fn may_cut(bytes: &[u8]) -> bool {
 pub struct TokenMap {
     short: ShortTable,
     long: FxHashMap<Vec<u8>, Rank>,
+    /// One bit per [`long_filter_slot`] of the long tokens: a clear bit
+    /// proves a string of 16 bytes or more is not a token without hashing all
+    /// of it (16 KiB; most long pieces, runs of Chinese or Japanese, are not).
+    long_filter: Vec<u64>,
     /// Rank of each single byte (`Rank::MAX` if absent).
     bytes: [Rank; 256],
     /// Rank of each two-byte string, indexed `b0 * 256 + b1` (`Rank::MAX` if absent).
@@ -473,6 +477,21 @@ fn char3_index(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// log2 of the number of bits in `TokenMap::long_filter`.
+const LONG_FILTER_BITS: u32 = 17;
+
+/// Where a string of more than [`INLINE`] bytes is in `TokenMap::long_filter`:
+/// from its length and its first and last eight bytes, two loads.
+#[inline(always)]
+fn long_filter_slot(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    debug_assert!(n > INLINE);
+    let head = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    let tail = u64::from_le_bytes(bytes[n - 8..].try_into().unwrap());
+    let mixed = (head.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ tail ^ n as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    top_bits(mixed, LONG_FILTER_BITS)
+}
+
 /// log2 of the number of bits in `TokenMap::filter` (256 KiB: stays in L2).
 const FILTER_BITS: u32 = 21;
 
@@ -491,6 +510,7 @@ impl TokenMap {
         let mut bytes = [Rank::MAX; 256];
         let mut pairs = vec![Rank::MAX; 1 << 16];
         let mut filter = vec![0u64; 1 << (FILTER_BITS - 6)];
+        let mut long_filter = vec![0u64; 1 << (LONG_FILTER_BITS - 6)];
         for (rank, token) in tokens.iter().enumerate() {
             let rank = rank as Rank;
             let previous = if token.is_empty() {
@@ -502,6 +522,8 @@ impl TokenMap {
                 filter[slot >> 6] |= 1 << (slot & 63);
                 short.insert(pack(token), rank).err()
             } else {
+                let slot = long_filter_slot(token);
+                long_filter[slot >> 6] |= 1 << (slot & 63);
                 long.insert(token.clone(), rank)
             };
             if let Some(first) = previous {
@@ -516,6 +538,7 @@ impl TokenMap {
         let mut map = Self {
             short,
             long,
+            long_filter,
             bytes,
             pairs,
             filter,
@@ -604,7 +627,7 @@ impl TokenMap {
             let key = pack(token);
             self.short.get(key, key_hash(key))
         } else {
-            self.long.get(token).copied()
+            self.get_long(token)
         }
     }
 
@@ -635,9 +658,16 @@ impl TokenMap {
         self.short.get_at(key, home)
     }
 
-    /// Rank of a token longer than 15 bytes.
+    /// Rank of a token longer than 15 bytes (None for any shorter string).
     #[inline]
     pub fn get_long(&self, token: &[u8]) -> Option<Rank> {
+        if token.len() <= INLINE {
+            return None;
+        }
+        let slot = long_filter_slot(token);
+        if self.long_filter[slot >> 6] & (1 << (slot & 63)) == 0 {
+            return None;
+        }
         self.long.get(token).copied()
     }
 
@@ -667,7 +697,7 @@ impl TokenMap {
                 }
                 self.short.get(key, key_hash(key)).unwrap_or(Rank::MAX)
             }
-            _ => self.long.get(token).copied().unwrap_or(Rank::MAX),
+            _ => self.get_long(token).unwrap_or(Rank::MAX),
         }
     }
 
@@ -810,6 +840,38 @@ mod tests {
         assert_eq!(m.missing_byte(), None);
         tokens.push(b"ab".to_vec());
         assert_eq!(TokenMap::new(&tokens).unwrap_err(), Duplicate { first: 256, second: 259 });
+    }
+
+    /// Long tokens are found through their filter, and strings that are
+    /// not tokens are not, including ones that share a token's length, first
+    /// and last eight bytes (the filter cannot tell those apart).
+    #[test]
+    fn long_tokens_are_found_and_only_they() {
+        let mut next = crate::test_rng::xorshift(0x0010_4e57);
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let mut seen: std::collections::HashSet<Vec<u8>> = tokens.iter().cloned().collect();
+        while tokens.len() < 6000 {
+            let len = 16 + (next() % 48) as usize;
+            let t: Vec<u8> = (0..len).map(|_| b"ab\xe6\x97"[(next() % 4) as usize]).collect();
+            if seen.insert(t.clone()) {
+                tokens.push(t);
+            }
+        }
+        let m = TokenMap::new(&tokens).unwrap();
+        for (rank, t) in tokens.iter().enumerate().skip(256) {
+            assert_eq!(m.get_long(t), Some(rank as Rank));
+            assert_eq!(m.get(t), Some(rank as Rank));
+            assert_eq!(m.rank_filtered(t), rank as Rank);
+            // The same ends and length, another middle: no token unless it is one.
+            let mut other = t.clone();
+            other[8] = if other[8] == b'a' { b'b' } else { b'a' };
+            let expected = tokens.iter().position(|x| *x == other).map(|r| r as Rank);
+            assert_eq!(m.get_long(&other), expected);
+            assert_eq!(m.get_long(&t[1..]), tokens.iter().position(|x| *x == t[1..]).map(|r| r as Rank));
+        }
+        for short in [&b""[..], b"a", b"abcdefgh", b"fifteen-bytes!!"] {
+            assert_eq!(m.get_long(short), None);
+        }
     }
 
     #[test]
