@@ -144,9 +144,10 @@ impl Atoms {
     }
 }
 
-/// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`.
+/// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`:
+/// its 16 payload bits (also the index of `TokenMap`'s own `char3`).
 #[inline(always)]
-fn char3_index(x: u8, y: u8, z: u8) -> usize {
+pub(super) fn char3_index(x: u8, y: u8, z: u8) -> usize {
     (x as usize & 0x0F) << 12 | (y as usize & 0x3F) << 6 | (z as usize & 0x3F)
 }
 

@@ -479,9 +479,7 @@ impl std::fmt::Debug for TokenMap {
 #[inline(always)]
 fn char3_index(bytes: &[u8]) -> Option<usize> {
     match *bytes {
-        [b0 @ 0xE0..=0xEF, b1 @ 0x80..=0xBF, b2 @ 0x80..=0xBF] => {
-            Some(((b0 as usize & 0x0F) << 12) | ((b1 as usize & 0x3F) << 6) | (b2 as usize & 0x3F))
-        }
+        [x @ 0xE0..=0xEF, y @ 0x80..=0xBF, z @ 0x80..=0xBF] => Some(super::atoms::char3_index(x, y, z)),
         _ => None,
     }
 }
