@@ -738,6 +738,26 @@ impl TokenMap {
 mod tests {
     use super::*;
 
+    /// The 256 single bytes, then distinct strings of `lengths` bytes from
+    /// `alphabet`, drawn with `next`, up to `n` tokens in all.
+    fn random_tokens(
+        next: &mut impl FnMut() -> u64,
+        n: usize,
+        lengths: std::ops::Range<usize>,
+        alphabet: &[u8],
+    ) -> Vec<Vec<u8>> {
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        let mut seen: std::collections::HashSet<Vec<u8>> = tokens.iter().cloned().collect();
+        while tokens.len() < n {
+            let len = lengths.start + (next() % lengths.len() as u64) as usize;
+            let token: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            if seen.insert(token.clone()) {
+                tokens.push(token);
+            }
+        }
+        tokens
+    }
+
     /// The encoder prefetches through `SlotLines` and probes from
     /// `short_home`: both must name the same bucket, and a probe from there
     /// must find every short token (tables of several sizes).
@@ -745,15 +765,7 @@ mod tests {
     fn slot_lines_name_the_bucket_a_lookup_starts_at() {
         let mut next = crate::test_rng::xorshift(0x0005_1071_14e5);
         for n in [300usize, 5_000, 70_000] {
-            let mut seen: std::collections::HashSet<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-            let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-            while tokens.len() < n {
-                let len = 2 + (next() % 14) as usize;
-                let token: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
-                if seen.insert(token.clone()) {
-                    tokens.push(token);
-                }
-            }
+            let tokens = random_tokens(&mut next, n, 2..16, b"abcdefghijklmnopqrstuvwxyz");
             let map = TokenMap::new(&tokens).unwrap();
             let lines = map.short_lines();
             for _ in 0..10_000 {
@@ -855,15 +867,7 @@ mod tests {
     #[test]
     fn long_tokens_are_found_and_only_they() {
         let mut next = crate::test_rng::xorshift(0x0010_4e57);
-        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let mut seen: std::collections::HashSet<Vec<u8>> = tokens.iter().cloned().collect();
-        while tokens.len() < 6000 {
-            let len = 16 + (next() % 48) as usize;
-            let t: Vec<u8> = (0..len).map(|_| b"ab\xe6\x97"[(next() % 4) as usize]).collect();
-            if seen.insert(t.clone()) {
-                tokens.push(t);
-            }
-        }
+        let tokens = random_tokens(&mut next, 6000, 16..64, b"ab\xe6\x97");
         let m = TokenMap::new(&tokens).unwrap();
         for (rank, t) in tokens.iter().enumerate().skip(256) {
             assert_eq!(m.get_long(t), Some(rank as Rank));
@@ -887,16 +891,8 @@ mod tests {
     #[test]
     fn a_full_table_finds_its_tokens_and_nothing_else() {
         let mut next = crate::test_rng::xorshift(0x0f0_11ed);
-        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let mut seen: std::collections::HashSet<Vec<u8>> = tokens.iter().cloned().collect();
         // 9216 short tokens: 4096 buckets of three, 75% full.
-        while tokens.len() < 9216 {
-            let len = 2 + (next() % 10) as usize;
-            let t: Vec<u8> = (0..len).map(|_| b"abcdefgh"[(next() % 8) as usize]).collect();
-            if seen.insert(t.clone()) {
-                tokens.push(t);
-            }
-        }
+        let tokens = random_tokens(&mut next, 9216, 2..12, b"abcdefgh");
         let m = TokenMap::new(&tokens).unwrap();
         assert_eq!(m.short.buckets.len(), 4096);
         let passed = m.short.buckets.iter().filter(|b| b.passed != 0).count();
