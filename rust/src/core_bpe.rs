@@ -247,7 +247,7 @@ struct PieceBatch<'a, 't> {
 
 impl<'a, 't> PieceBatch<'a, 't> {
     fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<&'a mut PieceCache>) -> Self {
-        let cache_lines = cache.as_ref().map(|c| c.slot_lines());
+        let cache_lines = Self::lines_of(&cache);
         Self {
             vocab_lines: ranks.short_lines(),
             cache_lines,
@@ -261,6 +261,12 @@ impl<'a, 't> PieceBatch<'a, 't> {
             deferred: PerPiece::new(),
             n_deferred: 0,
         }
+    }
+
+    /// Where `push` prefetches piece-cache slots: to be renewed whenever
+    /// the cache may have grown (emitting a piece may grow it).
+    fn lines_of(cache: &Option<&'a mut PieceCache>) -> Option<SlotLines> {
+        cache.as_ref().map(|c| c.slot_lines())
     }
 
     #[inline(always)]
@@ -294,7 +300,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
         let key = bpe::short_key(piece).unwrap_or(0);
         let home = self.ranks.short_home(bpe::key_hash(key));
         self.emit(piece, key, home, out, None);
-        self.cache_lines = self.cache.as_ref().map(|c| c.slot_lines());
+        self.cache_lines = Self::lines_of(&self.cache);
     }
 
     /// Emits the tokens of the pieces held.
@@ -309,7 +315,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
             self.merge_deferred(out);
         }
         self.len = 0;
-        self.cache_lines = self.cache.as_ref().map(|c| c.slot_lines());
+        self.cache_lines = Self::lines_of(&self.cache);
     }
 
     /// Merges the pieces deferred by [`PieceBatch::slow`] side by side (see
