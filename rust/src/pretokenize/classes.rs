@@ -31,6 +31,9 @@ pub struct ClassTable {
     ascii: [u8; 128],
     index: Vec<u16>,
     blocks: Vec<u8>,
+    /// Bit `cp` for code points below U+10000 in both of o200k's case
+    /// classes (CJK ideographs, kana, marks...): 8 KiB, for runs of them.
+    both_cased: Box<[u64; 1024]>,
 }
 
 impl ClassTable {
@@ -65,7 +68,20 @@ impl ClassTable {
         }
         let mut ascii = [0u8; 128];
         ascii.copy_from_slice(&flat[..128]);
-        Self { ascii, index, blocks }
+        let mut both_cased = Box::new([0u64; 1024]);
+        for (cp, &class) in flat[..0x1_0000].iter().enumerate() {
+            if class & (UPPERISH | LOWERISH) == UPPERISH | LOWERISH {
+                both_cased[cp / 64] |= 1 << (cp % 64);
+            }
+        }
+        Self { ascii, index, blocks, both_cased }
+    }
+
+    /// Whether `cp` (below U+10000) has both [`UPPERISH`] and [`LOWERISH`]:
+    /// one load from a table small enough to stay in L1.
+    #[inline(always)]
+    pub fn both_cased(&self, cp: u32) -> bool {
+        self.both_cased[(cp as usize >> 6) & 1023] >> (cp & 63) & 1 != 0
     }
 
     /// The class bits of code point `cp`.
@@ -195,6 +211,20 @@ mod tests {
             assert_eq!(two[other as usize], 0, "{other:?}");
         }
         assert!(two[..0x80].iter().all(|&c| c == 0));
+    }
+
+    /// The bit table of both case classes agrees with the class bits on
+    /// every code point it covers.
+    #[test]
+    fn both_cased_bits_equal_the_classes() {
+        let t = table();
+        let mut both = 0;
+        for cp in 0..0x1_0000u32 {
+            let expected = t.class(cp) & (UPPERISH | LOWERISH) == UPPERISH | LOWERISH;
+            assert_eq!(t.both_cased(cp), expected, "U+{cp:04X}");
+            both += expected as usize;
+        }
+        assert!(both > 20_000, "CJK ideographs alone are more: {both}");
     }
 
     #[test]

@@ -686,6 +686,13 @@ pub(crate) mod tests {
         samples.extend(
             (0..1500).map(|k| (0..k % 160).map(|_| two_byte[(next() % two_byte.len() as u64) as usize]).collect()),
         );
+        // Chinese and Japanese: runs of three-byte characters of both o200k
+        // classes (ideographs, kana, the prolonged sound mark, a combining
+        // mark) broken by three-byte punctuation, symbols and spaces (U+30FB,
+        // U+309B, U+4DC0, U+3000) and by ASCII, two- and four-byte characters.
+        let cjk: Vec<char> =
+            "日本語のテキストカタカナ中文〆々ー\u{3099}・、。「」゛䷀\u{3000}\u{3040}aA1 's\né😀".chars().collect();
+        samples.extend((0..1500).map(|k| (0..k % 120).map(|_| cjk[(next() % cjk.len() as u64) as usize]).collect()));
         samples
     }
 

@@ -62,13 +62,21 @@ fn contraction<V: Variant>(t: &Text<'_>, j: usize) -> usize {
 #[inline(always)]
 fn upper_run(t: &Text<'_>, mut p: usize) -> (usize, Option<usize>) {
     let mut last_lower_end = None;
-    while let Some(ch) = t.at(p) {
-        if ch.class & UPPERISH == 0 {
-            break;
-        }
-        p += ch.len;
-        if ch.class & LOWERISH != 0 {
+    loop {
+        // Runs of Chinese and Japanese characters (both classes) first.
+        let q = t.both_cased_run3(p);
+        if q != p {
+            p = q;
             last_lower_end = Some(p);
+        }
+        match t.at(p) {
+            Some(ch) if ch.class & UPPERISH != 0 => {
+                p += ch.len;
+                if ch.class & LOWERISH != 0 {
+                    last_lower_end = Some(p);
+                }
+            }
+            _ => break,
         }
     }
     (p, last_lower_end)

@@ -126,6 +126,26 @@ impl<'a> Text<'a> {
         Some(Ch { cp, class: self.table.class(cp), len })
     }
 
+    /// End of the run from `i` of three-byte characters in both of o200k's
+    /// case classes (CJK ideographs, kana): one table bit each, without the
+    /// general decoding and two-stage class lookup of [`Text::at`].
+    #[inline(always)]
+    pub fn both_cased_run3(&self, mut i: usize) -> usize {
+        let b = self.bytes;
+        while let Some(&[b0, b1, b2]) = b.get(i..i + 3).map(|s| <&[u8; 3]>::try_from(s).unwrap()) {
+            // A three-byte character's lead is 0xE0-0xEF (the text is UTF-8).
+            if b0 & 0xF0 != 0xE0 {
+                break;
+            }
+            let cp = ((b0 as u32 & 0x0F) << 12) | ((b1 as u32 & 0x3F) << 6) | (b2 as u32 & 0x3F);
+            if !self.table.both_cased(cp) {
+                break;
+            }
+            i += 3;
+        }
+        i
+    }
+
     /// The text as bytes.
     #[inline(always)]
     pub fn bytes(&self) -> &'a [u8] {
