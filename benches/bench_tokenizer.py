@@ -7,7 +7,9 @@ Peers (each one that is installed and loads; the others are listed as not measur
 HF tokenizers, gigatoken, fastokens, riptoken, bpe-openai, wordchipper, kitoken. All are built
 offline from the official ``.tiktoken`` files (``../shared/data`` or ``$FASTLLM_SHARED_DATA``;
 HF through fastllm's ``tokenizer.json`` export; bpe-openai from the copy of the same files that
-it ships), each used through its fastest call that returns ids (see ``load_impls``). Every
+it ships), each in its fastest configuration (fastokens from its own ``cl100k_base`` /
+``o200k_base`` presets, which its pre-tokenizer recognises) and through its fastest call that
+returns ids (see ``load_impls``). Every
 output is compared with tiktoken's ``encode_ordinary``: a ``*`` after a number means the ids
 differ somewhere in that row, and such a peer is listed but not ranked.
 
