@@ -87,6 +87,12 @@ pub struct SpaceRun {
     pub newline_end: Option<usize>,
 }
 
+/// The code point of the three-byte UTF-8 sequence `b0 b1 b2`.
+#[inline(always)]
+fn three_byte_cp(b0: u8, b1: u8, b2: u8) -> u32 {
+    ((b0 as u32 & 0x0F) << 12) | ((b1 as u32 & 0x3F) << 6) | (b2 as u32 & 0x3F)
+}
+
 #[derive(Clone, Copy)]
 pub struct Text<'a> {
     bytes: &'a [u8],
@@ -113,7 +119,7 @@ impl<'a> Text<'a> {
         } else if b0 < 0xE0 {
             (((b0 & 0x1F) << 6) | (b[i + 1] as u32 & 0x3F), 2)
         } else if b0 < 0xF0 {
-            (((b0 & 0x0F) << 12) | ((b[i + 1] as u32 & 0x3F) << 6) | (b[i + 2] as u32 & 0x3F), 3)
+            (three_byte_cp(b0 as u8, b[i + 1], b[i + 2]), 3)
         } else {
             (
                 ((b0 & 0x07) << 18)
@@ -131,14 +137,9 @@ impl<'a> Text<'a> {
     /// general decoding and two-stage class lookup of [`Text::at`].
     #[inline(always)]
     pub fn both_cased_run3(&self, mut i: usize) -> usize {
-        let b = self.bytes;
-        while let Some(&[b0, b1, b2]) = b.get(i..i + 3).map(|s| <&[u8; 3]>::try_from(s).unwrap()) {
+        while let Some(&[b0, b1, b2]) = self.bytes.get(i..i + 3) {
             // A three-byte character's lead is 0xE0-0xEF (the text is UTF-8).
-            if b0 & 0xF0 != 0xE0 {
-                break;
-            }
-            let cp = ((b0 as u32 & 0x0F) << 12) | ((b1 as u32 & 0x3F) << 6) | (b2 as u32 & 0x3F);
-            if !self.table.both_cased(cp) {
+            if b0 & 0xF0 != 0xE0 || !self.table.both_cased(three_byte_cp(b0, b1, b2)) {
                 break;
             }
             i += 3;
