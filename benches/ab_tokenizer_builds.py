@@ -18,6 +18,18 @@ vocabularies come from ../shared/data (or FASTLLM_SHARED_DATA). Pin it to one CP
 numbers (`taskset -c 1`). Each build encodes each slice from a fresh `str`, but a build's piece cache carries across
 slices as it does across calls; keep slices x slice size below the corpus size, or later slices
 repeat earlier text (the script refuses to wrap around).
+
+In one process the builds share the CPU's caches and TLB, so a change to how much memory a build
+touches (a bigger table) slows the other build as much as itself, and the in-process ratio flatters
+it: a piece cache four times bigger on 4 KiB pages came out 8% faster on latin here and 14% slower
+in processes of its own. For such changes use ``--solo ROUNDS``: each round runs every build in a
+process of its own (the order rotating), which encodes ``--warm`` slices first (as a long-running
+process would have) and then the next ``--slices``, and reports its median MB/s per slice; the
+result is the median over the rounds of each build's ratio to the first build's in the same round
+(+-5% here with 8-10 rounds on a busy machine):
+
+    python benches/ab_tokenizer_builds.py --solo 10 --warm 16 --slices 24 --encoding cl100k \
+        --corpus latin /tmp/ab/before/fastllm/_core.abi3.so /tmp/ab/after/fastllm/_core.abi3.so
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import argparse
 import importlib.util
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="en", help="bench-data/tokenizer/CORPUS.txt")
     parser.add_argument("--slices", type=int, default=40)
     parser.add_argument("--slice-kb", type=int, default=128)
+    parser.add_argument("--solo", type=int, default=0, metavar="ROUNDS",
+                        help="run each build in a process of its own, ROUNDS times (see above)")
+    parser.add_argument("--warm", type=int, default=16, help="with --solo: slices encoded before the timed ones")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.solo and not args.worker:
+        return solo(args, argv if argv is not None else sys.argv[1:])
 
     from tiktoken.load import load_tiktoken_bpe
 
@@ -67,8 +86,23 @@ def main(argv: list[str] | None = None) -> int:
 
     text = corpus.read_text(encoding="utf-8")
     size = args.slice_kb * 1024
-    if args.slices * size > len(text):
-        raise SystemExit(f"{corpus}: {len(text)} characters, fewer than {args.slices} slices of {size}")
+    warm = args.warm if args.worker else 0
+    if (warm + args.slices) * size > len(text):
+        raise SystemExit(f"{corpus}: {len(text)} characters, fewer than {warm + args.slices} slices of {size}")
+    if args.worker:
+        # One build alone: the warm-up slices, then the median speed over the next ones.
+        (core,) = cores
+        for i in range(warm):
+            core.encode_ordinary(text[i * size:(i + 1) * size])
+        timed = []
+        for i in range(warm, warm + args.slices):
+            data = text[i * size:(i + 1) * size].encode()
+            piece = data.decode()
+            start = time.process_time()
+            core.encode_ordinary(piece)
+            timed.append(len(data) / 1e6 / (time.process_time() - start))
+        print(statistics.median(timed))
+        return 0
     speeds: list[list[float]] = [[] for _ in cores]
     for i in range(args.slices):
         data = text[i * size:(i + 1) * size].encode()
@@ -86,6 +120,26 @@ def main(argv: list[str] | None = None) -> int:
         ratios = [a / b for a, b in zip(speeds[k], speeds[0])]
         print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} MB/s,"
               f" x{statistics.median(ratios):.3f} the first build")
+    return 0
+
+
+def solo(args: argparse.Namespace, argv: list[str]) -> int:
+    """Every build in processes of its own, round after round; the median ratio to the first build."""
+    options = [a for a in argv if not a.endswith(".so")]
+    speeds: list[list[float]] = [[] for _ in args.builds]
+    for r in range(args.solo):
+        order = list(range(len(args.builds)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for k in order:
+            run = subprocess.run([sys.executable, __file__, *options, "--worker", str(args.builds[k])],
+                                 capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                raise SystemExit(f"{args.builds[k]}: {run.stderr.strip()}")
+            speeds[k].append(float(run.stdout.split()[-1]))
+    for k, path in enumerate(args.builds):
+        ratios = [a / b for a, b in zip(speeds[k], speeds[0])]
+        print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} MB/s per slice"
+              f" (solo, {args.solo} rounds), x{statistics.median(ratios):.3f} the first build")
     return 0
 
 
