@@ -485,23 +485,36 @@ fn output_capacity(bytes: usize) -> usize {
 /// Gives each [`CoreBpe`] an id of its own, for the thread caches.
 static NEXT_CORE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How many tokenizers' piece caches a thread keeps. Code that alternates
+/// between two tokenizers (a model's and a reference one, say) would
+/// otherwise start a cache afresh at every call.
+const KEPT_CACHES: usize = 2;
+
 thread_local! {
-    /// This thread's piece cache, and the id of the tokenizer it serves.
-    /// It outlives calls (bounded: see `piece_cache`), so the texts of one
-    /// batch run, of the next run on this thread and of later calls share
-    /// it; another tokenizer on this thread starts it over.
-    static THREAD_CACHE: RefCell<Option<(u64, PieceCache)>> = const { RefCell::new(None) };
+    /// This thread's piece caches, each with the id of the tokenizer it
+    /// serves, the most recently used first. They outlive calls (bounded:
+    /// see `piece_cache`), so the texts of one batch run, of the next run on
+    /// this thread and of later calls share them.
+    static THREAD_CACHES: RefCell<Vec<(u64, PieceCache)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's piece cache for the tokenizer `id`, sized
 /// for at least `bytes` of text.
 fn with_thread_cache<R>(id: u64, bytes: usize, f: impl FnOnce(&mut PieceCache) -> R) -> R {
-    THREAD_CACHE.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slot) => {
-            if slot.as_ref().is_none_or(|(owner, _)| *owner != id) {
-                *slot = Some((id, PieceCache::for_bytes(bytes)));
-            }
-            let (_, cache) = slot.as_mut().expect("just set");
+    THREAD_CACHES.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut caches) => {
+            let at = match caches.iter().position(|(owner, _)| *owner == id) {
+                Some(at) => at,
+                None => {
+                    if caches.len() == KEPT_CACHES {
+                        caches.pop();
+                    }
+                    caches.push((id, PieceCache::for_bytes(bytes)));
+                    caches.len() - 1
+                }
+            };
+            caches[..=at].rotate_right(1);
+            let (_, cache) = &mut caches[0];
             cache.reserve_for(bytes);
             f(cache)
         }
@@ -1075,6 +1088,33 @@ mod tests {
     fn core() -> CoreBpe {
         let specials = vec![("<|end|>".to_string(), 300), ("<|end|>x".to_string(), 301)];
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
+    }
+
+    /// A thread keeps the caches of its two most recent tokenizers: going
+    /// back to one finds what it remembered; a third one drops the oldest.
+    #[test]
+    fn a_thread_keeps_the_piece_caches_of_two_tokenizers() {
+        std::thread::spawn(|| {
+            let (piece, key) = (b"abc".as_slice(), bpe::short_key(b"abc").unwrap());
+            let hash = bpe::key_hash(key);
+            let remembered = |id: u64| {
+                with_thread_cache(id, 100, |cache| {
+                    let mut out = Vec::new();
+                    cache.lookup(piece, key, hash, &mut out).then_some(out)
+                })
+            };
+            with_thread_cache(1, 100, |cache| cache.remember(piece, key, hash, &[7, 8]));
+            with_thread_cache(2, 100, |cache| cache.remember(piece, key, hash, &[9, 10]));
+            assert_eq!(remembered(1), Some(vec![7, 8]));
+            assert_eq!(remembered(2), Some(vec![9, 10]));
+            // Tokenizer 1 was used before 2: a third drops it.
+            assert_eq!(remembered(3), None);
+            assert_eq!(remembered(1), None);
+            let ids: Vec<u64> = THREAD_CACHES.with(|c| c.borrow().iter().map(|(id, _)| *id).collect());
+            assert_eq!(ids, vec![1, 3]);
+        })
+        .join()
+        .unwrap();
     }
 
     /// The merge table packs ids into 21 bits: a larger vocabulary is refused, saying the limit.

@@ -55,6 +55,11 @@ const LONG: u128 = 0xFF << 120;
 /// replaced: latin +14-21%, ru +3-8%, ja and zh +2-5%, en and code -3 to +7%
 /// (one thread, past the first 2 MB of each text).
 pub const MAX_SLOTS: usize = 1 << 18;
+/// A text of this many bytes gets all [`MAX_SLOTS`] at once: the table is
+/// made once per thread and tokenizer (about a millisecond, zeroed on huge
+/// pages), where growing step by step took a share of a stream's first
+/// megabytes; shorter texts (a thread that encodes a few lines) start small.
+pub const FULL_FROM: usize = 64 << 10;
 /// The most tokens remembered.
 pub const MAX_TOKENS: usize = 1 << 20;
 /// The most bytes of long pieces kept to compare.
@@ -87,9 +92,10 @@ pub struct PieceCache {
 }
 
 impl PieceCache {
-    /// A cache sized for about `text_bytes` of text (it grows as needed, at half full).
+    /// A cache sized for about `text_bytes` of text: all its slots from
+    /// [`FULL_FROM`] bytes on, otherwise a few (at half full it grows to all).
     pub fn for_bytes(text_bytes: usize) -> Self {
-        let slots = (text_bytes / 16).next_power_of_two().clamp(1024, MAX_SLOTS);
+        let slots = if text_bytes >= FULL_FROM { MAX_SLOTS } else { (text_bytes / 16).next_power_of_two().max(1024) };
         // The arenas are reserved at their limits (pages are only touched as
         // they fill): growing them by doubling would copy and free over and over.
         Self {
@@ -100,10 +106,9 @@ impl PieceCache {
         }
     }
 
-    /// Grows the table ahead for about `text_bytes` more of text, up to the limit.
+    /// Grows the table ahead (to its limit) for about `text_bytes` more of text.
     pub fn reserve_for(&mut self, text_bytes: usize) {
-        let want = (text_bytes / 32).next_power_of_two().min(MAX_SLOTS);
-        while self.slots.len() < want {
+        if text_bytes >= FULL_FROM || self.slots.len() < text_bytes / 32 {
             self.grow();
         }
     }
@@ -254,15 +259,16 @@ impl PieceCache {
         }
     }
 
-    /// Twice the slots, up to the limit (past it, new pieces take the
-    /// places of old ones).
+    /// The most slots at once (past them, new pieces take the places of old
+    /// ones). Growth writes a new table and moves every piece, which took a
+    /// share of the first megabytes of a stream when the table doubled its
+    /// way up; a text of a few lines keeps its small table.
     #[cold]
     fn grow(&mut self) {
         if self.slots.len() >= MAX_SLOTS {
             return;
         }
-        let doubled = BigTable::zeroed(self.slots.len() * 2);
-        let old = std::mem::replace(&mut self.slots, doubled);
+        let old = std::mem::replace(&mut self.slots, BigTable::zeroed(MAX_SLOTS));
         let mask = self.slots.len() - 1;
         for &slot in old.iter().filter(|s| s.key != 0) {
             let hash = if slot.key & LONG == LONG { slot.key as u64 } else { super::vocab::key_hash(slot.key) };
@@ -333,6 +339,22 @@ mod tests {
             }
             cache.grow();
         }
+    }
+
+    #[test]
+    fn long_texts_get_every_slot_at_once_short_ones_on_growing() {
+        assert_eq!(PieceCache::for_bytes(FULL_FROM).slots.len(), MAX_SLOTS);
+        let mut cache = PieceCache::for_bytes(FULL_FROM - 1);
+        assert!(cache.slots.len() < MAX_SLOTS / 16);
+        cache.reserve_for(1000);
+        assert!(cache.slots.len() < MAX_SLOTS / 16, "a short text needs no more");
+        cache.reserve_for(FULL_FROM);
+        assert_eq!(cache.slots.len(), MAX_SLOTS);
+        // Half full, a small table grows straight to the limit.
+        let mut cache = PieceCache::for_bytes(0);
+        let words: String = (0..cache.slots.len()).map(|k| format!("{k:x} ")).collect();
+        encode_words(&mut cache, &words);
+        assert_eq!(cache.slots.len(), MAX_SLOTS);
     }
 
     #[test]
