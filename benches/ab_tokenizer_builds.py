@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.solo and not args.worker:
-        return solo(args, argv if argv is not None else sys.argv[1:])
+        return solo(args)
 
     from tiktoken.load import load_tiktoken_bpe
 
@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def solo(args: argparse.Namespace, argv: list[str]) -> int:
+def solo(args: argparse.Namespace) -> int:
     """Every build in processes of its own, round after round; the median ratio to the first build."""
-    options = [a for a in argv if not a.endswith(".so")]
+    options = ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
+               "--slice-kb", str(args.slice_kb), "--warm", str(args.warm)]
     speeds: list[list[float]] = [[] for _ in args.builds]
     for r in range(args.solo):
         order = list(range(len(args.builds)))

@@ -83,7 +83,7 @@ pub fn bytes_hash(bytes: &[u8]) -> u64 {
     (h ^ last).wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ (h >> 31)
 }
 
-/// The piece cache of one thread (for one tokenizer at a time).
+/// A thread's piece cache for one tokenizer (see `core_bpe::with_thread_cache`).
 pub struct PieceCache {
     slots: BigTable<Slot>,
     used: usize,
