@@ -94,33 +94,38 @@ def main(argv: list[str] | None = None) -> int:
         (core,) = cores
         for i in range(warm):
             core.encode_ordinary(text[i * size:(i + 1) * size])
-        timed = []
-        for i in range(warm, warm + args.slices):
-            data = text[i * size:(i + 1) * size].encode()
-            piece = data.decode()
-            start = time.process_time()
-            core.encode_ordinary(piece)
-            timed.append(len(data) / 1e6 / (time.process_time() - start))
+        timed = [speed(core, text[i * size:(i + 1) * size].encode()) for i in range(warm, warm + args.slices)]
         print(statistics.median(timed))
         return 0
     speeds: list[list[float]] = [[] for _ in cores]
     for i in range(args.slices):
         data = text[i * size:(i + 1) * size].encode()
-        mb = len(data) / 1e6
-        order = list(range(len(cores)))
-        order = order[i % len(order):] + order[:i % len(order)]
-        for k in order:
-            # A str of its own for each build: CPython caches a str's UTF-8 once
-            # asked, so a build that came second would get it free.
-            piece = data.decode()
-            start = time.process_time()
-            cores[k].encode_ordinary(piece)
-            speeds[k].append(mb / (time.process_time() - start))
+        for k in rotated(len(cores), i):
+            speeds[k].append(speed(cores[k], data))
+    report(args, speeds, "MB/s")
+    return 0
+
+
+def speed(core, data: bytes) -> float:
+    """MB per CPU-second of `core` encoding `data` from a `str` of its own: CPython caches a str's
+    UTF-8 once asked, so a build given a str another build had encoded would get it free."""
+    piece = data.decode()
+    start = time.process_time()
+    core.encode_ordinary(piece)
+    return len(data) / 1e6 / (time.process_time() - start)
+
+
+def rotated(n: int, r: int) -> list[int]:
+    """The builds' order in round `r`: rotated each round, so that none always goes first."""
+    return list(range(r % n, n)) + list(range(r % n))
+
+
+def report(args: argparse.Namespace, speeds: list[list[float]], unit: str) -> None:
+    """Each build's median speed and its median ratio to the first build's, round by round."""
     for k, path in enumerate(args.builds):
         ratios = [a / b for a, b in zip(speeds[k], speeds[0])]
-        print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} MB/s,"
+        print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} {unit},"
               f" x{statistics.median(ratios):.3f} the first build")
-    return 0
 
 
 def solo(args: argparse.Namespace) -> int:
@@ -129,18 +134,13 @@ def solo(args: argparse.Namespace) -> int:
                "--slice-kb", str(args.slice_kb), "--warm", str(args.warm)]
     speeds: list[list[float]] = [[] for _ in args.builds]
     for r in range(args.solo):
-        order = list(range(len(args.builds)))
-        order = order[r % len(order):] + order[:r % len(order)]
-        for k in order:
+        for k in rotated(len(args.builds), r):
             run = subprocess.run([sys.executable, __file__, *options, "--worker", str(args.builds[k])],
                                  capture_output=True, text=True, check=False)
             if run.returncode != 0:
                 raise SystemExit(f"{args.builds[k]}: {run.stderr.strip()}")
             speeds[k].append(float(run.stdout.split()[-1]))
-    for k, path in enumerate(args.builds):
-        ratios = [a / b for a, b in zip(speeds[k], speeds[0])]
-        print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} MB/s per slice"
-              f" (solo, {args.solo} rounds), x{statistics.median(ratios):.3f} the first build")
+    report(args, speeds, f"MB/s per slice (solo, {args.solo} rounds)")
     return 0
 
 
