@@ -326,18 +326,21 @@ mod tests {
     }
 
     /// `push` prefetches a piece's slot through `slot_lines`, which must
-    /// name the slot a probe starts at, at every size the cache grows to.
+    /// name the slot a probe starts at, at every size a cache starts at and
+    /// after it grows (a small table grows once, straight to the limit).
     #[test]
     fn slot_lines_name_the_slot_a_probe_starts_at() {
         let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
-        let mut cache = PieceCache::for_bytes(0);
-        for _ in 0..8 {
-            let lines = cache.slot_lines();
-            for _ in 0..10_000 {
-                let hash = next();
-                assert_eq!(lines.home(hash), cache.home(hash));
+        for bytes in [0, FULL_FROM / 4, FULL_FROM] {
+            let mut cache = PieceCache::for_bytes(bytes);
+            for _ in 0..2 {
+                let lines = cache.slot_lines();
+                for _ in 0..10_000 {
+                    let hash = next();
+                    assert_eq!(lines.home(hash), cache.home(hash));
+                }
+                cache.grow();
             }
-            cache.grow();
         }
     }
 
