@@ -1220,3 +1220,91 @@ mod tests {
         assert_eq!(c.decode_bytes([300u64]).unwrap(), b"<|end|>");
     }
 }
+
+/// Where the encoder's time goes per piece, stage by stage, on a text it
+/// has just encoded (hot): a measurement, not a test. Run with
+/// `FASTLLM_STAGE_TEXT=path [FASTLLM_STAGE_VOCAB=cl100k_base] cargo test
+/// --release --lib stage_speed -- --ignored --nocapture` on a quiet core;
+/// edit the encoder (e.g. emit a dummy id) to see what a stage costs in place.
+#[cfg(test)]
+mod stage_speed {
+    use super::*;
+
+    fn cpu_seconds() -> f64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+
+    /// The fastest of `reps` runs of `f`, in CPU seconds.
+    fn fastest(reps: usize, mut f: impl FnMut()) -> f64 {
+        (0..reps)
+            .map(|_| {
+                let t = cpu_seconds();
+                f();
+                cpu_seconds() - t
+            })
+            .fold(f64::MAX, f64::min)
+    }
+
+    #[test]
+    #[ignore = "a measurement: needs FASTLLM_STAGE_TEXT and a vocabulary in the shared data"]
+    fn stage_speed() {
+        use base64::Engine;
+        let path = std::env::var("FASTLLM_STAGE_TEXT").expect("FASTLLM_STAGE_TEXT: a text file to encode");
+        let vocab = std::env::var("FASTLLM_STAGE_VOCAB").unwrap_or("cl100k_base".to_string());
+        let dir = std::env::var("FASTLLM_SHARED_DATA")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string());
+        let file = std::fs::read_to_string(std::path::Path::new(&dir).join(format!("{vocab}.tiktoken"))).unwrap();
+        let mut tokens: Vec<(Rank, Vec<u8>)> = file
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (b64, rank) = l.split_once(' ').unwrap();
+                (rank.parse().unwrap(), base64::engine::general_purpose::STANDARD.decode(b64).unwrap())
+            })
+            .collect();
+        tokens.sort();
+        let pattern = vocab.split('_').next().unwrap();
+        let core = CoreBpe::new(tokens.into_iter().map(|(_, t)| t).collect(), &[], pattern).unwrap();
+        // The first 64 KB, to a line's end.
+        let all = std::fs::read(&path).unwrap();
+        let mut end = (64 << 10).min(all.len());
+        while end < all.len() && all[end - 1] != b'\n' {
+            end += 1;
+        }
+        let text = std::str::from_utf8(&all[..end]).unwrap();
+        let pieces: Vec<&[u8]> = core.pretokenizer.pieces(text).unwrap().into_iter().map(str::as_bytes).collect();
+        let (enc, bytes, reps) = (&core.encoder, text.as_bytes(), 200);
+        let scan = fastest(reps, || {
+            let mut n = 0usize;
+            core.pretokenizer.for_each_piece_bytes_inline(text, |p| n += p.len()).unwrap();
+            std::hint::black_box(n);
+        });
+        let key_hash = fastest(reps, || {
+            let keys = pieces.iter().filter_map(|p| bpe::short_key_in(bytes, p));
+            std::hint::black_box(keys.fold(0u64, |acc, key| acc.wrapping_add(bpe::key_hash(key))));
+        });
+        let mut tokens = 0;
+        let lookup = fastest(reps, || {
+            let keys = pieces.iter().filter_map(|p| bpe::short_key_in(bytes, p));
+            tokens = keys.filter_map(|key| enc.get_short(key, bpe::key_hash(key))).count();
+        });
+        let full = fastest(reps, || {
+            std::hint::black_box(core.encode_ordinary(text).unwrap());
+        });
+        let per_piece = |s: f64| s * 1e9 / pieces.len() as f64;
+        println!(
+            "{path}: {} pieces ({tokens} tokens), {:.2} bytes a piece; ns a piece: scan {:.2}, key and hash {:.2}, \
+             key, hash and token lookup {:.2}, whole encoder {:.2} ({:.0} MB/s)",
+            pieces.len(),
+            bytes.len() as f64 / pieces.len() as f64,
+            per_piece(scan),
+            per_piece(key_hash),
+            per_piece(lookup),
+            per_piece(full),
+            bytes.len() as f64 / full / 1e6
+        );
+    }
+}
