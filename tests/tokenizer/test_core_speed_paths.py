@@ -134,6 +134,27 @@ def test_lists_share_int_objects_but_not_lists(pair, corpora, corpus):
     assert batch[0] == batch[1] and batch[0] is not batch[1]
 
 
+def test_id_lists_are_filled_through_their_item_array_with_counted_references(pair, corpora):
+    """On CPython the ids are written into a new list's item array (the stable ABI's
+    PyList_SetItem costs a call per token); each list holds one counted reference per item."""
+    import platform
+    import sys
+
+    from fastllm._core import testing
+
+    assert testing.lists_filled_directly() == (platform.python_implementation() == "CPython")
+    text = corpora["tinyshakespeare.txt"][:20_000]
+    ids = pair.core.encode_ordinary(text)
+    assert ids == pair.ref.encode_ordinary(text) and len(ids) == len(list(iter(ids)))
+    big = next(i for i in ids if i > 1000)  # a shared int, not one of CPython's small ints
+    held = ids.count(big)
+    before = sys.getrefcount(big)
+    more = [pair.core.encode_ordinary(text) for _ in range(3)]
+    assert sys.getrefcount(big) == before + 3 * held
+    del more
+    assert sys.getrefcount(big) == before
+
+
 def test_id_lists_are_left_out_of_the_cycle_collector(pair, corpora):
     """Lists of ints join no cycles: the collector is spared walking them (the batch's outer
     list, which holds lists, stays tracked), and they are still ordinary, freed lists."""

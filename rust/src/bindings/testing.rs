@@ -17,6 +17,13 @@ fn utf8_of<'py>(text: &Bound<'py, PyString>) -> PyResult<(Bound<'py, PyBytes>, b
     Ok((PyBytes::new(text.py(), utf8.as_bytes()), utf8.transcoded()))
 }
 
+/// Whether lists of ids are filled through their item array rather than
+/// `PyList_SetItem` (see `id_lists`): true on CPython.
+#[pyfunction]
+fn lists_filled_directly(py: Python<'_>) -> bool {
+    super::id_lists::lists_filled_directly(py)
+}
+
 /// Splits `text` with the regex engine (built-in names resolved to their
 /// regex): the reference the scanners and compiled patterns are tested against.
 #[pyfunction]
@@ -38,6 +45,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     testing.add_function(wrap_pyfunction!(split_regex, &testing)?)?;
     testing.add_function(wrap_pyfunction!(split_engine, &testing)?)?;
     testing.add_function(wrap_pyfunction!(utf8_of, &testing)?)?;
+    testing.add_function(wrap_pyfunction!(lists_filled_directly, &testing)?)?;
     parent.add_submodule(&testing)?;
     // A submodule of an extension is found by `import fastllm._core.testing`
     // only through sys.modules.
