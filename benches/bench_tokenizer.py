@@ -28,8 +28,10 @@ Each encoding runs in two subprocesses:
   - **hot**: the warm-up slice again, the same string object every round: what caches
     across calls do for repeated text.
   - list output (``list[int]``) for everyone, and numpy output where a library has one
-    (fastllm ``encode_to_numpy``, gigatoken ``Tokenizer.encode``, fastokens
-    ``encode_batch_flat([text])`` read with ``numpy.frombuffer``). The numpy round uses the
+    (fastllm ``encode_ordinary_to_numpy``, gigatoken ``Tokenizer.encode``, fastokens
+    ``encode_batch_flat([text])`` read with ``numpy.frombuffer``): fastllm's list and numpy calls
+    alike treat special tokens' text as ordinary text and do not search for it (gigatoken
+    searches for specials in both, as it always recognizes them). The numpy round uses the
     next R+1 slices: a library's list and numpy calls share its caches, so on one text the
     second of the two would not be cold.
   - **worst**: ~1 MB that the split regex cannot cut (``'^'*n`` and ``'a'*n`` with a different
@@ -159,7 +161,7 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
         from fastllm import Tokenizer
 
         ours = Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials, name=name)
-        return {"list": ours.encode_ordinary, "numpy": ours.encode_to_numpy,
+        return {"list": ours.encode_ordinary, "numpy": ours.encode_ordinary_to_numpy,
                 "batch": functools.partial(ours.encode_ordinary_batch, num_threads=threads), "_obj": ours}
 
     def tiktoken():
@@ -446,7 +448,7 @@ def run_single(name: str, conf: dict, data: Path, workdir: Path, corpora: dict, 
             out["numpy_rows"].append({"corpus": corpus, "bytes": nres["_bytes"], "cells": arrays,
                                       "rank": {p: rank(arrays, p, clock) for p in ("cold", "hot")}})
         columns = list(numpy_variants)
-        print_header(f"[{name}] one thread, numpy output (fastllm encode_to_numpy, gigatoken Tokenizer.encode, "
+        print_header(f"[{name}] one thread, numpy output (fastllm encode_ordinary_to_numpy, gigatoken Tokenizer.encode, "
                      f"fastokens encode_batch_flat + numpy.frombuffer), {unit}, the next slices of each corpus", columns)
         for row in out["numpy_rows"]:
             print_rows(row["corpus"], row["cells"], columns, ["cold", "hot"], clock)

@@ -31,6 +31,7 @@ def test_lone_surrogates_become_replacement_characters(byte_tokenizer):
     assert byte_tokenizer.encode("a\ud800b") == expected
     assert byte_tokenizer.encode_ordinary_batch(["x", "a\ud800b"]) == [[ord("x")], expected]
     assert byte_tokenizer.encode_to_numpy("a\ud800b").tolist() == expected
+    assert byte_tokenizer.encode_ordinary_to_numpy("a\ud800b").tolist() == expected
 
 
 def test_properties(byte_tokenizer):
@@ -109,6 +110,17 @@ def test_encode_to_numpy(byte_tokenizer):
     assert array.dtype == np.uint32
     assert array.tolist() == byte_tokenizer.encode(text, allowed_special="all")
     assert byte_tokenizer.encode_to_numpy("").tolist() == []
+
+
+def test_encode_ordinary_to_numpy(byte_tokenizer):
+    text = "the ring<|endoftext|> thing"
+    array = byte_tokenizer.encode_ordinary_to_numpy(text)
+    assert array.dtype == np.uint32 and not array.flags.writeable
+    assert array.tolist() == byte_tokenizer.encode_ordinary(text)
+    assert 263 not in array.tolist(), "the special token's text is ordinary text here"
+    assert byte_tokenizer.encode_ordinary_to_numpy("").tolist() == []
+    with pytest.raises(TypeError):
+        byte_tokenizer.encode_ordinary_to_numpy(b"bytes")
 
 
 def test_decode_variants(byte_tokenizer):
@@ -269,7 +281,9 @@ def test_custom_regex_with_lookaround():
     assert tok.split("12px 7em") == ["12", "px", " ", "7em"]
 
 
-@pytest.mark.parametrize("call", ["encode_ordinary", "encode_ordinary_batch", "encode_to_numpy"])
+@pytest.mark.parametrize(
+    "call", ["encode_ordinary", "encode_ordinary_batch", "encode_to_numpy", "encode_ordinary_to_numpy"]
+)
 def test_heavy_calls_release_the_gil(call, fastllm_encoding, shared_data):
     """While one thread is inside a long call, another keeps running Python code.
 

@@ -66,7 +66,7 @@ def test_the_pattern_runs_on_the_regex_engine():
 
 def test_encode_and_split_raise_naming_pattern_and_position(tok):
     where = rf"{WHERE} at character 2 \(byte 3\)"
-    for call in (tok.encode, tok.encode_ordinary, tok.encode_to_numpy, tok.split):
+    for call in (tok.encode, tok.encode_ordinary, tok.encode_to_numpy, tok.encode_ordinary_to_numpy, tok.split):
         with pytest.raises(ValueError, match=where):
             call(STUCK)
     # Positions count from the start of the text, special tokens included.

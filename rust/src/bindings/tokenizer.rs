@@ -350,6 +350,18 @@ impl PyCoreBpe {
         Ok(u32_bytes(py, &ids))
     }
 
+    /// Like `encode_ordinary`, returned as little-endian u32 bytes (for numpy.frombuffer).
+    fn encode_ordinary_to_u32_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let text = text_to_encode(text)?;
+        let text: &str = &text;
+        let ids = py.detach(|| self.core.encode_ordinary(text)).map_err(value_error)?;
+        Ok(u32_bytes(py, &ids))
+    }
+
     /// Encodes many texts in parallel (rayon; `num_threads=None`: all cores).
     #[pyo3(signature = (texts, allowed_special=None, disallowed_special=None, num_threads=None))]
     fn encode_batch<'py>(
