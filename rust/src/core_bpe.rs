@@ -1223,7 +1223,7 @@ mod tests {
 
 /// Where the encoder's time goes per piece, stage by stage, on a text it
 /// has just encoded (hot): a measurement, not a test. Run with
-/// `FASTLLM_STAGE_TEXT=path [FASTLLM_STAGE_VOCAB=cl100k_base] cargo test
+/// `FASTLLM_STAGE_TEXT=path [FASTLLM_STAGE_VOCAB=cl100k_base] [FASTLLM_STAGE_KB=64] cargo test
 /// --release --lib stage_speed -- --ignored --nocapture` on a quiet core;
 /// edit the encoder (e.g. emit a dummy id) to see what a stage costs in place.
 #[cfg(test)]
@@ -1268,9 +1268,11 @@ mod stage_speed {
         tokens.sort();
         let pattern = vocab.split('_').next().unwrap();
         let core = CoreBpe::new(tokens.into_iter().map(|(_, t)| t).collect(), &[], pattern).unwrap();
-        // The first 64 KB, to a line's end.
+        // The first 64 KB (or FASTLLM_STAGE_KB), to a line's end.
         let all = std::fs::read(&path).unwrap();
-        let mut end = (64 << 10).min(all.len());
+        let kb: usize =
+            std::env::var("FASTLLM_STAGE_KB").map_or(64, |v| v.parse().expect("FASTLLM_STAGE_KB: a number"));
+        let mut end = (kb << 10).min(all.len());
         while end < all.len() && all[end - 1] != b'\n' {
             end += 1;
         }
