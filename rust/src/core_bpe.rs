@@ -229,10 +229,11 @@ struct PieceBatch<'a, 't> {
     text: &'t [u8],
     cache: Option<&'a mut PieceCache>,
     /// Pieces `0..len`: each piece, its packed key (0: longer than a key
-    /// holds) and where the vocabulary looks for it (unused without a key).
+    /// holds) and where the vocabulary looks for it, or for a piece without
+    /// a key the hash of its bytes (which the piece cache looks it up by).
     pieces: PerPiece<&'t [u8]>,
     keys: PerPiece<u128>,
-    homes: PerPiece<usize>,
+    homes: PerPiece<u64>,
     len: usize,
     /// Pieces whose merge waits for the end of the flush (see
     /// [`PieceBatch::merge_deferred`]): where their room in the output
@@ -275,14 +276,23 @@ impl<'a, 't> PieceBatch<'a, 't> {
         self.pieces.set(k, piece);
         let key = bpe::short_key_in(self.text, piece).unwrap_or(0);
         self.keys.set(k, key);
-        let hash = bpe::key_hash(key);
-        let home = self.vocab_lines.home(hash);
-        self.homes.set(k, home);
         if key != 0 {
+            let hash = bpe::key_hash(key);
+            let home = self.vocab_lines.home(hash);
+            self.homes.set(k, home as u64);
             self.vocab_lines.prefetch(home);
             // Its piece-cache slot too, which a piece that is no token reads
             // next (a few in a hundred pieces of code, a quarter of latin's):
             // one more hint per piece costs less than that wait.
+            if let Some(lines) = self.cache_lines {
+                lines.prefetch(lines.home(hash));
+            }
+        } else {
+            // A long piece (a fifth of Cyrillic text's) is looked for in the
+            // piece cache by the hash of its bytes: kept in place of the home
+            // it does not have, and its slot asked for now.
+            let hash = bytes_hash(piece);
+            self.homes.set(k, hash);
             if let Some(lines) = self.cache_lines {
                 lines.prefetch(lines.home(hash));
             }
@@ -298,7 +308,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
     fn push_now(&mut self, piece: &[u8], out: &mut Vec<Rank>) {
         self.flush(out);
         let key = bpe::short_key(piece).unwrap_or(0);
-        let home = self.ranks.short_home(bpe::key_hash(key));
+        let home = if key != 0 { self.ranks.short_home(bpe::key_hash(key)) as u64 } else { bytes_hash(piece) };
         self.emit(piece, key, home, out, None);
         self.cache_lines = Self::lines_of(&self.cache);
     }
@@ -362,26 +372,28 @@ impl<'a, 't> PieceBatch<'a, 't> {
 
     /// Emits the tokens of one piece: a short token straight from the table,
     /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long
-    /// piece; `home` is the key's [`TokenMap::short_home`]; `batched` is the
-    /// piece's index in the batch when it is one of its pieces.
+    /// piece; `home` is the key's [`TokenMap::short_home`], or a long
+    /// piece's [`bytes_hash`]; `batched` is the piece's index in the batch
+    /// when it is one of its pieces.
     #[inline(always)]
-    fn emit(&mut self, piece: &[u8], key: u128, home: usize, out: &mut Vec<Rank>, batched: Option<usize>) {
+    fn emit(&mut self, piece: &[u8], key: u128, home: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         if key != 0 {
-            if let Some(rank) = self.ranks.get_short_at(key, home) {
+            if let Some(rank) = self.ranks.get_short_at(key, home as usize) {
                 out.push(rank);
                 return;
             }
         }
-        self.slow(piece, key, out, batched);
+        self.slow(piece, key, home, out, batched);
     }
 
     /// A piece that is not a short token: a long token, or merged (through the
     /// cache), whole or in the parts that cuts no token spans give. A short
     /// piece of the batch (index `batched`) that is not remembered leaves
     /// room in `out` and is merged at the end of the flush, beside the others.
+    /// `home` is as [`PieceBatch::emit`] has it.
     #[inline(never)]
-    fn slow(&mut self, piece: &[u8], key: u128, out: &mut Vec<Rank>, batched: Option<usize>) {
-        let hash = bpe::key_hash(key);
+    fn slow(&mut self, piece: &[u8], key: u128, home: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
+        let hash = if key != 0 { bpe::key_hash(key) } else { home };
         if piece.len() >= MIN_CUT_PIECE
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
             && self.cut_and_emit(piece, key == 0, out)
@@ -413,7 +425,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 }
             }
             Some(cache) if key != 0 => cache.encode(piece, key, hash, out, |p, o| bpe::merge_piece(p, ranks, o)),
-            Some(cache) => cache.encode(piece, 0, bytes_hash(piece), out, |p, o| bpe::encode_piece(p, ranks, o)),
+            Some(cache) => cache.encode(piece, 0, hash, out, |p, o| bpe::encode_piece(p, ranks, o)),
         }
     }
 }
@@ -1088,6 +1100,31 @@ mod tests {
     fn core() -> CoreBpe {
         let specials = vec![("<|end|>".to_string(), 300), ("<|end|>x".to_string(), 301)];
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
+    }
+
+    /// A piece longer than a packed key is remembered under the hash of its
+    /// bytes, which the batch computes ahead (to prefetch its slot) and
+    /// hands on: a lookup by that hash finds its tokens.
+    #[test]
+    fn long_pieces_are_remembered_under_the_hash_of_their_bytes() {
+        let core = core();
+        let text = "hellohellohellohello abcdefghijklmnopqrstuvwxyz";
+        let expected = core.encode_ordinary(text).unwrap();
+        std::thread::spawn(move || {
+            with_thread_cache(core.id, 1 << 20, |cache| {
+                let mut out = Vec::new();
+                core.encode_ordinary_into(text, &mut out, Some(&mut *cache)).unwrap();
+                assert_eq!(out, expected);
+                let (first, second) = text.split_at(20);
+                for (piece, tokens) in [(first, &expected[..4]), (second, &expected[4..])] {
+                    let mut found = Vec::new();
+                    assert!(cache.lookup(piece.as_bytes(), 0, bytes_hash(piece.as_bytes()), &mut found), "{piece:?}");
+                    assert_eq!(found, tokens, "{piece:?}");
+                }
+            })
+        })
+        .join()
+        .unwrap();
     }
 
     /// A thread keeps the caches of its two most recent tokenizers: going
