@@ -1267,20 +1267,13 @@ mod tests {
 mod stage_speed {
     use super::*;
 
-    fn cpu_seconds() -> f64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-    }
-
     /// The fastest of `reps` runs of `f`, in CPU seconds.
     fn fastest(reps: usize, mut f: impl FnMut()) -> f64 {
         (0..reps)
             .map(|_| {
-                let t = cpu_seconds();
+                let t = crate::test_vocab::thread_cpu_seconds();
                 f();
-                cpu_seconds() - t
+                crate::test_vocab::thread_cpu_seconds() - t
             })
             .fold(f64::MAX, f64::min)
     }
@@ -1288,23 +1281,11 @@ mod stage_speed {
     #[test]
     #[ignore = "a measurement: needs FASTLLM_STAGE_TEXT and a vocabulary in the shared data"]
     fn stage_speed() {
-        use base64::Engine;
         let path = std::env::var("FASTLLM_STAGE_TEXT").expect("FASTLLM_STAGE_TEXT: a text file to encode");
         let vocab = std::env::var("FASTLLM_STAGE_VOCAB").unwrap_or("cl100k_base".to_string());
-        let dir = std::env::var("FASTLLM_SHARED_DATA")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string());
-        let file = std::fs::read_to_string(std::path::Path::new(&dir).join(format!("{vocab}.tiktoken"))).unwrap();
-        let mut tokens: Vec<(Rank, Vec<u8>)> = file
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (b64, rank) = l.split_once(' ').unwrap();
-                (rank.parse().unwrap(), base64::engine::general_purpose::STANDARD.decode(b64).unwrap())
-            })
-            .collect();
-        tokens.sort();
+        let tokens = crate::test_vocab::tiktoken_tokens(&format!("{vocab}.tiktoken")).expect("the vocabulary file");
         let pattern = vocab.split('_').next().unwrap();
-        let core = CoreBpe::new(tokens.into_iter().map(|(_, t)| t).collect(), &[], pattern).unwrap();
+        let core = CoreBpe::new(tokens, &[], pattern).unwrap();
         // The first 64 KB (or FASTLLM_STAGE_KB), to a line's end.
         let all = std::fs::read(&path).unwrap();
         let kb: usize =

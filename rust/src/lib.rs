@@ -25,6 +25,8 @@ pub mod utf8_stream;
 
 #[cfg(test)]
 mod test_rng;
+#[cfg(test)]
+mod test_vocab;
 
 #[cfg(feature = "python")]
 mod bindings;

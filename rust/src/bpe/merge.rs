@@ -615,21 +615,7 @@ mod tests {
 
     /// A real vocabulary from `../shared/data` (None when it is absent).
     fn real_vocab(file: &str) -> Option<TokenMap> {
-        use base64::Engine;
-        let dir = std::env::var("FASTLLM_SHARED_DATA")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data").to_string());
-        let text = std::fs::read_to_string(std::path::Path::new(&dir).join(file)).ok()?;
-        let mut tokens: Vec<(Rank, Vec<u8>)> = text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (b64, rank) = l.split_once(' ').unwrap();
-                (rank.parse().unwrap(), base64::engine::general_purpose::STANDARD.decode(b64).unwrap())
-            })
-            .collect();
-        tokens.sort();
-        assert!(tokens.iter().enumerate().all(|(k, (r, _))| *r as usize == k));
-        Some(TokenMap::new(&tokens.into_iter().map(|(_, t)| t).collect::<Vec<_>>()).unwrap())
+        Some(TokenMap::new(&crate::test_vocab::tiktoken_tokens(file)?).unwrap())
     }
 
     #[test]
@@ -952,12 +938,7 @@ mod tests {
     #[test]
     #[ignore]
     fn merge_speed() {
-        fn cpu_seconds() -> f64 {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: clock_gettime writes the timespec it is given.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-        }
+        use crate::test_vocab::thread_cpu_seconds as cpu_seconds;
         let Ok(path) = std::env::var("FASTLLM_MERGE_BENCH") else { return };
         let vocab = std::env::var("FASTLLM_MERGE_VOCAB").unwrap_or("o200k_base.tiktoken".to_string());
         let r = real_vocab(&vocab).expect("the vocabulary file");

@@ -1011,12 +1011,7 @@ pub(crate) mod tests {
     #[test]
     #[ignore]
     fn scanner_speed() {
-        fn cpu_seconds() -> f64 {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: clock_gettime writes the timespec it is given.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-        }
+        use crate::test_vocab::thread_cpu_seconds as cpu_seconds;
         let Ok(files) = std::env::var("FASTLLM_SCAN_BENCH") else { return };
         let names = std::env::var("FASTLLM_SCAN_NAMES").unwrap_or("gpt2,cl100k,o200k,llama3,qwen2,tekken".to_string());
         for path in files.split(',') {
