@@ -1271,9 +1271,9 @@ mod stage_speed {
     fn fastest(reps: usize, mut f: impl FnMut()) -> f64 {
         (0..reps)
             .map(|_| {
-                let t = crate::test_vocab::thread_cpu_seconds();
+                let t = crate::test_clock::thread_cpu_seconds();
                 f();
-                crate::test_vocab::thread_cpu_seconds() - t
+                crate::test_clock::thread_cpu_seconds() - t
             })
             .fold(f64::MAX, f64::min)
     }
@@ -1290,7 +1290,7 @@ mod stage_speed {
         let all = std::fs::read(&path).unwrap();
         let kb: usize =
             std::env::var("FASTLLM_STAGE_KB").map_or(64, |v| v.parse().expect("FASTLLM_STAGE_KB: a number"));
-        let mut end = (kb << 10).min(all.len());
+        let mut end = (kb.max(1) << 10).min(all.len());
         while end < all.len() && all[end - 1] != b'\n' {
             end += 1;
         }

@@ -24,6 +24,8 @@ pub mod trainer;
 pub mod utf8_stream;
 
 #[cfg(test)]
+mod test_clock;
+#[cfg(test)]
 mod test_rng;
 #[cfg(test)]
 mod test_vocab;

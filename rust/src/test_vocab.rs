@@ -20,11 +20,3 @@ pub fn tiktoken_tokens(file: &str) -> Option<Vec<Vec<u8>>> {
     assert!(tokens.iter().enumerate().all(|(k, (r, _))| *r as usize == k), "{file}: ranks are not 0..n");
     Some(tokens.into_iter().map(|(_, t)| t).collect())
 }
-
-/// CPU seconds of the calling thread, for the measurements among the tests.
-pub fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}

@@ -938,7 +938,7 @@ mod tests {
     #[test]
     #[ignore]
     fn merge_speed() {
-        use crate::test_vocab::thread_cpu_seconds as cpu_seconds;
+        use crate::test_clock::thread_cpu_seconds as cpu_seconds;
         let Ok(path) = std::env::var("FASTLLM_MERGE_BENCH") else { return };
         let vocab = std::env::var("FASTLLM_MERGE_VOCAB").unwrap_or("o200k_base.tiktoken".to_string());
         let r = real_vocab(&vocab).expect("the vocabulary file");

@@ -1011,7 +1011,7 @@ pub(crate) mod tests {
     #[test]
     #[ignore]
     fn scanner_speed() {
-        use crate::test_vocab::thread_cpu_seconds as cpu_seconds;
+        use crate::test_clock::thread_cpu_seconds as cpu_seconds;
         let Ok(files) = std::env::var("FASTLLM_SCAN_BENCH") else { return };
         let names = std::env::var("FASTLLM_SCAN_NAMES").unwrap_or("gpt2,cl100k,o200k,llama3,qwen2,tekken".to_string());
         for path in files.split(',') {
