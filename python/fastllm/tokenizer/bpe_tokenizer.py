@@ -275,8 +275,7 @@ class Tokenizer:
 
         _check_text(text)
         allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        data = _surrogate_safe(self._core.encode_to_u32_bytes, text, allowed, disallowed)
-        ids = np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        ids = _u32_array(_surrogate_safe(self._core.encode_to_u32_bytes, text, allowed, disallowed))
         if add_special_tokens and (self._bos or self._eos):
             ids = np.concatenate([np.array(self._bos, np.uint32), ids, np.array(self._eos, np.uint32)])
             ids.flags.writeable = False
@@ -285,11 +284,8 @@ class Tokenizer:
     def encode_ordinary_to_numpy(self, text: str) -> np.ndarray:
         """:meth:`encode_ordinary` as a read-only ``uint32`` numpy array: special token strings
         are ordinary text, and the text is not searched for them (the fastest way to ids)."""
-        import numpy as np
-
         _check_text(text)
-        data = _surrogate_safe(self._core.encode_ordinary_to_u32_bytes, text)
-        return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+        return _u32_array(_surrogate_safe(self._core.encode_ordinary_to_u32_bytes, text))
 
     def split(self, text: str) -> list[str]:
         """The pieces the split pattern (or the pipeline's normalizer and steps) cuts
@@ -656,6 +652,14 @@ def _surrogate_safe(call, text: str | list[str], *args):
 
 def _replace_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _u32_array(data: bytes) -> np.ndarray:
+    """The core's little-endian u32 ids as a read-only native ``uint32`` array (no copy on a
+    little-endian machine)."""
+    import numpy as np
+
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
 
 
 def _check_text(text: object) -> None:
