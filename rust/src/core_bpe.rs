@@ -382,6 +382,11 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 out.push(rank);
                 return;
             }
+            if let Some(cache) = &self.cache {
+                if cache.lookup_home(key, bpe::key_hash(key), out) {
+                    return;
+                }
+            }
         }
         self.slow(piece, key, home, out, batched);
     }

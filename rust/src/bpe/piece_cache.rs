@@ -160,6 +160,22 @@ impl PieceCache {
         }
     }
 
+    /// Appends the tokens of the short piece packed in `key` (`hash` is
+    /// `vocab::key_hash(key)`) and says true when its home slot holds them
+    /// itself: most hits, answered from the slot `push` prefetched, without
+    /// the rest of a lookup. False says nothing either way.
+    #[inline(always)]
+    pub fn lookup_home(&self, key: u128, hash: u64, out: &mut Vec<Rank>) -> bool {
+        let slot = &self.slots[self.home(hash)];
+        if slot.key != key || !slot.tokens_in_slot() {
+            return false;
+        }
+        for &t in &slot.data[..slot.tok_len as usize] {
+            out.push(t);
+        }
+        true
+    }
+
     /// Remembers `tokens` as those of `piece` (keyed as for [`PieceCache::encode`]).
     pub fn remember(&mut self, piece: &[u8], key: u128, hash: u64, tokens: &[Rank]) {
         if let Err(free) = self.probe(piece, key, hash) {
@@ -379,6 +395,43 @@ mod tests {
         let mut cache = PieceCache::for_bytes(text.len());
         assert_eq!(encode_words(&mut cache, &text), 3, "only the first occurrences merge");
         assert_eq!(cache.tokens.len(), 4, "only the four-token piece is in the arena");
+    }
+
+    /// `lookup_home` answers a short piece whose tokens its home slot holds,
+    /// with exactly those tokens, and nothing else: a piece not remembered,
+    /// one of four tokens (in the arena), one remembered past its home slot,
+    /// a long piece.
+    #[test]
+    fn lookup_home_answers_only_from_the_home_slot_itself() {
+        let mut cache = PieceCache::for_bytes(0);
+        let mut calls = Vec::new();
+        let mut merge = fake_merge(&mut calls);
+        let mut out = Vec::new();
+        let (key, hash) = key_and_hash(b"ab ");
+        assert!(!cache.lookup_home(key, hash, &mut out), "not remembered yet");
+        cache.encode(b"ab ", key, hash, &mut out, |p, o| merge(p, o));
+        out.clear();
+        assert!(cache.lookup_home(key, hash, &mut out));
+        assert_eq!(out, vec![b'a' as Rank, b'b' as Rank, b' ' as Rank]);
+        // Four tokens: remembered in the arena, so not answered here.
+        let (key4, hash4) = key_and_hash(b"abc ");
+        cache.encode(b"abc ", key4, hash4, &mut out, |p, o| merge(p, o));
+        out.clear();
+        assert!(!cache.lookup_home(key4, hash4, &mut out));
+        assert!(cache.lookup(b"abc ", key4, hash4, &mut out));
+        // Another piece with the same home: remembered in the next slot.
+        let (other, _) = key_and_hash(b"xy ");
+        cache.encode(b"xy ", other, hash, &mut out, |p, o| merge(p, o));
+        out.clear();
+        assert!(!cache.lookup_home(other, hash, &mut out));
+        assert!(cache.lookup(b"xy ", other, hash, &mut out));
+        // A long piece keyed by its hash: never a short key's answer.
+        let long = b"a long piece of twenty bytes";
+        cache.encode(long, 0, 99, &mut out, |p, o| merge(p, o));
+        out.clear();
+        let (short_99, _) = key_and_hash(b"zz");
+        assert!(!cache.lookup_home(short_99, 99, &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]
