@@ -379,7 +379,10 @@ impl<'a, 't> PieceBatch<'a, 't> {
     }
 
     /// Emits the tokens of one piece: a short token straight from the table,
-    /// anything else through [`PieceBatch::slow`]. `key` is 0 for a long
+    /// a piece its piece-cache slot remembers from there (the slot `push`
+    /// prefetched; a cached piece's tokens are BPE's whichever path stored
+    /// them, so checking it before the cuts changes no id), anything else
+    /// through [`PieceBatch::slow`]. `key` is 0 for a long
     /// piece; `home` is the key's [`TokenMap::short_home`], or a long
     /// piece's [`bytes_hash`]; `batched` is the piece's index in the batch
     /// when it is one of its pieces.
@@ -394,6 +397,10 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 if cache.lookup_home(key, bpe::key_hash(key), out) {
                     return;
                 }
+            }
+        } else if let Some(cache) = &self.cache {
+            if cache.lookup_home_long(piece, home, out) {
+                return;
             }
         }
         self.slow(piece, key, home, out, batched);

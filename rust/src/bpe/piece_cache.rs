@@ -176,6 +176,24 @@ impl PieceCache {
         true
     }
 
+    /// [`PieceCache::lookup_home`] for a piece too long to pack, keyed by
+    /// `hash`, its [`bytes_hash`]: true, with its tokens appended, when its
+    /// home slot remembers it.
+    #[inline(always)]
+    pub fn lookup_home_long(&self, piece: &[u8], hash: u64, out: &mut Vec<Rank>) -> bool {
+        let slot = &self.slots[self.home(hash)];
+        if slot.key != Self::stored_key(0, hash) || slot.long_len as usize != piece.len() {
+            return false;
+        }
+        let at = slot.data[1] as usize;
+        if &self.bytes[at..at + piece.len()] != piece {
+            return false;
+        }
+        let from = slot.data[0] as usize;
+        out.extend_from_slice(&self.tokens[from..from + slot.tok_len as usize]);
+        true
+    }
+
     /// Remembers `tokens` as those of `piece` (keyed as for [`PieceCache::encode`]).
     pub fn remember(&mut self, piece: &[u8], key: u128, hash: u64, tokens: &[Rank]) {
         if let Err(free) = self.probe(piece, key, hash) {
@@ -431,6 +449,26 @@ mod tests {
         out.clear();
         let (short_99, _) = key_and_hash(b"zz");
         assert!(!cache.lookup_home(short_99, 99, &mut out));
+        assert!(out.is_empty());
+    }
+
+    /// `lookup_home_long` answers a long piece remembered in its home slot,
+    /// with its tokens, and not a piece that claims the same hash with other
+    /// bytes or another length.
+    #[test]
+    fn lookup_home_long_compares_the_bytes() {
+        let mut cache = PieceCache::for_bytes(0);
+        let (mut calls, mut out) = (Vec::new(), Vec::new());
+        let mut merge = fake_merge(&mut calls);
+        let long = b"a long piece of twenty-eight";
+        assert!(!cache.lookup_home_long(long, 7, &mut out), "not remembered yet");
+        cache.encode(long, 0, 7, &mut out, |p, o| merge(p, o));
+        out.clear();
+        assert!(cache.lookup_home_long(long, 7, &mut out));
+        assert_eq!(out, long.iter().map(|&b| b as Rank).collect::<Vec<_>>());
+        out.clear();
+        assert!(!cache.lookup_home_long(b"a long piece of twenty-eighT", 7, &mut out), "other bytes");
+        assert!(!cache.lookup_home_long(&long[..20], 7, &mut out), "another length");
         assert!(out.is_empty());
     }
 
