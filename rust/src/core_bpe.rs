@@ -393,27 +393,27 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 out.push(rank);
                 return;
             }
-            if let Some(cache) = &self.cache {
-                if cache.lookup_home(key, bpe::key_hash(key), out) {
-                    return;
-                }
-            }
-        } else if let Some(cache) = &self.cache {
-            if cache.lookup_home_long(piece, home, out) {
+        }
+        // What the piece cache knows it by: a long piece's `home` is that already.
+        let hash = if key != 0 { bpe::key_hash(key) } else { home };
+        if let Some(cache) = &self.cache {
+            let hit =
+                if key != 0 { cache.lookup_home(key, hash, out) } else { cache.lookup_home_long(piece, hash, out) };
+            if hit {
                 return;
             }
         }
-        self.slow(piece, key, home, out, batched);
+        self.slow(piece, key, hash, out, batched);
     }
 
     /// A piece that is not a short token: a long token, or merged (through the
     /// cache), whole or in the parts that cuts no token spans give. A short
     /// piece of the batch (index `batched`) that is not remembered leaves
     /// room in `out` and is merged later, beside others (see [`DEFER_AT`]).
-    /// `home` is as [`PieceBatch::emit`] has it.
+    /// `hash` is what the piece cache knows the piece by: `key_hash(key)`,
+    /// or for a long piece its [`bytes_hash`].
     #[inline(never)]
-    fn slow(&mut self, piece: &[u8], key: u128, home: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
-        let hash = if key != 0 { bpe::key_hash(key) } else { home };
+    fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         if piece.len() >= MIN_CUT_PIECE
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
             && self.cut_and_emit(piece, key == 0, out)

@@ -166,13 +166,12 @@ impl PieceCache {
     /// the rest of a lookup. False says nothing either way.
     #[inline(always)]
     pub fn lookup_home(&self, key: u128, hash: u64, out: &mut Vec<Rank>) -> bool {
-        let slot = &self.slots[self.home(hash)];
+        let at = self.home(hash);
+        let slot = &self.slots[at];
         if slot.key != key || !slot.tokens_in_slot() {
             return false;
         }
-        for &t in &slot.data[..slot.tok_len as usize] {
-            out.push(t);
-        }
+        self.copy_out(at, out);
         true
     }
 
@@ -181,16 +180,11 @@ impl PieceCache {
     /// home slot remembers it.
     #[inline(always)]
     pub fn lookup_home_long(&self, piece: &[u8], hash: u64, out: &mut Vec<Rank>) -> bool {
-        let slot = &self.slots[self.home(hash)];
-        if slot.key != Self::stored_key(0, hash) || slot.long_len as usize != piece.len() {
+        let at = self.home(hash);
+        if !self.holds(at, piece, Self::stored_key(0, hash), true) {
             return false;
         }
-        let at = slot.data[1] as usize;
-        if &self.bytes[at..at + piece.len()] != piece {
-            return false;
-        }
-        let from = slot.data[0] as usize;
-        out.extend_from_slice(&self.tokens[from..from + slot.tok_len as usize]);
+        self.copy_out(at, out);
         true
     }
 
@@ -224,15 +218,22 @@ impl PieceCache {
             if slot.key == 0 {
                 return Err(Some(at));
             }
-            if slot.key == key
-                && (!long
-                    || (slot.long_len as usize == piece.len()
-                        && &self.bytes[slot.data[1] as usize..slot.data[1] as usize + piece.len()] == piece))
-            {
+            if self.holds(at, piece, key, long) {
                 return Ok(at);
             }
         }
         Err(None)
+    }
+
+    /// Whether slot `at` remembers `piece`, stored under `key` (see
+    /// [`PieceCache::stored_key`]); a `long` piece's bytes are compared too.
+    #[inline(always)]
+    fn holds(&self, at: usize, piece: &[u8], key: u128, long: bool) -> bool {
+        let slot = &self.slots[at];
+        slot.key == key
+            && (!long
+                || (slot.long_len as usize == piece.len()
+                    && &self.bytes[slot.data[1] as usize..slot.data[1] as usize + piece.len()] == piece))
     }
 
     /// Appends the tokens remembered in slot `at` to `out`.
