@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
@@ -640,39 +640,55 @@ impl Run {
     }
 }
 
-/// Where a batch's results go, on the thread that called the batch encode:
-/// each run of consecutive texts is delivered as soon as it is encoded, so
-/// the caller's own work on the results (building Python lists) overlaps
-/// with the encoding of the later runs.
-pub trait BatchSink {
-    /// Runs `f`, which blocks until some runs are done (the Python bindings
-    /// let other Python threads run meanwhile).
-    fn wait<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R;
-    fn deliver(&mut self, run: Run);
+/// Where a batch's results go. Each run of consecutive texts is delivered
+/// by the thread that encoded it, as soon as it is encoded, so the work on
+/// the results (building Python lists) runs beside the encoding of the
+/// other runs, on every thread of the pool.
+pub trait BatchSink: Sync {
+    /// Runs `f`, which encodes the batch and returns once every run is
+    /// delivered (the Python bindings release the interpreter's lock
+    /// meanwhile, for `deliver` to take on the pool's threads).
+    fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+    /// Takes the tokens of a run, on the thread that encoded it.
+    fn deliver(&self, run: Run);
 }
 
+/// Each text's tokens, or the error that stopped it; None until delivered.
+type Results = Vec<Option<Result<Vec<Rank>, CoreError>>>;
+
 /// Collects a batch's results in order.
-struct Collect(Vec<Option<Result<Vec<Rank>, CoreError>>>);
+struct Collect(Mutex<Results>);
+
+impl Collect {
+    fn new(texts: usize) -> Self {
+        Self(Mutex::new((0..texts).map(|_| None).collect()))
+    }
+
+    fn into_results(self) -> Result<Vec<Vec<Rank>>, CoreError> {
+        let results = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.into_iter().map(|r| r.expect("every text delivered")).collect()
+    }
+}
 
 impl BatchSink for Collect {
-    fn wait<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R {
+    fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         f()
     }
-    fn deliver(&mut self, mut run: Run) {
+    fn deliver(&self, mut run: Run) {
+        let mut results = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for (k, ids) in run.texts().enumerate() {
-            self.0[run.start + k] = Some(Ok(ids.to_vec()));
+            results[run.start + k] = Some(Ok(ids.to_vec()));
         }
         if let Some((index, e)) = run.error.take() {
-            self.0[index] = Some(Err(e));
+            results[index] = Some(Err(e));
         }
     }
 }
 
 /// Splits a batch into runs of consecutive texts `(start, end, bytes)`:
-/// up to sixteen runs per thread, so that the lists of the last run, which the
-/// calling thread builds once the workers are done, are a small part of the
-/// whole; but at least 32 KB each, as each run costs a hand-over to that
-/// thread (16 KB runs lost 4-9% on a batch of short lines).
+/// up to sixteen runs per thread, so that the threads finish close together;
+/// but at least 32 KB each, as each run costs a hand-over (16 KB runs lost
+/// 4-9% on a batch of short lines, when the calling thread took them over).
 fn plan_runs<S: AsRef<str>>(texts: &[S], threads: usize) -> Vec<(usize, usize, usize)> {
     let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
     let per_run = (total / (16 * threads.max(1))).clamp(1 << 15, 1 << 22);
@@ -691,10 +707,6 @@ fn plan_runs<S: AsRef<str>>(texts: &[S], threads: usize) -> Vec<(usize, usize, u
     runs
 }
 
-/// Finished runs of a batch (None: encoding the one starting at that text
-/// panicked), with the condition workers signal when they add one.
-type Finished = (Mutex<Vec<Result<Run, usize>>>, Condvar);
-
 /// Gives a closure the signature rayon's `in_place_scope` takes (any borrow
 /// of a scope of one lifetime), which closure inference alone does not.
 fn scope_body<'scope, F: FnOnce(&rayon::Scope<'scope>)>(f: F) -> F {
@@ -704,36 +716,26 @@ fn scope_body<'scope, F: FnOnce(&rayon::Scope<'scope>)>(f: F) -> F {
 /// Appends the tokens of one text to the vector it is given.
 type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<(), CoreError> + Sync + 'a;
 
-/// Spawns one job per run onto `scope`'s pool; each reports to `done`.
-fn spawn_runs<'scope, S: AsRef<str> + Sync>(
+/// Encodes the texts `start..end` of a batch (`size` bytes) on this thread,
+/// with its piece cache.
+fn encode_run<S: AsRef<str>>(
     id: u64,
-    scope: &rayon::Scope<'scope>,
-    runs: &'scope [(usize, usize, usize)],
-    texts: &'scope [S],
-    f: &'scope EncodeInto<'scope>,
-    done: &'scope Finished,
-) {
-    for &(start, end, size) in runs {
-        scope.spawn(move |_| {
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                with_thread_cache(id, size, |cache| {
-                    let mut run =
-                        Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
-                    for (k, t) in texts[start..end].iter().enumerate() {
-                        let from = run.ids.len();
-                        if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
-                            run.ids.truncate(from);
-                            run.error.get_or_insert((start + k, e.in_batch(start + k)));
-                        }
-                        run.ends.push(run.ids.len());
-                    }
-                    run
-                })
-            }));
-            done.0.lock().unwrap_or_else(|e| e.into_inner()).push(run.map_err(|_| start));
-            done.1.notify_one();
-        });
-    }
+    texts: &[S],
+    (start, end, size): (usize, usize, usize),
+    f: &EncodeInto<'_>,
+) -> Run {
+    with_thread_cache(id, size, |cache| {
+        let mut run = Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
+        for (k, t) in texts[start..end].iter().enumerate() {
+            let from = run.ids.len();
+            if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
+                run.ids.truncate(from);
+                run.error.get_or_insert((start + k, e.in_batch(start + k)));
+            }
+            run.ends.push(run.ids.len());
+        }
+        run
+    })
 }
 
 /// A rayon pool of `n` threads, made on first use and kept (for the first
@@ -768,16 +770,58 @@ fn sized_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, CoreError> {
     Ok(pool)
 }
 
+/// Hands a batch's runs to its sink one thread at a time: a thread that
+/// finishes a run while another delivers leaves it to that one and goes on
+/// encoding. Two threads delivering at once would wait on each other for
+/// the Python interpreter's lock, and a thread woken while the one that
+/// woke it runs on can wait milliseconds for a core on this VM.
+#[derive(Default)]
+struct OneAtATime {
+    /// Whether a thread is delivering, and the runs left for it.
+    state: Mutex<(bool, Vec<Run>)>,
+}
+
+impl OneAtATime {
+    fn deliver(&self, run: Run, sink: &impl BatchSink) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0 {
+                state.1.push(run);
+                return;
+            }
+            state.0 = true;
+        }
+        let mut run = run;
+        loop {
+            sink.deliver(run);
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.1.pop() {
+                Some(next) => run = next,
+                None => {
+                    state.0 = false;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// `f` of each text on a rayon pool (`num_threads` threads, None: the
-/// global pool), delivered to `sink` run by run on the calling thread, which
-/// does not encode itself. A panic in `f` is raised again here once every
-/// run has finished.
+/// global pool), each run delivered to `sink` by a thread of the pool as it
+/// is encoded (see [`OneAtATime`]). The calling thread only waits. When it
+/// built the lists itself as the runs came in, it was woken by a thread
+/// that ran on, and on this VM such a wake-up often waits for the waker's
+/// core (milliseconds) rather than taking the idle one, so the lists were
+/// mostly built after the encoding, on one core (a sixth of a batch of
+/// 50 KB documents); and when it encoded runs itself, the pool thread it
+/// woke waited so. A panic in `f` or in `deliver` is raised again here once
+/// every run has finished.
 fn stream_texts<S: AsRef<str> + Sync>(
     id: u64,
     texts: &[S],
     num_threads: Option<usize>,
     f: &EncodeInto<'_>,
-    sink: &mut impl BatchSink,
+    sink: &impl BatchSink,
 ) -> Result<(), CoreError> {
     let pool = match num_threads {
         None | Some(0) => None,
@@ -785,33 +829,28 @@ fn stream_texts<S: AsRef<str> + Sync>(
     };
     let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
     let runs = plan_runs(texts, threads);
-    let done: Finished = (Mutex::new(Vec::new()), Condvar::new());
-    let mut panicked = None;
+    // The first text of the first run that panicked.
+    let panicked = Mutex::new(None::<usize>);
+    let deliveries = OneAtATime::default();
     let body = scope_body(|scope| {
-        spawn_runs(id, scope, &runs, texts, f, &done);
-        let mut received = 0;
-        while received < runs.len() {
-            let finished = sink.wait(|| {
-                let mut queue = done.0.lock().unwrap_or_else(|e| e.into_inner());
-                while queue.is_empty() {
-                    queue = done.1.wait(queue).unwrap_or_else(|e| e.into_inner());
+        for &run in &runs {
+            let (panicked, deliveries) = (&panicked, &deliveries);
+            scope.spawn(move |_| {
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    deliveries.deliver(encode_run(id, texts, run, f), sink);
+                }));
+                if done.is_err() {
+                    let mut first = panicked.lock().unwrap_or_else(|e| e.into_inner());
+                    *first = Some(first.map_or(run.0, |k| k.min(run.0)));
                 }
-                std::mem::take(&mut *queue)
             });
-            for run in finished {
-                received += 1;
-                match run {
-                    Ok(run) => sink.deliver(run),
-                    Err(start) => panicked = Some(start),
-                }
-            }
         }
     });
-    match &pool {
+    sink.wait(|| match &pool {
         None => rayon::in_place_scope(body),
         Some(pool) => pool.in_place_scope(body),
-    }
-    if let Some(start) = panicked {
+    });
+    if let Some(start) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
         panic!("encoding the batch's texts from index {start} panicked");
     }
     Ok(())
@@ -1088,9 +1127,9 @@ impl CoreBpe {
         texts: &[S],
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
-        let mut sink = Collect((0..texts.len()).map(|_| None).collect());
-        self.encode_ordinary_batch_to(texts, num_threads, &mut sink)?;
-        sink.0.into_iter().map(|r| r.expect("every text delivered")).collect()
+        let sink = Collect::new(texts.len());
+        self.encode_ordinary_batch_to(texts, num_threads, &sink)?;
+        sink.into_results()
     }
 
     /// [`CoreBpe::encode_ordinary_batch`], delivered to `sink` run by run.
@@ -1098,7 +1137,7 @@ impl CoreBpe {
         &self,
         texts: &[S],
         num_threads: Option<usize>,
-        sink: &mut impl BatchSink,
+        sink: &impl BatchSink,
     ) -> Result<(), CoreError> {
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
             self.encode_ordinary_into(t, out, Some(cache)).map_err(|error| CoreError::Split { error, text: None })
@@ -1112,9 +1151,9 @@ impl CoreBpe {
         policy: &SpecialPolicy<'_>,
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
-        let mut sink = Collect((0..texts.len()).map(|_| None).collect());
-        self.encode_batch_to(texts, policy, num_threads, &mut sink)?;
-        sink.0.into_iter().map(|r| r.expect("every text delivered")).collect()
+        let sink = Collect::new(texts.len());
+        self.encode_batch_to(texts, policy, num_threads, &sink)?;
+        sink.into_results()
     }
 
     /// [`CoreBpe::encode_batch`], delivered to `sink` run by run (a text with
@@ -1124,7 +1163,7 @@ impl CoreBpe {
         texts: &[S],
         policy: &SpecialPolicy<'_>,
         num_threads: Option<usize>,
-        sink: &mut impl BatchSink,
+        sink: &impl BatchSink,
     ) -> Result<(), CoreError> {
         if let Some(pipeline) = &self.pipeline {
             let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
@@ -1167,6 +1206,7 @@ impl CoreBpe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     fn byte_vocab(extra: &[&str]) -> Vec<Vec<u8>> {
         let mut v: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
@@ -1177,6 +1217,92 @@ mod tests {
     fn core() -> CoreBpe {
         let specials = vec![("<|end|>".to_string(), 300), ("<|end|>x".to_string(), 301)];
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
+    }
+
+    /// Texts of 40 KB, one run each (see `plan_runs`), whose one token is
+    /// its index: `f` below "encodes" a text by its index.
+    fn indexed_texts(n: usize) -> Vec<String> {
+        (0..n).map(|k| format!("{k:<40000}")).collect()
+    }
+
+    /// Records which thread delivered each run, and how many deliveries
+    /// were under way at once (each takes a moment, so that overlaps show).
+    struct ThreadsSink {
+        results: Collect,
+        delivered: Mutex<Vec<(usize, std::thread::ThreadId)>>,
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl BatchSink for ThreadsSink {
+        fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+            f()
+        }
+        fn deliver(&self, run: Run) {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_micros(300));
+            self.delivered.lock().unwrap().push((run.start, std::thread::current().id()));
+            self.results.deliver(run);
+            self.now.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Every run of a batch is delivered once, by the pool's threads (the
+    /// calling thread only waits), one delivery at a time, for several
+    /// thread counts.
+    #[test]
+    fn runs_are_delivered_once_each_by_the_pool_one_at_a_time() {
+        let texts = indexed_texts(24);
+        for threads in [1, 2, 3, 5] {
+            let f = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
+                out.push(t.trim_end().parse().unwrap());
+                Ok(())
+            };
+            let sink = ThreadsSink {
+                results: Collect::new(texts.len()),
+                delivered: Mutex::new(Vec::new()),
+                now: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+            };
+            stream_texts(0, &texts, Some(threads), &f, &sink).unwrap();
+            let delivered = sink.delivered.into_inner().unwrap();
+            let mut starts: Vec<usize> = delivered.iter().map(|&(start, _)| start).collect();
+            starts.sort();
+            let runs: Vec<usize> = plan_runs(&texts, threads).iter().map(|&(start, _, _)| start).collect();
+            assert_eq!(starts, runs, "{threads} threads: each run once");
+            assert!(delivered.iter().all(|&(_, t)| t != std::thread::current().id()), "{threads} threads");
+            assert_eq!(sink.most.into_inner(), 1, "{threads} threads: deliveries overlapped");
+            let got = sink.results.into_results().unwrap();
+            assert_eq!(got, (0..texts.len() as Rank).map(|k| vec![k]).collect::<Vec<_>>(), "{threads} threads");
+        }
+    }
+
+    /// A panic while encoding a text is raised again by the batch, naming
+    /// the run's first text, once every other run is done.
+    #[test]
+    fn a_panic_in_a_run_is_raised_after_the_others_finish() {
+        let texts = indexed_texts(12);
+        for threads in [1, 2, 3] {
+            for bad in [0, 7, 11] {
+                let done = AtomicUsize::new(0);
+                let f = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
+                    let k: usize = t.trim_end().parse().unwrap();
+                    assert!(k != bad, "text {k} is bad (a panic the test expects)");
+                    done.fetch_add(1, Ordering::Relaxed);
+                    out.push(k as Rank);
+                    Ok(())
+                };
+                let sink = Collect::new(texts.len());
+                let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = stream_texts(0, &texts, Some(threads), &f, &sink);
+                }))
+                .expect_err("the batch panics");
+                let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert_eq!(message, format!("encoding the batch's texts from index {bad} panicked"));
+                assert_eq!(done.load(Ordering::Relaxed), texts.len() - 1, "{threads} threads, bad {bad}");
+            }
+        }
     }
 
     /// A piece longer than a packed key is remembered under the hash of its

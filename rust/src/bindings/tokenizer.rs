@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -125,37 +125,44 @@ pub struct PyCoreBpe {
 /// (well under a millisecond of work).
 const YIELD_EVERY: usize = 1 << 15;
 
-/// Builds a batch's list of lists on the calling thread as the runs of texts
-/// come in, while the pool encodes the rest; waits with the GIL released.
-struct ListSink<'a, 'py> {
-    py: Python<'py>,
+/// Builds a batch's list of lists: each run's lists are made on a thread of
+/// the pool as soon as the run is encoded (one thread at a time: see
+/// `core_bpe::OneAtATime`), which takes the GIL for that while the calling
+/// thread waits with it released and the other threads encode on.
+struct ListSink<'a> {
     ids: &'a IdObjects,
     /// Pre-sized; each item is set as its text is delivered.
-    list: Bound<'py, PyList>,
+    list: Py<PyList>,
     /// The first failure by text index (a disallowed special token, or a
     /// Python error building a list): raised once the batch is done.
-    error: Option<(usize, PyErr)>,
+    error: Mutex<Option<(usize, PyErr)>>,
 }
 
-impl<'a, 'py> ListSink<'a, 'py> {
-    fn new(py: Python<'py>, ids: &'a IdObjects, len: usize) -> PyResult<Self> {
+impl<'a> ListSink<'a> {
+    fn new(py: Python<'_>, ids: &'a IdObjects, len: usize) -> PyResult<Self> {
         // SAFETY: a new list of NULL items (or NULL with an exception set),
         // each to be set once; a list dropped with NULL items is valid.
         let list = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(len as pyo3::ffi::Py_ssize_t))? };
-        Ok(Self { py, ids, list: list.cast_into()?, error: None })
+        Ok(Self { ids, list: list.cast_into::<PyList>()?.unbind(), error: Mutex::new(None) })
     }
 
-    fn fail(&mut self, index: usize, error: PyErr) {
-        if self.error.as_ref().is_none_or(|(first, _)| index < *first) {
-            self.error = Some((index, error));
+    fn fail(&self, index: usize, error: PyErr) {
+        let mut first = self.error.lock().unwrap_or_else(|e| e.into_inner());
+        if first.as_ref().is_none_or(|(k, _)| index < *k) {
+            *first = Some((index, error));
         }
+    }
+
+    fn failed(&self) -> bool {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// Sets item `index` to the list of `all[range]` (`all`: the ids of
     /// this and the next texts, which the list's making prefetches).
-    fn set(&mut self, index: usize, all: &[Rank], range: Range<usize>) {
-        match self.ids.list_in(self.py, all, range) {
-            // SAFETY: `index` is in range and its item unset; SetItem steals the new reference.
+    fn set(&self, py: Python<'_>, index: usize, all: &[Rank], range: Range<usize>) {
+        match self.ids.list_in(py, all, range) {
+            // SAFETY: `index` is in range and its item unset (each text is
+            // delivered once); SetItem steals the new reference.
             Ok(item) => unsafe {
                 pyo3::ffi::PyList_SetItem(self.list.as_ptr(), index as pyo3::ffi::Py_ssize_t, item.into_ptr());
             },
@@ -163,40 +170,47 @@ impl<'a, 'py> ListSink<'a, 'py> {
         }
     }
 
-    fn finish(self) -> PyResult<Bound<'py, PyList>> {
-        match self.error {
+    /// Runs the batch `encode` with Python's cyclic garbage collector paused
+    /// (many small lists are made; a collection in the middle would walk
+    /// every list made so far, again and again), then gives the list or the
+    /// first failure.
+    fn run<'py>(self, py: Python<'py>, encode: impl FnOnce(&Self) -> PyResult<()>) -> PyResult<Bound<'py, PyList>> {
+        {
+            let _paused = GcPause::new(py);
+            encode(&self)?;
+        }
+        match self.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some((_, e)) => Err(e),
-            None => Ok(self.list),
+            None => Ok(self.list.into_bound(py)),
         }
     }
 }
 
-impl BatchSink for ListSink<'_, '_> {
-    fn wait<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R {
-        self.py.detach(f)
+impl BatchSink for ListSink<'_> {
+    fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        Python::attach(|py| py.detach(f))
     }
 
-    fn deliver(&mut self, mut run: Run) {
+    fn deliver(&self, mut run: Run) {
         if let Some((index, e)) = run.error.take() {
             self.fail(index, value_error(e));
         }
-        if self.error.is_some() {
+        if self.failed() {
             return;
         }
-        // Many small lists: no cyclic garbage collection in the middle of
-        // making them (it would walk every list made so far, again and again).
-        let _paused = GcPause::new(self.py);
-        let mut since_yield = 0;
-        for (k, range) in run.ranges().enumerate() {
-            since_yield += range.len() + 1;
-            self.set(run.start + k, &run.ids, range);
-            if since_yield >= YIELD_EVERY {
-                // Lets a Python thread that has waited a switch interval for
-                // the GIL take it (CPython hands it over on release then).
-                self.py.detach(|| ());
-                since_yield = 0;
+        Python::attach(|py| {
+            let mut since_yield = 0;
+            for (k, range) in run.ranges().enumerate() {
+                since_yield += range.len() + 1;
+                self.set(py, run.start + k, &run.ids, range);
+                if since_yield >= YIELD_EVERY {
+                    // Lets a Python thread that has waited a switch interval for
+                    // the GIL take it (CPython hands it over on release then).
+                    py.detach(|| ());
+                    since_yield = 0;
+                }
             }
-        }
+        })
     }
 }
 
@@ -377,9 +391,8 @@ impl PyCoreBpe {
         texts.iter().try_for_each(|t| check_len(t))?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&allowed, &disallowed);
-        let mut sink = ListSink::new(py, &self.id_objects, texts.len())?;
-        self.core.encode_batch_to(&texts, &policy, num_threads, &mut sink).map_err(value_error)?;
-        sink.finish()
+        let sink = ListSink::new(py, &self.id_objects, texts.len())?;
+        sink.run(py, |sink| self.core.encode_batch_to(&texts, &policy, num_threads, sink).map_err(value_error))
     }
 
     /// Encodes many texts in parallel, ignoring special tokens.
@@ -393,9 +406,8 @@ impl PyCoreBpe {
         let texts = texts_of(texts)?;
         let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
         texts.iter().try_for_each(|t| check_len(t))?;
-        let mut sink = ListSink::new(py, &self.id_objects, texts.len())?;
-        self.core.encode_ordinary_batch_to(&texts, num_threads, &mut sink).map_err(value_error)?;
-        sink.finish()
+        let sink = ListSink::new(py, &self.id_objects, texts.len())?;
+        sink.run(py, |sink| self.core.encode_ordinary_batch_to(&texts, num_threads, sink).map_err(value_error))
     }
 
     /// The concatenated bytes of `ids`; unknown or negative ids raise ValueError.
