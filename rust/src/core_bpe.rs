@@ -433,7 +433,9 @@ impl<'a, 't> PieceBatch<'a, 't> {
                     self.merge_deferred(out);
                 }
                 let j = self.n_deferred;
-                self.lanes.assign(j, key, hash);
+                let deferred = &self.deferred;
+                // SAFETY: deferred pieces `0..j` are set.
+                self.lanes.assign(j, key, hash, |i| unsafe { deferred.get(i) }.2);
                 // SAFETY: `push` set piece `k`.
                 self.deferred.set(j, (out.len(), unsafe { self.pieces.get(k) }, key));
                 self.n_deferred += 1;
@@ -463,9 +465,9 @@ impl<'a, 't> PieceBatch<'a, 't> {
 struct LanePlan {
     /// The lane of each deferred piece.
     of: [u8; DEFER_MAX],
-    /// Lanes `0..n`: the key of the piece each merges, and which deferred
-    /// piece that is.
-    keys: PerPiece<u128, DEFER_MAX>,
+    /// Lanes `0..n`: which deferred piece each merges. (Their keys are the
+    /// deferred pieces': a copy here made the plan big enough that setting
+    /// up a batch copied it, a tenth of encoding a short line.)
     piece: [u8; DEFER_MAX],
     n: usize,
     /// Bit `hash >> 58` set for the lanes' keys: most pieces find theirs
@@ -475,21 +477,24 @@ struct LanePlan {
 
 impl LanePlan {
     fn new() -> Self {
-        Self { of: [0; DEFER_MAX], keys: PerPiece::new(), piece: [0; DEFER_MAX], n: 0, bits: 0 }
+        Self { of: [0; DEFER_MAX], piece: [0; DEFER_MAX], n: 0, bits: 0 }
     }
 
     /// Gives deferred piece `j` (packed `key`, `hash == key_hash(key)`)
-    /// the lane of an earlier deferred piece with the same key, or a new one.
+    /// the lane of an earlier deferred piece with the same key, or a new
+    /// one; `key_of(i)` is the key of deferred piece `i < j`.
     #[inline(always)]
-    fn assign(&mut self, j: usize, key: u128, hash: u64) {
+    fn assign(&mut self, j: usize, key: u128, hash: u64, key_of: impl Fn(usize) -> u128) {
         let bit = 1u64 << (hash >> 58);
-        // SAFETY: lanes `0..n` have their keys set.
-        let same = if self.bits & bit != 0 { (0..self.n).find(|&i| unsafe { self.keys.get(i) } == key) } else { None };
+        let same = if self.bits & bit != 0 {
+            (0..self.n).find(|&lane| key_of(self.piece[lane] as usize) == key)
+        } else {
+            None
+        };
         self.of[j] = match same {
             Some(lane) => lane,
             None => {
                 let lane = self.n;
-                self.keys.set(lane, key);
                 self.piece[lane] = j as u8;
                 self.n += 1;
                 self.bits |= bit;

@@ -54,6 +54,31 @@ pub struct Window {
     pub slash: u64,
 }
 
+/// Copies `rest` (fewer than 64 bytes) to the start of `block` as two
+/// overlapping copies of a fixed size, not a call to `memcpy`: a short text
+/// (each line of a batch) classifies one such window.
+#[inline(always)]
+fn copy_short(block: &mut [u8; 64], rest: &[u8]) {
+    let n = rest.len();
+    debug_assert!(n < 64);
+    fn two<const K: usize>(block: &mut [u8; 64], rest: &[u8]) {
+        let n = rest.len();
+        block[..K].copy_from_slice(&rest[..K]);
+        block[n - K..n].copy_from_slice(&rest[n - K..]);
+    }
+    match n {
+        32.. => two::<32>(block, rest),
+        16.. => two::<16>(block, rest),
+        8.. => two::<8>(block, rest),
+        4.. => two::<4>(block, rest),
+        _ => {
+            for (b, &r) in block.iter_mut().zip(rest) {
+                *b = r;
+            }
+        }
+    }
+}
+
 impl Window {
     /// The window of `bytes` from `base` (`base < bytes.len()`).
     #[inline(always)]
@@ -63,7 +88,7 @@ impl Window {
         let chunk: &[u8; 64] = match rest.get(..64) {
             Some(b) => b.try_into().unwrap(),
             None => {
-                block[..rest.len()].copy_from_slice(rest);
+                copy_short(&mut block, rest);
                 &block
             }
         };
@@ -400,6 +425,19 @@ fn classify_portable(chunk: &[u8; 64]) -> Masks {
 mod tests {
     use super::super::text::ascii;
     use super::*;
+
+    /// The short copy puts every length of text under 64 bytes at the start
+    /// of the block, and leaves the rest of it zero.
+    #[test]
+    fn copy_short_copies_exactly_the_text() {
+        let text: Vec<u8> = (1..=64).collect();
+        for n in 0..64 {
+            let mut block = [0u8; 64];
+            copy_short(&mut block, &text[..n]);
+            assert_eq!(&block[..n], &text[..n], "{n}");
+            assert!(block[n..].iter().all(|&b| b == 0), "{n}");
+        }
+    }
 
     #[test]
     fn window_masks_equal_the_byte_classes() {
