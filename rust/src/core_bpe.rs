@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rustc_hash::FxHashMap;
 
@@ -17,6 +17,7 @@ use crate::bpe::vocab::SlotLines;
 use crate::bpe::{self, Lane, Rank, TokenMap};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::x86_v3;
+use crate::encode_pool::EncodePool;
 use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
@@ -743,38 +744,6 @@ fn encode_run<S: AsRef<str>>(
     })
 }
 
-/// A rayon pool of `n` threads, made on first use and kept (for the first
-/// few sizes asked for, and up to the machine's size): its threads keep
-/// their piece caches from call to call.
-fn sized_pool(n: usize) -> Result<Arc<rayon::ThreadPool>, CoreError> {
-    const KEPT: usize = 4;
-    // A forked child inherits the pools but not their threads: it makes its own.
-    /// The process they were made in, and the pools by size.
-    type Pools = (u32, Vec<(usize, Arc<rayon::ThreadPool>)>);
-    static POOLS: Mutex<Pools> = Mutex::new((0, Vec::new()));
-    let mut guard = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    let (pid, pools) = &mut *guard;
-    if *pid != std::process::id() {
-        // Leaked, not dropped: dropping a pool whose threads are gone could block.
-        std::mem::forget(std::mem::take(pools));
-        *pid = std::process::id();
-    }
-    if let Some((_, pool)) = pools.iter().find(|(size, _)| *size == n) {
-        return Ok(Arc::clone(pool));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(move |k| format!("fastllm-encode-{n}-{k}"))
-        .build()
-        .map_err(|e| CoreError::ThreadPool(e.to_string()))?;
-    let pool = Arc::new(pool);
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    if pools.len() < KEPT && n <= cores.max(2) * 2 {
-        pools.push((n, Arc::clone(&pool)));
-    }
-    Ok(pool)
-}
-
 /// Hands a batch's runs to its sink one thread at a time: a thread that
 /// finishes a run while another delivers leaves it to that one and goes on
 /// encoding. Two threads delivering at once would wait on each other for
@@ -830,9 +799,9 @@ fn stream_texts<S: AsRef<str> + Sync>(
 ) -> Result<(), CoreError> {
     let pool = match num_threads {
         None | Some(0) => None,
-        Some(n) => Some(sized_pool(n)?),
+        Some(n) => Some(EncodePool::sized(n).map_err(CoreError::ThreadPool)?),
     };
-    let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+    let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.threads());
     let runs = plan_runs(texts, threads);
     // The first text of the first run that panicked.
     let panicked = Mutex::new(None::<usize>);
@@ -840,7 +809,11 @@ fn stream_texts<S: AsRef<str> + Sync>(
     let body = scope_body(|scope| {
         for &run in &runs {
             let (panicked, deliveries) = (&panicked, &deliveries);
+            let pool = pool.as_deref();
             scope.spawn(move |_| {
+                if let Some(pool) = pool {
+                    pool.settle();
+                }
                 let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     deliveries.deliver(encode_run(id, texts, run, f), sink);
                 }));
@@ -853,7 +826,7 @@ fn stream_texts<S: AsRef<str> + Sync>(
     });
     sink.wait(|| match &pool {
         None => rayon::in_place_scope(body),
-        Some(pool) => pool.in_place_scope(body),
+        Some(pool) => pool.in_place_scope(runs.len(), body),
     });
     if let Some(start) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
         panic!("encoding the batch's texts from index {start} panicked");

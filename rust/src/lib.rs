@@ -9,6 +9,7 @@
 //! - [`added_tokens`]: HF tokenizer.json's added tokens (flags, normalized or not).
 //! - [`core_bpe`]: the tokenizer (`CoreBPE` in Python): encode and decode.
 //! - `cpu`: which compiled copy of the hot loops this CPU runs.
+//! - `encode_pool`: the thread pools batches are encoded on.
 //! - [`utf8_stream`]: decoding a token stream into complete characters.
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
 //! - [`trainer`]: learning the merges from counted pieces.
@@ -18,6 +19,7 @@ pub mod bpe;
 pub mod chunking;
 pub mod core_bpe;
 mod cpu;
+mod encode_pool;
 pub mod pretokenize;
 pub mod specials;
 pub mod trainer;
