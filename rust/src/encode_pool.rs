@@ -11,8 +11,8 @@
 //! woken while its waker ran on waited 3 ms at the 90th percentile (20 us
 //! when the waker then slept). So before a batch wakes its threads, each is
 //! pinned to a CPU of its own (the caller's last, as it only waits), and
-//! unpins itself when it starts: only the wake-up is placed, the rest is
-//! the scheduler's.
+//! gives itself its mask from before back when it starts: only the wake-up
+//! is placed, the rest is the scheduler's.
 //! (Woken onto a named idle CPU, a thread started in 50-70 us, at most
 //! 0.5 ms.)
 
@@ -25,11 +25,11 @@ pub struct EncodePool {
     threads: Arc<Threads>,
 }
 
-/// Each pool thread's id and its CPU mask as it was made (0 and None until
-/// the thread has started).
+/// Each pool thread's id (0 until it has started), and while it is pinned
+/// for a wake-up, the CPU mask it had before (to be given back).
 struct Threads {
     tids: Vec<AtomicI32>,
-    masks: Vec<Mutex<Option<cpus::Mask>>>,
+    before_pin: Vec<Mutex<Option<cpus::Mask>>>,
 }
 
 impl EncodePool {
@@ -54,16 +54,13 @@ impl EncodePool {
         }
         let threads = Arc::new(Threads {
             tids: (0..n).map(|_| AtomicI32::new(0)).collect(),
-            masks: (0..n).map(|_| Mutex::new(None)).collect(),
+            before_pin: (0..n).map(|_| Mutex::new(None)).collect(),
         });
         let started = Arc::clone(&threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(move |k| format!("fastllm-encode-{n}-{k}"))
-            .start_handler(move |k| {
-                *started.masks[k].lock().unwrap_or_else(|e| e.into_inner()) = cpus::Mask::of_this_thread();
-                started.tids[k].store(cpus::this_thread(), Ordering::Release);
-            })
+            .start_handler(move |k| started.tids[k].store(cpus::this_thread(), Ordering::Release))
             .build()
             .map_err(|e| e.to_string())?;
         let pool = Arc::new(EncodePool { pool, threads });
@@ -89,11 +86,11 @@ impl EncodePool {
         self.pool.in_place_scope(body)
     }
 
-    /// Gives the pool thread this runs on its own CPU mask back (after
-    /// [`EncodePool::in_place_scope`] pinned it for its wake-up).
+    /// Gives the pool thread this runs on the CPU mask it had before
+    /// [`EncodePool::in_place_scope`] pinned it for its wake-up, if it is pinned.
     pub fn settle(&self) {
         let Some(k) = self.pool.current_thread_index() else { return };
-        if let Some(mask) = *self.threads.masks[k].lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(mask) = self.threads.before_pin[k].lock().unwrap_or_else(|e| e.into_inner()).take() {
             mask.apply(0);
         }
     }
@@ -109,7 +106,15 @@ impl EncodePool {
         order.push(here);
         for (k, tid) in self.threads.tids.iter().enumerate() {
             let tid = tid.load(Ordering::Acquire);
-            if tid != 0 {
+            if tid == 0 {
+                continue;
+            }
+            // A thread still pinned by another batch keeps the mask saved then.
+            let mut before = self.threads.before_pin[k].lock().unwrap_or_else(|e| e.into_inner());
+            if before.is_none() {
+                *before = cpus::Mask::of_thread(tid);
+            }
+            if before.is_some() {
                 cpus::Mask::one(order[k % order.len()]).apply(tid);
             }
         }
@@ -126,9 +131,14 @@ mod cpus {
     impl Mask {
         /// The CPUs this thread may run on.
         pub fn of_this_thread() -> Option<Mask> {
+            Self::of_thread(0)
+        }
+
+        /// The CPUs thread `tid` may run on (None: it is gone).
+        pub fn of_thread(tid: i32) -> Option<Mask> {
             // SAFETY: a zeroed cpu_set_t is an empty set; the call writes at most its size.
             let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            let ok = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+            let ok = unsafe { libc::sched_getaffinity(tid, size_of::<libc::cpu_set_t>(), &mut set) } == 0;
             ok.then_some(Mask(set))
         }
 
@@ -175,6 +185,9 @@ mod cpus {
         pub fn of_this_thread() -> Option<Mask> {
             None
         }
+        pub fn of_thread(_: i32) -> Option<Mask> {
+            None
+        }
         pub fn one(_: usize) -> Mask {
             Mask
         }
@@ -213,6 +226,8 @@ mod tests {
         pool.pool.broadcast(|_| ());
         let own: Vec<String> = pool.threads.tids.iter().map(|t| allowed_of(t.load(Ordering::Acquire))).collect();
         let cpus = cpus::Mask::of_this_thread().unwrap().cpus().count();
+        pool.pin_apart();
+        // A second batch before the threads settle: the masks from before the first are kept.
         pool.pin_apart();
         let pinned: Vec<String> = pool.threads.tids.iter().map(|t| allowed_of(t.load(Ordering::Acquire))).collect();
         if cpus > 1 {
