@@ -647,15 +647,16 @@ impl Run {
 }
 
 /// Where a batch's results go. Each run of consecutive texts is delivered
-/// by the thread that encoded it, as soon as it is encoded, so the work on
-/// the results (building Python lists) runs beside the encoding of the
-/// other runs, on every thread of the pool.
+/// by a thread of the pool as soon as it is encoded (by the thread that
+/// encoded it, or by one delivering already: see [`OneAtATime`]), so the
+/// work on the results (building Python lists) runs beside the encoding of
+/// the other runs.
 pub trait BatchSink: Sync {
     /// Runs `f`, which encodes the batch and returns once every run is
     /// delivered (the Python bindings release the interpreter's lock
     /// meanwhile, for `deliver` to take on the pool's threads).
     fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
-    /// Takes the tokens of a run, on the thread that encoded it.
+    /// Takes the tokens of a run, on a thread of the pool; never two calls at once.
     fn deliver(&self, run: Run);
 }
 
