@@ -783,14 +783,11 @@ impl OneAtATime {
 
 /// `f` of each text on a rayon pool (`num_threads` threads, None: the
 /// global pool), each run delivered to `sink` by a thread of the pool as it
-/// is encoded (see [`OneAtATime`]). The calling thread only waits. When it
-/// built the lists itself as the runs came in, it was woken by a thread
-/// that ran on, and on this VM such a wake-up often waits for the waker's
-/// core (milliseconds) rather than taking the idle one, so the lists were
-/// mostly built after the encoding, on one core (a sixth of a batch of
-/// 50 KB documents); and when it encoded runs itself, the pool thread it
-/// woke waited so. A panic in `f` or in `deliver` is raised again here once
-/// every run has finished.
+/// is encoded (see [`OneAtATime`]). The calling thread only waits: woken to
+/// build lists or to encode beside the pool, it or the thread it woke often
+/// waited milliseconds for a CPU on this VM (see `encode_pool`), and the
+/// lists were mostly built after the encoding, on one CPU. A panic in `f`
+/// or in `deliver` is raised again here once every run has finished.
 fn stream_texts<S: AsRef<str> + Sync>(
     id: u64,
     texts: &[S],
@@ -808,9 +805,8 @@ fn stream_texts<S: AsRef<str> + Sync>(
     let panicked = Mutex::new(None::<usize>);
     let deliveries = OneAtATime::default();
     let body = scope_body(|scope| {
+        let (panicked, deliveries, pool) = (&panicked, &deliveries, pool.as_deref());
         for &run in &runs {
-            let (panicked, deliveries) = (&panicked, &deliveries);
-            let pool = pool.as_deref();
             scope.spawn(move |_| {
                 if let Some(pool) = pool {
                     pool.settle();

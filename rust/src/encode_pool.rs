@@ -71,6 +71,7 @@ impl EncodePool {
         Ok(pool)
     }
 
+    /// How many threads the pool has.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
