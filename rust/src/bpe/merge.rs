@@ -342,7 +342,7 @@ fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
     for lane in lanes.iter_mut() {
         for k in 0..lane.parts - 1 {
             if lane.pair[k] == LOOK_UP {
-                lane.pair[k] = ranks.merge(lane.ids[k], lane.ids[k + 1]);
+                lane.pair[k] = ranks.merge_prefetched(lane.ids[k], lane.ids[k + 1]);
             }
         }
     }
@@ -375,9 +375,10 @@ fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
             }
             let at = lane.at;
             let best = lane.ids[at];
-            lane.pair[at] = if at + 1 < lane.parts { ranks.merge(best, lane.ids[at + 1]) } else { Rank::MAX };
+            lane.pair[at] =
+                if at + 1 < lane.parts { ranks.merge_prefetched(best, lane.ids[at + 1]) } else { Rank::MAX };
             if at > 0 {
-                lane.pair[at - 1] = ranks.merge(lane.ids[at - 1], best);
+                lane.pair[at - 1] = ranks.merge_prefetched(lane.ids[at - 1], best);
             }
         }
     }
