@@ -5,7 +5,12 @@ hides the few per cent a change to the encoder is worth. Here every build's `_co
 loaded into the same process under a module name of its own, and each slice of the corpus is
 encoded by every build in turn (the order rotating per slice), so all builds see the same text,
 cold, under the same load. The result is the median of the per-slice speed ratios to the first
-build: about +-2% run to run here.
+build: about +-2% run to run here, on a quiet VM.
+
+Compare two builds at a time, and run each comparison in both orders (`A B`, then `B A`): with
+four builds in one process, three copies of the first build (each under a path of its own, so
+that each is loaded apart) measured 0.90-0.98 of it (2026-12-02, o200k ru and cl100k en, 12
+slices), and two copies 1.00-1.10 in either order, on a VM whose load moved ratios by up to 10%.
 
     # keep a copy of each build's package, e.g. before and after a change:
     make build && cp -r python/fastllm /tmp/ab/before/
@@ -80,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in (vocab, corpus, *args.builds):
         if not path.exists():
             raise SystemExit(f"{path}: not found")
+    resolved = [path.resolve() for path in args.builds]
+    if len(set(resolved)) < len(resolved):
+        # The dynamic loader hands back the module already loaded from a path: the "two builds"
+        # would be one, sharing its thread caches.
+        raise SystemExit("a build is given twice: copy it to a path of its own to compare it with itself")
     ranks = load_tiktoken_bpe(str(vocab))
     tokens = [token for token, _ in sorted(ranks.items(), key=lambda item: item[1])]
     cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding) for k, path in enumerate(args.builds)]
