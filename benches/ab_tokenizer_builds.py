@@ -11,11 +11,16 @@ Compare two builds at a time, and run each comparison in both orders (`A B`, the
 four builds in one process, three copies of the first build (each under a path of its own, so
 that each is loaded apart) measured 0.90-0.98 of it (2026-12-02, o200k ru and cl100k en, 12
 slices), and two copies 1.00-1.10 in either order, on a VM whose load moved ratios by up to 10%.
+``--both-orders`` does that: two processes, one loading each build first, and the geometric mean
+of the second build's ratio in the first and the inverse of the first build's in the second.
 
     # keep a copy of each build's package, e.g. before and after a change:
     make build && cp -r python/fastllm /tmp/ab/before/
     ...edit..., make build && cp -r python/fastllm /tmp/ab/after/
     python benches/ab_tokenizer_builds.py --encoding o200k --corpus latin \\
+        /tmp/ab/before/fastllm/_core.abi3.so /tmp/ab/after/fastllm/_core.abi3.so
+    # the same, once per load order (the way to read a few per cent):
+    python benches/ab_tokenizer_builds.py --both-orders --encoding o200k --corpus latin \\
         /tmp/ab/before/fastllm/_core.abi3.so /tmp/ab/after/fastllm/_core.abi3.so
 
 The corpora are those of `bench_tokenizer_corpus.py` (bench-data/tokenizer/NAME.txt); the
@@ -72,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solo", type=int, default=0, metavar="ROUNDS",
                         help="run each build in a process of its own, ROUNDS times (see above)")
     parser.add_argument("--warm", type=int, default=16, help="with --solo: slices encoded before the timed ones")
+    parser.add_argument("--both-orders", action="store_true",
+                        help="two builds: run the comparison in a process per load order (see above)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.both_orders:
+        if len(args.builds) != 2 or args.solo:
+            parser.error("--both-orders takes exactly two builds and no --solo")
+        return both_orders(args)
     if args.solo and not args.worker:
         return solo(args)
 
@@ -136,6 +147,26 @@ def report(args: argparse.Namespace, speeds: list[list[float]], unit: str) -> No
         ratios = [a / b for a, b in zip(speeds[k], speeds[0])]
         print(f"{args.encoding} {args.corpus} {path}: median {statistics.median(speeds[k]):.1f} {unit},"
               f" x{statistics.median(ratios):.3f} the first build")
+
+
+def both_orders(args: argparse.Namespace) -> int:
+    """The in-process comparison of builds A and B once loading A first, once B first: B's speed
+    over A's as the geometric mean of the two runs' ratios (the second inverted)."""
+    options = ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
+               "--slice-kb", str(args.slice_kb)]
+    ratios = []
+    for first, second in (args.builds, args.builds[::-1]):
+        run = subprocess.run([sys.executable, __file__, *options, str(first), str(second)],
+                             capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise SystemExit(f"{first} then {second}: {run.stderr.strip() or run.stdout.strip()}")
+        print(run.stdout.strip())
+        # The last line is the second build's: "... x<ratio> the first build".
+        ratios.append(float(run.stdout.strip().splitlines()[-1].split(" x")[-1].split()[0]))
+    mean = (ratios[0] / ratios[1]) ** 0.5
+    print(f"{args.encoding} {args.corpus} {args.builds[1]}: x{mean:.3f} {args.builds[0]} "
+          f"(both load orders: x{ratios[0]:.3f}, 1/x{ratios[1]:.3f})")
+    return 0
 
 
 def solo(args: argparse.Namespace) -> int:
