@@ -149,11 +149,16 @@ def report(args: argparse.Namespace, speeds: list[list[float]], unit: str) -> No
               f" x{statistics.median(ratios):.3f} the first build")
 
 
+def corpus_options(args: argparse.Namespace) -> list[str]:
+    """The options that choose the text, for a run of this script in a process of its own."""
+    return ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
+            "--slice-kb", str(args.slice_kb)]
+
+
 def both_orders(args: argparse.Namespace) -> int:
     """The in-process comparison of builds A and B once loading A first, once B first: B's speed
     over A's as the geometric mean of the two runs' ratios (the second inverted)."""
-    options = ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
-               "--slice-kb", str(args.slice_kb)]
+    options = corpus_options(args)
     ratios = []
     for first, second in (args.builds, args.builds[::-1]):
         run = subprocess.run([sys.executable, __file__, *options, str(first), str(second)],
@@ -171,8 +176,7 @@ def both_orders(args: argparse.Namespace) -> int:
 
 def solo(args: argparse.Namespace) -> int:
     """Every build in processes of its own, round after round; the median ratio to the first build."""
-    options = ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
-               "--slice-kb", str(args.slice_kb), "--warm", str(args.warm)]
+    options = [*corpus_options(args), "--warm", str(args.warm)]
     speeds: list[list[float]] = [[] for _ in args.builds]
     for r in range(args.solo):
         for k in rotated(len(args.builds), r):

@@ -287,9 +287,10 @@ impl PairTable {
     /// caller did not [`PairTable::prefetch`] it, so the bucket is asked for
     /// before the filter answers. With the text's tables around it the
     /// filter's line is often out of L2 too, and the two misses then overlap
-    /// instead of following each other (merging first-seen pieces alone:
-    /// in-process A/B, cl100k and o200k ru +2-5%, o200k zh +4%; after a
-    /// prefetch the extra hint only cost, 1-2% on latin and code).
+    /// instead of following each other (merging first-seen pieces alone; +1%
+    /// over eight inputs in a two-build A/B in both load orders, within the
+    /// noise; see benches/RESULTS.md). After a prefetch the extra hint is
+    /// left out.
     #[inline(always)]
     fn get<const UNLOADED: bool>(&self, key: u64) -> Rank {
         let slot = Self::filter_slot(key);
