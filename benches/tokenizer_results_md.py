@@ -78,6 +78,22 @@ def per_library(results: list[dict], table: str, phase: str) -> list[str]:
     return out
 
 
+def numpy_vs_list(results: list[dict]) -> list[str]:
+    """fastllm's numpy output over its list output on the same cold slices (bench_tokenizer's
+    `numpy_vs_list`): one row per encoding, one column per input, and the geometric mean."""
+    measured = [res for res in results if res["mode"] == "single" and res.get("numpy_vs_list")]
+    if not measured:
+        return []
+    corpora = [row["corpus"] for row in measured[0]["numpy_vs_list"]]
+    out = ["| encoding | " + " | ".join(corpora) + " | geometric mean |",
+           "| --- | " + " | ".join("---:" for _ in corpora) + " | ---: |"]
+    for res in measured:
+        medians = {row["corpus"]: row["median"] for row in res["numpy_vs_list"]}
+        out.append(f"| {res['encoding']} | " + " | ".join(f"{medians[c]:.2f}" if c in medians else "-" for c in corpora)
+                   + f" | **{geomean(medians.values()):.2f}** |")
+    return out
+
+
 def batch(results: list[dict]) -> list[str]:
     out = ["| encoding | input | phase | fastllm MB/s (CPUs) | fastest exact peer MB/s (CPUs) | fastllm/best, wall "
            "| fastllm/best, MB per CPU-second | tiktoken | HF |",
@@ -146,6 +162,7 @@ def main() -> int:
                          ("list output, hot", per_library(results, "list", "hot")),
                          ("numpy output, cold", per_library(results, "numpy", "cold")),
                          ("numpy output, hot", per_library(results, "numpy", "hot")),
+                         ("numpy over list, same text", numpy_vs_list(results)),
                          ("batches", batch(results)), ("worst", worst(results)), ("exactness", exactness(results))):
         print(f"\n### {title}\n")
         print("\n".join(lines))
