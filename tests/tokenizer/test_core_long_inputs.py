@@ -46,3 +46,24 @@ def test_long_pieces_match_tiktoken(pairs, text):
     # Pieces of 128 bytes and more take the queue-based merge.
     for p in pairs.values():
         assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+
+
+@SETTINGS
+@given(
+    runs=st.lists(
+        st.tuples(st.sampled_from("=-*a ^\n\t.#é日"), st.integers(min_value=1, max_value=400)), min_size=1, max_size=6
+    ),
+)
+def test_pieces_of_a_few_runs_match_tiktoken(pairs, runs):
+    # Rules under headings, runs of spaces: merged run by run (`bpe/runs.rs`).
+    text = "".join(ch * n for ch, n in runs)
+    for p in pairs.values():
+        assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+
+
+def test_long_runs_of_letters_spaces_and_rules(pair):
+    # tiktoken's regex engine overflows its stack on a megabyte of spaces: 100 KB for those.
+    for text in ("a" * MB, " " * 100_000 + "x", "=" * 50_000 + "\n\n" + "-" * 50_000):
+        ours, seconds = _timed(pair.core.encode_ordinary, text)
+        assert seconds < SANITY_SECONDS
+        assert ours == pair.ref.encode_ordinary(text)

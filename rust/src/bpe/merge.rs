@@ -17,6 +17,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::rank_queue::RankQueue;
+use super::runs::{merge_runs, RUNS_FROM};
 use super::vocab::{prefetch, Rank, TokenMap};
 
 /// Pieces up to this long merge by scanning all pairs for the lowest rank
@@ -85,6 +86,10 @@ pub fn encode_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
 /// Appends the tokens of `piece`, which is known not to be a single token.
 #[inline]
 pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+    // A few runs of one byte (a rule of `=`, spaces): merged run by run.
+    if piece.len() >= RUNS_FROM && merge_runs(piece, ranks, out) {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if (2..=2 * QUADRATIC_MAX).contains(&piece.len()) && crate::cpu::x86_v3() {
         // SAFETY: the CPU has the features `merge_atoms_v3` is compiled for.
@@ -114,6 +119,9 @@ pub fn merge_piece_with(
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
     if piece.len() < 2 {
+        return;
+    }
+    if piece.len() >= RUNS_FROM && merge_runs(piece, ranks, out) {
         return;
     }
     // Pairs of bytes that BPE provably merges first start as one part (see

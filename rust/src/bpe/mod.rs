@@ -8,6 +8,7 @@ mod cuts;
 mod merge;
 pub mod piece_cache;
 pub mod rank_queue;
+mod runs;
 pub mod vocab;
 
 pub use merge::{encode_piece, encode_piece_vec, merge_lanes, merge_piece, merge_piece_with, Lane, LANE_BYTES};
