@@ -109,8 +109,9 @@ fn merge_atoms_v3(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
     merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, &mut |left, right| ranks.merge(left, right))
 }
 
-/// [`merge_piece`] with the merge table read through `merge` (which must
-/// answer as [`TokenMap::merge`] does; e.g. through a cache of recent answers).
+/// [`merge_piece`] on its general paths (not run by run: see `runs`), with
+/// the merge table read through `merge` (which must answer as
+/// [`TokenMap::merge`] does; e.g. through a cache of recent answers).
 #[inline]
 pub fn merge_piece_with(
     piece: &[u8],
@@ -119,9 +120,6 @@ pub fn merge_piece_with(
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
     if piece.len() < 2 {
-        return;
-    }
-    if piece.len() >= RUNS_FROM && merge_runs(piece, ranks, out) {
         return;
     }
     // Pairs of bytes that BPE provably merges first start as one part (see

@@ -122,7 +122,6 @@ pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
             }
             return true;
         }
-        let made = Run { token: best, count: 1 };
         if inside {
             let Run { token: t, count: c } = runs.runs[at];
             // Every pair the pairing makes before it is done must rank above
@@ -141,9 +140,10 @@ pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
                 return false;
             }
         } else {
+            // One merge across the two runs: a part of each becomes one part.
             runs.runs[at].count -= 1;
             runs.runs[at + 1].count -= 1;
-            if !runs.insert(at + 1, made) {
+            if !runs.insert(at + 1, Run { token: best, count: 1 }) {
                 return false;
             }
         }
