@@ -18,11 +18,14 @@ use super::vocab::{Rank, TokenMap};
 
 /// Pieces at least this long are tried here (shorter ones gain little).
 pub const RUNS_FROM: usize = 16;
-/// The most runs a piece may start with.
-const MAX_RUNS: usize = 8;
-/// The most runs of a single byte it may start with: text that is not runs
-/// (a word of two-byte letters) is turned away after a few bytes.
-const MAX_SINGLES: usize = 4;
+/// The most runs a piece may start with. Each step looks at every run, so a
+/// piece of many short runs costs more here than in the general merge:
+/// pieces made to be that (distinct words of 4-8 doubled letters) were
+/// encoded at 0.6x with 8 runs allowed, 0.9-0.95x with 4, while 4 keep most
+/// of the rules and spaces of real text (613 of 710 such pieces in English).
+/// Text that is not runs (a word of two-byte letters) is turned away after
+/// a few bytes.
+const MAX_RUNS: usize = 4;
 /// The most runs merging may make (a merge across two runs adds one).
 const CAPACITY: usize = 32;
 /// The most steps before the general merge takes over.
@@ -44,13 +47,12 @@ impl Runs {
     /// The runs of bytes of `piece`; None where it is not a few runs or a byte is no token.
     fn of(piece: &[u8], ranks: &TokenMap) -> Option<Self> {
         let mut this = Self { runs: [Run { token: Rank::MAX, count: 0 }; CAPACITY], len: 0 };
-        let (mut i, mut singles) = (0, 0);
+        let mut i = 0;
         while i < piece.len() {
             let b = piece[i];
             let count = piece[i..].iter().position(|&x| x != b).unwrap_or(piece.len() - i);
-            singles += (count == 1) as usize;
             let token = ranks.byte(b);
-            if this.len == MAX_RUNS || singles > MAX_SINGLES || token == Rank::MAX {
+            if this.len == MAX_RUNS || token == Rank::MAX {
                 return None;
             }
             this.runs[this.len] = Run { token, count };
