@@ -7,9 +7,9 @@
 //! pairs (the leftmost such run on a tie), BPE merges the pairs of a run of
 //! `c` copies of `t` from the left, one after the other: `c / 2` copies of
 //! `tt` and, for odd `c`, one `t` left at the end. That holds while nothing
-//! the pairing puts next to a `tt` merges below `r` (the ranks of `tt` with
-//! `t`, with `tt`, and with the runs' neighbours); otherwise BPE would take
-//! that merge in the middle of the run. Those ranks are checked, and where
+//! the pairing puts next to a `tt` before it is done merges below `r` (the
+//! ranks of `tt` with `t`, with `tt`, and with the run before it); otherwise
+//! BPE would take that merge in the middle of the run. Those ranks are checked, and where
 //! one is lower the piece goes back to the general merge, which then takes
 //! it from the start. A merge across two runs is one merge, as BPE makes it.
 //! A run of n bytes takes about log n steps instead of n merges.
