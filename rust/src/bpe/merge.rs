@@ -544,11 +544,12 @@ fn merge_queue(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// Straightforward reference: rebuild the part list after every merge.
-    fn reference(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
+    /// Straightforward reference: rebuild the part list after every merge
+    /// (BPE as tiktoken defines it; the runs' tests use it too).
+    pub(in crate::bpe) fn reference(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
         let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
         loop {
             let mut best: Option<(Rank, usize)> = None;
@@ -621,7 +622,7 @@ mod tests {
     }
 
     /// A real vocabulary from `../shared/data` (None when it is absent).
-    fn real_vocab(file: &str) -> Option<TokenMap> {
+    pub(in crate::bpe) fn real_vocab(file: &str) -> Option<TokenMap> {
         Some(TokenMap::new(&crate::test_vocab::tiktoken_tokens(file)?).unwrap())
     }
 

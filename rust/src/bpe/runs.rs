@@ -46,19 +46,23 @@ struct Runs {
 impl Runs {
     /// The runs of bytes of `piece`; None where it is not a few runs or a byte is no token.
     fn of(piece: &[u8], ranks: &TokenMap) -> Option<Self> {
-        let mut this = Self { runs: [Run { token: Rank::MAX, count: 0 }; CAPACITY], len: 0 };
-        let mut i = 0;
+        // Found in a small array first: most long pieces that come here (words)
+        // are turned away, and need not set up room for the merging's runs.
+        let mut found = [Run { token: Rank::MAX, count: 0 }; MAX_RUNS];
+        let (mut len, mut i) = (0, 0);
         while i < piece.len() {
             let b = piece[i];
             let count = piece[i..].iter().position(|&x| x != b).unwrap_or(piece.len() - i);
             let token = ranks.byte(b);
-            if this.len == MAX_RUNS || token == Rank::MAX {
+            if len == MAX_RUNS || token == Rank::MAX {
                 return None;
             }
-            this.runs[this.len] = Run { token, count };
-            this.len += 1;
+            found[len] = Run { token, count };
+            len += 1;
             i += count;
         }
+        let mut this = Self { runs: [Run { token: Rank::MAX, count: 0 }; CAPACITY], len };
+        this.runs[..len].copy_from_slice(&found[..len]);
         Some(this)
     }
 
@@ -156,27 +160,8 @@ pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::merge::tests::{real_vocab, reference};
     use super::*;
-
-    /// BPE as tiktoken defines it, one merge at a time.
-    fn reference(piece: &[u8], ranks: &TokenMap) -> Vec<Rank> {
-        let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
-        loop {
-            let mut best: Option<(Rank, usize)> = None;
-            for k in 0..parts.len().saturating_sub(1) {
-                let joined = [parts[k].as_slice(), parts[k + 1].as_slice()].concat();
-                if let Some(r) = ranks.get(&joined) {
-                    if best.is_none_or(|(b, _)| r < b) {
-                        best = Some((r, k));
-                    }
-                }
-            }
-            let Some((_, k)) = best else { break };
-            let right = parts.remove(k + 1);
-            parts[k].extend(right);
-        }
-        parts.iter().map(|p| ranks.get(p).unwrap()).collect()
-    }
 
     /// A piece of runs: `(byte, count)` each.
     fn runs_piece(runs: &[(u8, usize)]) -> Vec<u8> {
@@ -227,7 +212,7 @@ mod tests {
     #[test]
     fn runs_equal_reference_on_real_vocabularies() {
         for file in ["gpt2.tiktoken", "cl100k_base.tiktoken", "o200k_base.tiktoken"] {
-            let Some(r) = crate::test_vocab::tiktoken_tokens(file).map(|t| TokenMap::new(&t).unwrap()) else {
+            let Some(r) = real_vocab(file) else {
                 eprintln!("skipped: ../shared/data/{file} is missing");
                 continue;
             };
