@@ -61,6 +61,20 @@ def test_pieces_of_a_few_runs_match_tiktoken(pairs, runs):
         assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
 
 
+@SETTINGS
+@given(
+    fill=st.sampled_from("-=~*."),
+    widths=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=8),
+    lead=st.sampled_from(["", " ", "\t"]),
+    tail=st.sampled_from(["", "\n", "\n\n"]),
+)
+def test_table_borders_match_tiktoken(pairs, fill, widths, lead, tail):
+    # Up to 17 runs, some long: also merged run by run when one of the first runs is long.
+    text = lead + "+" + "+".join(fill * n for n in widths) + "+" + tail
+    for p in pairs.values():
+        assert p.core.encode_ordinary(text) == p.ref.encode_ordinary(text), p.name
+
+
 def test_long_runs_of_letters_spaces_and_rules(pair):
     # tiktoken's regex engine overflows its stack on a megabyte of spaces: 100 KB for those.
     for text in ("a" * MB, " " * 100_000 + "x", "=" * 50_000 + "\n\n" + "-" * 50_000):

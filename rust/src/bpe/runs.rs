@@ -18,16 +18,19 @@ use super::vocab::{Rank, TokenMap};
 
 /// Pieces at least this long are tried here (shorter ones gain little).
 pub const RUNS_FROM: usize = 16;
-/// The most runs a piece may start with. Each step looks at every run, so a
-/// piece of many short runs costs more here than in the general merge:
-/// pieces made to be that (distinct words of 4-8 doubled letters) were
-/// encoded at 0.6x with 8 runs allowed, 0.9-0.95x with 4, while 4 keep most
-/// of the rules and spaces of real text (613 of 710 such pieces in English).
-/// Text that is not runs (a word of two-byte letters) is turned away after
-/// a few bytes.
-const MAX_RUNS: usize = 4;
+/// A piece of more runs than this is taken only once one of its first runs
+/// is [`LONG_RUN`] bytes or more. Each step looks at every run, so pieces
+/// made to be many short runs (distinct words of 4-8 doubled letters; or of
+/// 8-16 runs of 4-6 letters) cost more here than in the general merge, while
+/// the rules and spaces of real text are a few runs, and the borders of
+/// text tables (`+------+----------+`) a few more, long ones.
+const FEW_RUNS: usize = 4;
+/// See [`FEW_RUNS`].
+const LONG_RUN: usize = 8;
+/// The most runs a piece may start with.
+const MAX_RUNS: usize = 16;
 /// The most runs merging may make (a merge across two runs adds one).
-const CAPACITY: usize = 32;
+const CAPACITY: usize = 48;
 /// The most steps before the general merge takes over.
 const MAX_STEPS: usize = 512;
 
@@ -35,6 +38,14 @@ const MAX_STEPS: usize = 512;
 struct Run {
     token: Rank,
     count: usize,
+    /// The rank of two of its parts merged (`Rank::MAX`: never, or a run of one).
+    inside: Rank,
+    /// The rank of its last part and the next run's first merged (`Rank::MAX`: never, or no next run).
+    across: Rank,
+}
+
+impl Run {
+    const EMPTY: Run = Run { token: Rank::MAX, count: 0, inside: Rank::MAX, across: Rank::MAX };
 }
 
 /// The runs of parts of one piece, neighbours always of different tokens.
@@ -44,26 +55,44 @@ struct Runs {
 }
 
 impl Runs {
-    /// The runs of bytes of `piece`; None where it is not a few runs or a byte is no token.
+    /// The runs of bytes of `piece`, with their ranks; None where it is not
+    /// a few runs (or a few more, one of them long), or a byte is no token.
     fn of(piece: &[u8], ranks: &TokenMap) -> Option<Self> {
         // Found in a small array first: most long pieces that come here (words)
-        // are turned away, and need not set up room for the merging's runs.
-        let mut found = [Run { token: Rank::MAX, count: 0 }; MAX_RUNS];
-        let (mut len, mut i) = (0, 0);
+        // are turned away after a few bytes, and need not set up the rest.
+        let mut found = [(Rank::MAX, 0usize); MAX_RUNS];
+        let (mut len, mut i, mut long) = (0, 0, false);
         while i < piece.len() {
+            if len == MAX_RUNS || (len == FEW_RUNS && !long) {
+                return None;
+            }
             let b = piece[i];
             let count = piece[i..].iter().position(|&x| x != b).unwrap_or(piece.len() - i);
             let token = ranks.byte(b);
-            if len == MAX_RUNS || token == Rank::MAX {
+            if token == Rank::MAX {
                 return None;
             }
-            found[len] = Run { token, count };
+            found[len] = (token, count);
+            long |= count >= LONG_RUN;
             len += 1;
             i += count;
         }
-        let mut this = Self { runs: [Run { token: Rank::MAX, count: 0 }; CAPACITY], len };
-        this.runs[..len].copy_from_slice(&found[..len]);
+        let mut this = Self { runs: [Run::EMPTY; CAPACITY], len };
+        for (run, &(token, count)) in this.runs.iter_mut().zip(&found[..len]) {
+            *run = Run { token, count, ..Run::EMPTY };
+        }
+        this.rank(0, len, ranks);
         Some(this)
+    }
+
+    /// Looks up the ranks of runs `from..to` (clamped to the runs there are).
+    fn rank(&mut self, from: usize, to: usize, ranks: &TokenMap) {
+        for k in from..to.min(self.len) {
+            let run = self.runs[k];
+            self.runs[k].inside = if run.count >= 2 { ranks.merge(run.token, run.token) } else { Rank::MAX };
+            self.runs[k].across =
+                if k + 1 < self.len { ranks.merge(run.token, self.runs[k + 1].token) } else { Rank::MAX };
+        }
     }
 
     /// Puts `run` before run `at`; false when full.
@@ -97,8 +126,8 @@ impl Runs {
 }
 
 /// Appends the tokens of `piece` (not a token itself) and returns true; or
-/// returns false, with nothing appended, when it is not a few runs or when
-/// BPE's order of merges there is not the one above.
+/// returns false, with nothing appended, when it is not runs as above or
+/// when BPE's order of merges there is not the one above.
 pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
     let Some(mut runs) = Runs::of(piece, ranks) else {
         return false;
@@ -107,19 +136,12 @@ pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
         // The lowest-ranked pair, the leftmost on a tie: the pairs inside run
         // k come before the pair of runs k and k + 1.
         let (mut best, mut at, mut inside) = (Rank::MAX, 0, false);
-        for k in 0..runs.len {
-            let run = runs.runs[k];
-            if run.count >= 2 {
-                let r = ranks.merge(run.token, run.token);
-                if r < best {
-                    (best, at, inside) = (r, k, true);
-                }
+        for (k, run) in runs.runs[..runs.len].iter().enumerate() {
+            if run.inside < best {
+                (best, at, inside) = (run.inside, k, true);
             }
-            if k + 1 < runs.len {
-                let r = ranks.merge(run.token, runs.runs[k + 1].token);
-                if r < best {
-                    (best, at, inside) = (r, k, false);
-                }
+            if run.across < best {
+                (best, at, inside) = (run.across, k, false);
             }
         }
         if best == Rank::MAX {
@@ -129,7 +151,7 @@ pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
             return true;
         }
         if inside {
-            let Run { token: t, count: c } = runs.runs[at];
+            let Run { token: t, count: c, .. } = runs.runs[at];
             // Every pair the pairing makes before it is done must rank above
             // it (ranks are one per pair, so none equals `best`): the first
             // `tt` with the run before, a `tt` with the `t` after it, two `tt`.
@@ -141,19 +163,25 @@ pub fn merge_runs(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
             if !safe {
                 return false;
             }
-            runs.runs[at] = Run { token: best, count: c / 2 };
-            if c % 2 == 1 && !runs.insert(at + 1, Run { token: t, count: 1 }) {
+            runs.runs[at] = Run { token: best, count: c / 2, ..Run::EMPTY };
+            if c % 2 == 1 && !runs.insert(at + 1, Run { token: t, count: 1, ..Run::EMPTY }) {
                 return false;
             }
         } else {
             // One merge across the two runs: a part of each becomes one part.
             runs.runs[at].count -= 1;
             runs.runs[at + 1].count -= 1;
-            if !runs.insert(at + 1, Run { token: best, count: 1 }) {
+            if !runs.insert(at + 1, Run { token: best, count: 1, ..Run::EMPTY }) {
                 return false;
             }
         }
         runs.tidy();
+        // Only runs `at - 1..=at + 1` (after tidying) can have another token,
+        // count or next run: the step changed runs `at` and `at + 1` and put
+        // one between them, and tidying joins what it leaves next to run
+        // `at - 1` into it. The runs before keep their ranks; those after
+        // moved with theirs. (The tests fail if either end is left out.)
+        runs.rank(at.saturating_sub(1), at + 2, ranks);
     }
     false
 }
@@ -174,7 +202,7 @@ mod tests {
         // `aa` and the checks have to send pieces back; the pieces are runs.
         let mut rng = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut next = move || rng() as usize;
-        let (mut taken, mut refused) = (0, 0);
+        let (mut taken, mut refused, mut many) = (0, 0, 0);
         for round in 0..400 {
             let alphabet = &b"ab="[..1 + round % 3];
             let mut tokens: Vec<Vec<u8>> = Vec::new();
@@ -188,7 +216,9 @@ mod tests {
             }
             let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
             for _ in 0..20 {
-                let runs: Vec<(u8, usize)> = (0..1 + next() % 5)
+                // Up to 14 runs: beyond `FEW_RUNS` they are taken when long
+                // (the ranks kept per run are then updated many times).
+                let runs: Vec<(u8, usize)> = (0..1 + next() % [5, 14][next() % 2])
                     .map(|_| (alphabet[next() % alphabet.len()], 1 + next() % [3, 20, 200][next() % 3]))
                     .collect();
                 let piece = runs_piece(&runs);
@@ -198,6 +228,7 @@ mod tests {
                 let mut out = Vec::new();
                 if merge_runs(&piece, &r, &mut out) {
                     taken += 1;
+                    many += usize::from(Runs::of(&piece, &r).is_some_and(|runs| runs.len > FEW_RUNS));
                     assert_eq!(out, reference(&piece, &r), "round {round}, {tokens:?}, {runs:?}");
                 } else {
                     refused += 1;
@@ -205,8 +236,8 @@ mod tests {
                 }
             }
         }
-        // Both ways are exercised.
-        assert!(taken > 1000 && refused > 100, "taken {taken}, refused {refused}");
+        // Both ways are exercised, and pieces of more than a few runs.
+        assert!(taken > 1000 && refused > 100 && many > 300, "taken {taken}, refused {refused}, {many} of many runs");
     }
 
     #[test]
@@ -240,19 +271,30 @@ mod tests {
                     }
                 }
             }
-            // Table rules: `+---+----+`.
-            for k in 1..6 {
-                let mut runs = vec![(b'+', 1)];
-                for j in 0..k {
-                    runs.extend([(b'-', 3 + 5 * j), (b'+', 1)]);
-                }
-                let piece = runs_piece(&runs);
-                let mut out = Vec::new();
-                if merge_runs(&piece, &r, &mut out) {
-                    assert_eq!(out, reference(&piece, &r), "{file}: {runs:?}");
+            // Table borders: `+---+----+`, up to seven columns (15 runs).
+            let mut borders = 0;
+            for k in 1..8 {
+                for (fill, lead, tail) in
+                    [(b'-', None, 0), (b'=', Some(b' '), 0), (b'-', Some(b' '), 1), (b'~', None, 2)]
+                {
+                    let mut runs: Vec<(u8, usize)> = lead.map(|l| (l, 1)).into_iter().collect();
+                    runs.push((b'+', 1));
+                    for j in 0..k {
+                        runs.extend([(fill, 3 + 7 * j % 40), (b'+', 1)]);
+                    }
+                    if tail > 0 {
+                        runs.push((b'\n', tail));
+                    }
+                    let piece = runs_piece(&runs);
+                    let mut out = Vec::new();
+                    if merge_runs(&piece, &r, &mut out) {
+                        borders += 1;
+                        assert_eq!(out, reference(&piece, &r), "{file}: {runs:?}");
+                    }
                 }
             }
             assert!(taken > 1000, "{file}: {taken} pieces merged on runs");
+            assert!(borders > 10, "{file}: {borders} table borders merged on runs");
         }
     }
 
