@@ -1,7 +1,8 @@
 //! BPE of a piece made of a few runs of one repeated byte each: a rule of
-//! `=` or `-` under a heading with its line end, a run of spaces, a megabyte
-//! of `a`. Merged on the runs rather than the bytes, in steps that each do
-//! what BPE does to a whole run, or one merge across two runs.
+//! `=` or `-` under a heading with its line end, a run of spaces, the border
+//! of a text table, a megabyte of `a`. Merged on the runs rather than the
+//! bytes, in steps that each do what BPE does to a whole run, or one merge
+//! across two runs.
 //!
 //! Where the pair of two parts of token `t` has the lowest rank `r` of all
 //! pairs (the leftmost such run on a tie), BPE merges the pairs of a run of
@@ -19,11 +20,12 @@ use super::vocab::{Rank, TokenMap};
 /// Pieces at least this long are tried here (shorter ones gain little).
 pub const RUNS_FROM: usize = 16;
 /// A piece of more runs than this is taken only once one of its first runs
-/// is [`LONG_RUN`] bytes or more. Each step looks at every run, so pieces
-/// made to be many short runs (distinct words of 4-8 doubled letters; or of
-/// 8-16 runs of 4-6 letters) cost more here than in the general merge, while
-/// the rules and spaces of real text are a few runs, and the borders of
-/// text tables (`+------+----------+`) a few more, long ones.
+/// is [`LONG_RUN`] bytes or more. Each step compares every run's ranks, and
+/// a run takes about log n steps, so pieces made to be many short runs
+/// (distinct words of 4-8 doubled letters; or of 8-16 runs of 4-6 letters)
+/// cost more here than in the general merge, while the rules and spaces of
+/// real text are a few runs, and the borders of text tables
+/// (`+------+----------+`) a few more, long ones.
 const FEW_RUNS: usize = 4;
 /// See [`FEW_RUNS`].
 const LONG_RUN: usize = 8;
