@@ -273,7 +273,8 @@ mod tests {
                     }
                 }
             }
-            // Table borders: `+---+----+`, up to seven columns (15 runs).
+            // Table borders: `+---+----+`, up to seven columns (15 runs, 17 with a
+            // lead and a line end: past `MAX_RUNS`, turned away).
             let mut borders = 0;
             for k in 1..8 {
                 for (fill, lead, tail) in
