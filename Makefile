@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 CARGO  ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-rust test-python build browser bench wheel clean
+.PHONY: demo test test-rust test-python build build-pgo browser bench wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ $(VENV)/.deps-bench: pyproject.toml $(VENV)/.deps-dev
 build: $(VENV)/.deps-torch
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release -q
 
+# The same install, built with profile-guided optimisation (tools/build_pgo.py: an instrumented
+# build, a run of tools/pgo_workload.py, the release build given its counts; ~3x the build time).
+# The benchmarks measure this build, as users get it from `make wheel`.
+build-pgo: $(VENV)/.deps-torch
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/python tools/build_pgo.py develop
+
 demo: build
 	$(BIN)/fastllm demo --out out/demo
 
@@ -50,13 +56,13 @@ test-python: $(VENV)/.deps-dev build browser
 
 test: test-rust test-python
 
-bench: $(VENV)/.deps-bench build
+bench: $(VENV)/.deps-bench build-pgo
 	$(BIN)/python benches/run_all.py
 
 # The wheel, plus the test runner's wheels for the GPU machine (Python 3.12, no package
 # registry there): benches/gpu_check.sh installs them from dist/test-deps when missing.
 wheel: $(VENV)/.deps-torch
-	$(BIN)/maturin build --release --out dist
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python tools/build_pgo.py wheel --out dist
 	$(BIN)/pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux2014_x86_64 -d dist/test-deps pytest hypothesis
 
