@@ -95,7 +95,11 @@ def profile(profdata_tool: Path) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(site)
         env = dict(os.environ, PYTHONPATH=str(site), LLVM_PROFILE_FILE=str(raw / "fastllm-%p-%m.profraw"))
+        env.pop("FASTLLM_PORTABLE", None)
         run([sys.executable, "tools/pgo_workload.py"], env)
+        # Again on the portable copies of the hot loops (what a CPU without AVX2 runs): code
+        # that no run reaches is compiled for size.
+        run([sys.executable, "tools/pgo_workload.py"], {**env, "FASTLLM_PORTABLE": "1"})
     # Only the workload's: the instrumented build scripts of dependencies write theirs here too.
     counts = sorted(raw.glob("fastllm-*.profraw"))
     if not counts:

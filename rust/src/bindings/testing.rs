@@ -38,6 +38,13 @@ fn split_engine(pattern: &str) -> PyResult<String> {
     Ok(Pretokenizer::new(pattern).map_err(value_error)?.engine_name())
 }
 
+/// Which compiled copy of the encoder's hot loops runs: `x86-64-v3` or
+/// `portable` (`FASTLLM_PORTABLE=1` asks for the latter).
+#[pyfunction]
+fn encoder_copy() -> &'static str {
+    crate::cpu::encoder_copy()
+}
+
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = parent.py();
     let testing = PyModule::new(py, "testing")?;
@@ -46,6 +53,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     testing.add_function(wrap_pyfunction!(split_engine, &testing)?)?;
     testing.add_function(wrap_pyfunction!(utf8_of, &testing)?)?;
     testing.add_function(wrap_pyfunction!(lists_filled_directly, &testing)?)?;
+    testing.add_function(wrap_pyfunction!(encoder_copy, &testing)?)?;
     parent.add_submodule(&testing)?;
     // A submodule of an extension is found by `import fastllm._core.testing`
     // only through sys.modules.

@@ -300,8 +300,10 @@ struct Masks {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn classify(chunk: &[u8; 64]) -> Masks {
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
+    // The x86-64-v3 choice (not AVX2 alone), so that `FASTLLM_PORTABLE=1`
+    // turns this copy off too.
+    if crate::cpu::x86_v3() {
+        // SAFETY: the CPU has AVX2 (x86-64-v3 includes it).
         unsafe { classify_avx2(chunk) }
     } else {
         classify_sse2(chunk)
