@@ -36,6 +36,7 @@ VOCAB_FILES = {"gpt2": "gpt2.tiktoken", "cl100k": "cl100k_base.tiktoken", "o200k
 
 
 def shared_data(use: bool) -> Path | None:
+    """The shared data folder, if `use` and it is there."""
     if not use:
         return None
     for candidate in (os.environ.get("FASTLLM_SHARED_DATA", ""), str(ROOT.parent / "shared" / "data")):
@@ -78,13 +79,14 @@ def tokenizers(shared: Path | None, texts: dict[str, str]) -> dict[str, Tokenize
     ranks it is paired with in the tests."""
     if shared is not None:
         ranks = {name: shared / file for name, file in VOCAB_FILES.items()}
-        made = {
-            name: Tokenizer.from_tiktoken(path, name, {SPECIAL: Tokenizer.from_tiktoken(path, name).n_vocab})
-            for name, path in ranks.items()
-        }
+        made = {}
+        for name, path in ranks.items():
+            plain = Tokenizer.from_tiktoken(path, name)
+            made[name] = plain.with_special_tokens({SPECIAL: plain.n_vocab})
+        tokens = {name: made[name].mergeable_tokens() for name in ("cl100k", "o200k")}
         for pattern in OPEN_PATTERNS:
-            base = ranks["o200k" if pattern.vocab.startswith("o200k") else "cl100k"]
-            made[pattern.name] = Tokenizer.from_tiktoken(base, pattern.regex)
+            base = tokens["o200k" if pattern.vocab.startswith("o200k") else "cl100k"]
+            made[pattern.name] = Tokenizer(base, {}, pattern.regex)
         return made
     trained = Tokenizer.train(iter(texts.values()), 4096, pattern="cl100k", special_tokens=[SPECIAL])
     made = {"cl100k": trained}
