@@ -141,6 +141,18 @@ impl Cutter<'_> {
 }
 
 /// Whether the character that ends at `buf[cut]` is a letter.
+/// The first position in `from..to` of `text` where a chunk may start by the
+/// letter-newline rule above (a newline after a letter), for texts without
+/// special tokens: where a batch cuts a long text to share it between threads.
+pub fn first_newline_cut(text: &[u8], from: usize, to: usize) -> Option<usize> {
+    let from = from.max(1);
+    let to = to.min(text.len());
+    if from >= to {
+        return None;
+    }
+    memchr::memchr_iter(b'\n', &text[from..to]).map(|k| from + k).find(|&cut| letter_before(text, cut))
+}
+
 fn letter_before(buf: &[u8], cut: usize) -> bool {
     let last = buf[cut - 1];
     if last.is_ascii() {

@@ -692,26 +692,140 @@ impl BatchSink for Collect {
     }
 }
 
-/// Splits a batch into runs of consecutive texts `(start, end, bytes)`:
-/// up to sixteen runs per thread, so that the threads finish close together;
-/// but at least 32 KB each, as each run costs a hand-over (16 KB runs lost
-/// 4-9% on a batch of short lines, when the calling thread took them over).
-fn plan_runs<S: AsRef<str>>(texts: &[S], threads: usize) -> Vec<(usize, usize, usize)> {
+/// How many bytes [`plan_tasks`] puts in a run.
+fn run_bytes<S: AsRef<str>>(texts: &[S], threads: usize) -> usize {
     let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-    let per_run = (total / (16 * threads.max(1))).clamp(1 << 15, 1 << 22);
-    let mut runs = Vec::new();
+    (total / (16 * threads.max(1))).clamp(1 << 15, 1 << 22)
+}
+
+/// A part of a cut text is about this long at least: each costs a hand-over.
+const MIN_PART: usize = 1 << 14;
+
+/// One task of a batch: a run of consecutive whole texts `(start, end,
+/// bytes)`, or part `index` (bytes `from..to`) of the text `text`, whose
+/// parts are put back together in `slot` of the batch's [`Assembly`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Task {
+    Run(usize, usize, usize),
+    Part { text: usize, from: usize, to: usize, index: usize, slot: usize },
+}
+
+impl Task {
+    /// The batch index of the task's first text.
+    fn first_text(&self) -> usize {
+        match *self {
+            Task::Run(start, ..) => start,
+            Task::Part { text, .. } => text,
+        }
+    }
+}
+
+/// Splits a batch into runs of consecutive texts (`Task::Run(start, end,
+/// bytes)`): up to sixteen runs per thread, so that the threads finish close
+/// together; but at least 32 KB each, as each run costs a hand-over (16 KB
+/// runs lost 4-9% on a batch of short lines, when the calling thread took
+/// them over). With `cuttable` (the split pattern's pieces
+/// stop at a newline after a letter, and the texts hold no special tokens)
+/// and two threads or more, a text of two parts' length or more is cut into
+/// parts of about half a run (at least [`MIN_PART`]) at such newlines, which
+/// the threads share. Eight documents of 50 KB on two threads left one
+/// thread idle for part of the last document (1.72-1.77 CPUs in use); cut
+/// in three, 1.80. Returns the tasks and how many parts each cut text has.
+fn plan_tasks<S: AsRef<str>>(texts: &[S], threads: usize, cuttable: bool) -> (Vec<Task>, Vec<usize>) {
+    let per_run = run_bytes(texts, threads);
+    let part_bytes = (per_run / 2).max(MIN_PART);
+    let cut = cuttable && threads >= 2;
+    let mut tasks = Vec::new();
+    let mut parts_of = Vec::new();
     let (mut start, mut size) = (0, 0);
     for (i, t) in texts.iter().enumerate() {
-        size += t.as_ref().len() + 16;
+        let text = t.as_ref().as_bytes();
+        let cuts =
+            if cut && text.len() >= 2 * part_bytes { cuts_of(text, text.len() / part_bytes) } else { Vec::new() };
+        if !cuts.is_empty() {
+            if start < i {
+                tasks.push(Task::Run(start, i, size));
+            }
+            let slot = parts_of.len();
+            let mut from = 0;
+            for (index, &to) in cuts.iter().chain(std::iter::once(&text.len())).enumerate() {
+                tasks.push(Task::Part { text: i, from, to, index, slot });
+                from = to;
+            }
+            parts_of.push(cuts.len() + 1);
+            (start, size) = (i + 1, 0);
+            continue;
+        }
+        size += text.len() + 16;
         if size >= per_run {
-            runs.push((start, i + 1, size));
+            tasks.push(Task::Run(start, i + 1, size));
             (start, size) = (i + 1, 0);
         }
     }
     if start < texts.len() {
-        runs.push((start, texts.len(), size));
+        tasks.push(Task::Run(start, texts.len(), size));
     }
-    runs
+    (tasks, parts_of)
+}
+
+/// Where to cut `text` into about `n` parts of equal length: the first
+/// newline after a letter from each `k / n` of the way, if one comes before
+/// the next.
+fn cuts_of(text: &[u8], n: usize) -> Vec<usize> {
+    let mut cuts: Vec<usize> = Vec::new();
+    for k in 1..n {
+        let (target, limit) = (k * text.len() / n, (k + 1) * text.len() / n);
+        let after = cuts.last().map_or(0, |&c| c + 1);
+        if let Some(cut) = crate::chunking::first_newline_cut(text, target.max(after), limit) {
+            cuts.push(cut);
+        }
+    }
+    cuts
+}
+
+/// The parts of one cut text as they are encoded; the thread that adds the
+/// last joins them into the text's [`Run`].
+struct Assembly(Mutex<(Vec<Vec<Rank>>, usize, Option<CoreError>)>);
+
+impl Assembly {
+    fn new(parts: usize) -> Self {
+        Self(Mutex::new(((0..parts).map(|_| Vec::new()).collect(), 0, None)))
+    }
+
+    /// Adds part `index` of text `text`; the whole text's run once every part is in.
+    fn add(&self, text: usize, index: usize, part: Result<Vec<Rank>, CoreError>) -> Option<Run> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (parts, done, error) = &mut *state;
+        match part {
+            Ok(ids) => parts[index] = ids,
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+        *done += 1;
+        if *done < parts.len() {
+            return None;
+        }
+        let error = error.take().map(|e| (text, e.in_batch(text)));
+        // A text that could not be encoded has no tokens, as in `encode_run`.
+        let ids: Vec<Rank> = if error.is_some() { Vec::new() } else { parts.concat() };
+        Some(Run { start: text, ends: vec![ids.len()], ids, error })
+    }
+}
+
+/// Encodes one part of a cut text on this thread, with its piece cache.
+fn encode_part<S: AsRef<str>>(
+    id: u64,
+    texts: &[S],
+    text: usize,
+    from: usize,
+    to: usize,
+    f: &EncodeInto<'_>,
+) -> Result<Vec<Rank>, CoreError> {
+    with_thread_cache(id, to - from, |cache| {
+        let mut ids = Vec::with_capacity(output_capacity(to - from));
+        f(&texts[text].as_ref()[from..to], &mut ids, cache).map(|()| ids)
+    })
 }
 
 /// Gives a closure the signature rayon's `in_place_scope` takes (any borrow
@@ -788,42 +902,54 @@ impl OneAtATime {
 /// waited milliseconds for a CPU on this VM (see `encode_pool`), and the
 /// lists were mostly built after the encoding, on one CPU. A panic in `f`
 /// or in `deliver` is raised again here once every run has finished.
+/// `cuttable`: long texts may be cut into parts (see [`plan_tasks`]).
 fn stream_texts<S: AsRef<str> + Sync>(
     id: u64,
     texts: &[S],
     num_threads: Option<usize>,
     f: &EncodeInto<'_>,
     sink: &impl BatchSink,
+    cuttable: bool,
 ) -> Result<(), CoreError> {
     let pool = match num_threads {
         None | Some(0) => None,
         Some(n) => Some(EncodePool::sized(n).map_err(CoreError::ThreadPool)?),
     };
     let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.threads());
-    let runs = plan_runs(texts, threads);
-    // The first text of the first run that panicked.
+    let (tasks, parts_of) = plan_tasks(texts, threads, cuttable);
+    let assemblies: Vec<Assembly> = parts_of.iter().map(|&n| Assembly::new(n)).collect();
+    // The first text of the first task that panicked.
     let panicked = Mutex::new(None::<usize>);
     let deliveries = OneAtATime::default();
     let body = scope_body(|scope| {
-        let (panicked, deliveries, pool) = (&panicked, &deliveries, pool.as_deref());
-        for &run in &runs {
+        let (panicked, deliveries, pool, assemblies) = (&panicked, &deliveries, pool.as_deref(), &assemblies);
+        for &task in &tasks {
             scope.spawn(move |_| {
                 if let Some(pool) = pool {
                     pool.settle();
                 }
-                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    deliveries.deliver(encode_run(id, texts, run, f), sink);
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
+                    Task::Run(start, end, size) => {
+                        deliveries.deliver(encode_run(id, texts, (start, end, size), f), sink)
+                    }
+                    Task::Part { text, from, to, index, slot } => {
+                        let part = encode_part(id, texts, text, from, to, f);
+                        if let Some(run) = assemblies[slot].add(text, index, part) {
+                            deliveries.deliver(run, sink);
+                        }
+                    }
                 }));
                 if done.is_err() {
                     let mut first = panicked.lock().unwrap_or_else(|e| e.into_inner());
-                    *first = Some(first.map_or(run.0, |k| k.min(run.0)));
+                    let k = task.first_text();
+                    *first = Some(first.map_or(k, |j| j.min(k)));
                 }
             });
         }
     });
     sink.wait(|| match &pool {
         None => rayon::in_place_scope(body),
-        Some(pool) => pool.in_place_scope(runs.len(), body),
+        Some(pool) => pool.in_place_scope(tasks.len(), body),
     });
     if let Some(start) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
         panic!("encoding the batch's texts from index {start} panicked");
@@ -1117,7 +1243,9 @@ impl CoreBpe {
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
             self.encode_ordinary_into(t, out, Some(cache)).map_err(|error| CoreError::Split { error, text: None })
         };
-        stream_texts(self.id, texts, num_threads, &f, sink)
+        // No special tokens here: a long text may be cut where its pieces stop anyway.
+        let cuttable = self.pipeline.is_none() && self.pretokenizer.pieces_stop_at_letter_newlines();
+        stream_texts(self.id, texts, num_threads, &f, sink, cuttable)
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -1144,14 +1272,14 @@ impl CoreBpe {
             let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
                 self.encode_pipeline_into(pipeline, t, policy, out, Some(cache))
             };
-            return stream_texts(self.id, texts, num_threads, &f, sink);
+            return stream_texts(self.id, texts, num_threads, &f, sink, false);
         }
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
             self.encode_with_into(t, &policy.disallowed, finder, Some(cache), out)
         };
-        stream_texts(self.id, texts, num_threads, &f, sink)
+        stream_texts(self.id, texts, num_threads, &f, sink, false)
     }
 
     /// The bytes of one token (mergeable or special).
@@ -1194,7 +1322,7 @@ mod tests {
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
     }
 
-    /// Texts of 40 KB, one run each (see `plan_runs`), whose one token is
+    /// Texts of 40 KB, one run each (see `plan_tasks`), whose one token is
     /// its index: `f` below "encodes" a text by its index.
     fn indexed_texts(n: usize) -> Vec<String> {
         (0..n).map(|k| format!("{k:<40000}")).collect()
@@ -1240,17 +1368,120 @@ mod tests {
                 now: AtomicUsize::new(0),
                 most: AtomicUsize::new(0),
             };
-            stream_texts(0, &texts, Some(threads), &f, &sink).unwrap();
+            stream_texts(0, &texts, Some(threads), &f, &sink, false).unwrap();
             let delivered = sink.delivered.into_inner().unwrap();
             let mut starts: Vec<usize> = delivered.iter().map(|&(start, _)| start).collect();
             starts.sort();
-            let runs: Vec<usize> = plan_runs(&texts, threads).iter().map(|&(start, _, _)| start).collect();
+            let runs: Vec<usize> = plan_tasks(&texts, threads, false).0.iter().map(Task::first_text).collect();
             assert_eq!(starts, runs, "{threads} threads: each run once");
             assert!(delivered.iter().all(|&(_, t)| t != std::thread::current().id()), "{threads} threads");
             assert_eq!(sink.most.into_inner(), 1, "{threads} threads: deliveries overlapped");
             let got = sink.results.into_results().unwrap();
             assert_eq!(got, (0..texts.len() as Rank).map(|k| vec![k]).collect::<Vec<_>>(), "{threads} threads");
         }
+    }
+
+    /// Lines of letters and of digits, `bytes` long: places to cut (a newline
+    /// after a letter) every few lines, none inside the digit lines.
+    fn prose(bytes: usize, seed: u64) -> String {
+        let mut next = crate::test_rng::xorshift(seed);
+        let mut text = String::new();
+        while text.len() < bytes {
+            match next() % 4 {
+                0 => text.push_str("  12 345 6789 \n\n"),
+                1 => text.push_str("Über größere Straßen, naïve café\n"),
+                2 => text.push_str(" tabs\tand  spaces   \r\n"),
+                _ => text.push_str("the quick brown fox's jump, it's 42 times!\n"),
+            }
+        }
+        text
+    }
+
+    /// Long texts become parts that cover them, cut only before a newline
+    /// after a letter; short texts, or any text when not `cuttable`, stay whole.
+    #[test]
+    fn long_texts_are_cut_at_newlines_after_letters() {
+        let digits = "1 2 3 4\n".repeat(20_000);
+        let texts = [prose(200_000, 1), "short\n".to_string(), digits, prose(60_000, 2), prose(20_000, 3)];
+        let (whole, parts_of) = plan_tasks(&texts, 2, false);
+        assert!(parts_of.is_empty() && whole.iter().all(|t| matches!(t, Task::Run(..))));
+        let (tasks, parts_of) = plan_tasks(&texts, 2, true);
+        let mut parts: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); parts_of.len()];
+        let mut texts_cut = Vec::new();
+        for task in &tasks {
+            if let Task::Part { text, from, to, index, slot } = *task {
+                parts[slot].push((index, from, to));
+                if index == 0 {
+                    texts_cut.push(text);
+                }
+                let bytes = texts[text].as_bytes();
+                assert!(
+                    from == 0
+                        || (bytes[from] == b'\n'
+                            && crate::chunking::first_newline_cut(bytes, from, from + 1) == Some(from))
+                );
+                assert!(to > from);
+            }
+        }
+        assert_eq!(
+            texts_cut,
+            [0, 3],
+            "the 200 KB and 60 KB texts of letters are cut; not the digits nor the short ones"
+        );
+        for (slot, &text) in texts_cut.iter().enumerate() {
+            let p = &parts[slot];
+            assert_eq!(p.len(), parts_of[slot]);
+            assert!(p.len() >= 2);
+            assert!(p.iter().enumerate().all(|(k, &(index, ..))| index == k));
+            assert_eq!(p[0].1, 0);
+            assert_eq!(p.last().unwrap().2, texts[text].len());
+            assert!(p.windows(2).all(|w| w[0].2 == w[1].1), "parts are contiguous");
+        }
+    }
+
+    /// A batch that cuts its long texts gives each text the ids of the text
+    /// encoded whole, on any number of threads; a part that fails or panics
+    /// is reported for its text.
+    #[test]
+    fn cut_texts_give_the_ids_of_whole_ones() {
+        let c = CoreBpe::new(
+            byte_vocab(&["th", "the", " the", "qu", "ck", "ck ", "ü", "ße", " \n", "\n\n", "  ", "12", "s\n"]),
+            &[],
+            "o200k",
+        )
+        .unwrap();
+        let texts: Vec<String> =
+            (0..5).map(|k| prose([150_000, 30_000, 90_000, 5, 70_000][k], 10 + k as u64)).collect();
+        let alone: Vec<Vec<Rank>> = texts.iter().map(|t| c.encode_ordinary(t).unwrap()).collect();
+        for threads in [1, 2, 3] {
+            let cut = plan_tasks(&texts, threads, true).1.len();
+            assert!(if threads == 1 { cut == 0 } else { cut >= 2 }, "{threads} threads: {cut} texts cut");
+            assert_eq!(c.encode_ordinary_batch(&texts, Some(threads)).unwrap(), alone, "{threads} threads");
+        }
+        // The same through `stream_texts`, with a part that fails and one that panics.
+        let texts = vec![prose(120_000, 20), prose(120_000, 21)];
+        let f = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
+            if t.contains("fox") && t.len() < 120_000 && t.starts_with('\n') {
+                return Err(CoreError::ThreadPool("a part fails (as the test expects)".into()));
+            }
+            out.push(t.len() as Rank);
+            Ok(())
+        };
+        let sink = Collect::new(texts.len());
+        stream_texts(0, &texts, Some(2), &f, &sink, true).unwrap();
+        let results = sink.0.into_inner().unwrap();
+        assert!(results.iter().all(|r| matches!(r, Some(Err(_)))), "each text has a failing part: {results:?}");
+        let bad = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
+            assert!(!t.starts_with('\n'), "a later part panics (as the test expects)");
+            out.push(t.len() as Rank);
+            Ok(())
+        };
+        let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = stream_texts(0, &texts, Some(2), &bad, &Collect::new(texts.len()), true);
+        }))
+        .expect_err("the batch panics");
+        let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert_eq!(message, "encoding the batch's texts from index 0 panicked");
     }
 
     /// A panic while encoding a text is raised again by the batch, naming
@@ -1270,7 +1501,7 @@ mod tests {
                 };
                 let sink = Collect::new(texts.len());
                 let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _ = stream_texts(0, &texts, Some(threads), &f, &sink);
+                    let _ = stream_texts(0, &texts, Some(threads), &f, &sink, false);
                 }))
                 .expect_err("the batch panics");
                 let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.text_strategies import tricky_text
+
 
 def test_concurrent_use_gives_the_same_results(pair, corpora):
     text = corpora["multilingual.txt"]
@@ -23,3 +28,24 @@ def test_batch_thread_counts_agree(pair, corpora):
     one = pair.core.encode_batch(lines, num_threads=1)
     assert one == pair.core.encode_batch(lines) == pair.core.encode_batch(lines, num_threads=3)
     assert one == [pair.core.encode(x) for x in lines]
+
+
+# A batch cuts a long text into parts its threads share, before a newline that follows a letter,
+# where the built-in patterns' pieces stop anyway: each text's ids must be those of the whole.
+def test_long_texts_in_a_batch_keep_their_ids(pair, corpora):
+    multilingual, shakespeare = corpora["multilingual.txt"], corpora["tinyshakespeare.txt"]
+    texts = [multilingual[:300_000], "a line\n", shakespeare[:120_000], multilingual[300_000:360_000],
+             "12 34\n" * 20_000, shakespeare[120_000:125_000] + "x\r\n  \n\n" * 5_000]
+    for threads in (2, 3):
+        assert pair.core.encode_ordinary_batch(texts, num_threads=threads) == [pair.ref.encode_ordinary(t) for t in texts]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(tricky_text, min_size=1, max_size=30), size=st.integers(40_000, 90_000))
+def test_long_random_texts_in_a_batch_keep_their_ids(pairs, lines, size):
+    # Lines of random text, cycled to a text long enough to be cut (at least two parts of 16 KB).
+    joined = "\n".join(lines) + "\n"
+    text = (joined * (size // max(len(joined), 1) + 1))[:size]
+    texts = [text, text[::-1]]
+    for pair in pairs.values():
+        assert pair.core.encode_ordinary_batch(texts, num_threads=2) == [pair.ref.encode_ordinary(t) for t in texts]

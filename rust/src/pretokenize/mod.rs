@@ -285,6 +285,12 @@ impl Pretokenizer {
         matches!(self.engine, Engine::Scanner(_) | Engine::GapScanner(_))
     }
 
+    /// Whether a text cut before a newline that follows a letter splits into
+    /// the pieces of the whole (see `chunking`): the built-in patterns' scanners.
+    pub fn pieces_stop_at_letter_newlines(&self) -> bool {
+        matches!(self.engine, Engine::Scanner(s) if matches!(s.name, "gpt2" | "cl100k" | "o200k"))
+    }
+
     /// Whether the pattern matches at every position of every text (its pieces
     /// cover the text): true for the patterns of the scanners that have no
     /// gaps. A custom pattern that happens to match everything is not
