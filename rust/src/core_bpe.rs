@@ -21,6 +21,7 @@ use crate::encode_pool::EncodePool;
 use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
+use crate::token_bytes::TokenBytes;
 
 /// Everything that can go wrong building or using a [`CoreBpe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -964,7 +965,7 @@ pub struct CoreBpe {
     /// Unique in the process: keys this tokenizer's thread caches.
     id: u64,
     encoder: TokenMap,
-    decoder: Vec<Vec<u8>>,
+    decoder: TokenBytes,
     specials: Specials,
     pretokenizer: Pretokenizer,
     pattern_name: String,
@@ -994,7 +995,8 @@ impl CoreBpe {
         let pretokenizer = Pretokenizer::new(pattern)?;
         let id = NEXT_CORE_ID.fetch_add(1, Ordering::Relaxed);
         let pattern_name = pattern.to_string();
-        Ok(Self { id, encoder, decoder: mergeable, specials, pretokenizer, pattern_name, pipeline: None })
+        let decoder = TokenBytes::new(&mergeable);
+        Ok(Self { id, encoder, decoder, specials, pretokenizer, pattern_name, pipeline: None })
     }
 
     /// Like [`CoreBpe::new`], encoding through `spec`: its steps (none: `pattern`,
@@ -1040,7 +1042,8 @@ impl CoreBpe {
         self.decoder.len().max(max_special).max(max_added)
     }
 
-    pub fn mergeable_tokens(&self) -> &[Vec<u8>] {
+    /// The mergeable tokens' bytes, by rank.
+    pub fn mergeable_tokens(&self) -> &TokenBytes {
         &self.decoder
     }
 
@@ -1284,7 +1287,7 @@ impl CoreBpe {
 
     /// The bytes of one token (mergeable or special).
     pub fn token_bytes(&self, id: u64) -> Option<&[u8]> {
-        if let Some(b) = self.decoder.get(id as usize) {
+        if let Some(b) = self.decoder.get(id) {
             return Some(b);
         }
         let id = Rank::try_from(id).ok()?;
@@ -1293,13 +1296,17 @@ impl CoreBpe {
     }
 
     /// Concatenated bytes of `ids`; the first unknown id is an error.
-    pub fn decode_bytes(&self, ids: impl IntoIterator<Item = u64>) -> Result<Vec<u8>, CoreError> {
-        let iter = ids.into_iter();
-        let mut out = Vec::with_capacity(iter.size_hint().0 * 4);
-        for (position, id) in iter.enumerate() {
-            match self.token_bytes(id) {
-                Some(b) => out.extend_from_slice(b),
-                None => return Err(CoreError::UnknownToken { id, position }),
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>, CoreError> {
+        // About four bytes a token: the arena's copies reserve more as needed.
+        let mut out = Vec::with_capacity(ids.len() * 4 + 16);
+        let mut done = 0;
+        while done < ids.len() {
+            done += self.decoder.append(&ids[done..], &mut out);
+            // A special or added token, or an unknown id.
+            if let Some(&id) = ids.get(done) {
+                let id = u64::from(id);
+                out.extend_from_slice(self.token_bytes(id).ok_or(CoreError::UnknownToken { id, position: done })?);
+                done += 1;
             }
         }
         Ok(out)
@@ -1658,7 +1665,7 @@ mod tests {
         let c = core();
         let ids = c.encode_ordinary("hello hell").unwrap();
         assert_eq!(ids, vec![259, 32, 258]);
-        assert_eq!(c.decode_bytes(ids.iter().map(|&i| i as u64)).unwrap(), b"hello hell");
+        assert_eq!(c.decode_bytes(&ids).unwrap(), b"hello hell");
         assert_eq!(c.n_vocab(), 302);
     }
 
@@ -1696,8 +1703,11 @@ mod tests {
     #[test]
     fn unknown_ids_are_errors() {
         let c = core();
-        assert_eq!(c.decode_bytes([104u64, 999]), Err(CoreError::UnknownToken { id: 999, position: 1 }));
-        assert_eq!(c.decode_bytes([300u64]).unwrap(), b"<|end|>");
+        assert_eq!(c.decode_bytes(&[104, 999]), Err(CoreError::UnknownToken { id: 999, position: 1 }));
+        assert_eq!(c.decode_bytes(&[300]).unwrap(), b"<|end|>");
+        // Specials between mergeable tokens, and an unknown id after them.
+        assert_eq!(c.decode_bytes(&[104, 300, 259, 301, 32]).unwrap(), b"h<|end|>hello<|end|>x ");
+        assert_eq!(c.decode_bytes(&[300, 104, 302]), Err(CoreError::UnknownToken { id: 302, position: 2 }));
     }
 }
 

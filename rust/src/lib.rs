@@ -12,6 +12,7 @@
 //! - `encode_pool`: the thread pools batches are encoded on.
 //! - [`utf8_stream`]: decoding a token stream into complete characters.
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
+//! - [`token_bytes`]: every token's bytes in one arena, for decoding.
 //! - [`trainer`]: learning the merges from counted pieces.
 
 pub mod added_tokens;
@@ -22,6 +23,7 @@ mod cpu;
 mod encode_pool;
 pub mod pretokenize;
 pub mod specials;
+pub mod token_bytes;
 pub mod trainer;
 pub mod utf8_stream;
 

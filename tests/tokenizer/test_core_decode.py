@@ -101,3 +101,120 @@ def test_decode_accepts_numpy_ids(pair):
     np = pytest.importorskip("numpy")
     ids = pair.core.encode_ordinary("numpy ids decode too")
     assert pair.core.decode_bytes(np.array(ids, dtype=np.uint32)) == b"numpy ids decode too"
+
+
+# ----- decoding fast: tokens of every length, lists read in place, numpy arrays packed ---------
+
+# Mergeable tokens around the 16-byte block the decoder copies short tokens with, and longer.
+_LONG_TOKENS = [b"ab" * 7, b"ab" * 8, b"ab" * 8 + b"c", bytes(range(65, 80)), bytes(range(65, 81)),
+                bytes(range(65, 82)), "é€🦀".encode() * 5, b"z" * 100, b"\xff\xfe", "€".encode()[:2]]
+_SPECIALS = {"<|end|>": 300, "<|a rather long special token|>": 301}
+
+
+@pytest.fixture(scope="module")
+def long_tokenizer():
+    from fastllm import Tokenizer
+
+    return Tokenizer([bytes([b]) for b in range(256)] + _LONG_TOKENS, _SPECIALS, "gpt2")
+
+
+def _token_bytes(i: int) -> bytes:
+    if i < 256:
+        return bytes([i])
+    if i < 256 + len(_LONG_TOKENS):
+        return _LONG_TOKENS[i - 256]
+    return next(name for name, sid in _SPECIALS.items() if sid == i).encode()
+
+
+_VALID_IDS = st.one_of(st.integers(0, 255 + len(_LONG_TOKENS)), st.sampled_from(sorted(_SPECIALS.values())))
+_INT_DTYPES = ["uint16", "int16", "uint32", "int32", "uint64", "int64"]
+
+
+@SETTINGS
+@given(ids=st.lists(_VALID_IDS, max_size=60), dtype=st.sampled_from(_INT_DTYPES))
+def test_decode_equals_the_tokens_bytes_joined(long_tokenizer, ids, dtype):
+    np = pytest.importorskip("numpy")
+    expected = b"".join(_token_bytes(i) for i in ids)
+    array = np.array(ids, dtype=dtype)
+    assert long_tokenizer.decode_bytes(ids) == expected
+    assert long_tokenizer.decode_bytes(array) == expected
+    assert long_tokenizer.decode_bytes(tuple(ids)) == expected
+    for errors in ("replace", "ignore", "backslashreplace"):
+        assert long_tokenizer.decode(ids, errors) == expected.decode("utf-8", errors)
+        assert long_tokenizer.decode(array, errors) == expected.decode("utf-8", errors)
+    try:
+        text = expected.decode("utf-8")
+    except UnicodeDecodeError:
+        for given_ids in (ids, array):
+            with pytest.raises(UnicodeDecodeError):
+                long_tokenizer.decode(given_ids, "strict")
+    else:
+        assert long_tokenizer.decode(ids, "strict") == long_tokenizer.decode(array, "strict") == text
+
+
+def test_decode_numpy_ids_that_are_no_token_name_their_position(long_tokenizer):
+    np = pytest.importorskip("numpy")
+    from fastllm.tokenizer import UnknownTokenError
+
+    unknown = 256 + len(_LONG_TOKENS)  # between the mergeable tokens and the specials
+    for dtype in _INT_DTYPES:
+        with pytest.raises(UnknownTokenError, match=rf"unknown token id {unknown} at position 2"):
+            long_tokenizer.decode_bytes(np.array([1, 2, unknown, 3], dtype=dtype))
+        with pytest.raises(UnknownTokenError, match=rf"unknown token id {unknown} at position 1"):
+            long_tokenizer.decode(np.array([1, unknown], dtype=dtype))
+    with pytest.raises(ValueError, match="invalid token id -5 at position 1"):
+        long_tokenizer.decode(np.array([1, -5, 2], dtype=np.int32))
+    with pytest.raises(UnknownTokenError, match=rf"unknown token id {2**40} at position 1"):
+        long_tokenizer.decode(np.array([1, 2**40], dtype=np.uint64))
+    with pytest.raises(UnknownTokenError, match=rf"unknown token id {2**32} at position 0"):
+        long_tokenizer.decode_bytes([2**32])
+    with pytest.raises(TypeError):
+        long_tokenizer.decode(np.array([[65, 66]], dtype=np.int64))
+    with pytest.raises(TypeError):
+        long_tokenizer.decode(np.array([65.0, 66.0]))
+    assert long_tokenizer.decode(np.array([], dtype=np.int64)) == ""
+    assert long_tokenizer.decode(np.array([72, 105], dtype=np.int64)[::-1]) == "iH"  # strided
+
+
+def test_decode_lists_of_other_int_kinds(long_tokenizer):
+    import enum
+
+    np = pytest.importorskip("numpy")
+
+    class Letter(enum.IntEnum):
+        A = 65
+
+    class Index:
+        def __index__(self):
+            return 66
+
+    assert long_tokenizer.decode([Letter.A, Index(), np.int64(67), np.uint32(68), True, 69]) == "ABCD\x01E"
+    with pytest.raises(TypeError):
+        long_tokenizer.decode([65, "B"])
+    with pytest.raises(TypeError):
+        long_tokenizer.decode([65, 66.0])
+
+
+def test_decode_survives_a_list_changed_while_read(long_tokenizer):
+    # An item's __index__ runs Python code that empties the list being decoded: the items
+    # after it are fetched one at a time, so the decoder sees the list as it now is.
+    ids = [65, 66]
+
+    class Clears:
+        def __index__(self):
+            ids.clear()
+            return 67
+
+    ids += [Clears(), 68, 69]
+    assert long_tokenizer.decode_bytes(ids) == b"ABC"
+
+
+def test_core_packed_ids_are_checked(byte_core):
+    assert byte_core.decode_bytes((104).to_bytes(4, "little") + (300).to_bytes(4, "little"), packed=True) == b"h<|end|>"
+    assert byte_core.decode(b"", packed=True) == ""
+    with pytest.raises(ValueError, match="4 bytes each; got 5"):
+        byte_core.decode_bytes(b"\x00" * 5, packed=True)
+    with pytest.raises(TypeError, match="packed ids must be bytes"):
+        byte_core.decode_bytes([1, 2], packed=True)
+    with pytest.raises(ValueError, match="unknown token id 4294967295 at position 0"):
+        byte_core.decode(b"\xff" * 4, packed=True)

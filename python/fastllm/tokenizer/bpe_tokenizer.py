@@ -19,6 +19,7 @@ import codecs
 import functools
 import operator
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Union
 
@@ -298,6 +299,9 @@ class Tokenizer:
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of the tokens ``ids``; unknown ids raise :class:`UnknownTokenError`."""
         with _unknown_ids_as_key_errors():
+            packed = _packed_ids(ids)
+            if packed is not None:
+                return self._core.decode_bytes(packed, packed=True)
             return _ids_fit(self._core.decode_bytes, _id_list(ids))
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
@@ -307,7 +311,11 @@ class Tokenizer:
             codecs.lookup_error(errors)
         except (LookupError, TypeError):
             raise ValueError(f"unknown errors handler {errors!r} (use 'replace', 'strict', 'ignore', ...)") from None
-        return self.decode_bytes(ids).decode("utf-8", errors)
+        with _unknown_ids_as_key_errors():
+            packed = _packed_ids(ids)
+            if packed is not None:
+                return self._core.decode(packed, errors, packed=True)
+            return _ids_fit(functools.partial(self._core.decode, errors=errors), _id_list(ids))
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token id (special tokens included)."""
@@ -703,6 +711,19 @@ def _ids_fit(call, ids: int | list[int]):
         position, bad = next((k, i) for k, i in enumerate(ids if isinstance(ids, list) else [ids]) if not -(2**63) <= i < 2**63)
         why = ": ids are non-negative" if bad < 0 else ""
         raise ValueError(f"{'unknown' if bad >= 0 else 'invalid'} token id {bad} at position {position}{why}") from None
+
+
+def _packed_ids(ids: object) -> bytes | None:
+    """A 1-d numpy array of integer ids as little-endian 32-bit words, where every id fits
+    one (no Python int per id: ``tolist`` made decoding a third as fast as from a list).
+    None for anything else, which :func:`_id_list` takes (and names a bad id's position)."""
+    np = sys.modules.get("numpy")  # an array's module is loaded already
+    if np is None or not isinstance(ids, np.ndarray) or ids.ndim != 1 or ids.dtype.kind not in "iu":
+        return None
+    if ids.size and (ids.dtype.kind == "i" or ids.dtype.itemsize > 4):
+        if int(ids.min()) < 0 or int(ids.max()) > 0xFFFF_FFFF:
+            return None
+    return ids.astype("<u4", copy=False).tobytes()
 
 
 def _id_list(ids: Iterable[int]) -> list[int]:

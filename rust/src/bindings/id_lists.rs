@@ -192,6 +192,47 @@ pub fn lists_filled_directly(_py: Python<'_>) -> bool {
     *STANDARD_LISTS.get_or_init(|| unsafe { lists_are_standard() })
 }
 
+/// Calls `each(position, value)` on the ints of `list`, in order. Where lists
+/// have CPython's layout, items that are exactly ints are read in place: no
+/// reference, type-flag or bounds call per item, which was most of the time
+/// to decode a list. Any other item goes through PyO3's extraction, which may
+/// run Python code (`__index__`) that changes the list, so from there on
+/// items are fetched one at a time. `each` must not run Python code.
+pub fn each_int(list: &Bound<'_, PyList>, mut each: impl FnMut(usize, i64) -> PyResult<()>) -> PyResult<()> {
+    let py = list.py();
+    let mut k = 0;
+    if lists_filled_directly(py) {
+        let len = list.len();
+        // SAFETY: we hold the GIL and lists have CPython's layout (probed), so
+        // the word after the header is the array of the list's `len` items;
+        // nothing below runs Python code, so the list stays as it is.
+        let items = unsafe { *list.as_ptr().cast::<*mut *mut ffi::PyObject>().add(HEADER_WORDS) };
+        let int_type = std::ptr::addr_of_mut!(ffi::PyLong_Type);
+        while k < len {
+            // SAFETY: `k < len`; the list holds a reference to its item.
+            let item = unsafe { *items.add(k) };
+            // SAFETY: `item` is a live object.
+            if unsafe { ffi::Py_TYPE(item) } != int_type {
+                break;
+            }
+            // SAFETY: an exact int: no Python code runs; an error is set only on overflow.
+            let value = unsafe { ffi::PyLong_AsLongLong(item) };
+            if value == -1 {
+                if let Some(err) = PyErr::take(py) {
+                    return Err(err);
+                }
+            }
+            each(k, value)?;
+            k += 1;
+        }
+    }
+    while k < list.len() {
+        each(k, list.get_item(k)?.extract()?)?;
+        k += 1;
+    }
+    Ok(())
+}
+
 /// `Py_INCREF` as the stable ABI's C headers for Python 3.9 write it: one
 /// add to the count in the object's first word, where the limited API of
 /// pyo3 calls the interpreter's `Py_IncRef` (a call per token). CPython keeps

@@ -2,15 +2,17 @@
 //! Heavy calls run with the GIL released.
 
 use std::collections::HashSet;
+use std::ffi::CString;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 
-use super::id_lists::IdObjects;
+use super::id_lists::{each_int, IdObjects};
 use super::text_args::{texts_of, Utf8};
 use super::value_error;
 use crate::added_tokens::AddedToken;
@@ -19,15 +21,38 @@ use crate::core_bpe::{BatchSink, CoreBpe, Run, SpecialPolicy};
 use crate::pretokenize::pipeline::{Behavior, Normalizer, PipelineSpec, Split, Step};
 use crate::utf8_stream::Utf8Stream;
 
-/// Token ids from Python ints; a negative id is a ValueError.
-fn to_ids(ids: &[i64]) -> PyResult<Vec<u64>> {
-    ids.iter()
-        .enumerate()
-        .map(|(position, &id)| {
-            u64::try_from(id)
-                .map_err(|_| value_error(format!("invalid token id {id} at position {position}: ids are non-negative")))
+/// Token ids to decode, from a list (read in place: see [`each_int`]) or
+/// any sequence of ints. A negative id is a ValueError, and so is one of 2**32 or more (no
+/// token has it); an int beyond 64 bits is an OverflowError, as before.
+fn ids_to_decode(ids: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+    let to_id = |position: usize, id: i64| {
+        u32::try_from(id).map_err(|_| {
+            if id < 0 {
+                value_error(format!("invalid token id {id} at position {position}: ids are non-negative"))
+            } else {
+                value_error(format!("unknown token id {id} at position {position}"))
+            }
         })
-        .collect()
+    };
+    if let Ok(list) = ids.cast::<PyList>() {
+        let mut out = Vec::with_capacity(list.len());
+        each_int(list, |position, id| {
+            out.push(to_id(position, id)?);
+            Ok(())
+        })?;
+        return Ok(out);
+    }
+    let ids: Vec<i64> = ids.extract()?;
+    ids.iter().enumerate().map(|(position, &id)| to_id(position, id)).collect()
+}
+
+/// Ids given as little-endian 32-bit words in a bytes object.
+fn packed_ids(packed: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+    let packed = packed.cast::<PyBytes>().map_err(|_| PyTypeError::new_err("packed ids must be bytes"))?.as_bytes();
+    if packed.len() % 4 != 0 {
+        return Err(value_error(format!("packed ids are 4 bytes each; got {} bytes", packed.len())));
+    }
+    Ok(packed.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect())
 }
 
 /// Texts are indexed with u32 inside the merge: refuse 4 GiB and more.
@@ -410,11 +435,40 @@ impl PyCoreBpe {
         sink.run(py, |sink| self.core.encode_ordinary_batch_to(&texts, num_threads, sink).map_err(value_error))
     }
 
-    /// The concatenated bytes of `ids`; unknown or negative ids raise ValueError.
-    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let ids = to_ids(&ids)?;
-        let bytes = py.detach(|| self.core.decode_bytes(ids)).map_err(value_error)?;
+    /// The concatenated bytes of `ids`; unknown or negative ids raise
+    /// ValueError. `packed`: `ids` is a bytes object of little-endian 32-bit
+    /// words (what the Python layer makes of a numpy array: no Python int per id).
+    #[pyo3(signature = (ids, *, packed = false))]
+    fn decode_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        packed: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let ids = if packed { packed_ids(ids)? } else { ids_to_decode(ids)? };
+        let bytes = py.detach(|| self.core.decode_bytes(&ids)).map_err(value_error)?;
         Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The text of `ids` (as [`decode_bytes`]) decoded from UTF-8 with the
+    /// codec error handler `errors`, without a bytes object in between.
+    #[pyo3(signature = (ids, errors = "replace", *, packed = false))]
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        errors: &str,
+        packed: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ids = if packed { packed_ids(ids)? } else { ids_to_decode(ids)? };
+        let bytes = py.detach(|| self.core.decode_bytes(&ids)).map_err(value_error)?;
+        let errors = CString::new(errors).map_err(|_| value_error("the errors handler's name holds a NUL"))?;
+        let len = ffi::Py_ssize_t::try_from(bytes.len()).map_err(|_| value_error("decoded text too long"))?;
+        // SAFETY: attached (`py`); the pointer and length are `bytes`', alive for the call.
+        unsafe {
+            let text = ffi::PyUnicode_DecodeUTF8(bytes.as_ptr().cast(), len, errors.as_ptr());
+            Bound::from_owned_ptr_or_err(py, text)
+        }
     }
 
     /// The bytes of one token; an unknown id raises ValueError.
