@@ -564,11 +564,8 @@ impl PyIncrementalDecoder {
     }
 
     /// Feeds several ids; all are checked before any is decoded.
-    fn add_many(&mut self, ids: Vec<i64>) -> PyResult<String> {
-        let mut bytes = Vec::new();
-        for (position, &id) in ids.iter().enumerate() {
-            bytes.extend_from_slice(self.token(id, position)?);
-        }
+    fn add_many(&mut self, ids: &Bound<'_, PyAny>) -> PyResult<String> {
+        let bytes = self.core.decode_bytes(&ids_to_decode(ids)?).map_err(value_error)?;
         Ok(self.stream.push(&bytes))
     }
 
