@@ -1,0 +1,242 @@
+"""Tokenizer decode throughput: fastllm against the same peers as ``bench_tokenizer.py``.
+
+    python benches/bench_decode.py [--encodings LIST] [--corpora LIST] [--rounds N] [--json PATH]
+
+Decoding is a copy of each token's bytes and, for text, a UTF-8 decode, so what sets libraries
+apart is how they read the ids (a Python list, or a numpy array) and what they copy. One process
+pinned to one CPU (``RAYON_NUM_THREADS=1`` and ``FASTOKENS_BPE_THREADS=1`` set before anything
+loads). Each sub-corpus is cut at line ends into slices of ~256 KB, as the encode benchmark's
+cold rounds are, and encoded once; round r has every library decode slice r's ids, in an order
+rotated every round. Four calls are measured where a library has them:
+
+* ``str <- list``: the ids as a ``list[int]``, the text as ``str`` (fastllm, tiktoken, HF,
+  gigatoken's tiktoken-compatible ``decode``, fastokens, riptoken, bpe-openai, wordchipper);
+* ``bytes <- list``: the same ids, the text's UTF-8 as ``bytes`` (fastllm and tiktoken
+  ``decode_bytes``, gigatoken's ``Tokenizer.decode``, riptoken, bpe-openai, kitoken);
+* ``str <- numpy`` and ``bytes <- numpy``: the ids as a ``uint32`` array (fastllm; fastokens'
+  ``decode`` and gigatoken's ``Tokenizer.decode`` take arrays too).
+
+Every output is compared with tiktoken's; a library whose output differs is listed with ``*``
+and not ranked. Speeds are MB of decoded UTF-8 per CPU-second of the process, medians over the
+rounds; ``fastllm/best`` is the median of fastllm's speed over the fastest exact peer's.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+os.environ.setdefault("FASTOKENS_BPE_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tokenizer import (  # noqa: E402
+    ENCODINGS,
+    SUBCORPORA,
+    _tiktoken_spec,
+    _wordchipper_cache,
+    cut,
+    geomean,
+    load_subcorpora,
+    shared_data_dir,
+)
+
+SLICE_BYTES = 256 * 1024
+CALLS = ["str <- list", "bytes <- list", "str <- numpy", "bytes <- numpy"]
+
+
+def load_decoders(name: str, data: Path, workdir: Path) -> tuple[dict, dict, object]:
+    """{library: {call: function}} for every library that loads, {library: why not}, and
+    fastllm's tokenizer (which encodes the inputs)."""
+    file_name, pattern, ctor, giga_pre = ENCODINGS[name]
+    path = str(data / file_name)
+    spec = _tiktoken_spec(ctor)
+    specials = spec["special_tokens"]
+
+    def fastllm():
+        from fastllm import Tokenizer
+
+        tok = Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials, name=name)
+        loaded["tokenizer"] = tok
+        return {"str <- list": tok.decode, "bytes <- list": tok.decode_bytes,
+                "str <- numpy": tok.decode, "bytes <- numpy": tok.decode_bytes}
+
+    def tiktoken():
+        import tiktoken as tt
+        from tiktoken.load import load_tiktoken_bpe
+
+        enc = tt.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=load_tiktoken_bpe(path), special_tokens=specials)
+        return {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes}
+
+    def hf():
+        import tokenizers
+
+        hf_path = workdir / f"{name}.tokenizer.json"
+        loaded["tokenizer"].to_hf_json(hf_path)
+        tok = tokenizers.Tokenizer.from_file(str(hf_path))
+        return {"str <- list": tok.decode}
+
+    def gigatoken():
+        import gigatoken as gt
+
+        tok = gt.Tokenizer.from_tiktoken(path, pretokenizer=giga_pre, special_tokens=specials)
+        return {"str <- list": tok.as_tiktoken().decode, "bytes <- list": tok.decode, "bytes <- numpy": tok.decode}
+
+    def fastokens():
+        import fastokens as fk
+
+        if ctor in ("cl100k_base", "o200k_base"):
+            tok = fk.Tokenizer.from_tiktoken(path, encoding=ctor, special_tokens=specials)
+        else:
+            tok = fk.Tokenizer.from_tiktoken(path, pattern=spec["pat_str"], special_tokens=specials)
+        return {"str <- list": tok.decode, "str <- numpy": tok.decode}
+
+    def riptoken():
+        import riptoken as rt
+
+        core = rt.CoreBPE(rt.load_tiktoken_bpe(path), specials, spec["pat_str"])
+        return {"str <- list": core.decode, "bytes <- list": core.decode_bytes}
+
+    def bpe_openai():
+        import bpe_openai as bo
+
+        enc = bo.get_encoding(name)
+        return {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes}
+
+    def wordchipper():
+        import wordchipper as wc
+
+        tok = wc.Tokenizer.from_pretrained(ctor)
+        return {"str <- list": tok.decode}
+
+    def kitoken():
+        import kitoken as kt
+
+        tok = kt.Kitoken.from_tiktoken_file(path)
+        return {"bytes <- list": tok.decode}
+
+    loaded: dict = {}
+    loaders = {"fastllm": fastllm, "tiktoken": tiktoken, "hf": hf, "gigatoken": gigatoken, "fastokens": fastokens,
+               "riptoken": riptoken, "bpe-openai": bpe_openai, "wordchipper": wordchipper, "kitoken": kitoken}
+    dists = {"hf": "tokenizers"}
+    decoders, missing = {}, {}
+    for lib, loader in loaders.items():
+        try:
+            metadata.version(dists.get(lib, lib))
+            decoders[lib] = loader()
+        except Exception as err:  # a peer that is not installed or cannot load is reported, not fatal
+            missing[lib] = f"{type(err).__name__}: {str(err)[:100]}"
+    for required in ("fastllm", "tiktoken"):
+        if required not in decoders:
+            sys.exit(f"{required} could not be loaded: {missing[required]}")
+    return decoders, missing, loaded["tokenizer"]
+
+
+def measure(decoders: dict, slices: list[list[int]], expected: list[tuple[str, bytes]]) -> dict:
+    """{call: {library: {"mb_s": [...], "exact": bool}}} over the rounds (one slice each)."""
+    import numpy as np
+
+    out: dict = {call: {} for call in CALLS}
+    entries = [(call, lib, fn) for lib, calls in decoders.items() for call, fn in calls.items()]
+    for r, ids in enumerate(slices):
+        array = np.asarray(ids, dtype=np.uint32)
+        text, raw = expected[r]
+        order = entries[r % len(entries):] + entries[: r % len(entries)]
+        for call, lib, fn in order:
+            given = array if call.endswith("numpy") else list(ids)  # a list of its own, outside the timing
+            started = time.process_time()
+            got = fn(given)
+            spent = time.process_time() - started
+            cell = out[call].setdefault(lib, {"mb_s": [], "exact": True})
+            cell["mb_s"].append(len(raw) / 1e6 / max(spent, 1e-9))
+            want = text if call.startswith("str") else raw
+            if bytes(got) != want if isinstance(want, bytes) else got != want:
+                cell["exact"] = False
+    return out
+
+
+def rows_of(name: str, corpus: str, result: dict) -> list[dict]:
+    rows = []
+    for call in CALLS:
+        cells = result[call]
+        if "fastllm" not in cells:
+            continue
+        medians = {lib: statistics.median(c["mb_s"]) for lib, c in cells.items()}
+        peers = {lib: m for lib, m in medians.items() if lib != "fastllm" and cells[lib]["exact"]}
+        best = max(peers, key=peers.get) if peers else None
+        ratio = None
+        if best:
+            ratio = statistics.median(a / b for a, b in zip(cells["fastllm"]["mb_s"], cells[best]["mb_s"]))
+        rows.append({"encoding": name, "input": corpus, "call": call, "fastllm": medians["fastllm"],
+                     "fastllm_exact": cells["fastllm"]["exact"], "best": best, "best_mb_s": peers.get(best),
+                     "ratio": ratio, "tiktoken": medians.get("tiktoken"), "all": medians,
+                     "inexact": sorted(lib for lib, c in cells.items() if not c["exact"])})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encodings", default="gpt2,cl100k_base,o200k_base")
+    parser.add_argument("--corpora", default=",".join(SUBCORPORA))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", help="write every row here")
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    data = shared_data_dir()
+    corpora, note = load_subcorpora([c for c in args.corpora.split(",") if c], data)
+    if note:
+        print(f"({note})")
+    rows, missing_all = [], {}
+    with tempfile.TemporaryDirectory() as workdir:
+        os.environ.setdefault("WORDCHIPPER_CACHE_DIR", str(_wordchipper_cache(data, Path(workdir))))
+        for name in args.encodings.split(","):
+            decoders, missing, tokenizer = load_decoders(name, data, Path(workdir))
+            missing_all[name] = missing
+            tik = decoders["tiktoken"]
+            print(f"\n{name}: fastllm/best, MB of text per CPU-second (fastllm | fastest exact peer | x tiktoken)")
+            print(f"  {'input':8s}" + "".join(f"{call:>40s}" for call in CALLS))
+            for corpus, blob in corpora.items():
+                pieces = cut(blob, args.rounds, SLICE_BYTES)
+                slices = [tokenizer.encode_ordinary(p.decode("utf-8")) for p in pieces]
+                expected = [(tik["str <- list"](ids), tik["bytes <- list"](ids)) for ids in slices]
+                got = rows_of(name, corpus, measure(decoders, slices, expected))
+                rows += got
+                cells = {row["call"]: row for row in got}
+                line = f"  {corpus:8s}"
+                for call in CALLS:
+                    row = cells.get(call)
+                    if row is None:
+                        line += f"{'-':>40s}"
+                        continue
+                    best = f"{row['best']} {row['best_mb_s']:.0f}" if row["best"] else "no peer"
+                    ratio = f"{row['ratio']:.2f}x" if row["ratio"] else "-"
+                    flag = "" if row["fastllm_exact"] else "*"
+                    tk = f"{row['fastllm'] / row['tiktoken']:.1f}" if row["tiktoken"] else "-"
+                    line += f"{ratio:>7s} ({row['fastllm']:.0f}{flag} | {best} | {tk})".rjust(40)
+                print(line, flush=True)
+            if missing:
+                print(f"  not measured: {missing}")
+    print("\nsummary (geometric mean of fastllm/best over the inputs):")
+    for name in args.encodings.split(","):
+        for call in CALLS:
+            ratios = [r["ratio"] for r in rows if r["encoding"] == name and r["call"] == call and r["ratio"]]
+            if ratios:
+                print(f"  {name:12s} {call:15s} {geomean(ratios):.2f}x")
+    inexact = sorted({(r["encoding"], r["call"], lib) for r in rows for lib in r["inexact"]})
+    if inexact:
+        print("outputs that differ from tiktoken's (not ranked):", inexact)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "missing": missing_all}, indent=1))
+    return 0 if all(r["fastllm_exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
