@@ -2,7 +2,7 @@
 
     python benches/run_all.py [--out bench-data/results] [--full]
 
-CPU benches (tokenizer encode and training, generation, training step) always
+CPU benches (tokenizer encode, decode and training, generation, training step) always
 run; the kernel benches run only where CUDA is available (on a CPU the Triton
 kernels would run in the interpreter, which measures nothing useful). Each bench
 prints its own table of ratios against the references measured in the same run;
@@ -24,6 +24,8 @@ def bench_commands(out: Path, full: bool, cuda: bool) -> list[tuple[str, list[st
     quick = [] if full else ["--quick"]
     cmds = [
         ("tokenizer", ["bench_tokenizer.py", *quick, "--json", str(out / "tokenizer.json")]),
+        ("tokenizer_decode", ["bench_decode.py", *([] if full else ["--rounds", "3", "--corpora", "en,zh,code-c"]),
+                              "--json", str(out / "tokenizer_decode.json")]),
         ("generate", ["bench_generate.py", "--json", str(out / "generate.json")]
          + ([] if full or cuda else ["--preset", "gpt2", "--new-tokens", "8", "--repeats", "1"])),
         ("train", ["bench_train.py", *quick, "--json", str(out / "train.json")]),
