@@ -119,6 +119,9 @@ def decode_all(tok: Tokenizer, text: str) -> None:
     ids = tok.encode_ordinary(text)
     tok.decode(ids)
     tok.decode_bytes(ids)
+    array = tok.encode_ordinary_to_numpy(text)
+    tok.decode(array)
+    tok.decode_bytes(array)
     tok.decode_batch([ids[k:k + 500] for k in range(0, len(ids), 500)])
     decoder = tok.incremental_decoder()
     for k in range(0, min(len(ids), 20_000), 7):
