@@ -108,6 +108,8 @@ def load_decoders(name: str, data: Path, workdir: Path) -> tuple[dict, dict, obj
     def bpe_openai():
         import bpe_openai as bo
 
+        if ctor == "r50k_base":
+            raise LookupError("bpe-openai ships no gpt2 (r50k_base) vocabulary")
         enc = bo.get_encoding(name)
         return {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes}
 
