@@ -12,6 +12,7 @@
 //! - `encode_pool`: the thread pools batches are encoded on.
 //! - [`utf8_stream`]: decoding a token stream into complete characters.
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
+//! - [`tiktoken_file`]: `.tiktoken` vocabularies read fast (the common case).
 //! - [`token_bytes`]: every token's bytes in one arena, for decoding.
 //! - [`trainer`]: learning the merges from counted pieces.
 
@@ -23,6 +24,7 @@ mod cpu;
 mod encode_pool;
 pub mod pretokenize;
 pub mod specials;
+pub mod tiktoken_file;
 pub mod token_bytes;
 pub mod trainer;
 pub mod utf8_stream;

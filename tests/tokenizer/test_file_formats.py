@@ -79,6 +79,82 @@ def test_truncated_real_vocab_file_names_the_line(shared_data, tmp_path):
         Tokenizer.from_tiktoken(path, pattern="gpt2")
 
 
+@st.composite
+def _tiktoken_contents(draw):
+    """.tiktoken contents as written, or with what a hand-edited or damaged file holds: other
+    separators and line ends, blank lines, leading zeros, base64 without padding or with
+    trailing bits set, ranks with gaps or twice, a token twice, junk lines."""
+    tokens = draw(st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=12, unique=True))
+    ranks = list(range(len(tokens)))
+    if draw(st.booleans()):
+        ranks = draw(st.permutations(ranks))
+    damage = draw(st.sampled_from(["none", "none", "gap", "rank twice", "token twice", "unpadded",
+                                   "trailing bits", "junk", "three fields", "empty token", "long rank"]))
+    lines = []
+    for token, rank in zip(tokens, ranks):
+        encoded = base64.b64encode(token)
+        rank_text = b"%d" % rank
+        if draw(st.booleans()):
+            rank_text = b"0" * draw(st.integers(1, 3)) + rank_text
+        sep = draw(st.sampled_from([b" ", b"\t", b"  ", b" \x0b"]))
+        end = draw(st.sampled_from([b"\n", b"\r\n", b"\n\n", b" \n", b"\n\t \n"]))
+        lines.append([encoded, sep, rank_text, end])
+    k = draw(st.integers(0, len(lines) - 1))
+    if damage == "gap":
+        lines[k][2] = b"%d" % (len(tokens) + 3)
+    elif damage == "rank twice" and len(lines) > 1:
+        lines[k][2] = lines[k - 1][2]
+    elif damage == "token twice" and len(lines) > 1:
+        lines[k][0] = lines[k - 1][0]
+    elif damage == "unpadded":
+        lines[k][0] = lines[k][0].rstrip(b"=") or b"YQ"
+    elif damage == "trailing bits" and lines[k][0].endswith(b"=="):
+        lines[k][0] = lines[k][0][:1] + b"R=="  # 'R' sets bits the padding drops
+    elif damage == "junk":
+        lines.insert(k, [draw(st.binary(max_size=8)), b"", b"", b"\n"])
+    elif damage == "three fields":
+        lines[k][2] += b" 1"
+    elif damage == "empty token":
+        lines[k][0] = b"="
+    elif damage == "long rank":
+        lines[k][2] = b"1" * 19
+    tail = b"" if draw(st.booleans()) else b"\n"
+    return b"".join(b"".join(line) for line in lines) + tail
+
+
+@given(_tiktoken_contents())
+@settings(max_examples=400, deadline=None)
+def test_fast_tiktoken_reader_agrees_with_the_python_one(data):
+    # The core's reader takes only files with nothing unusual; whatever it takes, it must read
+    # as the Python reader does, and whatever the Python reader refuses, it must leave alone.
+    from fastllm import _core
+    from fastllm.tokenizer.formats.tiktoken_file import _parse_in_python
+
+    fast = _core.read_tiktoken_plain(data)
+    try:
+        slow = _parse_in_python(data, "v.tiktoken")
+    except ValueError:
+        assert fast is None
+        return
+    assert fast is None or fast == slow
+    assert parse_tiktoken(data, "v.tiktoken") == slow
+
+
+def test_fast_tiktoken_reader_takes_the_files_people_use(shared_data, tmp_path):
+    # Official files, and what fastllm writes: the fast reader, not the Python fallback.
+    from fastllm import _core
+
+    from tests.support.encodings import ENCODINGS
+
+    for enc in ENCODINGS.values():
+        path = shared_data / enc.vocab_file
+        if path.is_file():
+            tokens = _core.read_tiktoken_plain(path.read_bytes())
+            assert tokens is not None and len(tokens) > 50_000, enc.vocab_file
+    written = write_tiktoken(tmp_path / "v.tiktoken", BYTES + [b"ab", b"\xff\xfe"])
+    assert _core.read_tiktoken_plain(written.read_bytes()) == BYTES + [b"ab", b"\xff\xfe"]
+
+
 def test_format_tiktoken_matches_tiktoken_layout():
     assert format_tiktoken([b"a", b"bc"]) == b"YQ== 0\nYmM= 1\n"
 

@@ -586,8 +586,18 @@ impl PyIncrementalDecoder {
     }
 }
 
+/// The tokens of a `.tiktoken` file's contents in rank order, where nothing
+/// in it is unusual; None otherwise (see `tiktoken_file::parse_plain`: the
+/// Python reader then reads it and names any problem's line).
+#[pyfunction]
+fn read_tiktoken_plain<'py>(py: Python<'py>, data: &[u8]) -> Option<Vec<Bound<'py, PyBytes>>> {
+    let tokens = py.detach(|| crate::tiktoken_file::parse_plain(data))?;
+    Some(tokens.iter().map(|t| PyBytes::new(py, t)).collect())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCoreBpe>()?;
     m.add_class::<PyIncrementalDecoder>()?;
+    m.add_function(wrap_pyfunction!(read_tiktoken_plain, m)?)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ import binascii
 import os
 from pathlib import Path
 
+from fastllm import _core
 from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.vocab import tokens_in_rank_order
 
@@ -18,6 +19,16 @@ def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:
     tokens distinct. Every problem raises ValueError naming ``source`` and the
     1-based line number.
     """
+    # The core reads files with nothing unusual in them (every official one) at a tenth of
+    # the cost, with the same result; anything else is read here, where errors are explained.
+    if isinstance(data, bytes):
+        tokens = _core.read_tiktoken_plain(data)
+        if tokens is not None:
+            return tokens
+    return _parse_in_python(data, source)
+
+
+def _parse_in_python(data: bytes, source: str) -> list[bytes]:
     by_rank: dict[int, bytes] = {}
     line_of_token: dict[bytes, int] = {}
     for number, line in enumerate(data.split(b"\n"), start=1):
