@@ -59,3 +59,36 @@ def _tokenizer(tokens, pattern):
     if pattern not in _cache:
         _cache[pattern] = Tokenizer(tokens, {}, pattern)
     return _cache[pattern]
+
+
+# ----- the merge list that merges-based files store (derive_merges, done by the core) ---------
+
+
+def _merges_by_reference(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
+    rank_of = {token: rank for rank, token in enumerate(tokens)}
+    merges = []
+    for rank, token in enumerate(tokens):
+        parts = bpe_parts(token, rank_of, rank) if len(token) >= 2 else []
+        if len(parts) == 2:
+            merges.append((parts[0], parts[1]))
+    return merges
+
+
+def test_derived_merges_equal_the_reference_on_gpt2(shared_data):
+    from fastllm.tokenizer.vocab import derive_merges
+
+    tokens = Tokenizer.from_tiktoken(shared_data / "gpt2.tiktoken", pattern="gpt2").mergeable_tokens()
+    merges = derive_merges(tokens)
+    assert merges == _merges_by_reference(tokens)
+    assert len(merges) == len(tokens) - 256  # gpt2: one merge per token past the bytes
+
+
+@given(st.lists(st.binary(min_size=1, max_size=5).map(lambda b: bytes(c % 4 + 97 for c in b)), max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_derived_merges_equal_the_reference_on_random_vocabularies(extra):
+    # Random order over a 4-letter alphabet: many tokens are not built from lower ranks,
+    # duplicates rank as their last listing.
+    from fastllm.tokenizer.vocab import derive_merges
+
+    tokens = [bytes([b]) for b in b"abcd"] + extra
+    assert derive_merges(tokens) == _merges_by_reference(tokens)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple, Optional, TypeVar
 
+from fastllm import _core
+
 if TYPE_CHECKING:
     from fastllm.tokenizer.pipeline import Pipeline
 
@@ -72,16 +74,10 @@ def bpe_parts(token: bytes, rank_of: dict[bytes, int], max_rank: int) -> list[by
 
 
 def derive_merges(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """The merge pairs of a rank-ordered vocabulary, in rank order of the tokens they build."""
-    rank_of = {token: rank for rank, token in enumerate(tokens)}
-    merges = []
-    for rank, token in enumerate(tokens):
-        if len(token) < 2:
-            continue
-        parts = bpe_parts(token, rank_of, rank)
-        if len(parts) == 2:
-            merges.append((parts[0], parts[1]))
-    return merges
+    """The merge pairs of a rank-ordered vocabulary, in rank order of the tokens they build:
+    for each token whose :func:`bpe_parts` below its own rank are two, those two. (The core
+    does it, on all cores; the tests hold it to ``bpe_parts``.)"""
+    return [(token[:cut], token[cut:]) for token, cut in zip(tokens, _core.merge_splits(tokens)) if cut is not None]
 
 
 def check_merges_follow_ranks(merges: Iterable[tuple[T, T]], rank_of: dict[T, int], source: str) -> None:

@@ -595,9 +595,17 @@ fn read_tiktoken_plain<'py>(py: Python<'py>, data: &[u8]) -> Option<Vec<Bound<'p
     Some(tokens.iter().map(|t| PyBytes::new(py, t)).collect())
 }
 
+/// For each token of a rank-ordered vocabulary, where BPE with the tokens
+/// ranked below it leaves two parts (see `bpe::merge_list`); None elsewhere.
+#[pyfunction]
+fn merge_splits(py: Python<'_>, tokens: Vec<Vec<u8>>) -> Vec<Option<usize>> {
+    py.detach(|| crate::bpe::merge_list::merge_splits(&tokens))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCoreBpe>()?;
     m.add_class::<PyIncrementalDecoder>()?;
     m.add_function(wrap_pyfunction!(read_tiktoken_plain, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_splits, m)?)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ mod atoms;
 mod big_table;
 mod cuts;
 mod merge;
+pub mod merge_list;
 pub mod piece_cache;
 pub mod rank_queue;
 mod runs;
