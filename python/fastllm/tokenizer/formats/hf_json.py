@@ -238,7 +238,7 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
         raise ValueError(f"{source}: model.vocab is missing or empty")
     added = _added_tokens_of(obj.get("added_tokens") or [], vocab, source)
     specials = {token.content: token.id for token in added if token.special}
-    merges = list(_merge_pairs(model.get("merges") or [], source))
+    merges = _merge_pairs(model.get("merges") or [], source)
     # A non-special added token is a mergeable token too when BPE can make it (a single
     # byte, or built by a merge), as "ab" would be; special ones never are.
     built = {left + right for left, right in merges}
@@ -252,7 +252,7 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     _check_one_merge_per_token(merges, source)
     check_merges_follow_ranks(merges, rank_of_text, source)
     if not model.get("ignore_merges", False):
-        _check_every_token_merged(tokens, merges, source)
+        _check_every_token_merged(rank_of_text, built, source)
     bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
     pattern, steps = _single_pattern(steps)
     described = _described_added_tokens(added, normalizer)
@@ -400,7 +400,11 @@ _ADDED_DEFAULTS = {"special": False, "single_word": False, "lstrip": False, "rst
 
 
 def _check_special_ids(specials: dict[str, int], vocab: dict, not_mergeable: set[int], source: str) -> None:
-    # (Entries that are not byte-level are reported when the tokens are read.)
+    # (Entries that are not byte-level are reported when the tokens are read.) The top over
+    # every entry bounds the top over byte-level ones: look at the texts only if it matters.
+    top = max((i for i in vocab.values() if isinstance(i, int) and i not in not_mergeable), default=-1)
+    if all(token_id >= top for token_id in specials.values()):
+        return
     ids = [i for text, i in vocab.items() if isinstance(i, int) and i not in not_mergeable and _is_byte_level(text)]
     top = max(ids, default=-1)
     low = sorted((token_id, text) for text, token_id in specials.items() if token_id < top)
@@ -416,6 +420,8 @@ def _check_one_merge_per_token(merges: list[tuple[str, str]], source: str) -> No
     """Files converted from tiktoken ranks (Llama 3's) list every split of a token as a merge.
     tokenizers then picks among them by their order, which rank-based BPE cannot follow in
     every case (two splits of one token overlapping in a word): refused, with what it is."""
+    if len({left + right for left, right in merges}) == len(merges):
+        return
     seen: dict[str, int] = {}
     for number, (left, right) in enumerate(merges, start=1):
         built = left + right
@@ -428,16 +434,17 @@ def _check_one_merge_per_token(merges: list[tuple[str, str]], source: str) -> No
         seen[built] = number
 
 
-def _check_every_token_merged(tokens: list[bytes], merges: list[tuple[str, str]], source: str) -> None:
+def _check_every_token_merged(rank_of_text: dict[str, int], built: set[str], source: str) -> None:
     """With ``ignore_merges=false``, tokenizers never emits a token no merge builds;
-    fastllm emits a piece that is a whole token as that token. Refuse the difference."""
-    built = {text_to_bytes(left) + text_to_bytes(right) for left, right in merges}
-    for rank, token in enumerate(tokens):
-        if len(token) > 1 and token not in built:
-            raise ValueError(
-                f"{source}: token {bytes_to_text(token)!r} (id {rank}) is built by no merge; with "
-                "ignore_merges=false tokenizers never produces it, fastllm would (as tiktoken does)"
-            )
+    fastllm emits a piece that is a whole token as that token. Refuse the difference.
+    (Token texts are one character per byte, so texts compare as their bytes do.)"""
+    unbuilt = [(rank, text) for text, rank in rank_of_text.items() if len(text) > 1 and text not in built]
+    if unbuilt:
+        rank, text = min(unbuilt)
+        raise ValueError(
+            f"{source}: token {text!r} (id {rank}) is built by no merge; with "
+            "ignore_merges=false tokenizers never produces it, fastllm would (as tiktoken does)"
+        )
 
 
 def _template_of(post: object, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -529,9 +536,10 @@ def _described_added_tokens(added: list[AddedToken], normalizer: str | None) -> 
     ]
 
 
-def _merge_pairs(merges: list, source: str):
+def _merge_pairs(merges: list, source: str) -> list[tuple[str, str]]:
     if not isinstance(merges, list):
         raise ValueError(f"{source}: model.merges must be a list, not {type(merges).__name__}")
+    pairs = []
     for number, merge in enumerate(merges, start=1):
         if isinstance(merge, str):
             fields = merge.split(" ")
@@ -539,6 +547,7 @@ def _merge_pairs(merges: list, source: str):
             fields = merge
         else:
             fields = []
-        if len(fields) != 2 or not all(isinstance(f, str) for f in fields):
+        if len(fields) != 2 or not (isinstance(fields[0], str) and isinstance(fields[1], str)):
             raise ValueError(f"{source}: merge {number} is {merge!r}, expected 'A B' or [A, B]")
-        yield fields[0], fields[1]
+        pairs.append((fields[0], fields[1]))
+    return pairs
