@@ -298,29 +298,21 @@ class Tokenizer:
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of the tokens ``ids``; unknown ids raise :class:`UnknownTokenError`."""
-        with _unknown_ids_as_key_errors():
-            packed = _packed_ids(ids)
-            if packed is not None:
-                return self._core.decode_bytes(packed, packed=True)
-            return _ids_fit(self._core.decode_bytes, _id_list(ids))
+        return _decoded(self._core.decode_bytes, ids)
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """The text of the tokens ``ids``. ``errors`` is a codec error handler:
         ``"replace"`` (default) puts U+FFFD for invalid UTF-8, ``"strict"`` raises."""
-        try:
-            codecs.lookup_error(errors)
-        except (LookupError, TypeError):
-            raise ValueError(f"unknown errors handler {errors!r} (use 'replace', 'strict', 'ignore', ...)") from None
-        with _unknown_ids_as_key_errors():
-            packed = _packed_ids(ids)
-            if packed is not None:
-                return self._core.decode(packed, errors, packed=True)
-            return _ids_fit(functools.partial(self._core.decode, errors=errors), _id_list(ids))
+        if not (errors.__class__ is str and errors in _BUILTIN_ERROR_HANDLERS):
+            try:
+                codecs.lookup_error(errors)
+            except (LookupError, TypeError):
+                raise ValueError(f"unknown errors handler {errors!r} (use 'replace', 'strict', 'ignore', ...)") from None
+        return _decoded(self._core.decode, ids, errors)
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token id (special tokens included)."""
-        with _unknown_ids_as_key_errors():
-            return _ids_fit(self._core.decode_single_token_bytes, _token_id(token))
+        return _decoded_token(self._core.decode_single_token_bytes, _token_id(token))
 
     def decode_tokens_bytes(self, ids: Iterable[int]) -> list[bytes]:
         """The bytes of each token of ``ids``, one entry per token."""
@@ -552,18 +544,6 @@ class UnknownTokenError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-class _unknown_ids_as_key_errors:
-    """Re-raise the core's "unknown token id" ValueError as :class:`UnknownTokenError`."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if kind is ValueError and str(error).startswith("unknown token id"):
-            raise UnknownTokenError(str(error)) from None
-        return False
-
-
 class _TokenizerIsEncoding(type):
     # every Tokenizer has tiktoken's Encoding API, so it counts as an Encoding
     def __instancecheck__(cls, obj) -> bool:
@@ -707,10 +687,56 @@ def _ids_fit(call, ids: int | list[int]):
     try:
         return call(ids)
     except OverflowError:
-        # The core reads ids in order: the ones before the culprit are ints that fit.
-        position, bad = next((k, i) for k, i in enumerate(ids if isinstance(ids, list) else [ids]) if not -(2**63) <= i < 2**63)
-        why = ": ids are non-negative" if bad < 0 else ""
-        raise ValueError(f"{'unknown' if bad >= 0 else 'invalid'} token id {bad} at position {position}{why}") from None
+        raise _overflowed(ids) from None
+
+
+def _overflowed(ids: int | list[int]) -> ValueError:
+    # The core reads ids in order: the ones before the culprit are ints that fit.
+    position, bad = next((k, i) for k, i in enumerate(ids if isinstance(ids, list) else [ids]) if not -(2**63) <= i < 2**63)
+    why = ": ids are non-negative" if bad < 0 else ""
+    return ValueError(f"{'unknown' if bad >= 0 else 'invalid'} token id {bad} at position {position}{why}")
+
+
+# What codecs.lookup_error knows from the start (checked there for any other name).
+_BUILTIN_ERROR_HANDLERS = frozenset(
+    {"strict", "replace", "ignore", "backslashreplace", "surrogateescape", "surrogatepass", "xmlcharrefreplace", "namereplace"}
+)
+
+
+def _decoded(call, ids, *args):
+    """``call(ids, *args)``, one of the core's decoders: a list goes as it is (the core reads it in
+    place), a numpy array packed (see :func:`_packed_ids`), anything else as a list; an unknown id
+    is an :class:`UnknownTokenError`. Plain try/except, as a tiny decode (a token while
+    streaming) is mostly this call's overhead."""
+    try:
+        if ids.__class__ is not list:
+            packed = _packed_ids(ids)
+            if packed is not None:
+                return call(packed, *args, packed=True)
+            ids = _id_list(ids)
+        try:
+            return call(ids, *args)
+        except OverflowError:
+            raise _overflowed(ids) from None
+    except ValueError as error:
+        _raise_unknown_as_key_error(error)
+        raise
+
+
+def _decoded_token(call, token: int):
+    """``call(token)`` for one token id, its errors as :func:`_decoded`'s."""
+    try:
+        return _ids_fit(call, token)
+    except ValueError as error:
+        _raise_unknown_as_key_error(error)
+        raise
+
+
+def _raise_unknown_as_key_error(error: ValueError) -> None:
+    """The core's "unknown token id" ValueError as :class:`UnknownTokenError` (a KeyError as in
+    tiktoken, and the ValueError fastllm documents); other errors are the caller's to raise."""
+    if error.__class__ is ValueError and str(error).startswith("unknown token id"):
+        raise UnknownTokenError(str(error)) from None
 
 
 def _packed_ids(ids: object) -> bytes | None:
