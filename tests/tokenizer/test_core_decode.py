@@ -139,6 +139,8 @@ def test_decode_equals_the_tokens_bytes_joined(long_tokenizer, ids, dtype):
     assert long_tokenizer.decode_bytes(ids) == expected
     assert long_tokenizer.decode_bytes(array) == expected
     assert long_tokenizer.decode_bytes(tuple(ids)) == expected
+    assert long_tokenizer.decode_tokens_bytes(ids) == long_tokenizer.decode_tokens_bytes(array) == [_token_bytes(i) for i in ids]
+    assert [long_tokenizer.decode_single_token_bytes(i) for i in ids] == [_token_bytes(i) for i in ids]
     for errors in ("replace", "ignore", "backslashreplace"):
         assert long_tokenizer.decode(ids, errors) == expected.decode("utf-8", errors)
         assert long_tokenizer.decode(array, errors) == expected.decode("utf-8", errors)
@@ -164,6 +166,17 @@ def test_decode_numpy_ids_that_are_no_token_name_their_position(long_tokenizer):
             long_tokenizer.decode(np.array([1, unknown], dtype=dtype))
     with pytest.raises(ValueError, match="invalid token id -5 at position 1"):
         long_tokenizer.decode(np.array([1, -5, 2], dtype=np.int32))
+    with pytest.raises(UnknownTokenError, match=rf"unknown token id {unknown} at position 1"):
+        long_tokenizer.decode_tokens_bytes(np.array([1, unknown], dtype=np.int64))
+    with pytest.raises(UnknownTokenError, match=rf"unknown token id {2**70} at position 2"):
+        long_tokenizer.decode_tokens_bytes([1, 2, 2**70])
+    with pytest.raises(UnknownTokenError, match=rf"unknown token id {unknown}"):
+        long_tokenizer.decode_single_token_bytes(unknown)
+    with pytest.raises(UnknownTokenError, match=rf"unknown token id {2**70}"):
+        long_tokenizer.decode_single_token_bytes(2**70)
+    with pytest.raises(TypeError):
+        long_tokenizer.decode_single_token_bytes(1.0)
+    assert long_tokenizer.decode_single_token_bytes(np.int64(66)) == b"B"
     with pytest.raises(UnknownTokenError, match=rf"unknown token id {2**40} at position 1"):
         long_tokenizer.decode(np.array([1, 2**40], dtype=np.uint64))
     with pytest.raises(UnknownTokenError, match=rf"unknown token id {2**32} at position 0"):

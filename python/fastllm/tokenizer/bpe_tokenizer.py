@@ -312,11 +312,14 @@ class Tokenizer:
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token id (special tokens included)."""
-        return _decoded_token(self._core.decode_single_token_bytes, _token_id(token))
+        try:  # a token id the core reads as it is (an int that is a token): no checks in Python
+            return self._core.decode_single_token_bytes(token)
+        except (TypeError, ValueError, OverflowError):  # said again with fastllm's messages
+            return _decoded_token(self._core.decode_single_token_bytes, _token_id(token))
 
     def decode_tokens_bytes(self, ids: Iterable[int]) -> list[bytes]:
         """The bytes of each token of ``ids``, one entry per token."""
-        return [self.decode_single_token_bytes(token) for token in _id_list(ids)]
+        return _decoded(self._core.decode_tokens_bytes, ids if ids.__class__ is list else _id_list(ids))
 
     def incremental_decoder(self) -> IncrementalDecoder:
         """A decoder for streamed ids that only ever emits complete characters."""

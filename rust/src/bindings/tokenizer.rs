@@ -471,6 +471,21 @@ impl PyCoreBpe {
         }
     }
 
+    /// The bytes of each token of `ids`, one `bytes` each (ids read as
+    /// [`decode_bytes`] reads them; errors alike).
+    fn decode_tokens_bytes<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let ids = ids_to_decode(ids)?;
+        ids.iter()
+            .enumerate()
+            .map(|(position, &id)| {
+                let bytes = self.core.token_bytes(u64::from(id)).ok_or_else(|| {
+                    value_error(crate::core_bpe::CoreError::UnknownToken { id: u64::from(id), position })
+                })?;
+                Ok(PyBytes::new(py, bytes))
+            })
+            .collect()
+    }
+
     /// The bytes of one token; an unknown id raises ValueError.
     fn decode_single_token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = u64::try_from(id)
