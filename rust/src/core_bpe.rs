@@ -143,6 +143,9 @@ pub struct SpecialPolicy<'a> {
     pub allowed: HashSet<&'a str>,
     /// Their occurrence in the text is an error.
     pub disallowed: HashSet<&'a str>,
+    /// Every special token not in `allowed` is disallowed too (tiktoken's
+    /// default), without a set of them built for each call.
+    pub disallow_other_specials: bool,
 }
 
 /// Special tokens: their ids, their bytes, and the matcher that finds them.
@@ -1146,7 +1149,7 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), CoreError> {
-        if let Some(tok) = self.find_disallowed(text, &policy.disallowed) {
+        if let Some(tok) = self.find_disallowed(text, policy) {
             return Err(CoreError::DisallowedSpecial(tok));
         }
         let allowed = if policy.allowed.is_empty() { Allowed::None } else { Allowed::Some(&policy.allowed) };
@@ -1155,11 +1158,15 @@ impl CoreBpe {
     }
 
     /// The first disallowed special (or other disallowed string) in `text`.
-    fn find_disallowed(&self, text: &str, disallowed: &HashSet<&str>) -> Option<String> {
-        if disallowed.is_empty() {
+    fn find_disallowed(&self, text: &str, policy: &SpecialPolicy<'_>) -> Option<String> {
+        let disallowed = &policy.disallowed;
+        if disallowed.is_empty() && !policy.disallow_other_specials {
             return None;
         }
-        if let Some(name) = self.specials.matcher.first_occurrence(text, |name| disallowed.contains(name)) {
+        let is_disallowed = |name: &str| {
+            disallowed.contains(name) || (policy.disallow_other_specials && !policy.allowed.contains(name))
+        };
+        if let Some(name) = self.specials.matcher.first_occurrence(text, is_disallowed) {
             return Some(name.to_string());
         }
         // tiktoken searches for every disallowed string, special or not.
@@ -1181,20 +1188,18 @@ impl CoreBpe {
             });
         }
         let finder = self.specials.allowed_finder(&policy.allowed)?;
-        with_thread_cache(self.id, text.len(), |cache| {
-            self.encode_with(text, &policy.disallowed, finder.as_ref(), Some(cache))
-        })
+        with_thread_cache(self.id, text.len(), |cache| self.encode_with(text, policy, finder.as_ref(), Some(cache)))
     }
 
     fn encode_with(
         &self,
         text: &str,
-        disallowed: &HashSet<&str>,
+        policy: &SpecialPolicy<'_>,
         finder: Option<&SpecialFinder<'_>>,
         cache: Option<&mut PieceCache>,
     ) -> Result<Vec<Rank>, CoreError> {
         let mut out = Vec::with_capacity(output_capacity(text.len()));
-        self.encode_with_into(text, disallowed, finder, cache, &mut out)?;
+        self.encode_with_into(text, policy, finder, cache, &mut out)?;
         Ok(out)
     }
 
@@ -1202,12 +1207,12 @@ impl CoreBpe {
     fn encode_with_into(
         &self,
         text: &str,
-        disallowed: &HashSet<&str>,
+        policy: &SpecialPolicy<'_>,
         finder: Option<&SpecialFinder<'_>>,
         mut cache: Option<&mut PieceCache>,
         out: &mut Vec<Rank>,
     ) -> Result<(), CoreError> {
-        if let Some(tok) = self.find_disallowed(text, disallowed) {
+        if let Some(tok) = self.find_disallowed(text, policy) {
             return Err(CoreError::DisallowedSpecial(tok));
         }
         let Some(finder) = finder else {
@@ -1280,7 +1285,7 @@ impl CoreBpe {
         let finder = self.specials.allowed_finder(&policy.allowed)?;
         let finder = finder.as_ref();
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
-            self.encode_with_into(t, &policy.disallowed, finder, Some(cache), out)
+            self.encode_with_into(t, policy, finder, Some(cache), out)
         };
         stream_texts(self.id, texts, num_threads, &f, sink, false)
     }
@@ -1676,16 +1681,31 @@ mod tests {
         let text = "hello<|end|>x<|end|>";
         // Not allowed, not disallowed: ordinary text.
         assert_eq!(c.encode(text, &none).unwrap(), c.encode_ordinary(text).unwrap());
-        let allowed = SpecialPolicy { allowed: ["<|end|>"].into(), disallowed: HashSet::new() };
+        let allowed = SpecialPolicy { allowed: ["<|end|>"].into(), ..Default::default() };
         let ids = c.encode(text, &allowed).unwrap();
         assert_eq!(ids[0], 259);
         assert_eq!(ids.iter().filter(|&&i| i == 300).count(), 2);
-        let both = SpecialPolicy { allowed: ["<|end|>", "<|end|>x"].into(), disallowed: HashSet::new() };
+        let both = SpecialPolicy { allowed: ["<|end|>", "<|end|>x"].into(), ..Default::default() };
         let ids = c.encode(text, &both).unwrap();
         assert_eq!(ids, vec![259, 301, 300]);
-        let dis = SpecialPolicy { allowed: HashSet::new(), disallowed: ["<|end|>x"].into() };
+        let dis = SpecialPolicy { disallowed: ["<|end|>x"].into(), ..Default::default() };
         assert_eq!(c.encode(text, &dis), Err(CoreError::DisallowedSpecial("<|end|>x".into())));
         assert!(c.encode("hello", &dis).is_ok());
+        // tiktoken's default: every special not allowed is disallowed, with no set built;
+        // the same answers as the sets spelled out.
+        let rest = SpecialPolicy { disallow_other_specials: true, ..Default::default() };
+        let all = SpecialPolicy { disallowed: ["<|end|>", "<|end|>x"].into(), ..Default::default() };
+        let allow_one =
+            SpecialPolicy { allowed: ["<|end|>"].into(), disallow_other_specials: true, ..Default::default() };
+        let one_and_rest =
+            SpecialPolicy { allowed: ["<|end|>"].into(), disallowed: ["<|end|>x"].into(), ..Default::default() };
+        for t in [text, "x<|end|>x", "hello<|end|>", "<|end|", "hello", ""] {
+            assert_eq!(c.encode(t, &rest), c.encode(t, &all), "{t}");
+            assert_eq!(c.encode(t, &allow_one), c.encode(t, &one_and_rest), "{t}");
+        }
+        assert!(c.encode(text, &rest).is_err());
+        assert_eq!(c.encode("hello<|end|>", &allow_one).unwrap(), vec![259, 300]);
+        assert_eq!(c.encode(text, &allow_one), Err(CoreError::DisallowedSpecial("<|end|>x".into())));
     }
 
     #[test]

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 SpecialPolicy = Union[str, Iterable[str]]  # "all" or a collection of special token strings
 _NO_SPECIALS: frozenset[str] = frozenset()  # the default allowed_special
+_ALL = "all"  # the default disallowed_special (a call that leaves both as they are skips the policy work)
 _ID_LIMIT = 2**32 - 1  # token ids are u32 in the core, and u32::MAX is not an id
 
 
@@ -222,7 +223,7 @@ class Tokenizer:
         text: str,
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
-        disallowed_special: SpecialPolicy = "all",
+        disallowed_special: SpecialPolicy = _ALL,
         add_special_tokens: bool = False,
     ) -> list[int]:
         """Token ids of ``text`` with tiktoken's special-token policy.
@@ -234,9 +235,14 @@ class Tokenizer:
         result, as a HF ``tokenizer.json`` post-processor does (a tokenizer
         without a pipeline has none: the ids are unchanged).
         """
-        _check_text(text)
-        allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
-        ids = _surrogate_safe(self._core.encode, text, allowed, disallowed)
+        if allowed_special is _NO_SPECIALS and disallowed_special is _ALL and text.__class__ is str:
+            # The defaults, as most calls are: no per-call policy work (a short text's encode
+            # was mostly this method's own overhead).
+            ids = _surrogate_safe(self._core.encode, text)
+        else:
+            _check_text(text)
+            allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
+            ids = _surrogate_safe(self._core.encode, text, allowed, disallowed)
         return self._with_bos_eos(ids) if add_special_tokens else ids
 
     def encode_ordinary(self, text: str) -> list[int]:
@@ -250,7 +256,7 @@ class Tokenizer:
         *,
         num_threads: int | None = None,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
-        disallowed_special: SpecialPolicy = "all",
+        disallowed_special: SpecialPolicy = _ALL,
         add_special_tokens: bool = False,
     ) -> list[list[int]]:
         """:meth:`encode` of each text, in parallel (``num_threads=None``: all cores)."""
@@ -268,7 +274,7 @@ class Tokenizer:
         text: str,
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
-        disallowed_special: SpecialPolicy = "all",
+        disallowed_special: SpecialPolicy = _ALL,
         add_special_tokens: bool = False,
     ) -> np.ndarray:
         """:meth:`encode` as a read-only ``uint32`` numpy array (no Python int per token)."""
@@ -400,7 +406,7 @@ class Tokenizer:
         text: str,
         *,
         allowed_special: SpecialPolicy = _NO_SPECIALS,
-        disallowed_special: SpecialPolicy = "all",
+        disallowed_special: SpecialPolicy = _ALL,
     ) -> tuple[list[int], list[list[int]]]:
         """``(stable, completions)``: the tokens of ``text`` that more text cannot change, and
         every token sequence the rest may become (sorted), as tiktoken defines them (see

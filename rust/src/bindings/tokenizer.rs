@@ -289,14 +289,16 @@ impl PyCoreBpe {
         let text = text_to_encode(text)?;
         let text: &str = &text;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
-        let policy = self.policy(&allowed, &disallowed);
+        let policy = self.policy(&allowed, disallowed.as_ref());
         py.detach(|| self.core.encode(text, &policy)).map_err(value_error)
     }
 
-    fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: &'a HashSet<String>) -> SpecialPolicy<'a> {
+    /// `disallowed` None: every special not allowed (nothing built per call).
+    fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: Option<&'a HashSet<String>>) -> SpecialPolicy<'a> {
         SpecialPolicy {
             allowed: allowed.iter().map(String::as_str).collect(),
-            disallowed: disallowed.iter().map(String::as_str).collect(),
+            disallowed: disallowed.into_iter().flatten().map(String::as_str).collect(),
+            disallow_other_specials: disallowed.is_none(),
         }
     }
 
@@ -304,17 +306,21 @@ impl PyCoreBpe {
         &self,
         allowed: Option<&Bound<'_, PyAny>>,
         disallowed: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<(HashSet<String>, HashSet<String>)> {
+    ) -> PyResult<(HashSet<String>, Option<HashSet<String>>)> {
         let allowed = match allowed {
             Some(a) => str_set(a, &self.special_names)?,
             None => HashSet::new(),
         };
-        // As in tiktoken: "all" (the default) is every special not allowed, while a set is
-        // taken as given, so a special both allowed and disallowed is an error where it occurs.
+        // As in tiktoken: "all" (the default) is every special not allowed (None here: see
+        // `policy`), while a set is taken as given, so a special both allowed and disallowed
+        // is an error where it occurs.
         let disallowed = match disallowed {
-            Some(d) if d.cast::<PyString>().is_err() => str_set(d, &self.special_names)?,
-            Some(d) => str_set(d, &self.special_names)?.into_iter().filter(|s| !allowed.contains(s)).collect(),
-            None => self.special_names.iter().filter(|s| !allowed.contains(*s)).cloned().collect(),
+            Some(d) if d.cast::<PyString>().is_err() => Some(str_set(d, &self.special_names)?),
+            Some(d) => {
+                str_set(d, &self.special_names)?; // "all", or a TypeError for any other string
+                None
+            }
+            None => None,
         };
         Ok((allowed, disallowed))
     }
@@ -415,7 +421,7 @@ impl PyCoreBpe {
         let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
         texts.iter().try_for_each(|t| check_len(t))?;
         let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
-        let policy = self.policy(&allowed, &disallowed);
+        let policy = self.policy(&allowed, disallowed.as_ref());
         let sink = ListSink::new(py, &self.id_objects, texts.len())?;
         sink.run(py, |sink| self.core.encode_batch_to(&texts, &policy, num_threads, sink).map_err(value_error))
     }
