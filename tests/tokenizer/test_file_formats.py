@@ -223,3 +223,23 @@ def test_loaded_file_with_missing_single_byte_is_rejected(tmp_path, byte_tokeniz
     (tmp_path / "bad.json").write_text(json.dumps(document))
     with pytest.raises(ValueError):
         Tokenizer.load(tmp_path / "bad.json")
+
+
+def test_collector_paused_gives_the_collector_back_as_it_was():
+    import gc
+
+    from fastllm.tokenizer.formats import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("a reader's error")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled(), "a collector the caller had paused stays paused"
+    finally:
+        gc.enable()

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from fastllm._core import pattern_matches_all_text
 from fastllm.files import write_bytes_atomic
+from fastllm.tokenizer.formats import collector_paused
 from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, tokens_from_text_vocab
 from fastllm.tokenizer.formats.oniguruma import RegexDialectError, from_oniguruma, to_oniguruma
 from fastllm.tokenizer.pipeline import AddedToken, ByteLevel, Digits, Pipeline, Split
@@ -199,7 +200,8 @@ def write_hf_json(
     path: str | os.PathLike, vocab: VocabData, pattern_regex: str, builtin_patterns: dict[str, str] | None = None
 ) -> Path:
     """Writes ``tokenizer.json`` for ``vocab`` atomically; see :func:`hf_json_dict`."""
-    text = json.dumps(hf_json_dict(vocab, pattern_regex, builtin_patterns), ensure_ascii=False)
+    with collector_paused():
+        text = json.dumps(hf_json_dict(vocab, pattern_regex, builtin_patterns), ensure_ascii=False)
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
@@ -209,13 +211,14 @@ def write_hf_json(
 def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None = None) -> VocabData:
     """Reads a byte-level BPE ``tokenizer.json``; see :func:`parse_hf_json`."""
     source = str(path)
-    try:
-        obj = json.loads(Path(path).read_bytes())
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
-    except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
-        raise ValueError(f"{source}: not valid JSON: {exc}") from None
-    return parse_hf_json(obj, source, known_patterns)
+    with collector_paused():
+        try:
+            obj = json.loads(Path(path).read_bytes())
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
+            raise ValueError(f"{source}: not valid JSON: {exc}") from None
+        return parse_hf_json(obj, source, known_patterns)
 
 
 def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: dict[str, str] | None = None) -> VocabData:
