@@ -1,6 +1,7 @@
 """Tokenizer decode throughput: fastllm against the same peers as ``bench_tokenizer.py``.
 
     python benches/bench_decode.py [--encodings LIST] [--corpora LIST] [--rounds N] [--json PATH]
+    python benches/bench_decode.py --markdown PATH [--before PATH]   # RESULTS.md's table of a run
 
 Decoding is a copy of each token's bytes and, for text, a UTF-8 decode, so what sets libraries
 apart is how they read the ids (a Python list, or a numpy array) and what they copy. One process
@@ -184,13 +185,47 @@ def rows_of(name: str, corpus: str, result: dict) -> list[dict]:
     return rows
 
 
+def markdown(rows: list[dict], before: list[dict] | None = None) -> str:
+    """RESULTS.md's table: per encoding and call, geometric means over the inputs (and, given an
+    earlier run's rows, fastllm's speed and ratio then)."""
+    def gm(values):
+        return geomean([v for v in values if v])
+
+    head = "| encoding | call | fastllm MB/s | fastest exact peer, MB/s | **fastllm/best** (by input) | x tiktoken |"
+    if before:
+        head = head.replace("| fastllm MB/s |", "| fastllm MB/s before (x best) | fastllm MB/s |")
+    lines = [head, "| " + " | ".join(["---", "---"] + ["---:"] * (head.count("|") - 3)) + " |"]
+    for name in dict.fromkeys(r["encoding"] for r in rows):
+        for call in CALLS:
+            now = [r for r in rows if r["encoding"] == name and r["call"] == call and r["ratio"]]
+            if not now:
+                continue
+            peers = " / ".join(sorted({r["best"] for r in now}))
+            ratios = [r["ratio"] for r in now]
+            tiktoken = gm([r["fastllm"] / r["tiktoken"] for r in now if r["tiktoken"]])
+            cells = [name, f"`{call}`"]
+            if before:
+                then = [r for r in before if r["encoding"] == name and r["call"] == call and r["ratio"]]
+                cells.append(f"{gm([r['fastllm'] for r in then]):.0f} ({gm([r['ratio'] for r in then]):.2f}x)" if then else "-")
+            cells += [f"{gm([r['fastllm'] for r in now]):.0f}", f"{peers} {gm([r['best_mb_s'] for r in now]):.0f}",
+                      f"**{gm(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})", f"{tiktoken:.1f}" if tiktoken else "-"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encodings", default="gpt2,cl100k_base,o200k_base")
     parser.add_argument("--corpora", default=",".join(SUBCORPORA))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", help="write every row here")
+    parser.add_argument("--markdown", metavar="JSON", help="only print RESULTS.md's table of an earlier run's JSON")
+    parser.add_argument("--before", metavar="JSON", help="with --markdown: an earlier build's run, for a before column")
     args = parser.parse_args(argv)
+    if args.markdown:
+        before = json.loads(Path(args.before).read_text())["rows"] if args.before else None
+        print(markdown(json.loads(Path(args.markdown).read_text())["rows"], before))
+        return 0
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     data = shared_data_dir()
     corpora, note = load_subcorpora([c for c in args.corpora.split(",") if c], data)
