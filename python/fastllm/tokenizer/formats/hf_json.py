@@ -252,7 +252,7 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     tokens = tokens_from_text_vocab(vocab, not_mergeable, source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
-    _check_one_merge_per_token(merges, source)
+    _check_one_merge_per_token(merges, built, source)
     check_merges_follow_ranks(merges, rank_of_text, source)
     if not model.get("ignore_merges", False):
         _check_every_token_merged(rank_of_text, built, source)
@@ -419,11 +419,11 @@ def _check_special_ids(specials: dict[str, int], vocab: dict, not_mergeable: set
         )
 
 
-def _check_one_merge_per_token(merges: list[tuple[str, str]], source: str) -> None:
+def _check_one_merge_per_token(merges: list[tuple[str, str]], built: set[str], source: str) -> None:
     """Files converted from tiktoken ranks (Llama 3's) list every split of a token as a merge.
     tokenizers then picks among them by their order, which rank-based BPE cannot follow in
     every case (two splits of one token overlapping in a word): refused, with what it is."""
-    if len({left + right for left, right in merges}) == len(merges):
+    if len(built) == len(merges):  # ``built``: the texts the merges build
         return
     seen: dict[str, int] = {}
     for number, (left, right) in enumerate(merges, start=1):
