@@ -35,17 +35,16 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tokenizer import (  # noqa: E402
-    ENCODINGS,
+    IMPLS,
     SUBCORPORA,
-    _tiktoken_spec,
     _wordchipper_cache,
     cut,
     geomean,
+    load_impls,
     load_subcorpora,
     shared_data_dir,
 )
@@ -55,92 +54,25 @@ CALLS = ["str <- list", "bytes <- list", "str <- numpy", "bytes <- numpy"]
 
 
 def load_decoders(name: str, data: Path, workdir: Path) -> tuple[dict, dict, object]:
-    """{library: {call: function}} for every library that loads, {library: why not}, and
-    fastllm's tokenizer (which encodes the inputs)."""
-    file_name, pattern, ctor, giga_pre = ENCODINGS[name]
-    path = str(data / file_name)
-    spec = _tiktoken_spec(ctor)
-    specials = spec["special_tokens"]
-
-    def fastllm():
-        from fastllm import Tokenizer
-
-        tok = Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials, name=name)
-        loaded["tokenizer"] = tok
-        return {"str <- list": tok.decode, "bytes <- list": tok.decode_bytes,
-                "str <- numpy": tok.decode, "bytes <- numpy": tok.decode_bytes}
-
-    def tiktoken():
-        import tiktoken as tt
-        from tiktoken.load import load_tiktoken_bpe
-
-        enc = tt.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=load_tiktoken_bpe(path), special_tokens=specials)
-        return {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes}
-
-    def hf():
-        import tokenizers
-
-        hf_path = workdir / f"{name}.tokenizer.json"
-        loaded["tokenizer"].to_hf_json(hf_path)
-        tok = tokenizers.Tokenizer.from_file(str(hf_path))
-        return {"str <- list": tok.decode}
-
-    def gigatoken():
-        import gigatoken as gt
-
-        tok = gt.Tokenizer.from_tiktoken(path, pretokenizer=giga_pre, special_tokens=specials)
-        return {"str <- list": tok.as_tiktoken().decode, "bytes <- list": tok.decode, "bytes <- numpy": tok.decode}
-
-    def fastokens():
-        import fastokens as fk
-
-        if ctor in ("cl100k_base", "o200k_base"):
-            tok = fk.Tokenizer.from_tiktoken(path, encoding=ctor, special_tokens=specials)
-        else:
-            tok = fk.Tokenizer.from_tiktoken(path, pattern=spec["pat_str"], special_tokens=specials)
-        return {"str <- list": tok.decode, "str <- numpy": tok.decode}
-
-    def riptoken():
-        import riptoken as rt
-
-        core = rt.CoreBPE(rt.load_tiktoken_bpe(path), specials, spec["pat_str"])
-        return {"str <- list": core.decode, "bytes <- list": core.decode_bytes}
-
-    def bpe_openai():
-        import bpe_openai as bo
-
-        if ctor == "r50k_base":
-            raise LookupError("bpe-openai ships no gpt2 (r50k_base) vocabulary")
-        enc = bo.get_encoding(name)
-        return {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes}
-
-    def wordchipper():
-        import wordchipper as wc
-
-        tok = wc.Tokenizer.from_pretrained(ctor)
-        return {"str <- list": tok.decode}
-
-    def kitoken():
-        import kitoken as kt
-
-        tok = kt.Kitoken.from_tiktoken_file(path)
-        return {"bytes <- list": tok.decode}
-
-    loaded: dict = {}
-    loaders = {"fastllm": fastllm, "tiktoken": tiktoken, "hf": hf, "gigatoken": gigatoken, "fastokens": fastokens,
-               "riptoken": riptoken, "bpe-openai": bpe_openai, "wordchipper": wordchipper, "kitoken": kitoken}
-    dists = {"hf": "tokenizers"}
-    decoders, missing = {}, {}
-    for lib, loader in loaders.items():
-        try:
-            metadata.version(dists.get(lib, lib))
-            decoders[lib] = loader()
-        except Exception as err:  # a peer that is not installed or cannot load is reported, not fatal
-            missing[lib] = f"{type(err).__name__}: {str(err)[:100]}"
-    for required in ("fastllm", "tiktoken"):
-        if required not in decoders:
-            sys.exit(f"{required} could not be loaded: {missing[required]}")
-    return decoders, missing, loaded["tokenizer"]
+    """{library: {call: function}} for every library that loads (built as the encode benchmark
+    builds them), {library: why not}, and fastllm's tokenizer (which encodes the inputs)."""
+    impls, missing, _ = load_impls(name, data, workdir, 1, list(IMPLS))
+    calls = {
+        "fastllm": lambda tok: {"str <- list": tok.decode, "bytes <- list": tok.decode_bytes,
+                                "str <- numpy": tok.decode, "bytes <- numpy": tok.decode_bytes},
+        "tiktoken": lambda enc: {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes},
+        "hf": lambda tok: {"str <- list": tok.decode},
+        # Tokenizer.decode returns bytes and takes arrays; its tiktoken face returns text.
+        "gigatoken": lambda tok: {"str <- list": tok.as_tiktoken().decode, "bytes <- list": tok.decode,
+                                  "bytes <- numpy": tok.decode},
+        "fastokens": lambda tok: {"str <- list": tok.decode, "str <- numpy": tok.decode},
+        "riptoken": lambda core: {"str <- list": core.decode, "bytes <- list": core.decode_bytes},
+        "bpe-openai": lambda enc: {"str <- list": enc.decode, "bytes <- list": enc.decode_bytes},
+        "wordchipper": lambda tok: {"str <- list": tok.decode},
+        "kitoken": lambda tok: {"bytes <- list": tok.decode},
+    }
+    decoders = {lib: calls[lib](fns["_obj"]) for lib, fns in impls.items()}
+    return decoders, missing, impls["fastllm"]["_obj"]
 
 
 def measure(decoders: dict, slices: list[list[int]], expected: list[tuple[str, bytes]]) -> dict:

@@ -140,7 +140,8 @@ def _wordchipper_cache(data: Path, workdir: Path) -> Path:
 
 
 def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[str]) -> tuple[dict, dict, dict]:
-    """{impl: {"list": f(text), "numpy": f(text), "batch": f(texts)}}, {impl: why missing}, versions.
+    """{impl: {"list": f(text), "numpy": f(text), "batch": f(texts), "_obj": the library's object}},
+    {impl: why missing}, versions.
 
     Each library is used through its fastest call that returns token ids for ordinary text.
     """
@@ -169,7 +170,8 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
         from tiktoken.load import load_tiktoken_bpe
 
         enc = tt.Encoding(name, pat_str=spec["pat_str"], mergeable_ranks=load_tiktoken_bpe(path), special_tokens=specials)
-        return {"list": enc.encode_ordinary, "batch": functools.partial(enc.encode_ordinary_batch, num_threads=threads)}
+        return {"list": enc.encode_ordinary, "batch": functools.partial(enc.encode_ordinary_batch, num_threads=threads),
+                "_obj": enc}
 
     def hf():
         import tokenizers
@@ -178,14 +180,14 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
         impls["fastllm"]["_obj"].to_hf_json(hf_path)
         tok = tokenizers.Tokenizer.from_file(str(hf_path))
         return {"list": lambda text: tok.encode(text, add_special_tokens=False).ids,
-                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]}
+                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)], "_obj": tok}
 
     def gigatoken():
         import gigatoken as gt
 
         tok = gt.Tokenizer.from_tiktoken(path, pretokenizer=giga_pre, special_tokens=specials)
         compat = tok.as_tiktoken()
-        return {"list": compat.encode_ordinary, "numpy": tok.encode, "batch": compat.encode_ordinary_batch}
+        return {"list": compat.encode_ordinary, "numpy": tok.encode, "batch": compat.encode_ordinary_batch, "_obj": tok}
 
     def fastokens():
         import fastokens as fk
@@ -199,13 +201,13 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
             tok = fk.Tokenizer.from_tiktoken(path, pattern=spec["pat_str"], special_tokens=specials)
         return {"list": lambda text: tok.encode_ordinary(text).ids,
                 "numpy": lambda text: np.frombuffer(tok.encode_batch_flat([text])[0], dtype=np.uint32),
-                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts)]}
+                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts)], "_obj": tok}
 
     def riptoken():
         import riptoken as rt
 
         core = rt.CoreBPE(rt.load_tiktoken_bpe(path), specials, spec["pat_str"])
-        return {"list": core.encode_ordinary, "batch": core.encode_ordinary_batch}
+        return {"list": core.encode_ordinary, "batch": core.encode_ordinary_batch, "_obj": core}
 
     def bpe_openai():
         import bpe_openai as bo
@@ -214,19 +216,19 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
         # The Rust binding's encode: Encoding.encode_ordinary adds a UTF-8 check, a list copy and
         # refuses 1M characters or 200k tokens. Its batch call is its own (a thread pool).
         return {"list": enc._backend.encode,
-                "batch": functools.partial(enc.encode_ordinary_batch, num_threads=threads)}
+                "batch": functools.partial(enc.encode_ordinary_batch, num_threads=threads), "_obj": enc}
 
     def wordchipper():
         import wordchipper as wc
 
         tok = wc.Tokenizer.from_pretrained(ctor)
-        return {"list": tok.encode, "batch": tok.encode_batch}
+        return {"list": tok.encode, "batch": tok.encode_batch, "_obj": tok}
 
     def kitoken():
         import kitoken as kt
 
         tok = kt.Kitoken.from_tiktoken_file(path)
-        return {"list": tok.encode, "batch": tok.encode_all}
+        return {"list": tok.encode, "batch": tok.encode_all, "_obj": tok}
 
     loaders = {"fastllm": fastllm, "tiktoken": tiktoken, "hf": hf, "gigatoken": gigatoken, "fastokens": fastokens,
                "riptoken": riptoken, "bpe-openai": bpe_openai, "wordchipper": wordchipper, "kitoken": kitoken}
