@@ -10,9 +10,9 @@
 //! `single_word` (skip a match with a word character right before or after),
 //! `lstrip` / `rstrip` (the token swallows the whitespace before / after it).
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use fancy_regex::Regex;
@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 use crate::bpe::Rank;
 use crate::pretokenize::pipeline::Normalizer;
+use crate::specials::SubsetMemo;
 
 /// One added token and its matching flags (HF's `AddedToken`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +101,10 @@ pub struct AddedVocab {
     /// What each token is searched as: its content, normalized when it is `normalized`.
     patterns: Vec<String>,
     /// Every token, and the non-special ones only (the two policies most calls use).
-    all: Tries,
-    ordinary: Tries,
+    all: Arc<Tries>,
+    ordinary: Arc<Tries>,
+    /// Those of other subsets of the special tokens allowed.
+    subsets: SubsetMemo<Tries>,
     by_id: FxHashMap<Rank, usize>,
     word: Regex,
 }
@@ -136,9 +139,17 @@ impl AddedVocab {
         for (i, token) in tokens.iter().enumerate() {
             by_id.entry(token.id).or_insert(i);
         }
-        let mut vocab = Self { tokens, patterns, all: Tries::default(), ordinary: Tries::default(), by_id, word };
-        vocab.all = vocab.tries(|_| true)?;
-        vocab.ordinary = vocab.tries(|t| !t.special)?;
+        let mut vocab = Self {
+            tokens,
+            patterns,
+            all: Arc::default(),
+            ordinary: Arc::default(),
+            subsets: SubsetMemo::new(),
+            by_id,
+            word,
+        };
+        vocab.all = Arc::new(vocab.tries(|_| true)?);
+        vocab.ordinary = Arc::new(vocab.tries(|t| !t.special)?);
         Ok(vocab)
     }
 
@@ -174,17 +185,18 @@ impl AddedVocab {
         Ok(Tries { raw: trie(false)?, normalized: trie(true)? })
     }
 
-    fn tries_for(&self, allowed: Allowed<'_>) -> Cow<'_, Tries> {
+    fn tries_for(&self, allowed: Allowed<'_>) -> Arc<Tries> {
         match allowed {
-            Allowed::None => Cow::Borrowed(&self.ordinary),
-            Allowed::All => Cow::Borrowed(&self.all),
-            Allowed::Some(set) if self.tokens.iter().all(|t| !t.special || set.contains(t.content.as_str())) => {
-                Cow::Borrowed(&self.all)
+            Allowed::None => Arc::clone(&self.ordinary),
+            Allowed::All => Arc::clone(&self.all),
+            Allowed::Some(set) => {
+                let kept = |t: &AddedToken| !t.special || set.contains(t.content.as_str());
+                if self.tokens.iter().all(kept) {
+                    return Arc::clone(&self.all);
+                }
+                let built = self.subsets.get_or_build(self.tokens.iter().map(kept), || self.tries(kept));
+                built.expect("a subset of valid tokens builds")
             }
-            Allowed::Some(set) => Cow::Owned(
-                self.tries(|t| !t.special || set.contains(t.content.as_str()))
-                    .expect("a subset of valid tokens builds"),
-            ),
         }
     }
 

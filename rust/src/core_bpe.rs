@@ -141,11 +141,21 @@ impl From<PatternError> for CoreError {
 pub struct SpecialPolicy<'a> {
     /// Emitted as their id when they occur.
     pub allowed: HashSet<&'a str>,
+    /// Every special token is allowed (tiktoken's `allowed_special="all"`),
+    /// without a set of them built for each call.
+    pub allow_all_specials: bool,
     /// Their occurrence in the text is an error.
     pub disallowed: HashSet<&'a str>,
     /// Every special token not in `allowed` is disallowed too (tiktoken's
     /// default), without a set of them built for each call.
     pub disallow_other_specials: bool,
+}
+
+impl SpecialPolicy<'_> {
+    /// Whether the special token `name` is emitted as its id.
+    fn allows(&self, name: &str) -> bool {
+        self.allow_all_specials || self.allowed.contains(name)
+    }
 }
 
 /// Special tokens: their ids, their bytes, and the matcher that finds them.
@@ -190,8 +200,8 @@ impl Specials {
     }
 
     /// A finder for the allowed specials only (None: none allowed).
-    fn allowed_finder(&self, allowed: &HashSet<&str>) -> Result<Option<SpecialFinder<'_>>, CoreError> {
-        Ok(self.matcher.finder(|name| allowed.contains(name))?)
+    fn allowed_finder(&self, policy: &SpecialPolicy<'_>) -> Result<Option<SpecialFinder<'_>>, CoreError> {
+        Ok(self.matcher.finder(|name| policy.allows(name))?)
     }
 }
 
@@ -1152,7 +1162,11 @@ impl CoreBpe {
         if let Some(tok) = self.find_disallowed(text, policy) {
             return Err(CoreError::DisallowedSpecial(tok));
         }
-        let allowed = if policy.allowed.is_empty() { Allowed::None } else { Allowed::Some(&policy.allowed) };
+        let allowed = match policy {
+            _ if policy.allow_all_specials => Allowed::All,
+            _ if policy.allowed.is_empty() => Allowed::None,
+            _ => Allowed::Some(&policy.allowed),
+        };
         self.encode_segments(pipeline, text, allowed, out, cache)
             .map_err(|error| CoreError::Split { error, text: None })
     }
@@ -1160,12 +1174,11 @@ impl CoreBpe {
     /// The first disallowed special (or other disallowed string) in `text`.
     fn find_disallowed(&self, text: &str, policy: &SpecialPolicy<'_>) -> Option<String> {
         let disallowed = &policy.disallowed;
-        if disallowed.is_empty() && !policy.disallow_other_specials {
+        let others = policy.disallow_other_specials && !policy.allow_all_specials;
+        if disallowed.is_empty() && !others {
             return None;
         }
-        let is_disallowed = |name: &str| {
-            disallowed.contains(name) || (policy.disallow_other_specials && !policy.allowed.contains(name))
-        };
+        let is_disallowed = |name: &str| disallowed.contains(name) || (others && !policy.allows(name));
         if let Some(name) = self.specials.matcher.first_occurrence(text, is_disallowed) {
             return Some(name.to_string());
         }
@@ -1187,7 +1200,7 @@ impl CoreBpe {
                 Ok(out)
             });
         }
-        let finder = self.specials.allowed_finder(&policy.allowed)?;
+        let finder = self.specials.allowed_finder(policy)?;
         with_thread_cache(self.id, text.len(), |cache| self.encode_with(text, policy, finder.as_ref(), Some(cache)))
     }
 
@@ -1282,12 +1295,17 @@ impl CoreBpe {
             };
             return stream_texts(self.id, texts, num_threads, &f, sink, false);
         }
-        let finder = self.specials.allowed_finder(&policy.allowed)?;
+        let finder = self.specials.allowed_finder(policy)?;
         let finder = finder.as_ref();
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
             self.encode_with_into(t, policy, finder, Some(cache), out)
         };
         stream_texts(self.id, texts, num_threads, &f, sink, false)
+    }
+
+    /// The rank of the mergeable token whose bytes are `bytes`, if there is one.
+    pub fn mergeable_rank(&self, bytes: &[u8]) -> Option<Rank> {
+        self.encoder.get(bytes)
     }
 
     /// The bytes of one token (mergeable or special).
@@ -1703,6 +1721,19 @@ mod tests {
             assert_eq!(c.encode(t, &rest), c.encode(t, &all), "{t}");
             assert_eq!(c.encode(t, &allow_one), c.encode(t, &one_and_rest), "{t}");
         }
+        // "all" as a flag: the same answers as every name in the set.
+        let all_flag = SpecialPolicy { allow_all_specials: true, ..Default::default() };
+        let all_named = SpecialPolicy { allowed: ["<|end|>", "<|end|>x"].into(), ..Default::default() };
+        let all_flag_rest =
+            SpecialPolicy { allow_all_specials: true, disallow_other_specials: true, ..Default::default() };
+        let all_flag_dis =
+            SpecialPolicy { allow_all_specials: true, disallowed: ["<|end|>x"].into(), ..Default::default() };
+        for t in [text, "x<|end|>x", "hello<|end|>", "<|end|", "hello", ""] {
+            assert_eq!(c.encode(t, &all_flag), c.encode(t, &all_named), "{t}");
+            assert_eq!(c.encode(t, &all_flag_rest), c.encode(t, &all_named), "{t}");
+        }
+        assert_eq!(c.encode(text, &all_flag).unwrap(), vec![259, 301, 300]);
+        assert_eq!(c.encode(text, &all_flag_dis), Err(CoreError::DisallowedSpecial("<|end|>x".into())));
         assert!(c.encode(text, &rest).is_err());
         assert_eq!(c.encode("hello<|end|>", &allow_one).unwrap(), vec![259, 300]);
         assert_eq!(c.encode(text, &allow_one), Err(CoreError::DisallowedSpecial("<|end|>x".into())));

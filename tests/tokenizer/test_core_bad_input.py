@@ -54,6 +54,10 @@ def test_wrong_types():
         core.encode("x", allowed_special="<|end|>")
     with pytest.raises(TypeError):
         core.encode("x", allowed_special={1, 2})
+    with pytest.raises(TypeError, match="not a single string"):
+        core.encode("x", disallowed_special="none")
+    with pytest.raises(TypeError, match="not a single string"):
+        core.encode_batch(["x"], allowed_special="All")
 
 
 def test_lone_surrogates_are_an_error_not_a_crash():

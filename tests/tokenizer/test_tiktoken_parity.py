@@ -79,6 +79,8 @@ def test_multibyte_letter_runs_parity(name, text, fastllm_encoding, reference_en
 def test_special_token_policy_parity(name, text, data, fastllm_encoding, reference_encoding):
     ours, ref = fastllm_encoding(name), reference_encoding(name)
     specials = sorted(ref.special_tokens_set)
+    # Every special of the encoding may occur, between and inside the pieces.
+    text += "".join(data.draw(st.lists(st.one_of(st.sampled_from(specials), text_strategy), max_size=5)))
     allowed = data.draw(st.sets(st.sampled_from(specials)))
     expected = _outcome(lambda: ref.encode(text, allowed_special=allowed))
     got = _outcome(lambda: ours.encode(text, allowed_special=allowed))
@@ -87,6 +89,17 @@ def test_special_token_policy_parity(name, text, data, fastllm_encoding, referen
     assert ours.encode(text, allowed_special=allowed, disallowed_special=()) == ref.encode(
         text, allowed_special=allowed, disallowed_special=()
     )
+    # Any pairing of "all" and sets on both sides, one call and in a batch (where the
+    # policy's automaton is shared by the texts, and remembered between calls).
+    allowed = data.draw(st.one_of(st.just("all"), st.sets(st.sampled_from(specials))))
+    disallowed = data.draw(st.one_of(st.just("all"), st.sets(st.sampled_from(specials))))
+    policy = {"allowed_special": allowed, "disallowed_special": disallowed}
+    expected = _outcome(lambda: ref.encode(text, **policy))
+    assert _outcome(lambda: ours.encode(text, **policy)) == expected
+    assert _outcome(lambda: ours.encode(text, **policy)) == expected
+    if expected is not ValueError:
+        assert ours.encode_batch([text, "x", text], **policy) == [expected, ref.encode("x"), expected]
+        assert ours.encode_to_numpy(text, **policy).tolist() == expected
 
 
 def _outcome(call):

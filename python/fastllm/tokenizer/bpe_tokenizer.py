@@ -390,7 +390,8 @@ class Tokenizer:
             piece = bytes(text_or_bytes)
         else:
             raise TypeError(f"encode_single_token takes str or bytes, not {type(text_or_bytes).__name__}")
-        rank = self._rank_tables.rank.get(piece)
+        # The core's own table: no Python dict of every token built for one lookup.
+        rank = self._core.mergeable_rank(piece)
         if rank is not None:
             return rank
         try:
@@ -492,16 +493,18 @@ class Tokenizer:
         return [*self._bos, *ids, *self._eos] if self._bos or self._eos else ids
 
     def _special_policy(self, allowed: SpecialPolicy, disallowed: SpecialPolicy):
-        """The (allowed, disallowed) arguments for the core; None means the core's default
-        (nothing allowed, every special disallowed), which skips building sets per call."""
-        disallow_rest = isinstance(disallowed, str) and disallowed == "all"
-        if isinstance(allowed, str) and allowed == "all":
-            return ("all", ()) if disallow_rest else ("all", self._special_names(disallowed, "disallowed_special"))
-        if allowed is _NO_SPECIALS and disallow_rest:
-            return None, None
-        allowed_set = self._special_names(allowed, "allowed_special")
-        disallowed_set = self._special_set - allowed_set if disallow_rest else self._special_names(disallowed, "disallowed_special")
-        return allowed_set, set(disallowed_set)
+        """The (allowed, disallowed) arguments for the core, checked. "all" is passed on as
+        it is (the core takes it as a flag) and a disallowed "all" as None (every special not
+        allowed, tiktoken's default), so that the usual calls build no sets of names."""
+        if allowed is _NO_SPECIALS:
+            allowed_arg = None
+        elif isinstance(allowed, str) and allowed == "all":
+            allowed_arg = "all"
+        else:
+            allowed_arg = self._special_names(allowed, "allowed_special")
+        if isinstance(disallowed, str) and disallowed == "all":
+            return allowed_arg, None
+        return allowed_arg, self._special_names(disallowed, "disallowed_special")
 
     def _special_names(self, names: Iterable[str], what: str) -> set[str]:
         if isinstance(names, (str, bytes)):
@@ -510,8 +513,8 @@ class Tokenizer:
             result = set(names)
         except TypeError:
             raise TypeError(f"{what} must be 'all' or a set of special token strings") from None
-        unknown = sorted(str(n) for n in result - self._special_set)
-        if unknown:
+        if not result <= self._special_set:
+            unknown = sorted(str(n) for n in result - self._special_set)
             raise ValueError(f"{what}: {unknown} are not special tokens of this tokenizer (it has {sorted(self._special_set)})")
         return result
 

@@ -73,15 +73,20 @@ fn text_to_encode<'py>(text: &Bound<'py, PyString>) -> PyResult<Utf8<'py>> {
     Ok(text)
 }
 
-/// A set of strings from any iterable of str; "all" means every special token.
-fn str_set(obj: &Bound<'_, PyAny>, all: &[String]) -> PyResult<HashSet<String>> {
-    if let Ok(s) = obj.cast::<PyString>() {
-        return if s.to_cow()? == "all" {
-            Ok(all.iter().cloned().collect())
-        } else {
+/// Whether a special-token argument is the string "all" (false: not a string);
+/// any other string is a TypeError.
+fn is_all(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match obj.cast::<PyString>() {
+        Ok(s) if s.to_cow()? == "all" => Ok(true),
+        Ok(_) => {
             Err(PyTypeError::new_err("special-token sets must be a set of strings or \"all\", not a single string"))
-        };
+        }
+        Err(_) => Ok(false),
     }
+}
+
+/// A set of strings from any iterable of str.
+fn str_set(obj: &Bound<'_, PyAny>) -> PyResult<HashSet<String>> {
     let mut out = HashSet::new();
     for item in obj.try_iter()? {
         out.insert(item?.extract::<String>()?);
@@ -141,7 +146,6 @@ fn pipeline_step(step: &Bound<'_, PyAny>) -> PyResult<Step> {
 #[pyclass(module = "fastllm._core", name = "CoreBPE", frozen)]
 pub struct PyCoreBpe {
     core: Arc<CoreBpe>,
-    special_names: Vec<String>,
     /// The int objects of the ids, shared by the lists returned.
     id_objects: IdObjects,
 }
@@ -288,42 +292,46 @@ impl PyCoreBpe {
     ) -> PyResult<Vec<Rank>> {
         let text = text_to_encode(text)?;
         let text: &str = &text;
-        let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
-        let policy = self.policy(&allowed, disallowed.as_ref());
+        let sets = self.sets(allowed_special, disallowed_special)?;
+        let policy = self.policy(&sets);
         py.detach(|| self.core.encode(text, &policy)).map_err(value_error)
     }
 
     /// `disallowed` None: every special not allowed (nothing built per call).
-    fn policy<'a>(&self, allowed: &'a HashSet<String>, disallowed: Option<&'a HashSet<String>>) -> SpecialPolicy<'a> {
+    fn policy<'a>(&self, sets: &'a SpecialSets) -> SpecialPolicy<'a> {
         SpecialPolicy {
-            allowed: allowed.iter().map(String::as_str).collect(),
-            disallowed: disallowed.into_iter().flatten().map(String::as_str).collect(),
-            disallow_other_specials: disallowed.is_none(),
+            allowed: sets.allowed.iter().map(String::as_str).collect(),
+            allow_all_specials: sets.allow_all,
+            disallowed: sets.disallowed.iter().flatten().map(String::as_str).collect(),
+            disallow_other_specials: sets.disallowed.is_none(),
         }
     }
 
-    fn sets(
-        &self,
-        allowed: Option<&Bound<'_, PyAny>>,
-        disallowed: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<(HashSet<String>, Option<HashSet<String>>)> {
-        let allowed = match allowed {
-            Some(a) => str_set(a, &self.special_names)?,
-            None => HashSet::new(),
+    fn sets(&self, allowed: Option<&Bound<'_, PyAny>>, disallowed: Option<&Bound<'_, PyAny>>) -> PyResult<SpecialSets> {
+        // "all" is a flag, not a set of every name built for each call.
+        let (allowed, allow_all) = match allowed {
+            Some(a) if is_all(a)? => (HashSet::new(), true),
+            Some(a) => (str_set(a)?, false),
+            None => (HashSet::new(), false),
         };
         // As in tiktoken: "all" (the default) is every special not allowed (None here: see
         // `policy`), while a set is taken as given, so a special both allowed and disallowed
         // is an error where it occurs.
         let disallowed = match disallowed {
-            Some(d) if d.cast::<PyString>().is_err() => Some(str_set(d, &self.special_names)?),
-            Some(d) => {
-                str_set(d, &self.special_names)?; // "all", or a TypeError for any other string
-                None
-            }
-            None => None,
+            Some(d) if !is_all(d)? => Some(str_set(d)?),
+            _ => None,
         };
-        Ok((allowed, disallowed))
+        Ok(SpecialSets { allowed, allow_all, disallowed })
     }
+}
+
+/// An encode call's special-token arguments, read from Python.
+struct SpecialSets {
+    allowed: HashSet<String>,
+    /// `allowed_special="all"`.
+    allow_all: bool,
+    /// None: every special not allowed.
+    disallowed: Option<HashSet<String>>,
 }
 
 #[pymethods]
@@ -354,10 +362,9 @@ impl PyCoreBpe {
                 Some(spec) => CoreBpe::with_pipeline(mergeable, &specials, &pattern, spec),
             })
             .map_err(value_error)?;
-        let special_names = core.special_tokens().map(|(n, _)| n.to_string()).collect();
         // Mergeable ids only: special ids may be anywhere below 2**32 (and are rare in output).
         let id_objects = IdObjects::new(core.mergeable_tokens().len());
-        Ok(Self { core: Arc::new(core), special_names, id_objects })
+        Ok(Self { core: Arc::new(core), id_objects })
     }
 
     /// Encodes `text` ignoring special tokens entirely.
@@ -420,8 +427,8 @@ impl PyCoreBpe {
         let texts = texts_of(texts)?;
         let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
         texts.iter().try_for_each(|t| check_len(t))?;
-        let (allowed, disallowed) = self.sets(allowed_special, disallowed_special)?;
-        let policy = self.policy(&allowed, disallowed.as_ref());
+        let sets = self.sets(allowed_special, disallowed_special)?;
+        let policy = self.policy(&sets);
         let sink = ListSink::new(py, &self.id_objects, texts.len())?;
         sink.run(py, |sink| self.core.encode_batch_to(&texts, &policy, num_threads, sink).map_err(value_error))
     }
@@ -492,6 +499,11 @@ impl PyCoreBpe {
             .collect()
     }
 
+    /// The rank of the mergeable token whose bytes are `piece` (None: no such token).
+    fn mergeable_rank(&self, piece: &[u8]) -> Option<Rank> {
+        self.core.mergeable_rank(piece)
+    }
+
     /// The bytes of one token; an unknown id raises ValueError.
     fn decode_single_token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = u64::try_from(id)
@@ -555,7 +567,7 @@ impl PyCoreBpe {
             "CoreBPE(n_vocab={}, pattern={:?}, special_tokens={})",
             self.core.n_vocab(),
             self.core.pattern(),
-            self.special_names.len()
+            self.core.special_tokens().count()
         )
     }
 }

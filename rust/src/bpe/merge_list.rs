@@ -94,7 +94,7 @@ mod tests {
                 }
             }
             for k in (1..tokens.len()).rev() {
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     let j = (next() % (k as u64 + 1)) as usize;
                     tokens.swap(k, j);
                 }
