@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
 
@@ -985,6 +985,9 @@ pub struct CoreBpe {
     /// A tokenizer.json pipeline (added tokens, normalizer, several pre-tokenizer
     /// steps); `None`: the split pattern alone, tiktoken's way.
     pipeline: Option<Box<Pipeline>>,
+    /// The mergeable ranks in the order of their bytes, made when first asked
+    /// for (only [`crate::unstable`] needs it).
+    by_bytes: OnceLock<Vec<Rank>>,
 }
 
 impl CoreBpe {
@@ -1009,7 +1012,16 @@ impl CoreBpe {
         let id = NEXT_CORE_ID.fetch_add(1, Ordering::Relaxed);
         let pattern_name = pattern.to_string();
         let decoder = TokenBytes::new(&mergeable);
-        Ok(Self { id, encoder, decoder, specials, pretokenizer, pattern_name, pipeline: None })
+        Ok(Self {
+            id,
+            encoder,
+            decoder,
+            specials,
+            pretokenizer,
+            pattern_name,
+            pipeline: None,
+            by_bytes: OnceLock::new(),
+        })
     }
 
     /// Like [`CoreBpe::new`], encoding through `spec`: its steps (none: `pattern`,
@@ -1058,6 +1070,20 @@ impl CoreBpe {
     /// The mergeable tokens' bytes, by rank.
     pub fn mergeable_tokens(&self) -> &TokenBytes {
         &self.decoder
+    }
+
+    /// The mergeable tokens' lookup table.
+    pub fn token_map(&self) -> &TokenMap {
+        &self.encoder
+    }
+
+    /// The mergeable ranks sorted by their tokens' bytes.
+    pub fn ranks_by_bytes(&self) -> &[Rank] {
+        self.by_bytes.get_or_init(|| {
+            let mut ranks: Vec<Rank> = (0..self.decoder.len() as Rank).collect();
+            ranks.sort_unstable_by_key(|&r| self.decoder.get(u64::from(r)).unwrap_or_default());
+            ranks
+        })
     }
 
     pub fn special_tokens(&self) -> impl Iterator<Item = (&str, Rank)> {

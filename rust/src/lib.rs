@@ -14,6 +14,7 @@
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
 //! - [`tiktoken_file`]: `.tiktoken` vocabularies read fast (the common case).
 //! - [`token_bytes`]: every token's bytes in one arena, for decoding.
+//! - [`unstable`]: what a text's unstable end may become (`encode_with_unstable`).
 //! - [`trainer`]: learning the merges from counted pieces.
 
 pub mod added_tokens;
@@ -27,6 +28,7 @@ pub mod specials;
 pub mod tiktoken_file;
 pub mod token_bytes;
 pub mod trainer;
+pub mod unstable;
 pub mod utf8_stream;
 
 #[cfg(test)]

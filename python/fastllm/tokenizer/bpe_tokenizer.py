@@ -31,7 +31,6 @@ from fastllm.tokenizer.formats.tiktoken_file import read_tiktoken, write_tiktoke
 from fastllm.tokenizer.patterns import builtin_pattern_regexes
 from fastllm.tokenizer.pipeline import Pipeline
 from fastllm.tokenizer.training import train_ranks
-from fastllm.tokenizer.unstable import RankTables
 from fastllm.tokenizer.unstable import encode_with_unstable as _encode_with_unstable
 from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData
 
@@ -413,7 +412,7 @@ class Tokenizer:
         every token sequence the rest may become (sorted), as tiktoken defines them (see
         :mod:`fastllm.tokenizer.unstable`). Special tokens as :meth:`encode`."""
         tokens = self.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
-        return _encode_with_unstable(self, tokens, self._rank_tables)
+        return _encode_with_unstable(self, tokens)
 
     def decode_with_offsets(self, ids: Iterable[int]) -> tuple[str, list[int]]:
         """The text of ``ids`` and, per token, the index of the character holding its first
@@ -441,7 +440,7 @@ class Tokenizer:
 
     def token_byte_values(self) -> list[bytes]:
         """Every mergeable token's bytes, sorted (tiktoken's order; special tokens excluded)."""
-        return list(self._rank_tables.sorted_bytes)
+        return self._core.token_byte_values()
 
     def is_special_token(self, token: int) -> bool:
         """Whether ``token`` is the id of a special token."""
@@ -455,16 +454,12 @@ class Tokenizer:
     @property
     def _mergeable_ranks(self) -> dict[bytes, int]:
         """Token bytes -> rank (a copy), under tiktoken's attribute name."""
-        return dict(self._rank_tables.rank)
+        return {token: rank for rank, token in enumerate(self._core.mergeable_tokens())}
 
     @property
     def _special_tokens(self) -> dict[str, int]:
         """Special token -> id (a copy), under tiktoken's attribute name."""
         return dict(self._specials)
-
-    @functools.cached_property
-    def _rank_tables(self) -> RankTables:
-        return RankTables.of(self._core.mergeable_tokens())
 
     @functools.cached_property
     def _special_ids(self) -> frozenset[int]:

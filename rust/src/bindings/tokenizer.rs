@@ -499,6 +499,20 @@ impl PyCoreBpe {
             .collect()
     }
 
+    /// Every mergeable token's bytes, sorted (tiktoken's `token_byte_values`).
+    fn token_byte_values<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        let tokens = self.core.mergeable_tokens();
+        let bytes = |r: &Rank| tokens.get(u64::from(*r)).expect("a rank of the table");
+        self.core.ranks_by_bytes().iter().map(|r| PyBytes::new(py, bytes(r))).collect()
+    }
+
+    /// What the unstable end `unstable` of a text may become once more text
+    /// follows: sorted token sequences (see `crate::unstable`).
+    fn unstable_completions<'py>(&self, py: Python<'py>, unstable: &[u8]) -> PyResult<Vec<Bound<'py, PyList>>> {
+        let found = py.detach(|| crate::unstable::completions(&self.core, unstable)).map_err(value_error)?;
+        found.iter().map(|ids| self.id_objects.list(py, ids)).collect()
+    }
+
     /// The rank of the mergeable token whose bytes are `piece` (None: no such token).
     fn mergeable_rank(&self, piece: &[u8]) -> Option<Rank> {
         self.core.mergeable_rank(piece)
