@@ -13,6 +13,7 @@
 //! - [`utf8_stream`]: decoding a token stream into complete characters.
 //! - [`chunking`]: cutting files and long strings where no piece crosses the cut.
 //! - [`tiktoken_file`]: `.tiktoken` vocabularies read fast (the common case).
+//! - [`hf_vocab`]: a `tokenizer.json`'s byte-level vocabulary and merges read fast (the common case).
 //! - [`token_bytes`]: every token's bytes in one arena, for decoding.
 //! - [`unstable`]: what a text's unstable end may become (`encode_with_unstable`).
 //! - [`trainer`]: learning the merges from counted pieces.
@@ -23,6 +24,7 @@ pub mod chunking;
 pub mod core_bpe;
 mod cpu;
 mod encode_pool;
+pub mod hf_vocab;
 pub mod pretokenize;
 pub mod specials;
 pub mod tiktoken_file;

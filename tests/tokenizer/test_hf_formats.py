@@ -199,3 +199,105 @@ def test_bad_merges_txt_names_the_line(gpt2_files, tmp_path):
     (tmp_path / "merges.txt").write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(ValueError, match=r"merges.txt, line 6: expected 'A B'"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+@st.composite
+def _hf_documents(draw):
+    """A tokenizer.json of a small random vocabulary as fastllm writes it, often damaged in one
+    of the ways the readers must refuse or treat alike."""
+    import copy
+
+    from fastllm.tokenizer.formats.hf_json import hf_json_dict
+    from fastllm.tokenizer.patterns import builtin_pattern_regexes
+    from fastllm.tokenizer.vocab import VocabData
+
+    tokens = [bytes([b]) for b in range(256)]
+    for _ in range(draw(st.integers(0, 12))):
+        made = draw(st.sampled_from(tokens)) + draw(st.sampled_from(tokens))
+        if made not in tokens:
+            tokens.append(made)
+    n = len(tokens)
+    doc = copy.deepcopy(hf_json_dict(VocabData(tokens, {"<s>": n}, "gpt2"), builtin_pattern_regexes()["gpt2"]))
+    model = doc["model"]
+    vocab, merges = model["vocab"], model["merges"]
+    texts = list(vocab)
+    k = draw(st.integers(0, n - 1))
+    if draw(st.booleans()):
+        model["merges"] = merges = [" ".join(m) for m in merges]
+    if draw(st.booleans()):
+        model["ignore_merges"] = False
+    damage = draw(st.sampled_from([
+        "none", "swap merges", "drop merge", "repeat merge", "gap", "id twice", "negative id", "bool id",
+        "float id", "not byte-level", "bad merge", "special below", "added built", "added unbuilt", "added one byte",
+    ]))
+    if damage == "swap merges" and len(merges) > 1:
+        merges[0], merges[-1] = merges[-1], merges[0]
+    elif damage == "drop merge" and merges:
+        merges.pop(draw(st.integers(0, len(merges) - 1)))
+    elif damage == "repeat merge" and merges:
+        merges.append(merges[0])
+    elif damage == "gap":
+        vocab[texts[k]] = n + 3
+    elif damage == "id twice":
+        vocab[texts[k]] = vocab[texts[k - 1]]
+    elif damage == "negative id":
+        vocab[texts[k]] = -1
+    elif damage == "bool id":
+        vocab[texts[k]] = True
+    elif damage == "float id":
+        vocab[texts[k]] = float(vocab[texts[k]])
+    elif damage == "not byte-level":
+        vocab["a b"] = n + 1
+    elif damage == "bad merge":
+        merges.append(draw(st.sampled_from(["a b c", "ab", 3, ["a"], ["a", 1], "a  b"])))
+    elif damage == "special below":
+        doc["added_tokens"][0]["id"] = vocab["<s>"] = 5
+    elif damage.startswith("added"):
+        built = ["".join(m) if isinstance(m, list) else m.replace(" ", "") for m in merges]
+        pick = {"added built": built[-1:], "added unbuilt": [t for t in texts[256:n] if t not in built][:1],
+                "added one byte": [texts[k]]}[damage]
+        for text in pick:
+            doc["added_tokens"].append({"id": vocab[text], "content": text, "single_word": False, "lstrip": False,
+                                        "rstrip": False, "normalized": False, "special": draw(st.booleans())})
+    return damage, doc
+
+
+@given(_hf_documents())
+@settings(max_examples=300, deadline=None)
+def test_fast_tokenizer_json_vocabulary_agrees_with_the_python_reader(case):
+    # The core takes the vocabulary and merges of a file with nothing unusual; whatever it
+    # takes it must read as the Python reader does, and whatever that refuses, it must leave
+    # to it (so the error is the Python reader's, naming the problem).
+    import copy
+    from unittest import mock
+
+    from fastllm import _core
+    from fastllm.tokenizer.formats import hf_json
+
+    damage, doc = case
+
+    def outcome(fast: bool):
+        reader = _core.read_hf_vocab_plain if fast else (lambda *args: None)
+        with mock.patch.object(hf_json._core, "read_hf_vocab_plain", reader):
+            try:
+                return hf_json.parse_hf_json(copy.deepcopy(doc), "t.json")
+            except ValueError as exc:
+                return str(exc)
+
+    assert outcome(True) == outcome(False)
+    model = doc["model"]
+    added = [(a["content"], a["id"], a["special"]) for a in doc["added_tokens"]]
+    taken = _core.read_hf_vocab_plain(model["vocab"], model["merges"], added, not model.get("ignore_merges", False))
+    if damage == "none" and model.get("ignore_merges", True):
+        assert taken is not None  # the files fastllm writes take the fast path
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])
+def test_fast_tokenizer_json_reader_takes_real_exports(name, hf_exports):
+    from fastllm import _core
+
+    ours, _, path = hf_exports(name)
+    doc = json.loads(path.read_bytes())
+    model, added = doc["model"], [(a["content"], a["id"], a["special"]) for a in doc["added_tokens"]]
+    tokens = _core.read_hf_vocab_plain(model["vocab"], model["merges"], added, not model["ignore_merges"])
+    assert tokens == ours._core.mergeable_tokens()

@@ -40,6 +40,7 @@ import json
 import os
 from pathlib import Path
 
+from fastllm import _core
 from fastllm._core import pattern_matches_all_text
 from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.formats import collector_paused
@@ -241,7 +242,26 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
         raise ValueError(f"{source}: model.vocab is missing or empty")
     added = _added_tokens_of(obj.get("added_tokens") or [], vocab, source)
     specials = {token.content: token.id for token in added if token.special}
-    merges = _merge_pairs(model.get("merges") or [], source)
+    merges = model.get("merges") or []
+    ignore_merges = bool(model.get("ignore_merges", False))
+    # The core reads a file with nothing unusual in it (rust/src/hf_vocab.rs), as the
+    # Python below would; anything else goes to the Python, which says what is wrong.
+    tokens = _core.read_hf_vocab_plain(vocab, merges, [(t.content, t.id, t.special) for t in added], not ignore_merges)
+    # (Its mergeable ids are 0..n-1: the specials' check is theirs against n-1.)
+    if tokens is None or any(i < len(tokens) - 1 for i in specials.values()):
+        tokens = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
+    bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
+    pattern, steps = _single_pattern(steps)
+    described = _described_added_tokens(added, normalizer)
+    pipeline = Pipeline(normalizer, tuple(steps), tuple(described), bos_ids, eos_ids)
+    return VocabData(tokens, specials, pattern, pipeline if pipeline != Pipeline() else None)
+
+
+def _mergeable_tokens(
+    vocab: dict, merges: list[tuple[str, str]], added: list[AddedToken], specials: dict[str, int], ignore_merges: bool, source: str
+) -> list[bytes]:
+    """The mergeable tokens by rank, every entry and merge checked (ValueError naming
+    ``source`` and what is wrong)."""
     # A non-special added token is a mergeable token too when BPE can make it (a single
     # byte, or built by a merge), as "ab" would be; special ones never are.
     built = {left + right for left, right in merges}
@@ -254,13 +274,9 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
     _check_one_merge_per_token(merges, built, source)
     check_merges_follow_ranks(merges, rank_of_text, source)
-    if not model.get("ignore_merges", False):
+    if not ignore_merges:
         _check_every_token_merged(rank_of_text, built, source)
-    bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
-    pattern, steps = _single_pattern(steps)
-    described = _described_added_tokens(added, normalizer)
-    pipeline = Pipeline(normalizer, tuple(steps), tuple(described), bos_ids, eos_ids)
-    return VocabData(tokens, specials, pattern, pipeline if pipeline != Pipeline() else None)
+    return tokens
 
 
 def _check_model(model: dict, source: str) -> None:
