@@ -292,6 +292,49 @@ def test_fast_tokenizer_json_vocabulary_agrees_with_the_python_reader(case):
         assert taken is not None  # the files fastllm writes take the fast path
 
 
+@given(_hf_documents(), st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_fast_gpt2_files_reader_agrees_with_the_python_one(tmp_path_factory, case, end, header, blank):
+    # vocab.json + merges.txt go through the same fast reader (merges as the file's lines).
+    from unittest import mock
+
+    from fastllm import _core
+    from fastllm.tokenizer.formats import gpt2_vocab
+
+    damage, doc = case
+    folder = tmp_path_factory.mktemp("gpt2-files")
+    (folder / "vocab.json").write_text(json.dumps(doc["model"]["vocab"]), encoding="utf-8")
+    lines = [m if isinstance(m, str) else " ".join(map(str, m)) for m in doc["model"]["merges"]]
+    lines = (["#version: 0.2"] if header else []) + lines + ([""] if blank else [])
+    (folder / "merges.txt").write_text(end.join(lines) + end, encoding="utf-8")
+
+    def outcome(fast: bool):
+        reader = _core.read_hf_vocab_plain if fast else (lambda *args: None)
+        with mock.patch.object(gpt2_vocab._core, "read_hf_vocab_plain", reader):
+            try:
+                return gpt2_vocab.read_gpt2_vocab(folder / "vocab.json", folder / "merges.txt", ("<s>",))
+            except ValueError as exc:
+                return str(exc)
+
+    assert outcome(True) == outcome(False)
+
+
+def test_fast_gpt2_files_reader_takes_real_files(gpt2_files, fastllm_encoding, monkeypatch):
+    from fastllm import _core
+    from fastllm.tokenizer.formats import gpt2_vocab
+
+    answers, real = [], _core.read_hf_vocab_plain
+
+    def counted(*args):
+        answers.append(real(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(gpt2_vocab._core, "read_hf_vocab_plain", counted, raising=True)
+    vocab = gpt2_vocab.read_gpt2_vocab(gpt2_files / "vocab.json", gpt2_files / "merges.txt")
+    assert answers and answers[0] is not None
+    assert vocab.tokens == fastllm_encoding("gpt2").mergeable_tokens()
+
+
 @pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])
 def test_fast_tokenizer_json_reader_takes_real_exports(name, hf_exports):
     from fastllm import _core

@@ -652,9 +652,11 @@ fn read_hf_vocab_plain<'py>(
     py: Python<'py>,
     vocab: &Bound<'py, PyDict>,
     merges: &Bound<'py, PyAny>,
-    added: Vec<(String, i64, bool)>,
+    added: &Bound<'py, PyAny>,
     every_token_merged: bool,
 ) -> PyResult<Option<Vec<Bound<'py, PyBytes>>>> {
+    // Anything but (str, int that fits, bool) items: not the common case.
+    let Ok(added) = added.extract::<Vec<(String, i64, bool)>>() else { return Ok(None) };
     use crate::hf_vocab::{Added, ByteLevel, Merges};
     let byte_level = ByteLevel::default();
     let mut entries = Vec::with_capacity(vocab.len());

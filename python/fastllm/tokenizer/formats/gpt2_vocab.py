@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from fastllm import _core
 from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, check_merges_follow_ranks, tokens_in_rank_order
 
 # ----- the byte map -----
@@ -93,10 +94,21 @@ def read_gpt2_vocab(
         raise ValueError(f"{vocab_source}: expected a non-empty JSON object of token -> id")
     specials = {text: vocab[text] for text in special_tokens if text in vocab}
     special_ids = set(specials.values())
+    merges_text = _merges_text(merges_path)
+    # The core reads files with nothing unusual in them (rust/src/hf_vocab.rs), as the Python
+    # below would; anything else goes to the Python, which names the problem and its line.
+    lines = merges_text.split("\n")
+    if lines and lines[0].startswith("#version"):
+        del lines[0]
+    merges = [line for line in (line.rstrip("\r") for line in lines) if line]
+    added = [(text, token_id, True) for text, token_id in specials.items()]
+    tokens = _core.read_hf_vocab_plain(vocab, merges, added, False)
+    if tokens is not None:
+        return VocabData(tokens, specials, "gpt2")
     tokens = tokens_from_text_vocab(vocab, special_ids, vocab_source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
-    check_merges_follow_ranks(_read_merges(merges_path), rank_of_text, str(merges_path))
+    check_merges_follow_ranks(_read_merges(merges_text, merges_path), rank_of_text, str(merges_path))
     return VocabData(tokens, specials, "gpt2")
 
 
@@ -115,12 +127,15 @@ def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> l
     return tokens_in_rank_order(by_id, source)
 
 
-def _read_merges(path: str | os.PathLike):
-    source = str(path)
+def _merges_text(path: str | os.PathLike) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from None
+
+
+def _read_merges(text: str, path: str | os.PathLike):
+    source = str(path)
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
         if not line or (number == 1 and line.startswith("#version")):
