@@ -350,8 +350,9 @@ class Tokenizer:
         """The id of ``<|endoftext|>``, or None when the vocabulary has no such special token."""
         return self._specials.get(ENDOFTEXT)
 
-    @property
+    @functools.cached_property
     def special_tokens_set(self) -> frozenset[str]:
+        # Cached as tiktoken does: after the first call, a plain attribute read.
         return self._special_set
 
     @property
@@ -383,7 +384,9 @@ class Tokenizer:
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
         """The id of one whole token given as text or bytes, special tokens included;
         KeyError (holding the bytes) when it is no token."""
-        if isinstance(text_or_bytes, str):
+        if text_or_bytes.__class__ is bytes:
+            piece = text_or_bytes
+        elif isinstance(text_or_bytes, str):
             piece = text_or_bytes.encode("utf-8", "surrogatepass")
         elif isinstance(text_or_bytes, (bytes, bytearray)):
             piece = bytes(text_or_bytes)
@@ -444,6 +447,8 @@ class Tokenizer:
 
     def is_special_token(self, token: int) -> bool:
         """Whether ``token`` is the id of a special token."""
+        if token.__class__ is int:  # the usual argument: no checks to make
+            return token in self._special_ids
         return _token_id(token) in self._special_ids
 
     @property
