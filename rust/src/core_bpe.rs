@@ -1110,6 +1110,17 @@ impl CoreBpe {
         if let Some(pipeline) = &self.pipeline {
             return self.encode_segments(pipeline, text, Allowed::None, out, cache);
         }
+        self.encode_plain_into(text, out, cache)
+    }
+
+    /// Splits `text` with the split pattern and encodes its pieces into `out`
+    /// (no pipeline, no special tokens).
+    fn encode_plain_into(
+        &self,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
         #[cfg(target_arch = "x86_64")]
         if x86_v3() {
             // SAFETY: the CPU has the features `split_and_encode_v3` is compiled for.
@@ -1162,6 +1173,18 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
+        if pipeline.is_plain() {
+            // The pattern's pieces of each normalized stretch, found and merged
+            // batch by batch as for a tokenizer without a pipeline.
+            let mut cache = cache;
+            return pipeline.for_each_stretch(text, allowed, |segment| match segment {
+                Segment::Token(id) => {
+                    out.push(id);
+                    Ok(())
+                }
+                Segment::Piece(stretch) => self.encode_plain_into(stretch, out, cache.as_deref_mut()),
+            });
+        }
         // Pieces may be slices of a normalized copy of `text`, which does not
         // outlive a segment: each is encoded as it comes.
         let mut batch = PieceBatch::new(&self.encoder, &[], cache);

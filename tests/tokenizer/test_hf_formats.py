@@ -304,7 +304,7 @@ def test_fast_gpt2_files_reader_agrees_with_the_python_one(tmp_path_factory, cas
     damage, doc = case
     folder = tmp_path_factory.mktemp("gpt2-files")
     (folder / "vocab.json").write_text(json.dumps(doc["model"]["vocab"]), encoding="utf-8")
-    lines = [m if isinstance(m, str) else " ".join(map(str, m)) for m in doc["model"]["merges"]]
+    lines = [" ".join(map(str, m)) if isinstance(m, list) else str(m) for m in doc["model"]["merges"]]
     lines = (["#version: 0.2"] if header else []) + lines + ([""] if blank else [])
     (folder / "merges.txt").write_text(end.join(lines) + end, encoding="utf-8")
 

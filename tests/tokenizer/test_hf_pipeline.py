@@ -234,6 +234,27 @@ def test_a_split_the_regex_engine_gives_up_on_raises(gpt2_model, tmp_path):
         tok.encode_batch(["ok", text])
 
 
+def test_a_normalized_plain_pattern_the_regex_engine_gives_up_on_raises(gpt2_model, tmp_path):
+    """NFC around the split pattern alone (Qwen's shape) is encoded stretch by stretch with the
+    pattern's own scanner; an error still names the place in the text as given, or in its
+    normalized form where normalizing changed it."""
+    bad = "(?:(?=a)a|a)*b|."
+    # Its inverted matches removed: the plain pattern's semantics, so the core's pattern.
+    pre = pt.Sequence([split(bad, "removed", invert=True), byte_level()])
+    path, hf = hf_file(tmp_path, "bad_nfc", *gpt2_model, normalizers.NFC(), pre, special=[AddedToken("<s>", special=True)])
+    tok = Tokenizer.from_hf_json(path)
+    assert tok.pipeline is not None and tok.pipeline.normalizer == "nfc" and tok.pipeline.steps == ()
+    assert tok.encode("xy e\u0301 ab") == hf_ids(hf, "xy e\u0301 ab")
+    for call in (tok.encode, tok.encode_ordinary, lambda t: tok.encode_batch([t, t])):
+        with pytest.raises(ValueError, match=r"gave up on split pattern .* at character 4 \(byte 5\)"):
+            call("xy \u00e9" + "a" * 40)
+        with pytest.raises(ValueError, match="normalized form"):
+            call("xy e\u0301" + "a" * 40)
+    # After an added token: the place is in the whole text, not in the stretch after it.
+    with pytest.raises(ValueError, match=r"at character 7 \(byte 8\)"):
+        tok.encode("<s>xy \u00e9" + "a" * 40, allowed_special="all")
+
+
 def _token_bytes(text: str) -> bytes:
     from fastllm.tokenizer.formats.gpt2_vocab import text_to_bytes
 
