@@ -1185,15 +1185,23 @@ impl CoreBpe {
                 Segment::Piece(stretch) => self.encode_plain_into(stretch, out, cache.as_deref_mut()),
             });
         }
-        // Pieces may be slices of a normalized copy of `text`, which does not
-        // outlive a segment: each is encoded as it comes.
-        let mut batch = PieceBatch::new(&self.encoder, &[], cache);
+        // Pieces that are slices of `text` wait in the batch, their lines
+        // asked for ahead; a piece of a normalized copy (or a prefixed one),
+        // which does not outlive its segment, is encoded as it comes.
+        let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
+        let base = text.as_ptr() as usize;
         let result = pipeline.for_each_segment(text, allowed, |segment| match segment {
             Segment::Token(id) => {
                 batch.flush(out);
                 out.push(id);
             }
-            Segment::Piece(piece) => batch.push_now(piece.as_bytes(), out),
+            Segment::Piece(piece) => {
+                let at = (piece.as_ptr() as usize).wrapping_sub(base);
+                match text.as_bytes().get(at..at.wrapping_add(piece.len())) {
+                    Some(within) if at < text.len() => batch.push(within, out),
+                    _ => batch.push_now(piece.as_bytes(), out),
+                }
+            }
         });
         batch.finish(out);
         result
