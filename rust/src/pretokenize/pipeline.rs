@@ -458,6 +458,37 @@ impl Pipeline {
         failed.map_or(Ok(()), Err)
     }
 
+    /// The GPT-2 pieces of `piece` with a space put before it, where only the
+    /// first is made anew: the others are slices of `piece` (which the encoder
+    /// can hold in its batch), not of a copy of all of it. Each GPT-2 piece
+    /// depends only on the text from its start up to the character after its
+    /// end, so after the first piece of " " + `piece` (found in a copy of a
+    /// prefix long enough to show that character) come the pieces of `piece`
+    /// from where that one ends.
+    fn gpt2_prefixed(&self, piece: &str, f: &mut dyn FnMut(&str)) -> Result<(), SplitError> {
+        let mut shown = piece.len().min(64);
+        loop {
+            while !piece.is_char_boundary(shown) {
+                shown += 1;
+            }
+            let head = format!(" {}", &piece[..shown]);
+            let mut first = None;
+            self.gpt2.for_each_piece(&head, |p| {
+                first.get_or_insert(p.len());
+            })?;
+            let end = first.unwrap_or(head.len());
+            if end < head.len() || shown == piece.len() {
+                f(&head[..end]);
+                // `end` counts the space: `piece` goes on at `end - 1`.
+                return match &piece[end - 1..] {
+                    "" => Ok(()),
+                    after => self.gpt2.for_each_piece(after, f),
+                };
+            }
+            shown = (shown * 2).min(piece.len());
+        }
+    }
+
     /// The pieces of `text` (normalized first), without added-token handling.
     pub fn pieces(&self, text: &str) -> Result<Vec<String>, SplitError> {
         let mut out = Vec::new();
@@ -513,18 +544,17 @@ impl Pipeline {
             // The last step (Pipeline::new sees to it): nothing after it can fail.
             Step::ByteLevel { add_prefix_space, use_regex } => {
                 debug_assert!(rest.is_empty());
-                let prefixed;
-                let piece = if *add_prefix_space && !piece.starts_with(' ') {
-                    prefixed = format!(" {piece}");
-                    prefixed.as_str()
-                } else {
-                    piece
-                };
-                if *use_regex {
-                    self.gpt2.for_each_piece(piece, f)
-                } else {
-                    f(piece);
-                    Ok(())
+                match (*add_prefix_space && !piece.starts_with(' '), *use_regex) {
+                    (true, true) => self.gpt2_prefixed(piece, f),
+                    (true, false) => {
+                        f(&format!(" {piece}"));
+                        Ok(())
+                    }
+                    (false, true) => self.gpt2.for_each_piece(piece, f),
+                    (false, false) => {
+                        f(piece);
+                        Ok(())
+                    }
                 }
             }
         }
@@ -587,6 +617,37 @@ mod tests {
 
     fn pieces(p: &Pipeline, text: &str) -> Vec<String> {
         p.pieces(text).unwrap()
+    }
+
+    /// A space put before a text, then GPT-2's split: the first piece made
+    /// from a copy of a prefix, the rest as slices of the text, the same
+    /// pieces as splitting a copy of all of it.
+    #[test]
+    fn prefixed_gpt2_pieces_are_those_of_the_prefixed_copy() {
+        let p = pipeline(Normalizer::None, vec![Step::ByteLevel { add_prefix_space: true, use_regex: true }]);
+        let gpt2 = Pretokenizer::new("gpt2").unwrap();
+        let alphabet = ["a", "Z", "é", "7", "'", "'s", " ", "  ", "\n", "\t", "!", "日", "\u{a0}", "\r\n"];
+        let mut next = crate::test_rng::xorshift(5);
+        for round in 0..3_000 {
+            // Runs long enough to need the prefix copied more than once.
+            let len = if round % 10 == 0 { 60 + (next() % 400) as usize } else { (next() % 12) as usize };
+            let mut text = String::new();
+            while text.chars().count() < len {
+                let part = alphabet[(next() % alphabet.len() as u64) as usize];
+                let times = if next().is_multiple_of(4) { 1 + (next() % 150) as usize } else { 1 };
+                text.push_str(&part.repeat(times));
+            }
+            let prefixed = format!(" {text}");
+            let expected: Vec<String> = if text.starts_with(' ') {
+                gpt2.pieces(&text).unwrap().into_iter().map(str::to_string).collect()
+            } else {
+                gpt2.pieces(&prefixed).unwrap().into_iter().map(str::to_string).collect()
+            };
+            if text.is_empty() {
+                continue;
+            }
+            assert_eq!(pieces(&p, &text), expected, "{text:?}");
+        }
     }
 
     #[test]
