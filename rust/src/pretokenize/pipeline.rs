@@ -80,23 +80,22 @@ impl Normalizer {
     /// characters from U+0300 up are checked, each on its own (a character
     /// that composes with the one before it is never a sure "yes").
     fn surely_nfc(text: &str) -> bool {
-        let bytes = text.as_bytes();
         let starters = nfc_starters();
         let mut at = 0;
-        while let Some(k) = bytes[at..].iter().position(|&b| b >= 0xCC) {
+        while let Some(k) = text.as_bytes()[at..].iter().position(|&b| b >= 0xCC) {
             let start = at + k;
-            let mut end = start;
             // A run of characters from U+0300 up; those of the BMP that are NFC
             // starters whatever stands around them (Cyrillic, CJK, most of it)
             // read one bit each instead of the quick check's lookups.
+            let mut end = text.len();
             let mut all_starters = true;
-            while end < bytes.len() && bytes[end] >= 0xCC {
-                let len = utf8_len(bytes[end]);
-                if all_starters {
-                    let c = text[end..end + len].chars().next().map_or(u32::MAX, u32::from);
-                    all_starters = c <= 0xFFFF && starters[c as usize / 64] >> (c % 64) & 1 == 1;
+            for (i, c) in text[start..].char_indices() {
+                let c = u32::from(c);
+                if c < 0x300 {
+                    end = start + i;
+                    break;
                 }
-                end += len;
+                all_starters &= c <= 0xFFFF && starters[c as usize / 64] >> (c % 64) & 1 == 1;
             }
             if !all_starters && is_nfc_quick(text[start..end].chars()) != IsNormalized::Yes {
                 return false;
@@ -120,16 +119,6 @@ fn nfc_starters() -> &'static [u64; 1024] {
         }
         bits
     })
-}
-
-/// The length of the UTF-8 sequence that the lead byte `lead` starts.
-fn utf8_len(lead: u8) -> usize {
-    match lead {
-        0..=0x7F => 1,
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        _ => 4,
-    }
 }
 
 /// What a `Split` does with the matches of its pattern (HF's `SplitDelimiterBehavior`).
