@@ -75,19 +75,17 @@ pub struct Merges {
 }
 
 impl Merges {
-    /// Adds the merge of the byte-level texts `left` and `right`; false when
-    /// either is not byte-level.
+    /// Adds the merge of the byte-level texts `left` and `right`; false (and
+    /// nothing added) when either is empty or not byte-level.
     pub fn push(&mut self, byte_level: &ByteLevel, left: &str, right: &str) -> bool {
         let start = self.bytes.len();
-        if !byte_level.append(left, &mut self.bytes) {
-            return false;
-        }
+        let left_read = byte_level.append(left, &mut self.bytes);
         let left_end = self.bytes.len();
-        if !byte_level.append(right, &mut self.bytes) {
+        let both_read = left_read && byte_level.append(right, &mut self.bytes);
+        // An empty part is in no vocabulary.
+        if !both_read || left_end == start || self.bytes.len() == left_end {
+            self.bytes.truncate(start);
             return false;
-        }
-        if left_end == start || self.bytes.len() == left_end {
-            return false; // an empty part, which no vocabulary holds
         }
         self.ends.push((left_end, self.bytes.len()));
         true
@@ -241,6 +239,21 @@ mod tests {
             assert!(m.push(&bl, l, r));
         }
         m
+    }
+
+    #[test]
+    fn a_refused_merge_adds_nothing() {
+        let bl = ByteLevel::default();
+        let mut m = merges(&[("a", "b")]);
+        for (left, right) in [("a", "x y"), ("", "b"), ("a", ""), ("a b", "c")] {
+            assert!(!m.push(&bl, left, right), "{left:?} {right:?}");
+        }
+        assert!(m.push(&bl, "Ġ", "c"));
+        let got: Vec<_> = m.iter().map(|(l, r, both)| (l.to_vec(), r.to_vec(), both.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![(b"a".to_vec(), b"b".to_vec(), b"ab".to_vec()), (b" ".to_vec(), b"c".to_vec(), b" c".to_vec())]
+        );
     }
 
     #[test]
