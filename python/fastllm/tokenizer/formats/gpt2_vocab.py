@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastllm import _core
@@ -93,18 +94,15 @@ def read_gpt2_vocab(
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{vocab_source}: expected a non-empty JSON object of token -> id")
     specials = {text: vocab[text] for text in special_tokens if text in vocab}
-    special_ids = set(specials.values())
     merges_text = _merges_text(merges_path)
     # The core reads files with nothing unusual in them (rust/src/hf_vocab.rs), as the Python
     # below would; anything else goes to the Python, which names the problem and its line.
-    lines = merges_text.split("\n")
-    if lines and lines[0].startswith("#version"):
-        del lines[0]
-    merges = [line for line in (line.rstrip("\r") for line in lines) if line]
+    merges = [line for _, line in _merge_lines(merges_text)]
     added = [(text, token_id, True) for text, token_id in specials.items()]
     tokens = _core.read_hf_vocab_plain(vocab, merges, added, False)
     if tokens is not None:
         return VocabData(tokens, specials, "gpt2")
+    special_ids = set(specials.values())
     tokens = tokens_from_text_vocab(vocab, special_ids, vocab_source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
@@ -134,12 +132,18 @@ def _merges_text(path: str | os.PathLike) -> str:
         raise ValueError(f"{path}: not UTF-8 text ({exc})") from None
 
 
-def _read_merges(text: str, path: str | os.PathLike):
-    source = str(path)
+def _merge_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of each merge line of a ``merges.txt``: no line end, no blank
+    lines, no ``#version`` header."""
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
-        if not line or (number == 1 and line.startswith("#version")):
-            continue
+        if line and not (number == 1 and line.startswith("#version")):
+            yield number, line
+
+
+def _read_merges(text: str, path: str | os.PathLike):
+    source = str(path)
+    for number, line in _merge_lines(text):
         fields = line.split(" ")
         if len(fields) != 2 or not all(fields):
             raise ValueError(f"{source}, line {number}: expected 'A B', got {line[:60]!r}")
