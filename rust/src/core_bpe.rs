@@ -18,7 +18,7 @@ use crate::bpe::{self, Lane, Rank, TokenMap};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::x86_v3;
 use crate::encode_pool::EncodePool;
-use crate::pretokenize::pipeline::{Pipeline, PipelineSpec};
+use crate::pretokenize::pipeline::{OnePass, Pipeline, PipelineSpec};
 use crate::pretokenize::{PatternError, Pretokenizer, SplitError};
 use crate::specials::{SpecialFinder, SpecialMatcher, SpecialsError};
 use crate::token_bytes::TokenBytes;
@@ -1163,6 +1163,57 @@ impl CoreBpe {
         split
     }
 
+    /// Cuts `text` (a normalized stretch) with the pipeline steps `pass` and
+    /// encodes the pieces into `out`, as [`CoreBpe::encode_plain_into`] does
+    /// with the split pattern.
+    fn encode_one_pass_into(
+        &self,
+        pass: &OnePass,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
+        #[cfg(target_arch = "x86_64")]
+        if x86_v3() {
+            // SAFETY: the CPU has the features `one_pass_and_encode_v3` is compiled for.
+            return unsafe { self.one_pass_and_encode_v3(pass, text, out, cache) };
+        }
+        self.one_pass_and_encode(pass, text, out, cache)
+    }
+
+    /// [`CoreBpe::one_pass_and_encode`] compiled for x86-64-v3 (see
+    /// [`CoreBpe::split_and_encode_v3`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    fn one_pass_and_encode_v3(
+        &self,
+        pass: &OnePass,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
+        self.one_pass_and_encode(pass, text, out, cache)
+    }
+
+    #[inline(always)]
+    fn one_pass_and_encode(
+        &self,
+        pass: &OnePass,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
+        let bytes = text.as_bytes();
+        let mut batch = PieceBatch::new(&self.encoder, bytes, cache);
+        let split = pass.for_each_piece(
+            text,
+            #[inline(always)]
+            |start, end| batch.push(&bytes[start..end], out),
+        );
+        batch.finish(out);
+        split
+    }
+
     /// Encodes `text` through `pipeline`: its added tokens (specials as `allowed`)
     /// become their ids, the pieces between them are merged.
     fn encode_segments(
@@ -1183,6 +1234,16 @@ impl CoreBpe {
                     Ok(())
                 }
                 Segment::Piece(stretch) => self.encode_plain_into(stretch, out, cache.as_deref_mut()),
+            });
+        }
+        if let Some(pass) = pipeline.one_pass() {
+            let mut cache = cache;
+            return pipeline.for_each_stretch(text, allowed, |segment| match segment {
+                Segment::Token(id) => {
+                    out.push(id);
+                    Ok(())
+                }
+                Segment::Piece(stretch) => self.encode_one_pass_into(pass, stretch, out, cache.as_deref_mut()),
             });
         }
         // Pieces that are slices of `text` wait in the batch, their lines

@@ -58,6 +58,10 @@ SHAPES = {
     "qwen2": (normalizers.NFC(), pt.Sequence([split(QWEN2), byte_level()])),
     "deepseek_v3": (normalizers.Sequence([]), pt.Sequence([*map(split, DEEPSEEK_V3), byte_level()])),
     "digits_starcoder": (None, pt.Sequence([pt.Digits(individual_digits=True), byte_level(prefix=True, regex=True)])),
+    # Forms the encoder runs in one pass: StarCoder's own (no prefix space), and
+    # class splits whose runs a later class and a scanner's pattern cut again.
+    "digits_byte_level": (None, pt.Sequence([pt.Digits(individual_digits=True), byte_level(regex=True)])),
+    "class_runs_nested": (None, pt.Sequence([split(r"\p{N}{1,3}"), split("[0-4]{1,2}"), split(LLAMA3), byte_level()])),
     "digits_runs_nfc": (normalizers.Sequence([normalizers.NFC()]), pt.Sequence([pt.Digits(), byte_level(regex=True)])),
     "gap": (None, pt.Sequence([split("[a-z]+"), byte_level()])),
     # tiktoken's semantics in HF's terms (what fastllm writes for such a plain pattern).

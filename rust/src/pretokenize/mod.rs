@@ -15,6 +15,7 @@
 //! Text the pattern does not match is skipped, as tiktoken skips it (its pieces
 //! are those of `find_iter`); the built-in and open-model patterns match everything.
 
+mod class_runs;
 mod classes;
 mod compiled;
 pub mod pipeline;
@@ -226,10 +227,14 @@ impl Matcher for CompiledPattern {
     }
 }
 
-impl Matcher for GapScanner {
+/// A gap scanner's `match_end` as a [`Matcher`]; given the function itself
+/// (not a pointer) the loops call it directly and can inline it.
+struct GapFn<F>(F);
+
+impl<F: Fn(&Text<'_>, usize) -> Option<usize>> Matcher for GapFn<F> {
     #[inline(always)]
     fn match_end(&self, t: &Text<'_>, _bytes: &[u8], i: usize) -> Option<usize> {
-        (self.match_end)(t, i)
+        (self.0)(t, i)
     }
     #[inline(always)]
     fn next_start(&self, bytes: &[u8], i: usize) -> Option<usize> {
@@ -370,7 +375,10 @@ impl Pretokenizer {
                 "tekken" => scan_o200k_family::<scan_o200k::Tekken>(text, &t, f),
                 _ => scan_pieces(text, &t, scanner.piece_end, f),
             },
-            Engine::GapScanner(scanner) => each_match(text, &t, *scanner, f),
+            Engine::GapScanner(scanner) => match scanner.name {
+                "deepseek_v3" => each_match(text, &t, &GapFn(scan_deepseek::match_end), f),
+                _ => each_match(text, &t, &GapFn(scanner.match_end), f),
+            },
             Engine::Compiled(compiled) => each_match(text, &t, &**compiled, f),
             Engine::Regex(regex) => {
                 for m in regex.find_iter(text) {
@@ -410,11 +418,21 @@ impl Pretokenizer {
     /// without covering anything); the scanners and the DFAs never match empty.
     /// An error means the regex engine gave up on a custom pattern; `f` has then
     /// seen the stretches before the error's offset.
-    pub fn for_each_stretch(&self, text: &str, mut f: impl FnMut(usize, usize, bool)) -> Result<(), SplitError> {
+    pub fn for_each_stretch(&self, text: &str, f: impl FnMut(usize, usize, bool)) -> Result<(), SplitError> {
+        self.for_each_stretch_inline(text, f)
+    }
+
+    /// [`Pretokenizer::for_each_stretch`] inlined into its caller (the encoder's
+    /// one pass over a pipeline's steps).
+    #[inline(always)]
+    fn for_each_stretch_inline(&self, text: &str, mut f: impl FnMut(usize, usize, bool)) -> Result<(), SplitError> {
         match &self.engine {
             // A scanner's pattern matches at every position: every piece is a match.
             Engine::Scanner(_) => self.for_each_range_inline(text, |start, end| f(start, end, true))?,
-            Engine::GapScanner(scanner) => each_stretch(text, *scanner, f),
+            Engine::GapScanner(scanner) => match scanner.name {
+                "deepseek_v3" => each_stretch(text, &GapFn(scan_deepseek::match_end), f),
+                _ => each_stretch(text, &GapFn(scanner.match_end), f),
+            },
             Engine::Compiled(compiled) => each_stretch(text, &**compiled, f),
             Engine::Regex(regex) => {
                 let mut done = 0;

@@ -30,6 +30,7 @@ use std::sync::OnceLock;
 use unicode_normalization_alignments::char::canonical_combining_class;
 use unicode_normalization_alignments::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
+use super::class_runs::ClassRuns;
 use super::{PatternError, Pretokenizer, SplitError};
 use crate::added_tokens::{AddedToken, AddedVocab, Allowed, Segment};
 use crate::bpe::Rank;
@@ -188,6 +189,145 @@ impl Split {
         out.clear();
         let invert = self.invert;
         self.pretokenizer.for_each_stretch(text, |start, end, is_match| out.push((start, end, is_match != invert)))
+    }
+}
+
+/// Steps the encoder runs in one pass over a stretch, its pieces going
+/// straight into its batch (DeepSeek V3's three `Split`s, StarCoder's `Digits`
+/// before `ByteLevel`): `Split(Isolated)`s of one character class and `Digits`
+/// (see [`ClassRuns`]), each cutting the stretches of the one before; then at
+/// most one other `Split(Isolated)`, over each of those as a text of its own;
+/// then `ByteLevel` without a prefix space, whose GPT-2 pattern (`use_regex`)
+/// takes the place of that split. The pieces are those of [`Pipeline::run`]
+/// on the same steps.
+#[derive(Debug, Clone)]
+pub struct OnePass {
+    runs: Vec<ClassRuns>,
+    last: LastSplit,
+}
+
+#[derive(Debug, Clone)]
+enum LastSplit {
+    /// The class runs' stretches are the pieces.
+    Nothing,
+    /// A `Split(Isolated)`: its matches and the text between them.
+    Stretches(Pretokenizer),
+    /// ByteLevel's GPT-2 pattern (it matches all text).
+    Pieces(Pretokenizer),
+}
+
+impl OnePass {
+    /// The one pass that `steps` are, if they have that form.
+    fn of_steps(steps: &[Step], gpt2: &Pretokenizer) -> Option<Self> {
+        let (steps, byte_level_regex) = match steps.split_last()? {
+            (Step::ByteLevel { add_prefix_space: true, .. }, _) => return None,
+            (Step::ByteLevel { use_regex, .. }, before) => (before, *use_regex),
+            _ => (steps, false),
+        };
+        let class_runs = |step: &Step| match step {
+            Step::Digits { individual } => Some(ClassRuns::digits(*individual)),
+            // Isolated keeps every stretch whichever side `invert` puts it on.
+            Step::Split(split) if split.behavior == Behavior::Isolated => {
+                ClassRuns::of_pattern(split.pretokenizer.source())
+            }
+            _ => None,
+        };
+        let mut runs: Vec<ClassRuns> = Vec::new();
+        let mut last = if byte_level_regex { LastSplit::Pieces(gpt2.clone()) } else { LastSplit::Nothing };
+        for (k, step) in steps.iter().enumerate() {
+            if let Some(found) = class_runs(step) {
+                runs.push(found);
+                continue;
+            }
+            match step {
+                Step::Split(split)
+                    if split.behavior == Behavior::Isolated
+                        && k + 1 == steps.len()
+                        && matches!(last, LastSplit::Nothing) =>
+                {
+                    last = LastSplit::Stretches(split.pretokenizer.clone());
+                }
+                _ => return None,
+            }
+        }
+        Some(Self { runs, last })
+    }
+
+    /// Calls `f(start, end)` on each piece of `text` (not empty), in order. An
+    /// error means the regex engine gave up on the last split; its place is in `text`.
+    #[inline(always)]
+    pub fn for_each_piece(&self, text: &str, mut f: impl FnMut(usize, usize)) -> Result<(), SplitError> {
+        let mut failed = None;
+        // The depths real files have are written out, so that all of it
+        // inlines into the encoder's loop; deeper ones recurse.
+        match self.runs.as_slice() {
+            [] => return self.last_split(text, 0, &mut f),
+            [outer] => outer.for_each_stretch(
+                text,
+                #[inline(always)]
+                |s, e, _| {
+                    let part = &text[s..e];
+                    if failed.is_none() {
+                        failed = self.last_split(part, s, &mut f).err().map(|e| e.within(text, part));
+                    }
+                },
+            ),
+            [outer, inner] => outer.for_each_stretch(
+                text,
+                #[inline(always)]
+                |s, e, _| {
+                    let part = &text[s..e];
+                    inner.for_each_stretch(
+                        part,
+                        #[inline(always)]
+                        |s2, e2, _| {
+                            let piece = &part[s2..e2];
+                            if failed.is_none() {
+                                failed = self.last_split(piece, s + s2, &mut f).err().map(|e| e.within(text, piece));
+                            }
+                        },
+                    )
+                },
+            ),
+            _ => return self.deeper(0, text, 0, &mut f),
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// [`OnePass::for_each_piece`] from class split `k` on, by recursion.
+    fn deeper(&self, k: usize, text: &str, base: usize, f: &mut dyn FnMut(usize, usize)) -> Result<(), SplitError> {
+        let Some(runs) = self.runs.get(k) else { return self.last_split(text, base, &mut |s, e| f(s, e)) };
+        let mut failed = None;
+        runs.for_each_stretch(text, |s, e, _| {
+            if failed.is_none() {
+                let part = &text[s..e];
+                failed = self.deeper(k + 1, part, base + s, f).err().map(|e| e.within(text, part));
+            }
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The last split's pieces of `part`, `f` given their places `base` bytes on.
+    #[inline(always)]
+    fn last_split(&self, part: &str, base: usize, f: &mut impl FnMut(usize, usize)) -> Result<(), SplitError> {
+        match &self.last {
+            LastSplit::Nothing => f(base, base + part.len()),
+            LastSplit::Stretches(split) => split.for_each_stretch_inline(
+                part,
+                #[inline(always)]
+                |s, e, _| {
+                    if e > s {
+                        f(base + s, base + e)
+                    }
+                },
+            )?,
+            LastSplit::Pieces(gpt2) => gpt2.for_each_range_inline(
+                part,
+                #[inline(always)]
+                |s, e| f(base + s, base + e),
+            )?,
+        }
+        Ok(())
     }
 }
 
@@ -365,6 +505,8 @@ pub struct Pipeline {
     gpt2: Pretokenizer,
     /// The steps are the tokenizer's split pattern alone (see [`Pipeline::is_plain`]).
     plain: bool,
+    /// The steps as one pass, if they have that form (see [`Pipeline::one_pass`]).
+    one_pass: Option<OnePass>,
 }
 
 impl Pipeline {
@@ -377,7 +519,8 @@ impl Pipeline {
             return Err(PipelineError("ByteLevel must be the last pre-tokenizer step".into()));
         }
         let gpt2 = Pretokenizer::new("gpt2").map_err(PipelineError::from)?;
-        Ok(Self { normalizer, steps, added, gpt2, plain: false })
+        let one_pass = OnePass::of_steps(&steps, &gpt2);
+        Ok(Self { normalizer, steps, added, gpt2, plain: false, one_pass })
     }
 
     pub fn normalizer(&self) -> Normalizer {
@@ -391,6 +534,13 @@ impl Pipeline {
     /// [`Pipeline::for_each_stretch`]).
     pub fn is_plain(&self) -> bool {
         self.plain
+    }
+
+    /// The steps as one pass over each normalized stretch (see [`OnePass`]),
+    /// if they have that form: the encoder then runs it in its own loop, as
+    /// it runs a plain pattern (see [`Pipeline::for_each_stretch`]).
+    pub fn one_pass(&self) -> Option<&OnePass> {
+        self.one_pass.as_ref()
     }
 
     /// Calls `f` on each added token of `text` (specials as `allowed`) and each
@@ -606,6 +756,74 @@ mod tests {
 
     fn pieces(p: &Pipeline, text: &str) -> Vec<String> {
         p.pieces(text).unwrap()
+    }
+
+    /// The pieces of the steps' one pass, if they have that form.
+    fn one_pass_pieces(p: &Pipeline, text: &str) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        p.one_pass()?.for_each_piece(text, |s, e| out.push(text[s..e].to_string())).unwrap();
+        Some(out)
+    }
+
+    /// One pass cuts as the steps do one after another (`run`, the
+    /// reference), in each form it takes: DeepSeek V3's, StarCoder's, a class
+    /// whose runs a later class cuts again, one to three class splits, the
+    /// last split on a scanner, DFAs or the regex engine, or none.
+    #[test]
+    fn one_pass_cuts_as_the_steps_do() {
+        use crate::pretokenize::{DEEPSEEK_V3_WORDS_PATTERN, LLAMA3_PATTERN};
+        let isolated = |pattern: &str| split(pattern, Behavior::Isolated, false);
+        let byte_level = |use_regex| Step::ByteLevel { add_prefix_space: false, use_regex };
+        let forms = [
+            vec![
+                isolated(r"\p{N}{1,3}"),
+                isolated("[一-龥぀-ゟ゠-ヿ]+"),
+                isolated(DEEPSEEK_V3_WORDS_PATTERN),
+                byte_level(false),
+            ],
+            vec![Step::Digits { individual: true }, byte_level(true)],
+            vec![Step::Digits { individual: false }, isolated(LLAMA3_PATTERN), byte_level(false)],
+            vec![isolated(r"\p{N}{1,3}"), isolated(r"[0-4a-c]{1,2}"), isolated(r"[a-z]+")],
+            vec![isolated(r"[0-9x]+"), isolated(r"\p{N}{1,2}"), isolated(r"[1-5]"), byte_level(true)],
+            vec![split(r"\p{N}{1,3}", Behavior::Isolated, true), byte_level(false)],
+            vec![Step::Digits { individual: true }, isolated(r"\w+(?=\s)|\s")],
+        ];
+        let fragments = [
+            "0", "12", "345", "٣", "²", "½", "𝟘", "一", "中文", "ぁ", "ヿ", "゠", "龥", "x", "abc", "Hello", " ", "  ",
+            "\n", "\r\n", "é", "\u{0300}", ".", "'s", "!?", "-", "\t",
+        ];
+        let mut next = crate::test_rng::xorshift(11);
+        for (k, steps) in forms.into_iter().enumerate() {
+            let p = pipeline(Normalizer::None, steps);
+            assert!(p.one_pass().is_some(), "form {k}");
+            for _ in 0..500 {
+                let n = next() % 16;
+                let text: String = (0..n).map(|_| fragments[(next() % fragments.len() as u64) as usize]).collect();
+                assert_eq!(one_pass_pieces(&p, &text).unwrap(), pieces(&p, &text), "form {k} on {text:?}");
+            }
+        }
+        // Forms it does not take: a prefix space, another behavior, a class
+        // split after another split, a split and ByteLevel's regex.
+        for steps in [
+            vec![Step::Digits { individual: true }, Step::ByteLevel { add_prefix_space: true, use_regex: true }],
+            vec![split(r"\p{N}", Behavior::Removed, false), byte_level(false)],
+            vec![isolated(r"[a-z]+|\s"), isolated(r"\p{N}{1,3}"), byte_level(false)],
+            vec![isolated(r"\p{N}"), isolated(r"[a-z]+|\s"), byte_level(true)],
+        ] {
+            assert!(pipeline(Normalizer::None, steps).one_pass().is_none());
+        }
+    }
+
+    /// An error of the last split is placed in the whole text.
+    #[test]
+    fn one_pass_errors_are_placed_in_the_text() {
+        let bad = "(?:(?=a)a|a)*b|.";
+        let p =
+            pipeline(Normalizer::None, vec![Step::Digits { individual: true }, split(bad, Behavior::Isolated, false)]);
+        let text = format!("xy1 é{}", "a".repeat(40));
+        let error = p.one_pass().unwrap().for_each_piece(&text, |_, _| ()).unwrap_err();
+        assert_eq!(error, p.pieces(&text).unwrap_err());
+        assert_eq!((error.offset, error.char_offset), (6, 5));
     }
 
     /// A space put before a text, then GPT-2's split: the first piece made
