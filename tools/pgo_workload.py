@@ -29,7 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 from fastllm.tokenizer import Tokenizer  # noqa: E402
 from fastllm.tokenizer.pipeline import AddedToken, ByteLevel, Digits, Pipeline, Split  # noqa: E402
-from tests.support.open_model_patterns import OPEN_PATTERNS  # noqa: E402
+from tests.support.open_model_patterns import (  # noqa: E402
+    DEEPSEEK_V3_CJK,
+    DEEPSEEK_V3_DIGITS,
+    DEEPSEEK_V3_WORDS,
+    OPEN_PATTERNS,
+)
 
 SPECIAL = "<|endoftext|>"
 VOCAB_FILES = {"gpt2": "gpt2.tiktoken", "cl100k": "cl100k_base.tiktoken", "o200k": "o200k_base.tiktoken"}
@@ -164,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             added_tokens=(AddedToken("<tool>", made["cl100k"].n_vocab, special=False, lstrip=True),),
         )
         tok = Tokenizer(made["cl100k"].mergeable_tokens(), {}, "cl100k", pipeline=pipeline)
+        encode_all(tok, {k: v[: len(v) // 8] for k, v in texts.items()}, 2)
+    # The pipelines the encoder runs in one pass: DeepSeek V3's three Splits, StarCoder's Digits.
+    for steps in (
+        (Split(DEEPSEEK_V3_DIGITS), Split(DEEPSEEK_V3_CJK), Split(DEEPSEEK_V3_WORDS), ByteLevel(False, False)),
+        (Digits(individual=True), ByteLevel(False, True)),
+    ):
+        tok = Tokenizer(made["cl100k"].mergeable_tokens(), {}, "cl100k", pipeline=Pipeline(steps=steps))
         encode_all(tok, {k: v[: len(v) // 8] for k, v in texts.items()}, 2)
     Tokenizer.train(iter([texts["prose"][: 300_000 if not args.quick else 30_000]]), 2048 if not args.quick else 400, show_progress=False)
     import fastllm._core
