@@ -739,7 +739,7 @@ impl Task {
 /// together; but at least 32 KB each, as each run costs a hand-over (16 KB
 /// runs lost 4-9% on a batch of short lines, when the calling thread took
 /// them over). With `cuttable` (the split pattern's pieces
-/// stop at a newline after a letter, and the texts hold no special tokens)
+/// stop at a newline after a letter, and no special token spans one)
 /// and two threads or more, a text of two parts' length or more is cut into
 /// parts of about half a run (at least [`MIN_PART`]) at such newlines, which
 /// the threads share. Eight documents of 50 KB on two threads left one
@@ -798,8 +798,10 @@ fn cuts_of(text: &[u8], n: usize) -> Vec<usize> {
 }
 
 /// The parts of one cut text as they are encoded; the thread that adds the
-/// last joins them into the text's [`Run`].
-struct Assembly(Mutex<(Vec<Vec<Rank>>, usize, Option<CoreError>)>);
+/// last joins them into the text's [`Run`]. Of several parts' errors, the
+/// text's is the first part's (the whole text's, as a disallowed special
+/// token is the first found).
+struct Assembly(Mutex<(Vec<Vec<Rank>>, usize, Option<(usize, CoreError)>)>);
 
 impl Assembly {
     fn new(parts: usize) -> Self {
@@ -813,14 +815,16 @@ impl Assembly {
         match part {
             Ok(ids) => parts[index] = ids,
             Err(e) => {
-                error.get_or_insert(e);
+                if error.as_ref().is_none_or(|(first, _)| index < *first) {
+                    *error = Some((index, e));
+                }
             }
         }
         *done += 1;
         if *done < parts.len() {
             return None;
         }
-        let error = error.take().map(|e| (text, e.in_batch(text)));
+        let error = error.take().map(|(_, e)| (text, e.in_batch(text)));
         // A text that could not be encoded has no tokens, as in `encode_run`.
         let ids: Vec<Rank> = if error.is_some() { Vec::new() } else { parts.concat() };
         Some(Run { start: text, ends: vec![ids.len()], ids, error })
@@ -1418,7 +1422,11 @@ impl CoreBpe {
         let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
             self.encode_with_into(t, policy, finder, Some(cache), out)
         };
-        stream_texts(self.id, texts, num_threads, &f, sink, false)
+        // A cut comes just before a newline: no special token without one
+        // spans it, so each part finds the specials of the whole text.
+        let cuttable = self.pretokenizer.pieces_stop_at_letter_newlines()
+            && !self.specials.matcher.tokens().iter().any(|name| name.contains('\n'));
+        stream_texts(self.id, texts, num_threads, &f, sink, cuttable)
     }
 
     /// The rank of the mergeable token whose bytes are `bytes`, if there is one.
@@ -1630,6 +1638,77 @@ mod tests {
         .expect_err("the batch panics");
         let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();
         assert_eq!(message, "encoding the batch's texts from index 0 panicked");
+    }
+
+    /// `encode_batch` cuts long texts too, when no special token holds a
+    /// newline: each text gets the ids of the whole, specials found where they
+    /// are (one just before a cut's newline included), and a text with
+    /// disallowed specials the error naming its first.
+    #[test]
+    fn cut_texts_find_the_specials_of_whole_ones() {
+        let specials = vec![("<|end|>".to_string(), 300), ("<|x|>".to_string(), 301)];
+        let c = CoreBpe::new(byte_vocab(&["th", "the", " the", "ck", "s\n"]), &specials, "o200k").unwrap();
+        let with_specials = |bytes: usize, seed: u64| {
+            let lines: Vec<String> = prose(bytes, seed).lines().map(str::to_string).collect();
+            let mut next = crate::test_rng::xorshift(seed + 100);
+            let mut text = String::new();
+            for line in lines {
+                text.push_str(&line);
+                match next() % 40 {
+                    0 => text.push_str("<|end|>"),
+                    1 => text.push_str("x<|x|>"),
+                    _ => {}
+                }
+                text.push('\n');
+            }
+            text
+        };
+        let texts: Vec<String> =
+            (0..4).map(|k| with_specials([150_000, 40_000, 90_000, 70_000][k], k as u64 + 1)).collect();
+        let all = SpecialPolicy {
+            allowed: HashSet::new(),
+            allow_all_specials: true,
+            disallowed: HashSet::new(),
+            disallow_other_specials: false,
+        };
+        let one = SpecialPolicy {
+            allowed: HashSet::from(["<|end|>"]),
+            allow_all_specials: false,
+            disallowed: HashSet::new(),
+            disallow_other_specials: false,
+        };
+        for policy in [&all, &one] {
+            let alone: Vec<Vec<Rank>> = texts.iter().map(|t| c.encode(t, policy).unwrap()).collect();
+            assert!(alone.iter().all(|ids| ids.contains(&300)));
+            for threads in [2, 3] {
+                assert_eq!(c.encode_batch(&texts, policy, Some(threads)).unwrap(), alone, "{threads} threads");
+            }
+        }
+        let strict = SpecialPolicy {
+            allowed: HashSet::new(),
+            allow_all_specials: false,
+            disallowed: HashSet::new(),
+            disallow_other_specials: true,
+        };
+        let sink = Collect::new(texts.len());
+        c.encode_batch_to(&texts, &strict, Some(2), &sink).unwrap();
+        for (text, result) in texts.iter().zip(sink.0.into_inner().unwrap()) {
+            let Some(Err(CoreError::DisallowedSpecial(name))) = result else { panic!("no error: {text:.40}") };
+            let first = ["<|end|>", "<|x|>"].into_iter().min_by_key(|n| text.find(n).unwrap_or(usize::MAX)).unwrap();
+            assert_eq!(name, first);
+        }
+        // The first part's error is the text's, whatever order the parts end in.
+        let assembly = Assembly::new(3);
+        assert!(assembly.add(7, 2, Err(CoreError::DisallowedSpecial("late".into()))).is_none());
+        assert!(assembly.add(7, 1, Err(CoreError::DisallowedSpecial("first".into()))).is_none());
+        let run = assembly.add(7, 0, Ok(vec![1])).unwrap();
+        assert!(matches!(&run.error, Some((7, e)) if e.to_string().contains("first")), "{:?}", run.error);
+        // A special with a newline after a letter (where a cut could come) keeps texts whole.
+        let newline = vec![("<|im_start|>user\n".to_string(), 300)];
+        let c = CoreBpe::new(byte_vocab(&[]), &newline, "o200k").unwrap();
+        let text = "<|im_start|>user\nhi there\n".repeat(8_000);
+        let alone = c.encode(&text, &all).unwrap();
+        assert_eq!(c.encode_batch(&[&text], &all, Some(2)).unwrap(), vec![alone]);
     }
 
     /// A panic while encoding a text is raised again by the batch, naming

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,15 @@ def test_long_texts_in_a_batch_keep_their_ids(pair, corpora):
              "12 34\n" * 20_000, shakespeare[120_000:125_000] + "x\r\n  \n\n" * 5_000]
     for threads in (2, 3):
         assert pair.core.encode_ordinary_batch(texts, num_threads=threads) == [pair.ref.encode_ordinary(t) for t in texts]
+    # encode_batch cuts them too: special tokens are found where they are, one before a cut's
+    # newline included, and a disallowed one is an error naming the first in its text.
+    special = "<|endoftext|>"
+    marked = [t.replace("e\n", "e" + special + "\n", 50).replace(". ", ". " + special, 50) for t in texts]
+    assert sum(special in t for t in marked) >= 4
+    want = [pair.ref.encode(t, allowed_special="all") for t in marked]
+    assert pair.core.encode_batch(marked, allowed_special="all", num_threads=2) == want
+    with pytest.raises(ValueError, match="endoftext"):
+        pair.core.encode_batch(marked, num_threads=2)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
