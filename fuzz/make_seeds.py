@@ -103,6 +103,19 @@ def main(out: Path) -> None:
     fastllm_skeleton = json.dumps({"format": "fastllm-tokenizer", "version": 1, "pattern": "cl100k",
                                    "special_tokens": {"<s>": 2}, "ranks": ["AA==", "AQ=="]}).encode()
     seeds["py_hf_json"] += [b"\x00" + hf_skeleton, b"\x00" + b"[" * 64 + b"]" * 64]
+    # The whole tiny tokenizer under the pre-tokenizers the encoder runs in one pass (class
+    # splits, DeepSeek V3's form and StarCoder's), so that mutations reach that loop.
+    def split(regex: str) -> dict:
+        return {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False}
+
+    for steps in (
+        [split(r"\p{N}{1,3}"), split("[一-龥぀-ゟ]+"), split(r"[a-z]+|\s+(?!\S)|\s"),
+         {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}],
+        [{"type": "Digits", "individual_digits": True}, {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}],
+    ):
+        document = json.loads(hf_json)
+        document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": steps}
+        seeds["py_hf_json"].append(b"\x00" + json.dumps(document, ensure_ascii=False).encode())
     seeds["py_fastllm_json"] += [b"\x00" + fastllm_skeleton]
     seeds["py_gpt2_vocab"] += [b'{"a": 0, "b": 1, "ab": 2}' + GPT2_SEPARATOR + b"#version: 0.2\na b\n" + GPT2_SEPARATOR + b'{"<s>": 3}']
     seeds["py_tiktoken_file"] += [b"\x00AA== 0\nAQ== 1\nAAE= 2\n"]

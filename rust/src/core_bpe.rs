@@ -975,6 +975,14 @@ fn stream_texts<S: AsRef<str> + Sync>(
     Ok(())
 }
 
+/// What cuts a text into the pieces the encoder merges: a split pattern, or
+/// a pipeline's steps that run in one pass.
+#[derive(Clone, Copy)]
+enum Splitter<'a> {
+    Pattern(&'a Pretokenizer),
+    OnePass(&'a OnePass),
+}
+
 /// An immutable byte-level BPE tokenizer (vocabulary, specials, split pattern).
 /// `Send + Sync`: share it across threads freely.
 #[derive(Debug)]
@@ -1125,12 +1133,24 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
+        self.split_and_encode_into(Splitter::Pattern(&self.pretokenizer), text, out, cache)
+    }
+
+    /// Splits `text` with `splitter` and encodes its pieces into `out`, on
+    /// the copy of the loop compiled for this CPU.
+    fn split_and_encode_into(
+        &self,
+        splitter: Splitter<'_>,
+        text: &str,
+        out: &mut Vec<Rank>,
+        cache: Option<&mut PieceCache>,
+    ) -> Result<(), SplitError> {
         #[cfg(target_arch = "x86_64")]
         if x86_v3() {
             // SAFETY: the CPU has the features `split_and_encode_v3` is compiled for.
-            return unsafe { self.split_and_encode_v3(text, out, cache) };
+            return unsafe { self.split_and_encode_v3(splitter, text, out, cache) };
         }
-        self.split_and_encode(text, out, cache)
+        self.split_and_encode(splitter, text, out, cache)
     }
 
     /// The scan loop, the window classification and the per-piece work,
@@ -1140,11 +1160,12 @@ impl CoreBpe {
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
     fn split_and_encode_v3(
         &self,
+        splitter: Splitter<'_>,
         text: &str,
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
-        self.split_and_encode(text, out, cache)
+        self.split_and_encode(splitter, text, out, cache)
     }
 
     /// Splits `text` and encodes its pieces into `out` (as compiled for any
@@ -1152,68 +1173,26 @@ impl CoreBpe {
     #[inline(always)]
     fn split_and_encode(
         &self,
-        text: &str,
-        out: &mut Vec<Rank>,
-        cache: Option<&mut PieceCache>,
-    ) -> Result<(), SplitError> {
-        let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
-        let split = self.pretokenizer.for_each_piece_bytes_inline(
-            text,
-            #[inline(always)]
-            |piece| batch.push(piece, out),
-        );
-        // The pieces before a split error are kept, as the caller may report where it stopped.
-        batch.finish(out);
-        split
-    }
-
-    /// Cuts `text` (a normalized stretch) with the pipeline steps `pass` and
-    /// encodes the pieces into `out`, as [`CoreBpe::encode_plain_into`] does
-    /// with the split pattern.
-    fn encode_one_pass_into(
-        &self,
-        pass: &OnePass,
-        text: &str,
-        out: &mut Vec<Rank>,
-        cache: Option<&mut PieceCache>,
-    ) -> Result<(), SplitError> {
-        #[cfg(target_arch = "x86_64")]
-        if x86_v3() {
-            // SAFETY: the CPU has the features `one_pass_and_encode_v3` is compiled for.
-            return unsafe { self.one_pass_and_encode_v3(pass, text, out, cache) };
-        }
-        self.one_pass_and_encode(pass, text, out, cache)
-    }
-
-    /// [`CoreBpe::one_pass_and_encode`] compiled for x86-64-v3 (see
-    /// [`CoreBpe::split_and_encode_v3`]).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-    fn one_pass_and_encode_v3(
-        &self,
-        pass: &OnePass,
-        text: &str,
-        out: &mut Vec<Rank>,
-        cache: Option<&mut PieceCache>,
-    ) -> Result<(), SplitError> {
-        self.one_pass_and_encode(pass, text, out, cache)
-    }
-
-    #[inline(always)]
-    fn one_pass_and_encode(
-        &self,
-        pass: &OnePass,
+        splitter: Splitter<'_>,
         text: &str,
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
         let bytes = text.as_bytes();
         let mut batch = PieceBatch::new(&self.encoder, bytes, cache);
-        let split = pass.for_each_piece(
-            text,
-            #[inline(always)]
-            |start, end| batch.push(&bytes[start..end], out),
-        );
+        let split = match splitter {
+            Splitter::Pattern(pattern) => pattern.for_each_piece_bytes_inline(
+                text,
+                #[inline(always)]
+                |piece| batch.push(piece, out),
+            ),
+            Splitter::OnePass(pass) => pass.for_each_piece(
+                text,
+                #[inline(always)]
+                |start, end| batch.push(&bytes[start..end], out),
+            ),
+        };
+        // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.finish(out);
         split
     }
@@ -1247,7 +1226,9 @@ impl CoreBpe {
                     out.push(id);
                     Ok(())
                 }
-                Segment::Piece(stretch) => self.encode_one_pass_into(pass, stretch, out, cache.as_deref_mut()),
+                Segment::Piece(stretch) => {
+                    self.split_and_encode_into(Splitter::OnePass(pass), stretch, out, cache.as_deref_mut())
+                }
             });
         }
         // Pieces that are slices of `text` wait in the batch, their lines
@@ -1465,6 +1446,7 @@ impl CoreBpe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pretokenize::pipeline::{Normalizer, Step};
     use std::sync::atomic::AtomicUsize;
 
     fn byte_vocab(extra: &[&str]) -> Vec<Vec<u8>> {
@@ -1811,17 +1793,26 @@ mod tests {
         }
         let vocab = byte_vocab(&["he", "ll", "hell", "hello", " a", "aZ", " aZ", "日", "ǅ", "ǅa", "\t\n", "11", "١١"]);
         let samples = crate::pretokenize::tests::random_samples();
-        for (name, source) in crate::pretokenize::tests::all_scanners() {
-            let c = CoreBpe::new(vocab.clone(), &[], source).unwrap();
+        let check = |name: &str, c: &CoreBpe, splitter: Splitter<'_>| {
             let mut cache = PieceCache::for_bytes(1 << 16);
             for text in &samples {
                 let (mut portable, mut v3) = (Vec::new(), Vec::new());
-                c.split_and_encode(text, &mut portable, None).unwrap();
+                c.split_and_encode(splitter, text, &mut portable, None).unwrap();
                 // SAFETY: the CPU has the features (checked above).
-                unsafe { c.split_and_encode_v3(text, &mut v3, Some(&mut cache)) }.unwrap();
+                unsafe { c.split_and_encode_v3(splitter, text, &mut v3, Some(&mut cache)) }.unwrap();
                 assert_eq!(portable, v3, "{name}: {text:?}");
             }
+        };
+        for (name, source) in crate::pretokenize::tests::all_scanners() {
+            let c = CoreBpe::new(vocab.clone(), &[], source).unwrap();
+            check(name, &c, Splitter::Pattern(&c.pretokenizer));
         }
+        // A pipeline's one pass: Digits, then GPT-2's pattern.
+        let steps =
+            vec![Step::Digits { individual: true }, Step::ByteLevel { add_prefix_space: false, use_regex: true }];
+        let spec = PipelineSpec { normalizer: Normalizer::None, steps, added_tokens: Vec::new() };
+        let c = CoreBpe::with_pipeline(vocab.clone(), &[], "gpt2", spec).unwrap();
+        check("one pass", &c, Splitter::OnePass(c.pipeline().and_then(Pipeline::one_pass).unwrap()));
     }
 
     /// The tokens of `text` with each piece merged alone, from its bytes.
