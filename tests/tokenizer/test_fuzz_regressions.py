@@ -248,3 +248,30 @@ def test_a_split_behavior_that_is_not_a_string_names_the_file(tmp_path, behavior
     (tmp_path / "tokenizer.json").write_text(json.dumps(document))
     with pytest.raises(ValueError, match=r"tokenizer\.json: Split behavior .* is unknown"):
         Tokenizer.from_hf_json(tmp_path / "tokenizer.json")
+
+
+# ----- py_hf_json (eighteenth session, JSON-aware mutator, within seconds): a lone surrogate
+# ("\ud800" in the JSON) as a vocabulary entry or a merge reached the core's fast reader of
+# plain vocabularies, which raised UnicodeEncodeError naming no file. Such a file now goes to
+# the Python reader, which names it; GPT-2's vocab.json took the same path.
+
+
+@pytest.mark.parametrize("where", ["vocab", "merge", "merge pair"])
+def test_a_lone_surrogate_in_the_vocabulary_names_the_file(tmp_path, where):
+    Tokenizer(BYTES, {}, r"\w+|\s+|.").to_hf_json(tmp_path / "tokenizer.json")
+    document = json.loads((tmp_path / "tokenizer.json").read_text())
+    model = document["model"]
+    if where == "vocab":
+        model["vocab"]["\ud800"] = len(model["vocab"])
+    else:
+        model["merges"].append("\ud800 a" if where == "merge" else ["\ud800", "a"])
+    (tmp_path / "tokenizer.json").write_text(json.dumps(document))  # ASCII: "\ud800" escaped
+    with pytest.raises(ValueError, match=r"tokenizer\.json"):
+        Tokenizer.from_hf_json(tmp_path / "tokenizer.json")
+    (tmp_path / "gpt2").mkdir()
+    (tmp_path / "gpt2" / "vocab.json").write_text(json.dumps(model["vocab"]))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (tmp_path / "gpt2" / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges[:-1]) + "\n")
+    if where == "vocab":
+        with pytest.raises(ValueError, match="gpt2"):
+            Tokenizer.from_pretrained(tmp_path / "gpt2")

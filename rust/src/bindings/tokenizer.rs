@@ -666,20 +666,25 @@ fn read_hf_vocab_plain<'py>(
         let Some(id) = id.is_exact_instance_of::<PyInt>().then(|| id.extract::<i64>().ok()).flatten() else {
             return Ok(None);
         };
-        entries.push((byte_level.bytes(&Utf8::of(text)?), id));
+        // Lone surrogates (not UTF-8) are the Python reader's to explain.
+        let Ok(text) = Utf8::of(text) else { return Ok(None) };
+        entries.push((byte_level.bytes(&text), id));
     }
     let Ok(merges) = merges.cast::<PyList>() else { return Ok(None) };
     let mut pairs = Merges::default();
     for merge in merges.iter() {
         let pushed = if let Ok(text) = merge.cast::<PyString>() {
-            match Utf8::of(text)?.split_once(' ') {
+            match Utf8::of(text).ok().as_deref().and_then(|t| t.split_once(' ')) {
                 Some((left, right)) if !right.contains(' ') => pairs.push(&byte_level, left, right),
                 _ => false,
             }
         } else if let Ok(list) = merge.cast::<PyList>() {
             match (list.len(), list.get_item(0).ok(), list.get_item(1).ok()) {
                 (2, Some(left), Some(right)) => match (left.cast::<PyString>(), right.cast::<PyString>()) {
-                    (Ok(left), Ok(right)) => pairs.push(&byte_level, &Utf8::of(left)?, &Utf8::of(right)?),
+                    (Ok(left), Ok(right)) => match (Utf8::of(left), Utf8::of(right)) {
+                        (Ok(left), Ok(right)) => pairs.push(&byte_level, &left, &right),
+                        _ => false,
+                    },
                     _ => false,
                 },
                 _ => false,
