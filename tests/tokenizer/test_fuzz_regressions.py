@@ -275,3 +275,17 @@ def test_a_lone_surrogate_in_the_vocabulary_names_the_file(tmp_path, where):
     if where == "vocab":
         with pytest.raises(ValueError, match="gpt2"):
             Tokenizer.from_pretrained(tmp_path / "gpt2")
+
+
+# ----- py_gpt2_vocab (eighteenth session, after 10 minutes): a vocab.json entry that
+# added_tokens.json names, whose id is not an int (an object here), raised TypeError
+# ("unhashable type: 'dict'") from the set of special ids instead of naming the file.
+
+
+@pytest.mark.parametrize("bad_id", [{"": 0}, [1], "7", -1, True])
+def test_a_named_special_with_a_bad_id_names_the_vocabulary(tmp_path, bad_id):
+    (tmp_path / "vocab.json").write_text(json.dumps({"a": 0, "<pad>": bad_id}))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    (tmp_path / "added_tokens.json").write_text(json.dumps({"<pad>": 256}))
+    with pytest.raises(ValueError, match=r"vocab\.json: vocab entry '<pad>' has invalid id"):
+        Tokenizer.from_pretrained(tmp_path)

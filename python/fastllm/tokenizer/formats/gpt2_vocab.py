@@ -94,6 +94,8 @@ def read_gpt2_vocab(
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{vocab_source}: expected a non-empty JSON object of token -> id")
     specials = {text: vocab[text] for text in special_tokens if text in vocab}
+    for text, token_id in specials.items():
+        _check_id(text, token_id, vocab_source)
     merges_text = _merges_text(merges_path)
     # The core reads files with nothing unusual in them (rust/src/hf_vocab.rs), as the Python
     # below would; anything else goes to the Python, which names the problem and its line.
@@ -114,8 +116,7 @@ def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> l
     """The token bytes in id order of a GPT-2 text vocabulary (text -> id), leaving out ``special_ids``."""
     by_id: dict[int, bytes] = {}
     for text, token_id in vocab.items():
-        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
-            raise ValueError(f"{source}: vocab entry {text!r} has invalid id {token_id!r}")
+        _check_id(text, token_id, source)
         if token_id in special_ids:
             continue
         try:
@@ -123,6 +124,11 @@ def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> l
         except ValueError as exc:
             raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
     return tokens_in_rank_order(by_id, source)
+
+
+def _check_id(text: str, token_id: object, source: str) -> None:
+    if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+        raise ValueError(f"{source}: vocab entry {text!r} has invalid id {token_id!r}")
 
 
 def _merges_text(path: str | os.PathLike) -> str:
