@@ -1207,28 +1207,21 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
-        if pipeline.is_plain() {
-            // The pattern's pieces of each normalized stretch, found and merged
-            // batch by batch as for a tokenizer without a pipeline.
+        // The pieces of each normalized stretch, found and merged batch by
+        // batch as for a tokenizer without a pipeline: the pattern's where the
+        // steps are the pattern alone, else the steps' one pass if they have one.
+        let splitter = match pipeline.one_pass() {
+            _ if pipeline.is_plain() => Some(Splitter::Pattern(&self.pretokenizer)),
+            pass => pass.map(Splitter::OnePass),
+        };
+        if let Some(splitter) = splitter {
             let mut cache = cache;
             return pipeline.for_each_stretch(text, allowed, |segment| match segment {
                 Segment::Token(id) => {
                     out.push(id);
                     Ok(())
                 }
-                Segment::Piece(stretch) => self.encode_plain_into(stretch, out, cache.as_deref_mut()),
-            });
-        }
-        if let Some(pass) = pipeline.one_pass() {
-            let mut cache = cache;
-            return pipeline.for_each_stretch(text, allowed, |segment| match segment {
-                Segment::Token(id) => {
-                    out.push(id);
-                    Ok(())
-                }
-                Segment::Piece(stretch) => {
-                    self.split_and_encode_into(Splitter::OnePass(pass), stretch, out, cache.as_deref_mut())
-                }
+                Segment::Piece(stretch) => self.split_and_encode_into(splitter, stretch, out, cache.as_deref_mut()),
             });
         }
         // Pieces that are slices of `text` wait in the batch, their lines
