@@ -32,7 +32,10 @@ punct = st.sampled_from(PUNCT)
 # Any code point except surrogates (not encodable as UTF-8).
 anything = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=6)
 
-piece = st.one_of(contraction, digits, whitespace_run, word, emoji, combining, cjk, punct, anything)
+# Long runs of one character: the scanners decide most of such a run from its ASCII bytes alone.
+long_run = st.tuples(st.sampled_from([" ", "\t", "\n", "a", "Z", "1", "."]), st.integers(10, 80)).map(lambda t: t[0] * t[1])
+
+piece = st.one_of(contraction, digits, whitespace_run, long_run, word, emoji, combining, cjk, punct, anything)
 
 #: A mix of the above, glued together without separators.
 tricky_text = st.lists(piece, max_size=24).map("".join)

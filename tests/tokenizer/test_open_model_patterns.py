@@ -137,6 +137,10 @@ def test_known_splits():
     assert split("qwen2", "it'ſ 2024") == ["it", "'ſ", " ", "2", "0", "2", "4"]
     assert split("tekken", "HTTPServer's iPhone//\n 42") == ["HTTPServer", "'s", " i", "Phone", "//\n", " ", "4", "2"]
     assert split("deepseek_v3_words", "Hello,world! 中文 x1") == ["Hello", ",world", "!", " 中文", " x"]
+    # A run of ASCII whitespace that goes on through U+00A0 to a newline is one piece, however long.
+    run = "\n" + " " * 20 + "\u00a0\n"
+    for name in ("llama3", "qwen2", "llama4", "tekken", "deepseek_v3_words"):
+        assert split(name, "ab" + run + "z") == ["ab", run, "z"], name
 
 
 # Letters and newlines (where chunks are cut), spaces, digits, marks, apostrophes and anything else.

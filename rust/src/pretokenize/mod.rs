@@ -823,9 +823,54 @@ pub(crate) mod tests {
     /// characters now and then), `n` of them from `seed`.
     fn window_samples(seed: u64, n: usize, len: usize, high_one_in: u64) -> Vec<String> {
         let ascii: Vec<&str> = vec![
-            "a", "Z", "q", "AB", "cd", "Hello", "iPhone", " ", "  ", "   ", "\t", "\x0b", "\x0c", "\n", "\r\n", "\n\n",
-            "'", "'s", "'S", "'ll", "'Re", "'ve", "'d", "'m", "'t", "'x", "1", "23", "456", "7890", ".", ",", "/",
-            "//", "!?", "(", ")", "\x7f", "-", "_", "\"", "#", ":", ";", "\x00",
+            "a",
+            "Z",
+            "q",
+            "AB",
+            "cd",
+            "Hello",
+            "iPhone",
+            " ",
+            "  ",
+            "   ",
+            "        ",
+            "\n        ",
+            "\t",
+            "\t\t\t\t",
+            "\x0b",
+            "\x0c",
+            "\n",
+            "\r\n",
+            "\n\n",
+            "'",
+            "'s",
+            "'S",
+            "'ll",
+            "'Re",
+            "'ve",
+            "'d",
+            "'m",
+            "'t",
+            "'x",
+            "1",
+            "23",
+            "456",
+            "7890",
+            ".",
+            ",",
+            "/",
+            "//",
+            "!?",
+            "(",
+            ")",
+            "\x7f",
+            "-",
+            "_",
+            "\"",
+            "#",
+            ":",
+            ";",
+            "\x00",
         ];
         let longer = ["é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "\u{85}", "\u{3000}", "日", "ǅ", "😀"];
         let mut next = crate::test_rng::xorshift(seed);
@@ -920,6 +965,42 @@ pub(crate) mod tests {
             for unit in ["a", "A", "1", " ", "\n", "!", " \n", "ab'", "/"] {
                 samples.push(unit.repeat(n));
                 samples.push(format!("x{} y", unit.repeat(n)));
+            }
+        }
+        for (name, source) in all_scanners() {
+            let fast = Pretokenizer::new(source).unwrap();
+            let slow = Pretokenizer::regex_only(source).unwrap();
+            for text in &samples {
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
+            }
+        }
+    }
+
+    /// A whitespace run that goes on through a longer space character
+    /// (U+00A0, U+0085, U+3000, U+2003): where `\s*[\r\n]` and `\s++$` end
+    /// it depends on what comes after that character, however long the ASCII
+    /// run before it. (The windows once cut such a run after its first newline
+    /// when the longer character came 14 or more bytes later.)
+    #[test]
+    fn whitespace_runs_through_longer_spaces_equal_the_regex() {
+        let mut samples = Vec::new();
+        for lead in ["ab", "x.", ""] {
+            for run in ["\n", "\r", " ", "\t\r", "\n "] {
+                for n in (10..70).step_by(3) {
+                    for space in ["\u{a0}", "\u{85}", "\u{3000}", "\u{2003}"] {
+                        for tail in [
+                            "",
+                            "\n",
+                            "\nz",
+                            "z",
+                            " z",
+                            "\r\nzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+                        ] {
+                            samples.push(format!("{lead}{run}{}{space}{tail}", " ".repeat(n)));
+                            samples.push(format!("{lead}{run}{}{space}{tail}", "\t".repeat(n)));
+                        }
+                    }
+                }
             }
         }
         for (name, source) in all_scanners() {

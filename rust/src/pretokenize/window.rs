@@ -168,13 +168,20 @@ impl Window {
     }
 
     /// The doubts every scanner has: from two bytes before the first longer
-    /// character on (the rules look two bytes back), and a whitespace run
-    /// that reaches the window's end, which may go on past it.
+    /// character on (the rules look two bytes back), the whitespace run just
+    /// before that character, and a whitespace run that reaches the window's
+    /// end. Either run may go on past what the window's classes see (through
+    /// U+00A0, U+0085, U+3000, ... or the next window), and where `\s*[\r\n]`
+    /// or `\s++$` end a run depends on what its end holds, however far that is.
     #[inline(always)]
     pub fn edge_doubt(&self) -> u64 {
         let mut doubt = 0;
         if self.high != 0 {
-            doubt |= u64::MAX << (self.high.trailing_zeros() as usize).saturating_sub(2);
+            let first = self.high.trailing_zeros() as usize;
+            doubt |= u64::MAX << first.saturating_sub(2);
+            if first > 0 {
+                doubt |= fill_backward(self.space & (1u64 << (first - 1)), self.space);
+            }
         }
         if !self.last {
             doubt |= top_run(self.space);
