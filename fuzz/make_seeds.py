@@ -54,11 +54,21 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fuzz.dict").write_text("".join(_dict_line(t) + "\n" for t in DICTIONARY))
     text_seeds = [t.encode() for t in TEXTS]
-    for target in ("core_bpe", "utf8_stream", "chunking", "trainer", "py_tokenizer_api"):
+    for target in ("core_bpe", "utf8_stream", "chunking", "trainer", "scanners", "py_tokenizer_api"):
         folder = out / target
         folder.mkdir(exist_ok=True)
         for i, seed in enumerate(text_seeds):
             (folder / f"seed{i}").write_bytes(seed)
+
+    # The scanners target reads its input as (unit, repeat) byte pairs: seeds of random
+    # pairs start it on texts of many runs (a fixed generator: the same seeds every time).
+    state = 0x2545F4914F6CDD1D
+    for i in range(32):
+        seed = bytearray()
+        for _ in range(24):
+            state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+            seed.append(state >> 56)
+        (out / "scanners" / f"runs{i}").write_bytes(bytes(seed))
 
     tok = _tiny_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:

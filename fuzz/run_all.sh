@@ -5,7 +5,7 @@
 #   fuzz/run_all.sh [-m MINUTES] [-j PARALLEL] [TARGET...]
 #
 # Rust targets (cargo fuzz / libFuzzer, AddressSanitizer, debug assertions):
-#   core_bpe utf8_stream chunking trainer
+#   core_bpe utf8_stream chunking trainer scanners
 # Python targets (atheris, against the installed fastllm in .venv):
 #   py_tiktoken_file py_hf_json py_fastllm_json py_gpt2_vocab py_open_tokenizer py_tokenizer_api
 #
@@ -28,7 +28,7 @@ while getopts "m:j:h" opt; do
 done
 shift $((OPTIND - 1))
 
-RUST_TARGETS=(core_bpe utf8_stream chunking trainer)
+RUST_TARGETS=(core_bpe utf8_stream chunking trainer scanners)
 PY_TARGETS=(py_tiktoken_file py_hf_json py_fastllm_json py_gpt2_vocab py_open_tokenizer py_tokenizer_api)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${RUST_TARGETS[@]}" "${PY_TARGETS[@]}")
