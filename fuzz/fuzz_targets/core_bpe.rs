@@ -87,11 +87,7 @@ struct Input {
 fn regex_of(name: &str) -> &'static Pretokenizer {
     static REGEXES: OnceLock<Vec<(&str, Pretokenizer)>> = OnceLock::new();
     let all = REGEXES.get_or_init(|| {
-        ["gpt2", "cl100k", "o200k"]
-            .into_iter()
-            .chain(OPEN)
-            .map(|n| (n, Pretokenizer::regex_only(n).unwrap()))
-            .collect()
+        ["gpt2", "cl100k", "o200k"].into_iter().chain(OPEN).map(|n| (n, Pretokenizer::regex_only(n).unwrap())).collect()
     });
     &all.iter().find(|(n, _)| *n == name).unwrap().1
 }
@@ -275,7 +271,7 @@ fuzz_target!(|input: Input| {
     // encode_ordinary against the reference BPE; decode round trip.
     let ids = core.encode_ordinary(&text).unwrap();
     assert!(ids.iter().all(|&id| (id as usize) < n));
-    let decoded = core.decode_bytes(ids.iter().map(|&i| i as u64)).unwrap();
+    let decoded = core.decode_bytes(&ids).unwrap();
     assert_eq!(decoded, covered.as_bytes(), "decode(encode(text)) != text");
     if text.len() <= 8192 {
         let ranks: HashMap<&[u8], u32> = vocab.iter().enumerate().map(|(r, t)| (t.as_slice(), r as u32)).collect();
@@ -300,15 +296,25 @@ fuzz_target!(|input: Input| {
         }
         out
     };
-    let policy_all = SpecialPolicy { allowed: all.iter().copied().collect(), disallowed: HashSet::new() };
+    let policy_all = SpecialPolicy {
+        allowed: all.iter().copied().collect(),
+        allow_all_specials: false,
+        disallowed: HashSet::new(),
+        disallow_other_specials: false,
+    };
     let with_all = core.encode(&text, &policy_all).unwrap();
     assert_eq!(with_all, expect_with(&all), "special tokens cut differently");
     if covers {
-        assert_eq!(core.decode_bytes(with_all.iter().map(|&i| i as u64)).unwrap(), bytes);
+        assert_eq!(core.decode_bytes(&with_all).unwrap(), bytes);
     }
 
     // Default policy: every special disallowed.
-    let policy_none = SpecialPolicy { allowed: HashSet::new(), disallowed: all.iter().copied().collect() };
+    let policy_none = SpecialPolicy {
+        allowed: HashSet::new(),
+        allow_all_specials: false,
+        disallowed: all.iter().copied().collect(),
+        disallow_other_specials: false,
+    };
     let occurs = all.iter().any(|s| text.contains(s));
     match core.encode(&text, &policy_none) {
         Ok(got) => {
@@ -321,8 +327,12 @@ fuzz_target!(|input: Input| {
 
     // Half allowed, the rest disallowed.
     let (allowed, disallowed) = all.split_at(all.len() / 2);
-    let policy_half =
-        SpecialPolicy { allowed: allowed.iter().copied().collect(), disallowed: disallowed.iter().copied().collect() };
+    let policy_half = SpecialPolicy {
+        allowed: allowed.iter().copied().collect(),
+        allow_all_specials: false,
+        disallowed: disallowed.iter().copied().collect(),
+        disallow_other_specials: false,
+    };
     let half = core.encode(&text, &policy_half);
     if disallowed.iter().any(|s| text.contains(s)) {
         assert!(matches!(half, Err(CoreError::DisallowedSpecial(_))));
@@ -341,18 +351,18 @@ fuzz_target!(|input: Input| {
     assert_eq!(ordinary[0], ids);
 
     // Arbitrary ids: known iff a rank or a special id; the first unknown is reported.
-    let known = |id: u64| (id as usize) < n || id_of.values().any(|&s| s as u64 == id);
-    let ids: Vec<u64> =
-        input.ids.iter().map(|&i| if i % 3 == 0 { i as u64 } else { i as u64 % (n as u64 + 4) }).collect();
-    match core.decode_bytes(ids.iter().copied()) {
+    let known = |id: u32| (id as usize) < n || id_of.values().any(|&s| s == id);
+    let ids: Vec<u32> = input.ids.iter().map(|&i| if i % 3 == 0 { i } else { i % (n as u32 + 4) }).collect();
+    match core.decode_bytes(&ids) {
         Ok(b) => {
             assert!(ids.iter().all(|&i| known(i)));
-            let expected: Vec<u8> = ids.iter().flat_map(|&i| core.token_bytes(i).unwrap().to_vec()).collect();
+            let expected: Vec<u8> =
+                ids.iter().flat_map(|&i| core.token_bytes(u64::from(i)).unwrap().to_vec()).collect();
             assert_eq!(b, expected);
         }
         Err(CoreError::UnknownToken { id, position }) => {
             assert_eq!(ids.iter().position(|&i| !known(i)), Some(position));
-            assert_eq!(ids[position], id);
+            assert_eq!(u64::from(ids[position]), id);
         }
         Err(e) => panic!("unexpected error {e}"),
     }

@@ -95,10 +95,15 @@ fuzz_target!(|input: Input| {
     let n = tokens.len() as u32;
     let ids: Vec<(String, u32)> = specials.iter().enumerate().map(|(i, s)| (s.clone(), n + i as u32)).collect();
     let core = CoreBpe::new(tokens, &ids, pattern).expect("a trained vocabulary must load");
-    let all = SpecialPolicy { allowed: specials.iter().map(String::as_str).collect(), disallowed: HashSet::new() };
+    let all = SpecialPolicy {
+        allowed: specials.iter().map(String::as_str).collect(),
+        allow_all_specials: false,
+        disallowed: HashSet::new(),
+        disallow_other_specials: false,
+    };
     for t in &texts {
         let got = core.encode(t, &all).unwrap();
-        let back = core.decode_bytes(got.iter().map(|&i| i as u64)).unwrap();
+        let back = core.decode_bytes(&got).unwrap();
         assert_eq!(back, t.as_bytes(), "decode(encode(text)) != text");
     }
 });
