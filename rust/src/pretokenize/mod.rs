@@ -822,56 +822,13 @@ pub(crate) mod tests {
     /// Long texts of ASCII pieces, each shape of the o200k rules (and longer
     /// characters now and then), `n` of them from `seed`.
     fn window_samples(seed: u64, n: usize, len: usize, high_one_in: u64) -> Vec<String> {
-        let ascii: Vec<&str> = vec![
-            "a",
-            "Z",
-            "q",
-            "AB",
-            "cd",
-            "Hello",
-            "iPhone",
-            " ",
-            "  ",
-            "   ",
-            "        ",
-            "\n        ",
-            "\t",
-            "\t\t\t\t",
-            "\x0b",
-            "\x0c",
-            "\n",
-            "\r\n",
-            "\n\n",
-            "'",
-            "'s",
-            "'S",
-            "'ll",
-            "'Re",
-            "'ve",
-            "'d",
-            "'m",
-            "'t",
-            "'x",
-            "1",
-            "23",
-            "456",
-            "7890",
-            ".",
-            ",",
-            "/",
-            "//",
-            "!?",
-            "(",
-            ")",
-            "\x7f",
-            "-",
-            "_",
-            "\"",
-            "#",
-            ":",
-            ";",
-            "\x00",
+        let mut ascii: Vec<&str> = vec![
+            "a", "Z", "q", "AB", "cd", "Hello", "iPhone", " ", "  ", "   ", "\t", "\x0b", "\x0c", "\n", "\r\n", "\n\n",
+            "'", "'s", "'S", "'ll", "'Re", "'ve", "'d", "'m", "'t", "'x", "1", "23", "456", "7890", ".", ",", "/",
+            "//", "!?", "(", ")", "\x7f", "-", "_", "\"", "#", ":", ";", "\x00",
         ];
+        // Longer whitespace runs, which a longer space may continue.
+        ascii.extend(["        ", "\n        ", "\t\t\t\t"]);
         let longer = ["é", "É", "ſ", "\u{301}", "١", "—", "\u{a0}", "\u{85}", "\u{3000}", "日", "ǅ", "😀"];
         let mut next = crate::test_rng::xorshift(seed);
         (0..n)
