@@ -7,10 +7,7 @@
 //! in them. (Random bytes alone rarely make a run of 20 spaces.)
 #![no_main]
 
-use fastllm::pretokenize::{
-    Pretokenizer, CL100K_PATTERN, DEEPSEEK_V3_WORDS_PATTERN, GPT2_PATTERN, LLAMA3_PATTERN, O200K_PATTERN,
-    QWEN2_PATTERN, TEKKEN_PATTERN,
-};
+use fastllm::pretokenize::{scanner_patterns, Pretokenizer};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -26,22 +23,13 @@ const LONGER: &[&str] = &["\u{a0}", "\u{85}", "\u{3000}", "é", "Ж", "ǅ", "\u{
 fn scanners() -> &'static [(Pretokenizer, Pretokenizer)] {
     static PAIRS: OnceLock<Vec<(Pretokenizer, Pretokenizer)>> = OnceLock::new();
     PAIRS.get_or_init(|| {
-        [
-            GPT2_PATTERN,
-            CL100K_PATTERN,
-            O200K_PATTERN,
-            LLAMA3_PATTERN,
-            QWEN2_PATTERN,
-            TEKKEN_PATTERN,
-            DEEPSEEK_V3_WORDS_PATTERN,
-        ]
-        .iter()
-        .map(|source| {
-            let fast = Pretokenizer::new(source).unwrap();
-            assert!(fast.is_scanner(), "{source} has no scanner");
-            (fast, Pretokenizer::regex_only(source).unwrap())
-        })
-        .collect()
+        scanner_patterns()
+            .map(|(_, source)| {
+                let fast = Pretokenizer::new(source).unwrap();
+                assert!(fast.is_scanner(), "{source} has no scanner");
+                (fast, Pretokenizer::regex_only(source).unwrap())
+            })
+            .collect()
     })
 }
 

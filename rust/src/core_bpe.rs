@@ -1796,7 +1796,7 @@ mod tests {
                 assert_eq!(portable, v3, "{name}: {text:?}");
             }
         };
-        for (name, source) in crate::pretokenize::tests::all_scanners() {
+        for (name, source) in crate::pretokenize::scanner_patterns() {
             let c = CoreBpe::new(vocab.clone(), &[], source).unwrap();
             check(name, &c, Splitter::Pattern(&c.pretokenizer));
         }

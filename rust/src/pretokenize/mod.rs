@@ -121,6 +121,13 @@ static SCANNERS: [Scanner; 6] = [
     Scanner { name: "tekken", source: TEKKEN_PATTERN, piece_end: scan_o200k::piece_end::<scan_o200k::Tekken> },
 ];
 
+/// Every hand-written scanner's name and the pattern it is equal to, the gap
+/// scanners' too (for the tests and the fuzz target that hold them to the regex).
+pub fn scanner_patterns() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let full = SCANNERS.iter().map(|s| (s.name, s.source));
+    full.chain(GAP_SCANNERS.iter().map(|s| (s.name, s.source)))
+}
+
 /// The scanners' patterns as compared alternatives (those that have that form;
 /// the possessive quantifiers of gpt2's and cl100k's do not).
 fn scanner_alternatives() -> &'static [(Engine, Vec<Alternative>)] {
@@ -729,15 +736,20 @@ pub(crate) mod tests {
         }
     }
 
-    /// Every scanner's name and pattern, the gap scanners' too.
-    pub(crate) fn all_scanners() -> Vec<(&'static str, &'static str)> {
-        let full = SCANNERS.iter().map(|s| (s.name, s.source));
-        full.chain(GAP_SCANNERS.iter().map(|s| (s.name, s.source))).collect()
+    /// Every scanner's pieces of each of `samples` equal the regex engine's.
+    fn scanners_equal_the_regex_on(samples: &[String]) {
+        for (name, source) in scanner_patterns() {
+            let fast = Pretokenizer::new(source).unwrap();
+            let slow = Pretokenizer::regex_only(source).unwrap();
+            for text in samples {
+                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
+            }
+        }
     }
 
     #[test]
     fn scanners_equal_the_regex() {
-        for (name, source) in all_scanners() {
+        for (name, source) in scanner_patterns() {
             let fast = Pretokenizer::new(source).unwrap();
             assert_eq!(fast.engine_name(), format!("scanner:{name}"));
             assert!(!Pretokenizer::regex_only(source).unwrap().is_scanner());
@@ -810,13 +822,7 @@ pub(crate) mod tests {
             }
             samples.push(text);
         }
-        for (name, source) in all_scanners() {
-            let fast = Pretokenizer::new(source).unwrap();
-            let slow = Pretokenizer::regex_only(source).unwrap();
-            for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
-            }
-        }
+        scanners_equal_the_regex_on(&samples);
     }
 
     /// Long texts of ASCII pieces, each shape of the o200k rules (and longer
@@ -924,13 +930,7 @@ pub(crate) mod tests {
                 samples.push(format!("x{} y", unit.repeat(n)));
             }
         }
-        for (name, source) in all_scanners() {
-            let fast = Pretokenizer::new(source).unwrap();
-            let slow = Pretokenizer::regex_only(source).unwrap();
-            for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
-            }
-        }
+        scanners_equal_the_regex_on(&samples);
     }
 
     /// A whitespace run that goes on through a longer space character
@@ -960,13 +960,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        for (name, source) in all_scanners() {
-            let fast = Pretokenizer::new(source).unwrap();
-            let slow = Pretokenizer::regex_only(source).unwrap();
-            for text in &samples {
-                assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{name} on {text:?}");
-            }
-        }
+        scanners_equal_the_regex_on(&samples);
     }
 
     #[test]
