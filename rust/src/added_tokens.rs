@@ -261,6 +261,12 @@ impl AddedVocab {
             if token.rstrip {
                 stop += text[stop..].len() - text[stop..].trim_start_matches(char::is_whitespace).len();
             }
+            if start >= stop {
+                // The match lies in whitespace an earlier match already swallowed:
+                // `tokenizers` drops such an empty split (and panics where the
+                // range comes out reversed, which fastllm drops alike).
+                continue;
+            }
             if done < start {
                 f(Segment::Piece(&text[done..start]));
             }
@@ -312,6 +318,24 @@ mod tests {
         let vocab = AddedVocab::new(vec![mask, word], Normalizer::None).unwrap();
         assert_eq!(segments(&vocab, "x  <mask>\t y", Allowed::None), vec!["x", "#5", "y"]);
         assert_eq!(segments(&vocab, "ab cab ab_ ab", Allowed::None), vec!["#6", " cab ab_ ", "#6"]);
+    }
+
+    #[test]
+    fn a_match_inside_swallowed_whitespace_is_dropped() {
+        // The first "\n\n" swallows every newline after it; the later matches
+        // (at 2 and 4) start where it stopped and give no token.
+        let both = AddedToken { lstrip: true, rstrip: true, ..token("\n\n", 5) };
+        let vocab = AddedVocab::new(vec![both], Normalizer::None).unwrap();
+        assert_eq!(segments(&vocab, "\n\n\n\n\n\nz", Allowed::None), vec!["#5", "z"]);
+        // Without lstrip the later matches keep their own start: a token each.
+        let right = AddedToken { rstrip: true, ..token("\n\n", 5) };
+        let vocab = AddedVocab::new(vec![right], Normalizer::None).unwrap();
+        assert_eq!(segments(&vocab, "\n\n\n\n\n\nz", Allowed::None), vec!["#5", "#5", "#5", "z"]);
+        // A space token inside what "x" swallowed ends before it starts.
+        let x = AddedToken { rstrip: true, ..token("x", 6) };
+        let space = AddedToken { lstrip: true, ..token(" ", 7) };
+        let vocab = AddedVocab::new(vec![x, space], Normalizer::None).unwrap();
+        assert_eq!(segments(&vocab, "x   y", Allowed::None), vec!["#6", "y"]);
     }
 
     #[test]

@@ -378,6 +378,79 @@ def test_batch_and_numpy_follow_the_pipeline(with_added):
     assert ours.encode_to_numpy(batch[0], allowed_special="all").tolist() == hf_ids(hf, batch[0])
 
 
+#: Added tokens whose strip flags swallow whitespace in which later matches of theirs (or of
+#: other tokens) start. tokenizers drops a match left empty by the strips; fastllm must too.
+STRIP_TOKENS = {
+    "both": [AddedToken("\n\n", special=False, normalized=False, lstrip=True, rstrip=True)],
+    "right": [AddedToken("\n\n", special=False, normalized=False, rstrip=True)],
+    "left": [AddedToken("  ", special=False, normalized=False, lstrip=True)],
+    "space_after_word": [
+        AddedToken(" ", special=True, normalized=True, lstrip=True),
+        AddedToken("Hello", special=False, normalized=True, rstrip=True),
+    ],
+    "nfc_tab": [AddedToken("\t", special=False, normalized=True, lstrip=True, rstrip=True, single_word=True)],
+}
+strip_texts = st.lists(
+    st.sampled_from(["\n", "\n\n", " ", "  ", "\t", "\u3000", "Hello", "x", "z", "日"]), max_size=24
+).map("".join)
+
+
+@pytest.fixture(scope="module")
+def strip_tokenizers(tmp_path_factory):
+    """name -> (tokenizers, fastllm) for each STRIP_TOKENS set over a byte vocabulary."""
+    folder = tmp_path_factory.mktemp("strip")
+    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
+    made = {}
+    for name, tokens in STRIP_TOKENS.items():
+        special = [t for t in tokens if t.special]
+        plain = [t for t in tokens if not t.special]
+        path, hf = hf_file(folder, name, vocab, [], normalizers.NFC(), byte_level(), special=special, added=plain)
+        made[name] = (hf, Tokenizer.from_hf_json(path))
+    return made
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("both", "\n" * 14 + "z", [256, 122]),  # one token swallows the newlines the later matches start in
+        ("right", "\n" * 6 + "z", [256, 256, 256, 122]),  # without lstrip each match keeps its start
+        ("left", " " * 5 + "x", [256, 256, 32, 120]),
+        ("space_after_word", "aa Hello Hello", [97, 97, 256, 257, 257]),
+    ],
+)
+def test_strip_flags_examples(name, text, expected, strip_tokenizers):
+    hf, ours = strip_tokenizers[name]
+    assert ours.encode(text, allowed_special="all") == expected == hf_ids(hf, text)
+
+
+@pytest.mark.parametrize("name", list(STRIP_TOKENS))
+@given(text=strip_texts)
+@settings(max_examples=80, deadline=None)
+def test_strip_flags_encode_like_tokenizers(name, text, strip_tokenizers):
+    hf, ours = strip_tokenizers[name]
+    try:
+        expected = hf_ids(hf, text)
+    except BaseException as exc:  # tokenizers panics where a match ends inside what an earlier one swallowed
+        assert "bad split" in str(exc)
+        return
+    assert ours.encode(text, allowed_special="all") == expected
+
+
+def test_a_match_inside_swallowed_whitespace_gives_no_token(tmp_path):
+    """"x" swallows the spaces after it, in which the lstrip token " " then matches: tokenizers
+    panics ("AddedVocabulary bad split"); fastllm drops that match, as tokenizers drops one the
+    strips leave empty."""
+    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
+    tokens = [
+        AddedToken("x", special=False, normalized=False, rstrip=True),
+        AddedToken(" ", special=False, normalized=False, lstrip=True),
+    ]
+    path, _ = hf_file(tmp_path, "inside", vocab, [], None, byte_level(), added=tokens)
+    ours = Tokenizer.from_hf_json(path)
+    assert ours.encode("x   y") == [120, 121]  # "x" is the vocabulary's own token: its id is 120
+    assert ours.encode("y x ") == [121, 256, 120]
+
+
 # ----- post-processors -------------------------------------------------------------------
 
 POST = {
