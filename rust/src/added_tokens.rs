@@ -6,9 +6,12 @@
 //! Two passes, as in `tokenizers`: tokens with `normalized=false` are found in
 //! the raw text; the text between them is normalized, and tokens with
 //! `normalized=true` are found in that (by their normalized content). Each pass
-//! matches leftmost-longest over its tokens, then applies the token's flags:
+//! matches leftmost-longest over all its tokens, then applies the token's flags:
 //! `single_word` (skip a match with a word character right before or after),
 //! `lstrip` / `rstrip` (the token swallows the whitespace before / after it).
+//! A special token the call does not allow is matched and skipped, as with
+//! `tokenizers`' `encode_special_tokens`: its text stays text, and no other
+//! token of that pass is found inside it.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -20,7 +23,6 @@ use rustc_hash::FxHashMap;
 
 use crate::bpe::Rank;
 use crate::pretokenize::pipeline::Normalizer;
-use crate::specials::SubsetMemo;
 
 /// One added token and its matching flags (HF's `AddedToken`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +69,16 @@ pub enum Allowed<'a> {
     Some(&'a HashSet<&'a str>),
 }
 
+impl Allowed<'_> {
+    fn admits(&self, token: &AddedToken) -> bool {
+        match self {
+            Allowed::All => true,
+            Allowed::None => !token.special,
+            Allowed::Some(set) => !token.special || set.contains(token.content.as_str()),
+        }
+    }
+}
+
 /// Why a set of added tokens was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddedTokensError(pub String);
@@ -85,13 +97,9 @@ struct Trie {
     ac: AhoCorasick,
     /// Pattern index -> index into `AddedVocab::tokens`.
     token: Vec<usize>,
-}
-
-/// The two passes' automata (raw text, normalized text) for one set of tokens.
-#[derive(Debug, Clone, Default)]
-struct Tries {
-    raw: Option<Trie>,
-    normalized: Option<Trie>,
+    /// Whether any of them is not special: if not, a call that allows no special
+    /// token finds nothing to emit in this pass and skips the search.
+    any_ordinary: bool,
 }
 
 /// The added tokens of a pipeline and the automata that find them.
@@ -100,11 +108,9 @@ pub struct AddedVocab {
     tokens: Vec<AddedToken>,
     /// What each token is searched as: its content, normalized when it is `normalized`.
     patterns: Vec<String>,
-    /// Every token, and the non-special ones only (the two policies most calls use).
-    all: Arc<Tries>,
-    ordinary: Arc<Tries>,
-    /// Those of other subsets of the special tokens allowed.
-    subsets: SubsetMemo<Tries>,
+    /// The automata of the two passes: tokens found in the raw text, and in the normalized text.
+    raw: Option<Arc<Trie>>,
+    normalized: Option<Arc<Trie>>,
     by_id: FxHashMap<Rank, usize>,
     word: Regex,
 }
@@ -142,14 +148,13 @@ impl AddedVocab {
         let mut vocab = Self {
             tokens,
             patterns,
-            all: Arc::default(),
-            ordinary: Arc::default(),
-            subsets: SubsetMemo::new(),
+            raw: None,
+            normalized: None,
             by_id,
             word,
         };
-        vocab.all = Arc::new(vocab.tries(|_| true)?);
-        vocab.ordinary = Arc::new(vocab.tries(|t| !t.special)?);
+        vocab.raw = vocab.trie(false)?.map(Arc::new);
+        vocab.normalized = vocab.trie(true)?.map(Arc::new);
         Ok(vocab)
     }
 
@@ -168,36 +173,18 @@ impl AddedVocab {
         self.by_id.get(&id).map(|&i| self.patterns[i].as_str())
     }
 
-    fn tries(&self, keep: impl Fn(&AddedToken) -> bool) -> Result<Tries, AddedTokensError> {
-        let trie = |normalized: bool| -> Result<Option<Trie>, AddedTokensError> {
-            let token: Vec<usize> = (0..self.tokens.len())
-                .filter(|&i| self.tokens[i].normalized == normalized && keep(&self.tokens[i]))
-                .collect();
-            if token.is_empty() {
-                return Ok(None);
-            }
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(token.iter().map(|&i| &self.patterns[i]))
-                .map_err(|e| AddedTokensError(format!("could not build the added-token matcher: {e}")))?;
-            Ok(Some(Trie { ac, token }))
-        };
-        Ok(Tries { raw: trie(false)?, normalized: trie(true)? })
-    }
-
-    fn tries_for(&self, allowed: Allowed<'_>) -> Arc<Tries> {
-        match allowed {
-            Allowed::None => Arc::clone(&self.ordinary),
-            Allowed::All => Arc::clone(&self.all),
-            Allowed::Some(set) => {
-                let kept = |t: &AddedToken| !t.special || set.contains(t.content.as_str());
-                if self.tokens.iter().all(kept) {
-                    return Arc::clone(&self.all);
-                }
-                let built = self.subsets.get_or_build(self.tokens.iter().map(kept), || self.tries(kept));
-                built.expect("a subset of valid tokens builds")
-            }
+    /// The automaton of the tokens matched in normalized text (`normalized`) or raw text.
+    fn trie(&self, normalized: bool) -> Result<Option<Trie>, AddedTokensError> {
+        let token: Vec<usize> = (0..self.tokens.len()).filter(|&i| self.tokens[i].normalized == normalized).collect();
+        if token.is_empty() {
+            return Ok(None);
         }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(token.iter().map(|&i| &self.patterns[i]))
+            .map_err(|e| AddedTokensError(format!("could not build the added-token matcher: {e}")))?;
+        let any_ordinary = token.iter().any(|&i| !self.tokens[i].special);
+        Ok(Some(Trie { ac, token, any_ordinary }))
     }
 
     /// Calls `f` on the added tokens of `text` and the normalized text between them.
@@ -220,14 +207,13 @@ impl AddedVocab {
         allowed: Allowed<'_>,
         mut f: impl FnMut(Segment<'_>, usize),
     ) {
-        let tries = self.tries_for(allowed);
         let base = text.as_ptr() as usize;
-        self.find(text, tries.raw.as_ref(), &mut |segment| match segment {
+        self.find(text, self.raw.as_deref(), allowed, &mut |segment| match segment {
             Segment::Token(id) => f(Segment::Token(id), 0),
             Segment::Piece(raw) => {
                 let from = raw.as_ptr() as usize - base;
                 let normalized = normalizer.apply(raw);
-                self.find(&normalized, tries.normalized.as_ref(), &mut |segment| f(segment, from));
+                self.find(&normalized, self.normalized.as_deref(), allowed, &mut |segment| f(segment, from));
             }
         });
     }
@@ -236,16 +222,19 @@ impl AddedVocab {
     /// the non-empty text around them, in order. Mirrors `find_matches` of
     /// `tokenizers`' `AddedVocabulary`, including its handling of stripped
     /// whitespace a later match starts in.
-    fn find(&self, text: &str, trie: Option<&Trie>, f: &mut dyn FnMut(Segment<'_>)) {
+    fn find(&self, text: &str, trie: Option<&Trie>, allowed: Allowed<'_>, f: &mut dyn FnMut(Segment<'_>)) {
         if text.is_empty() {
             return;
         }
-        let Some(trie) = trie else {
+        let Some(trie) = trie.filter(|t| t.any_ordinary || !matches!(allowed, Allowed::None)) else {
             return f(Segment::Piece(text));
         };
         let mut done = 0;
         for m in trie.ac.find_iter(text) {
             let token = &self.tokens[trie.token[m.pattern().as_usize()]];
+            if !allowed.admits(token) {
+                continue; // its text stays in the piece around it
+            }
             let (mut start, mut stop) = (m.start(), m.end());
             if token.single_word {
                 let word_before = text[..start].chars().next_back().is_some_and(|c| self.is_word(c));
@@ -309,6 +298,21 @@ mod tests {
         assert_eq!(segments(&vocab, "a<s>b<t>c", Allowed::All), vec!["a", "#10", "b", "#11", "c"]);
         let set: HashSet<&str> = ["<s>"].into();
         assert_eq!(segments(&vocab, "<s><t>", Allowed::Some(&set)), vec!["#10", "#11"]);
+    }
+
+    #[test]
+    fn a_special_not_allowed_keeps_its_text_whole() {
+        // tokenizers' encode_special_tokens: "<ab>" is found and skipped, so "b>"
+        // inside it is not; a token of the normalized pass still is.
+        let raw_inside = token("b>", 11);
+        let normalized_inside = AddedToken { normalized: true, ..token("ab", 12) };
+        let vocab =
+            AddedVocab::new(vec![AddedToken::special("<ab>", 10), raw_inside, normalized_inside], Normalizer::None)
+                .unwrap();
+        assert_eq!(segments(&vocab, "x<ab>y b>", Allowed::None), vec!["x<", "#12", ">y ", "#11"]);
+        assert_eq!(segments(&vocab, "x<ab>y b>", Allowed::All), vec!["x", "#10", "y ", "#11"]);
+        let none: HashSet<&str> = HashSet::new();
+        assert_eq!(segments(&vocab, "x<ab>y b>", Allowed::Some(&none)), vec!["x<", "#12", ">y ", "#11"]);
     }
 
     #[test]

@@ -451,6 +451,54 @@ def test_a_match_inside_swallowed_whitespace_gives_no_token(tmp_path):
     assert ours.encode("y x ") == [121, 256, 120]
 
 
+#: A special token whose text holds an added token of the same pass (raw or normalized).
+OVERLAPPING = [
+    AddedToken("<ab>", special=True, normalized=False),
+    AddedToken("b>", special=False, normalized=False),
+    AddedToken(" Hello", special=True, normalized=False, rstrip=True),
+    AddedToken("Hello", special=False, normalized=False),
+    AddedToken("ab", special=False, normalized=True),
+    AddedToken(" ", special=False, normalized=True, lstrip=True),
+]
+overlapping_texts = st.lists(st.sampled_from(["<ab>", "b>", " Hello", "Hello", "ab", " ", "<", "x", "\n"]), max_size=16).map(
+    "".join
+)
+
+
+@pytest.fixture(scope="module")
+def overlapping(tmp_path_factory):
+    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
+    special = [t for t in OVERLAPPING if t.special]
+    plain = [t for t in OVERLAPPING if not t.special]
+    folder = tmp_path_factory.mktemp("overlapping")
+    path, hf = hf_file(folder, "overlapping", vocab, [], None, byte_level(), special=special, added=plain)
+    return hf, Tokenizer.from_hf_json(path)
+
+
+def test_a_special_not_allowed_hides_the_added_tokens_inside_it(overlapping):
+    """tokenizers' encode_special_tokens finds "<ab>" and skips it: "b>" inside stays text
+    (the normalized pass's "ab" is still found, in what the raw pass left)."""
+    hf, ours = overlapping
+    lt, gt, x, y = 60, 62, 120, 121
+    ab_special, b_gt, ab = 256, 258, 260
+    assert ours.encode_ordinary("x<ab>y") == [x, lt, ab, gt, y]
+    assert ours.encode("x<ab>y", allowed_special="all") == [x, ab_special, y]
+    assert ours.encode("x<ab>y", disallowed_special=()) == [x, lt, ab, gt, y]
+    assert ours.encode_ordinary("xb>") == [x, b_gt]
+
+
+@given(text=overlapping_texts)
+@settings(max_examples=120, deadline=None)
+def test_overlapping_added_tokens_encode_like_tokenizers(text, overlapping):
+    hf, ours = overlapping
+    assert ours.encode(text, allowed_special="all") == hf_ids(hf, text)
+    hf.encode_special_tokens = True
+    try:
+        assert ours.encode_ordinary(text) == hf_ids(hf, text)
+    finally:
+        hf.encode_special_tokens = False
+
+
 # ----- post-processors -------------------------------------------------------------------
 
 POST = {
