@@ -54,7 +54,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fuzz.dict").write_text("".join(_dict_line(t) + "\n" for t in DICTIONARY))
     text_seeds = [t.encode() for t in TEXTS]
-    for target in ("core_bpe", "utf8_stream", "chunking", "trainer", "scanners", "py_tokenizer_api"):
+    for target in ("core_bpe", "utf8_stream", "chunking", "trainer", "scanners", "py_tokenizer_api", "py_hf_pipeline"):
         folder = out / target
         folder.mkdir(exist_ok=True)
         for i, seed in enumerate(text_seeds):
@@ -69,6 +69,14 @@ def main(out: Path) -> None:
             state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
             seed.append(state >> 56)
         (out / "scanners" / f"runs{i}").write_bytes(bytes(seed))
+    # py_hf_pipeline reads its input as choices (a pipeline, added tokens, texts of runs):
+    # random bytes are as good a start as any.
+    for i in range(32):
+        seed = bytearray()
+        for _ in range(160):
+            state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+            seed.append(state >> 56)
+        (out / "py_hf_pipeline" / f"choices{i}").write_bytes(bytes(seed))
 
     tok = _tiny_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:

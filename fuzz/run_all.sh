@@ -8,6 +8,7 @@
 #   core_bpe utf8_stream chunking trainer scanners
 # Python targets (atheris, against the installed fastllm in .venv):
 #   py_tiktoken_file py_hf_json py_fastllm_json py_gpt2_vocab py_open_tokenizer py_tokenizer_api
+#   py_hf_pipeline (needs HF tokenizers in .venv: the reference)
 #
 # Needs: cargo-fuzz (`cargo install cargo-fuzz`; nightly features through RUSTC_BOOTSTRAP=1
 # on a stable toolchain), and .venv with fastllm built (`maturin develop --release`) and
@@ -23,13 +24,13 @@ while getopts "m:j:h" opt; do
   case $opt in
     m) MINUTES=$OPTARG ;;
     j) PARALLEL=$OPTARG ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
 
 RUST_TARGETS=(core_bpe utf8_stream chunking trainer scanners)
-PY_TARGETS=(py_tiktoken_file py_hf_json py_fastllm_json py_gpt2_vocab py_open_tokenizer py_tokenizer_api)
+PY_TARGETS=(py_tiktoken_file py_hf_json py_fastllm_json py_gpt2_vocab py_open_tokenizer py_tokenizer_api py_hf_pipeline)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${RUST_TARGETS[@]}" "${PY_TARGETS[@]}")
 
@@ -66,6 +67,10 @@ run_target() {
       (cd fuzz && cargo fuzz run -O -a "$t" "$CORPUS/$t" -- "${flags[@]}") >> "$log" 2>&1
     elif [ "$t" = py_tokenizer_api ]; then
       flags+=(-max_len=4096)
+      "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
+    elif [ "$t" = py_hf_pipeline ]; then
+      # Its input is a list of choices: full size from the start, as the Rust targets.
+      flags+=(-max_len=4096 -len_control=0)
       "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
     else
       # Whole tokenizer files: room for the seeds (fastllm's own files, tens of KB).
