@@ -11,8 +11,9 @@ A :class:`Tokenizer` normally splits text with one pattern. One read from a
   its matches are the pieces, text it does not match is left out);
 * ``added_tokens``: tokens found in the text before pre-tokenization, with HF's
   flags (:class:`AddedToken`). Non-special ones are always matched; special ones
-  follow ``allowed_special`` like any special token. Special tokens not listed
-  here match with no flags;
+  follow ``allowed_special`` like any special token. One not allowed keeps its
+  text whole, as with HF's ``encode_special_tokens``: no added token is found
+  inside it. Special tokens not listed here match with no flags;
 * ``bos_ids`` / ``eos_ids``: what the post-processor puts around the ids when
   ``encode(..., add_special_tokens=True)`` asks for it.
 
