@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use fancy_regex::Regex;
@@ -109,8 +108,8 @@ pub struct AddedVocab {
     /// What each token is searched as: its content, normalized when it is `normalized`.
     patterns: Vec<String>,
     /// The automata of the two passes: tokens found in the raw text, and in the normalized text.
-    raw: Option<Arc<Trie>>,
-    normalized: Option<Arc<Trie>>,
+    raw: Option<Trie>,
+    normalized: Option<Trie>,
     by_id: FxHashMap<Rank, usize>,
     word: Regex,
 }
@@ -153,8 +152,8 @@ impl AddedVocab {
             by_id,
             word,
         };
-        vocab.raw = vocab.trie(false)?.map(Arc::new);
-        vocab.normalized = vocab.trie(true)?.map(Arc::new);
+        vocab.raw = vocab.trie(false)?;
+        vocab.normalized = vocab.trie(true)?;
         Ok(vocab)
     }
 
@@ -208,12 +207,12 @@ impl AddedVocab {
         mut f: impl FnMut(Segment<'_>, usize),
     ) {
         let base = text.as_ptr() as usize;
-        self.find(text, self.raw.as_deref(), allowed, &mut |segment| match segment {
+        self.find(text, self.raw.as_ref(), allowed, &mut |segment| match segment {
             Segment::Token(id) => f(Segment::Token(id), 0),
             Segment::Piece(raw) => {
                 let from = raw.as_ptr() as usize - base;
                 let normalized = normalizer.apply(raw);
-                self.find(&normalized, self.normalized.as_deref(), allowed, &mut |segment| f(segment, from));
+                self.find(&normalized, self.normalized.as_ref(), allowed, &mut |segment| f(segment, from));
             }
         });
     }
