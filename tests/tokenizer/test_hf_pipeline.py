@@ -395,18 +395,21 @@ strip_texts = st.lists(
 ).map("".join)
 
 
+def byte_vocab_pair(folder, name, tokens, normalizer=None):
+    """(tokenizers, fastllm) for the 256 single bytes plus the added ``tokens`` (special ones
+    first, as tokenizers numbers them), under ``normalizer`` and a plain ByteLevel."""
+    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
+    special = [t for t in tokens if t.special]
+    plain = [t for t in tokens if not t.special]
+    path, hf = hf_file(folder, name, vocab, [], normalizer, byte_level(), special=special, added=plain)
+    return hf, Tokenizer.from_hf_json(path)
+
+
 @pytest.fixture(scope="module")
 def strip_tokenizers(tmp_path_factory):
     """name -> (tokenizers, fastllm) for each STRIP_TOKENS set over a byte vocabulary."""
     folder = tmp_path_factory.mktemp("strip")
-    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
-    made = {}
-    for name, tokens in STRIP_TOKENS.items():
-        special = [t for t in tokens if t.special]
-        plain = [t for t in tokens if not t.special]
-        path, hf = hf_file(folder, name, vocab, [], normalizers.NFC(), byte_level(), special=special, added=plain)
-        made[name] = (hf, Tokenizer.from_hf_json(path))
-    return made
+    return {name: byte_vocab_pair(folder, name, tokens, normalizers.NFC()) for name, tokens in STRIP_TOKENS.items()}
 
 
 @pytest.mark.parametrize(
@@ -440,13 +443,11 @@ def test_a_match_inside_swallowed_whitespace_gives_no_token(tmp_path):
     """"x" swallows the spaces after it, in which the lstrip token " " then matches: tokenizers
     panics ("AddedVocabulary bad split"); fastllm drops that match, as tokenizers drops one the
     strips leave empty."""
-    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
     tokens = [
         AddedToken("x", special=False, normalized=False, rstrip=True),
         AddedToken(" ", special=False, normalized=False, lstrip=True),
     ]
-    path, _ = hf_file(tmp_path, "inside", vocab, [], None, byte_level(), added=tokens)
-    ours = Tokenizer.from_hf_json(path)
+    _, ours = byte_vocab_pair(tmp_path, "inside", tokens)
     assert ours.encode("x   y") == [120, 121]  # "x" is the vocabulary's own token: its id is 120
     assert ours.encode("y x ") == [121, 256, 120]
 
@@ -467,12 +468,7 @@ overlapping_texts = st.lists(st.sampled_from(["<ab>", "b>", " Hello", "Hello", "
 
 @pytest.fixture(scope="module")
 def overlapping(tmp_path_factory):
-    vocab = {bytes_to_text(bytes([b])): b for b in range(256)}
-    special = [t for t in OVERLAPPING if t.special]
-    plain = [t for t in OVERLAPPING if not t.special]
-    folder = tmp_path_factory.mktemp("overlapping")
-    path, hf = hf_file(folder, "overlapping", vocab, [], None, byte_level(), special=special, added=plain)
-    return hf, Tokenizer.from_hf_json(path)
+    return byte_vocab_pair(tmp_path_factory.mktemp("overlapping"), "overlapping", OVERLAPPING)
 
 
 def test_a_special_not_allowed_hides_the_added_tokens_inside_it(overlapping):
