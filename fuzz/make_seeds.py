@@ -50,6 +50,13 @@ def _tiny_tokenizer():
     return Tokenizer.train(iter(TEXTS * 3), vocab_size=300, pattern="cl100k", special_tokens=["<|endoftext|>", "<|fim|>"], min_frequency=2)
 
 
+def _byte_stream(state: int):
+    """Bytes from a 64-bit linear congruential generator (the top byte of each state)."""
+    while True:
+        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+        yield state >> 56
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fuzz.dict").write_text("".join(_dict_line(t) + "\n" for t in DICTIONARY))
@@ -60,23 +67,14 @@ def main(out: Path) -> None:
         for i, seed in enumerate(text_seeds):
             (folder / f"seed{i}").write_bytes(seed)
 
-    # The scanners target reads its input as (unit, repeat) byte pairs: seeds of random
-    # pairs start it on texts of many runs (a fixed generator: the same seeds every time).
-    state = 0x2545F4914F6CDD1D
+    # Targets that read their input as choices start from random bytes (a fixed generator,
+    # one stream for both: the same seeds every time). The scanners target reads (unit,
+    # repeat) byte pairs: texts of many runs; py_hf_pipeline a pipeline, added tokens, texts.
+    random_bytes = _byte_stream(0x2545F4914F6CDD1D)
     for i in range(32):
-        seed = bytearray()
-        for _ in range(24):
-            state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
-            seed.append(state >> 56)
-        (out / "scanners" / f"runs{i}").write_bytes(bytes(seed))
-    # py_hf_pipeline reads its input as choices (a pipeline, added tokens, texts of runs):
-    # random bytes are as good a start as any.
+        (out / "scanners" / f"runs{i}").write_bytes(bytes(next(random_bytes) for _ in range(24)))
     for i in range(32):
-        seed = bytearray()
-        for _ in range(160):
-            state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
-            seed.append(state >> 56)
-        (out / "py_hf_pipeline" / f"choices{i}").write_bytes(bytes(seed))
+        (out / "py_hf_pipeline" / f"choices{i}").write_bytes(bytes(next(random_bytes) for _ in range(160)))
 
     tok = _tiny_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:

@@ -65,16 +65,14 @@ run_target() {
       # kept them under 100 bytes for a whole 10-minute run).
       flags+=(-max_len=4096 -len_control=0)
       (cd fuzz && cargo fuzz run -O -a "$t" "$CORPUS/$t" -- "${flags[@]}") >> "$log" 2>&1
-    elif [ "$t" = py_tokenizer_api ]; then
-      flags+=(-max_len=4096)
-      "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
-    elif [ "$t" = py_hf_pipeline ]; then
-      # Its input is a list of choices: full size from the start, as the Rust targets.
-      flags+=(-max_len=4096 -len_control=0)
-      "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
     else
-      # Whole tokenizer files: room for the seeds (fastllm's own files, tens of KB).
-      flags+=(-max_len=131072)
+      case $t in
+        py_tokenizer_api) flags+=(-max_len=4096) ;;
+        # Its input is a list of choices: full size from the start, as the Rust targets.
+        py_hf_pipeline) flags+=(-max_len=4096 -len_control=0) ;;
+        # Whole tokenizer files: room for the seeds (fastllm's own files, tens of KB).
+        *) flags+=(-max_len=131072) ;;
+      esac
       "$PYTHON" "fuzz/python/$t.py" "$CORPUS/$t" "${flags[@]}" >> "$log" 2>&1
     fi
     runs=$((runs + 1))
