@@ -144,14 +144,7 @@ impl AddedVocab {
         for (i, token) in tokens.iter().enumerate() {
             by_id.entry(token.id).or_insert(i);
         }
-        let mut vocab = Self {
-            tokens,
-            patterns,
-            raw: None,
-            normalized: None,
-            by_id,
-            word,
-        };
+        let mut vocab = Self { tokens, patterns, raw: None, normalized: None, by_id, word };
         vocab.raw = vocab.trie(false)?;
         vocab.normalized = vocab.trie(true)?;
         Ok(vocab)
