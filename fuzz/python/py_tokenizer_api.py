@@ -35,14 +35,28 @@ CORPUS = [
 ]
 
 
-def _build(pattern: str):
+def _build(pattern: str, renumbered: bool = False):
+    """(fastllm, tiktoken) over one trained vocabulary; ``renumbered``: the special tokens
+    first (ids 0..3, as HF's trainer numbers them) and a gap in the ranks (id 304)."""
     tok = Tokenizer.train(iter(CORPUS * 4), vocab_size=420, pattern=pattern, special_tokens=SPECIALS, min_frequency=2)
-    ranks = {t: i for i, t in enumerate(tok.mergeable_tokens())}
+    tokens = tok.mergeable_tokens()
+    if renumbered:
+        ids = [rank + len(SPECIALS) + (rank >= 300) for rank in range(len(tokens))]
+        tok = Tokenizer(tokens, {name: k for k, name in enumerate(SPECIALS)}, pattern, ids=ids)
+    ranks = dict(zip(tokens, tok.mergeable_ids()))
     ref = tiktoken.Encoding(f"fuzz-{pattern}", pat_str=tok.pattern_regex, mergeable_ranks=ranks, special_tokens=tok.special_tokens)
     return tok, ref
 
 
-PAIRS = [_build(p) for p in ("gpt2", "cl100k", "o200k")]
+PAIRS = [_build(p) for p in ("gpt2", "cl100k", "o200k")] + [_build("cl100k", renumbered=True)]
+
+
+def _known_ids(ref) -> list[int]:
+    """The ids a token has, by the reference (a renumbered vocabulary has gaps)."""
+    return sorted([*ref._mergeable_ranks.values(), *ref._special_tokens.values()])
+
+
+KNOWN = {id(ref): _known_ids(ref) for _, ref in PAIRS}
 
 
 def _same(call_a, call_b, what: str):
@@ -170,7 +184,8 @@ def one_input(data: bytes) -> None:
             ids = draw.ids(tok.n_vocab)
             errors = ["replace", "strict", "ignore", "surrogateescape", "bogus", 5][draw.int(6)]
             # bool is an int here, as in tiktoken (decode_single_token_bytes refuses it).
-            valid = all(isinstance(i, int) and 0 <= i < tok.n_vocab for i in ids)
+            known = KNOWN[id(ref)]
+            valid = all(isinstance(i, int) and i in known for i in ids)
             got = _clear(lambda: tok.decode_bytes(ids))
             if valid and got != ref.decode_bytes(ids):
                 raise Finding(f"decode_bytes({ids}) = {got!r}, tiktoken {ref.decode_bytes(ids)!r}")
@@ -183,7 +198,7 @@ def one_input(data: bytes) -> None:
             if got is not None and got != ref.decode_single_token_bytes(token[0]):
                 raise Finding(f"decode_single_token_bytes({token[0]}) differs from tiktoken")
         elif op == 7:
-            _incremental(tok, draw)
+            _incremental(tok, KNOWN[id(ref)], draw)
         elif op == 8:
             extra = [[draw.text() for _ in range(draw.int(3))], {draw.text(): tok.n_vocab + draw.int(3)}, draw.value()][draw.int(3)]
             new = _clear(lambda: tok.with_special_tokens(extra))
@@ -203,8 +218,8 @@ def one_input(data: bytes) -> None:
             _clear(lambda: loader(arg))
 
 
-def _incremental(tok, draw: Draw) -> None:
-    ids = [draw.int(tok.n_vocab) for _ in range(draw.int(30))]
+def _incremental(tok, known: list[int], draw: Draw) -> None:
+    ids = [known[draw.int(len(known))] for _ in range(draw.int(30))]
     dec = tok.incremental_decoder()
     out, k = [], 0
     while k < len(ids):
@@ -227,8 +242,9 @@ def _construct(tok, draw: Draw) -> None:
         del ranks[draw.int(len(ranks))]
     elif kind == 2:
         ranks.append(ranks[draw.int(len(ranks))])
-    elif kind == 3:
-        ranks = {t: i for i, t in enumerate(ranks)}
+    elif kind == 3:  # a {bytes: rank} dict, with a gap in the ranks where one is drawn
+        cut, gap = draw.int(len(ranks) + 1), draw.int(3)
+        ranks = {t: i + gap * (i >= cut) for i, t in enumerate(ranks)}
     elif kind == 4:
         ranks.insert(draw.int(len(ranks)), draw.value())
     specials = [None, {draw.text(): len(ranks) + draw.int(3)}, {"<a>": draw.int(600)}, {"<a>": 2**draw.int(80)}, draw.value()][draw.int(5)]
@@ -248,7 +264,7 @@ def _construct(tok, draw: Draw) -> None:
         text = text[:64]
     try:
         reference = tiktoken.Encoding("c", pat_str=new.pattern_regex, special_tokens={},
-                                      mergeable_ranks={t: i for i, t in enumerate(new.mergeable_tokens())})
+                                      mergeable_ranks=dict(zip(new.mergeable_tokens(), new.mergeable_ids())))
     except Exception:
         reference = None  # a regex tiktoken does not take
     if reference is not None:

@@ -25,6 +25,7 @@ pub mod core_bpe;
 mod cpu;
 mod encode_pool;
 pub mod hf_vocab;
+pub mod id_map;
 pub mod pretokenize;
 pub mod specials;
 pub mod tiktoken_file;

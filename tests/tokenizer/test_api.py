@@ -268,12 +268,32 @@ def test_split_uses_the_pattern(byte_tokenizer):
         ((BYTES, None, 5), TypeError, "pattern"),
         ((["a"] * 256,), TypeError, "bytes"),
         ((b"abc",), TypeError, ""),
-        (({b"a": 0, b"b": 2},), ValueError, "rank 1 is missing"),
+        (({**dict(zip(BYTES, range(256))), b"ab": 7},), ValueError, "b'\\\\x07' and b'ab' share rank 7"),
     ],
 )
 def test_bad_construction(args, error, message):
     with pytest.raises(error, match=message or None):
         Tokenizer(*args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(ids=range(1, 256)), ValueError, "255 ids for 256 mergeable tokens"),
+        (dict(ids=[*range(255), 0]), ValueError, "rank 255 has id 0, after id 254"),
+        (dict(ids=[*range(255), -1]), ValueError, "mergeable token id -1 is out of range"),
+        (dict(ids=[*range(255), 2**32 - 1]), ValueError, "mergeable token id 4294967295 is out of range"),
+        (dict(ids=[*range(255), 2**70]), ValueError, f"mergeable token id {2**70} is out of range"),
+        (dict(ids=range(1, 257), special_tokens={"<s>": 5}), ValueError, '"<s>" has id 5, the id of a mergeable token'),
+        (dict(ids="abc"), TypeError, "ids must be a sequence of ints"),
+        (dict(ids=[1.5] * 256), TypeError, "must be an int"),
+    ],
+)
+def test_bad_ids(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Tokenizer(BYTES, **kwargs)
+    with pytest.raises(TypeError, match="a {bytes: rank} dict holds its own"):
+        Tokenizer(dict(zip(BYTES, range(256))), ids=range(256))
 
 
 def test_custom_regex_with_lookaround():

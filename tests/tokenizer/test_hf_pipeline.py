@@ -792,18 +792,6 @@ def test_refuses_ids_tokenizers_would_change(tmp_path):
     _refused(tmp_path, document, "'<x>' has id 300, but tokenizers gives it id 259")
 
 
-def test_refuses_special_tokens_below_the_mergeable_ids(tmp_path, corpora):
-    # tokenizers' trainer puts special tokens first, as DeepSeek V3's <｜begin▁of▁sentence｜> = 0.
-    hf = tokenizers.Tokenizer(models.BPE())
-    hf.pre_tokenizer = byte_level(regex=True)
-    hf.decoder = decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<｜begin▁of▁sentence｜>"], initial_alphabet=pt.ByteLevel.alphabet(), show_progress=False
-    )
-    hf.train_from_iterator([corpora["tinyshakespeare.txt"][:50_000]], trainer)
-    _refused(tmp_path, _save(tmp_path, hf), "has id 0, below mergeable tokens")
-
-
 def test_refuses_several_merges_per_token(tmp_path):
     # Llama 3's tokenizer.json (converted from tiktoken ranks) lists every split of a token.
     document = _small(tmp_path, added_tokens=[])

@@ -155,9 +155,14 @@ def test_encoding_constructor_extends_like_tiktoken(fastllm_encoding, reference_
     with pytest.raises(ValueError, match="explicit_n_vocab"):
         fastllm.Encoding("x", pat_str=base_ours._pat_str, mergeable_ranks=base_ours._mergeable_ranks,
                          special_tokens={}, explicit_n_vocab=7)
-    with pytest.raises(ValueError, match="without gaps"):  # ranks with a hole (tiktoken's p50k layout)
-        fastllm.Encoding("x", pat_str="\\w+", mergeable_ranks={bytes([b]): b + (b > 100) for b in range(256)},
-                         special_tokens={})
+    # Ranks with a hole (tiktoken's p50k layout): the ranks stay the ids, as in tiktoken.
+    holed = {token: rank + (rank > 1000) for token, rank in base_ref._mergeable_ranks.items()}
+    specials = {"<|endoftext|>": 1001, "<|fim|>": 200_000}
+    ref = tiktoken.Encoding("holed", pat_str=base_ref._pat_str, mergeable_ranks=holed, special_tokens=specials)
+    ours = fastllm.Encoding("holed", pat_str=base_ours._pat_str, mergeable_ranks=holed, special_tokens=specials)
+    text += " <|endoftext|> the government of the people" * 3
+    assert ours.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+    assert ours._mergeable_ranks == holed and (ours.n_vocab, ours.eot_token) == (ref.n_vocab, ref.eot_token)
 
 
 def test_model_table_is_tiktokens():

@@ -47,9 +47,12 @@ class Tokenizer:
     """A byte-level BPE tokenizer.
 
     ``mergeable_ranks`` is either the list of token bytes in rank order
-    (``tokens[rank]``, rank = id) or a ``{bytes: rank}`` dict with ranks
-    0..n-1; all 256 single bytes must be present. ``special_tokens`` maps
-    special token strings to ids above the ranks. ``pattern`` is a built-in
+    (``tokens[rank]``; each id is its rank, or ``ids[rank]`` where ``ids`` is
+    given) or a ``{bytes: rank}`` dict, whose ranks are the ids (gaps allowed,
+    as in tiktoken); all 256 single bytes must be present. Ids rise with the
+    rank, which orders the merges. ``special_tokens`` maps special token
+    strings to ids no mergeable token has: above the ranks, or below and
+    between them (HF's trainer puts special tokens first). ``pattern`` is a built-in
     split pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``) or a regex.
     As in tiktoken, text a custom regex does not match is left out of the
     tokens; a regex the engine gives up on (too much backtracking) raises
@@ -70,8 +73,9 @@ class Tokenizer:
         *,
         name: str | None = None,
         pipeline: Pipeline | None = None,
+        ids: Sequence[int] | None = None,
     ) -> None:
-        tokens = _rank_list(mergeable_ranks)
+        tokens, ids = _rank_list(mergeable_ranks, ids)
         specials = _special_dict(special_tokens)
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
@@ -81,10 +85,11 @@ class Tokenizer:
             raise TypeError("name must be a string or None")
         if pipeline is not None and not isinstance(pipeline, Pipeline):
             raise TypeError(f"pipeline must be a fastllm.tokenizer.pipeline.Pipeline or None, not {type(pipeline).__name__}")
-        if pipeline is not None and pipeline.changes_encoding:
-            self._core = _core.CoreBPE(tokens, specials, pattern, pipeline.core_spec())
-        else:
-            self._core = _core.CoreBPE(tokens, specials, pattern)
+        spec = pipeline.core_spec() if pipeline is not None and pipeline.changes_encoding else None
+        self._core = _core.CoreBPE(tokens, specials, pattern, spec, ids)
+        # None where every id is its rank (the core maps nothing then).
+        self._ids = self._core.mergeable_ids()
+        self._n_mergeable = len(tokens)
         self._name = name
         self._specials = dict(specials)
         self._special_set = frozenset(specials)
@@ -104,7 +109,7 @@ class Tokenizer:
         refused here (a missing byte, a bad pattern, a special id among the ranks), so the
         error names the file."""
         try:
-            return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline)
+            return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline, ids=vocab.ids)
         except (ValueError, TypeError) as exc:
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{os.fspath(source)}: {exc}") from None
 
@@ -159,11 +164,12 @@ class Tokenizer:
     ) -> Tokenizer:
         """Reads a tiktoken ``.tiktoken`` file; the format holds only the ranks, so the
         split pattern (name or regex) and special tokens are given here."""
-        return cls._from_vocab(VocabData(read_tiktoken(path), special_tokens, pattern), path, name)
+        tokens, ids = read_tiktoken(path)
+        return cls._from_vocab(VocabData(tokens, special_tokens, pattern, ids=ids), path, name)
 
     def save_tiktoken(self, path: str | os.PathLike) -> None:
         """Writes the ranks as a tiktoken ``.tiktoken`` file (pattern and specials are not part of it)."""
-        write_tiktoken(path, self._core.mergeable_tokens())
+        write_tiktoken(path, self._core.mergeable_tokens(), self._ids)
 
     @classmethod
     def from_hf_json(cls, path: str | os.PathLike) -> Tokenizer:
@@ -213,6 +219,7 @@ class Tokenizer:
             self._core.pattern,
             name=self._name,
             pipeline=self._pipeline,
+            ids=self._ids,
         )
 
     # ----- encoding ------------------------------------------------------------------------
@@ -379,6 +386,12 @@ class Tokenizer:
         """The token bytes in rank order (``tokens[rank]``)."""
         return self._core.mergeable_tokens()
 
+    def mergeable_ids(self) -> list[int]:
+        """The id of each mergeable token, in rank order (``ids[rank]``): the ranks
+        themselves, unless the vocabulary numbers its tokens otherwise (special tokens
+        first, as GPT-NeoX's ``tokenizer.json``, or ranks with gaps)."""
+        return list(range(self._n_mergeable)) if self._ids is None else list(self._ids)
+
     # ----- the rest of tiktoken's Encoding API -------------------------------------------
 
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
@@ -458,8 +471,9 @@ class Tokenizer:
 
     @property
     def _mergeable_ranks(self) -> dict[bytes, int]:
-        """Token bytes -> rank (a copy), under tiktoken's attribute name."""
-        return {token: rank for rank, token in enumerate(self._core.mergeable_tokens())}
+        """Token bytes -> rank (a copy), under tiktoken's attribute name (tiktoken's ranks
+        are the ids)."""
+        return dict(zip(self._core.mergeable_tokens(), self.mergeable_ids()))
 
     @property
     def _special_tokens(self) -> dict[str, int]:
@@ -474,7 +488,7 @@ class Tokenizer:
 
     def __reduce__(self):
         pipeline = self._pipeline.to_dict() if self._pipeline else None
-        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name, pipeline))
+        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name, pipeline, self._ids))
 
     def __repr__(self) -> str:
         label = f"{self._name!r}, " if self._name else ""
@@ -487,7 +501,7 @@ class Tokenizer:
     # ----- helpers -------------------------------------------------------------------------
 
     def _vocab(self) -> VocabData:
-        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern, self._pipeline)
+        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern, self._pipeline, self._ids)
 
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
         return [*self._bos, *ids, *self._eos] if self._bos or self._eos else ids
@@ -598,26 +612,52 @@ class Encoding(Tokenizer, metaclass=_TokenizerIsEncoding):
 
 
 def _rebuild(
-    tokens: list[bytes], specials: dict[str, int], pattern: str, name: str | None, pipeline: dict | None = None
+    tokens: list[bytes],
+    specials: dict[str, int],
+    pattern: str,
+    name: str | None,
+    pipeline: dict | None = None,
+    ids: list[int] | None = None,
 ) -> Tokenizer:
-    return Tokenizer(tokens, specials, pattern, name=name, pipeline=Pipeline.from_dict(pipeline) if pipeline else None)
+    return Tokenizer(tokens, specials, pattern, name=name, pipeline=Pipeline.from_dict(pipeline) if pipeline else None, ids=ids)
 
 
-def _rank_list(mergeable_ranks: Sequence[bytes] | Mapping[bytes, int]) -> list[bytes]:
+def _rank_list(
+    mergeable_ranks: Sequence[bytes] | Mapping[bytes, int], ids: Sequence[int] | None
+) -> tuple[list[bytes], list[int] | None]:
+    """The tokens in rank order and their ids (None: the ranks), from a list (and
+    ``ids``) or a ``{bytes: id}`` dict."""
     if isinstance(mergeable_ranks, Mapping):
-        ranks = sorted(mergeable_ranks.items(), key=lambda item: item[1])
-        for expected, (token, rank) in enumerate(ranks):
-            if rank != expected:
-                raise ValueError(f"mergeable ranks must be 0..{len(ranks) - 1} without gaps; rank {expected} is missing")
-        tokens = [token for token, _ in ranks]
+        if ids is not None:
+            raise TypeError("ids go with a list of tokens; a {bytes: rank} dict holds its own")
+        ranks = sorted(((_token_id(rank), token) for token, rank in mergeable_ranks.items()), key=lambda item: item[0])
+        tokens = [token for _, token in ranks]
+        ids = [rank for rank, _ in ranks]
+        for previous, (rank, _) in zip(ids, ranks[1:]):
+            if rank == previous:
+                shared = [token for r, token in ranks if r == rank]
+                raise ValueError(f"mergeable tokens {shared[0]!r} and {shared[1]!r} share rank {rank}")
     elif isinstance(mergeable_ranks, (str, bytes)):
         raise TypeError("mergeable_ranks must be a list of token bytes or a {bytes: rank} dict")
     else:
         tokens = list(mergeable_ranks)
+        if ids is not None:
+            if isinstance(ids, (str, bytes)):
+                raise TypeError("ids must be a sequence of ints")
+            ids = [_token_id(i) for i in ids]
+            if len(ids) != len(tokens):
+                raise ValueError(f"{len(ids)} ids for {len(tokens)} mergeable tokens")
     for rank, token in enumerate(tokens):
         if not isinstance(token, bytes):
             raise TypeError(f"mergeable token of rank {rank} must be bytes, not {type(token).__name__}")
-    return tokens
+    if ids is not None:
+        # The core checks the rest (rising, in range) where they are not simply the ranks.
+        if ids and not 0 <= min(ids) <= max(ids) < _ID_LIMIT:
+            bad = min(ids) if min(ids) < 0 else max(ids)
+            raise ValueError(f"mergeable token id {bad} is out of range (ids are 0 to {_ID_LIMIT - 1})")
+        if ids == list(range(len(ids))):
+            ids = None
+    return tokens, ids
 
 
 def _special_dict(special_tokens: Mapping[str, int] | None) -> dict[str, int]:

@@ -177,8 +177,8 @@ def get_encoding(name: str) -> Tokenizer:
         if tokenizer is None:
             path, data = _verified_vocab(canonical)
             spec = ENCODINGS[canonical]
-            tokens = parse_tiktoken(data, source=str(path))
-            tokenizer = Tokenizer(tokens, spec.special_tokens, spec.pattern, name=canonical)
+            tokens, ids = parse_tiktoken(data, source=str(path))
+            tokenizer = Tokenizer(tokens, spec.special_tokens, spec.pattern, name=canonical, ids=ids)
             _loaded[_file_key(canonical)] = tokenizer
     return tokenizer
 

@@ -28,29 +28,31 @@ T = TypeVar("T", bytes, str)
 class VocabData(NamedTuple):
     """A byte-level BPE vocabulary: everything needed to build a Tokenizer."""
 
-    #: ``tokens[rank]`` are the bytes of the mergeable token with that rank (= id).
+    #: ``tokens[rank]`` are the bytes of the mergeable token with that rank.
     tokens: list[bytes]
-    #: Special token text -> id (ids above the mergeable ranks).
+    #: Special token text -> id (ids no mergeable token has).
     special_tokens: dict[str, int]
     #: A built-in pattern name (``gpt2``, ``cl100k``, ``o200k``) or a regex.
     pattern: str
     #: What a HF ``tokenizer.json`` adds (normalizer, several split steps, added
     #: tokens, BOS/EOS); None for a plain split pattern.
     pipeline: Optional["Pipeline"] = None
+    #: ``ids[rank]``: the id of the token of that rank, rising with the rank, where the
+    #: ids are not the ranks (special tokens first, as HF's trainer numbers them, or
+    #: ranks left out); None: every id is its rank.
+    ids: Optional[list[int]] = None
 
 
-def tokens_in_rank_order(by_rank: dict[int, bytes], source: str) -> list[bytes]:
-    """``[by_rank[0], by_rank[1], ...]``; ValueError naming ``source`` unless the ranks are 0..n-1."""
-    if not by_rank:
+def tokens_by_id(by_id: dict[int, bytes], source: str) -> tuple[list[bytes], Optional[list[int]]]:
+    """The tokens in the order of their ids, and the ids (None when they are 0..n-1, the
+    ranks themselves); ValueError naming ``source`` for an empty vocabulary."""
+    if not by_id:
         raise ValueError(f"{source}: no tokens (empty vocabulary)")
-    count = len(by_rank)
-    if max(by_rank) != count - 1:
-        missing = next(rank for rank in range(count) if rank not in by_rank)
-        raise ValueError(
-            f"{source}: token ranks (= ids) must be 0..{count - 1} without gaps, special tokens above them; "
-            f"rank {missing} is missing (largest rank {max(by_rank)})"
-        )
-    return [by_rank[rank] for rank in range(count)]
+    count = len(by_id)
+    if max(by_id) == count - 1:  # distinct keys: exactly 0..n-1
+        return [by_id[rank] for rank in range(count)], None
+    ids = sorted(by_id)
+    return [by_id[token_id] for token_id in ids], ids
 
 
 def bpe_parts(token: bytes, rank_of: dict[bytes, int], max_rank: int) -> list[bytes]:
@@ -82,8 +84,10 @@ def derive_merges(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 def check_merges_follow_ranks(merges: Iterable[tuple[T, T]], rank_of: dict[T, int], source: str) -> None:
     """Checks that a merge list can be read as ranks: merge ``i`` builds a token ranked above
-    both its parts and above the token merge ``i-1`` builds. Tokens are bytes, or texts
-    in a one-character-per-byte form (concatenation must mean the same).
+    its parts that are merged tokens themselves, and above the token merge ``i-1`` builds.
+    (A single byte may rank anywhere: merging starts from the bytes, whatever their ranks,
+    in tiktoken and in ``tokenizers`` alike.) Tokens are bytes, or texts in a
+    one-character-per-byte form (concatenation must mean the same).
 
     Raises ValueError naming the first merge that breaks this: such a vocabulary
     merges in an order that rank-based BPE (fastllm, tiktoken) cannot reproduce.
@@ -97,7 +101,7 @@ def check_merges_follow_ranks(merges: Iterable[tuple[T, T]], rank_of: dict[T, in
         rank = rank_of.get(merged)
         if rank is None:
             raise ValueError(f"{source}: merge {number} ({left!r}, {right!r}) builds {merged!r}, which is not in the vocabulary")
-        if rank <= previous or rank <= rank_of[left] or rank <= rank_of[right]:
+        if rank <= previous or any(len(part) > 1 and rank <= rank_of[part] for part in (left, right)):
             raise ValueError(
                 f"{source}: merge {number} ({left!r}, {right!r}) builds id {rank}, out of merge order; "
                 "fastllm needs token ids that follow the merge order (rank-based BPE)"

@@ -20,6 +20,9 @@ use crate::bpe::Rank;
 /// The shared int objects of ids `0..len` (made on first use).
 pub struct IdObjects {
     slots: Box<[AtomicPtr<ffi::PyObject>]>,
+    /// The int each id stands for, where ids are not the tokens' own (see
+    /// [`crate::id_map`]): the list of a text then costs what it costs without.
+    values: Option<Box<[Rank]>>,
 }
 
 /// How far ahead of the id being set [`IdObjects::list`] asks for an id's
@@ -31,18 +34,30 @@ const INT_AHEAD: usize = 64;
 
 impl IdObjects {
     pub fn new(len: usize) -> Self {
-        Self { slots: (0..len).map(|_| AtomicPtr::new(null_mut())).collect() }
+        Self { slots: (0..len).map(|_| AtomicPtr::new(null_mut())).collect(), values: None }
+    }
+
+    /// Ids `0..values.len()` whose ints are `values[id]`.
+    pub fn with_values(values: &[Rank]) -> Self {
+        let slots = (0..values.len()).map(|_| AtomicPtr::new(null_mut())).collect();
+        Self { slots, values: Some(values.into()) }
+    }
+
+    /// The int value of `id`.
+    #[inline]
+    fn value(&self, id: Rank) -> Rank {
+        self.values.as_ref().and_then(|v| v.get(id as usize).copied()).unwrap_or(id)
     }
 
     /// A new reference to the int `id`.
     #[inline]
     fn get(&self, py: Python<'_>, id: Rank) -> PyResult<*mut ffi::PyObject> {
         let Some(slot) = self.slots.get(id as usize) else {
-            return new_int(py, id);
+            return new_int(py, self.value(id));
         };
         let mut obj = slot.load(Ordering::Acquire);
         if obj.is_null() {
-            let made = new_int(py, id)?;
+            let made = new_int(py, self.value(id))?;
             // The GIL serializes callers, so the exchange cannot fail on GIL
             // builds; should it ever, keep the winner's object.
             obj = match slot.compare_exchange(null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {

@@ -17,7 +17,8 @@ use super::text_args::{texts_of, Utf8};
 use super::value_error;
 use crate::added_tokens::AddedToken;
 use crate::bpe::Rank;
-use crate::core_bpe::{BatchSink, CoreBpe, Run, SpecialPolicy};
+use crate::core_bpe::{BatchSink, CoreBpe, CoreError, Run, SpecialPolicy};
+use crate::id_map::IdMap;
 use crate::pretokenize::pipeline::{Behavior, Normalizer, PipelineSpec, Split, Step};
 use crate::utf8_stream::Utf8Stream;
 
@@ -106,10 +107,7 @@ fn pipeline_spec(obj: &Bound<'_, PyAny>) -> PyResult<PipelineSpec> {
     let added_tokens = added
         .into_iter()
         .map(|(content, id, special, single_word, lstrip, rstrip, normalized)| {
-            let id = Rank::try_from(id)
-                .ok()
-                .filter(|&i| i != Rank::MAX)
-                .ok_or_else(|| value_error(format!("added token {content:?} has invalid id {id}")))?;
+            let id = token_id(id, || format!("added token {content:?}"))?;
             Ok(AddedToken { content, id, special, single_word, lstrip, rstrip, normalized })
         })
         .collect::<PyResult<Vec<_>>>()?;
@@ -136,10 +134,11 @@ fn pipeline_step(step: &Bound<'_, PyAny>) -> PyResult<Step> {
     }
 }
 
-/// A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None)`.
+/// A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None, ids=None)`.
 ///
-/// `mergeable[i]` is the bytes of the token with id/rank `i`; `special_tokens`
-/// maps strings to ids outside `range(len(mergeable))`; `pattern` is a built-in
+/// `mergeable[i]` is the bytes of the token with rank `i`, whose id is `i`, or
+/// `ids[i]` when given (rising; see [`crate::id_map`]); `special_tokens`
+/// maps strings to ids no mergeable token has; `pattern` is a built-in
 /// name (gpt2, cl100k, o200k, or r50k_base/cl100k_base/o200k_base) or a regex.
 /// `pipeline` (see `pipeline_spec`) adds what HF tokenizer.json has beyond that:
 /// a normalizer, several pre-tokenizer steps, added tokens with flags.
@@ -148,6 +147,35 @@ pub struct PyCoreBpe {
     core: Arc<CoreBpe>,
     /// The int objects of the ids, shared by the lists returned.
     id_objects: IdObjects,
+    /// The file's ids, where they are not the core's (None: they are).
+    id_map: Option<Arc<IdMap>>,
+}
+
+/// A Python id as a token id (`u32::MAX` is no token's).
+fn token_id(id: i64, what: impl FnOnce() -> String) -> PyResult<Rank> {
+    Rank::try_from(id)
+        .ok()
+        .filter(|&i| i != Rank::MAX)
+        .ok_or_else(|| value_error(format!("{} has invalid id {id}", what())))
+}
+
+/// `ids` (external) as the core's ids; an id no token has is the core's
+/// unknown-token error, naming the id given.
+fn to_internal(map: Option<&IdMap>, mut ids: Vec<Rank>) -> PyResult<Vec<Rank>> {
+    if let Some(map) = map {
+        map.to_internal(&mut ids)
+            .map_err(|(position, id)| value_error(CoreError::UnknownToken { id: u64::from(id), position }))?;
+    }
+    Ok(ids)
+}
+
+/// One external id as the core's: None where no token has it.
+fn one_internal(map: Option<&IdMap>, id: i64) -> Option<u64> {
+    let id = u64::try_from(id).ok()?;
+    match map {
+        None => Some(id),
+        Some(map) => Rank::try_from(id).ok().and_then(|id| map.internal(id)).map(u64::from),
+    }
 }
 
 /// Ids made into lists between two offers of the GIL to other Python threads
@@ -282,6 +310,23 @@ fn u32_bytes<'py>(py: Python<'py>, ids: &[Rank]) -> Bound<'py, PyBytes> {
 }
 
 impl PyCoreBpe {
+    fn map(&self) -> Option<&IdMap> {
+        self.id_map.as_deref()
+    }
+
+    /// The core's `ids` as external ids in little-endian u32 bytes.
+    fn u32_bytes<'py>(&self, py: Python<'py>, mut ids: Vec<Rank>) -> Bound<'py, PyBytes> {
+        if let Some(map) = self.map() {
+            map.to_external(&mut ids);
+        }
+        u32_bytes(py, &ids)
+    }
+
+    /// Ids to decode (a list or sequence of ints, or `packed` u32 bytes) as the core's.
+    fn ids_to_decode(&self, ids: &Bound<'_, PyAny>, packed: bool) -> PyResult<Vec<Rank>> {
+        to_internal(self.map(), if packed { packed_ids(ids)? } else { ids_to_decode(ids)? })
+    }
+
     /// `encode`'s ids, whatever they are returned as.
     fn encode_ids<'py>(
         &self,
@@ -337,23 +382,53 @@ struct SpecialSets {
 #[pymethods]
 impl PyCoreBpe {
     #[new]
-    #[pyo3(signature = (mergeable, special_tokens, pattern, pipeline=None))]
+    #[pyo3(signature = (mergeable, special_tokens, pattern, pipeline=None, ids=None))]
     fn new(
         py: Python<'_>,
         mergeable: Vec<PyBackedBytes>,
         special_tokens: std::collections::HashMap<String, i64>,
         pattern: &str,
         pipeline: Option<&Bound<'_, PyAny>>,
+        ids: Option<Vec<i64>>,
     ) -> PyResult<Self> {
-        let spec = pipeline.map(pipeline_spec).transpose()?;
+        let mut spec = pipeline.map(pipeline_spec).transpose()?;
         let mergeable: Vec<Vec<u8>> = mergeable.iter().map(|b| b.to_vec()).collect();
         let mut specials = Vec::with_capacity(special_tokens.len());
         for (name, id) in special_tokens {
-            let id = Rank::try_from(id)
-                .ok()
-                .filter(|&i| i != Rank::MAX)
-                .ok_or_else(|| value_error(format!("special token {name:?} has invalid id {id}")))?;
+            let id = token_id(id, || format!("special token {name:?}"))?;
             specials.push((name, id));
+        }
+        let id_map = match ids {
+            None => None,
+            Some(ids) => {
+                let ids = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &id)| token_id(id, || format!("rank {r}")))
+                    .collect::<PyResult<Vec<_>>>()?;
+                if ids.len() != mergeable.len() {
+                    return Err(value_error(format!("{} ids for {} mergeable tokens", ids.len(), mergeable.len())));
+                }
+                let added = spec.iter().flat_map(|s| s.added_tokens.iter().map(|t| t.id));
+                let others: Vec<Rank> = specials.iter().map(|(_, id)| *id).chain(added).collect();
+                IdMap::new(&ids, &others).map_err(value_error)?
+            }
+        };
+        if let Some(map) = &id_map {
+            // The core sees its own ids: every id here is one of the map's.
+            let n = mergeable.len() as Rank;
+            for (name, id) in specials.iter_mut() {
+                let internal = map.internal(*id).expect("mapped");
+                if internal < n {
+                    return Err(value_error(format!(
+                        "special token {name:?} has id {id}, the id of a mergeable token"
+                    )));
+                }
+                *id = internal;
+            }
+            for token in spec.iter_mut().flat_map(|s| s.added_tokens.iter_mut()) {
+                token.id = map.internal(token.id).expect("mapped");
+            }
         }
         let pattern = pattern.to_string();
         let core = py
@@ -363,8 +438,12 @@ impl PyCoreBpe {
             })
             .map_err(value_error)?;
         // Mergeable ids only: special ids may be anywhere below 2**32 (and are rare in output).
-        let id_objects = IdObjects::new(core.mergeable_tokens().len());
-        Ok(Self { core: Arc::new(core), id_objects })
+        // With a map, every internal id: there are only as many as tokens.
+        let id_objects = match &id_map {
+            None => IdObjects::new(core.mergeable_tokens().len()),
+            Some(map) => IdObjects::with_values(map.externals()),
+        };
+        Ok(Self { core: Arc::new(core), id_objects, id_map: id_map.map(Arc::new) })
     }
 
     /// Encodes `text` ignoring special tokens entirely.
@@ -399,7 +478,7 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let ids = self.encode_ids(py, text, allowed_special, disallowed_special)?;
-        Ok(u32_bytes(py, &ids))
+        Ok(self.u32_bytes(py, ids))
     }
 
     /// Like `encode_ordinary`, returned as little-endian u32 bytes (for numpy.frombuffer).
@@ -411,7 +490,7 @@ impl PyCoreBpe {
         let text = text_to_encode(text)?;
         let text: &str = &text;
         let ids = py.detach(|| self.core.encode_ordinary(text)).map_err(value_error)?;
-        Ok(u32_bytes(py, &ids))
+        Ok(self.u32_bytes(py, ids))
     }
 
     /// Encodes many texts in parallel (rayon; `num_threads=None`: all cores).
@@ -458,7 +537,7 @@ impl PyCoreBpe {
         ids: &Bound<'py, PyAny>,
         packed: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let ids = if packed { packed_ids(ids)? } else { ids_to_decode(ids)? };
+        let ids = self.ids_to_decode(ids, packed)?;
         let bytes = py.detach(|| self.core.decode_bytes(&ids)).map_err(value_error)?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -473,7 +552,7 @@ impl PyCoreBpe {
         errors: &str,
         packed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let ids = if packed { packed_ids(ids)? } else { ids_to_decode(ids)? };
+        let ids = self.ids_to_decode(ids, packed)?;
         let bytes = py.detach(|| self.core.decode_bytes(&ids)).map_err(value_error)?;
         let errors = CString::new(errors).map_err(|_| value_error("the errors handler's name holds a NUL"))?;
         let len = ffi::Py_ssize_t::try_from(bytes.len()).map_err(|_| value_error("decoded text too long"))?;
@@ -487,13 +566,14 @@ impl PyCoreBpe {
     /// The bytes of each token of `ids`, one `bytes` each (ids read as
     /// [`decode_bytes`] reads them; errors alike).
     fn decode_tokens_bytes<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let ids = ids_to_decode(ids)?;
+        let ids = self.ids_to_decode(ids, false)?;
         ids.iter()
             .enumerate()
             .map(|(position, &id)| {
-                let bytes = self.core.token_bytes(u64::from(id)).ok_or_else(|| {
-                    value_error(crate::core_bpe::CoreError::UnknownToken { id: u64::from(id), position })
-                })?;
+                let bytes = self
+                    .core
+                    .token_bytes(u64::from(id))
+                    .ok_or_else(|| value_error(CoreError::UnknownToken { id: u64::from(id), position }))?;
                 Ok(PyBytes::new(py, bytes))
             })
             .collect()
@@ -515,13 +595,18 @@ impl PyCoreBpe {
 
     /// The rank of the mergeable token whose bytes are `piece` (None: no such token).
     fn mergeable_rank(&self, piece: &[u8]) -> Option<Rank> {
-        self.core.mergeable_rank(piece)
+        let rank = self.core.mergeable_rank(piece)?;
+        Some(self.map().map_or(rank, |map| map.external(rank)))
+    }
+
+    /// The mergeable tokens' ids by rank, where they are not the ranks (None: they are).
+    fn mergeable_ids(&self) -> Option<Vec<Rank>> {
+        self.map().map(|map| map.mergeable_ids().to_vec())
     }
 
     /// The bytes of one token; an unknown id raises ValueError.
     fn decode_single_token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = u64::try_from(id)
-            .ok()
+        let bytes = one_internal(self.map(), id)
             .and_then(|id| self.core.token_bytes(id))
             .ok_or_else(|| value_error(format!("unknown token id {id}")))?;
         Ok(PyBytes::new(py, bytes))
@@ -540,13 +625,13 @@ impl PyCoreBpe {
 
     /// A streaming decoder that emits only complete UTF-8 characters.
     fn incremental_decoder(&self) -> PyIncrementalDecoder {
-        PyIncrementalDecoder { core: Arc::clone(&self.core), stream: Utf8Stream::new() }
+        PyIncrementalDecoder { core: Arc::clone(&self.core), id_map: self.id_map.clone(), stream: Utf8Stream::new() }
     }
 
     /// Max token id + 1.
     #[getter]
     fn n_vocab(&self) -> usize {
-        self.core.n_vocab()
+        self.map().map_or_else(|| self.core.n_vocab(), IdMap::n_vocab)
     }
 
     /// The pattern as given: a built-in name or a regex.
@@ -566,7 +651,7 @@ impl PyCoreBpe {
     fn special_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (name, id) in self.core.special_tokens() {
-            d.set_item(name, id)?;
+            d.set_item(name, self.map().map_or(id, |map| map.external(id)))?;
         }
         Ok(d)
     }
@@ -579,7 +664,7 @@ impl PyCoreBpe {
     fn __repr__(&self) -> String {
         format!(
             "CoreBPE(n_vocab={}, pattern={:?}, special_tokens={})",
-            self.core.n_vocab(),
+            self.n_vocab(),
             self.core.pattern(),
             self.core.special_tokens().count()
         )
@@ -590,13 +675,13 @@ impl PyCoreBpe {
 #[pyclass(module = "fastllm._core", name = "IncrementalDecoder")]
 pub struct PyIncrementalDecoder {
     core: Arc<CoreBpe>,
+    id_map: Option<Arc<IdMap>>,
     stream: Utf8Stream,
 }
 
 impl PyIncrementalDecoder {
     fn token(&self, id: i64, position: usize) -> PyResult<&[u8]> {
-        u64::try_from(id)
-            .ok()
+        one_internal(self.id_map.as_deref(), id)
             .and_then(|id| self.core.token_bytes(id))
             .ok_or_else(|| value_error(format!("unknown token id {id} at position {position}")))
     }
@@ -612,7 +697,8 @@ impl PyIncrementalDecoder {
 
     /// Feeds several ids; all are checked before any is decoded.
     fn add_many(&mut self, ids: &Bound<'_, PyAny>) -> PyResult<String> {
-        let bytes = self.core.decode_bytes(&ids_to_decode(ids)?).map_err(value_error)?;
+        let ids = to_internal(self.id_map.as_deref(), ids_to_decode(ids)?)?;
+        let bytes = self.core.decode_bytes(&ids).map_err(value_error)?;
         Ok(self.stream.push(&bytes))
     }
 

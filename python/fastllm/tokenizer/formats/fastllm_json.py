@@ -5,12 +5,14 @@
     {"format": "fastllm-tokenizer", "version": 1,
      "pattern": "cl100k",                      # built-in name or regex
      "special_tokens": {"<|endoftext|>": 1000},
-     "pipeline": {...},                        # only in version 2: Pipeline.to_dict()
-     "ranks": ["AA==", "AQ==", ...]}           # base64 token bytes; list index = rank = id
+     "pipeline": {...},                        # from version 2: Pipeline.to_dict()
+     "ids": [2, 3, ...],                       # only in version 3: the id of each rank
+     "ranks": ["AA==", "AQ==", ...]}           # base64 token bytes; list index = rank (= id without "ids")
 
 A tokenizer with a pipeline (read from a HF ``tokenizer.json``) is written as version 2,
 so that a fastllm that does not know pipelines refuses the file instead of encoding
-differently; one without is written as version 1, as before.
+differently; one whose ids are not its ranks (special tokens first, or gaps) as version 3,
+for the same reason; any other as version 1, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ FORMAT_NAME = "fastllm-tokenizer"
 FORMAT_VERSION = 1
 #: The version of files that hold a pipeline.
 PIPELINE_FORMAT_VERSION = 2
+#: The version of files whose ids are not the ranks (``"ids"``), with or without a pipeline.
+IDS_FORMAT_VERSION = 3
+_VERSIONS = (FORMAT_VERSION, PIPELINE_FORMAT_VERSION, IDS_FORMAT_VERSION)
 #: The file name fastllm gives its tokenizer file in a data or model directory.
 TOKENIZER_FILE = "tokenizer.fastllm.json"
 
@@ -42,10 +47,11 @@ def write_tokenizer_file(path: str | os.PathLike, vocab: VocabData) -> Path:
     """Writes ``vocab`` to ``path`` atomically."""
     document = {
         "format": FORMAT_NAME,
-        "version": PIPELINE_FORMAT_VERSION if vocab.pipeline else FORMAT_VERSION,
+        "version": IDS_FORMAT_VERSION if vocab.ids else PIPELINE_FORMAT_VERSION if vocab.pipeline else FORMAT_VERSION,
         "pattern": vocab.pattern,
         "special_tokens": dict(sorted(vocab.special_tokens.items(), key=lambda item: item[1])),
         **({"pipeline": vocab.pipeline.to_dict()} if vocab.pipeline else {}),
+        **({"ids": list(vocab.ids)} if vocab.ids else {}),
         "ranks": [base64.b64encode(token).decode("ascii") for token in vocab.tokens],
     }
     # One rank per line keeps the file diffable and easy to inspect.
@@ -73,13 +79,13 @@ def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise ValueError(f"{source}: not a fastllm tokenizer file (no \"format\": \"{FORMAT_NAME}\")")
     version = document.get("version")
-    if version not in (FORMAT_VERSION, PIPELINE_FORMAT_VERSION) or isinstance(version, bool):
+    if version not in _VERSIONS or isinstance(version, bool):
         raise ValueError(
             f"{source}: tokenizer file version {version!r} is not supported "
-            f"(this fastllm reads {FORMAT_VERSION} and {PIPELINE_FORMAT_VERSION})"
+            f"(this fastllm reads {', '.join(map(str, _VERSIONS))})"
         )
     pipeline = None
-    if version == PIPELINE_FORMAT_VERSION:
+    if version == PIPELINE_FORMAT_VERSION or (version == IDS_FORMAT_VERSION and "pipeline" in document):
         pipeline = Pipeline.from_dict(document.get("pipeline"), source)
     pattern = document.get("pattern")
     if not isinstance(pattern, str) or not pattern:
@@ -107,7 +113,14 @@ def read_tokenizer_file(path: str | os.PathLike) -> VocabData:
         seen: set[bytes] = set()
         duplicate = next(i for i, t in enumerate(tokens) if t in seen or seen.add(t))
         raise ValueError(f"{source}: ranks[{duplicate}] = {tokens[duplicate]!r} appears twice")
-    return VocabData(tokens, dict(specials), pattern, pipeline)
+    ids = None
+    if version == IDS_FORMAT_VERSION:
+        ids = document.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValueError(f"{source}: \"ids\" must be a list of integer ids, one per rank")
+        if len(ids) != len(tokens):
+            raise ValueError(f"{source}: \"ids\" has {len(ids)} ids for {len(tokens)} ranks")
+    return VocabData(tokens, dict(specials), pattern, pipeline, ids)
 
 
 def is_tokenizer_file(path: str | os.PathLike) -> bool:

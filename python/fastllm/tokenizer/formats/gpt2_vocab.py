@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastllm import _core
-from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, check_merges_follow_ranks, tokens_in_rank_order
+from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, check_merges_follow_ranks, tokens_by_id
 
 # ----- the byte map -----
 
@@ -105,25 +105,28 @@ def read_gpt2_vocab(
     if tokens is not None:
         return VocabData(tokens, specials, "gpt2")
     special_ids = set(specials.values())
-    tokens = tokens_from_text_vocab(vocab, special_ids, vocab_source)
+    tokens, ids = tokens_from_text_vocab(vocab, special_ids, vocab_source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
     check_merges_follow_ranks(_read_merges(merges_text, merges_path), rank_of_text, str(merges_path))
-    return VocabData(tokens, specials, "gpt2")
+    return VocabData(tokens, specials, "gpt2", ids=ids)
 
 
-def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> list[bytes]:
-    """The token bytes in id order of a GPT-2 text vocabulary (text -> id), leaving out ``special_ids``."""
+def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> tuple[list[bytes], list[int] | None]:
+    """The token bytes in id order of a GPT-2 text vocabulary (text -> id), leaving out
+    ``special_ids``, and their ids where those are not 0..n-1 (see :func:`tokens_by_id`)."""
     by_id: dict[int, bytes] = {}
     for text, token_id in vocab.items():
         _check_id(text, token_id, source)
         if token_id in special_ids:
             continue
+        if token_id in by_id:  # ids may have gaps, so a shared one would leave no hole to notice
+            raise ValueError(f"{source}: vocab entries {bytes_to_text(by_id[token_id])!r} and {text!r} share id {token_id}")
         try:
             by_id[token_id] = text_to_bytes(text)
         except ValueError as exc:
             raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
-    return tokens_in_rank_order(by_id, source)
+    return tokens_by_id(by_id, source)
 
 
 def _check_id(text: str, token_id: object, source: str) -> None:

@@ -5,8 +5,9 @@ exactly like ``tokenizers``, and writing one that ``tokenizers`` (and transforme
 What is read (anything else is refused with a ValueError naming the file and the part):
 
 * model: ``BPE`` whose ids follow its merges (rank-based BPE, as fastllm and tiktoken
-  merge), no ``byte_fallback``, ``dropout``, subword prefix or suffix; the special
-  tokens above the mergeable ids;
+  merge), no ``byte_fallback``, ``dropout``, subword prefix or suffix; special tokens
+  at any ids, below the mergeable ones too (HF's trainer puts them first: GPT-NeoX's
+  ``<|endoftext|>`` is 0);
 * normalizer: none, an empty ``Sequence``, or ``NFC`` (alone or in a ``Sequence``);
 * pre-tokenizer: ``Split`` (any behavior, ``invert``), ``Digits``, and a final
   ``ByteLevel`` (with or without its regex and prefix space), alone or in a
@@ -122,15 +123,16 @@ def _model_vocab(vocab: VocabData, pipeline: Pipeline) -> dict[str, int]:
     """Token text -> id, special and added tokens included (as GPT-2's file has ``<|endoftext|>``):
     ``tokenizers`` only keeps an added token's id when the model vocabulary has it,
     and renumbers it otherwise, e.g. when ids have a gap below the specials."""
-    entries = {bytes_to_text(token): rank for rank, token in enumerate(vocab.tokens)}
+    token_of_id = _mergeable_by_id(vocab)
+    entries = {bytes_to_text(token): token_id for token_id, token in token_of_id.items()}
     added = dict(vocab.special_tokens)
     added.update({t.content: t.id for t in pipeline.added_tokens if not t.special})
     for text, token_id in added.items():
-        if token_id < len(vocab.tokens):
+        if token_id in token_of_id:
             if entries.get(text) != token_id:
                 raise ValueError(
                     f"added token {text!r} has the id {token_id} of a mergeable token whose tokenizer.json text is "
-                    f"{bytes_to_text(vocab.tokens[token_id])!r}; tokenizers would give it another id"
+                    f"{bytes_to_text(token_of_id[token_id])!r}; tokenizers would give it another id"
                 )
             continue
         if text in entries:
@@ -140,6 +142,10 @@ def _model_vocab(vocab: VocabData, pipeline: Pipeline) -> dict[str, int]:
             )
         entries[text] = token_id
     return entries
+
+
+def _mergeable_by_id(vocab: VocabData) -> dict[int, bytes]:
+    return dict(zip(range(len(vocab.tokens)) if vocab.ids is None else vocab.ids, vocab.tokens))
 
 
 def _pre_tokenizer_dict(pipeline: Pipeline, pattern_regex: str, builtin_patterns: dict[str, str]) -> dict:
@@ -173,12 +179,13 @@ def _post_processor_dict(vocab: VocabData, pipeline: Pipeline) -> dict:
         return {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
     names = {token_id: text for text, token_id in vocab.special_tokens.items()}
     names.update({t.id: t.content for t in pipeline.added_tokens})
+    token_of_id = _mergeable_by_id(vocab)
 
     def name(token_id: int) -> str:
         if token_id in names:
             return names[token_id]
-        if 0 <= token_id < len(vocab.tokens):
-            return bytes_to_text(vocab.tokens[token_id])
+        if token_id in token_of_id:
+            return bytes_to_text(token_of_id[token_id])
         raise ValueError(f"BOS/EOS id {token_id} is not a token of this vocabulary")
 
     def template(type_id: int, sequence: str) -> list[dict]:
@@ -247,36 +254,36 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     # The core reads a file with nothing unusual in it (rust/src/hf_vocab.rs), as the
     # Python below would; anything else goes to the Python, which says what is wrong.
     tokens = _core.read_hf_vocab_plain(vocab, merges, [(t.content, t.id, t.special) for t in added], not ignore_merges)
-    # (Its mergeable ids are 0..n-1: the specials' check is theirs against n-1.)
+    ids = None
+    # (Its mergeable ids are 0..n-1: specials among them are the Python reader's to place.)
     if tokens is None or any(i < len(tokens) - 1 for i in specials.values()):
-        tokens = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
+        tokens, ids = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
     bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
     pattern, steps = _single_pattern(steps)
     described = _described_added_tokens(added, normalizer)
     pipeline = Pipeline(normalizer, tuple(steps), tuple(described), bos_ids, eos_ids)
-    return VocabData(tokens, specials, pattern, pipeline if pipeline != Pipeline() else None)
+    return VocabData(tokens, specials, pattern, pipeline if pipeline != Pipeline() else None, ids)
 
 
 def _mergeable_tokens(
     vocab: dict, merges: list[tuple[str, str]], added: list[AddedToken], specials: dict[str, int], ignore_merges: bool, source: str
-) -> list[bytes]:
-    """The mergeable tokens by rank, every entry and merge checked (ValueError naming
-    ``source`` and what is wrong)."""
+) -> tuple[list[bytes], list[int] | None]:
+    """The mergeable tokens by rank and their ids (None: 0..n-1), every entry and merge
+    checked (ValueError naming ``source`` and what is wrong)."""
     # A non-special added token is a mergeable token too when BPE can make it (a single
     # byte, or built by a merge), as "ab" would be; special ones never are.
     built = {left + right for left, right in merges}
     not_mergeable = set(specials.values()) | {
         t.id for t in added if not (_is_byte_level(t.content) and (len(t.content) == 1 or t.content in built))
     }
-    _check_special_ids(specials, vocab, not_mergeable, source)
-    tokens = tokens_from_text_vocab(vocab, not_mergeable, source)
+    tokens, ids = tokens_from_text_vocab(vocab, not_mergeable, source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
     _check_one_merge_per_token(merges, built, source)
     check_merges_follow_ranks(merges, rank_of_text, source)
     if not ignore_merges:
         _check_every_token_merged(rank_of_text, built, source)
-    return tokens
+    return tokens, ids
 
 
 def _check_model(model: dict, source: str) -> None:
@@ -416,23 +423,6 @@ def _added_tokens_of(entries: list, vocab: dict, source: str) -> list[AddedToken
 
 # HF's AddedToken defaults.
 _ADDED_DEFAULTS = {"special": False, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True}
-
-
-def _check_special_ids(specials: dict[str, int], vocab: dict, not_mergeable: set[int], source: str) -> None:
-    # (Entries that are not byte-level are reported when the tokens are read.) The top over
-    # every entry bounds the top over byte-level ones: look at the texts only if it matters.
-    top = max((i for i in vocab.values() if isinstance(i, int) and i not in not_mergeable), default=-1)
-    if all(token_id >= top for token_id in specials.values()):
-        return
-    ids = [i for text, i in vocab.items() if isinstance(i, int) and i not in not_mergeable and _is_byte_level(text)]
-    top = max(ids, default=-1)
-    low = sorted((token_id, text) for text, token_id in specials.items() if token_id < top)
-    if low:
-        token_id, text = low[0]
-        raise ValueError(
-            f"{source}: special token {text!r} has id {token_id}, below mergeable tokens (up to {top}); "
-            "fastllm needs the special tokens above the mergeable ids"
-        )
 
 
 def _check_one_merge_per_token(merges: list[tuple[str, str]], built: set[str], source: str) -> None:

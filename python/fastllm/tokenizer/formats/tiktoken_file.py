@@ -9,14 +9,15 @@ from pathlib import Path
 
 from fastllm import _core
 from fastllm.files import write_bytes_atomic
-from fastllm.tokenizer.vocab import tokens_in_rank_order
+from fastllm.tokenizer.vocab import tokens_by_id
 
 
-def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:
-    """Parses ``.tiktoken`` content into the token list in rank order (``tokens[rank]``).
+def parse_tiktoken(data: bytes, source: str = "<bytes>") -> tuple[list[bytes], list[int] | None]:
+    """Parses ``.tiktoken`` content into ``(tokens, ids)``: the tokens in rank order, and
+    their ranks (tiktoken's ids) where those are not 0..n-1 (None where they are).
 
-    Lines may come in any order but the ranks must be exactly 0..n-1 and the
-    tokens distinct. Every problem raises ValueError naming ``source`` and the
+    Lines may come in any order, ranks may have gaps (as in tiktoken), tokens and
+    ranks must be distinct. Every problem raises ValueError naming ``source`` and the
     1-based line number.
     """
     # The core reads files with nothing unusual in them (every official one) at a tenth of
@@ -24,11 +25,11 @@ def parse_tiktoken(data: bytes, source: str = "<bytes>") -> list[bytes]:
     if isinstance(data, bytes):
         tokens = _core.read_tiktoken_plain(data)
         if tokens is not None:
-            return tokens
+            return tokens, None
     return _parse_in_python(data, source)
 
 
-def _parse_in_python(data: bytes, source: str) -> list[bytes]:
+def _parse_in_python(data: bytes, source: str) -> tuple[list[bytes], list[int] | None]:
     by_rank: dict[int, bytes] = {}
     line_of_token: dict[bytes, int] = {}
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -61,22 +62,25 @@ def _parse_in_python(data: bytes, source: str) -> list[bytes]:
             )
         by_rank[rank] = token
         line_of_token[token] = number
-    return tokens_in_rank_order(by_rank, source)
+    return tokens_by_id(by_rank, source)
 
 
-def read_tiktoken(path: str | os.PathLike) -> list[bytes]:
+def read_tiktoken(path: str | os.PathLike) -> tuple[list[bytes], list[int] | None]:
     """Reads a ``.tiktoken`` file; see :func:`parse_tiktoken`."""
     return parse_tiktoken(Path(path).read_bytes(), source=str(path))
 
 
-def format_tiktoken(tokens: list[bytes]) -> bytes:
-    """The ``.tiktoken`` text of ``tokens`` (``tokens[rank]``), one line per rank."""
-    return b"".join(base64.b64encode(token) + b" %d\n" % rank for rank, token in enumerate(tokens))
+def format_tiktoken(tokens: list[bytes], ids: list[int] | None = None) -> bytes:
+    """The ``.tiktoken`` text of ``tokens`` (``tokens[rank]``), one line per token, with
+    its rank, or its id from ``ids`` (rising) where given."""
+    ranks = range(len(tokens)) if ids is None else ids
+    return b"".join(base64.b64encode(token) + b" %d\n" % rank for rank, token in zip(ranks, tokens))
 
 
-def write_tiktoken(path: str | os.PathLike, tokens: list[bytes]) -> Path:
-    """Writes ``tokens`` (in rank order) as a ``.tiktoken`` file, atomically."""
-    return write_bytes_atomic(path, format_tiktoken(tokens))
+def write_tiktoken(path: str | os.PathLike, tokens: list[bytes], ids: list[int] | None = None) -> Path:
+    """Writes ``tokens`` (in rank order; ``ids``: see :func:`format_tiktoken`) as a
+    ``.tiktoken`` file, atomically."""
+    return write_bytes_atomic(path, format_tiktoken(tokens, ids))
 
 
 def _show(raw: bytes, limit: int = 60) -> str:
