@@ -289,3 +289,40 @@ def test_a_named_special_with_a_bad_id_names_the_vocabulary(tmp_path, bad_id):
     (tmp_path / "added_tokens.json").write_text(json.dumps({"<pad>": 256}))
     with pytest.raises(ValueError, match=r"vocab\.json: vocab entry '<pad>' has invalid id"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+# ----- py_tiktoken_file (reachable once ranks with gaps load): the merges to_hf_json writes
+# for a vocabulary that ranks a byte after tokens made of it were refused by fastllm's own
+# reader. Merging starts from the bytes, whatever their ranks, in tiktoken and tokenizers alike.
+
+
+@pytest.mark.parametrize("ids", [None, [*range(258), 700]])
+def test_a_byte_ranked_after_tokens_made_of_it_exports_and_reads_back(tmp_path, ids):
+    tokenizers = pytest.importorskip("tokenizers")
+    tokens = [bytes([b]) for b in range(256) if b != ord("n")] + [b"in", b" in", b"ing", b"n"]
+    ours = Tokenizer(tokens, {}, "gpt2", ids=ids)
+    ours.to_hf_json(tmp_path / "t.json")
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "t.json"))
+    back = Tokenizer.from_hf_json(tmp_path / "t.json")
+    for text in ["in inn ning n nnn", "tin gin", "n"]:
+        assert hf.encode(text).ids == back.encode(text) == ours.encode(text), text
+    assert back.mergeable_ids() == ours.mergeable_ids()
+
+
+# ----- py_gpt2_vocab (likewise): an id beyond 64 bits in vocab.json raised OverflowError
+# from the core's argument conversion.
+
+
+def test_ids_beyond_32_bits_in_files_are_refused_naming_the_file(tmp_path):
+    from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text
+
+    vocab = {bytes_to_text(t): rank for rank, t in enumerate(BYTES)}
+    vocab[bytes_to_text(b"\x00")] = 2**70
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{tmp_path}: mergeable token id {2**70} is out of range"):
+        Tokenizer.from_pretrained(tmp_path)
+    lines = [base64.b64encode(t) + b" %d\n" % (r + (r == 255) * 2**40) for r, t in enumerate(BYTES)]
+    (tmp_path / "v.tiktoken").write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match=f"v.tiktoken: mergeable token id {2**40 + 255} is out of range"):
+        Tokenizer.from_tiktoken(tmp_path / "v.tiktoken", "gpt2")

@@ -11,7 +11,6 @@ every file format and pickle keeps the ids.
 
 from __future__ import annotations
 
-import base64
 import json
 import pickle
 
@@ -256,15 +255,3 @@ def test_a_bad_ids_field_is_refused_naming_the_file(change, message, tmp_path):
         Tokenizer.load(tmp_path / "t.json")
     assert str(tmp_path / "t.json") in str(info.value)
 
-
-def test_ids_beyond_32_bits_in_files_are_refused_naming_the_file(tmp_path, gpt2_tokens):
-    # Found by fuzzing the GPT-2 files reader: an OverflowError from the core's argument conversion.
-    vocab = {bytes_to_text(t): rank for rank, t in enumerate(gpt2_tokens[:256])}
-    vocab[bytes_to_text(gpt2_tokens[0])] = 2**70
-    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=f"{tmp_path}: mergeable token id {2**70} is out of range"):
-        Tokenizer.from_pretrained(tmp_path)
-    (tmp_path / "v.tiktoken").write_bytes(b"".join(b"%s %d\n" % (base64.b64encode(bytes([b])), b + (b == 255) * 2**40) for b in range(256)))
-    with pytest.raises(ValueError, match=f"v.tiktoken: mergeable token id {2**40 + 255} is out of range"):
-        Tokenizer.from_tiktoken(tmp_path / "v.tiktoken", "gpt2")
