@@ -7,7 +7,9 @@
 //! leave ranks out. Such a vocabulary runs on internal ids (mergeable tokens
 //! `0..n` in the order of their ids, then the others in the order of theirs)
 //! and an [`IdMap`] turns them into the file's ids on the way out and back on
-//! the way in. Both orders are kept, so ranks compare as the ids do.
+//! the way in. The mergeable tokens' ids need not even follow their ranks:
+//! RoBERTa's vocabulary numbers GPT-2's tokens by frequency, while its merges,
+//! which the ranks follow, are GPT-2's.
 
 use rustc_hash::FxHashMap;
 
@@ -31,8 +33,8 @@ const NONE: Rank = Rank::MAX;
 /// Why a set of ids cannot be mapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdMapError {
-    /// Mergeable ids must rise with the rank (`index`: the first that does not).
-    NotRising { index: usize, id: Rank, previous: Rank },
+    /// Two mergeable tokens (the ranks) with one id.
+    Repeated { id: Rank, ranks: (usize, usize) },
     /// `Rank::MAX` marks "no token" and cannot be an id.
     Reserved,
 }
@@ -40,8 +42,8 @@ pub enum IdMapError {
 impl std::fmt::Display for IdMapError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::NotRising { index, id, previous } => {
-                write!(f, "mergeable token ids must rise with the rank: rank {index} has id {id}, after id {previous}")
+            Self::Repeated { id, ranks: (a, b) } => {
+                write!(f, "mergeable tokens of ranks {a} and {b} both have id {id}")
             }
             Self::Reserved => write!(f, "token id {} is reserved", Rank::MAX),
         }
@@ -51,30 +53,31 @@ impl std::fmt::Display for IdMapError {
 impl std::error::Error for IdMapError {}
 
 impl IdMap {
-    /// The map for mergeable tokens with ids `mergeable` (by rank, rising)
+    /// The map for mergeable tokens with ids `mergeable` (by rank, distinct)
     /// and other tokens (special or added) with ids `others`: an id of
     /// `others` that is a mergeable id maps to that token (an added token
     /// that is also in the vocabulary); the rest get the internal ids after
     /// the mergeable ones, in their order. None when every id is its own
     /// internal id (nothing to map).
     pub fn new(mergeable: &[Rank], others: &[Rank]) -> Result<Option<Self>, IdMapError> {
-        for (index, pair) in mergeable.windows(2).enumerate() {
-            if pair[1] <= pair[0] {
-                return Err(IdMapError::NotRising { index: index + 1, id: pair[1], previous: pair[0] });
-            }
+        let mut sorted: Vec<(Rank, usize)> = mergeable.iter().copied().zip(0..).collect();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            let (a, b) = (pair[0].1.min(pair[1].1), pair[0].1.max(pair[1].1));
+            return Err(IdMapError::Repeated { id: pair[0].0, ranks: (a, b) });
         }
-        if mergeable.last() == Some(&NONE) || others.contains(&NONE) {
+        if sorted.last().is_some_and(|&(id, _)| id == NONE) || others.contains(&NONE) {
             return Err(IdMapError::Reserved);
         }
         let n = mergeable.len();
-        let is_mergeable = |id: Rank| mergeable.binary_search(&id).is_ok();
+        let is_mergeable = |id: Rank| sorted.binary_search_by_key(&id, |&(id, _)| id).is_ok();
         let mut rest: Vec<Rank> = others.iter().copied().filter(|&id| !is_mergeable(id)).collect();
         rest.sort_unstable();
         rest.dedup();
         // Identity: mergeable ids 0..n, the others from n on without a gap
         // (a gap above them would do too, but the core needs no map for that:
         // its special and added ids may be anything above the mergeable ones).
-        let mergeable_identity = mergeable.last().is_none_or(|&last| last as usize + 1 == n);
+        let mergeable_identity = mergeable.iter().zip(0..).all(|(&id, rank)| id == rank);
         if mergeable_identity && rest.first().is_none_or(|&first| first as usize >= n) {
             return Ok(None);
         }
@@ -194,11 +197,21 @@ mod tests {
     }
 
     #[test]
-    fn mergeable_ids_must_rise() {
-        let err = IdMap::new(&[1, 3, 2], &[0]).unwrap_err();
-        assert_eq!(err, IdMapError::NotRising { index: 2, id: 2, previous: 3 });
-        assert!(err.to_string().contains("rank 2 has id 2, after id 3"));
-        assert_eq!(IdMap::new(&[1, 1], &[]).unwrap_err(), IdMapError::NotRising { index: 1, id: 1, previous: 1 });
+    fn ids_in_another_order_than_the_ranks_are_mapped() {
+        // RoBERTa: the specials first, GPT-2's tokens by frequency.
+        let map = IdMap::new(&[4, 2, 3, 1], &[0, 5, 3]).unwrap().unwrap();
+        assert_eq!(map.externals(), &[4, 2, 3, 1, 0, 5]);
+        assert_eq!((map.internal(4), map.internal(1), map.internal(0)), (Some(0), Some(3), Some(4)));
+        let map = IdMap::new(&[1, 0, 2], &[]).unwrap().unwrap();
+        assert_eq!(map.internal(0), Some(1));
+    }
+
+    #[test]
+    fn repeated_and_reserved_ids_are_errors() {
+        let err = IdMap::new(&[1, 3, 2, 3], &[0]).unwrap_err();
+        assert_eq!(err, IdMapError::Repeated { id: 3, ranks: (1, 3) });
+        assert!(err.to_string().contains("ranks 1 and 3 both have id 3"));
         assert_eq!(IdMap::new(&[1], &[Rank::MAX]).unwrap_err(), IdMapError::Reserved);
+        assert_eq!(IdMap::new(&[Rank::MAX, 0], &[]).unwrap_err(), IdMapError::Reserved);
     }
 }

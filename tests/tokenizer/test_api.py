@@ -280,7 +280,7 @@ def test_bad_construction(args, error, message):
     "kwargs, error, message",
     [
         (dict(ids=range(1, 256)), ValueError, "255 ids for 256 mergeable tokens"),
-        (dict(ids=[*range(255), 0]), ValueError, "rank 255 has id 0, after id 254"),
+        (dict(ids=[*range(255), 0]), ValueError, "mergeable tokens of ranks 0 and 255 both have id 0"),
         (dict(ids=[*range(255), -1]), ValueError, "mergeable token id -1 is out of range"),
         (dict(ids=[*range(255), 2**32 - 1]), ValueError, "mergeable token id 4294967295 is out of range"),
         (dict(ids=[*range(255), 2**70]), ValueError, f"mergeable token id {2**70} is out of range"),

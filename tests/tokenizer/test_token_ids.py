@@ -27,7 +27,7 @@ from fastllm.tokenizer.vocab import derive_merges
 from tests.support.text_strategies import FRAGMENTS, text_strategy
 
 tokenizers = pytest.importorskip("tokenizers")
-from tokenizers import AddedToken, decoders, models  # noqa: E402
+from tokenizers import AddedToken, decoders, models, processors  # noqa: E402
 from tokenizers import pre_tokenizers as pt  # noqa: E402
 
 SPECIALS_FIRST = ["<|endoftext|>", "<|padding|>"]
@@ -242,7 +242,7 @@ def test_a_special_token_on_a_mergeable_id_is_refused(gpt2_tokens):
         (lambda d: d.update(ids=d["ids"][:-1]), '"ids" has 257 ids for 258 ranks'),
         (lambda d: d.update(ids=["x"] * 258), '"ids" must be a list of integer ids'),
         (lambda d: d.pop("ids"), '"ids" must be a list of integer ids'),
-        (lambda d: d["ids"].reverse(), "rank 1 has id"),
+        (lambda d: d["ids"].__setitem__(1, d["ids"][0]), "mergeable tokens of ranks 0 and 1 both have id 1"),
     ],
 )
 def test_a_bad_ids_field_is_refused_naming_the_file(change, message, tmp_path):
@@ -255,3 +255,74 @@ def test_a_bad_ids_field_is_refused_naming_the_file(change, message, tmp_path):
         Tokenizer.load(tmp_path / "t.json")
     assert str(tmp_path / "t.json") in str(info.value)
 
+
+
+# ----- ids in another order than the merges: RoBERTa ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def roberta(tmp_path_factory, gpt2_tokens):
+    """(path, tokenizers, fastllm) for a RoBERTa-shaped tokenizer.json: four specials first,
+    GPT-2's tokens numbered in another order than their merges (fairseq numbers them by
+    frequency; here a fixed shuffle), <mask> last, RoBERTa's post-processor."""
+    import random
+
+    order = list(range(len(gpt2_tokens)))
+    random.Random(7).shuffle(order)
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    vocab = {text: i for i, text in enumerate(specials)}
+    vocab.update({bytes_to_text(gpt2_tokens[rank]): len(specials) + k for k, rank in enumerate(order)})
+    vocab["<mask>"] = len(vocab)
+    merges = [(bytes_to_text(a), bytes_to_text(b)) for a, b in derive_merges(gpt2_tokens)]
+    hf = tokenizers.Tokenizer(models.BPE(vocab, merges))
+    hf.pre_tokenizer = pt.ByteLevel(add_prefix_space=False, use_regex=True)
+    hf.decoder = decoders.ByteLevel()
+    hf.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    hf.add_special_tokens([AddedToken("<mask>", special=True, normalized=False, lstrip=True)])
+    hf.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
+    path = tmp_path_factory.mktemp("roberta") / "tokenizer.json"
+    hf.save(str(path))
+    return path, tokenizers.Tokenizer.from_file(str(path)), Tokenizer.from_hf_json(path)
+
+
+@given(text=st.one_of(texts, st.lists(st.sampled_from(["<s>", "</s>", " <mask>", "<mask>"] + FRAGMENTS[:80]), max_size=20).map("".join)))
+@settings(max_examples=120, deadline=None)
+def test_ids_out_of_merge_order_encode_like_tokenizers(text, roberta):
+    _, hf, ours = roberta
+    ids = ours.encode(text, allowed_special="all")
+    assert ids == hf_ids(hf, text)
+    assert ours.encode(text, allowed_special="all", add_special_tokens=True) == hf.encode(text).ids
+    assert ours.encode_ordinary(text) == hf_ids(hf, text, specials=False)
+    assert ours.encode_to_numpy(text, allowed_special="all").tolist() == ids
+    assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=False)
+
+
+def test_ids_out_of_merge_order_on_the_corpora_and_back(roberta, corpora, tmp_path):
+    path, hf, ours = roberta
+    assert ours.mergeable_ids() != sorted(ours.mergeable_ids())
+    texts = [corpora["tinyshakespeare.txt"][:40_000], corpora["multilingual.txt"][:20_000]]
+    expected = [hf_ids(hf, t) for t in texts]
+    assert ours.encode_batch(texts, num_threads=2) == expected
+    assert [ours.decode(ids) for ids in expected] == texts
+    ours.save(tmp_path / "t.fastllm.json")
+    ours.to_hf_json(tmp_path / "written.json")
+    written = tokenizers.Tokenizer.from_file(str(tmp_path / "written.json"))
+    for copy in (Tokenizer.load(tmp_path / "t.fastllm.json"), Tokenizer.from_hf_json(tmp_path / "written.json"),
+                 pickle.loads(pickle.dumps(ours))):
+        assert copy.encode(texts[1]) == expected[1] and copy.mergeable_ids() == ours.mergeable_ids()
+    assert hf_ids(written, texts[1]) == expected[1]
+    # tiktoken merges by its ranks, which are the ids: no .tiktoken form.
+    with pytest.raises(ValueError, match="ids do not follow its merges"):
+        ours.save_tiktoken(tmp_path / "t.tiktoken")
+    assert not (tmp_path / "t.tiktoken").exists()
+
+
+def test_gpt2_files_with_ids_out_of_merge_order(roberta, tmp_path):
+    path, hf, ours = roberta
+    document = json.loads(path.read_text(encoding="utf-8"))
+    (tmp_path / "vocab.json").write_text(json.dumps(document["model"]["vocab"]), encoding="utf-8")
+    merges = [" ".join(m) if isinstance(m, list) else m for m in document["model"]["merges"]]
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    from_files = Tokenizer.from_pretrained(tmp_path)
+    text = "Hello world, and a naïve café 123"
+    assert from_files.encode(text) == hf_ids(hf, text)

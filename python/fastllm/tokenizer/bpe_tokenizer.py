@@ -49,8 +49,8 @@ class Tokenizer:
     ``mergeable_ranks`` is either the list of token bytes in rank order
     (``tokens[rank]``; each id is its rank, or ``ids[rank]`` where ``ids`` is
     given) or a ``{bytes: rank}`` dict, whose ranks are the ids (gaps allowed,
-    as in tiktoken); all 256 single bytes must be present. Ids rise with the
-    rank, which orders the merges. ``special_tokens`` maps special token
+    as in tiktoken); all 256 single bytes must be present. The rank orders the
+    merges; ids may follow another order (RoBERTa's). ``special_tokens`` maps special token
     strings to ids no mergeable token has: above the ranks, or below and
     between them (HF's trainer puts special tokens first). ``pattern`` is a built-in
     split pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``) or a regex.
@@ -651,7 +651,7 @@ def _rank_list(
         if not isinstance(token, bytes):
             raise TypeError(f"mergeable token of rank {rank} must be bytes, not {type(token).__name__}")
     if ids is not None:
-        # The core checks the rest (rising, in range) where they are not simply the ranks.
+        # The core checks the rest (distinct) where they are not simply the ranks.
         if ids and not 0 <= min(ids) <= max(ids) < _ID_LIMIT:
             bad = min(ids) if min(ids) < 0 else max(ids)
             raise ValueError(f"mergeable token id {bad} is out of range (ids are 0 to {_ID_LIMIT - 1})")

@@ -37,9 +37,9 @@ class VocabData(NamedTuple):
     #: What a HF ``tokenizer.json`` adds (normalizer, several split steps, added
     #: tokens, BOS/EOS); None for a plain split pattern.
     pipeline: Optional["Pipeline"] = None
-    #: ``ids[rank]``: the id of the token of that rank, rising with the rank, where the
-    #: ids are not the ranks (special tokens first, as HF's trainer numbers them, or
-    #: ranks left out); None: every id is its rank.
+    #: ``ids[rank]``: the id of the token of that rank (distinct), where the ids are not
+    #: the ranks (special tokens first, as HF's trainer numbers them; ranks left out; ids
+    #: in another order than the merges, as RoBERTa's); None: every id is its rank.
     ids: Optional[list[int]] = None
 
 
@@ -53,6 +53,23 @@ def tokens_by_id(by_id: dict[int, bytes], source: str) -> tuple[list[bytes], Opt
         return [by_id[rank] for rank in range(count)], None
     ids = sorted(by_id)
     return [by_id[token_id] for token_id in ids], ids
+
+
+def merge_order(id_of: dict[T, int], merges: list[tuple[T, T]]) -> list[T]:
+    """The tokens of ``id_of`` (token -> id) in an order their merges follow, for a
+    vocabulary whose ids do not (RoBERTa numbers GPT-2's tokens by frequency): the single
+    bytes (in id order), then what each merge builds, in merge order, then any token no
+    merge builds (in id order). tokenizers merges by the merges' order, which BPE by these
+    ranks reproduces; :func:`check_merges_follow_ranks` says whether it does."""
+    by_id = sorted(id_of, key=id_of.__getitem__)
+    order = [token for token in by_id if len(token) == 1]
+    placed = set(order)
+    for left, right in merges:
+        built = left + right
+        if built in id_of and built not in placed:
+            order.append(built)
+            placed.add(built)
+    return order + [token for token in by_id if token not in placed]
 
 
 def bpe_parts(token: bytes, rank_of: dict[bytes, int], max_rank: int) -> list[bytes]:

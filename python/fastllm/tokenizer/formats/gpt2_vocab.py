@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastllm import _core
-from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, check_merges_follow_ranks, tokens_by_id
+from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, check_merges_follow_ranks, merge_order, tokens_by_id
 
 # ----- the byte map -----
 
@@ -84,7 +84,8 @@ def read_gpt2_vocab(
     """Reads ``vocab.json`` + ``merges.txt``; entries named in ``special_tokens`` become specials.
 
     The split pattern is GPT-2's. Raises ValueError naming the file (and line)
-    for malformed content and for vocabularies whose ids do not follow the merge order.
+    for malformed content and for merges that cannot be read as ranks (ids in another order
+    than the merges are fine: see :func:`tokens_in_merge_order`).
     """
     vocab_source = str(vocab_path)
     try:
@@ -108,7 +109,11 @@ def read_gpt2_vocab(
     tokens, ids = tokens_from_text_vocab(vocab, special_ids, vocab_source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
-    check_merges_follow_ranks(_read_merges(merges_text, merges_path), rank_of_text, str(merges_path))
+    merges = list(_read_merges(merges_text, merges_path))  # a generator: its line errors raise here
+    try:
+        check_merges_follow_ranks(merges, rank_of_text, str(merges_path))
+    except ValueError:
+        tokens, ids = tokens_in_merge_order(rank_of_text, merges, str(merges_path))
     return VocabData(tokens, specials, "gpt2", ids=ids)
 
 
@@ -127,6 +132,20 @@ def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> t
         except ValueError as exc:
             raise ValueError(f"{source}: vocab entry {text!r} is not byte-level ({exc})") from None
     return tokens_by_id(by_id, source)
+
+
+def tokens_in_merge_order(id_of: dict[str, int], merges: list[tuple[str, str]], source: str) -> tuple[list[bytes], list[int]]:
+    """The tokens of a text vocabulary (text -> id) ranked by its merges, where its ids do not
+    follow them (RoBERTa's, numbered by frequency), and their ids; where the merges cannot be
+    ranks either (a part built after what it builds, a token not in the vocabulary), the
+    ValueError that the ids give, naming ``source``."""
+    order = merge_order(id_of, merges)
+    try:
+        check_merges_follow_ranks(merges, {text: rank for rank, text in enumerate(order)}, source)
+    except ValueError:
+        check_merges_follow_ranks(merges, id_of, source)  # raises, naming the ids
+        raise
+    return [text_to_bytes(text) for text in order], [id_of[text] for text in order]
 
 
 def _check_id(text: str, token_id: object, source: str) -> None:

@@ -4,9 +4,11 @@ exactly like ``tokenizers``, and writing one that ``tokenizers`` (and transforme
 
 What is read (anything else is refused with a ValueError naming the file and the part):
 
-* model: ``BPE`` whose ids follow its merges (rank-based BPE, as fastllm and tiktoken
-  merge), no ``byte_fallback``, ``dropout``, subword prefix or suffix; special tokens
-  at any ids, below the mergeable ones too (HF's trainer puts them first: GPT-NeoX's
+* model: ``BPE`` whose merges can be read as ranks (rank-based BPE, as fastllm and
+  tiktoken merge: each merge builds one token, after its merged parts), with the ids in
+  merge order or in any other (RoBERTa numbers GPT-2's tokens by frequency), no
+  ``byte_fallback``, ``dropout``, subword prefix or suffix; special tokens at any ids,
+  below the mergeable ones too (HF's trainer puts them first: GPT-NeoX's
   ``<|endoftext|>`` is 0);
 * normalizer: none, an empty ``Sequence``, or ``NFC`` (alone or in a ``Sequence``);
 * pre-tokenizer: ``Split`` (any behavior, ``invert``), ``Digits``, and a final
@@ -45,7 +47,7 @@ from fastllm import _core
 from fastllm._core import pattern_matches_all_text
 from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.formats import collector_paused
-from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, tokens_from_text_vocab
+from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, tokens_from_text_vocab, tokens_in_merge_order
 from fastllm.tokenizer.formats.oniguruma import RegexDialectError, from_oniguruma, to_oniguruma
 from fastllm.tokenizer.pipeline import AddedToken, ByteLevel, Digits, Pipeline, Split
 from fastllm.tokenizer.vocab import VocabData, check_merges_follow_ranks, derive_merges
@@ -280,10 +282,14 @@ def _mergeable_tokens(
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
     _check_one_merge_per_token(merges, built, source)
-    check_merges_follow_ranks(merges, rank_of_text, source)
+    try:
+        check_merges_follow_ranks(merges, rank_of_text, source)
+    except ValueError:
+        tokens, ids = tokens_in_merge_order(rank_of_text, merges, source)
     if not ignore_merges:
         _check_every_token_merged(rank_of_text, built, source)
     return tokens, ids
+
 
 
 def _check_model(model: dict, source: str) -> None:

@@ -74,6 +74,12 @@ def format_tiktoken(tokens: list[bytes], ids: list[int] | None = None) -> bytes:
     """The ``.tiktoken`` text of ``tokens`` (``tokens[rank]``), one line per token, with
     its rank, or its id from ``ids`` (rising) where given."""
     ranks = range(len(tokens)) if ids is None else ids
+    if ids is not None and any(b <= a for a, b in zip(ids, ids[1:])):
+        # tiktoken merges by these numbers: ids out of the merge order would merge otherwise.
+        raise ValueError(
+            "a .tiktoken file's ranks are both the ids and the merge order; this vocabulary's ids do not "
+            "follow its merges (as RoBERTa's), so it has no .tiktoken form (save() or to_hf_json() keep it)"
+        )
     return b"".join(base64.b64encode(token) + b" %d\n" % rank for rank, token in zip(ranks, tokens))
 
 
