@@ -88,15 +88,21 @@ def _check_tokenizer(tok, work: Path) -> None:
         if tok.encode_batch([text, text], disallowed_special=()) != [tok.encode(text, disallowed_special=())] * 2:
             raise Finding("encode_batch != encode")
 
-    tokens, specials = tok.mergeable_tokens(), tok.special_tokens
+    tokens, specials, ids = tok.mergeable_tokens(), tok.special_tokens, tok.mergeable_ids()
     tok.save(work / "out.json")
     back = Tokenizer.load(work / "out.json")
-    if (back.mergeable_tokens(), back.special_tokens, back.pattern) != (tokens, specials, tok.pattern):
+    if (back.mergeable_tokens(), back.special_tokens, back.pattern, back.mergeable_ids()) != (tokens, specials, tok.pattern, ids):
         raise Finding("save() then load() gives another tokenizer")
-    tok.save_tiktoken(work / "out.tiktoken")
-    back = Tokenizer.from_tiktoken(work / "out.tiktoken", pattern=tok.pattern, special_tokens=specials)
-    if back.mergeable_tokens() != tokens:
-        raise Finding("save_tiktoken() then from_tiktoken() gives other ranks")
+    try:
+        tok.save_tiktoken(work / "out.tiktoken")
+    except ValueError as exc:
+        # Documented: ids in another order than the merges (RoBERTa's) have no .tiktoken form.
+        if ids == sorted(ids) or "no .tiktoken form" not in str(exc):
+            raise
+    else:
+        back = Tokenizer.from_tiktoken(work / "out.tiktoken", pattern=tok.pattern, special_tokens=specials)
+        if (back.mergeable_tokens(), back.mergeable_ids()) != (tokens, ids):
+            raise Finding("save_tiktoken() then from_tiktoken() gives other ranks")
     try:
         tok.to_hf_json(work / "out" / "tokenizer.json")
     except ValueError as exc:
@@ -104,7 +110,7 @@ def _check_tokenizer(tok, work: Path) -> None:
             return  # documented: tokenizer.json cannot hold both
         raise
     back = Tokenizer.from_hf_json(work / "out" / "tokenizer.json")
-    if (back.mergeable_tokens(), back.special_tokens) != (tokens, specials):
+    if (back.mergeable_tokens(), back.special_tokens, back.mergeable_ids()) != (tokens, specials, ids):
         raise Finding("to_hf_json() then from_hf_json() gives another vocabulary")
     for text in ROUND_TRIP_TEXTS:
         if back.split(text) != tok.split(text):
