@@ -85,7 +85,7 @@ def read_gpt2_vocab(
 
     The split pattern is GPT-2's. Raises ValueError naming the file (and line)
     for malformed content and for merges that cannot be read as ranks (ids in another order
-    than the merges are fine: see :func:`tokens_in_merge_order`).
+    than the merges are fine: see :func:`ranked_by_merges`).
     """
     vocab_source = str(vocab_path)
     try:
@@ -110,10 +110,7 @@ def read_gpt2_vocab(
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
     merges = list(_read_merges(merges_text, merges_path))  # a generator: its line errors raise here
-    try:
-        check_merges_follow_ranks(merges, rank_of_text, str(merges_path))
-    except ValueError:
-        tokens, ids = tokens_in_merge_order(rank_of_text, merges, str(merges_path))
+    tokens, ids = ranked_by_merges(tokens, ids, rank_of_text, merges, str(merges_path))
     return VocabData(tokens, specials, "gpt2", ids=ids)
 
 
@@ -134,17 +131,23 @@ def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> t
     return tokens_by_id(by_id, source)
 
 
-def tokens_in_merge_order(id_of: dict[str, int], merges: list[tuple[str, str]], source: str) -> tuple[list[bytes], list[int]]:
-    """The tokens of a text vocabulary (text -> id) ranked by its merges, where its ids do not
-    follow them (RoBERTa's, numbered by frequency), and their ids; where the merges cannot be
-    ranks either (a part built after what it builds, a token not in the vocabulary), the
-    ValueError that the ids give, naming ``source``."""
-    order = merge_order(id_of, merges)
+def ranked_by_merges(
+    tokens: list[bytes], ids: list[int] | None, id_of: dict[str, int], merges: list[tuple[str, str]], source: str
+) -> tuple[list[bytes], list[int] | None]:
+    """``(tokens, ids)`` as :func:`tokens_from_text_vocab` gave them (ranked by id) where the
+    merges follow the ids (``id_of``: text -> id); else the tokens ranked by the merges, with
+    their ids (RoBERTa's, numbered by frequency). Where the merges cannot be ranks either (a
+    part built after what it builds, a token not in the vocabulary): the ValueError that the
+    ids give, naming ``source``."""
     try:
-        check_merges_follow_ranks(merges, {text: rank for rank, text in enumerate(order)}, source)
-    except ValueError:
-        check_merges_follow_ranks(merges, id_of, source)  # raises, naming the ids
-        raise
+        check_merges_follow_ranks(merges, id_of, source)
+        return tokens, ids
+    except ValueError as by_ids:
+        order = merge_order(id_of, merges)
+        try:
+            check_merges_follow_ranks(merges, {text: rank for rank, text in enumerate(order)}, source)
+        except ValueError:
+            raise by_ids from None
     return [text_to_bytes(text) for text in order], [id_of[text] for text in order]
 
 

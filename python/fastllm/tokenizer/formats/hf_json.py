@@ -47,10 +47,10 @@ from fastllm import _core
 from fastllm._core import pattern_matches_all_text
 from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.formats import collector_paused
-from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, tokens_from_text_vocab, tokens_in_merge_order
+from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, ranked_by_merges, tokens_from_text_vocab
 from fastllm.tokenizer.formats.oniguruma import RegexDialectError, from_oniguruma, to_oniguruma
 from fastllm.tokenizer.pipeline import AddedToken, ByteLevel, Digits, Pipeline, Split
-from fastllm.tokenizer.vocab import VocabData, check_merges_follow_ranks, derive_merges
+from fastllm.tokenizer.vocab import VocabData, derive_merges
 
 __all__ = ["hf_json_dict", "parse_hf_json", "read_hf_json", "to_oniguruma", "from_oniguruma", "write_hf_json"]
 
@@ -282,10 +282,7 @@ def _mergeable_tokens(
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
     _check_one_merge_per_token(merges, built, source)
-    try:
-        check_merges_follow_ranks(merges, rank_of_text, source)
-    except ValueError:
-        tokens, ids = tokens_in_merge_order(rank_of_text, merges, source)
+    tokens, ids = ranked_by_merges(tokens, ids, rank_of_text, merges, source)
     if not ignore_merges:
         _check_every_token_merged(rank_of_text, built, source)
     return tokens, ids
