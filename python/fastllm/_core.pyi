@@ -34,7 +34,8 @@ _Pipeline = tuple[str | None, Sequence[_Step], Sequence[_AddedToken]]
 
 @final
 class CoreBPE:
-    """A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None)`."""
+    """A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None,
+    ids=None, merges=None, ignore_merges=True)`."""
 
     def __new__(
         cls,
@@ -42,7 +43,14 @@ class CoreBPE:
         special_tokens: dict[str, int],
         pattern: str,
         pipeline: _Pipeline | None = None,
+        ids: Sequence[int] | None = None,
+        merges: Sequence[tuple[bytes, bytes]] | None = None,
+        ignore_merges: bool = True,
     ) -> CoreBPE: ...
+    def merges(self) -> list[tuple[bytes, bytes]] | None: ...
+    def mergeable_ids(self) -> list[int] | None: ...
+    @property
+    def ignore_merges(self) -> bool: ...
     def encode_ordinary(self, text: str) -> list[int]: ...
     def encode(
         self,

@@ -12,6 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use rustc_hash::FxHashMap;
 
 use crate::added_tokens::{Allowed, Segment};
+use crate::bpe::listed_merges::ListedMerges;
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::vocab::SlotLines;
 use crate::bpe::{self, Lane, Rank, TokenMap};
@@ -61,6 +62,8 @@ pub enum CoreError {
         text: Option<usize>,
     },
     Pipeline(String),
+    /// A merge list that names no token (see [`CoreBpe::with_listed_merges`]).
+    Merges(String),
 }
 
 impl fmt::Display for CoreError {
@@ -103,6 +106,7 @@ impl fmt::Display for CoreError {
             CoreError::Split { error, text: None } => write!(f, "{error}"),
             CoreError::Split { error, text: Some(i) } => write!(f, "text {i} of the batch: {error}"),
             CoreError::Pipeline(e) => write!(f, "{e}"),
+            CoreError::Merges(e) => write!(f, "{e}"),
         }
     }
 }
@@ -997,6 +1001,9 @@ pub struct CoreBpe {
     /// A tokenizer.json pipeline (added tokens, normalizer, several pre-tokenizer
     /// steps); `None`: the split pattern alone, tiktoken's way.
     pipeline: Option<Box<Pipeline>>,
+    /// A merge list to merge by, `tokenizers`' way, where a file's merges
+    /// cannot be read as ranks; `None`: rank-based BPE, tiktoken's way.
+    listed: Option<Box<ListedMerges>>,
     /// The mergeable ranks in the order of their bytes, made when first asked
     /// for (only [`crate::unstable`] needs it).
     by_bytes: OnceLock<Vec<Rank>>,
@@ -1032,6 +1039,7 @@ impl CoreBpe {
             pretokenizer,
             pattern_name,
             pipeline: None,
+            listed: None,
             by_bytes: OnceLock::new(),
         })
     }
@@ -1051,6 +1059,32 @@ impl CoreBpe {
             .map_err(|e| CoreError::Pipeline(e.to_string()))?;
         core.pipeline = Some(Box::new(pipeline));
         Ok(core)
+    }
+
+    /// This tokenizer merging by the merge list `pairs` (ranks, earliest first),
+    /// as HF `tokenizers` does, instead of by rank (see [`crate::bpe::listed_merges`]).
+    pub fn with_listed_merges(mut self, pairs: Vec<(Rank, Rank)>, ignore_merges: bool) -> Result<Self, CoreError> {
+        let listed =
+            ListedMerges::new(pairs, &self.decoder, &self.encoder, ignore_merges).map_err(CoreError::Merges)?;
+        self.listed = Some(Box::new(listed));
+        Ok(self)
+    }
+
+    /// The merge list this tokenizer merges by, if it has one.
+    pub fn listed_merges(&self) -> Option<&ListedMerges> {
+        self.listed.as_deref()
+    }
+
+    /// The tokens of one piece merged alone, from its bytes.
+    pub fn encode_piece_vec(&self, piece: &[u8]) -> Vec<Rank> {
+        match &self.listed {
+            Some(listed) => {
+                let mut out = Vec::new();
+                listed.encode_piece(piece, &self.encoder, &mut out);
+                out
+            }
+            None => bpe::encode_piece_vec(piece, &self.encoder),
+        }
     }
 
     /// The tokenizer.json pipeline, if this tokenizer has one.
@@ -1178,6 +1212,9 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
+        if let Some(listed) = &self.listed {
+            return self.split_and_merge_listed(listed, splitter, text, out);
+        }
         let bytes = text.as_bytes();
         let mut batch = PieceBatch::new(&self.encoder, bytes, cache);
         let split = match splitter {
@@ -1195,6 +1232,27 @@ impl CoreBpe {
         // The pieces before a split error are kept, as the caller may report where it stopped.
         batch.finish(out);
         split
+    }
+
+    /// [`CoreBpe::split_and_encode`] for a tokenizer with a merge list: each
+    /// piece merged as it comes (none of the rank-based shortcuts hold).
+    #[inline(never)]
+    fn split_and_merge_listed(
+        &self,
+        listed: &ListedMerges,
+        splitter: Splitter<'_>,
+        text: &str,
+        out: &mut Vec<Rank>,
+    ) -> Result<(), SplitError> {
+        let bytes = text.as_bytes();
+        match splitter {
+            Splitter::Pattern(pattern) => {
+                pattern.for_each_piece_bytes_inline(text, |piece| listed.encode_piece(piece, &self.encoder, out))
+            }
+            Splitter::OnePass(pass) => {
+                pass.for_each_piece(text, |start, end| listed.encode_piece(&bytes[start..end], &self.encoder, out))
+            }
+        }
     }
 
     /// Encodes `text` through `pipeline`: its added tokens (specials as `allowed`)
@@ -1222,6 +1280,12 @@ impl CoreBpe {
                     Ok(())
                 }
                 Segment::Piece(stretch) => self.split_and_encode_into(splitter, stretch, out, cache.as_deref_mut()),
+            });
+        }
+        if let Some(listed) = &self.listed {
+            return pipeline.for_each_segment(text, allowed, |segment| match segment {
+                Segment::Token(id) => out.push(id),
+                Segment::Piece(piece) => listed.encode_piece(piece.as_bytes(), &self.encoder, out),
             });
         }
         // Pieces that are slices of `text` wait in the batch, their lines

@@ -5,10 +5,13 @@
 //! that took half a second, more than all of HF tokenizers' `from_file`. This
 //! takes the common case only: every token byte-level text with an id, the ids
 //! 0..n-1 once each, and merges that build tokens in rank order, each ranked
-//! above its parts. It gives what the Python reader gives for such files, and
-//! None for anything else, which the Python reader then reads and explains.
+//! above its parts, exactly where rank-based BPE joins them. It gives what the
+//! Python reader gives for such files, and None for anything else, which the
+//! Python reader then reads and explains.
 
 use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::bpe::merge_list::merge_splits;
 
 /// The byte-level characters of the printable Latin-1 range, which stand for
 /// their own code.
@@ -175,6 +178,20 @@ pub fn read(
         return None;
     }
     let tokens = tokens.into_iter().map(|t| t.map(<[u8]>::to_vec)).collect::<Option<Vec<_>>>()?;
+    // Rank-based BPE joins any two parts that make a token, tokenizers only the
+    // listed ones: they agree when the list is what rank-based BPE joins.
+    let mut listed = merges.iter();
+    for (token, cut) in tokens.iter().zip(merge_splits(&tokens)) {
+        if let Some(cut) = cut {
+            let (left, right, _) = listed.next()?;
+            if (left, right) != token.split_at(cut) {
+                return None;
+            }
+        }
+    }
+    if listed.next().is_some() {
+        return None;
+    }
     let mut not_mergeable: Vec<i64> = not_mergeable.into_iter().collect();
     not_mergeable.sort_unstable();
     Some(Vocab { tokens, not_mergeable })
@@ -290,10 +307,25 @@ mod tests {
         assert!(read(&low, &ok, &[], &bl, true).is_none());
         assert!(read(&vocab, &merges(&[("b", "a"), ("a", "c")]), &[], &bl, true).is_none());
         assert!(read(&entries(&[("a", 0), ("b", 1)]), &ok, &[], &bl, true).is_none());
-        // A token of two bytes that no merge builds: refused only where merges count.
+        // A token of two bytes that no merge builds: rank-based BPE would join b + a
+        // inside a word, tokenizers never does.
         let unbuilt = entries(&[("a", 0), ("b", 1), ("ab", 2), ("ba", 3)]);
         assert!(read(&unbuilt, &ok, &[], &bl, true).is_none());
-        assert!(read(&unbuilt, &ok, &[], &bl, false).is_some());
+        assert!(read(&unbuilt, &ok, &[], &bl, false).is_none());
+        // One that rank-based BPE cannot build either: refused only where merges count.
+        let unreachable = entries(&[("a", 0), ("b", 1), ("ab", 2), ("x", 3), ("y", 4), ("z", 5), ("xyz", 6)]);
+        assert!(read(&unreachable, &ok, &[], &bl, true).is_none());
+        assert!(read(&unreachable, &ok, &[], &bl, false).is_some());
+        // Merges that are not where rank-based BPE joins: "abc" listed as a + bc.
+        let elsewhere = merges(&[("a", "b"), ("b", "c"), ("a", "bc")]);
+        assert!(read(
+            &entries(&[("a", 0), ("b", 1), ("c", 2), ("ab", 3), ("bc", 4), ("abc", 5)]),
+            &elsewhere,
+            &[],
+            &bl,
+            false
+        )
+        .is_none());
         // The same merge twice builds one token twice: out of order.
         assert!(read(&vocab, &merges(&[("b", "a"), ("a", "b"), ("a", "b")]), &[], &bl, false).is_none());
     }

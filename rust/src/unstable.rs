@@ -12,7 +12,7 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::bpe::{encode_piece_vec, Rank};
+use crate::bpe::Rank;
 use crate::core_bpe::{CoreBpe, CoreError};
 
 /// The completions of the unstable bytes `unstable`, sorted.
@@ -34,7 +34,7 @@ pub fn completions(core: &CoreBpe, unstable: &[u8]) -> Result<Vec<Vec<Rank>>, Co
             // bytes that are not UTF-8 are merged whole, as tiktoken does.
             let encoded = match std::str::from_utf8(&possibility) {
                 Ok(text) => core.encode_ordinary(text)?,
-                Err(_) => encode_piece_vec(&possibility, core.token_map()),
+                Err(_) => core.encode_piece_vec(&possibility),
             };
             let mut covered = 0;
             let mut sequence = Vec::new();
@@ -50,8 +50,8 @@ pub fn completions(core: &CoreBpe, unstable: &[u8]) -> Result<Vec<Vec<Rank>>, Co
     }
     if let Some(size) = trailing_whitespace(unstable) {
         let (rest, last) = unstable.split_at(unstable.len() - size);
-        let mut split = encode_piece_vec(rest, core.token_map());
-        split.extend(encode_piece_vec(last, core.token_map()));
+        let mut split = core.encode_piece_vec(rest);
+        split.extend(core.encode_piece_vec(last));
         found.insert(split);
     }
     let mut sorted: Vec<Vec<Rank>> = found.into_iter().collect();

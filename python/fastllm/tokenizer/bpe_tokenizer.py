@@ -63,6 +63,12 @@ class Tokenizer:
     BOS/EOS) makes the tokenizer encode as HF ``tokenizers`` does; its ``Split``
     steps keep the text their regex does not match, as HF's do. With pipeline
     steps, ``pattern`` only names the first split (what :attr:`pattern` reports).
+
+    ``merges`` (``(left, right)`` token bytes, earliest first) makes it merge as HF
+    ``tokenizers`` does, by that list, instead of by rank: only listed pairs join, the
+    earliest-listed first. A ``tokenizer.json`` whose merges cannot be read as ranks
+    (several merges for one token, as in files converted from tiktoken ranks) loads
+    so. ``ignore_merges`` (with ``merges``) emits a piece that is a token as that token.
     """
 
     def __init__(
@@ -74,8 +80,13 @@ class Tokenizer:
         name: str | None = None,
         pipeline: Pipeline | None = None,
         ids: Sequence[int] | None = None,
+        merges: Sequence[tuple[bytes, bytes]] | None = None,
+        ignore_merges: bool = True,
     ) -> None:
         tokens, ids = _rank_list(mergeable_ranks, ids)
+        merges = _merge_list(merges)
+        if not isinstance(ignore_merges, bool):
+            raise TypeError(f"ignore_merges must be True or False, not {ignore_merges!r}")
         specials = _special_dict(special_tokens)
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")
@@ -86,7 +97,9 @@ class Tokenizer:
         if pipeline is not None and not isinstance(pipeline, Pipeline):
             raise TypeError(f"pipeline must be a fastllm.tokenizer.pipeline.Pipeline or None, not {type(pipeline).__name__}")
         spec = pipeline.core_spec() if pipeline is not None and pipeline.changes_encoding else None
-        self._core = _core.CoreBPE(tokens, specials, pattern, spec, ids)
+        self._core = _core.CoreBPE(tokens, specials, pattern, spec, ids, merges, ignore_merges)
+        self._merges = merges
+        self._ignore_merges = ignore_merges if merges is not None else True
         # None where every id is its rank (the core maps nothing then).
         self._ids = self._core.mergeable_ids()
         self._n_mergeable = len(tokens)
@@ -109,7 +122,16 @@ class Tokenizer:
         refused here (a missing byte, a bad pattern, a special id among the ranks), so the
         error names the file."""
         try:
-            return cls(vocab.tokens, vocab.special_tokens, vocab.pattern, name=name, pipeline=vocab.pipeline, ids=vocab.ids)
+            return cls(
+                vocab.tokens,
+                vocab.special_tokens,
+                vocab.pattern,
+                name=name,
+                pipeline=vocab.pipeline,
+                ids=vocab.ids,
+                merges=vocab.merges,
+                ignore_merges=vocab.ignore_merges,
+            )
         except (ValueError, TypeError) as exc:
             raise (TypeError if isinstance(exc, TypeError) else ValueError)(f"{os.fspath(source)}: {exc}") from None
 
@@ -169,6 +191,11 @@ class Tokenizer:
 
     def save_tiktoken(self, path: str | os.PathLike) -> None:
         """Writes the ranks as a tiktoken ``.tiktoken`` file (pattern and specials are not part of it)."""
+        if self._merges is not None:
+            raise ValueError(
+                "this tokenizer merges by its merge list (HF tokenizers' rule, from a tokenizer.json whose merges "
+                "are not ranks); a .tiktoken file holds ranks only and would encode differently"
+            )
         write_tiktoken(path, self._core.mergeable_tokens(), self._ids)
 
     @classmethod
@@ -220,6 +247,8 @@ class Tokenizer:
             name=self._name,
             pipeline=self._pipeline,
             ids=self._ids,
+            merges=self._merges,
+            ignore_merges=self._ignore_merges,
         )
 
     # ----- encoding ------------------------------------------------------------------------
@@ -392,6 +421,18 @@ class Tokenizer:
         first, as GPT-NeoX's ``tokenizer.json``, or ranks with gaps)."""
         return list(range(self._n_mergeable)) if self._ids is None else list(self._ids)
 
+    def merges(self) -> list[tuple[bytes, bytes]] | None:
+        """The merge list this tokenizer merges by, HF ``tokenizers``' way (``(left, right)``
+        token bytes, earliest first), or None where it merges by rank, tiktoken's way (the
+        usual case; a ``tokenizer.json`` whose merges cannot be read as ranks has a list)."""
+        return None if self._merges is None else list(self._merges)
+
+    @property
+    def ignore_merges(self) -> bool:
+        """Whether a piece that is a whole token encodes as that token (``tokenizer.json``'s
+        ``ignore_merges``); always true when merging by rank, as tiktoken does."""
+        return self._ignore_merges
+
     # ----- the rest of tiktoken's Encoding API -------------------------------------------
 
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
@@ -488,7 +529,19 @@ class Tokenizer:
 
     def __reduce__(self):
         pipeline = self._pipeline.to_dict() if self._pipeline else None
-        return (_rebuild, (self._core.mergeable_tokens(), self._specials, self._core.pattern, self._name, pipeline, self._ids))
+        return (
+            _rebuild,
+            (
+                self._core.mergeable_tokens(),
+                self._specials,
+                self._core.pattern,
+                self._name,
+                pipeline,
+                self._ids,
+                self._merges,
+                self._ignore_merges,
+            ),
+        )
 
     def __repr__(self) -> str:
         label = f"{self._name!r}, " if self._name else ""
@@ -501,7 +554,15 @@ class Tokenizer:
     # ----- helpers -------------------------------------------------------------------------
 
     def _vocab(self) -> VocabData:
-        return VocabData(self._core.mergeable_tokens(), dict(self._specials), self._core.pattern, self._pipeline, self._ids)
+        return VocabData(
+            self._core.mergeable_tokens(),
+            dict(self._specials),
+            self._core.pattern,
+            self._pipeline,
+            self._ids,
+            self._merges,
+            self._ignore_merges,
+        )
 
     def _with_bos_eos(self, ids: list[int]) -> list[int]:
         return [*self._bos, *ids, *self._eos] if self._bos or self._eos else ids
@@ -618,8 +679,19 @@ def _rebuild(
     name: str | None,
     pipeline: dict | None = None,
     ids: list[int] | None = None,
+    merges: list[tuple[bytes, bytes]] | None = None,
+    ignore_merges: bool = True,
 ) -> Tokenizer:
-    return Tokenizer(tokens, specials, pattern, name=name, pipeline=Pipeline.from_dict(pipeline) if pipeline else None, ids=ids)
+    return Tokenizer(
+        tokens,
+        specials,
+        pattern,
+        name=name,
+        pipeline=Pipeline.from_dict(pipeline) if pipeline else None,
+        ids=ids,
+        merges=merges,
+        ignore_merges=ignore_merges,
+    )
 
 
 def _rank_list(
@@ -658,6 +730,21 @@ def _rank_list(
         if ids == list(range(len(ids))):
             ids = None
     return tokens, ids
+
+
+def _merge_list(merges: Sequence[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]] | None:
+    """``merges`` as a list of (bytes, bytes) pairs, checked for type (the core checks
+    that each names tokens and builds one)."""
+    if merges is None:
+        return None
+    if isinstance(merges, (str, bytes)):
+        raise TypeError("merges must be a sequence of (bytes, bytes) pairs")
+    pairs = []
+    for number, merge in enumerate(merges, start=1):
+        if not (isinstance(merge, (tuple, list)) and len(merge) == 2 and all(isinstance(part, bytes) for part in merge)):
+            raise TypeError(f"merge {number} must be a (bytes, bytes) pair, not {merge!r:.80}")
+        pairs.append((merge[0], merge[1]))
+    return pairs
 
 
 def _special_dict(special_tokens: Mapping[str, int] | None) -> dict[str, int]:

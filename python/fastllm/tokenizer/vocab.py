@@ -41,6 +41,15 @@ class VocabData(NamedTuple):
     #: the ranks (special tokens first, as HF's trainer numbers them; ranks left out; ids
     #: in another order than the merges, as RoBERTa's); None: every id is its rank.
     ids: Optional[list[int]] = None
+    #: A merge list to merge by, HF ``tokenizers``' way (``(left, right)`` token bytes,
+    #: earliest first), where a file's merges cannot be read as ranks: several merges
+    #: for one token (files converted from tiktoken ranks, as Llama 3's), or a merge
+    #: whose part only a later merge builds; the ranks are then only the token order.
+    #: None: rank-based BPE, tiktoken's way.
+    merges: Optional[list[tuple[bytes, bytes]]] = None
+    #: With ``merges``: a piece that is a token is that token, whatever the merges
+    #: make (``tokenizer.json``'s ``ignore_merges``). Rank-based BPE always does this.
+    ignore_merges: bool = True
 
 
 def tokens_by_id(by_id: dict[int, bytes], source: str) -> tuple[list[bytes], Optional[list[int]]]:

@@ -134,7 +134,8 @@ def load_prompts(path, tokenizer, block_size: int, needs_answer: bool) -> list[P
 
 def same_vocabulary(a, b) -> bool:
     return (a.n_vocab == b.n_vocab and a.special_tokens == b.special_tokens and a.pattern == b.pattern
-            and a.mergeable_tokens() == b.mergeable_tokens() and a.mergeable_ids() == b.mergeable_ids())
+            and a.mergeable_tokens() == b.mergeable_tokens() and a.mergeable_ids() == b.mergeable_ids()
+            and a.merges() == b.merges() and a.ignore_merges == b.ignore_merges)
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -134,7 +134,8 @@ fn pipeline_step(step: &Bound<'_, PyAny>) -> PyResult<Step> {
     }
 }
 
-/// A byte-level BPE tokenizer core: `CoreBPE(mergeable, special_tokens, pattern, pipeline=None, ids=None)`.
+/// A byte-level BPE tokenizer core:
+/// `CoreBPE(mergeable, special_tokens, pattern, pipeline=None, ids=None, merges=None, ignore_merges=True)`.
 ///
 /// `mergeable[i]` is the bytes of the token with rank `i`, whose id is `i`, or
 /// `ids[i]` when given (rising; see [`crate::id_map`]); `special_tokens`
@@ -142,6 +143,8 @@ fn pipeline_step(step: &Bound<'_, PyAny>) -> PyResult<Step> {
 /// name (gpt2, cl100k, o200k, or r50k_base/cl100k_base/o200k_base) or a regex.
 /// `pipeline` (see `pipeline_spec`) adds what HF tokenizer.json has beyond that:
 /// a normalizer, several pre-tokenizer steps, added tokens with flags.
+/// `merges` (pairs of token bytes, earliest first) makes it merge by that list,
+/// as HF tokenizers does, instead of by rank (see `bpe::listed_merges`).
 #[pyclass(module = "fastllm._core", name = "CoreBPE", frozen)]
 pub struct PyCoreBpe {
     core: Arc<CoreBpe>,
@@ -382,7 +385,8 @@ struct SpecialSets {
 #[pymethods]
 impl PyCoreBpe {
     #[new]
-    #[pyo3(signature = (mergeable, special_tokens, pattern, pipeline=None, ids=None))]
+    #[pyo3(signature = (mergeable, special_tokens, pattern, pipeline=None, ids=None, merges=None, ignore_merges=true))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         mergeable: Vec<PyBackedBytes>,
@@ -390,6 +394,8 @@ impl PyCoreBpe {
         pattern: &str,
         pipeline: Option<&Bound<'_, PyAny>>,
         ids: Option<Vec<i64>>,
+        merges: Option<Vec<(PyBackedBytes, PyBackedBytes)>>,
+        ignore_merges: bool,
     ) -> PyResult<Self> {
         let mut spec = pipeline.map(pipeline_spec).transpose()?;
         let mergeable: Vec<Vec<u8>> = mergeable.iter().map(|b| b.to_vec()).collect();
@@ -431,12 +437,30 @@ impl PyCoreBpe {
             }
         }
         let pattern = pattern.to_string();
-        let core = py
+        let mut core = py
             .detach(move || match spec {
                 None => CoreBpe::new(mergeable, &specials, &pattern),
                 Some(spec) => CoreBpe::with_pipeline(mergeable, &specials, &pattern, spec),
             })
             .map_err(value_error)?;
+        if let Some(merges) = merges {
+            let mut pairs = Vec::with_capacity(merges.len());
+            for (number, (left, right)) in merges.iter().enumerate() {
+                let rank = |part: &[u8]| {
+                    core.mergeable_rank(part).ok_or_else(|| {
+                        value_error(format!(
+                            "merge {} ({:?}, {:?}): {:?} is no mergeable token",
+                            number + 1,
+                            String::from_utf8_lossy(left),
+                            String::from_utf8_lossy(right),
+                            String::from_utf8_lossy(part)
+                        ))
+                    })
+                };
+                pairs.push((rank(left)?, rank(right)?));
+            }
+            core = py.detach(move || core.with_listed_merges(pairs, ignore_merges)).map_err(value_error)?;
+        }
         // Mergeable ids only: special ids may be anywhere below 2**32 (and are rare in output).
         // With a map, every internal id: there are only as many as tokens.
         let id_objects = match &id_map {
@@ -602,6 +626,22 @@ impl PyCoreBpe {
     /// The mergeable tokens' ids by rank, where they are not the ranks (None: they are).
     fn mergeable_ids(&self) -> Option<Vec<Rank>> {
         self.map().map(|map| map.mergeable_ids().to_vec())
+    }
+
+    /// The merge list this core merges by, as pairs of token bytes (None: it
+    /// merges by rank).
+    fn merges<'py>(&self, py: Python<'py>) -> Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>> {
+        let tokens = self.core.mergeable_tokens();
+        let bytes = |rank: Rank| PyBytes::new(py, tokens.get(u64::from(rank)).expect("a merge names tokens"));
+        let listed = self.core.listed_merges()?;
+        Some(listed.pairs().iter().map(|&(l, r)| (bytes(l), bytes(r))).collect())
+    }
+
+    /// Whether a piece that is a token is that token whatever the merges make
+    /// (`tokenizer.json`'s `ignore_merges`); always so without a merge list.
+    #[getter]
+    fn ignore_merges(&self) -> bool {
+        self.core.listed_merges().is_none_or(|listed| listed.ignore_merges())
     }
 
     /// The bytes of one token; an unknown id raises ValueError.

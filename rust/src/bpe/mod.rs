@@ -5,6 +5,7 @@
 mod atoms;
 mod big_table;
 mod cuts;
+pub mod listed_merges;
 mod merge;
 pub mod merge_list;
 pub mod piece_cache;

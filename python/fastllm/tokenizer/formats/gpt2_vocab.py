@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastllm import _core
-from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, check_merges_follow_ranks, merge_order, tokens_by_id
+from fastllm.tokenizer.vocab import (
+    ENDOFTEXT,
+    VocabData,
+    check_merges_follow_ranks,
+    derive_merges,
+    merge_order,
+    tokens_by_id,
+)
 
 # ----- the byte map -----
 
@@ -84,8 +91,8 @@ def read_gpt2_vocab(
     """Reads ``vocab.json`` + ``merges.txt``; entries named in ``special_tokens`` become specials.
 
     The split pattern is GPT-2's. Raises ValueError naming the file (and line)
-    for malformed content and for merges that cannot be read as ranks (ids in another order
-    than the merges are fine: see :func:`ranked_by_merges`).
+    for malformed content. Ids in another order than the merges are fine, and merges that
+    rank-based BPE cannot follow are merged by as a list (see :func:`merge_rule`).
     """
     vocab_source = str(vocab_path)
     try:
@@ -110,8 +117,9 @@ def read_gpt2_vocab(
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in special_ids}
     merges = list(_read_merges(merges_text, merges_path))  # a generator: its line errors raise here
-    tokens, ids = ranked_by_merges(tokens, ids, rank_of_text, merges, str(merges_path))
-    return VocabData(tokens, specials, "gpt2", ids=ids)
+    # tokenizers' BPE.from_file, the reference here, has no ignore_merges.
+    tokens, ids, listed = merge_rule(tokens, ids, rank_of_text, merges, False, str(merges_path))
+    return VocabData(tokens, specials, "gpt2", ids=ids, merges=listed, ignore_merges=listed is None)
 
 
 def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> tuple[list[bytes], list[int] | None]:
@@ -131,24 +139,68 @@ def tokens_from_text_vocab(vocab: dict, special_ids: set[int], source: str) -> t
     return tokens_by_id(by_id, source)
 
 
-def ranked_by_merges(
+def merge_rule(
+    tokens: list[bytes],
+    ids: list[int] | None,
+    id_of: dict[str, int],
+    merges: list[tuple[str, str]],
+    ignore_merges: bool,
+    source: str,
+) -> tuple[list[bytes], list[int] | None, list[tuple[bytes, bytes]] | None]:
+    """How a vocabulary read from a merges-based file merges, as ``tokenizers`` does:
+    ``(tokens, ids, None)`` ranked for rank-based BPE where that gives tokenizers' ids (see
+    :func:`fastllm.tokenizer.vocab.derive_merges`), else ``(tokens, ids, merge list)`` as
+    given, for the core to merge by the list. ``tokens``/``ids`` as
+    :func:`tokens_from_text_vocab` gave them, ``id_of`` text -> id; ValueError naming
+    ``source`` for a merge whose part or result is not in the vocabulary."""
+    listed = listed_merges(merges, id_of, source)
+    ranked = _ranked_by_merges(tokens, ids, id_of, merges, source)
+    if ranked is not None and (ignore_merges or _every_token_merged(id_of, merges)):
+        # Rank-based BPE joins any two parts that make a token; tokenizers only listed
+        # ones. They agree exactly when the list is what rank-based BPE joins.
+        if derive_merges(ranked[0]) == listed:
+            return ranked[0], ranked[1], None
+    return tokens, ids, listed
+
+
+def _ranked_by_merges(
     tokens: list[bytes], ids: list[int] | None, id_of: dict[str, int], merges: list[tuple[str, str]], source: str
-) -> tuple[list[bytes], list[int] | None]:
-    """``(tokens, ids)`` as :func:`tokens_from_text_vocab` gave them (ranked by id) where the
-    merges follow the ids (``id_of``: text -> id); else the tokens ranked by the merges, with
-    their ids (RoBERTa's, numbered by frequency). Where the merges cannot be ranks either (a
-    part built after what it builds, a token not in the vocabulary): the ValueError that the
-    ids give, naming ``source``."""
+) -> tuple[list[bytes], list[int] | None] | None:
+    """``(tokens, ids)`` as given where the merges follow the ids; else ranked by the merges
+    (RoBERTa numbers GPT-2's tokens by frequency); None where the merges cannot be ranks
+    (several merges for one token, a part built after what it builds)."""
     try:
         check_merges_follow_ranks(merges, id_of, source)
         return tokens, ids
-    except ValueError as by_ids:
+    except ValueError:
         order = merge_order(id_of, merges)
         try:
             check_merges_follow_ranks(merges, {text: rank for rank, text in enumerate(order)}, source)
         except ValueError:
-            raise by_ids from None
+            return None
     return [text_to_bytes(text) for text in order], [id_of[text] for text in order]
+
+
+def _every_token_merged(id_of: dict[str, int], merges: list[tuple[str, str]]) -> bool:
+    """Whether a merge builds every token of several bytes: without ``ignore_merges``
+    tokenizers never emits one that none builds, where rank-based BPE emits a piece that
+    is a token as that token. (Token texts are one character per byte.)"""
+    built = {left + right for left, right in merges}
+    return all(len(text) == 1 or text in built for text in id_of)
+
+
+def listed_merges(merges: list[tuple[str, str]], id_of: dict[str, int], source: str) -> list[tuple[bytes, bytes]]:
+    """``merges`` (byte-level texts) as token bytes; ValueError naming ``source`` and the
+    first merge whose part or result is not in the vocabulary (``id_of``: text -> id),
+    which tokenizers refuses too."""
+    pairs = []
+    for number, (left, right) in enumerate(merges, start=1):
+        for text in (left, right, left + right):
+            if text not in id_of:
+                what = "builds" if text == left + right else "uses"
+                raise ValueError(f"{source}: merge {number} ({left!r}, {right!r}) {what} {text!r}, which is not in the vocabulary")
+        pairs.append((text_to_bytes(left), text_to_bytes(right)))
+    return pairs
 
 
 def _check_id(text: str, token_id: object, source: str) -> None:

@@ -4,10 +4,13 @@ exactly like ``tokenizers``, and writing one that ``tokenizers`` (and transforme
 
 What is read (anything else is refused with a ValueError naming the file and the part):
 
-* model: ``BPE`` whose merges can be read as ranks (rank-based BPE, as fastllm and
-  tiktoken merge: each merge builds one token, after its merged parts), with the ids in
-  merge order or in any other (RoBERTa numbers GPT-2's tokens by frequency), no
-  ``byte_fallback``, ``dropout``, subword prefix or suffix; special tokens at any ids,
+* model: ``BPE``, no ``byte_fallback``, ``dropout``, subword prefix or suffix. Merges
+  that can be read as ranks (each builds one token, after its merged parts) merge by
+  rank, as fastllm and tiktoken do, with the ids in merge order or in any other
+  (RoBERTa numbers GPT-2's tokens by frequency); any other merge list (several merges
+  for one token, as files converted from tiktoken ranks have: Llama 3's, GPT-OSS's; a
+  merge whose part only a later merge builds) is kept and merged by, as ``tokenizers``
+  does (``VocabData.merges``, slower: see ``rust/src/bpe/listed_merges.rs``); special tokens at any ids,
   below the mergeable ones too (HF's trainer puts them first: GPT-NeoX's
   ``<|endoftext|>`` is 0);
 * normalizer: none, an empty ``Sequence``, or ``NFC`` (alone or in a ``Sequence``);
@@ -30,7 +33,8 @@ text (the built-in and open-model patterns, on their scanners), as with GPT-2's
 ``Split`` step.
 
 Written: a BPE model (vocab and merges in GPT-2 byte-to-unicode text, ``ignore_merges``
-so a piece that is a whole token stays one token, as in tiktoken), the pipeline's
+so a piece that is a whole token stays one token, as in tiktoken; a merge list and its
+``ignore_merges`` as read, for a tokenizer that merges by one), the pipeline's
 normalizer and pre-tokenizer (without one: ``Sequence[Split(Regex(pattern), Isolated),
 ByteLevel(use_regex=False)]``, or ``Split(..., Removed, invert=True)`` for a pattern that
 does not match all text, which HF then splits as fastllm does), a ByteLevel decoder, the special and added tokens as
@@ -47,7 +51,12 @@ from fastllm import _core
 from fastllm._core import pattern_matches_all_text
 from fastllm.files import write_bytes_atomic
 from fastllm.tokenizer.formats import collector_paused
-from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text, text_to_bytes, ranked_by_merges, tokens_from_text_vocab
+from fastllm.tokenizer.formats.gpt2_vocab import (
+    bytes_to_text,
+    merge_rule,
+    text_to_bytes,
+    tokens_from_text_vocab,
+)
 from fastllm.tokenizer.formats.oniguruma import RegexDialectError, from_oniguruma, to_oniguruma
 from fastllm.tokenizer.pipeline import AddedToken, ByteLevel, Digits, Pipeline, Split
 from fastllm.tokenizer.vocab import VocabData, derive_merges
@@ -77,7 +86,8 @@ def hf_json_dict(vocab: VocabData, pattern_regex: str, builtin_patterns: dict[st
     ``builtin_patterns``: name -> regex, to resolve pattern names in pipeline steps)."""
     pipeline = vocab.pipeline or Pipeline()
     builtin_patterns = builtin_patterns or {}
-    merges = [[bytes_to_text(left), bytes_to_text(right)] for left, right in derive_merges(vocab.tokens)]
+    pairs = derive_merges(vocab.tokens) if vocab.merges is None else vocab.merges
+    merges = [[bytes_to_text(left), bytes_to_text(right)] for left, right in pairs]
     return {
         "version": "1.0",
         "truncation": None,
@@ -95,7 +105,8 @@ def hf_json_dict(vocab: VocabData, pattern_regex: str, builtin_patterns: dict[st
             "end_of_word_suffix": None,
             "fuse_unk": False,
             "byte_fallback": False,
-            "ignore_merges": True,
+            # Rank-based BPE emits a piece that is a token as that token, as this asks.
+            "ignore_merges": vocab.ignore_merges if vocab.merges is not None else True,
             "vocab": _model_vocab(vocab, pipeline),
             "merges": merges,
         },
@@ -256,22 +267,26 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     # The core reads a file with nothing unusual in it (rust/src/hf_vocab.rs), as the
     # Python below would; anything else goes to the Python, which says what is wrong.
     tokens = _core.read_hf_vocab_plain(vocab, merges, [(t.content, t.id, t.special) for t in added], not ignore_merges)
-    ids = None
+    ids, listed = None, None
     # (Its mergeable ids are 0..n-1: specials among them are the Python reader's to place.)
     if tokens is None or any(i < len(tokens) - 1 for i in specials.values()):
-        tokens, ids = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
+        tokens, ids, listed = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
     bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
     pattern, steps = _single_pattern(steps)
     described = _described_added_tokens(added, normalizer)
     pipeline = Pipeline(normalizer, tuple(steps), tuple(described), bos_ids, eos_ids)
-    return VocabData(tokens, specials, pattern, pipeline if pipeline != Pipeline() else None, ids)
+    pipeline = pipeline if pipeline != Pipeline() else None
+    if listed is not None:
+        return VocabData(tokens, specials, pattern, pipeline, ids, listed, ignore_merges)
+    return VocabData(tokens, specials, pattern, pipeline, ids)
 
 
 def _mergeable_tokens(
     vocab: dict, merges: list[tuple[str, str]], added: list[AddedToken], specials: dict[str, int], ignore_merges: bool, source: str
-) -> tuple[list[bytes], list[int] | None]:
-    """The mergeable tokens by rank and their ids (None: 0..n-1), every entry and merge
-    checked (ValueError naming ``source`` and what is wrong)."""
+) -> tuple[list[bytes], list[int] | None, list[tuple[bytes, bytes]] | None]:
+    """The mergeable tokens by rank, their ids (None: 0..n-1) and, where rank-based BPE
+    would not merge as the merges do, the merge list to merge by (else None); every entry
+    and merge checked (ValueError naming ``source`` and what is wrong)."""
     # A non-special added token is a mergeable token too when BPE can make it (a single
     # byte, or built by a merge), as "ab" would be; special ones never are.
     built = {left + right for left, right in merges}
@@ -281,12 +296,7 @@ def _mergeable_tokens(
     tokens, ids = tokens_from_text_vocab(vocab, not_mergeable, source)
     # Merges are checked on the token texts: the text map is one character per byte.
     rank_of_text = {text: token_id for text, token_id in vocab.items() if token_id not in not_mergeable}
-    _check_one_merge_per_token(merges, built, source)
-    tokens, ids = ranked_by_merges(tokens, ids, rank_of_text, merges, source)
-    if not ignore_merges:
-        _check_every_token_merged(rank_of_text, built, source)
-    return tokens, ids
-
+    return merge_rule(tokens, ids, rank_of_text, merges, ignore_merges, source)
 
 
 def _check_model(model: dict, source: str) -> None:
@@ -426,37 +436,6 @@ def _added_tokens_of(entries: list, vocab: dict, source: str) -> list[AddedToken
 
 # HF's AddedToken defaults.
 _ADDED_DEFAULTS = {"special": False, "single_word": False, "lstrip": False, "rstrip": False, "normalized": True}
-
-
-def _check_one_merge_per_token(merges: list[tuple[str, str]], built: set[str], source: str) -> None:
-    """Files converted from tiktoken ranks (Llama 3's) list every split of a token as a merge.
-    tokenizers then picks among them by their order, which rank-based BPE cannot follow in
-    every case (two splits of one token overlapping in a word): refused, with what it is."""
-    if len(built) == len(merges):  # ``built``: the texts the merges build
-        return
-    seen: dict[str, int] = {}
-    for number, (left, right) in enumerate(merges, start=1):
-        built = left + right
-        if built in seen:
-            raise ValueError(
-                f"{source}: merges {seen[built]} and {number} both build {built!r}; several merges per token "
-                "(as in files converted from tiktoken ranks) are not supported: tokenizers orders them in ways "
-                "rank-based BPE does not always reproduce"
-            )
-        seen[built] = number
-
-
-def _check_every_token_merged(rank_of_text: dict[str, int], built: set[str], source: str) -> None:
-    """With ``ignore_merges=false``, tokenizers never emits a token no merge builds;
-    fastllm emits a piece that is a whole token as that token. Refuse the difference.
-    (Token texts are one character per byte, so texts compare as their bytes do.)"""
-    unbuilt = [(rank, text) for text, rank in rank_of_text.items() if len(text) > 1 and text not in built]
-    if unbuilt:
-        rank, text = min(unbuilt)
-        raise ValueError(
-            f"{source}: token {text!r} (id {rank}) is built by no merge; with "
-            "ignore_merges=false tokenizers never produces it, fastllm would (as tiktoken does)"
-        )
 
 
 def _template_of(post: object, source: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

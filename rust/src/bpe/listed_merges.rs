@@ -1,0 +1,303 @@
+//! Byte-pair merging by a listed merge order: HF `tokenizers`' rule, for the
+//! `tokenizer.json` files whose merges cannot be read as ranks.
+//!
+//! Rank-based BPE (tiktoken's, [`super::merge`]) merges any adjacent pair whose
+//! bytes joined are a token, the lowest-ranked result first. `tokenizers`
+//! merges only the pairs its merge list names, the earliest-listed first (the
+//! leftmost on a tie), and tries the whole piece as a token first only with
+//! `ignore_merges`. The two agree when each token has one merge, listed in rank
+//! order, and that merge is where rank-based BPE would build it. They part where
+//! a file lists several merges for one token (files converted from tiktoken
+//! ranks list every split: Llama 3's, GPT-OSS's), or a merge whose part only a
+//! later merge builds; such files merge here, a pair table lookup per step.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+use super::vocab::{Rank, TokenMap};
+use crate::token_bytes::TokenBytes;
+
+/// Pieces up to this long merge by scanning every pair each step; longer ones
+/// from a heap of candidate pairs (a megabyte of letters stays O(n log n)).
+const SCAN_MAX: usize = 32;
+
+/// A merge list: `(left, right)` pairs of ranks, earliest first.
+#[derive(Debug)]
+pub struct ListedMerges {
+    /// `(left << 32) | right` -> (its place in the list, the rank it builds).
+    table: FxHashMap<u64, (u32, Rank)>,
+    /// The pairs as given, for saving the tokenizer again.
+    pairs: Vec<(Rank, Rank)>,
+    ignore_merges: bool,
+}
+
+fn key(left: Rank, right: Rank) -> u64 {
+    (u64::from(left) << 32) | u64::from(right)
+}
+
+impl ListedMerges {
+    /// The merges `pairs` (ranks of `tokens`, earliest first). A pair listed twice
+    /// takes its last place, as `tokenizers` builds its table. `ignore_merges`:
+    /// a piece that is a token is that token, whatever the merges would make.
+    /// Err names the first merge whose parts joined are no token, or a rank
+    /// out of range (numbered from 1).
+    pub fn new(
+        pairs: Vec<(Rank, Rank)>,
+        tokens: &TokenBytes,
+        ranks: &TokenMap,
+        ignore_merges: bool,
+    ) -> Result<Self, String> {
+        let mut table = FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default());
+        let mut joined = Vec::new();
+        for (place, &(left, right)) in pairs.iter().enumerate() {
+            let (Some(l), Some(r)) = (tokens.get(u64::from(left)), tokens.get(u64::from(right))) else {
+                return Err(format!("merge {} ({left}, {right}) names a rank no mergeable token has", place + 1));
+            };
+            joined.clear();
+            joined.extend_from_slice(l);
+            joined.extend_from_slice(r);
+            let Some(merged) = ranks.get(&joined) else {
+                return Err(format!(
+                    "merge {} ({l:?}, {r:?}) builds {joined:?}, which is no mergeable token",
+                    place + 1
+                ));
+            };
+            let place = u32::try_from(place).map_err(|_| "more than 2**32 merges".to_string())?;
+            table.insert(key(left, right), (place, merged));
+        }
+        Ok(Self { table, pairs, ignore_merges })
+    }
+
+    pub fn pairs(&self) -> &[(Rank, Rank)] {
+        &self.pairs
+    }
+
+    pub fn ignore_merges(&self) -> bool {
+        self.ignore_merges
+    }
+
+    fn lookup(&self, left: Rank, right: Rank) -> Option<(u32, Rank)> {
+        self.table.get(&key(left, right)).copied()
+    }
+
+    /// Appends the tokens of `piece` to `out`. Every byte is a token (the core
+    /// refuses a vocabulary without one).
+    pub fn encode_piece(&self, piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
+        if self.ignore_merges {
+            if let Some(rank) = ranks.get(piece) {
+                out.push(rank);
+                return;
+            }
+        }
+        let start = out.len();
+        out.extend(piece.iter().map(|&b| ranks.byte(b)));
+        if piece.len() <= SCAN_MAX {
+            self.merge_by_scan(out, start);
+        } else {
+            let parts = self.merge_by_heap(&out[start..]);
+            out.truncate(start);
+            out.extend(parts);
+        }
+    }
+
+    /// Merges `parts[start..]` in place: each step the earliest-listed adjacent
+    /// pair, the leftmost of equals.
+    fn merge_by_scan(&self, parts: &mut Vec<Rank>, start: usize) {
+        loop {
+            let mut best: Option<(u32, usize, Rank)> = None;
+            for i in start..parts.len().saturating_sub(1) {
+                if let Some((place, merged)) = self.lookup(parts[i], parts[i + 1]) {
+                    if best.is_none_or(|(p, _, _)| place < p) {
+                        best = Some((place, i, merged));
+                    }
+                }
+            }
+            let Some((_, i, merged)) = best else { return };
+            parts[i] = merged;
+            parts.remove(i + 1);
+        }
+    }
+
+    /// The same merges on a linked list with a heap of (place, position):
+    /// an entry whose pair has changed since is skipped when it comes up.
+    fn merge_by_heap(&self, bytes: &[Rank]) -> Vec<Rank> {
+        let n = bytes.len();
+        let mut rank = bytes.to_vec();
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        let mut alive = vec![true; n];
+        let mut heap = BinaryHeap::new();
+        for i in 0..n - 1 {
+            if let Some((place, _)) = self.lookup(rank[i], rank[i + 1]) {
+                heap.push(Reverse((place, i as u32)));
+            }
+        }
+        while let Some(Reverse((place, pos))) = heap.pop() {
+            let i = pos as usize;
+            let j = next[i] as usize;
+            if !alive[i] || j >= n {
+                continue;
+            }
+            let Some((now, merged)) = self.lookup(rank[i], rank[j]) else { continue };
+            if now != place {
+                continue;
+            }
+            rank[i] = merged;
+            alive[j] = false;
+            let after = next[j];
+            next[i] = after;
+            if (after as usize) < n {
+                prev[after as usize] = pos;
+                if let Some((p, _)) = self.lookup(merged, rank[after as usize]) {
+                    heap.push(Reverse((p, pos)));
+                }
+            }
+            let before = prev[i];
+            if (before as usize) < n {
+                if let Some((p, _)) = self.lookup(rank[before as usize], merged) {
+                    heap.push(Reverse((p, before)));
+                }
+            }
+        }
+        (0..n).filter(|&i| alive[i]).map(|i| rank[i]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::xorshift;
+
+    fn vocab(extra: &[&str]) -> (Vec<Vec<u8>>, TokenMap, TokenBytes) {
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        tokens.extend(extra.iter().map(|t| t.as_bytes().to_vec()));
+        let map = TokenMap::new(&tokens).unwrap();
+        let bytes = TokenBytes::new(&tokens);
+        (tokens, map, bytes)
+    }
+
+    fn rank(tokens: &[Vec<u8>], t: &str) -> Rank {
+        tokens.iter().position(|x| x == t.as_bytes()).unwrap() as Rank
+    }
+
+    fn listed(
+        tokens: &[Vec<u8>],
+        map: &TokenMap,
+        bytes: &TokenBytes,
+        merges: &[(&str, &str)],
+        ignore: bool,
+    ) -> ListedMerges {
+        let pairs = merges.iter().map(|(l, r)| (rank(tokens, l), rank(tokens, r))).collect();
+        ListedMerges::new(pairs, bytes, map, ignore).unwrap()
+    }
+
+    fn texts(tokens: &[Vec<u8>], ranks: &[Rank]) -> Vec<String> {
+        ranks.iter().map(|&r| String::from_utf8(tokens[r as usize].clone()).unwrap()).collect()
+    }
+
+    /// The plain definition: the earliest-listed adjacent pair, leftmost, until none.
+    fn reference(piece: &[u8], merges: &[(&str, &str)]) -> Vec<Vec<u8>> {
+        let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
+        loop {
+            let best = (0..parts.len().saturating_sub(1))
+                .filter_map(|i| {
+                    let place =
+                        merges.iter().rposition(|(l, r)| parts[i] == l.as_bytes() && parts[i + 1] == r.as_bytes())?;
+                    Some((place, i))
+                })
+                .min();
+            let Some((_, i)) = best else { break };
+            let right = parts.remove(i + 1);
+            parts[i].extend(right);
+        }
+        parts
+    }
+
+    #[test]
+    fn only_listed_pairs_merge_earliest_first() {
+        let (tokens, map, bytes) = vocab(&["ab", "bc", "abc"]);
+        // "abc" is listed as ab + c only: once b and c join first, a + bc stays.
+        let merges = [("b", "c"), ("a", "b"), ("ab", "c")];
+        let l = listed(&tokens, &map, &bytes, &merges, false);
+        let mut out = Vec::new();
+        l.encode_piece(b"abc", &map, &mut out);
+        assert_eq!(texts(&tokens, &out), ["a", "bc"]);
+        // With ignore_merges a whole token is that token.
+        let l = listed(&tokens, &map, &bytes, &merges, true);
+        out.clear();
+        l.encode_piece(b"abc", &map, &mut out);
+        assert_eq!(texts(&tokens, &out), ["abc"]);
+        out.clear();
+        l.encode_piece(b"abcx", &map, &mut out);
+        assert_eq!(texts(&tokens, &out), ["a", "bc", "x"]);
+    }
+
+    #[test]
+    fn two_merges_of_one_token_follow_their_places_not_the_position() {
+        // "aba" both as ab + a and as a + ba, the latter listed first: in
+        // [ab, a, ba] rank-based BPE joins the leftmost pair, tokenizers a + ba.
+        let (tokens, map, bytes) = vocab(&["ab", "ba", "aba"]);
+        let merges = [("a", "ba"), ("ab", "a")];
+        let mut rest = vec![rank(&tokens, "ab"), rank(&tokens, "a"), rank(&tokens, "ba")];
+        let l = listed(&tokens, &map, &bytes, &merges, false);
+        l.merge_by_scan(&mut rest, 0);
+        assert_eq!(texts(&tokens, &rest), ["ab", "aba"]);
+        let parts = l.merge_by_heap(&[rank(&tokens, "ab"), rank(&tokens, "a"), rank(&tokens, "ba")]);
+        assert_eq!(texts(&tokens, &parts), ["ab", "aba"]);
+    }
+
+    #[test]
+    fn a_pair_listed_twice_takes_its_last_place() {
+        let (tokens, map, bytes) = vocab(&["ab", "bc"]);
+        let l = listed(&tokens, &map, &bytes, &[("a", "b"), ("b", "c"), ("a", "b")], false);
+        let mut out = Vec::new();
+        l.encode_piece(b"abc", &map, &mut out);
+        assert_eq!(texts(&tokens, &out), ["a", "bc"]);
+    }
+
+    #[test]
+    fn bad_merges_are_named() {
+        let (tokens, map, bytes) = vocab(&["ab"]);
+        let err = ListedMerges::new(vec![(rank(&tokens, "a"), rank(&tokens, "c"))], &bytes, &map, false).unwrap_err();
+        assert!(err.starts_with("merge 1 ("), "{err}");
+        let err = ListedMerges::new(vec![(0, 999)], &bytes, &map, false).unwrap_err();
+        assert!(err.contains("no mergeable token has"), "{err}");
+    }
+
+    /// Scan and heap give the plain definition's parts on random pieces (short
+    /// and long) over a vocabulary with several merges per token, in random order.
+    #[test]
+    fn scan_and_heap_equal_the_definition() {
+        let extra = ["ab", "ba", "aa", "bb", "aba", "bab", "abab", "aab", "abb", "bba", "aaa", "baba", "abba"];
+        let (tokens, map, bytes) = vocab(&extra);
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        for t in extra {
+            for cut in 1..t.len() {
+                let (l, r) = t.split_at(cut);
+                if (l.len() == 1 || extra.contains(&l)) && (r.len() == 1 || extra.contains(&r)) {
+                    all.push((l, r));
+                }
+            }
+        }
+        let mut rng = xorshift(7);
+        for round in 0..300 {
+            let mut merges = all.clone();
+            for i in (1..merges.len()).rev() {
+                merges.swap(i, (rng() % (i as u64 + 1)) as usize);
+            }
+            let l = listed(&tokens, &map, &bytes, &merges, false);
+            let len = if round % 3 == 0 { 40 + (rng() % 200) as usize } else { 1 + (rng() % 20) as usize };
+            let piece: Vec<u8> = (0..len).map(|_| if rng() % 2 == 0 { b'a' } else { b'b' }).collect();
+            let mut out = Vec::new();
+            l.encode_piece(&piece, &map, &mut out);
+            let got: Vec<Vec<u8>> = out.iter().map(|&r| tokens[r as usize].clone()).collect();
+            assert_eq!(got, reference(&piece, &merges), "piece {:?}", String::from_utf8_lossy(&piece));
+            let parts = l.merge_by_heap(&piece.iter().map(|&b| b as Rank).collect::<Vec<_>>());
+            let mut scanned: Vec<Rank> = piece.iter().map(|&b| b as Rank).collect();
+            l.merge_by_scan(&mut scanned, 0);
+            assert_eq!(parts, scanned);
+        }
+    }
+}
