@@ -89,15 +89,20 @@ def _check_tokenizer(tok, work: Path) -> None:
             raise Finding("encode_batch != encode")
 
     tokens, specials, ids = tok.mergeable_tokens(), tok.special_tokens, tok.mergeable_ids()
+    merges = (tok.merges(), tok.ignore_merges)
     tok.save(work / "out.json")
     back = Tokenizer.load(work / "out.json")
     if (back.mergeable_tokens(), back.special_tokens, back.pattern, back.mergeable_ids()) != (tokens, specials, tok.pattern, ids):
         raise Finding("save() then load() gives another tokenizer")
+    if (back.merges(), back.ignore_merges) != merges:
+        raise Finding("save() then load() gives another merge list")
     try:
         tok.save_tiktoken(work / "out.tiktoken")
     except ValueError as exc:
-        # Documented: ids in another order than the merges (RoBERTa's) have no .tiktoken form.
-        if ids == sorted(ids) or "no .tiktoken form" not in str(exc):
+        # Documented: ids in another order than the merges (RoBERTa's) have no .tiktoken form,
+        # nor has a tokenizer that merges by a merge list.
+        listed = merges[0] is not None and "merges by its merge list" in str(exc)
+        if not listed and (ids == sorted(ids) or "no .tiktoken form" not in str(exc)):
             raise
     else:
         back = Tokenizer.from_tiktoken(work / "out.tiktoken", pattern=tok.pattern, special_tokens=specials)
@@ -112,6 +117,11 @@ def _check_tokenizer(tok, work: Path) -> None:
     back = Tokenizer.from_hf_json(work / "out" / "tokenizer.json")
     if (back.mergeable_tokens(), back.special_tokens, back.mergeable_ids()) != (tokens, specials, ids):
         raise Finding("to_hf_json() then from_hf_json() gives another vocabulary")
+    if merges[0] is not None and (back.merges(), back.ignore_merges) != merges:
+        raise Finding("to_hf_json() then from_hf_json() gives another merge list")
+    for text in ROUND_TRIP_TEXTS:
+        if back.encode_ordinary(text) != tok.encode_ordinary(text):
+            raise Finding(f"to_hf_json() then from_hf_json() encodes {text!r} otherwise")
     for text in ROUND_TRIP_TEXTS:
         if back.split(text) != tok.split(text):
             raise Finding(f"the pattern read back from tokenizer.json splits {text!r} differently")

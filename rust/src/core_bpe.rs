@@ -1213,7 +1213,7 @@ impl CoreBpe {
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
         if let Some(listed) = &self.listed {
-            return self.split_and_merge_listed(listed, splitter, text, out);
+            return self.split_and_merge_listed(listed, splitter, text, out, cache);
         }
         let bytes = text.as_bytes();
         let mut batch = PieceBatch::new(&self.encoder, bytes, cache);
@@ -1235,7 +1235,8 @@ impl CoreBpe {
     }
 
     /// [`CoreBpe::split_and_encode`] for a tokenizer with a merge list: each
-    /// piece merged as it comes (none of the rank-based shortcuts hold).
+    /// piece merged as it comes (none of the rank-based shortcuts hold), or
+    /// copied from the piece cache.
     #[inline(never)]
     fn split_and_merge_listed(
         &self,
@@ -1243,15 +1244,35 @@ impl CoreBpe {
         splitter: Splitter<'_>,
         text: &str,
         out: &mut Vec<Rank>,
+        mut cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
         let bytes = text.as_bytes();
         match splitter {
-            Splitter::Pattern(pattern) => {
-                pattern.for_each_piece_bytes_inline(text, |piece| listed.encode_piece(piece, &self.encoder, out))
+            Splitter::Pattern(pattern) => pattern
+                .for_each_piece_bytes_inline(text, |piece| self.merge_listed(listed, piece, cache.as_deref_mut(), out)),
+            Splitter::OnePass(pass) => pass.for_each_piece(text, |start, end| {
+                self.merge_listed(listed, &bytes[start..end], cache.as_deref_mut(), out)
+            }),
+        }
+    }
+
+    /// The tokens of one piece by the merge list `listed`: a whole token where
+    /// `ignore_merges` says so, else remembered in the piece cache (the cache is
+    /// this tokenizer's, so it never mixes with rank-based results).
+    fn merge_listed(&self, listed: &ListedMerges, piece: &[u8], cache: Option<&mut PieceCache>, out: &mut Vec<Rank>) {
+        if listed.ignore_merges() {
+            if let Some(rank) = self.encoder.get(piece) {
+                out.push(rank);
+                return;
             }
-            Splitter::OnePass(pass) => {
-                pass.for_each_piece(text, |start, end| listed.encode_piece(&bytes[start..end], &self.encoder, out))
+        }
+        match cache {
+            Some(cache) if piece.len() > 1 => {
+                let key = bpe::short_key(piece).unwrap_or(0);
+                let hash = if key != 0 { bpe::key_hash(key) } else { bytes_hash(piece) };
+                cache.encode(piece, key, hash, out, |p, o| listed.encode_piece(p, &self.encoder, o));
             }
+            _ => listed.encode_piece(piece, &self.encoder, out),
         }
     }
 
@@ -1283,9 +1304,10 @@ impl CoreBpe {
             });
         }
         if let Some(listed) = &self.listed {
+            let mut cache = cache;
             return pipeline.for_each_segment(text, allowed, |segment| match segment {
                 Segment::Token(id) => out.push(id),
-                Segment::Piece(piece) => listed.encode_piece(piece.as_bytes(), &self.encoder, out),
+                Segment::Piece(piece) => self.merge_listed(listed, piece.as_bytes(), cache.as_deref_mut(), out),
             });
         }
         // Pieces that are slices of `text` wait in the batch, their lines

@@ -739,11 +739,10 @@ def _merge_list(merges: Sequence[tuple[bytes, bytes]] | None) -> list[tuple[byte
         return None
     if isinstance(merges, (str, bytes)):
         raise TypeError("merges must be a sequence of (bytes, bytes) pairs")
-    pairs = []
-    for number, merge in enumerate(merges, start=1):
-        if not (isinstance(merge, (tuple, list)) and len(merge) == 2 and all(isinstance(part, bytes) for part in merge)):
+    pairs = [tuple(merge) if isinstance(merge, (tuple, list)) else merge for merge in merges]
+    for number, merge in enumerate(pairs, start=1):
+        if not (isinstance(merge, tuple) and len(merge) == 2 and all(isinstance(part, bytes) for part in merge)):
             raise TypeError(f"merge {number} must be a (bytes, bytes) pair, not {merge!r:.80}")
-        pairs.append((merge[0], merge[1]))
     return pairs
 
 

@@ -64,7 +64,7 @@ impl ListedMerges {
                     place + 1
                 ));
             };
-            let place = u32::try_from(place).map_err(|_| "more than 2**32 merges".to_string())?;
+            let place = u32::try_from(place).ok().filter(|&p| p != u32::MAX).ok_or("2**32 merges or more")?;
             table.insert(key(left, right), (place, merged));
         }
         Ok(Self { table, pairs, ignore_merges })
@@ -103,20 +103,34 @@ impl ListedMerges {
     }
 
     /// Merges `parts[start..]` in place: each step the earliest-listed adjacent
-    /// pair, the leftmost of equals.
+    /// pair, the leftmost of equals. Each pair's place is looked up once and
+    /// again only when a merge beside it changes it.
     fn merge_by_scan(&self, parts: &mut Vec<Rank>, start: usize) {
+        const NONE: (u32, Rank) = (u32::MAX, Rank::MAX);
+        let mut pairs: Vec<(u32, Rank)> =
+            parts[start..].windows(2).map(|w| self.lookup(w[0], w[1]).unwrap_or(NONE)).collect();
         loop {
-            let mut best: Option<(u32, usize, Rank)> = None;
-            for i in start..parts.len().saturating_sub(1) {
-                if let Some((place, merged)) = self.lookup(parts[i], parts[i + 1]) {
-                    if best.is_none_or(|(p, _, _)| place < p) {
-                        best = Some((place, i, merged));
-                    }
+            let mut best = NONE.0;
+            let mut at = 0;
+            for (i, &(place, _)) in pairs.iter().enumerate() {
+                if place < best {
+                    best = place;
+                    at = i;
                 }
             }
-            let Some((_, i, merged)) = best else { return };
-            parts[i] = merged;
+            if best == NONE.0 {
+                return;
+            }
+            let i = start + at;
+            parts[i] = pairs[at].1;
             parts.remove(i + 1);
+            pairs.remove(at);
+            if at < pairs.len() {
+                pairs[at] = self.lookup(parts[i], parts[i + 1]).unwrap_or(NONE);
+            }
+            if at > 0 {
+                pairs[at - 1] = self.lookup(parts[i - 1], parts[i]).unwrap_or(NONE);
+            }
         }
     }
 

@@ -194,12 +194,15 @@ def listed_merges(merges: list[tuple[str, str]], id_of: dict[str, int], source: 
     first merge whose part or result is not in the vocabulary (``id_of``: text -> id),
     which tokenizers refuses too."""
     pairs = []
+    as_bytes: dict[str, bytes] = {}  # parts recur: each text converted once
     for number, (left, right) in enumerate(merges, start=1):
         for text in (left, right, left + right):
             if text not in id_of:
                 what = "builds" if text == left + right else "uses"
                 raise ValueError(f"{source}: merge {number} ({left!r}, {right!r}) {what} {text!r}, which is not in the vocabulary")
-        pairs.append((text_to_bytes(left), text_to_bytes(right)))
+        left_bytes = as_bytes.get(left) or as_bytes.setdefault(left, text_to_bytes(left))
+        right_bytes = as_bytes.get(right) or as_bytes.setdefault(right, text_to_bytes(right))
+        pairs.append((left_bytes, right_bytes))
     return pairs
 
 
