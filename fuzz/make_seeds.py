@@ -133,6 +133,20 @@ def main(out: Path) -> None:
         document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": steps}
         seeds["py_hf_json"].append(b"\x00" + json.dumps(document, ensure_ascii=False).encode())
     seeds["py_fastllm_json"] += [b"\x00" + fastllm_skeleton]
+    # A merge list rank-based BPE does not follow (every split of each token, as files
+    # converted from tiktoken ranks list them): tokenizer.json, merges.txt, fastllm's v4 file.
+    tokens = tok.mergeable_tokens()
+    rank = {token: r for r, token in enumerate(tokens)}
+    every_split = [(t[:i], t[i:]) for t in tokens for i in range(1, len(t)) if t[:i] in rank and t[i:] in rank]
+    listed = type(tok)(tokens, tok.special_tokens, "cl100k", merges=every_split)
+    with tempfile.TemporaryDirectory() as tmp:
+        listed.to_hf_json(Path(tmp) / "tokenizer.json")
+        listed.save(Path(tmp) / "tok.json")
+        listed_hf = (Path(tmp) / "tokenizer.json").read_bytes()
+        seeds["py_fastllm_json"].append(b"\x00" + (Path(tmp) / "tok.json").read_bytes())
+    seeds["py_hf_json"].append(b"\x00" + listed_hf)
+    listed_merges = "".join(f"{a} {b}\n" for a, b in json.loads(listed_hf)["model"]["merges"])
+    seeds["py_gpt2_vocab"].append(vocab_json + GPT2_SEPARATOR + ("#version: 0.2\n" + listed_merges).encode())
     seeds["py_gpt2_vocab"] += [b'{"a": 0, "b": 1, "ab": 2}' + GPT2_SEPARATOR + b"#version: 0.2\na b\n" + GPT2_SEPARATOR + b'{"<s>": 3}']
     seeds["py_tiktoken_file"] += [b"\x00AA== 0\nAQ== 1\nAAE= 2\n"]
     seeds["py_open_tokenizer"] += [b"\x01" + hf_skeleton, b"\x00" + fastllm_skeleton]

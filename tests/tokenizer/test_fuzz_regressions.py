@@ -326,3 +326,26 @@ def test_ids_beyond_32_bits_in_files_are_refused_naming_the_file(tmp_path):
     (tmp_path / "v.tiktoken").write_bytes(b"".join(lines))
     with pytest.raises(ValueError, match=f"v.tiktoken: mergeable token id {2**40 + 255} is out of range"):
         Tokenizer.from_tiktoken(tmp_path / "v.tiktoken", "gpt2")
+
+
+# ----- py_fastllm_json (twenty-second session, once merge lists load): a version 4 file whose
+# merge list is exactly what rank-based BPE joins read back from to_hf_json by rank, without the
+# list. Such a list gives the same ids by rank, so the constructor no longer keeps it either.
+
+
+def test_a_merge_list_rank_based_bpe_follows_reads_back_the_same(tmp_path):
+    from fastllm.tokenizer.vocab import derive_merges
+
+    tokens = BYTES + [b"ab", b"abc", b"ba", b"aa"]
+    saved = Tokenizer(tokens, {"<s>": 260}, "cl100k")
+    saved.save(tmp_path / "t.json")
+    document = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+    rank = {token: r for r, token in enumerate(tokens)}
+    document.update(version=4, ignore_merges=True, merges=[[rank[a], rank[b]] for a, b in derive_merges(tokens)])
+    (tmp_path / "t.json").write_text(json.dumps(document), encoding="utf-8")
+    loaded = Tokenizer.load(tmp_path / "t.json")
+    loaded.to_hf_json(tmp_path / "tokenizer.json")
+    back = Tokenizer.from_hf_json(tmp_path / "tokenizer.json")
+    assert loaded.merges() is None and back.merges() is None
+    for text in ["abc aab abab", "ba ab"]:
+        assert loaded.encode_ordinary(text) == back.encode_ordinary(text) == saved.encode_ordinary(text)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from fastllm import Tokenizer
 from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text
+from tests.support.merge_lists import converter_merges
 from tests.support.text_strategies import FRAGMENTS, text_strategy
 
 tokenizers = pytest.importorskip("tokenizers")
@@ -27,17 +28,6 @@ from tokenizers import pre_tokenizers as pt  # noqa: E402
 
 # Llama 3's split regex, as its tokenizer.json spells it (Oniguruma).
 LLAMA3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-
-
-def converter_merges(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """What transformers' TikTokenConverter lists for ranks ``tokens``: every split of each
-    token into two tokens, by the token's rank, then the left part's, then the right's."""
-    rank = {token: r for r, token in enumerate(tokens)}
-    merges = []
-    for token in tokens:
-        splits = [(token[:i], token[i:]) for i in range(1, len(token)) if token[:i] in rank and token[i:] in rank]
-        merges.extend(sorted(splits, key=lambda pair: (rank[pair[0]], rank[pair[1]])))
-    return merges
 
 
 def hf_file(path, tokens, merges, pre, *, ignore_merges=True, ids=None):
@@ -273,3 +263,21 @@ def test_a_merge_list_naming_text_outside_the_vocabulary_is_refused(tmp_path):
     with pytest.raises(ValueError, match="builds 'bc', which is not in the vocabulary") as info:
         Tokenizer.from_hf_json(tmp_path / "bad.json")
     assert str(tmp_path / "bad.json") in str(info.value)
+
+
+def test_a_list_rank_based_bpe_follows_merges_by_rank():
+    """The merges rank-based BPE joins, given as a list, give the same ids by rank: the
+    tokenizer keeps no list (the fast path), with or without ignore_merges where a merge
+    builds every token; a token no merge builds keeps the list without ignore_merges."""
+    from fastllm.tokenizer.vocab import derive_merges
+
+    tokens = BYTES + SMALL_EXTRA
+    derived = derive_merges(tokens)
+    assert Tokenizer(tokens, merges=derived).merges() is None
+    assert Tokenizer(tokens, merges=derived, ignore_merges=False).merges() is None
+    assert Tokenizer(tokens, merges=derived[:-1]).merges() == derived[:-1]
+    unbuilt = BYTES + [b"ab", b"xyz"]  # "xyz": three bytes no merge, nor rank-based BPE, builds
+    assert derive_merges(unbuilt) == [(b"a", b"b")]
+    assert Tokenizer(unbuilt, merges=[(b"a", b"b")]).merges() is None
+    kept = Tokenizer(unbuilt, merges=[(b"a", b"b")], ignore_merges=False)
+    assert kept.merges() == [(b"a", b"b")] and kept.encode_ordinary("xyz") == [ord("x"), ord("y"), ord("z")]

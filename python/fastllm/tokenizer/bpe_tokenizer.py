@@ -32,7 +32,7 @@ from fastllm.tokenizer.patterns import builtin_pattern_regexes
 from fastllm.tokenizer.pipeline import Pipeline
 from fastllm.tokenizer.training import train_ranks
 from fastllm.tokenizer.unstable import encode_with_unstable as _encode_with_unstable
-from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData
+from fastllm.tokenizer.vocab import ENDOFTEXT, VocabData, rank_bpe_follows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,6 +69,8 @@ class Tokenizer:
     earliest-listed first. A ``tokenizer.json`` whose merges cannot be read as ranks
     (several merges for one token, as in files converted from tiktoken ranks) loads
     so. ``ignore_merges`` (with ``merges``) emits a piece that is a token as that token.
+    A list that rank-based BPE follows exactly (the one :meth:`to_hf_json` writes for ranks)
+    gives the same ids by rank, so it is not kept: :meth:`merges` is None then.
     """
 
     def __init__(
@@ -87,6 +89,8 @@ class Tokenizer:
         merges = _merge_list(merges)
         if not isinstance(ignore_merges, bool):
             raise TypeError(f"ignore_merges must be True or False, not {ignore_merges!r}")
+        if merges is not None and rank_bpe_follows(tokens, merges, ignore_merges):
+            merges = None  # the same ids by rank, on the fast path
         specials = _special_dict(special_tokens)
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a pattern name or a regex string, not {type(pattern).__name__}")

@@ -108,6 +108,19 @@ def derive_merges(tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
     return [(token[:cut], token[cut:]) for token, cut in zip(tokens, _core.merge_splits(tokens)) if cut is not None]
 
 
+def rank_bpe_follows(tokens: list[bytes], merges: list[tuple[bytes, bytes]], ignore_merges: bool) -> bool:
+    """Whether rank-based BPE on the ranks ``tokens`` gives exactly the ids ``tokenizers``
+    gives merging by the list ``merges``: the list is what rank-based BPE joins
+    (:func:`derive_merges`; tokenizers joins only listed pairs, rank-based BPE any two parts
+    that make a token), and, without ``ignore_merges``, a merge builds every token of several
+    bytes (rank-based BPE emits a piece that is a token as that token, tokenizers then only
+    what merges build)."""
+    if derive_merges(tokens) != merges:
+        return False
+    built = {left + right for left, right in merges}
+    return ignore_merges or all(len(token) == 1 or token in built for token in tokens)
+
+
 def check_merges_follow_ranks(merges: Iterable[tuple[T, T]], rank_of: dict[T, int], source: str) -> None:
     """Checks that a merge list can be read as ranks: merge ``i`` builds a token ranked above
     its parts that are merged tokens themselves, and above the token merge ``i-1`` builds.

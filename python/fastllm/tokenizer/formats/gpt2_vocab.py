@@ -20,8 +20,8 @@ from fastllm.tokenizer.vocab import (
     ENDOFTEXT,
     VocabData,
     check_merges_follow_ranks,
-    derive_merges,
     merge_order,
+    rank_bpe_follows,
     tokens_by_id,
 )
 
@@ -155,11 +155,8 @@ def merge_rule(
     ``source`` for a merge whose part or result is not in the vocabulary."""
     listed = listed_merges(merges, id_of, source)
     ranked = _ranked_by_merges(tokens, ids, id_of, merges, source)
-    if ranked is not None and (ignore_merges or _every_token_merged(id_of, merges)):
-        # Rank-based BPE joins any two parts that make a token; tokenizers only listed
-        # ones. They agree exactly when the list is what rank-based BPE joins.
-        if derive_merges(ranked[0]) == listed:
-            return ranked[0], ranked[1], None
+    if ranked is not None and rank_bpe_follows(ranked[0], listed, ignore_merges):
+        return ranked[0], ranked[1], None
     return tokens, ids, listed
 
 
@@ -179,14 +176,6 @@ def _ranked_by_merges(
         except ValueError:
             return None
     return [text_to_bytes(text) for text in order], [id_of[text] for text in order]
-
-
-def _every_token_merged(id_of: dict[str, int], merges: list[tuple[str, str]]) -> bool:
-    """Whether a merge builds every token of several bytes: without ``ignore_merges``
-    tokenizers never emits one that none builds, where rank-based BPE emits a piece that
-    is a token as that token. (Token texts are one character per byte.)"""
-    built = {left + right for left, right in merges}
-    return all(len(text) == 1 or text in built for text in id_of)
 
 
 def listed_merges(merges: list[tuple[str, str]], id_of: dict[str, int], source: str) -> list[tuple[bytes, bytes]]:
