@@ -8,8 +8,8 @@ shared ``.tiktoken`` vocabulary (every split of each token listed as a merge;
 ``tests/support/merge_lists.py``) with Llama 3's split, and times on the sub-corpora of
 ``benches/bench_tokenizer_corpus.py``: fastllm reading that file (merging by the list,
 ``rust/src/bpe/listed_merges.rs``), fastllm with the same ranks and pattern merging by rank
-(the ``.tiktoken`` file), tiktoken with both, and ``tokenizers`` reading the file, each
-line as ``encode_batch`` does it (one thread). Cold: each round a new slice of ~300 KB
+(the ``.tiktoken`` file), tiktoken with both, and ``tokenizers`` reading the file (``encode``
+of the slice, as ``benches/bench_tokenizer.py`` calls it). Cold: each round a new slice of ~300 KB
 that no library has seen, median MB per CPU-second; fastllm's ids are checked equal to
 ``tokenizers``'. Also the time each library takes to load the file.
 """
@@ -88,7 +88,7 @@ def main() -> None:
         "fastllm, merge list": listed.encode_ordinary,
         "fastllm, by rank": by_rank.encode_ordinary,
         "tiktoken": ref.encode_ordinary,
-        "tokenizers": lambda text: [e.ids for e in hf.encode_batch(text.splitlines(keepends=True), add_special_tokens=False)],
+        "tokenizers": lambda text: hf.encode(text, add_special_tokens=False).ids,
     }
     print("| input | " + " | ".join(calls) + " | merge list / by rank | merge list / tiktoken |")
     print("| --- |" + " ---: |" * (len(calls) + 2))
@@ -106,8 +106,7 @@ def main() -> None:
                 call(text)
                 speeds[label].append(len(slices[r]) / 1e6 / (time.process_time() - start))
             text = slices[r].decode()
-            expected = [i for ids in calls["tokenizers"](text) for i in ids]
-            assert listed.encode_ordinary(text) == expected, f"{name}: ids differ from tokenizers'"
+            assert listed.encode_ordinary(text) == calls["tokenizers"](text), f"{name}: ids differ from tokenizers'"
         med = {k: statistics.median(v) for k, v in speeds.items()}
         print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in med.values())
               + f" | {med['fastllm, merge list'] / med['fastllm, by rank']:.2f}"
