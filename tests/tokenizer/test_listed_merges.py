@@ -281,3 +281,17 @@ def test_a_list_rank_based_bpe_follows_merges_by_rank():
     assert Tokenizer(unbuilt, merges=[(b"a", b"b")]).merges() is None
     kept = Tokenizer(unbuilt, merges=[(b"a", b"b")], ignore_merges=False)
     assert kept.merges() == [(b"a", b"b")] and kept.encode_ordinary("xyz") == [ord("x"), ord("y"), ord("z")]
+
+
+def test_merges_txt_with_a_token_no_merge_builds(tmp_path):
+    """tokenizers' BPE.from_file has no ignore_merges: "xyz", which no merge builds, is never
+    one token there; fastllm reads such files by the list (the fast reader steps aside)."""
+    tokens = BYTES + [b"ab", b"xyz"]
+    (tmp_path / "vocab.json").write_text(json.dumps({bytes_to_text(t): r for r, t in enumerate(tokens)}), encoding="utf-8")
+    (tmp_path / "merges.txt").write_text("#version: 0.2\na b\n", encoding="utf-8")
+    tok = Tokenizer.from_pretrained(tmp_path)
+    hf = tokenizers.Tokenizer(models.BPE.from_file(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt")))
+    hf.pre_tokenizer = pt.ByteLevel(add_prefix_space=False)
+    assert tok.merges() == [(b"a", b"b")] and not tok.ignore_merges
+    for text in ["xyz", "ab xyz abxyz"]:
+        assert tok.encode_ordinary(text) == hf_ids(hf, text), text

@@ -109,7 +109,7 @@ def read_gpt2_vocab(
     # below would; anything else goes to the Python, which names the problem and its line.
     merges = [line for _, line in _merge_lines(merges_text)]
     added = [(text, token_id, True) for text, token_id in specials.items()]
-    tokens = _core.read_hf_vocab_plain(vocab, merges, added, False)
+    tokens = _core.read_hf_vocab_plain(vocab, merges, added, True)  # no ignore_merges (BPE.from_file)
     if tokens is not None:
         return VocabData(tokens, specials, "gpt2")
     special_ids = set(specials.values())
