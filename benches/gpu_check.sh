@@ -21,8 +21,12 @@ declare -A STATUS
 
 BUDGET_S=${BUDGET_S:-500}  # whole script < 9 minutes, with room for the summary
 
+# STEPS="gpu_tests bench_attention ..." runs only those steps (a short rerun in the same lease);
+# TUNE_ARGS replaces the tile sweep's default arguments (e.g. "--causal --head-dims 128").
+STEPS=${STEPS:-}
 step() {  # step NAME TIMEOUT_S CMD...: run with a time limit, log to $LOG/NAME.log
   local name=$1 limit=$2; shift 2
+  if [ -n "$STEPS" ] && [ "$name" != install ] && [ "$name" != test_deps ] && [[ " $STEPS " != *" $name "* ]]; then STATUS[$name]="not asked for (STEPS)"; return; fi
   local t0; t0=$(date +%s)
   local left=$(( BUDGET_S - (t0 - START) ))
   if [ "$left" -lt 20 ]; then STATUS[$name]="skipped (time budget spent)"; return; fi
@@ -73,7 +77,7 @@ step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$LOG/b
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$LOG/bench_cross_entropy.json"
 # Tile sweep of the attention kernels (the shipped tiles were chosen from compile statistics
 # only): prints the winning configs.py entries.
-step tune_attention 90 "$PY" benches/tune_attention.py --budget 75 --json "$LOG/tune_attention.json"
+step tune_attention 90 "$PY" benches/tune_attention.py ${TUNE_ARGS:---budget 75} --json "$LOG/tune_attention.json"
 # The model and training layers on the GPU, when the budget leaves room: KV-cache decode against
 # transformers (with the bandwidth fraction), and a gpt2-124M training step with the fastllm kernels
 # against torch SDPA + cross-entropy.

@@ -332,6 +332,26 @@ def test_linear_cross_entropy_fp32_weight_bf16_hidden():
     assert_close(hidden.grad, h64.grad, 5e-2, "bf16 hidden grad")
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_linear_cross_entropy_under_autocast(reduction):
+    """fp32 leaves under bf16 autocast (how a model trains with AMP): the product runs in bf16,
+    as an unfused Linear's would, and each gradient comes back in its leaf's dtype (found on
+    the first GPU run: the dhidden product came out bf16 into an fp32 buffer and raised)."""
+    hidden = randn((20, 16), torch.float32, 44).requires_grad_()
+    weight = randn((50, 16), torch.float32, 45, scale=0.5).requires_grad_()
+    target = make_target(20, 50, 46)
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
+        loss = linear_cross_entropy(hidden, weight, target, reduction=reduction, chunk_size=6)
+    loss.sum().backward()
+    assert hidden.grad.dtype == weight.grad.dtype == torch.float32
+    h64, w64 = (t.detach().bfloat16().double().requires_grad_() for t in (hidden, weight))
+    ref = cross_entropy_reference(F.linear(h64, w64), target, reduction=reduction)
+    ref.sum().backward()
+    assert_close(loss, ref, 1e-2, "loss")
+    assert_close(weight.grad, w64.grad, 2e-2, "fp32 weight grad")
+    assert_close(hidden.grad, h64.grad, 2e-2, "fp32 hidden grad")
+
+
 def test_linear_cross_entropy_dtype_mismatch():
     with pytest.raises(TypeError, match="bias is torch.float16"):
         linear_cross_entropy(torch.randn(4, 8), torch.randn(10, 8), torch.zeros(4, dtype=torch.long),

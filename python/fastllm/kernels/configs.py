@@ -36,14 +36,16 @@ _F32 = AttnConfig(32, 32, 4, 1)
 _F32_WIDE = AttnConfig(16, 32, 8, 1)
 
 # (kernel, precision) -> {padded head dim (power of two, 16..256): tiles}. The half-precision
-# tiles were chosen from sm_90 compile statistics (no spills, registers <= 255; see
-# ``python -m fastllm.kernels._aot``), not yet tuned on a GPU (benches/tune_attention.py).
+# tiles at head dims 64 and 128 are the winners of benches/tune_attention.py on an H200
+# (2026-12-04, bf16, non-causal, 16384 tokens at seq 4096; benches/RESULTS.md); the others
+# were chosen from sm_90 compile statistics (no spills, registers <= 255; see
+# ``python -m fastllm.kernels._aot``) and are not yet measured on a GPU.
 ATTN: Dict[Tuple[str, str], Dict[int, AttnConfig]] = {
     ("attn_fwd_kernel", HALF): {
         16: AttnConfig(128, 64, 8, 3),
         32: AttnConfig(128, 64, 8, 3),
         64: AttnConfig(128, 64, 8, 3),
-        128: AttnConfig(128, 64, 8, 2),  # 3 stages spill (sm_80 and sm_90)
+        128: AttnConfig(64, 64, 4, 3),  # H200: 493 TFLOP/s against 398 for (128, 64, 8, 2)
         256: AttnConfig(64, 32, 8, 2),
     },
     ("attn_fwd_kernel", FP32): {16: AttnConfig(64, 32, 4, 1), 32: _F32, 64: _F32, 128: _F32_WIDE, 256: _F32_WIDE},
@@ -51,8 +53,8 @@ ATTN: Dict[Tuple[str, str], Dict[int, AttnConfig]] = {
     ("attn_bwd_dkdv_kernel", HALF): {
         16: AttnConfig(32, 128, 8, 2),
         32: AttnConfig(32, 128, 8, 2),
-        64: AttnConfig(32, 128, 8, 2),
-        128: AttnConfig(32, 128, 8, 2),
+        64: AttnConfig(64, 64, 4, 2),  # H200 backward: 299 TFLOP/s against 226 for (32, 128, 8, 2)
+        128: AttnConfig(32, 64, 4, 2),  # 297 against 259 for (32, 128, 8, 2)
         256: AttnConfig(32, 32, 8, 1),  # (16, 64, 8, 1) spilled 328 B on sm_90
     },
     ("attn_bwd_dkdv_kernel", FP32): {16: _F32, 32: _F32, 64: _F32_WIDE, 128: _F32_WIDE, 256: _F32_WIDE},
@@ -60,8 +62,8 @@ ATTN: Dict[Tuple[str, str], Dict[int, AttnConfig]] = {
     ("attn_bwd_dq_kernel", HALF): {
         16: AttnConfig(128, 32, 8, 2),
         32: AttnConfig(128, 32, 8, 2),
-        64: AttnConfig(128, 32, 8, 2),
-        128: AttnConfig(128, 32, 8, 2),
+        64: AttnConfig(64, 64, 4, 2),  # H200 backward: 249 TFLOP/s against 226 for (128, 32, 8, 2)
+        128: AttnConfig(64, 64, 4, 2),  # 313 against 263 for (128, 32, 8, 2)
         256: AttnConfig(64, 32, 8, 2),  # 1 stage spilled (144 B sm_90, 1400 B sm_80); 2 do not
     },
     ("attn_bwd_dq_kernel", FP32): {

@@ -64,27 +64,33 @@ def _chunks(n: int, size: int):
 def _run(hidden, weight, bias, target, dloss, opts, grads):
     """One pass over the chunks. Returns per-row losses; fills ``grads`` (dict of buffers)
     when ``dloss`` is given (scalar-like or per row)."""
-    ignore_index, smoothing, z_loss, cap, chunk, block_v = opts
+    ignore_index, smoothing, z_loss, cap, chunk, block_v, compute = opts
     n = hidden.shape[0]
-    # the matmuls run in hidden's dtype (e.g. fp32 master weights with bf16 activations)
-    weight = weight.to(hidden.dtype)
-    bias = None if bias is None else bias.to(hidden.dtype)
+    # The matmuls run in ``compute`` (hidden's dtype, or autocast's: e.g. fp32 master weights
+    # with bf16 activations); autocast is off inside so that it cannot change a product's dtype
+    # under the gradient buffers.
+    weight = weight.to(compute)
+    bias = None if bias is None else bias.to(compute)
     losses = torch.empty(n, dtype=torch.float32, device=hidden.device)
-    for s, e in _chunks(n, chunk):
-        h_c, t_c = hidden[s:e], target[s:e]
-        logits = F.linear(h_c, weight, bias)
-        loss_c, lse_c = ce_forward(logits, t_c, ignore_index, smoothing, z_loss, cap, block_v)
-        losses[s:e] = loss_c
-        if dloss is None:
-            continue
-        d_c = dloss if dloss.numel() == 1 else dloss[s:e]
-        g = ce_backward(logits, t_c, lse_c, d_c, ignore_index, smoothing, z_loss, cap, out=logits, block_v=block_v)
-        if grads.get("hidden") is not None:
-            torch.mm(g, weight, out=grads["hidden"][s:e])
-        if grads.get("weight") is not None:
-            accumulate_mm(grads["weight"], g.t(), h_c)
-        if grads.get("bias") is not None:
-            grads["bias"].add_(g.sum(0, dtype=grads["bias"].dtype))
+    with torch.autocast(hidden.device.type, enabled=False):
+        for s, e in _chunks(n, chunk):
+            h_c, t_c = hidden[s:e].to(compute), target[s:e]
+            logits = F.linear(h_c, weight, bias)
+            loss_c, lse_c = ce_forward(logits, t_c, ignore_index, smoothing, z_loss, cap, block_v)
+            losses[s:e] = loss_c
+            if dloss is None:
+                continue
+            d_c = dloss if dloss.numel() == 1 else dloss[s:e]
+            g = ce_backward(logits, t_c, lse_c, d_c, ignore_index, smoothing, z_loss, cap, out=logits, block_v=block_v)
+            if grads.get("hidden") is not None:
+                if grads["hidden"].dtype == compute:
+                    torch.mm(g, weight, out=grads["hidden"][s:e])
+                else:
+                    grads["hidden"][s:e] = torch.mm(g, weight)
+            if grads.get("weight") is not None:
+                accumulate_mm(grads["weight"], g.t(), h_c)
+            if grads.get("bias") is not None:
+                grads["bias"].add_(g.sum(0, dtype=grads["bias"].dtype))
     return losses
 
 
@@ -161,9 +167,10 @@ def linear_cross_entropy(
 
     Args:
         hidden: ``(tokens, hidden_dim)``; weight: ``(vocab, hidden_dim)``; bias: ``(vocab,)``;
-            one device. The matmuls run in hidden's dtype; weight and bias may be another
-            float dtype (e.g. fp32 master weights with bf16 activations, as under autocast),
-            and their gradients are returned in their own dtype. target: ``(tokens,)``.
+            one device. The matmuls run in hidden's dtype, or in autocast's when autocast is
+            on; weight and bias may be another float dtype (e.g. fp32 master weights with
+            bf16 activations), and every gradient is returned in its input's dtype.
+            target: ``(tokens,)``.
         chunk_size: tokens per chunk (default: a chunk of logits about the size of ``hidden``).
         accum_dtype: dtype of the weight/bias gradient accumulator (default float32; ``None``
             accumulates in the weight's dtype).
@@ -199,7 +206,10 @@ def linear_cross_entropy(
         logits = F.linear(hidden, weight, bias)
         return cross_entropy_reference(logits, target, ignore_index, reduction, label_smoothing, z_loss, cap).float()
     chunk = chunk_size or default_chunk_size(n, hidden.shape[1], vocab)
-    opts = (ignore_index, float(label_smoothing), float(z_loss), cap, chunk, block_v)
+    # Under autocast the LM head's product runs in autocast's dtype, as an unfused Linear's would.
+    device_type = hidden.device.type
+    compute = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
+    opts = (ignore_index, float(label_smoothing), float(z_loss), cap, chunk, block_v, compute)
     return LinearCrossEntropyFunction.apply(
         hidden, weight, bias, target.contiguous(), reduction, opts, accum_dtype or weight.dtype
     )
