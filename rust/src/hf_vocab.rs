@@ -127,13 +127,18 @@ pub struct Vocab {
     /// others that BPE cannot make (not byte-level, or several bytes that no
     /// merge builds), sorted.
     pub not_mergeable: Vec<i64>,
+    /// None where rank-based BPE on `tokens` gives tokenizers' ids; else the
+    /// merges to merge by, as tokenizers does: each one's (left, right) ranks,
+    /// in the file's order.
+    pub listed: Option<Vec<(usize, usize)>>,
 }
 
 /// The vocabulary of `entries` (each token's bytes, None where its text is not
 /// byte-level, and its id) and `merges`, as the Python reader makes it; None
 /// where that reader would refuse the file or would have more to decide.
-/// `every_token_merged`: a token of several bytes that no merge builds is
-/// refused (tokenizer.json's `ignore_merges` false).
+/// `every_token_merged`: rank-based BPE does not give tokenizers' ids when a
+/// token of several bytes is built by no merge (tokenizer.json's
+/// `ignore_merges` false): it emits a piece that is a token whole.
 pub fn read(
     entries: &[(Option<Vec<u8>>, i64)],
     merges: &Merges,
@@ -163,38 +168,51 @@ pub fn read(
     if n == 0 {
         return None;
     }
-    // Each merge builds a token ranked above its parts and above what the
-    // merge before it built: so no token is built twice.
+    // The merges can be ranks when each builds a token ranked above its parts
+    // and above what the merge before it built (so none is built twice).
+    let mut follows_ranks = true;
+    let mut built = vec![false; n];
+    let mut built_twice = false;
+    let mut pairs = Vec::with_capacity(merges.len());
     let mut previous = None;
     for (left, right, both) in merges.iter() {
         let (&l, &r, &rank) = (rank_of.get(left)?, rank_of.get(right)?, rank_of.get(both)?);
         if previous.is_some_and(|p| rank <= p) || rank <= l || rank <= r {
-            return None;
+            follows_ranks = false;
         }
+        built_twice |= std::mem::replace(&mut built[rank], true);
         previous = Some(rank);
-    }
-    // Every token of several bytes built by a merge: as many of them as merges.
-    if every_token_merged && tokens.iter().flatten().filter(|t| t.len() > 1).count() != merges.len() {
-        return None;
+        pairs.push((l, r));
     }
     let tokens = tokens.into_iter().map(|t| t.map(<[u8]>::to_vec)).collect::<Option<Vec<_>>>()?;
-    // Rank-based BPE joins any two parts that make a token, tokenizers only the
-    // listed ones: they agree when the list is what rank-based BPE joins.
+    let rank_bpe_follows = if follows_ranks {
+        // Every token of several bytes built by a merge, where that counts, and
+        // the list what rank-based BPE joins (it joins any two parts that make
+        // a token, tokenizers only the listed ones).
+        (!every_token_merged || tokens.iter().filter(|t| t.len() > 1).count() == merges.len())
+            && lists_rank_joins(&tokens, merges)
+    } else if built_twice {
+        false // no order of the tokens makes these merges ranks
+    } else {
+        return None; // the Python reader tries the order the merges give
+    };
+    let mut not_mergeable: Vec<i64> = not_mergeable.into_iter().collect();
+    not_mergeable.sort_unstable();
+    Some(Vocab { tokens, not_mergeable, listed: (!rank_bpe_follows).then_some(pairs) })
+}
+
+/// Whether `merges` are exactly the joins rank-based BPE derives from `tokens`.
+fn lists_rank_joins(tokens: &[Vec<u8>], merges: &Merges) -> bool {
     let mut listed = merges.iter();
-    for (token, cut) in tokens.iter().zip(merge_splits(&tokens)) {
+    for (token, cut) in tokens.iter().zip(merge_splits(tokens)) {
         if let Some(cut) = cut {
-            let (left, right, _) = listed.next()?;
-            if (left, right) != token.split_at(cut) {
-                return None;
+            match listed.next() {
+                Some((left, right, _)) if (left, right) == token.split_at(cut) => {}
+                _ => return false,
             }
         }
     }
-    if listed.next().is_some() {
-        return None;
-    }
-    let mut not_mergeable: Vec<i64> = not_mergeable.into_iter().collect();
-    not_mergeable.sort_unstable();
-    Some(Vocab { tokens, not_mergeable })
+    listed.next().is_none()
 }
 
 /// The ids of the added tokens that are no mergeable token: the special ones,
@@ -282,6 +300,7 @@ mod tests {
         let got = read(&vocab, &m, &added, &bl, true).unwrap();
         assert_eq!(got.tokens, vec![b"a".to_vec(), b"b".to_vec(), b" ".to_vec(), b"ab".to_vec(), b" ab".to_vec()]);
         assert_eq!(got.not_mergeable, vec![5]);
+        assert_eq!(got.listed, None);
     }
 
     #[test]
@@ -302,32 +321,48 @@ mod tests {
         // Merges: out of rank order, ranked below a part, of a missing part or token.
         let vocab = entries(&[("a", 0), ("b", 1), ("ab", 3), ("ba", 2)]);
         assert!(read(&vocab, &merges(&[("a", "b"), ("b", "a")]), &[], &bl, true).is_none());
-        assert!(read(&vocab, &merges(&[("b", "a"), ("a", "b")]), &[], &bl, true).is_some());
+        assert_eq!(read(&vocab, &merges(&[("b", "a"), ("a", "b")]), &[], &bl, true).unwrap().listed, None);
         let low = entries(&[("ab", 0), ("a", 1), ("b", 2)]);
         assert!(read(&low, &ok, &[], &bl, true).is_none());
         assert!(read(&vocab, &merges(&[("b", "a"), ("a", "c")]), &[], &bl, true).is_none());
         assert!(read(&entries(&[("a", 0), ("b", 1)]), &ok, &[], &bl, true).is_none());
+    }
+
+    /// The (left, right) merges of a vocabulary read to merge by its list.
+    fn listed(vocab: &[(Option<Vec<u8>>, i64)], m: &Merges, every_token_merged: bool) -> Vec<(usize, usize)> {
+        let got = read(vocab, m, &[], &ByteLevel::default(), every_token_merged).expect("read");
+        got.listed.expect("merges by its list")
+    }
+
+    #[test]
+    fn merges_rank_based_bpe_does_not_follow_are_kept_as_a_list() {
+        let bl = ByteLevel::default();
+        let ok = merges(&[("a", "b")]);
         // A token of two bytes that no merge builds: rank-based BPE would join b + a
         // inside a word, tokenizers never does.
         let unbuilt = entries(&[("a", 0), ("b", 1), ("ab", 2), ("ba", 3)]);
-        assert!(read(&unbuilt, &ok, &[], &bl, true).is_none());
-        assert!(read(&unbuilt, &ok, &[], &bl, false).is_none());
-        // One that rank-based BPE cannot build either: refused only where merges count.
+        assert_eq!(listed(&unbuilt, &ok, true), vec![(0, 1)]);
+        assert_eq!(listed(&unbuilt, &ok, false), vec![(0, 1)]);
+        // One that rank-based BPE cannot build either: a list only where merges build
+        // every token (a piece "xyz" is emitted whole by rank, split by tokenizers).
         let unreachable = entries(&[("a", 0), ("b", 1), ("ab", 2), ("x", 3), ("y", 4), ("z", 5), ("xyz", 6)]);
-        assert!(read(&unreachable, &ok, &[], &bl, true).is_none());
-        assert!(read(&unreachable, &ok, &[], &bl, false).is_some());
+        assert_eq!(listed(&unreachable, &ok, true), vec![(0, 1)]);
+        assert_eq!(read(&unreachable, &ok, &[], &bl, false).unwrap().listed, None);
         // Merges that are not where rank-based BPE joins: "abc" listed as a + bc.
         let elsewhere = merges(&[("a", "b"), ("b", "c"), ("a", "bc")]);
-        assert!(read(
-            &entries(&[("a", 0), ("b", 1), ("c", 2), ("ab", 3), ("bc", 4), ("abc", 5)]),
-            &elsewhere,
-            &[],
-            &bl,
-            false
-        )
-        .is_none());
-        // The same merge twice builds one token twice: out of order.
-        assert!(read(&vocab, &merges(&[("b", "a"), ("a", "b"), ("a", "b")]), &[], &bl, false).is_none());
+        let abc = entries(&[("a", 0), ("b", 1), ("c", 2), ("ab", 3), ("bc", 4), ("abc", 5)]);
+        assert_eq!(listed(&abc, &elsewhere, false), vec![(0, 1), (1, 2), (0, 4)]);
+        // Several merges for one token (files converted from tiktoken ranks), in the
+        // file's order; the same merge twice too.
+        let twice = merges(&[("a", "b"), ("b", "c"), ("ab", "c"), ("a", "bc")]);
+        assert_eq!(listed(&abc, &twice, false), vec![(0, 1), (1, 2), (3, 2), (0, 4)]);
+        let vocab = entries(&[("a", 0), ("b", 1), ("ab", 3), ("ba", 2)]);
+        assert_eq!(listed(&vocab, &merges(&[("b", "a"), ("a", "b"), ("a", "b")]), false), vec![(1, 0), (0, 1), (0, 1)]);
+        // Out of order but each token built once: another order may make them ranks
+        // (RoBERTa's ids), which the Python reader works out.
+        assert!(read(&vocab, &merges(&[("a", "b"), ("b", "a")]), &[], &bl, false).is_none());
+        // The list kept is checked like any other: a missing part is the Python reader's.
+        assert!(read(&abc, &merges(&[("a", "b"), ("ab", "c"), ("a", "bd")]), &[], &bl, false).is_none());
     }
 
     #[test]

@@ -241,8 +241,22 @@ def _hf_documents(draw):
     damage = draw(st.sampled_from([
         "none", "swap merges", "drop merge", "repeat merge", "gap", "id twice", "negative id", "bool id",
         "float id", "not byte-level", "bad merge", "special below", "added built", "added unbuilt", "added one byte",
+        "converter merges",
     ]))
-    if damage == "swap merges" and len(merges) > 1:
+    if damage == "converter merges":  # every split of each token, as files converted from tiktoken ranks list
+        from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text
+        from tests.support.merge_lists import converter_merges
+
+        # x+y+z with x+y and y+z ranked before it: two splits, so two merges build it.
+        x, y, z = (draw(st.sampled_from(tokens[:256])) for _ in range(3))
+        tokens += [t for t in dict.fromkeys((x + y, y + z, x + y + z)) if t not in tokens]
+        vocab.clear()
+        vocab.update({bytes_to_text(t): i for i, t in enumerate(tokens)})
+        vocab["<s>"] = doc["added_tokens"][0]["id"] = len(tokens)
+        pairs = [[bytes_to_text(a), bytes_to_text(b)] for a, b in converter_merges(tokens)]
+        strings = bool(merges) and isinstance(merges[0], str)
+        merges[:] = [" ".join(p) for p in pairs] if strings else pairs
+    elif damage == "swap merges" and len(merges) > 1:
         merges[0], merges[-1] = merges[-1], merges[0]
     elif damage == "drop merge" and merges:
         merges.pop(draw(st.integers(0, len(merges) - 1)))
@@ -301,7 +315,11 @@ def test_fast_tokenizer_json_vocabulary_agrees_with_the_python_reader(case):
     added = [(a["content"], a["id"], a["special"]) for a in doc["added_tokens"]]
     taken = _core.read_hf_vocab_plain(model["vocab"], model["merges"], added, not model.get("ignore_merges", False))
     if damage == "none" and model.get("ignore_merges", True):
-        assert taken is not None  # the files fastllm writes take the fast path
+        assert taken is not None and taken[1] is None  # the files fastllm writes take the fast path, by rank
+    if damage == "converter merges":
+        built = ["".join(m) if isinstance(m, list) else m.replace(" ", "") for m in model["merges"]]
+        if len(set(built)) < len(built):
+            assert taken is not None and taken[1] is not None  # several merges for a token: a list, on the fast path
 
 
 @given(_hf_documents(), st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans())
@@ -354,5 +372,5 @@ def test_fast_tokenizer_json_reader_takes_real_exports(name, hf_exports):
     ours, _, path = hf_exports(name)
     doc = json.loads(path.read_bytes())
     model, added = doc["model"], [(a["content"], a["id"], a["special"]) for a in doc["added_tokens"]]
-    tokens = _core.read_hf_vocab_plain(model["vocab"], model["merges"], added, not model["ignore_merges"])
-    assert tokens == ours._core.mergeable_tokens()
+    taken = _core.read_hf_vocab_plain(model["vocab"], model["merges"], added, not model["ignore_merges"])
+    assert taken == (ours._core.mergeable_tokens(), None)

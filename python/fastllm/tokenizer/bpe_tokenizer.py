@@ -743,6 +743,11 @@ def _merge_list(merges: Sequence[tuple[bytes, bytes]] | None) -> list[tuple[byte
         return None
     if isinstance(merges, (str, bytes)):
         raise TypeError("merges must be a sequence of (bytes, bytes) pairs")
+    # The readers' lists (hundreds of thousands of pairs) pass this in one sweep.
+    if type(merges) is list and all(
+        type(m) is tuple and len(m) == 2 and type(m[0]) is bytes and type(m[1]) is bytes for m in merges
+    ):
+        return list(merges)
     pairs = [tuple(merge) if isinstance(merge, (tuple, list)) else merge for merge in merges]
     for number, merge in enumerate(pairs, start=1):
         if not (isinstance(merge, tuple) and len(merge) == 2 and all(isinstance(part, bytes) for part in merge)):

@@ -768,11 +768,15 @@ fn read_tiktoken_plain<'py>(py: Python<'py>, data: &[u8]) -> Option<Vec<Bound<'p
     Some(tokens.iter().map(|t| PyBytes::new(py, t)).collect())
 }
 
-/// A tokenizer.json's byte-level vocabulary: the mergeable tokens by rank
-/// when nothing in `vocab` (text -> id), `merges`
-/// ("A B" or [A, B]) and `added` ((content, id, special) each) is unusual;
-/// None otherwise (see `hf_vocab::read`: the Python reader then reads it and
-/// says what is wrong).
+/// The mergeable tokens by rank, and the merge list where they merge by it.
+type PlainVocab<'py> = (Vec<Bound<'py, PyBytes>>, Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>>);
+
+/// A tokenizer.json's byte-level vocabulary when nothing in `vocab` (text ->
+/// id), `merges` ("A B" or [A, B]) and `added` ((content, id, special) each)
+/// is unusual: the mergeable tokens by rank, and None, or the merges as
+/// (left, right) token bytes where rank-based BPE would not give tokenizers'
+/// ids (the parts are the token list's own bytes objects). None otherwise
+/// (see `hf_vocab::read`: the Python reader then reads it and says what is wrong).
 #[pyfunction]
 fn read_hf_vocab_plain<'py>(
     py: Python<'py>,
@@ -780,7 +784,7 @@ fn read_hf_vocab_plain<'py>(
     merges: &Bound<'py, PyAny>,
     added: &Bound<'py, PyAny>,
     every_token_merged: bool,
-) -> PyResult<Option<Vec<Bound<'py, PyBytes>>>> {
+) -> PyResult<Option<PlainVocab<'py>>> {
     // Anything but (str, int that fits, bool) items: not the common case.
     let Ok(added) = added.extract::<Vec<(String, i64, bool)>>() else { return Ok(None) };
     use crate::hf_vocab::{Added, ByteLevel, Merges};
@@ -825,7 +829,12 @@ fn read_hf_vocab_plain<'py>(
     let added: Vec<Added<'_>> =
         added.iter().map(|(content, id, special)| Added { content, id: *id, special: *special }).collect();
     let read = py.detach(|| crate::hf_vocab::read(&entries, &pairs, &added, &byte_level, every_token_merged));
-    Ok(read.map(|vocab| vocab.tokens.iter().map(|t| PyBytes::new(py, t)).collect()))
+    Ok(read.map(|vocab| {
+        let tokens: Vec<_> = vocab.tokens.iter().map(|t| PyBytes::new(py, t)).collect();
+        let listed =
+            vocab.listed.map(|pairs| pairs.iter().map(|&(l, r)| (tokens[l].clone(), tokens[r].clone())).collect());
+        (tokens, listed)
+    }))
 }
 
 /// For each token of a rank-ordered vocabulary, where BPE with the tokens

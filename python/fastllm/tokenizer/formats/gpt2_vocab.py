@@ -109,9 +109,10 @@ def read_gpt2_vocab(
     # below would; anything else goes to the Python, which names the problem and its line.
     merges = [line for _, line in _merge_lines(merges_text)]
     added = [(text, token_id, True) for text, token_id in specials.items()]
-    tokens = _core.read_hf_vocab_plain(vocab, merges, added, True)  # no ignore_merges (BPE.from_file)
-    if tokens is not None:
-        return VocabData(tokens, specials, "gpt2")
+    plain = _core.read_hf_vocab_plain(vocab, merges, added, True)  # no ignore_merges (BPE.from_file)
+    if plain is not None:
+        tokens, listed = plain
+        return VocabData(tokens, specials, "gpt2", merges=listed, ignore_merges=listed is None)
     special_ids = set(specials.values())
     tokens, ids = tokens_from_text_vocab(vocab, special_ids, vocab_source)
     # Merges are checked on the token texts: the text map is one character per byte.

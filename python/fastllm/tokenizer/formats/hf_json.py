@@ -266,11 +266,13 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     ignore_merges = bool(model.get("ignore_merges", False))
     # The core reads a file with nothing unusual in it (rust/src/hf_vocab.rs), as the
     # Python below would; anything else goes to the Python, which says what is wrong.
-    tokens = _core.read_hf_vocab_plain(vocab, merges, [(t.content, t.id, t.special) for t in added], not ignore_merges)
-    ids, listed = None, None
+    plain = _core.read_hf_vocab_plain(vocab, merges, [(t.content, t.id, t.special) for t in added], not ignore_merges)
+    ids = None
     # (Its mergeable ids are 0..n-1: specials among them are the Python reader's to place.)
-    if tokens is None or any(i < len(tokens) - 1 for i in specials.values()):
+    if plain is None or any(i < len(plain[0]) - 1 for i in specials.values()):
         tokens, ids, listed = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
+    else:
+        tokens, listed = plain
     bos_ids, eos_ids = _template_of(obj.get("post_processor"), source)
     pattern, steps = _single_pattern(steps)
     described = _described_added_tokens(added, normalizer)
