@@ -70,6 +70,53 @@ def test_cross_entropy_random(n, vocab, dtype, reduction, smoothing, z_loss, sof
     check_ce(n, vocab, dtype, reduction, smoothing, z_loss, softcap, seed, block_v)
 
 
+def test_load_width_widens_only_rows_off_16_byte_boundaries(monkeypatch):
+    import importlib
+
+    ce = importlib.import_module("fastllm.kernels.cross_entropy")  # the module, not the function
+    monkeypatch.setattr(ce, "interpreting", lambda: False)  # as on a GPU
+    assert ce.load_width(torch.empty(4, 50257, dtype=torch.bfloat16)) == 8
+    assert ce.load_width(torch.empty(4, 50257, dtype=torch.float32)) == 4
+    assert ce.load_width(torch.empty(4, 128256, dtype=torch.bfloat16)) == 1  # Triton widens these itself
+    assert ce.load_width(torch.empty(1, 50257, dtype=torch.bfloat16)) == 8
+    off = torch.empty(4 * 50257 + 1, dtype=torch.bfloat16)[1:].view(4, 50257)  # first element 2 bytes in
+    assert ce.load_width(off) == 1
+    monkeypatch.setattr(ce, "interpreting", lambda: True)
+    assert ce.load_width(torch.empty(4, 50257, dtype=torch.bfloat16)) == 1
+
+
+@pytest.mark.parametrize("dtype,vec", [(torch.float32, 4), (torch.bfloat16, 8)])
+@pytest.mark.parametrize("vocab", [37, 50])
+def test_wide_loads_leave_out_what_is_beside_each_row(dtype, vec, vocab):
+    """The GPU kernels read whole 16-byte groups (VEC elements) from the boundary before each
+    row (GPT-2's 50257 columns put every row elsewhere): what they read of the rows beside,
+    or beyond the tensor, must not count. Here the logits sit between NaN guards and every
+    row starts at another offset within its group; loss, lse and the gradient (also written in
+    place) must equal the one-element loads'."""
+    from fastllm.kernels.cross_entropy import ce_backward, ce_forward
+
+    n = 2 * vec + 1
+    buf = torch.full((n * vocab + 2 * vec,), float("nan"), dtype=dtype)
+    logits = buf[vec : vec + n * vocab].view(n, vocab)
+    logits.copy_(randn((n, vocab), dtype, 50, scale=3.0))
+    target = make_target(n, vocab, 51)
+    dloss = torch.rand(n, generator=torch.Generator().manual_seed(52))
+    args = (target, -100, 0.1, 1e-3, 20.0)
+    want_loss, want_lse = ce_forward(logits, *args, block_v=16, vec=1)
+    loss, lse = ce_forward(logits, *args, block_v=16, vec=vec)
+    # The tiles group the columns differently: the sums may differ in the last bit.
+    torch.testing.assert_close(loss, want_loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(lse, want_lse, rtol=1e-6, atol=1e-6)
+    # Given the same lse the gradient is elementwise: exactly the one-element loads'.
+    want_grad = ce_backward(logits, target, lse, dloss, *args[1:], block_v=16, vec=1)
+    grad = ce_backward(logits, target, lse, dloss, *args[1:], block_v=16, vec=vec)
+    assert not grad.isnan().any()
+    torch.testing.assert_close(grad, want_grad, rtol=0, atol=0)
+    ce_backward(logits, target, lse, dloss, *args[1:], out=logits, block_v=16, vec=vec)
+    torch.testing.assert_close(logits, want_grad, rtol=0, atol=0)
+    assert buf[:vec].isnan().all() and buf[-vec:].isnan().all()  # nothing written beside the rows
+
+
 @pytest.mark.parametrize("vocab", [50257, 262_147])
 def test_large_vocab(vocab):
     """Vocabularies past 256k and not a multiple of the tile."""

@@ -22,7 +22,7 @@ import torch
 
 from . import checks, configs
 from .cross_entropy_reference import cross_entropy_reference
-from .dispatch import select_backend
+from .dispatch import interpreting, select_backend
 from .loss_reduction import reduce_loss, reduce_loss_backward
 
 if TYPE_CHECKING:  # bound as globals of this module by triton_kernels()
@@ -35,20 +35,27 @@ def ce_fwd_kernel(
     LOGITS, TARGET, LOSS, LSE,
     stride_row, V, ignore_index,
     smoothing, z_loss, softcap,
-    BLOCK_V: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_SMOOTHING: tl.constexpr,
+    BLOCK_V: tl.constexpr, VEC: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_SMOOTHING: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     base = LOGITS + row * stride_row
     target = tl.load(TARGET + row).to(tl.int64)
     cols = tl.arange(0, BLOCK_V)
+    # Tiles start at the VEC-element boundary at or before the row's start and span a whole
+    # number of VEC-element groups, so loads are 16 bytes wide however wide the vocabulary
+    # (50257 is odd); the elements outside the row are read (same 16 bytes) and left out.
+    lead = (row * stride_row) % VEC
+    first = LOGITS + tl.multiple_of(row * stride_row - lead, VEC)
+    span = tl.multiple_of((lead + V + VEC - 1) // VEC * VEC, VEC)
 
     m = -float("inf")
     s = 0.0
     zsum = 0.0
-    for start in range(0, V, BLOCK_V):
-        idx = start + cols
-        ok = idx < V
-        z = tl.load(base + idx, mask=ok, other=0.0).to(tl.float32)
+    for start in range(0, span, BLOCK_V):
+        pos = start + cols
+        idx = pos - lead
+        ok = (idx >= 0) & (idx < V)
+        z = tl.load(first + pos, mask=pos < span, other=0.0).to(tl.float32)
         if HAS_SOFTCAP:
             z = softcap * tanh(z / softcap)
         if HAS_SMOOTHING:
@@ -76,17 +83,23 @@ def ce_bwd_kernel(
     LOGITS, GRAD, TARGET, LSE, DLOSS,
     stride_row, stride_grad, stride_dloss, V, ignore_index,
     smoothing, z_loss, softcap,
-    BLOCK_V: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+    BLOCK_V: tl.constexpr, VEC: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
-    idx = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
-    ok = idx < V
+    # As in the forward: tiles from the VEC boundary before the row's start (with VEC > 1
+    # the launcher guarantees the gradient rows sit where the logits rows do).
+    lead = (row * stride_row) % VEC
+    span = (lead + V + VEC - 1) // VEC * VEC
+    pos = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
+    idx = pos - lead
+    ok = (idx >= 0) & (idx < V)
     target = tl.load(TARGET + row).to(tl.int64)
     lse = tl.load(LSE + row)
     dloss = tl.load(DLOSS + row * stride_dloss).to(tl.float32)
     dloss = tl.where(target == ignore_index, 0.0, dloss)
 
-    x = tl.load(LOGITS + row * stride_row + idx, mask=ok, other=0.0).to(tl.float32)
+    first = LOGITS + tl.multiple_of(row * stride_row - lead, VEC)
+    x = tl.load(first + pos, mask=pos < tl.multiple_of(span, VEC), other=0.0).to(tl.float32)
     if HAS_SOFTCAP:
         t = tanh(x / softcap)
         z = softcap * t
@@ -113,7 +126,26 @@ def triton_kernels() -> Dict[str, object]:
     return {fn.__name__: triton.jit(fn) for fn in (ce_fwd_kernel, ce_bwd_kernel)}
 
 
-def ce_forward(logits, target, ignore_index, smoothing, z_loss, softcap, block_v=None):
+def load_width(logits: torch.Tensor, vec: Optional[int] = None) -> int:
+    """The kernels' ``VEC``: elements per 16-byte load where the rows are not already on
+    16-byte boundaries (an odd vocabulary such as GPT-2's 50257), else 1. 1 also where the
+    logits' first element is not 16-byte aligned, and under the interpreter, where reading
+    a few elements beyond the tensor (as the GPU kernels do within 16 bytes of a row) would
+    read past a CPU buffer. Rows already aligned keep 1: Triton then knows the stride and
+    width are multiples of 16 and widens loads and stores itself (with VEC > 1 the stores
+    stay one element wide: measured in the PTX of sm_90 builds, triton 3.6 and 3.9).
+    ``vec`` overrides it (tests, with guard elements around the logits)."""
+    if vec is not None:
+        return vec
+    width = 16 // logits.element_size()
+    n, v = logits.shape
+    aligned = (n <= 1 or logits.stride(0) % width == 0) and v % width == 0
+    if aligned or interpreting() or logits.data_ptr() % 16:
+        return 1
+    return width
+
+
+def ce_forward(logits, target, ignore_index, smoothing, z_loss, softcap, block_v=None, vec=None):
     """Per-row ``(loss, lse)`` in fp32 for 2-D ``logits`` with unit stride along the vocab."""
     n, v = logits.shape
     kernel = triton_kernels()["ce_fwd_kernel"]
@@ -125,13 +157,13 @@ def ce_forward(logits, target, ignore_index, smoothing, z_loss, softcap, block_v
     kernel[(n,)](
         logits, target, loss, lse, logits.stride(0), v, ignore_index,
         float(smoothing), float(z_loss), softcap if softcap > 0 else 1.0,
-        BLOCK_V=min(cfg.block_v, configs.next_power_of_2(v)), HAS_SOFTCAP=softcap > 0,
+        BLOCK_V=min(cfg.block_v, configs.next_power_of_2(v)), VEC=load_width(logits, vec), HAS_SOFTCAP=softcap > 0,
         HAS_SMOOTHING=smoothing > 0, num_warps=cfg.num_warps,
     )
     return loss, lse
 
 
-def ce_backward(logits, target, lse, dloss, ignore_index, smoothing, z_loss, softcap, out=None, block_v=None):
+def ce_backward(logits, target, lse, dloss, ignore_index, smoothing, z_loss, softcap, out=None, block_v=None, vec=None):
     """Gradient w.r.t. ``logits`` scaled by ``dloss`` (a per-row vector, or a 0-d/1-element
     tensor broadcast to every row). ``out`` may be ``logits`` itself (in-place)."""
     n, v = logits.shape
@@ -143,10 +175,11 @@ def ce_backward(logits, target, lse, dloss, ignore_index, smoothing, z_loss, sof
     dloss = dloss.reshape(-1)
     stride_dloss = 0 if dloss.numel() == 1 else dloss.stride(0)
     block = min(cfg.block_v, configs.next_power_of_2(v))
-    kernel[(n, configs.cdiv(v, block))](
+    width = load_width(logits, vec)
+    kernel[(n, configs.cdiv(v + width - 1, block))](
         logits, grad, target, lse, dloss, logits.stride(0), grad.stride(0), stride_dloss, v, ignore_index,
         float(smoothing), float(z_loss), softcap if softcap > 0 else 1.0,
-        BLOCK_V=block, HAS_SOFTCAP=softcap > 0, num_warps=cfg.num_warps,
+        BLOCK_V=block, VEC=width, HAS_SOFTCAP=softcap > 0, num_warps=cfg.num_warps,
     )
     return grad
 
