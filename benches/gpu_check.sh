@@ -75,8 +75,8 @@ step aot 75 "$PY" -m fastllm.kernels._aot --arch 80 90 --full --json "$LOG/aot.j
 step hf_model 150 "$PY" benches/bench_hf_model.py --budget 120 --json "$LOG/bench_hf_model.json"
 step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$LOG/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$LOG/bench_cross_entropy.json"
-# Tile sweep of the attention kernels (the shipped tiles were chosen from compile statistics
-# only): prints the winning configs.py entries.
+# Tile sweep of the attention kernels (head dims 64 and 128 by default, the ones chosen on an
+# H200; the others still come from compile statistics): prints the winning configs.py entries.
 step tune_attention 90 "$PY" benches/tune_attention.py ${TUNE_ARGS:---budget 75} --json "$LOG/tune_attention.json"
 # The model and training layers on the GPU, when the budget leaves room: KV-cache decode against
 # transformers (with the bandwidth fraction), and a gpt2-124M training step with the fastllm kernels

@@ -4,7 +4,8 @@ prints the winners as ``configs.py`` entries.
 
 The half-precision tiles at head dims 64 and 128 in ``fastllm/kernels/configs.py`` are this
 sweep's winners on an H200 (2026-12-04); the others were chosen from compile statistics only
-(registers, spills, shared memory) until a sweep measures them. Shapes follow ``bench_attention.py``: batch*seq = 16384, heads*head_dim = 2048, bf16.
+(registers, spills, shared memory) until a sweep measures them. Shapes follow
+``bench_attention.py``: batch*seq = 16384, heads*head_dim = 2048, bf16.
 
     python benches/tune_attention.py [--seq 4096] [--head-dims 128 64] [--causal] [--budget 120] [--json out.json]
 

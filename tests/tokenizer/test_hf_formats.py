@@ -213,6 +213,11 @@ def test_bad_merges_txt_names_the_line(gpt2_files, tmp_path):
         Tokenizer.from_pretrained(tmp_path)
 
 
+def _built_texts(merges: list) -> list:
+    """What each merge of a tokenizer.json ("A B" or [A, B]) builds, as text."""
+    return ["".join(m) if isinstance(m, list) else m.replace(" ", "") for m in merges]
+
+
 @st.composite
 def _hf_documents(draw):
     """A tokenizer.json of a small random vocabulary as fastllm writes it, often damaged in one
@@ -279,7 +284,7 @@ def _hf_documents(draw):
     elif damage == "special below":
         doc["added_tokens"][0]["id"] = vocab["<s>"] = 5
     elif damage.startswith("added"):
-        built = ["".join(m) if isinstance(m, list) else m.replace(" ", "") for m in merges]
+        built = _built_texts(merges)
         pick = {"added built": built[-1:], "added unbuilt": [t for t in texts[256:n] if t not in built][:1],
                 "added one byte": [texts[k]]}[damage]
         for text in pick:
@@ -317,7 +322,7 @@ def test_fast_tokenizer_json_vocabulary_agrees_with_the_python_reader(case):
     if damage == "none" and model.get("ignore_merges", True):
         assert taken is not None and taken[1] is None  # the files fastllm writes take the fast path, by rank
     if damage == "converter merges":
-        built = ["".join(m) if isinstance(m, list) else m.replace(" ", "") for m in model["merges"]]
+        built = _built_texts(model["merges"])
         if len(set(built)) < len(built):
             assert taken is not None and taken[1] is not None  # several merges for a token: a list, on the fast path
 

@@ -86,10 +86,11 @@ def ce_bwd_kernel(
     BLOCK_V: tl.constexpr, VEC: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
-    # As in the forward: tiles from the VEC boundary before the row's start (with VEC > 1
-    # the launcher guarantees the gradient rows sit where the logits rows do).
+    # Loads as in the forward, from the VEC boundary before the row's start; the store
+    # writes the row's own elements only, at the gradient's stride.
     lead = (row * stride_row) % VEC
-    span = (lead + V + VEC - 1) // VEC * VEC
+    first = LOGITS + tl.multiple_of(row * stride_row - lead, VEC)
+    span = tl.multiple_of((lead + V + VEC - 1) // VEC * VEC, VEC)
     pos = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
     idx = pos - lead
     ok = (idx >= 0) & (idx < V)
@@ -98,8 +99,7 @@ def ce_bwd_kernel(
     dloss = tl.load(DLOSS + row * stride_dloss).to(tl.float32)
     dloss = tl.where(target == ignore_index, 0.0, dloss)
 
-    first = LOGITS + tl.multiple_of(row * stride_row - lead, VEC)
-    x = tl.load(first + pos, mask=pos < tl.multiple_of(span, VEC), other=0.0).to(tl.float32)
+    x = tl.load(first + pos, mask=pos < span, other=0.0).to(tl.float32)
     if HAS_SOFTCAP:
         t = tanh(x / softcap)
         z = softcap * t
