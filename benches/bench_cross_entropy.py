@@ -108,6 +108,37 @@ def run_table(title, cases, provs, make, results):
         print(f"{str(case):>22} {cells}   {sp:>16}   {mr:>12}", flush=True)
 
 
+def access_width_table(cases, results):
+    """The two loss kernels at vocabularies whose rows sit off 16-byte boundaries, with
+    one-element accesses (``vec=1``) and with the 16-byte ones the launchers pick: ms and the
+    bandwidth of the bytes each kernel must move (forward: read the logits; backward: read
+    them and write the gradient)."""
+    from triton.testing import do_bench
+
+    from fastllm.kernels.cross_entropy import ce_backward, ce_forward, load_width
+
+    print("\ncross-entropy kernels at odd vocabularies: one-element vs 16-byte accesses (ms, TB/s)")
+    for n, vocab in cases:
+        x = torch.randn(n, vocab, device="cuda", dtype=torch.bfloat16)
+        t = torch.randint(0, vocab, (n,), device="cuda")
+        dloss = torch.full((1,), 1.0 / n, device="cuda")
+        _, lse = ce_forward(x, t, -100, 0.0, 0.0, 0.0)
+        nbytes = x.numel() * x.element_size()
+        row = dict(case=(n, vocab), width=load_width(x))
+        for label, vec in (("narrow", 1), ("wide", None)):
+            fwd = do_bench(lambda: ce_forward(x, t, -100, 0.0, 0.0, 0.0, vec=vec), warmup=10, rep=50)
+            bwd = do_bench(lambda: ce_backward(x, t, lse, dloss, -100, 0.0, 0.0, 0.0, vec=vec), warmup=10, rep=50)
+            row[label] = dict(fwd_ms=fwd, bwd_ms=bwd, fwd_tbs=nbytes / fwd / 1e9, bwd_tbs=2 * nbytes / bwd / 1e9)
+        results.append(row)
+        cells = "   ".join(
+            f"{k}: fwd {row[k]['fwd_ms']:.3f} ({row[k]['fwd_tbs']:.2f}) bwd {row[k]['bwd_ms']:.3f} ({row[k]['bwd_tbs']:.2f})"
+            for k in ("narrow", "wide")
+        )
+        print(f"{str((n, vocab)):>16} VEC={row['width']}   {cells}", flush=True)
+        del x, t, lse
+        torch.cuda.empty_cache()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true")
@@ -141,13 +172,17 @@ def main(argv=None):
     lin_cases = [(16384, hd, 128256) for hd in (2048, 4096)]
     if not args.short:
         lin_cases = [(4096, hd, 128256) for hd in (2048, 4096)] + lin_cases
-    ce_rows, lin_rows = [], []
+    ce_rows, lin_rows, width_rows = [], [], []
     run_table("cross_entropy (tokens, vocab): fwd+bwd time, peak memory", ce_cases, ce_providers(), make_ce, ce_rows)
+    try:  # a diagnostic: its failure must not cost the tables above
+        access_width_table([(4096, 50257), (16384, 50257)], width_rows)
+    except Exception as exc:
+        print(f"access width table failed: {type(exc).__name__}: {exc}")
     run_table("linear_cross_entropy (tokens, hidden, vocab): fwd+bwd", lin_cases, linear_providers(), make_linear, lin_rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), dtype="bf16", cross_entropy=ce_rows,
-                           linear_cross_entropy=lin_rows), f, indent=1)
+                           linear_cross_entropy=lin_rows, access_width=width_rows), f, indent=1)
     return 0
 
 

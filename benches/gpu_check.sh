@@ -75,9 +75,10 @@ step aot 75 "$PY" -m fastllm.kernels._aot --arch 80 90 --full --json "$LOG/aot.j
 step hf_model 150 "$PY" benches/bench_hf_model.py --budget 120 --json "$LOG/bench_hf_model.json"
 step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$LOG/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$LOG/bench_cross_entropy.json"
-# Tile sweep of the attention kernels (head dims 64 and 128 by default, the ones chosen on an
-# H200; the others still come from compile statistics): prints the winning configs.py entries.
-step tune_attention 90 "$PY" benches/tune_attention.py ${TUNE_ARGS:---budget 75} --json "$LOG/tune_attention.json"
+# Tile sweep of the attention kernels: prints the winning configs.py entries. Head dims 128 and
+# 64 were chosen on an H200 (2026-12-04); by default this sweeps the ones still taken from compile
+# statistics, 256 (Gemma's), 32 and 16.
+step tune_attention 130 "$PY" benches/tune_attention.py ${TUNE_ARGS:---head-dims 256 32 16 --budget 110} --json "$LOG/tune_attention.json"
 # The model and training layers on the GPU, when the budget leaves room: KV-cache decode against
 # transformers (with the bandwidth fraction), and a gpt2-124M training step with the fastllm kernels
 # against torch SDPA + cross-entropy.
@@ -119,6 +120,11 @@ if ce:
         for r in ce[key]:
             sp, mr = r.get("speedup_vs_torch"), r.get("memory_ratio_vs_torch")
             print(f"  {str(r['case']):>22}  speedup {sp and f'{sp:.2f}x' or '-':>7}   memory {mr and f'{mr:.2f}' or '-':>5} of torch")
+    for r in ce.get("access_width", []):
+        n, w = r["narrow"], r["wide"]
+        print(f"  {str(tuple(r['case'])):>22}  VEC={r['width']}: fwd {n['fwd_ms']:.3f} -> {w['fwd_ms']:.3f} ms, "
+              f"bwd {n['bwd_ms']:.3f} -> {w['bwd_ms']:.3f} ms (one-element -> 16-byte accesses; "
+              f"{w['fwd_tbs']:.2f} / {w['bwd_tbs']:.2f} TB/s)")
     print("targets: cross_entropy >= 2x torch eager; linear at 16k tokens/128k vocab: memory <= 0.25x, time <= 1.2x")
 try:
     with open(os.path.join(out, "tune_attention.log")) as f:

@@ -4,7 +4,7 @@ prints the winners as ``configs.py`` entries.
 
 The half-precision tiles at head dims 64 and 128 in ``fastllm/kernels/configs.py`` are this
 sweep's winners on an H200 (2026-12-04); the others were chosen from compile statistics only
-(registers, spills, shared memory) until a sweep measures them. Shapes follow
+(registers, spills, shared memory) until a sweep measures them (``--head-dims 256 32 16``). Shapes follow
 ``bench_attention.py``: batch*seq = 16384, heads*head_dim = 2048, bf16.
 
     python benches/tune_attention.py [--seq 4096] [--head-dims 128 64] [--causal] [--budget 120] [--json out.json]
@@ -35,10 +35,27 @@ DEVICE = "cuda"
 _FWD = [C(128, 64, 8, 2), C(128, 64, 8, 3), C(128, 128, 8, 2), C(128, 128, 8, 3), C(128, 32, 4, 3), C(64, 64, 4, 3)]
 _DKDV = [C(32, 128, 8, 2), C(32, 64, 4, 2), C(16, 128, 8, 2)]
 _DQ = [C(128, 32, 8, 2), C(128, 64, 8, 2), C(64, 64, 4, 2), C(64, 32, 4, 3)]
+# Head dim 256 holds smaller tiles (shared memory, registers); 16 and 32 take larger ones. The
+# shipped tile comes first in each list.
+_SMALL_D = {
+    "fwd": [C(128, 64, 8, 3), C(128, 128, 8, 3), C(128, 128, 4, 3), C(64, 128, 4, 3), C(128, 64, 4, 3), C(64, 64, 4, 3)],
+    "bwd_dkdv": [C(32, 128, 8, 2), C(64, 128, 4, 2), C(64, 128, 8, 2), C(64, 64, 4, 2), C(128, 128, 8, 2)],
+    "bwd_dq": [C(128, 32, 8, 2), C(128, 64, 4, 3), C(128, 64, 8, 2), C(64, 64, 4, 2), C(128, 128, 8, 2)],
+}
 CANDIDATES = {
-    "fwd": {64: _FWD + [C(128, 64, 4, 3), C(64, 128, 4, 2)], 128: _FWD},
-    "bwd_dkdv": {64: _DKDV + [C(64, 128, 8, 2), C(64, 128, 8, 3), C(64, 64, 4, 2)], 128: _DKDV},
-    "bwd_dq": {64: _DQ + [C(128, 32, 4, 2)], 128: _DQ},
+    "fwd": {
+        64: _FWD + [C(128, 64, 4, 3), C(64, 128, 4, 2)], 128: _FWD, 16: _SMALL_D["fwd"], 32: _SMALL_D["fwd"],
+        256: [C(64, 32, 8, 2), C(64, 32, 4, 2), C(64, 64, 8, 2), C(64, 64, 4, 2), C(128, 32, 8, 2), C(128, 64, 8, 2)],
+    },
+    "bwd_dkdv": {
+        64: _DKDV + [C(64, 128, 8, 2), C(64, 128, 8, 3), C(64, 64, 4, 2)], 128: _DKDV,
+        16: _SMALL_D["bwd_dkdv"], 32: _SMALL_D["bwd_dkdv"],
+        256: [C(32, 32, 8, 1), C(32, 32, 4, 1), C(32, 32, 8, 2), C(32, 64, 8, 1), C(16, 64, 4, 2), C(64, 32, 8, 1)],
+    },
+    "bwd_dq": {
+        64: _DQ + [C(128, 32, 4, 2)], 128: _DQ, 16: _SMALL_D["bwd_dq"], 32: _SMALL_D["bwd_dq"],
+        256: [C(64, 32, 8, 2), C(64, 32, 4, 2), C(32, 64, 4, 2), C(64, 64, 8, 1), C(128, 32, 8, 1)],
+    },
 }
 # The configs.ATTN keys swept (bf16 shares the half-precision tables with fp16).
 TABLE_KEYS = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -71,8 +73,6 @@ def test_cross_entropy_random(n, vocab, dtype, reduction, smoothing, z_loss, sof
 
 
 def test_load_width_widens_only_rows_off_16_byte_boundaries(monkeypatch):
-    import importlib
-
     ce = importlib.import_module("fastllm.kernels.cross_entropy")  # the module, not the function
     monkeypatch.setattr(ce, "interpreting", lambda: False)  # as on a GPU
     assert ce.load_width(torch.empty(4, 50257, dtype=torch.bfloat16)) == 8
@@ -93,7 +93,8 @@ def test_wide_loads_leave_out_what_is_beside_each_row(dtype, vec, vocab):
     or beyond the tensor, must not count. Here the logits sit between NaN guards and every
     row starts at another offset within its group; loss, lse and the gradient (also written in
     place) must equal the one-element loads'."""
-    from fastllm.kernels.cross_entropy import ce_backward, ce_forward
+    ce = importlib.import_module("fastllm.kernels.cross_entropy")
+    ce_backward, ce_forward = ce.ce_backward, ce.ce_forward
 
     n = 2 * vec + 1
     buf = torch.full((n * vocab + 2 * vec,), float("nan"), dtype=dtype)
@@ -109,10 +110,18 @@ def test_wide_loads_leave_out_what_is_beside_each_row(dtype, vec, vocab):
     torch.testing.assert_close(lse, want_lse, rtol=1e-6, atol=1e-6)
     # Given the same lse the gradient is elementwise: exactly the one-element loads'.
     want_grad = ce_backward(logits, target, lse, dloss, *args[1:], block_v=16, vec=1)
-    grad = ce_backward(logits, target, lse, dloss, *args[1:], block_v=16, vec=vec)
-    assert not grad.isnan().any()
-    torch.testing.assert_close(grad, want_grad, rtol=0, atol=0)
-    ce_backward(logits, target, lse, dloss, *args[1:], out=logits, block_v=16, vec=vec)
+    # Gradient buffers poisoned with NaN: one placed as the logits are (the stores go out in
+    # whole groups with the row ends one by one), one with another row stride (stores one by one).
+    for pad in (0, 3):
+        gbuf = torch.full((n * (vocab + pad) + 2 * vec,), float("nan"), dtype=dtype)
+        out = gbuf[vec : vec + n * (vocab + pad)].view(n, vocab + pad)[:, :vocab]
+        assert ce.stores_wide(logits, out, vec) == (pad == 0)
+        grad = ce.ce_backward(logits, target, lse, dloss, *args[1:], out=out, block_v=16, vec=vec)
+        assert not grad.isnan().any()
+        torch.testing.assert_close(grad, want_grad, rtol=0, atol=0)
+        assert gbuf[:vec].isnan().all() and gbuf[-vec:].isnan().all()
+        assert gbuf[vec : vec + n * (vocab + pad)].view(n, vocab + pad)[:, vocab:].isnan().all()  # the padding
+    ce.ce_backward(logits, target, lse, dloss, *args[1:], out=logits, block_v=16, vec=vec)
     torch.testing.assert_close(logits, want_grad, rtol=0, atol=0)
     assert buf[:vec].isnan().all() and buf[-vec:].isnan().all()  # nothing written beside the rows
 
