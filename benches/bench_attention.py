@@ -4,7 +4,7 @@ and flash_attn (when importable), all measured in the same run.
 TFLOP/s with forward FLOPs = 4*B*H*Nq*Nk*D (halved when causal), backward = 2.5x forward,
 forward+backward = 3.5x forward. batch*seq = 16384 and heads*head_dim = 2048.
 
-    python benches/bench_attention.py [--short] [--json out.json] [--dtype bf16|fp16]
+    python benches/bench_attention.py [--short] [--json out.json] [--dtype bf16|fp16] [--head-dims 64 128] [--seqs ...]
 """
 
 from __future__ import annotations
@@ -70,19 +70,21 @@ def main(argv=None):
     parser.add_argument("--short", action="store_true", help="fewer sequence lengths (used by gpu_check.sh)")
     parser.add_argument("--json", help="write results here")
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16"])
+    parser.add_argument("--head-dims", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--seqs", type=int, nargs="+", help="sequence lengths (default: by --short)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_attention: needs a CUDA GPU")
         return 1
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
-    seqs = [1024, 4096, 16384] if args.short else [512, 1024, 2048, 4096, 8192, 16384]
+    seqs = args.seqs or ([1024, 4096, 16384] if args.short else [512, 1024, 2048, 4096, 8192, 16384])
     provs = providers(dtype)
     names = list(provs)
     rows = []
     print(f"device: {torch.cuda.get_device_name()}  dtype: {args.dtype}  providers: {', '.join(names)}")
     header = f"{'D':>4} {'causal':>6} {'seq':>6} {'mode':>7} " + " ".join(f"{n:>12}" for n in names) + "   fastllm/torch-flash"
     print(header + "\n" + "-" * len(header))
-    for d in (64, 128):
+    for d in args.head_dims:
         for causal in (False, True):
             for n in seqs:
                 b, h = 16384 // n, 2048 // d

@@ -22,7 +22,8 @@ declare -A STATUS
 BUDGET_S=${BUDGET_S:-500}  # whole script < 9 minutes, with room for the summary
 
 # STEPS="gpu_tests bench_attention ..." runs only those steps (a short rerun in the same lease);
-# TUNE_ARGS replaces the tile sweep's default arguments (e.g. "--causal --head-dims 128").
+# TUNE_ARGS replaces the tile sweep's default arguments (e.g. "--causal --head-dims 128"), ATTN_ARGS
+# the attention bench's (e.g. "--head-dims 256 --seqs 4096").
 STEPS=${STEPS:-}
 step() {  # step NAME TIMEOUT_S CMD...: run with a time limit, log to $LOG/NAME.log
   local name=$1 limit=$2; shift 2
@@ -73,7 +74,7 @@ step aot 75 "$PY" -m fastllm.kernels._aot --arch 80 90 --full --json "$LOG/aot.j
 # forward + backward. Fails soft (transformers or flash-attn missing, out of memory): it prints
 # and writes what it measured. Early in the order so the budget always leaves it room.
 step hf_model 150 "$PY" benches/bench_hf_model.py --budget 120 --json "$LOG/bench_hf_model.json"
-step bench_attention 100 "$PY" benches/bench_attention.py --short --json "$LOG/bench_attention.json"
+step bench_attention 100 "$PY" benches/bench_attention.py ${ATTN_ARGS:---short} --json "$LOG/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$LOG/bench_cross_entropy.json"
 # Tile sweep of the attention kernels: prints the winning configs.py entries. Head dims 128 and
 # 64 were chosen on an H200 (2026-12-04); by default this sweeps the ones still taken from compile
