@@ -58,10 +58,11 @@ if ! "$PY" -c "import pytest, hypothesis" 2>/dev/null; then
   fi
 fi
 unset TRITON_INTERPRET
-"$PY" - <<'PYEOF'
-import torch, triton, fastllm.kernels as K
+"$PY" - <<'PYEOF' 2>&1 | tee "$LOG/versions.log"
+import sys, torch, triton, fastllm.kernels as K
 print("fastllm.kernels from", K.__file__)
-print("torch", torch.__version__, "triton", triton.__version__, "device", torch.cuda.get_device_name())
+print("torch", torch.__version__, "triton", triton.__version__, "python", sys.version.split()[0],
+      "device", torch.cuda.get_device_name())
 PYEOF
 
 # Only the files that hold GPU tests: collecting the whole suite imports what the GPU machine
@@ -89,6 +90,7 @@ step bench_train 60 "$PY" benches/bench_train.py --model gpt2 --batch-size 8 --s
 {
 echo
 echo "=== summary ($(( $(date +%s) - START ))s total)"
+tail -1 "$LOG/versions.log"
 for name in install test_deps gpu_tests aot hf_model bench_attention bench_cross_entropy tune_attention bench_generate bench_train; do
   printf '%-22s %s\n' "$name" "${STATUS[$name]:-not run}"
 done
@@ -120,12 +122,16 @@ if ce:
         print(f"\n{key} (bf16): fastllm vs torch eager")
         for r in ce[key]:
             sp, mr = r.get("speedup_vs_torch"), r.get("memory_ratio_vs_torch")
-            print(f"  {str(r['case']):>22}  speedup {sp and f'{sp:.2f}x' or '-':>7}   memory {mr and f'{mr:.2f}' or '-':>5} of torch")
+            ms = r.get("ms", {})
+            unchecked = ms.get("torch") and ms.get("fastllm-unchecked")  # no target check, no sync
+            un = f"   unchecked {ms['torch'] / ms['fastllm-unchecked']:.2f}x" if unchecked else ""
+            print(f"  {str(r['case']):>22}  speedup {sp and f'{sp:.2f}x' or '-':>7}   memory {mr and f'{mr:.2f}' or '-':>5} of torch{un}")
+    if ce.get("access_width"):
+        print("\ncross-entropy kernels at odd vocabularies: one-element -> 16-byte accesses")
     for r in ce.get("access_width", []):
         n, w = r["narrow"], r["wide"]
         print(f"  {str(tuple(r['case'])):>22}  VEC={r['width']}: fwd {n['fwd_ms']:.3f} -> {w['fwd_ms']:.3f} ms, "
-              f"bwd {n['bwd_ms']:.3f} -> {w['bwd_ms']:.3f} ms (one-element -> 16-byte accesses; "
-              f"{w['fwd_tbs']:.2f} / {w['bwd_tbs']:.2f} TB/s)")
+              f"bwd {n['bwd_ms']:.3f} -> {w['bwd_ms']:.3f} ms ({w['fwd_tbs']:.2f} / {w['bwd_tbs']:.2f} TB/s)")
     print("targets: cross_entropy >= 2x torch eager; linear at 16k tokens/128k vocab: memory <= 0.25x, time <= 1.2x")
 try:
     with open(os.path.join(out, "tune_attention.log")) as f:

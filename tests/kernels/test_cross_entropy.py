@@ -176,6 +176,30 @@ def test_all_ignored_mean_is_nan_like_torch():
     assert loss.item() == 0.0 and torch.equal(x.grad, torch.zeros_like(x))
 
 
+@pytest.mark.parametrize("ignore_index", [-100, 12])
+def test_unchecked_targets_out_of_range_give_nan_rows(ignore_index):
+    """check_target=False (no host synchronisation): the kernels never read at a target outside
+    the vocabulary; its row's loss and gradient are NaN, the other rows are exact."""
+    from fastllm.kernels.dispatch import select_backend
+
+    x = randn((5, 10), torch.float32, 17).requires_grad_()
+    if select_backend(x) != "triton":
+        pytest.skip("the Triton kernels need a GPU or TRITON_INTERPRET=1 (the reference raises IndexError)")
+    t = torch.tensor([1, 10, ignore_index, -5, 9], device=DEVICE)
+    loss = cross_entropy(x, t, ignore_index=ignore_index, reduction="none", check_target=False)
+    loss.sum().backward()
+    good = torch.tensor([0, 4])
+    ref_x = x.detach()[good].double().requires_grad_()
+    ref = F.cross_entropy(ref_x, t[good], reduction="none")
+    ref.sum().backward()
+    assert_close(loss[good], ref, 1e-6, "rows with valid targets")
+    assert_close(x.grad[good], ref_x.grad, 1e-6, "their gradient")
+    assert loss[[1, 3]].isnan().all() and x.grad[[1, 3]].isnan().all()
+    assert loss[2] == 0 and torch.equal(x.grad[2], torch.zeros(10, device=DEVICE))
+    with pytest.raises(ValueError, match="class index 10 outside"):
+        cross_entropy(x, t, ignore_index=ignore_index)  # checked by default
+
+
 def test_custom_ignore_index():
     x = randn((7, 33), torch.float32, 13).requires_grad_()
     t = torch.tensor([1, 5, 0, 0, 32, 0, 7], device=DEVICE)

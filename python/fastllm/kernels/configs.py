@@ -36,35 +36,37 @@ _F32 = AttnConfig(32, 32, 4, 1)
 _F32_WIDE = AttnConfig(16, 32, 8, 1)
 
 # (kernel, precision) -> {padded head dim (power of two, 16..256): tiles}. The half-precision
-# tiles at head dims 64 and 128 are the winners of benches/tune_attention.py on an H200
-# (2026-12-04, bf16, non-causal, 16384 tokens at seq 4096; benches/RESULTS.md); the others
-# were chosen from sm_90 compile statistics (no spills, registers <= 255; see
-# ``python -m fastllm.kernels._aot``) and are not yet measured on a GPU.
+# tiles of the forward and backward are the winners of benches/tune_attention.py on an H200
+# (2026-12-04, bf16, non-causal, 16384 tokens at seq 4096, heads x head dim 2048; the
+# backward's numbers time the whole backward with one kernel's tiles changed; benches/RESULTS.md).
+# The float32 and decode tiles were chosen from sm_90 compile statistics (no spills, registers
+# <= 255; see ``python -m fastllm.kernels._aot``) and are not yet measured on a GPU.
 ATTN: Dict[Tuple[str, str], Dict[int, AttnConfig]] = {
     ("attn_fwd_kernel", HALF): {
-        16: AttnConfig(128, 64, 8, 3),
-        32: AttnConfig(128, 64, 8, 3),
+        16: AttnConfig(64, 64, 4, 3),  # H200: 175 TFLOP/s against 141 for (128, 64, 8, 3)
+        32: AttnConfig(64, 128, 4, 3),  # 297 against 254 for (128, 64, 8, 3)
         64: AttnConfig(128, 64, 8, 3),
-        128: AttnConfig(64, 64, 4, 3),  # H200: 493 TFLOP/s against 398 for (128, 64, 8, 2)
-        256: AttnConfig(64, 32, 8, 2),
+        128: AttnConfig(64, 64, 4, 3),  # 493 against 398 for (128, 64, 8, 2)
+        256: AttnConfig(128, 64, 8, 2),  # 506 against 169 for (64, 32, 8, 2); sm_80 spills 360 B
     },
     ("attn_fwd_kernel", FP32): {16: AttnConfig(64, 32, 4, 1), 32: _F32, 64: _F32, 128: _F32_WIDE, 256: _F32_WIDE},
     # dK/dV: one program per KV tile (block_n) looping over query tiles (block_m).
     ("attn_bwd_dkdv_kernel", HALF): {
-        16: AttnConfig(32, 128, 8, 2),
-        32: AttnConfig(32, 128, 8, 2),
-        64: AttnConfig(64, 64, 4, 2),  # H200 backward: 299 TFLOP/s against 226 for (32, 128, 8, 2)
+        16: AttnConfig(64, 64, 4, 2),  # H200 backward: 148 TFLOP/s against 136 for (32, 128, 8, 2)
+        32: AttnConfig(64, 128, 4, 2),  # 243 against 201 for (32, 128, 8, 2)
+        64: AttnConfig(64, 64, 4, 2),  # 299 against 226 for (32, 128, 8, 2)
         128: AttnConfig(32, 64, 4, 2),  # 297 against 259 for (32, 128, 8, 2)
-        256: AttnConfig(32, 32, 8, 1),  # (16, 64, 8, 1) spilled 328 B on sm_90
+        256: AttnConfig(32, 64, 8, 1),  # 133 against 92 for (32, 32, 8, 1)
     },
     ("attn_bwd_dkdv_kernel", FP32): {16: _F32, 32: _F32, 64: _F32_WIDE, 128: _F32_WIDE, 256: _F32_WIDE},
     # dQ: one program per query tile (block_m) looping over KV tiles (block_n).
     ("attn_bwd_dq_kernel", HALF): {
-        16: AttnConfig(128, 32, 8, 2),
-        32: AttnConfig(128, 32, 8, 2),
-        64: AttnConfig(64, 64, 4, 2),  # H200 backward: 249 TFLOP/s against 226 for (128, 32, 8, 2)
+        16: AttnConfig(64, 64, 4, 2),  # H200 backward: 150 TFLOP/s against 136 for (128, 32, 8, 2)
+        32: AttnConfig(64, 64, 4, 2),  # 216 against 201 for (128, 32, 8, 2)
+        64: AttnConfig(64, 64, 4, 2),  # 249 against 226 for (128, 32, 8, 2)
         128: AttnConfig(64, 64, 4, 2),  # 313 against 263 for (128, 32, 8, 2)
-        256: AttnConfig(64, 32, 8, 2),  # 1 stage spilled (144 B sm_90, 1400 B sm_80); 2 do not
+        # 107 against 92 for (64, 32, 8, 2); (128, 32, 8, 1) measured 108 but spills 6.9 KB on sm_80
+        256: AttnConfig(64, 32, 4, 2),
     },
     ("attn_bwd_dq_kernel", FP32): {
         16: _F32, 32: _F32, 64: AttnConfig(32, 32, 8, 1), 128: AttnConfig(16, 16, 8, 1), 256: AttnConfig(16, 16, 8, 1),

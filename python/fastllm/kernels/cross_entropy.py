@@ -67,7 +67,10 @@ def ce_fwd_kernel(
     lse = m + tl.log(s)
 
     ignored = target == ignore_index
-    safe_t = tl.where(ignored, 0, target)
+    # A target outside the vocabulary (possible with check_target=False) is never read: its
+    # row's loss is NaN, and so is its gradient in the backward.
+    bad = ((target < 0) | (target >= V)) & (target != ignore_index)
+    safe_t = tl.where(ignored | bad, 0, target)
     zt = tl.load(base + safe_t).to(tl.float32)
     if HAS_SOFTCAP:
         zt = softcap * tanh(zt / softcap)
@@ -75,6 +78,7 @@ def ce_fwd_kernel(
     if HAS_SMOOTHING:
         loss -= smoothing * zsum / V
     loss += z_loss * lse * lse
+    loss = tl.where(bad, float("nan"), loss)
     tl.store(LOSS + row, tl.where(ignored, 0.0, loss))
     tl.store(LSE + row, lse)
 
@@ -98,6 +102,8 @@ def ce_bwd_kernel(
     lse = tl.load(LSE + row)
     dloss = tl.load(DLOSS + row * stride_dloss).to(tl.float32)
     dloss = tl.where(target == ignore_index, 0.0, dloss)
+    bad = ((target < 0) | (target >= V)) & (target != ignore_index)  # as in the forward
+    dloss = tl.where(bad, float("nan"), dloss)
 
     x = tl.load(first + pos, mask=pos < span, other=0.0).to(tl.float32)
     if HAS_SOFTCAP:
@@ -253,8 +259,10 @@ def cross_entropy(
     needs no second logits-sized buffer. Use it only when nothing reads those logits after
     the backward (typical for ``cross_entropy(lm_head(h).view(-1, V), t)``); the logits'
     version counter is bumped, so another autograd use of them raises instead of silently
-    reading gradients. ``check_target=False`` skips the target-range check (which costs a
-    device synchronisation); out-of-range targets then give undefined results.
+    reading gradients. ``check_target=False`` skips the target-range check, which waits for
+    the GPU (a host synchronisation each call, which costs most where the loss is a small part
+    of the step); a target outside ``[0, vocab)`` that is not ``ignore_index`` then gives a
+    NaN loss and NaN gradient in its row on the GPU (never an out-of-bounds read).
     """
     cap = checks.check_cross_entropy(logits, target, ignore_index, reduction, label_smoothing, z_loss, softcap, check_target)
     if block_v is not None and (block_v < 16 or block_v & (block_v - 1)):
