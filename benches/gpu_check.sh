@@ -2,9 +2,10 @@
 # GPU check for fastllm.kernels (one H100/H200, < 9 minutes): installs the built wheel, runs the
 # GPU tests, compiles every shipped kernel configuration for sm_80/sm_90, times a ~1B Llama
 # from transformers on fastllm against sdpa (and flash-attn where installed), runs the kernel
-# benchmarks in short mode, sweeps the attention tiles and prints a summary table. Results go
-# to ${OUT:-/tmp}/: the summary (summary.txt) and every log and JSON file in one archive,
-# gpu_check.tgz (the device tool brings back at most 8 files from $OUT).
+# benchmarks in short mode, sweeps the loss kernels' and the attention kernels' launch settings
+# and prints a summary table. Results go to ${OUT:-/tmp}/: the summary (summary.txt) and every
+# log and JSON file in one archive, gpu_check.tgz (the device tool brings back at most 8 files
+# from $OUT).
 #
 #   bash benches/gpu_check.sh            # from the repository root, with dist/*.whl present
 #
@@ -77,6 +78,9 @@ step aot 75 "$PY" -m fastllm.kernels._aot --arch 80 90 --full --json "$LOG/aot.j
 step hf_model 150 "$PY" benches/bench_hf_model.py --budget 120 --json "$LOG/bench_hf_model.json"
 step bench_attention 100 "$PY" benches/bench_attention.py ${ATTN_ARGS:---short} --json "$LOG/bench_attention.json"
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$LOG/bench_cross_entropy.json"
+# The loss kernels' launch settings (vocab tile, warps, stages) and the fused linear loss's chunk
+# size: prints the winning configs.CE entries.
+step tune_cross_entropy 75 "$PY" benches/tune_cross_entropy.py --budget 60 --json "$LOG/tune_cross_entropy.json"
 # Tile sweep of the attention kernels: prints the winning configs.py entries. Head dims 128 and
 # 64 were chosen on an H200 (2026-12-04); by default this sweeps the ones still taken from compile
 # statistics, 256 (Gemma's), 32 and 16.
@@ -91,7 +95,7 @@ step bench_train 60 "$PY" benches/bench_train.py --model gpt2 --batch-size 8 --s
 echo
 echo "=== summary ($(( $(date +%s) - START ))s total)"
 tail -1 "$LOG/versions.log"
-for name in install test_deps gpu_tests aot hf_model bench_attention bench_cross_entropy tune_attention bench_generate bench_train; do
+for name in install test_deps gpu_tests aot hf_model bench_attention bench_cross_entropy tune_cross_entropy tune_attention bench_generate bench_train; do
   printf '%-22s %s\n' "$name" "${STATUS[$name]:-not run}"
 done
 LOG="$LOG" "$PY" - <<'PYEOF'
@@ -133,6 +137,13 @@ if ce:
         print(f"  {str(tuple(r['case'])):>22}  VEC={r['width']}: fwd {n['fwd_ms']:.3f} -> {w['fwd_ms']:.3f} ms, "
               f"bwd {n['bwd_ms']:.3f} -> {w['bwd_ms']:.3f} ms ({w['fwd_tbs']:.2f} / {w['bwd_tbs']:.2f} TB/s)")
     print("targets: cross_entropy >= 2x torch eager; linear at 16k tokens/128k vocab: memory <= 0.25x, time <= 1.2x")
+try:
+    with open(os.path.join(out, "tune_cross_entropy.log")) as f:
+        log = f.read()
+    if "chunk size" in log:
+        print("\nloss sweep: " + log[log.index("linear_cross_entropy chunk size"):].rstrip())
+except OSError:
+    pass
 try:
     with open(os.path.join(out, "tune_attention.log")) as f:
         log = f.read()

@@ -109,10 +109,10 @@ def kernel_specs(full: bool = True) -> List[Spec]:
         vec = 4 if dt == "float32" else 8  # 16-byte loads (cross_entropy.load_width)
         specs.append(Spec("cross_entropy", "ce_fwd_kernel", dict(LOGITS=t, TARGET="i64", LOSS="fp32", LSE="fp32"),
                           ce_floats, dict(BLOCK_V=fwd.block_v, VEC=vec, HAS_SOFTCAP=True, HAS_SMOOTHING=True),
-                          fwd.num_warps, 1, f"ce_fwd_kernel {dt}"))
+                          fwd.num_warps, fwd.num_stages, f"ce_fwd_kernel {dt}"))
         specs.append(Spec("cross_entropy", "ce_bwd_kernel",
                           dict(LOGITS=t, GRAD=t, TARGET="i64", LSE="fp32", DLOSS="fp32"), ce_floats,
-                          dict(BLOCK_V=bwd.block_v, VEC=vec, WIDE_STORE=True, HAS_SOFTCAP=True), bwd.num_warps, 1,
+                          dict(BLOCK_V=bwd.block_v, VEC=vec, WIDE_STORE=True, HAS_SOFTCAP=True), bwd.num_warps, bwd.num_stages,
                           f"ce_bwd_kernel {dt}"))
     return specs
 

@@ -99,6 +99,7 @@ ATTN_INTERPRET: Dict[str, AttnConfig] = {
 class CEConfig:
     block_v: int
     num_warps: int
+    num_stages: int = 3  # Triton's default for CUDA: the loads of later tiles are issued early
 
 
 # Cross-entropy tiles do not depend on the dtype (the math is fp32 throughout).
@@ -127,7 +128,7 @@ def attn_config(kernel: str, head_dim: int, dtype: torch.dtype, override: Option
 def ce_config(kernel: str, block_v: Optional[int] = None) -> CEConfig:
     """The tiles a launch of cross-entropy ``kernel`` uses; ``block_v`` overrides the vocab tile."""
     if block_v is not None:
-        return CEConfig(block_v=block_v, num_warps=CE[kernel].num_warps)
+        return CEConfig(block_v=block_v, num_warps=CE[kernel].num_warps, num_stages=CE[kernel].num_stages)
     return CE_INTERPRET if interpreting() else CE[kernel]
 
 

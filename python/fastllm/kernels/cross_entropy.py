@@ -185,7 +185,7 @@ def ce_forward(logits, target, ignore_index, smoothing, z_loss, softcap, block_v
         logits, target, loss, lse, logits.stride(0), v, ignore_index,
         float(smoothing), float(z_loss), softcap if softcap > 0 else 1.0,
         BLOCK_V=min(cfg.block_v, configs.next_power_of_2(v)), VEC=load_width(logits, vec), HAS_SOFTCAP=softcap > 0,
-        HAS_SMOOTHING=smoothing > 0, num_warps=cfg.num_warps,
+        HAS_SMOOTHING=smoothing > 0, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return loss, lse
 
@@ -207,7 +207,7 @@ def ce_backward(logits, target, lse, dloss, ignore_index, smoothing, z_loss, sof
         logits, grad, target, lse, dloss, logits.stride(0), grad.stride(0), stride_dloss, v, ignore_index,
         float(smoothing), float(z_loss), softcap if softcap > 0 else 1.0,
         BLOCK_V=block, VEC=width, WIDE_STORE=stores_wide(logits, grad, width), HAS_SOFTCAP=softcap > 0,
-        num_warps=cfg.num_warps,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return grad
 
