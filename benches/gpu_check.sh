@@ -80,7 +80,7 @@ step bench_attention 100 "$PY" benches/bench_attention.py ${ATTN_ARGS:---short} 
 step bench_cross_entropy 140 "$PY" benches/bench_cross_entropy.py --short --json "$LOG/bench_cross_entropy.json"
 # The loss kernels' launch settings (vocab tile, warps, stages) and the fused linear loss's chunk
 # size: prints the winning configs.CE entries.
-step tune_cross_entropy 75 "$PY" benches/tune_cross_entropy.py --budget 60 --json "$LOG/tune_cross_entropy.json"
+step tune_cross_entropy 90 "$PY" benches/tune_cross_entropy.py --budget 70 --json "$LOG/tune_cross_entropy.json"
 # Tile sweep of the attention kernels: prints the winning configs.py entries. Head dims 128 and
 # 64 were chosen on an H200 (2026-12-04); by default this sweeps the ones still taken from compile
 # statistics, 256 (Gemma's), 32 and 16.
@@ -141,7 +141,7 @@ try:
     with open(os.path.join(out, "tune_cross_entropy.log")) as f:
         log = f.read()
     if "chunk size" in log:
-        print("\nloss sweep: " + log[log.index("linear_cross_entropy chunk size"):].rstrip())
+        print("\nloss sweep:\n" + log[log.index("linear_cross_entropy chunk size"):].rstrip())
 except OSError:
     pass
 try:
