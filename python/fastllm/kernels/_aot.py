@@ -112,7 +112,7 @@ def kernel_specs(full: bool = True) -> List[Spec]:
                           fwd.num_warps, fwd.num_stages, f"ce_fwd_kernel {dt}"))
         specs.append(Spec("cross_entropy", "ce_bwd_kernel",
                           dict(LOGITS=t, GRAD=t, TARGET="i64", LSE="fp32", DLOSS="fp32"), ce_floats,
-                          dict(BLOCK_V=bwd.block_v, VEC=vec, WIDE_STORE=True, HAS_SOFTCAP=True), bwd.num_warps, bwd.num_stages,
+                          dict(BLOCK_V=bwd.block_v, VEC=vec, HAS_SOFTCAP=True), bwd.num_warps, bwd.num_stages,
                           f"ce_bwd_kernel {dt}"))
     return specs
 

@@ -51,8 +51,12 @@ def accumulate_mm(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 def default_chunk_size(n: int, hidden: int, vocab: int) -> int:
-    """Rows per chunk so a chunk of logits is about the size of ``hidden`` (at least 256 rows)."""
-    rows = configs.next_power_of_2(configs.cdiv(n, configs.cdiv(vocab, hidden)))
+    """Rows per chunk so a chunk of logits is about four times the size of ``hidden`` (at
+    least 256 rows). On an H200 (2026-12-04, 16384 tokens, vocab 128256, bf16) that is 2048
+    rows at hidden 2048 and 4096: 44.3 / 88.7 ms against 56.7 / 113.5 for a chunk the size of
+    ``hidden`` (512 rows; its matmuls are too small) and torch's 45.5 / 88.2, at 2.0 / 3.2 GiB
+    against torch's 11.7."""
+    rows = configs.next_power_of_2(configs.cdiv(4 * n, configs.cdiv(vocab, hidden)))
     return max(1, min(n, max(256, rows)))
 
 
@@ -171,7 +175,8 @@ def linear_cross_entropy(
             on; weight and bias may be another float dtype (e.g. fp32 master weights with
             bf16 activations), and every gradient is returned in its input's dtype.
             target: ``(tokens,)``.
-        chunk_size: tokens per chunk (default: a chunk of logits about the size of ``hidden``).
+        chunk_size: tokens per chunk (default: a chunk of logits about four times the size of
+            ``hidden``; see :func:`default_chunk_size`).
         accum_dtype: dtype of the weight/bias gradient accumulator (default float32; ``None``
             accumulates in the weight's dtype).
         Other options as :func:`fastllm.kernels.cross_entropy`. The loss is float32.
