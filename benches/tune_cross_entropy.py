@@ -4,8 +4,8 @@ warps, pipeline stages) and the fused linear loss's chunk size; prints the winne
 
 The kernels are timed alone (``ce_forward`` / ``ce_backward`` on bf16 logits), with the
 bandwidth of the bytes each must move: the forward reads the logits once, the backward reads
-them and writes the gradient. On an H200 (2026-12-04) both ran at about 2 TB/s, half the copy
-bandwidth, with the shipped (4096, 8 warps); this sweep says whether launch settings close that.
+them and writes the gradient. Its first run (H200, 2026-12-04) chose the forward's 4 warps and
+the fused linear loss's default chunk (benches/RESULTS.md).
 
     python benches/tune_cross_entropy.py [--budget 60] [--json out.json]
 
