@@ -111,6 +111,18 @@ def run_table(title, cases, provs, make, results):
         print(f"{str(case):>22} {cells}   {sp:>16}   {mr:>12}", flush=True)
 
 
+def kernel_inputs(n, vocab):
+    """bf16 logits, targets, the forward's lse, a mean's dloss, and the logits' bytes: what
+    the two loss kernels take alone."""
+    from fastllm.kernels.cross_entropy import ce_forward
+
+    x = torch.randn(n, vocab, device="cuda", dtype=torch.bfloat16)
+    t = torch.randint(0, vocab, (n,), device="cuda")
+    dloss = torch.full((1,), 1.0 / n, device="cuda")
+    _, lse = ce_forward(x, t, -100, 0.0, 0.0, 0.0)
+    return x, t, lse, dloss, x.numel() * x.element_size()
+
+
 def access_width_table(cases, results):
     """The two loss kernels at vocabularies whose rows sit off 16-byte boundaries, with
     one-element accesses (``vec=1``) and with the 16-byte ones the launchers pick: ms and the
@@ -122,11 +134,7 @@ def access_width_table(cases, results):
 
     print("\ncross-entropy kernels at odd vocabularies: one-element vs 16-byte accesses (ms, TB/s)")
     for n, vocab in cases:
-        x = torch.randn(n, vocab, device="cuda", dtype=torch.bfloat16)
-        t = torch.randint(0, vocab, (n,), device="cuda")
-        dloss = torch.full((1,), 1.0 / n, device="cuda")
-        _, lse = ce_forward(x, t, -100, 0.0, 0.0, 0.0)
-        nbytes = x.numel() * x.element_size()
+        x, t, lse, dloss, nbytes = kernel_inputs(n, vocab)
         row = dict(case=(n, vocab), width=load_width(x))
         for label, vec in (("narrow", 1), ("wide", None)):
             fwd = do_bench(lambda: ce_forward(x, t, -100, 0.0, 0.0, 0.0, vec=vec), warmup=10, rep=50)

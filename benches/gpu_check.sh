@@ -137,20 +137,16 @@ if ce:
         print(f"  {str(tuple(r['case'])):>22}  VEC={r['width']}: fwd {n['fwd_ms']:.3f} -> {w['fwd_ms']:.3f} ms, "
               f"bwd {n['bwd_ms']:.3f} -> {w['bwd_ms']:.3f} ms ({w['fwd_tbs']:.2f} / {w['bwd_tbs']:.2f} TB/s)")
     print("targets: cross_entropy >= 2x torch eager; linear at 16k tokens/128k vocab: memory <= 0.25x, time <= 1.2x")
-try:
-    with open(os.path.join(out, "tune_cross_entropy.log")) as f:
-        log = f.read()
-    if "chunk size" in log:
-        print("\nloss sweep:\n" + log[log.index("linear_cross_entropy chunk size"):].rstrip())
-except OSError:
-    pass
-try:
-    with open(os.path.join(out, "tune_attention.log")) as f:
-        log = f.read()
-    if "winners" in log:
-        print("\nattention tile sweep " + log[log.index("winners"):].rstrip())
-except OSError:
-    pass
+# The sweeps' logs from a marker on: (log, marker, heading).
+for name, marker, heading in (("tune_cross_entropy", "linear_cross_entropy chunk size", "loss sweep:\n"),
+                              ("tune_attention", "winners", "attention tile sweep ")):
+    try:
+        with open(os.path.join(out, name + ".log")) as f:
+            log = f.read()
+    except OSError:
+        continue
+    if marker in log:
+        print("\n" + heading + log[log.index(marker):].rstrip())
 hf = load("bench_hf_model.json")
 if hf:
     if hf.get("results"):

@@ -25,6 +25,8 @@ from fastllm.kernels import configs, linear_cross_entropy
 from fastllm.kernels.cross_entropy import ce_backward, ce_forward
 from fastllm.kernels.linear_cross_entropy import default_chunk_size
 
+from bench_cross_entropy import kernel_inputs, measure  # this script's directory is on sys.path
+
 C = configs.CEConfig
 KERNEL_CASES = [(4096, 50257), (4096, 128256)]
 LINEAR_CASES = [(16384, 2048, 128256), (16384, 4096, 128256)]
@@ -47,11 +49,7 @@ def kernel_ms(kernel, cfg, x, t, lse, dloss):
 def sweep_kernels(start, budget, rows, winners):
     print("\nloss kernels (tokens, vocab): TB/s of the bytes each must move")
     for n, vocab in KERNEL_CASES:
-        x = torch.randn(n, vocab, device="cuda", dtype=torch.bfloat16)
-        t = torch.randint(0, vocab, (n,), device="cuda")
-        dloss = torch.full((1,), 1.0 / n, device="cuda")
-        _, lse = ce_forward(x, t, -100, 0.0, 0.0, 0.0)
-        nbytes = x.numel() * x.element_size()
+        x, t, lse, dloss, nbytes = kernel_inputs(n, vocab)
         for kernel, moved in (("ce_fwd_kernel", nbytes), ("ce_bwd_kernel", 2 * nbytes)):
             shipped = configs.CE[kernel]
             cands = [C(b, w, shipped.num_stages) for b, w in TILES]
@@ -89,8 +87,6 @@ def sweep_kernels(start, budget, rows, winners):
 
 
 def sweep_chunks(start, budget, rows):
-    from triton.testing import do_bench
-
     print("linear_cross_entropy chunk size (tokens, hidden, vocab): ms, peak MiB above the inputs")
     for n, hdim, vocab in LINEAR_CASES:
         if time.monotonic() - start > budget:
@@ -109,15 +105,8 @@ def sweep_chunks(start, budget, rows):
             else:
                 def step(chunk=chunk):
                     return torch.autograd.grad(linear_cross_entropy(h, w, t, chunk_size=chunk), (h, w))
-            step()
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
-            base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            step()
-            torch.cuda.synchronize()
-            peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-            ms = do_bench(step, warmup=5, rep=40)
+            ms, peak = measure(step, [h, w])
+            peak /= 2**20
             rows.append(dict(kernel="linear", case=(n, hdim, vocab), chunk=chunk, default=chunk == default, ms=ms, peak_mib=peak))
             cells.append(f"{chunk}{'*' if chunk == default else ''} {ms:.1f} ms {peak:.0f} MiB")
         print(f"  {(n, hdim, vocab)}: " + ", ".join(cells), flush=True)

@@ -93,8 +93,7 @@ def test_wide_loads_leave_out_what_is_beside_each_row(dtype, vec, vocab):
     or beyond the tensor, must not count. Here the logits sit between NaN guards and every
     row starts at another offset within its group; loss, lse and the gradient (also written in
     place) must equal the one-element loads'."""
-    ce = importlib.import_module("fastllm.kernels.cross_entropy")
-    ce_backward, ce_forward = ce.ce_backward, ce.ce_forward
+    from fastllm.kernels.cross_entropy import ce_backward, ce_forward
 
     n = 2 * vec + 1
     buf = torch.full((n * vocab + 2 * vec,), float("nan"), dtype=dtype)
@@ -114,12 +113,12 @@ def test_wide_loads_leave_out_what_is_beside_each_row(dtype, vec, vocab):
     for pad in (0, 3):
         gbuf = torch.full((n * (vocab + pad) + 2 * vec,), float("nan"), dtype=dtype)
         out = gbuf[vec : vec + n * (vocab + pad)].view(n, vocab + pad)[:, :vocab]
-        grad = ce.ce_backward(logits, target, lse, dloss, *args[1:], out=out, block_v=16, vec=vec)
+        grad = ce_backward(logits, target, lse, dloss, *args[1:], out=out, block_v=16, vec=vec)
         assert not grad.isnan().any()
         torch.testing.assert_close(grad, want_grad, rtol=0, atol=0)
         assert gbuf[:vec].isnan().all() and gbuf[-vec:].isnan().all()
         assert gbuf[vec : vec + n * (vocab + pad)].view(n, vocab + pad)[:, vocab:].isnan().all()  # the padding
-    ce.ce_backward(logits, target, lse, dloss, *args[1:], out=logits, block_v=16, vec=vec)
+    ce_backward(logits, target, lse, dloss, *args[1:], out=logits, block_v=16, vec=vec)
     torch.testing.assert_close(logits, want_grad, rtol=0, atol=0)
     assert buf[:vec].isnan().all() and buf[-vec:].isnan().all()  # nothing written beside the rows
 
