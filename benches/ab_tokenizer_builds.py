@@ -57,6 +57,26 @@ ROOT = Path(__file__).resolve().parent.parent
 VOCABS = {"gpt2": "gpt2.tiktoken", "cl100k": "cl100k_base.tiktoken", "o200k": "o200k_base.tiktoken"}
 
 
+def _pipeline(*splits: str, byte_level_regex: bool = False):
+    """A core pipeline description (see `pipeline_spec` in rust/src/bindings/tokenizer.rs): no
+    normalizer, `Split(Isolated)`s, then ByteLevel without a prefix space, no added tokens."""
+    steps = [("split", regex, "isolated", False) for regex in splits]
+    return None, [*steps, ("byte_level", False, byte_level_regex)], []
+
+
+def _open_patterns():
+    sys.path.insert(0, str(ROOT))
+    from tests.support import open_model_patterns
+    return open_model_patterns
+
+
+#: Pre-tokenizers of open models' tokenizer.json files, as the core takes them.
+PIPELINES = {
+    "llama3": lambda: _pipeline(_open_patterns().LLAMA3),
+    "deepseek_v3": lambda: _pipeline(*(getattr(_open_patterns(), f"DEEPSEEK_V3_{k}") for k in ("DIGITS", "CJK", "WORDS"))),
+}
+
+
 def load_core(path: Path, index: int):
     """The `_core` module at `path`, under a name of its own (its init function is `PyInit__core`)."""
     spec = importlib.util.spec_from_file_location(f"fastllm_ab_{index}._core", path)
@@ -72,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("builds", nargs="+", type=Path, help="paths of _core.abi3.so files; the first is the baseline")
     parser.add_argument("--encoding", choices=sorted(VOCABS), default="o200k")
     parser.add_argument("--corpus", default="en", help="bench-data/tokenizer/CORPUS.txt")
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES),
+                        help="split with an open model's tokenizer.json pre-tokenizer instead of the encoding's pattern")
     parser.add_argument("--slices", type=int, default=40)
     parser.add_argument("--slice-kb", type=int, default=128)
     parser.add_argument("--solo", type=int, default=0, metavar="ROUNDS",
@@ -103,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("a build is given twice: copy it to a path of its own to compare it with itself")
     ranks = load_tiktoken_bpe(str(vocab))
     tokens = [token for token, _ in sorted(ranks.items(), key=lambda item: item[1])]
-    cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding) for k, path in enumerate(args.builds)]
+    pipeline = PIPELINES[args.pipeline]() if args.pipeline else None
+    cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding, pipeline) for k, path in enumerate(args.builds)]
 
     text = corpus.read_text(encoding="utf-8")
     size = args.slice_kb * 1024
@@ -152,7 +175,7 @@ def report(args: argparse.Namespace, speeds: list[list[float]], unit: str) -> No
 def corpus_options(args: argparse.Namespace) -> list[str]:
     """The options that choose the text, for a run of this script in a process of its own."""
     return ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
-            "--slice-kb", str(args.slice_kb)]
+            "--slice-kb", str(args.slice_kb), *(["--pipeline", args.pipeline] if args.pipeline else [])]
 
 
 def both_orders(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ use fancy_regex::Regex;
 
 use compiled::{Alternative, CompiledPattern};
 use text::Text;
-use window::{Step, Window};
+use window::{Step, Window, WindowExtra};
 
 /// tiktoken's r50k/GPT-2 split pattern.
 pub const GPT2_PATTERN: &str = r"'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s";
@@ -464,18 +464,49 @@ impl Pretokenizer {
         Ok(())
     }
 
+    /// Calls `f(start, end)` on the non-empty stretches of `text` (see
+    /// [`Pretokenizer::for_each_stretch`]), matches and gaps alike: the pieces
+    /// of HF's `Split(Isolated)`, inlined into the encoder's one pass over a
+    /// pipeline. DeepSeek V3's word split (the last split of its pipeline) runs
+    /// on the windowed loop here, as the scanners of patterns that match all
+    /// text do.
+    #[inline(always)]
+    pub(crate) fn for_each_isolated_inline(
+        &self,
+        text: &str,
+        mut f: impl FnMut(usize, usize),
+    ) -> Result<(), SplitError> {
+        match &self.engine {
+            // A short text (a run between numbers or CJK, in DeepSeek's pipeline)
+            // costs less piece by piece than its window's classes.
+            Engine::GapScanner(scanner) if scanner.name == "deepseek_v3" && text.len() >= WINDOWED_FROM => {
+                use scan_deepseek::{stretch_end, window_piece_end, window_starts};
+                scan_windows(text, &Text::new(text), window_starts, window_piece_end, stretch_end, stretch_end, f);
+                Ok(())
+            }
+            _ => self.for_each_stretch_inline(
+                text,
+                #[inline(always)]
+                |s, e, _| {
+                    if e > s {
+                        f(s, e)
+                    }
+                },
+            ),
+        }
+    }
+
     /// The non-empty stretches of `text` (matches and the text between them) as
     /// a vector: the pieces of HF's `Split(Isolated)`, which concatenate to `text`.
     pub fn pieces_keeping_gaps<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, SplitError> {
         let mut out = Vec::new();
-        self.for_each_stretch(text, |start, end, _| {
-            if end > start {
-                out.push(&text[start..end])
-            }
-        })?;
+        self.for_each_isolated_inline(text, |start, end| out.push(&text[start..end]))?;
         Ok(out)
     }
 }
+
+/// Bytes from which a gap scanner's text takes the windowed loop.
+const WINDOWED_FROM: usize = 32;
 
 /// Calls `f` on every match of `m` in `text`, in order, skipping the text
 /// between them as find_iter does.
@@ -565,19 +596,19 @@ fn scan_pieces(text: &str, t: &Text<'_>, scan: impl Fn(&Text<'_>, usize) -> usiz
 /// whole scanner) measures pieces longer than a window, and `general` (its
 /// character-by-character part) decides what the window's ASCII classes do not.
 #[inline(always)]
-fn scan_windows(
+fn scan_windows<X: WindowExtra>(
     text: &str,
     t: &Text<'_>,
-    starts: fn(&Window) -> (u64, u64),
-    fast: fn(&Window, &Text<'_>, usize) -> Step,
+    starts: fn(&Window<X>) -> (u64, u64),
+    fast: fn(&Window<X>, &Text<'_>, usize) -> Step,
     scan: fn(&Text<'_>, usize) -> usize,
     general: fn(&Text<'_>, usize) -> usize,
     mut f: impl FnMut(usize, usize),
 ) {
     /// A window with its piece starts, those that a doubt before them (back
     /// to the start before) may make wrong, and its doubts.
-    struct Classified {
-        w: Window,
+    struct Classified<X> {
+        w: Window<X>,
         starts: u64,
         tainted: u64,
         doubt: u64,
@@ -596,7 +627,7 @@ fn scan_windows(
     // A function, not a closure, so that it inlines into the loop and the
     // scanner's `starts` with it (a closure was called, and `starts` through a pointer).
     #[inline(always)]
-    fn classify_at(bytes: &[u8], base: usize, starts: fn(&Window) -> (u64, u64)) -> Classified {
+    fn classify_at<X: WindowExtra>(bytes: &[u8], base: usize, starts: fn(&Window<X>) -> (u64, u64)) -> Classified<X> {
         let w = Window::new(bytes, base);
         let (starts, doubt) = starts(&w);
         let between = !starts;
@@ -605,7 +636,7 @@ fn scan_windows(
     }
     let classify = |base: usize| classify_at(bytes, base, starts);
     // Starts after window byte `k`.
-    let after = |c: &Classified, k: usize| if k >= 63 { 0 } else { c.starts & (!1u64 << k) };
+    let after = |c: &Classified<X>, k: usize| if k >= 63 { 0 } else { c.starts & (!1u64 << k) };
     let mut c = classify(0);
     let mut plain_until = if c.doubt == u64::MAX { PLAIN_STRETCH } else { 0 };
     // Invariant: the starts of `c` after `i`.
@@ -614,7 +645,7 @@ fn scan_windows(
     let mut pieces = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let slow_step = |c: &Classified, k: usize| match fast(&c.w, t, k) {
+        let slow_step = |c: &Classified<X>, k: usize| match fast(&c.w, t, k) {
             Step::End(end) => end,
             Step::More => scan(t, c.w.base + k),
             Step::General => general(t, c.w.base + k),
@@ -774,8 +805,16 @@ pub(crate) mod tests {
         ] {
             assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "{text:?}");
             assert_eq!(fast.pieces_keeping_gaps(text).unwrap(), slow.pieces_keeping_gaps(text).unwrap(), "{text:?}");
+            // The stretches with whether each is a match (what Split's other behaviors read).
+            let stretches = |p: &Pretokenizer| {
+                let mut out = Vec::new();
+                p.for_each_stretch(text, |s, e, is_match| out.push((s, e, is_match))).unwrap();
+                out
+            };
+            assert_eq!(stretches(&fast), stretches(&slow), "{text:?}");
         }
         assert_eq!(fast.pieces("ab 12 cd").unwrap(), vec!["ab", " ", " cd"]);
+        assert_eq!(fast.pieces_keeping_gaps("ab 12 cd\x01\x01").unwrap(), vec!["ab", " ", "12", " cd", "\x01\x01"]);
     }
 
     #[test]
@@ -823,6 +862,7 @@ pub(crate) mod tests {
             samples.push(text);
         }
         scanners_equal_the_regex_on(&samples);
+        isolated_pieces_equal_the_regex_on(DEEPSEEK_V3_WORDS_PATTERN, &samples);
     }
 
     /// Long texts of ASCII pieces, each shape of the o200k rules (and longer
@@ -868,20 +908,33 @@ pub(crate) mod tests {
             ("gpt2", GPT2_PATTERN, scan_gpt2::window_starts),
         ];
         for (name, source, window_starts) in scanners {
-            window_starts_equal_the_regex_for(name, source, window_starts);
+            window_starts_equal_the_regex_for(name, source, window_starts, false);
         }
+        // DeepSeek V3's word split: the starts of its stretches, gaps included, on windows with controls.
+        let deepseek = scan_deepseek::window_starts;
+        window_starts_equal_the_regex_for("deepseek_v3", DEEPSEEK_V3_WORDS_PATTERN, deepseek, true);
     }
 
-    fn window_starts_equal_the_regex_for(name: &str, source: &str, window_starts: fn(&Window) -> (u64, u64)) {
+    fn window_starts_equal_the_regex_for<X: WindowExtra>(
+        name: &str,
+        source: &str,
+        window_starts: fn(&Window<X>) -> (u64, u64),
+        gap_scanner: bool,
+    ) {
         let slow = Pretokenizer::regex_only(source).unwrap();
         let (mut checked, mut doubted) = (0usize, 0usize);
-        for (k, text) in
-            window_samples(0x5eed_0001, 1500, 200, 0).iter().chain(&window_samples(7, 1500, 200, 40)).enumerate()
-        {
+        let mut samples = window_samples(0x5eed_0001, 1500, 200, 0);
+        samples.extend(window_samples(7, 1500, 200, 40));
+        if gap_scanner {
+            // Two-byte letters often, beside punctuation and ASCII letters.
+            samples.extend(window_samples(8, 1500, 200, 6));
+        }
+        for (k, text) in samples.iter().enumerate() {
             let bytes = text.as_bytes();
             let mut starts = vec![false; bytes.len() + 1];
             let mut at = 0;
-            for piece in slow.pieces(text).unwrap() {
+            let pieces = if gap_scanner { slow.pieces_keeping_gaps(text) } else { slow.pieces(text) };
+            for piece in pieces.unwrap() {
                 starts[at] = true;
                 at += piece.len();
             }
@@ -931,6 +984,26 @@ pub(crate) mod tests {
             }
         }
         scanners_equal_the_regex_on(&samples);
+        samples.extend(window_samples(8, 400, 400, 6));
+        for n in 60..140 {
+            for unit in ["\x01", "(a", ".é", "é", " 1", "\x01a"] {
+                samples.push(unit.repeat(n));
+                samples.push(format!("x{} y", unit.repeat(n)));
+            }
+        }
+        isolated_pieces_equal_the_regex_on(DEEPSEEK_V3_WORDS_PATTERN, &samples);
+    }
+
+    /// The pieces of `Split(Isolated)` on the fast engine, as the encoder's
+    /// pipeline takes them, against the regex's matches and gaps.
+    fn isolated_pieces_equal_the_regex_on(source: &str, samples: &[String]) {
+        let fast = Pretokenizer::new(source).unwrap();
+        let slow = Pretokenizer::regex_only(source).unwrap();
+        for text in samples {
+            let mut pieces = Vec::new();
+            fast.for_each_isolated_inline(text, |s, e| pieces.push(&text[s..e])).unwrap();
+            assert_eq!(pieces, slow.pieces_keeping_gaps(text).unwrap(), "{source} on {text:?}");
+        }
     }
 
     /// A whitespace run that goes on through a longer space character

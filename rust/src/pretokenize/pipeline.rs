@@ -312,14 +312,10 @@ impl OnePass {
     fn last_split(&self, part: &str, base: usize, f: &mut impl FnMut(usize, usize)) -> Result<(), SplitError> {
         match &self.last {
             LastSplit::Nothing => f(base, base + part.len()),
-            LastSplit::Stretches(split) => split.for_each_stretch_inline(
+            LastSplit::Stretches(split) => split.for_each_isolated_inline(
                 part,
                 #[inline(always)]
-                |s, e, _| {
-                    if e > s {
-                        f(base + s, base + e)
-                    }
-                },
+                |s, e| f(base + s, base + e),
             )?,
             LastSplit::Pieces(gpt2) => gpt2.for_each_range_inline(
                 part,

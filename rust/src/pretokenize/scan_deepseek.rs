@@ -8,9 +8,14 @@
 //! numbers, and other characters outside letters, marks, punctuation, symbols
 //! and whitespace, match only as the prefix of a word. There the match fails
 //! (`None`), and the caller goes on at the next character, as `find_iter` does.
+//!
+//! Inside DeepSeek's pipeline the split is `Isolated`, which keeps the gaps as
+//! pieces too: [`stretch_end`] and the 64-byte window rules ([`window_starts`])
+//! find those pieces, matches and gaps alike.
 
 use super::classes::{LETTER, MARK, PUNCT_SYMBOL, SPACE};
 use super::text::Text;
+use super::window::{fill_backward, fill_forward, Controls, Step, Window};
 
 const WORD: u8 = LETTER | MARK;
 
@@ -100,4 +105,66 @@ pub fn match_end(t: &Text<'_>, i: usize) -> Option<usize> {
     } else {
         run.last_start
     })
+}
+
+/// End of the stretch that starts at byte `i` (< text length): the match
+/// there, or else the gap up to the next place where a match starts.
+pub fn stretch_end(t: &Text<'_>, i: usize) -> usize {
+    if let Some(end) = match_end(t, i) {
+        return end;
+    }
+    let step = |j: usize| j + t.at(j).map_or(1, |c| c.len);
+    let mut j = step(i);
+    while j < t.len() && match_end(t, j).is_none() {
+        j = step(j);
+    }
+    j
+}
+
+/// The per-piece step of the windowed loop: the whole scanner.
+#[inline(always)]
+pub fn window_piece_end(w: &Window<Controls>, t: &Text<'_>, k: usize) -> Step {
+    Step::End(stretch_end(t, w.base + k))
+}
+
+/// Where stretches (matches and gaps) start in the window, and where its ASCII
+/// classes cannot tell. The window starts at a stretch's start. With P the
+/// ASCII punctuation and symbols, X the characters a word may take as its
+/// prefix (digits, controls, whitespace but `\r\n`), and reading the
+/// alternatives in order:
+/// * P starts a stretch unless P or a space comes before it (a P run, or
+///   ` ?[\p{P}\p{S}]+`, which takes a space before it: that space always
+///   starts a stretch). Such a P before ASCII letters takes them (the first
+///   alternative), but not a longer letter after them, which starts anew.
+/// * A letter starts one after a newline, and after a P unless that P took it
+///   (a P that starts a stretch, before an ASCII letter). After X it is that
+///   prefix's word; after a letter, the same word.
+/// * A digit or control starts one unless it follows another (a gap goes on,
+///   or a word took it as its prefix) and comes before no letter.
+/// * Whitespace: a run's first byte after anything but whitespace (newlines
+///   after a P run belong to it), the byte after its last newline, and its last
+///   byte when text follows it (`\s+(?!\S)` gives it back).
+#[inline(always)]
+pub fn window_starts(w: &Window<Controls>) -> (u64, u64) {
+    if w.mostly_longer() {
+        return (0, u64::MAX);
+    }
+    let (l, al, n, ws) = (w.letter, w.extra.ascii_letter, w.newline, w.space);
+    let dc = w.digit | w.extra.control;
+    let p = w.other & !w.extra.control;
+    let s = ws & !n;
+    let p_starts = p & !((p | w.blank) << 1);
+    // The ASCII letters that a P starting a stretch takes.
+    let after_p = fill_forward(al & (p_starts << 1), al);
+    let newline_later = fill_backward(n, ws);
+    let taken = fill_forward(n & (p << 1), n);
+    let inner = ((n << 1) & !newline_later) | ((s << 1) & !newline_later & w.space_run_last());
+    let starts = (l & ((n << 1) | ((p << 1) & (!al | ((p | w.blank) << 2))) | (!al & (after_p << 1))))
+        | p_starts
+        | (dc & (!(dc << 1) | (l >> 1)))
+        | (n & ((l | dc) << 1))
+        | (s & (((l | dc | p) << 1) | ((n << 1) & (taken << 1)) | inner));
+    // Whether a digit or control in the last byte starts anything depends on the next window's first.
+    let top = if w.last { 0 } else { dc & (1 << 63) };
+    (starts, w.edge_doubt() | top)
 }

@@ -20,8 +20,9 @@ pub enum Step {
     General,
 }
 
-/// The classes of up to 64 bytes of text from `base`.
-pub struct Window {
+/// The classes of up to 64 bytes of text from `base`, and what a scanner
+/// needs besides them (`extra`: nothing for most).
+pub struct Window<X = ()> {
     /// Offset of the window's first byte in the text.
     pub base: usize,
     /// Bytes of the text in the window (64 unless the text ends in it).
@@ -52,6 +53,41 @@ pub struct Window {
     pub apostrophe: u64,
     /// `'/'`
     pub slash: u64,
+    pub extra: X,
+}
+
+/// Masks that only some scanners need, made beside a window's own from the
+/// same bytes (so the windows of the others cost nothing more).
+pub trait WindowExtra: Sized {
+    /// From the window's bytes (padded with zeros), which of them are text
+    /// (`valid`), its ASCII letters and its whitespace.
+    fn make(chunk: &[u8; 64], valid: u64, ascii_letter: u64, space: u64) -> Self;
+}
+
+impl WindowExtra for () {
+    #[inline(always)]
+    fn make(_: &[u8; 64], _: u64, _: u64, _: u64) -> Self {}
+}
+
+/// What DeepSeek V3's word split tells apart beyond the common classes.
+pub struct Controls {
+    /// `[A-Za-z]` alone (`letter` has the two-byte letters too).
+    pub ascii_letter: u64,
+    /// The ASCII controls that are not whitespace: the part of `other` that is
+    /// no punctuation or symbol.
+    pub control: u64,
+}
+
+impl WindowExtra for Controls {
+    #[inline(always)]
+    fn make(chunk: &[u8; 64], valid: u64, ascii_letter: u64, space: u64) -> Self {
+        let mut control = 0u64;
+        // A loop the compiler turns into vector compares.
+        for (k, &b) in chunk.iter().enumerate() {
+            control |= u64::from(b < 0x20 || b == 0x7F) << k;
+        }
+        Controls { ascii_letter, control: control & valid & !space }
+    }
 }
 
 /// Copies `rest` (fewer than 64 bytes) to the start of `block` as two
@@ -79,7 +115,7 @@ fn copy_short(block: &mut [u8; 64], rest: &[u8]) {
     }
 }
 
-impl Window {
+impl<X: WindowExtra> Window<X> {
     /// The window of `bytes` from `base` (`base < bytes.len()`).
     #[inline(always)]
     pub fn new(bytes: &[u8], base: usize) -> Self {
@@ -104,6 +140,7 @@ impl Window {
         }
         let digit = m.digit & valid;
         let space = m.space & valid;
+        let extra = X::make(chunk, valid, m.letter & valid, space);
         Window {
             base,
             len,
@@ -119,9 +156,12 @@ impl Window {
             blank: m.blank & valid,
             apostrophe: m.apostrophe & valid,
             slash: m.slash & valid,
+            extra,
         }
     }
+}
 
+impl Window {
     /// Whether byte `k` of the window (any `k`) is in `mask`.
     #[inline(always)]
     pub fn has(mask: u64, k: usize) -> bool {
@@ -137,7 +177,9 @@ impl Window {
         // The shift brings in zeros, so the count stops at the window's end.
         k + (!(mask >> k)).trailing_zeros() as usize
     }
+}
 
+impl<X> Window<X> {
     /// Whether a run that stopped at `e` may go on past the window.
     #[inline(always)]
     pub fn cut(&self, e: usize) -> bool {
@@ -454,7 +496,7 @@ mod tests {
         bytes.extend((0..=255u8).rev());
         bytes.extend(b"aZ09 \t\n\r\x0b\x0c/'".iter().cycle().take(300));
         for base in 0..bytes.len() {
-            let w = Window::new(&bytes, base);
+            let w = Window::<Controls>::new(&bytes, base);
             assert_eq!(w.len, (bytes.len() - base).min(64));
             assert_eq!(w.last, bytes.len() - base <= 64);
             for k in 0..64 {
@@ -471,6 +513,8 @@ mod tests {
                         w.blank,
                         w.apostrophe,
                         w.slash,
+                        w.extra.ascii_letter,
+                        w.extra.control,
                     ] {
                         assert!(!Window::has(mask, k), "padding byte {k} from {base}");
                     }
@@ -478,6 +522,9 @@ mod tests {
                 };
                 let c = ascii::class(b);
                 assert_eq!(Window::has(w.letter, k), c & ascii::LETTER != 0, "{b}");
+                assert_eq!(Window::has(w.extra.ascii_letter, k), b.is_ascii_alphabetic(), "{b}");
+                let control = (b < 0x20 || b == 0x7F) && c & ascii::SPACE == 0;
+                assert_eq!(Window::has(w.extra.control, k), control, "{b}");
                 assert_eq!(Window::has(w.lower, k), c & ascii::LOWER != 0, "{b}");
                 assert_eq!(Window::has(w.upper, k), c & ascii::UPPER != 0, "{b}");
                 assert_eq!(Window::has(w.digit, k), c & ascii::DIGIT != 0, "{b}");
@@ -573,16 +620,16 @@ mod tests {
         let bits = |mask: u64, from: usize, n: usize| (mask >> from) & ((1 << n) - 1);
         // é (lower), Ж (upper), × (a symbol), ſ (folds into a contraction's s), then ASCII.
         let text = "éЖ×ſa".as_bytes();
-        let w = Window::new(text, 0);
+        let w = Window::<()>::new(text, 0);
         assert_eq!((bits(w.letter, 0, 4), bits(w.lower, 0, 2), bits(w.upper, 2, 2)), (0b1111, 0b11, 0b11));
         assert_eq!((bits(w.high, 0, 4), bits(w.high, 4, 4)), (0, 0b1111));
         assert_eq!(bits(w.letter, 4, 5), 0b10000);
         // A letter whose second byte is past the window is left to the per-character code.
         let mut long = "a".repeat(63).into_bytes();
         long.extend("éa".as_bytes());
-        let w = Window::new(&long, 0);
+        let w = Window::<()>::new(&long, 0);
         assert!(Window::has(w.high, 63) && !Window::has(w.letter, 63));
-        let w = Window::new(&long, 63);
+        let w = Window::<()>::new(&long, 63);
         assert_eq!((bits(w.letter, 0, 3), bits(w.lower, 0, 3), w.high), (0b111, 0b111, 0));
     }
 
