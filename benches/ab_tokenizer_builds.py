@@ -54,26 +54,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.open_model_patterns import DEEPSEEK_V3_CJK, DEEPSEEK_V3_DIGITS, DEEPSEEK_V3_WORDS, LLAMA3  # noqa: E402
+
 VOCABS = {"gpt2": "gpt2.tiktoken", "cl100k": "cl100k_base.tiktoken", "o200k": "o200k_base.tiktoken"}
 
 
-def _pipeline(*splits: str, byte_level_regex: bool = False):
+def _pipeline(*splits: str):
     """A core pipeline description (see `pipeline_spec` in rust/src/bindings/tokenizer.rs): no
-    normalizer, `Split(Isolated)`s, then ByteLevel without a prefix space, no added tokens."""
+    normalizer, `Split(Isolated)`s, then ByteLevel without a prefix space or regex, no added tokens."""
     steps = [("split", regex, "isolated", False) for regex in splits]
-    return None, [*steps, ("byte_level", False, byte_level_regex)], []
-
-
-def _open_patterns():
-    sys.path.insert(0, str(ROOT))
-    from tests.support import open_model_patterns
-    return open_model_patterns
+    return None, [*steps, ("byte_level", False, False)], []
 
 
 #: Pre-tokenizers of open models' tokenizer.json files, as the core takes them.
 PIPELINES = {
-    "llama3": lambda: _pipeline(_open_patterns().LLAMA3),
-    "deepseek_v3": lambda: _pipeline(*(getattr(_open_patterns(), f"DEEPSEEK_V3_{k}") for k in ("DIGITS", "CJK", "WORDS"))),
+    "llama3": _pipeline(LLAMA3),
+    "deepseek_v3": _pipeline(DEEPSEEK_V3_DIGITS, DEEPSEEK_V3_CJK, DEEPSEEK_V3_WORDS),
 }
 
 
@@ -125,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("a build is given twice: copy it to a path of its own to compare it with itself")
     ranks = load_tiktoken_bpe(str(vocab))
     tokens = [token for token, _ in sorted(ranks.items(), key=lambda item: item[1])]
-    pipeline = PIPELINES[args.pipeline]() if args.pipeline else None
+    pipeline = PIPELINES[args.pipeline] if args.pipeline else None
     cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding, pipeline) for k, path in enumerate(args.builds)]
 
     text = corpus.read_text(encoding="utf-8")

@@ -53,6 +53,7 @@ pub struct Window<X = ()> {
     pub apostrophe: u64,
     /// `'/'`
     pub slash: u64,
+    /// What the scanner needs besides these (see [`WindowExtra`]).
     pub extra: X,
 }
 
