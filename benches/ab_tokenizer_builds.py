@@ -56,6 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.merge_lists import converter_merges  # noqa: E402
 from tests.support.open_model_patterns import DEEPSEEK_V3_CJK, DEEPSEEK_V3_DIGITS, DEEPSEEK_V3_WORDS, LLAMA3  # noqa: E402
 
 VOCABS = {"gpt2": "gpt2.tiktoken", "cl100k": "cl100k_base.tiktoken", "o200k": "o200k_base.tiktoken"}
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="en", help="bench-data/tokenizer/CORPUS.txt")
     parser.add_argument("--pipeline", choices=sorted(PIPELINES),
                         help="split with an open model's tokenizer.json pre-tokenizer instead of the encoding's pattern")
+    parser.add_argument("--merge-list", action="store_true",
+                        help="merge by the list a tokenizer.json converted from the ranks holds (every split of each"
+                             " token, as Llama 3's), with ignore_merges, instead of by rank")
     parser.add_argument("--slices", type=int, default=40)
     parser.add_argument("--slice-kb", type=int, default=128)
     parser.add_argument("--solo", type=int, default=0, metavar="ROUNDS",
@@ -124,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ranks = load_tiktoken_bpe(str(vocab))
     tokens = [token for token, _ in sorted(ranks.items(), key=lambda item: item[1])]
     pipeline = PIPELINES[args.pipeline] if args.pipeline else None
-    cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding, pipeline) for k, path in enumerate(args.builds)]
+    merges = converter_merges(tokens) if args.merge_list else None
+    cores = [load_core(path, k).CoreBPE(tokens, {}, args.encoding, pipeline, merges=merges)
+             for k, path in enumerate(args.builds)]
 
     text = corpus.read_text(encoding="utf-8")
     size = args.slice_kb * 1024
@@ -173,7 +179,8 @@ def report(args: argparse.Namespace, speeds: list[list[float]], unit: str) -> No
 def corpus_options(args: argparse.Namespace) -> list[str]:
     """The options that choose the text, for a run of this script in a process of its own."""
     return ["--encoding", args.encoding, "--corpus", args.corpus, "--slices", str(args.slices),
-            "--slice-kb", str(args.slice_kb), *(["--pipeline", args.pipeline] if args.pipeline else [])]
+            "--slice-kb", str(args.slice_kb), *(["--pipeline", args.pipeline] if args.pipeline else []),
+            *(["--merge-list"] if args.merge_list else [])]
 
 
 def both_orders(args: argparse.Namespace) -> int:

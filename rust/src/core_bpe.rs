@@ -244,6 +244,10 @@ impl<T: Copy, const N: usize> PerPiece<T, N> {
 /// The pieces of one text on their way to tokens, in order.
 struct PieceBatch<'a, 't> {
     ranks: &'a TokenMap,
+    /// The merge list to merge by instead of ranks, for a tokenizer that
+    /// has one with `ignore_merges` (a piece that is a token is that token,
+    /// as by rank; see [`PieceBatch::slow_listed`]).
+    listed: Option<&'a ListedMerges>,
     /// The text the pieces are slices of.
     text: &'t [u8],
     cache: Option<&'a mut PieceCache>,
@@ -269,12 +273,19 @@ struct PieceBatch<'a, 't> {
 }
 
 impl<'a, 't> PieceBatch<'a, 't> {
-    fn new(ranks: &'a TokenMap, text: &'t [u8], cache: Option<&'a mut PieceCache>) -> Self {
+    fn new(
+        ranks: &'a TokenMap,
+        listed: Option<&'a ListedMerges>,
+        text: &'t [u8],
+        cache: Option<&'a mut PieceCache>,
+    ) -> Self {
+        debug_assert!(listed.is_none_or(ListedMerges::ignore_merges));
         let cache_lines = Self::lines_of(&cache);
         Self {
             vocab_lines: ranks.short_lines(),
             cache_lines,
             ranks,
+            listed,
             text,
             cache,
             pieces: PerPiece::new(),
@@ -433,6 +444,9 @@ impl<'a, 't> PieceBatch<'a, 't> {
     /// or for a long piece its [`bytes_hash`].
     #[inline(never)]
     fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
+        if let Some(listed) = self.listed {
+            return self.slow_listed(listed, piece, key, hash, out);
+        }
         if piece.len() >= MIN_CUT_PIECE
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
             && self.cut_and_emit(piece, key == 0, out)
@@ -473,6 +487,77 @@ impl<'a, 't> PieceBatch<'a, 't> {
             }
             Some(cache) if key != 0 => cache.encode(piece, key, hash, out, |p, o| bpe::merge_piece(p, ranks, o)),
             Some(cache) => cache.encode(piece, 0, hash, out, |p, o| bpe::encode_piece(p, ranks, o)),
+        }
+    }
+}
+
+impl<'a> PieceBatch<'a, '_> {
+    /// [`PieceBatch::slow`] by the merge list `listed`: a long token is that
+    /// token (`ignore_merges`), anything else is merged by the list through
+    /// the cache, whole or in the parts cuts give. Cuts hold for any merge
+    /// order (a part is always a token, so no merge crosses a place no token
+    /// spans); the shortcuts that rest on rank order (merging side by side
+    /// from atoms, runs) do not, and are left out.
+    fn slow_listed(&mut self, listed: &'a ListedMerges, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
+        let ranks = self.ranks;
+        if key == 0 {
+            if let Some(rank) = ranks.get_long(piece) {
+                out.push(rank);
+                return;
+            }
+        }
+        if piece.len() >= MIN_CUT_PIECE
+            && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
+            && self.cut_and_emit_listed(listed, piece, out)
+        {
+            return;
+        }
+        match &mut self.cache {
+            Some(cache) => cache.encode(piece, key, hash, out, |p, o| listed.merge_bytes(p, ranks, o)),
+            None => listed.merge_bytes(piece, ranks, out),
+        }
+    }
+
+    /// [`PieceBatch::cut_and_emit`] by the merge list (the piece is no token).
+    fn cut_and_emit_listed(&mut self, listed: &'a ListedMerges, piece: &[u8], out: &mut Vec<Rank>) -> bool {
+        let mut start = 0;
+        for p in 1..piece.len() {
+            if self.ranks.can_cut(piece, p) {
+                self.emit_part_listed(listed, &piece[start..p], out);
+                start = p;
+            }
+        }
+        if start == 0 {
+            return false;
+        }
+        self.emit_part_listed(listed, &piece[start..], out);
+        true
+    }
+
+    /// One part of a cut piece merged by the list. `ignore_merges` looks up
+    /// the whole piece only, so a part that is a token is that token only
+    /// where the merges make it from its bytes (learnt the first time).
+    fn emit_part_listed(&mut self, listed: &ListedMerges, part: &[u8], out: &mut Vec<Rank>) {
+        let ranks = self.ranks;
+        let key = bpe::short_key(part).unwrap_or(0);
+        let hash = if key != 0 { bpe::key_hash(key) } else { bytes_hash(part) };
+        let token = if key != 0 { ranks.get_short(key, hash) } else { ranks.get_long(part) };
+        match token {
+            Some(rank) => match listed.makes_itself(rank) {
+                Some(true) => out.push(rank),
+                // Kept out of the cache, whose entries for a string that is a
+                // token are what `ignore_merges` gives: that token.
+                Some(false) => listed.merge_bytes(part, ranks, out),
+                None => {
+                    let start = out.len();
+                    listed.merge_bytes(part, ranks, out);
+                    listed.learn(rank, out[start..] == [rank]);
+                }
+            },
+            None => match &mut self.cache {
+                Some(cache) => cache.encode(part, key, hash, out, |p, o| listed.merge_bytes(p, ranks, o)),
+                None => listed.merge_bytes(part, ranks, out),
+            },
         }
     }
 }
@@ -1212,11 +1297,12 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
-        if let Some(listed) = &self.listed {
+        let listed = self.listed.as_deref();
+        if let Some(listed) = listed.filter(|l| !l.ignore_merges()) {
             return self.split_and_merge_listed(listed, splitter, text, out, cache);
         }
         let bytes = text.as_bytes();
-        let mut batch = PieceBatch::new(&self.encoder, bytes, cache);
+        let mut batch = PieceBatch::new(&self.encoder, listed, bytes, cache);
         let split = match splitter {
             Splitter::Pattern(pattern) => pattern.for_each_piece_bytes_inline(
                 text,
@@ -1234,9 +1320,10 @@ impl CoreBpe {
         split
     }
 
-    /// [`CoreBpe::split_and_encode`] for a tokenizer with a merge list: each
-    /// piece merged as it comes (none of the rank-based shortcuts hold), or
-    /// copied from the piece cache.
+    /// [`CoreBpe::split_and_encode`] for a tokenizer with a merge list and
+    /// without `ignore_merges`: each piece merged as it comes (a piece that
+    /// is a token need not be that token, so the batch's lookups do not
+    /// hold), or copied from the piece cache.
     #[inline(never)]
     fn split_and_merge_listed(
         &self,
@@ -1303,7 +1390,8 @@ impl CoreBpe {
                 Segment::Piece(stretch) => self.split_and_encode_into(splitter, stretch, out, cache.as_deref_mut()),
             });
         }
-        if let Some(listed) = &self.listed {
+        let listed = self.listed.as_deref();
+        if let Some(listed) = listed.filter(|l| !l.ignore_merges()) {
             let mut cache = cache;
             return pipeline.for_each_segment(text, allowed, |segment| match segment {
                 Segment::Token(id) => out.push(id),
@@ -1313,7 +1401,7 @@ impl CoreBpe {
         // Pieces that are slices of `text` wait in the batch, their lines
         // asked for ahead; a piece of a normalized copy (or a prefixed one),
         // which does not outlive its segment, is encoded as it comes.
-        let mut batch = PieceBatch::new(&self.encoder, text.as_bytes(), cache);
+        let mut batch = PieceBatch::new(&self.encoder, listed, text.as_bytes(), cache);
         let base = text.as_ptr() as usize;
         let result = pipeline.for_each_segment(text, allowed, |segment| match segment {
             Segment::Token(id) => {

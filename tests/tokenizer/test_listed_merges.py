@@ -124,6 +124,8 @@ BYTES = [bytes([b]) for b in range(256)]
 #: A vocabulary with several merges per token, as a converter would list them, and the
 #: witness texts where rank-based BPE over the same ranks gives other ids.
 SMALL_EXTRA = [b"ab", b"ba", b"aba", b"bab", b"abab", b"aa", b"bb", b"abba", b"baab"]
+#: Tokens of two Chinese characters and their byte pairs (see "cut_parts" below).
+CJK_EXTRA = [b"\xe6\x97", b"\x97\xa5", "日".encode(), b"\xe6\x9c", "本".encode(), "本日".encode()]
 
 
 def small_cases():
@@ -138,6 +140,12 @@ def small_cases():
         "unlisted_split": (BYTES + [b"bc", b"ab", b"abc"], [(b"b", b"c"), (b"a", b"b"), (b"ab", b"c")]),
         # A merge whose part only a later merge builds.
         "part_built_later": (BYTES + [b"ab", b"abc", b"bc"], [(b"a", b"b"), (b"a", b"bc"), (b"b", b"c")]),
+        # Chinese characters, where the encoder cuts pieces before a character no token spans
+        # and merges the parts apart: 日 and 本日 are tokens the list never makes from their
+        # bytes (97 a5 joins first, and nothing joins e6 to it), 本 one it makes.
+        "cut_parts": (BYTES + CJK_EXTRA, [(b"\x97", b"\xa5"), (b"\xe6", b"\x97"), (b"\xe6\x97", b"\xa5"),
+                                         (b"\xe6", b"\x9c"), (b"\xe6\x9c", b"\xac"),
+                                         ("本".encode(), "日".encode())]),
     }
 
 
@@ -161,6 +169,33 @@ def test_small_files_encode_like_tokenizers(text, small):
     for (name, ignore), (hf, tok, _) in small.items():
         assert tok.merges() is not None, name
         assert tok.encode_ordinary(text) == hf_ids(hf, text), (name, ignore)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="日本ab x", max_size=40))
+def test_small_files_encode_chinese_like_tokenizers(text, small):
+    """Pieces cut before characters no token spans, parts merged by the list."""
+    for (name, ignore), (hf, tok, _) in small.items():
+        assert tok.encode_ordinary(text) == hf_ids(hf, text), (name, ignore)
+
+
+def test_a_cut_part_that_is_a_token_is_merged_by_the_list():
+    """The piece 本日本 is cut before its last character (no token spans that place); the
+    part 本日 is a token, but the list never makes it from its bytes, and ignore_merges
+    looks up whole pieces only: its bytes merge as the list says (a check that can fail:
+    taking the part for its token gives [本日, 本])."""
+    tokens = BYTES + CJK_EXTRA
+    _, merges = small_cases()["cut_parts"]
+    tok = Tokenizer(tokens, merges=merges, pattern="gpt2")
+    hf = tokenizers.Tokenizer(models.BPE({bytes_to_text(t): r for r, t in enumerate(tokens)},
+                                         [(bytes_to_text(a), bytes_to_text(b)) for a, b in merges], ignore_merges=True))
+    hf.pre_tokenizer = pt.ByteLevel(add_prefix_space=False)
+    rank = {t: r for r, t in enumerate(tokens)}
+    expected = [rank["本".encode()], 0xE6, rank[b"\x97\xa5"], rank["本".encode()]]
+    for _ in range(2):  # the second time from what the first learnt and remembered
+        assert tok.encode_ordinary("本日本") == hf_ids(hf, "本日本") == expected
+        assert tok.encode_ordinary_batch(["本日本 本日", "日"]) == [hf_ids(hf, "本日本 本日"), [rank["日".encode()]]]
+    assert tok.encode_ordinary("本日") == [rank["本日".encode()]]  # a whole piece that is a token
 
 
 def test_small_files_part_from_rank_based_bpe(small):

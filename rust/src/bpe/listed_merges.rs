@@ -10,31 +10,48 @@
 //! a file lists several merges for one token (files converted from tiktoken
 //! ranks list every split: Llama 3's, GPT-OSS's), or a merge whose part only a
 //! later merge builds; such files merge here, a pair table lookup per step.
+//!
+//! With `ignore_merges` (the converted files have it) the encoder's batch path
+//! still holds: a piece that is a token is that token, a piece seen before
+//! comes from the piece cache, and pieces are cut where no token spans
+//! (`core_bpe::PieceBatch::slow_listed`); only first-seen pieces and parts
+//! merge here. The shortcuts that rest on rank order (atoms, runs, merging
+//! side by side) are left out.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustc_hash::FxHashMap;
-
-use super::vocab::{Rank, TokenMap};
+use super::vocab::{PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
 
-/// Pieces up to this long merge by scanning every pair each step; longer ones
-/// from a heap of candidate pairs (a megabyte of letters stays O(n log n)).
+/// Pieces up to this long merge by scanning every pair each step (on stack
+/// arrays); longer ones from a heap of candidate pairs (a megabyte of
+/// letters stays O(n log n)).
 const SCAN_MAX: usize = 32;
+
+/// No merge: a place no pair has.
+const NONE: u32 = Rank::MAX;
 
 /// A merge list: `(left, right)` pairs of ranks, earliest first.
 #[derive(Debug)]
 pub struct ListedMerges {
-    /// `(left << 32) | right` -> (its place in the list, the rank it builds).
-    table: FxHashMap<u64, (u32, Rank)>,
+    /// `(left, right)` -> its place in the list (in the merge table's packed
+    /// form: most pairs of parts are not listed, and its filter says so
+    /// without a wait on the table).
+    places: PairValues,
+    /// The token each place builds.
+    builds: Vec<Rank>,
+    /// The place of each pair of single bytes, by `first << 8 | second`
+    /// (256 KiB, stays in L2): a piece's first lookups, one per byte.
+    byte_places: Vec<u32>,
     /// The pairs as given, for saving the tokenizer again.
     pairs: Vec<(Rank, Rank)>,
     ignore_merges: bool,
-}
-
-fn key(left: Rank, right: Rank) -> u64 {
-    (u64::from(left) << 32) | u64::from(right)
+    /// Two bits per token, learnt as the encoder meets the token as a part
+    /// of a cut piece (see [`ListedMerges::makes_itself`]): bit 0 whether
+    /// it is known, bit 1 whether merging its bytes by the list gives it.
+    made_whole: Vec<AtomicU64>,
 }
 
 impl ListedMerges {
@@ -42,14 +59,23 @@ impl ListedMerges {
     /// takes its last place, as `tokenizers` builds its table. `ignore_merges`:
     /// a piece that is a token is that token, whatever the merges would make.
     /// Err names the first merge whose parts joined are no token, or a rank
-    /// out of range (numbered from 1).
+    /// out of range (numbered from 1), or a list too long to pack.
     pub fn new(
         pairs: Vec<(Rank, Rank)>,
         tokens: &TokenBytes,
         ranks: &TokenMap,
         ignore_merges: bool,
     ) -> Result<Self, String> {
-        let mut table = FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default());
+        if pairs.len() >= PairValues::LIMIT {
+            return Err(format!(
+                "{} merges, more than the {} a merge list may have",
+                pairs.len(),
+                PairValues::LIMIT - 1
+            ));
+        }
+        let mut places = PairValues::with_capacity(pairs.len());
+        let mut builds = Vec::with_capacity(pairs.len());
+        let mut byte_places = vec![NONE; 1 << 16];
         let mut joined = Vec::new();
         for (place, &(left, right)) in pairs.iter().enumerate() {
             let (Some(l), Some(r)) = (tokens.get(u64::from(left)), tokens.get(u64::from(right))) else {
@@ -64,10 +90,14 @@ impl ListedMerges {
                     place + 1
                 ));
             };
-            let place = u32::try_from(place).ok().filter(|&p| p != u32::MAX).ok_or("2**32 merges or more")?;
-            table.insert(key(left, right), (place, merged));
+            places.insert(left, right, place as u32);
+            builds.push(merged);
+            if let ([a], [b]) = (l, r) {
+                byte_places[usize::from(*a) << 8 | usize::from(*b)] = place as u32;
+            }
         }
-        Ok(Self { table, pairs, ignore_merges })
+        let made_whole = (0..tokens.len().div_ceil(32)).map(|_| AtomicU64::new(0)).collect();
+        Ok(Self { places, builds, byte_places, pairs, ignore_merges, made_whole })
     }
 
     pub fn pairs(&self) -> &[(Rank, Rank)] {
@@ -78,8 +108,15 @@ impl ListedMerges {
         self.ignore_merges
     }
 
+    /// The place of the pair (`left`, `right`) in the list, `NONE` if unlisted.
+    #[inline(always)]
+    fn place(&self, left: Rank, right: Rank) -> u32 {
+        self.places.get(left, right)
+    }
+
     fn lookup(&self, left: Rank, right: Rank) -> Option<(u32, Rank)> {
-        self.table.get(&key(left, right)).copied()
+        let place = self.place(left, right);
+        (place != NONE).then(|| (place, self.builds[place as usize]))
     }
 
     /// Appends the tokens of `piece` to `out`. Every byte is a token (the core
@@ -91,47 +128,92 @@ impl ListedMerges {
                 return;
             }
         }
-        let start = out.len();
-        out.extend(piece.iter().map(|&b| ranks.byte(b)));
+        self.merge_bytes(piece, ranks, out);
+    }
+
+    /// Appends what the merges make of the bytes of `piece`, even where it
+    /// is a token and `ignore_merges` holds (the parts of a cut piece: the
+    /// whole piece is what `ignore_merges` looks up).
+    pub fn merge_bytes(&self, piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
         if piece.len() <= SCAN_MAX {
-            self.merge_by_scan(out, start);
-        } else {
-            let parts = self.merge_by_heap(&out[start..]);
-            out.truncate(start);
-            out.extend(parts);
+            let mut ids = [Rank::MAX; SCAN_MAX];
+            let mut place = [NONE; SCAN_MAX];
+            for (id, &b) in ids.iter_mut().zip(piece) {
+                *id = ranks.byte(b);
+            }
+            for (k, w) in piece.windows(2).enumerate() {
+                place[k] = self.byte_places[usize::from(w[0]) << 8 | usize::from(w[1])];
+            }
+            let live = self.merge_scanned(&mut ids, &mut place, piece.len());
+            out.extend_from_slice(&ids[..live]);
+            return;
+        }
+        let bytes: Vec<Rank> = piece.iter().map(|&b| ranks.byte(b)).collect();
+        out.extend(self.merge_by_heap(&bytes));
+    }
+
+    /// Whether merging the bytes of token `rank` by the list gives that token
+    /// (None: not known yet; [`ListedMerges::learn`] tells it). A token may
+    /// not: it may be listed only as a join of parts that other merges take
+    /// apart first. Learnt as met, not at load: only the tokens that turn up
+    /// as parts of cut pieces ask, and a sweep over every token would add a
+    /// merge per token to the load.
+    #[inline]
+    pub fn makes_itself(&self, rank: Rank) -> Option<bool> {
+        let word = self.made_whole.get(rank as usize / 32)?.load(Ordering::Relaxed);
+        let bits = word >> (2 * (rank % 32));
+        (bits & 1 != 0).then_some(bits & 2 != 0)
+    }
+
+    /// Records [`ListedMerges::makes_itself`] of token `rank` (threads that
+    /// learn it at once agree, so the order of their writes does not matter).
+    pub fn learn(&self, rank: Rank, itself: bool) {
+        if let Some(word) = self.made_whole.get(rank as usize / 32) {
+            word.fetch_or((1 | u64::from(itself) << 1) << (2 * (rank % 32)), Ordering::Relaxed);
         }
     }
 
     /// Merges `parts[start..]` in place: each step the earliest-listed adjacent
     /// pair, the leftmost of equals. Each pair's place is looked up once and
     /// again only when a merge beside it changes it.
+    #[cfg(test)]
     fn merge_by_scan(&self, parts: &mut Vec<Rank>, start: usize) {
-        const NONE: (u32, Rank) = (u32::MAX, Rank::MAX);
-        let mut pairs: Vec<(u32, Rank)> =
-            parts[start..].windows(2).map(|w| self.lookup(w[0], w[1]).unwrap_or(NONE)).collect();
+        let live = parts.len() - start;
+        assert!(live <= SCAN_MAX);
+        let mut ids = [Rank::MAX; SCAN_MAX];
+        let mut place = [NONE; SCAN_MAX];
+        ids[..live].copy_from_slice(&parts[start..]);
+        for k in 0..live.saturating_sub(1) {
+            place[k] = self.place(ids[k], ids[k + 1]);
+        }
+        let live = self.merge_scanned(&mut ids, &mut place, live);
+        parts.truncate(start);
+        parts.extend_from_slice(&ids[..live]);
+    }
+
+    /// The merge loop of [`ListedMerges::merge_by_scan`]: `ids[..live]` are
+    /// the parts, `place[k]` the place of parts k and k + 1 (NONE for the
+    /// last part and past it). Returns how many parts are left.
+    #[inline(always)]
+    fn merge_scanned(&self, ids: &mut [Rank; SCAN_MAX], place: &mut [u32; SCAN_MAX], mut live: usize) -> usize {
         loop {
-            let mut best = NONE.0;
-            let mut at = 0;
-            for (i, &(place, _)) in pairs.iter().enumerate() {
-                if place < best {
-                    best = place;
-                    at = i;
-                }
+            // Two passes (the earliest place, then its first position)
+            // vectorize, unlike one carrying both.
+            let best = place[..live].iter().copied().min().unwrap_or(NONE);
+            if best == NONE {
+                break;
             }
-            if best == NONE.0 {
-                return;
-            }
-            let i = start + at;
-            parts[i] = pairs[at].1;
-            parts.remove(i + 1);
-            pairs.remove(at);
-            if at < pairs.len() {
-                pairs[at] = self.lookup(parts[i], parts[i + 1]).unwrap_or(NONE);
-            }
+            let at = place[..live].iter().position(|&p| p == best).unwrap_or(0);
+            ids[at] = self.builds[best as usize];
+            ids.copy_within(at + 2..live, at + 1);
+            place.copy_within(at + 2..live, at + 1);
+            live -= 1;
+            place[at] = if at + 1 < live { self.place(ids[at], ids[at + 1]) } else { NONE };
             if at > 0 {
-                pairs[at - 1] = self.lookup(parts[i - 1], parts[i]).unwrap_or(NONE);
+                place[at - 1] = self.place(ids[at - 1], ids[at]);
             }
         }
+        live
     }
 
     /// The same merges on a linked list with a heap of (place, position):
@@ -302,16 +384,21 @@ mod tests {
                 merges.swap(i, (rng() % (i as u64 + 1)) as usize);
             }
             let l = listed(&tokens, &map, &bytes, &merges, false);
-            let len = if round % 3 == 0 { 40 + (rng() % 200) as usize } else { 1 + (rng() % 20) as usize };
+            let len = if round % 3 == 0 { 40 + (rng() % 200) as usize } else { 1 + (rng() % SCAN_MAX as u64) as usize };
             let piece: Vec<u8> = (0..len).map(|_| if rng() % 2 == 0 { b'a' } else { b'b' }).collect();
             let mut out = Vec::new();
             l.encode_piece(&piece, &map, &mut out);
             let got: Vec<Vec<u8>> = out.iter().map(|&r| tokens[r as usize].clone()).collect();
             assert_eq!(got, reference(&piece, &merges), "piece {:?}", String::from_utf8_lossy(&piece));
-            let parts = l.merge_by_heap(&piece.iter().map(|&b| b as Rank).collect::<Vec<_>>());
-            let mut scanned: Vec<Rank> = piece.iter().map(|&b| b as Rank).collect();
-            l.merge_by_scan(&mut scanned, 0);
-            assert_eq!(parts, scanned);
+            if piece.len() <= SCAN_MAX {
+                // The heap on the scan's pieces (the encoder takes these to the scan).
+                let parts = l.merge_by_heap(&piece.iter().map(|&b| b as Rank).collect::<Vec<_>>());
+                let mut scanned = vec![7, 7];
+                scanned.extend(piece.iter().map(|&b| b as Rank));
+                l.merge_by_scan(&mut scanned, 2);
+                assert_eq!(scanned[..2], [7, 7]);
+                assert_eq!(parts, scanned[2..]);
+            }
         }
     }
 }

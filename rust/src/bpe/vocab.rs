@@ -321,6 +321,40 @@ impl PairTable {
 /// A merge-table bucket with no keys.
 static NO_PAIRS: PairBucket = PairBucket { entries: [0; 8] };
 
+/// Pairs of tokens mapped to a number below [`PairValues::LIMIT`], in the
+/// merge table's packed form (eight to a cache line, a bit filter in
+/// front): for merge lists, whose lookups ask for each pair's place in the
+/// list (see `listed_merges`).
+pub struct PairValues(PairTable);
+
+impl std::fmt::Debug for PairValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairValues").field("buckets", &self.0.buckets.len()).finish_non_exhaustive()
+    }
+}
+
+impl PairValues {
+    /// Values must be below this (21 bits, one kept free).
+    pub const LIMIT: usize = FIELD_MASK as usize;
+
+    pub fn with_capacity(n: usize) -> Self {
+        Self(PairTable::with_capacity(n))
+    }
+
+    /// Sets the value of the pair (`left`, `right`), both ids below
+    /// [`MAX_TOKENS`]; a pair set again takes the later value.
+    pub fn insert(&mut self, left: Rank, right: Rank, value: u32) {
+        assert!((value as usize) < Self::LIMIT && (left as usize) < MAX_TOKENS && (right as usize) < MAX_TOKENS);
+        self.0.insert(pair_key(left, right), value);
+    }
+
+    /// The value of the pair (`Rank::MAX`: none).
+    #[inline(always)]
+    pub fn get(&self, left: Rank, right: Rank) -> u32 {
+        self.0.get::<true>(pair_key(left, right))
+    }
+}
+
 /// The last merge of BPE on the bytes of `token` alone, when that BPE ends
 /// in the token itself (None otherwise: the token is unreachable, and BPE
 /// never makes it from smaller parts). Straight from the definition: parts
