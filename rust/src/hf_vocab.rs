@@ -95,7 +95,7 @@ impl Merges {
     }
 
     /// Each merge's (left, right, both together).
-    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
         let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, end)| end));
         starts
             .zip(&self.ends)

@@ -24,6 +24,7 @@ pub mod chunking;
 pub mod core_bpe;
 mod cpu;
 mod encode_pool;
+pub mod hf_json;
 pub mod hf_vocab;
 pub mod id_map;
 pub mod pretokenize;

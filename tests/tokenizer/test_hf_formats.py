@@ -379,3 +379,79 @@ def test_fast_tokenizer_json_reader_takes_real_exports(name, hf_exports):
     model, added = doc["model"], [(a["content"], a["id"], a["special"]) for a in doc["added_tokens"]]
     taken = _core.read_hf_vocab_plain(model["vocab"], model["merges"], added, not model["ignore_merges"])
     assert taken == (ours._core.mergeable_tokens(), None)
+
+
+def _read_both_ways(path):
+    """read_hf_json's outcome (VocabData or the ValueError's message) with the file split in
+    Rust, and with the whole file parsed by Python's json (the split refused)."""
+    from unittest import mock
+
+    from fastllm.tokenizer.formats import hf_json
+
+    def outcome(split: bool):
+        splitter = hf_json._core.split_hf_json if split else (lambda data: None)
+        with mock.patch.object(hf_json._core, "split_hf_json", splitter):
+            try:
+                return hf_json.read_hf_json(path)
+            except ValueError as exc:
+                return str(exc)
+
+    return outcome(True), outcome(False)
+
+
+@given(_hf_documents())
+@settings(max_examples=200, deadline=None)
+def test_tokenizer_json_split_in_rust_reads_as_python_json_does(tmp_path_factory, case):
+    # The model's vocab and merges parsed in Rust, the rest by Python's json: the same
+    # vocabulary, or the same error, as parsing it all in Python.
+    from fastllm import _core
+
+    damage, doc = case
+    path = tmp_path_factory.mktemp("split") / "tokenizer.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    split, whole = _read_both_ways(path)
+    assert split == whole
+    if damage == "none":
+        assert _core.split_hf_json(path.read_bytes()) is not None
+
+
+@pytest.mark.parametrize(
+    "extra, more, trailer, taken",
+    [
+        ('"ab": 256', "", "", True),
+        ('"ab": 256, "a": 257', "", "", False),  # a text twice: Python's json keeps the last
+        ('"ab": 256.0', "", "", False),
+        ('"ab": NaN', "", "", False),
+        ('"ab": 99999999999999999999999', "", "", False),
+        ('"ab": 256, "\\ud800": 257', "", "", False),  # a lone surrogate, which Rust's strings cannot hold
+        ('"ab": 256', "", " x", False),
+        ('"ab": 256', ', "model": {}', "", False),
+    ],
+)
+def test_tokenizer_json_texts_the_rust_split_leaves_to_python(tmp_path, extra, more, trailer, taken):
+    """JSON that serde_json refuses, or that could read otherwise in Rust, goes to Python's json
+    whole: the same outcome (a vocabulary, or the same error naming the file)."""
+    from fastllm import _core
+    from fastllm.tokenizer.formats.gpt2_vocab import bytes_to_text
+
+    byte_entries = ", ".join(f"{json.dumps(bytes_to_text(bytes([b])))}: {b}" for b in range(256))
+    model = f'{{"type": "BPE", "vocab": {{{byte_entries}, {extra}}}, "merges": ["a b"]}}'
+    pre = '{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}'
+    path = tmp_path / "tokenizer.json"
+    decoder = '{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}'
+    path.write_text(f'{{"model": {model}, "pre_tokenizer": {pre}, "decoder": {decoder}{more}}}{trailer}', encoding="utf-8")
+    assert (_core.split_hf_json(path.read_bytes()) is not None) == taken
+    split, whole = _read_both_ways(path)
+    assert split == whole
+    if taken:
+        assert not isinstance(split, str) and len(split.tokens) == 257
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])
+def test_tokenizer_json_split_in_rust_takes_real_exports(name, hf_exports):
+    from fastllm import _core
+
+    _, _, path = hf_exports(name)
+    assert _core.split_hf_json(path.read_bytes()) is not None
+    split, whole = _read_both_ways(path)
+    assert split == whole and not isinstance(split, str)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import itertools
 import operator
 import os
 import sys
@@ -743,9 +744,12 @@ def _merge_list(merges: Sequence[tuple[bytes, bytes]] | None) -> list[tuple[byte
         return None
     if isinstance(merges, (str, bytes)):
         raise TypeError("merges must be a sequence of (bytes, bytes) pairs")
-    # The readers' lists (hundreds of thousands of pairs) pass this in one sweep.
-    if type(merges) is list and all(
-        type(m) is tuple and len(m) == 2 and type(m[0]) is bytes and type(m[1]) is bytes for m in merges
+    # The readers' lists (hundreds of thousands of pairs) pass this in three sweeps in C.
+    if (
+        type(merges) is list
+        and set(map(type, merges)) <= {tuple}
+        and set(map(len, merges)) <= {2}
+        and set(map(type, itertools.chain.from_iterable(merges))) <= {bytes}
     ):
         return list(merges)
     pairs = [tuple(merge) if isinstance(merge, (tuple, list)) else merge for merge in merges]

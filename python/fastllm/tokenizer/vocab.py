@@ -117,7 +117,7 @@ def rank_bpe_follows(tokens: list[bytes], merges: list[tuple[bytes, bytes]], ign
     what merges build)."""
     # At most one join per token of several bytes: longer lists (several merges for one
     # token, as converted files have) are settled without deriving the joins.
-    if len(merges) > sum(len(token) > 1 for token in tokens) or derive_merges(tokens) != merges:
+    if len(merges) > len(tokens) or len(merges) > sum(len(token) > 1 for token in tokens) or derive_merges(tokens) != merges:
         return False
     built = {left + right for left, right in merges}
     return ignore_merges or all(len(token) == 1 or token in built for token in tokens)

@@ -6,6 +6,7 @@ use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 mod chunking;
+mod hf_json;
 mod id_lists;
 mod testing;
 mod text_args;
@@ -28,6 +29,7 @@ fn os_error(error: &std::io::Error, message: String) -> PyErr {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     tokenizer::register(m)?;
+    hf_json::register(m)?;
     trainer::register(m)?;
     chunking::register(m)?;
     testing::register(m)?;

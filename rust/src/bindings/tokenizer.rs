@@ -10,7 +10,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyModule, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 
 use super::id_lists::{each_int, IdObjects};
 use super::text_args::{texts_of, Utf8};
@@ -768,75 +768,6 @@ fn read_tiktoken_plain<'py>(py: Python<'py>, data: &[u8]) -> Option<Vec<Bound<'p
     Some(tokens.iter().map(|t| PyBytes::new(py, t)).collect())
 }
 
-/// The mergeable tokens by rank, and the merge list where they merge by it.
-type PlainVocab<'py> = (Vec<Bound<'py, PyBytes>>, Option<Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>>);
-
-/// A tokenizer.json's byte-level vocabulary when nothing in `vocab` (text ->
-/// id), `merges` ("A B" or [A, B]) and `added` ((content, id, special) each)
-/// is unusual: the mergeable tokens by rank, and None, or the merges as
-/// (left, right) token bytes where rank-based BPE would not give tokenizers'
-/// ids (the parts are the token list's own bytes objects). None otherwise
-/// (see `hf_vocab::read`: the Python reader then reads it and says what is wrong).
-#[pyfunction]
-fn read_hf_vocab_plain<'py>(
-    py: Python<'py>,
-    vocab: &Bound<'py, PyDict>,
-    merges: &Bound<'py, PyAny>,
-    added: &Bound<'py, PyAny>,
-    every_token_merged: bool,
-) -> PyResult<Option<PlainVocab<'py>>> {
-    // Anything but (str, int that fits, bool) items: not the common case.
-    let Ok(added) = added.extract::<Vec<(String, i64, bool)>>() else { return Ok(None) };
-    use crate::hf_vocab::{Added, ByteLevel, Merges};
-    let byte_level = ByteLevel::default();
-    let mut entries = Vec::with_capacity(vocab.len());
-    for (text, id) in vocab.iter() {
-        let Ok(text) = text.cast::<PyString>() else { return Ok(None) };
-        // Exactly an int (not a bool), and one that fits.
-        let Some(id) = id.is_exact_instance_of::<PyInt>().then(|| id.extract::<i64>().ok()).flatten() else {
-            return Ok(None);
-        };
-        // Lone surrogates (not UTF-8) are the Python reader's to explain.
-        let Ok(text) = Utf8::of(text) else { return Ok(None) };
-        entries.push((byte_level.bytes(&text), id));
-    }
-    let Ok(merges) = merges.cast::<PyList>() else { return Ok(None) };
-    let mut pairs = Merges::default();
-    for merge in merges.iter() {
-        let pushed = if let Ok(text) = merge.cast::<PyString>() {
-            match Utf8::of(text).ok().as_deref().and_then(|t| t.split_once(' ')) {
-                Some((left, right)) if !right.contains(' ') => pairs.push(&byte_level, left, right),
-                _ => false,
-            }
-        } else if let Ok(list) = merge.cast::<PyList>() {
-            match (list.len(), list.get_item(0).ok(), list.get_item(1).ok()) {
-                (2, Some(left), Some(right)) => match (left.cast::<PyString>(), right.cast::<PyString>()) {
-                    (Ok(left), Ok(right)) => match (Utf8::of(left), Utf8::of(right)) {
-                        (Ok(left), Ok(right)) => pairs.push(&byte_level, &left, &right),
-                        _ => false,
-                    },
-                    _ => false,
-                },
-                _ => false,
-            }
-        } else {
-            false
-        };
-        if !pushed {
-            return Ok(None);
-        }
-    }
-    let added: Vec<Added<'_>> =
-        added.iter().map(|(content, id, special)| Added { content, id: *id, special: *special }).collect();
-    let read = py.detach(|| crate::hf_vocab::read(&entries, &pairs, &added, &byte_level, every_token_merged));
-    Ok(read.map(|vocab| {
-        let tokens: Vec<_> = vocab.tokens.iter().map(|t| PyBytes::new(py, t)).collect();
-        let listed =
-            vocab.listed.map(|pairs| pairs.iter().map(|&(l, r)| (tokens[l].clone(), tokens[r].clone())).collect());
-        (tokens, listed)
-    }))
-}
-
 /// For each token of a rank-ordered vocabulary, where BPE with the tokens
 /// ranked below it leaves two parts (see `bpe::merge_list`); None elsewhere.
 #[pyfunction]
@@ -849,6 +780,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyIncrementalDecoder>()?;
     m.add_function(wrap_pyfunction!(read_tiktoken_plain, m)?)?;
     m.add_function(wrap_pyfunction!(merge_splits, m)?)?;
-    m.add_function(wrap_pyfunction!(read_hf_vocab_plain, m)?)?;
     Ok(())
 }

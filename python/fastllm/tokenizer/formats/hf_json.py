@@ -229,12 +229,30 @@ def write_hf_json(
 # ----- reading ---------------------------------------------------------------------------
 
 
+class _NotPlain(Exception):
+    """The vocabulary of a file split in Rust is not the common case: read it all in Python."""
+
+
 def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None = None) -> VocabData:
-    """Reads a byte-level BPE ``tokenizer.json``; see :func:`parse_hf_json`."""
+    """Reads a byte-level BPE ``tokenizer.json``; see :func:`parse_hf_json`.
+
+    The model's vocab and merges (nearly all of a large file) are parsed in Rust where
+    nothing in the file is unusual, the other members by Python's ``json`` from their own
+    text; any other file is parsed whole by Python's ``json``, so errors read the same."""
     source = str(path)
+    data = Path(path).read_bytes()
     with collector_paused():
+        split = _core.split_hf_json(data)
+        if split is not None:
+            members, model_members, model = split
+            obj = {name: json.loads(text) for name, text in members}
+            obj["model"] = {name: json.loads(text) for name, text in model_members} | {"vocab": model}
+            try:
+                return parse_hf_json(obj, source, known_patterns)
+            except _NotPlain:
+                pass
         try:
-            obj = json.loads(Path(path).read_bytes())
+            obj = json.loads(data)
         except UnicodeDecodeError as exc:
             raise ValueError(f"{source}: not UTF-8 text ({exc})") from None
         except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
@@ -258,7 +276,9 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     steps = _steps_of(obj.get("pre_tokenizer"), source, known_patterns or {})
     _check_decoder(obj.get("decoder"), source)
     vocab = model.get("vocab")
-    if not isinstance(vocab, dict) or not vocab:
+    # An HfModel: vocab and merges split out in Rust by read_hf_json.
+    split = isinstance(vocab, _core.HfModel)
+    if not (split or isinstance(vocab, dict)) or not vocab:
         raise ValueError(f"{source}: model.vocab is missing or empty")
     added = _added_tokens_of(obj.get("added_tokens") or [], vocab, source)
     specials = {token.content: token.id for token in added if token.special}
@@ -266,10 +286,16 @@ def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: d
     ignore_merges = bool(model.get("ignore_merges", False))
     # The core reads a file with nothing unusual in it (rust/src/hf_vocab.rs), as the
     # Python below would; anything else goes to the Python, which says what is wrong.
-    plain = _core.read_hf_vocab_plain(vocab, merges, [(t.content, t.id, t.special) for t in added], not ignore_merges)
+    added_items = [(t.content, t.id, t.special) for t in added]
+    if split:
+        plain = _core.read_hf_model_plain(vocab, added_items, not ignore_merges)
+    else:
+        plain = _core.read_hf_vocab_plain(vocab, merges, added_items, not ignore_merges)
     ids = None
     # (Its mergeable ids are 0..n-1: specials among them are the Python reader's to place.)
     if plain is None or any(i < len(plain[0]) - 1 for i in specials.values()):
+        if split:
+            raise _NotPlain
         tokens, ids, listed = _mergeable_tokens(vocab, _merge_pairs(merges, source), added, specials, ignore_merges, source)
     else:
         tokens, listed = plain
