@@ -383,7 +383,11 @@ impl<'a, 't> PieceBatch<'a, 't> {
         // SAFETY (every `get` below): deferred pieces `0..n` were set by `slow`,
         // and each lane's piece is one of them.
         let deferred = &self.deferred;
-        bpe::merge_lanes(lanes, |i| unsafe { deferred.get(plan.piece[i] as usize).1 }, self.ranks);
+        let piece = |i: usize| unsafe { deferred.get(plan.piece[i] as usize).1 };
+        match self.listed {
+            Some(listed) => listed.merge_lanes(lanes, piece, self.ranks),
+            None => bpe::merge_lanes(lanes, piece, self.ranks),
+        }
         // Each piece's room (one id per byte) is at least its tokens, so
         // writing at `write`, which never passes the room's start, only
         // overwrites what was moved already.
@@ -445,7 +449,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
     #[inline(never)]
     fn slow(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         if let Some(listed) = self.listed {
-            return self.slow_listed(listed, piece, key, hash, out);
+            return self.slow_listed(listed, piece, key, hash, out, batched);
         }
         if piece.len() >= MIN_CUT_PIECE
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
@@ -453,28 +457,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
         {
             return;
         }
-        if let Some(k) = batched {
-            if key != 0 && piece.len() >= 2 {
-                // A packed key (key != 0) holds no more bytes than a lane takes.
-                const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
-                if let Some(cache) = &self.cache {
-                    if cache.lookup(piece, key, hash, out) {
-                        return;
-                    }
-                }
-                if self.n_deferred == DEFER_MAX {
-                    self.merge_deferred(out);
-                }
-                let j = self.n_deferred;
-                let deferred = &self.deferred;
-                // SAFETY: deferred pieces `0..j` are set.
-                self.lanes.assign(j, key, hash, |i| unsafe { deferred.get(i) }.2);
-                // SAFETY: `push` set piece `k`.
-                self.deferred.set(j, (out.len(), unsafe { self.pieces.get(k) }, key));
-                self.n_deferred += 1;
-                out.resize(out.len() + piece.len(), 0);
-                return;
-            }
+        if self.defer(piece, key, hash, out, batched) {
+            return;
         }
         let ranks = self.ranks;
         match &mut self.cache {
@@ -494,11 +478,20 @@ impl<'a, 't> PieceBatch<'a, 't> {
 impl<'a> PieceBatch<'a, '_> {
     /// [`PieceBatch::slow`] by the merge list `listed`: a long token is that
     /// token (`ignore_merges`), anything else is merged by the list through
-    /// the cache, whole or in the parts cuts give. Cuts hold for any merge
-    /// order (a part is always a token, so no merge crosses a place no token
-    /// spans); the shortcuts that rest on rank order (merging side by side
-    /// from atoms, runs) do not, and are left out.
-    fn slow_listed(&mut self, listed: &'a ListedMerges, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>) {
+    /// the cache, whole or in the parts cuts give, short pieces side by side
+    /// (see [`ListedMerges::merge_lanes`]). Cuts hold for any merge order (a
+    /// part is always a token, so no merge crosses a place no token spans);
+    /// the shortcuts that rest on rank order (atoms, runs) do not, and are
+    /// left out.
+    fn slow_listed(
+        &mut self,
+        listed: &'a ListedMerges,
+        piece: &[u8],
+        key: u128,
+        hash: u64,
+        out: &mut Vec<Rank>,
+        batched: Option<usize>,
+    ) {
         let ranks = self.ranks;
         if key == 0 {
             if let Some(rank) = ranks.get_long(piece) {
@@ -510,6 +503,9 @@ impl<'a> PieceBatch<'a, '_> {
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
             && self.cut_and_emit_listed(listed, piece, out)
         {
+            return;
+        }
+        if self.defer(piece, key, hash, out, batched) {
             return;
         }
         match &mut self.cache {
@@ -559,6 +555,39 @@ impl<'a> PieceBatch<'a, '_> {
                 None => listed.merge_bytes(part, ranks, out),
             },
         }
+    }
+}
+
+impl PieceBatch<'_, '_> {
+    /// Defers a short piece of the batch (index `batched`) that the cache
+    /// does not remember, leaving room for its tokens in `out`, to be merged
+    /// beside others (see [`DEFER_AT`]); false, having done nothing, for any
+    /// other piece.
+    #[inline(always)]
+    fn defer(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) -> bool {
+        let Some(k) = batched else { return false };
+        if key == 0 || piece.len() < 2 {
+            return false;
+        }
+        // A packed key (key != 0) holds no more bytes than a lane takes.
+        const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
+        if let Some(cache) = &self.cache {
+            if cache.lookup(piece, key, hash, out) {
+                return true;
+            }
+        }
+        if self.n_deferred == DEFER_MAX {
+            self.merge_deferred(out);
+        }
+        let j = self.n_deferred;
+        let deferred = &self.deferred;
+        // SAFETY: deferred pieces `0..j` are set.
+        self.lanes.assign(j, key, hash, |i| unsafe { deferred.get(i) }.2);
+        // SAFETY: `push` set piece `k`.
+        self.deferred.set(j, (out.len(), unsafe { self.pieces.get(k) }, key));
+        self.n_deferred += 1;
+        out.resize(out.len() + piece.len(), 0);
+        true
     }
 }
 

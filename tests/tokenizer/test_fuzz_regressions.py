@@ -349,3 +349,25 @@ def test_a_merge_list_rank_based_bpe_follows_reads_back_the_same(tmp_path):
     assert loaded.merges() is None and back.merges() is None
     for text in ["abc aab abab", "ba ab"]:
         assert loaded.encode_ordinary(text) == back.encode_ordinary(text) == saved.encode_ordinary(text)
+
+
+# ----- py_hf_json (twenty-sixth session, JSON-aware mutator, within seconds of the model's vocab
+# and merges being parsed in Rust): an added token's id of 5000 digits. serde_json took it as raw
+# text and Python's json then refused it with a ValueError naming no file.
+
+
+@pytest.mark.parametrize("where", ["added_tokens", "model"])
+def test_an_int_of_thousands_of_digits_beside_the_vocab_names_the_file(tmp_path, where):
+    from fastllm import _core
+
+    Tokenizer(BYTES, {"<s>": 256}, r"\w+|\s+|.").to_hf_json(tmp_path / "tokenizer.json")
+    document = json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8"))
+    if where == "added_tokens":
+        document["added_tokens"][0]["id"] = "BIG"
+    else:
+        document["model"]["dropout"] = "BIG"
+    text = json.dumps(document).replace('"BIG"', "1" * 5000)
+    (tmp_path / "tokenizer.json").write_text(text, encoding="utf-8")
+    assert _core.split_hf_json(text.encode()) is not None  # the Rust split takes it as text
+    with pytest.raises(ValueError, match=r"tokenizer\.json: not valid JSON"):
+        Tokenizer.from_hf_json(tmp_path / "tokenizer.json")

@@ -22,7 +22,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::vocab::{PairValues, Rank, TokenMap};
+use super::merge::{close_up, Lane, QUADRATIC_MAX};
+use super::vocab::{prefetch, PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
 
 /// Pieces up to this long merge by scanning every pair each step (on stack
@@ -150,6 +151,97 @@ impl ListedMerges {
         }
         let bytes: Vec<Rank> = piece.iter().map(|&b| ranks.byte(b)).collect();
         out.extend(self.merge_by_heap(&bytes));
+    }
+
+    /// Merges several short pieces (at most [`super::LANE_BYTES`] bytes, none
+    /// a token) at once, `lanes[k]` for `piece(k)`, as [`ListedMerges::merge_bytes`]
+    /// would each: rank-based BPE's [`super::merge_lanes`] by the list's places. Each
+    /// round makes one merge in every piece and starts the loads its next
+    /// lookups need, then does them: the pieces' waits on the tables overlap.
+    pub fn merge_lanes<'p>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::x86_v3() {
+            // SAFETY: the CPU has the features `merge_lanes_v3` is compiled for.
+            return unsafe { self.merge_lanes_v3(lanes, piece, ranks) };
+        }
+        self.merge_lanes_in(lanes, piece, ranks)
+    }
+
+    /// [`ListedMerges::merge_lanes`] compiled for x86-64-v3 (the minimum over
+    /// a lane's places is one AVX2 instruction per eight).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    fn merge_lanes_v3<'p>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+        self.merge_lanes_in(lanes, piece, ranks)
+    }
+
+    #[inline(always)]
+    fn merge_lanes_in<'p>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            let piece = piece(k);
+            debug_assert!((2..QUADRATIC_MAX).contains(&piece.len()));
+            lane.parts = piece.len();
+            lane.at = 0;
+            lane.pair = [NONE; QUADRATIC_MAX];
+            for (id, &b) in lane.ids.iter_mut().zip(piece) {
+                *id = ranks.byte(b);
+            }
+            for (k, w) in piece.windows(2).enumerate() {
+                lane.pair[k] = self.byte_places[usize::from(w[0]) << 8 | usize::from(w[1])];
+            }
+        }
+        loop {
+            // Each lane's earliest place (the leftmost of equals), and the
+            // line of the token it builds asked for.
+            let mut any = false;
+            for lane in lanes.iter_mut() {
+                if lane.at == usize::MAX {
+                    continue;
+                }
+                let best = lane.pair[..lane.parts].iter().copied().min().unwrap_or(NONE);
+                if best == NONE {
+                    lane.at = usize::MAX;
+                    continue;
+                }
+                lane.at = lane.pair[..lane.parts].iter().position(|&p| p == best).unwrap_or(0);
+                prefetch(&self.builds[best as usize]);
+                any = true;
+            }
+            if !any {
+                return;
+            }
+            // The merges, and the loads of the new neighbours' places.
+            for lane in lanes.iter_mut() {
+                if lane.at == usize::MAX {
+                    continue;
+                }
+                let at = lane.at;
+                lane.ids[at] = self.builds[lane.pair[at] as usize];
+                close_up(&mut lane.ids, at);
+                close_up(&mut lane.pair, at);
+                lane.parts -= 1;
+                lane.pair[lane.parts] = NONE;
+                let new = lane.ids[at];
+                if at + 1 < lane.parts {
+                    self.places.prefetch(new, lane.ids[at + 1]);
+                }
+                if at > 0 {
+                    self.places.prefetch(lane.ids[at - 1], new);
+                }
+            }
+            for lane in lanes.iter_mut() {
+                if lane.at == usize::MAX {
+                    continue;
+                }
+                let at = lane.at;
+                let new = lane.ids[at];
+                lane.pair[at] =
+                    if at + 1 < lane.parts { self.places.get_prefetched(new, lane.ids[at + 1]) } else { NONE };
+                if at > 0 {
+                    lane.pair[at - 1] = self.places.get_prefetched(lane.ids[at - 1], new);
+                }
+            }
+        }
     }
 
     /// Whether merging the bytes of token `rank` by the list gives that token
@@ -342,6 +434,47 @@ mod tests {
         assert_eq!(texts(&tokens, &rest), ["ab", "aba"]);
         let parts = l.merge_by_heap(&[rank(&tokens, "ab"), rank(&tokens, "a"), rank(&tokens, "ba")]);
         assert_eq!(texts(&tokens, &parts), ["ab", "aba"]);
+    }
+
+    /// Pieces merged side by side in lanes give what each gives alone (and
+    /// the plain definition), whatever the list's order.
+    #[test]
+    fn lanes_equal_the_definition() {
+        let extra =
+            ["ab", "ba", "aa", "bb", "aba", "bab", "abab", "aab", "abb", "bba", "aaa", "baba", "abba", "bc", "cab"];
+        let (tokens, map, bytes) = vocab(&extra);
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        for t in extra {
+            for cut in 1..t.len() {
+                let (l, r) = t.split_at(cut);
+                if (l.len() == 1 || extra.contains(&l)) && (r.len() == 1 || extra.contains(&r)) {
+                    all.push((l, r));
+                }
+            }
+        }
+        let mut rng = xorshift(11);
+        for _ in 0..200 {
+            let mut merges = all.clone();
+            for i in (1..merges.len()).rev() {
+                merges.swap(i, (rng() % (i as u64 + 1)) as usize);
+            }
+            let l = listed(&tokens, &map, &bytes, &merges, true);
+            let pieces: Vec<Vec<u8>> = (0..1 + rng() % 20)
+                .map(|_| {
+                    let len = 2 + (rng() % (crate::bpe::LANE_BYTES as u64 - 1)) as usize;
+                    (0..len).map(|_| b"abc"[(rng() % 3) as usize]).collect()
+                })
+                .collect();
+            let mut lanes = vec![Lane::default(); pieces.len()];
+            l.merge_lanes(&mut lanes, |k| &pieces[k], &map);
+            for (lane, piece) in lanes.iter().zip(&pieces) {
+                let mut alone = Vec::new();
+                l.merge_bytes(piece, &map, &mut alone);
+                assert_eq!(lane.tokens().collect::<Vec<_>>(), alone, "piece {:?}", String::from_utf8_lossy(piece));
+                let got: Vec<Vec<u8>> = alone.iter().map(|&r| tokens[r as usize].clone()).collect();
+                assert_eq!(got, reference(piece, &merges));
+            }
+        }
     }
 
     #[test]

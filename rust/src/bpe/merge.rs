@@ -22,7 +22,7 @@ use super::vocab::{prefetch, Rank, TokenMap};
 
 /// Pieces up to this long merge by scanning all pairs for the lowest rank
 /// (quadratic, but fastest for the handful of bytes of ordinary words).
-const QUADRATIC_MAX: usize = 16;
+pub(super) const QUADRATIC_MAX: usize = 16;
 /// Longer pieces merge from a binary heap of candidate pairs, and pieces at
 /// least this long from the rank-bucket queue (see `rank_queue`).
 const HEAP_THRESHOLD: usize = 2048;
@@ -279,10 +279,12 @@ pub const LANE_BYTES: usize = QUADRATIC_MAX - 1;
 /// it merged last (`usize::MAX`: it is done).
 #[derive(Clone, Copy)]
 pub struct Lane {
-    ids: [Rank; QUADRATIC_MAX],
-    pair: [Rank; QUADRATIC_MAX],
-    parts: usize,
-    at: usize,
+    pub(super) ids: [Rank; QUADRATIC_MAX],
+    /// What each pair merges to: by rank, the rank; by a merge list, the
+    /// pair's place in it (`listed_merges`).
+    pub(super) pair: [Rank; QUADRATIC_MAX],
+    pub(super) parts: usize,
+    pub(super) at: usize,
 }
 
 impl Default for Lane {
@@ -398,7 +400,7 @@ const LOOK_UP: Rank = Rank::MAX - 2;
 /// selects instead of a call to `memmove` for a handful of entries. Entries
 /// past the live parts move too, harmlessly.
 #[inline(always)]
-fn close_up<const N: usize>(a: &mut [Rank; N], at: usize) {
+pub(super) fn close_up<const N: usize>(a: &mut [Rank; N], at: usize) {
     let old = *a;
     for i in 0..N - 1 {
         a[i] = if i > at { old[i + 1] } else { old[i] };

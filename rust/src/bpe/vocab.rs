@@ -353,6 +353,18 @@ impl PairValues {
     pub fn get(&self, left: Rank, right: Rank) -> u32 {
         self.0.get::<true>(pair_key(left, right))
     }
+
+    /// Starts loading what [`PairValues::get_prefetched`] of the pair reads.
+    #[inline(always)]
+    pub fn prefetch(&self, left: Rank, right: Rank) {
+        self.0.prefetch(pair_key(left, right))
+    }
+
+    /// [`PairValues::get`] of a pair whose lookup [`PairValues::prefetch`] started.
+    #[inline(always)]
+    pub fn get_prefetched(&self, left: Rank, right: Rank) -> u32 {
+        self.0.get::<false>(pair_key(left, right))
+    }
 }
 
 /// The last merge of BPE on the bytes of `token` alone, when that BPE ends

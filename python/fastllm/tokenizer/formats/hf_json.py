@@ -245,10 +245,14 @@ def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None 
         split = _core.split_hf_json(data)
         if split is not None:
             members, model_members, model = split
-            obj = {name: json.loads(text) for name, text in members}
-            obj["model"] = {name: json.loads(text) for name, text in model_members} | {"vocab": model}
             try:
-                return parse_hf_json(obj, source, known_patterns)
+                obj = {name: json.loads(text) for name, text in members}
+                obj["model"] = {name: json.loads(text) for name, text in model_members} | {"vocab": model}
+            except (ValueError, RecursionError):  # an int of thousands of digits: named below
+                obj = None
+            try:
+                if obj is not None:
+                    return parse_hf_json(obj, source, known_patterns)
             except _NotPlain:
                 pass
         try:
