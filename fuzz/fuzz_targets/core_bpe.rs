@@ -7,7 +7,10 @@
 //! - decode(encode(text)) == text for the patterns that match all text (the pieces, for a regex);
 //! - specials: allowed ones are cut leftmost-longest, a disallowed one is an error
 //!   exactly when it occurs in the text;
-//! - decode_bytes fails exactly at the first unknown id.
+//! - decode_bytes fails exactly at the first unknown id;
+//! - merging by a merge list (every split of each token, in the converter's order
+//!   or shuffled; with or without ignore_merges) equals tokenizers' rule, written
+//!   plainly here.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -80,6 +83,10 @@ struct Input {
     specials: Vec<(String, SpecialId)>,
     pattern: Pattern,
     ids: Vec<u32>,
+    /// The merge list's order: None the converter's (by the token's rank, then
+    /// the parts'), else shuffled with this seed.
+    list_order: Option<u64>,
+    ignore_merges: bool,
 }
 
 /// The regex engine's version of a scanner's pattern, by built-in name or regex
@@ -130,6 +137,58 @@ fn reference_piece(piece: &[u8], ranks: &HashMap<&[u8], u32>, out: &mut Vec<u32>
         }
     }
     out.extend(parts.iter().map(|p| ranks[p]));
+}
+
+/// HF tokenizers' BPE of one piece by a merge list (`place` of each listed
+/// pair of parts), as plainly as possible.
+fn reference_listed(
+    piece: &[u8],
+    place: &HashMap<(&[u8], &[u8]), usize>,
+    ranks: &HashMap<&[u8], u32>,
+    ignore_merges: bool,
+    out: &mut Vec<u32>,
+) {
+    if ignore_merges {
+        if let Some(&r) = ranks.get(piece) {
+            out.push(r);
+            return;
+        }
+    }
+    let mut parts: Vec<&[u8]> = (0..piece.len()).map(|i| &piece[i..i + 1]).collect();
+    loop {
+        let best = (0..parts.len().saturating_sub(1))
+            .filter_map(|k| place.get(&(parts[k], parts[k + 1])).map(|&p| (p, k)))
+            .min();
+        let Some((_, at)) = best else { break };
+        let start = parts[at].as_ptr() as usize - piece.as_ptr() as usize;
+        let len = parts[at].len() + parts[at + 1].len();
+        parts[at] = &piece[start..start + len];
+        parts.remove(at + 1);
+    }
+    out.extend(parts.iter().map(|p| ranks[p]));
+}
+
+/// Every split of each token into two tokens, as rank pairs: ordered as
+/// transformers' TikTokenConverter lists them (by the token's rank, then the
+/// parts'), or shuffled by `seed`.
+fn all_splits(vocab: &[Vec<u8>], ranks: &HashMap<&[u8], u32>, seed: Option<u64>) -> Vec<(u32, u32)> {
+    let mut pairs = Vec::new();
+    for token in vocab {
+        let mut splits: Vec<(u32, u32)> = (1..token.len())
+            .filter_map(|cut| Some((*ranks.get(&token[..cut])?, *ranks.get(&token[cut..])?)))
+            .collect();
+        splits.sort_unstable();
+        pairs.extend(splits);
+    }
+    if let Some(mut state) = seed {
+        for i in (1..pairs.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            pairs.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+    pairs
 }
 
 /// Leftmost-longest cut of `text` at the `allowed` specials, found naively.
@@ -282,6 +341,28 @@ fuzz_target!(|input: Input| {
         assert_eq!(ids, expected, "encode differs from the reference BPE");
     }
     let ordinary_of = |s: &str| core.encode_ordinary(s).unwrap();
+
+    // Merging by a merge list (the pieces as above), against tokenizers' rule.
+    if text.len() <= 8192 {
+        let ranks: HashMap<&[u8], u32> = vocab.iter().enumerate().map(|(r, t)| (t.as_slice(), r as u32)).collect();
+        let pairs = all_splits(&vocab, &ranks, input.list_order);
+        let listed = CoreBpe::new(vocab.clone(), &specials, &pattern)
+            .unwrap()
+            .with_listed_merges(pairs.clone(), input.ignore_merges)
+            .unwrap();
+        let place: HashMap<(&[u8], &[u8]), usize> = pairs
+            .iter()
+            .enumerate()
+            .map(|(k, &(l, r))| ((vocab[l as usize].as_slice(), vocab[r as usize].as_slice()), k))
+            .collect();
+        let mut expected = Vec::new();
+        for p in &pieces {
+            reference_listed(p.as_bytes(), &place, &ranks, input.ignore_merges, &mut expected);
+        }
+        assert_eq!(listed.encode_ordinary(&text).unwrap(), expected, "merging by the list differs from tokenizers' rule");
+        // Again, from what the piece cache and the lanes remembered.
+        assert_eq!(listed.encode_ordinary(&text).unwrap(), expected, "merging by the list differs the second time");
+    }
 
     // All specials allowed: cut leftmost-longest, round trip through their text.
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
