@@ -436,14 +436,9 @@ mod tests {
         assert_eq!(texts(&tokens, &parts), ["ab", "aba"]);
     }
 
-    /// Pieces merged side by side in lanes give what each gives alone (and
-    /// the plain definition), whatever the list's order.
-    #[test]
-    fn lanes_equal_the_definition() {
-        let extra =
-            ["ab", "ba", "aa", "bb", "aba", "bab", "abab", "aab", "abb", "bba", "aaa", "baba", "abba", "bc", "cab"];
-        let (tokens, map, bytes) = vocab(&extra);
-        let mut all: Vec<(&str, &str)> = Vec::new();
+    /// Every split of each of `extra` into two tokens (single bytes or others of `extra`).
+    fn every_split<'a>(extra: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+        let mut all = Vec::new();
         for t in extra {
             for cut in 1..t.len() {
                 let (l, r) = t.split_at(cut);
@@ -452,12 +447,29 @@ mod tests {
                 }
             }
         }
+        all
+    }
+
+    /// `merges` in a random order.
+    fn shuffled<'a>(merges: &[(&'a str, &'a str)], rng: &mut impl FnMut() -> u64) -> Vec<(&'a str, &'a str)> {
+        let mut merges = merges.to_vec();
+        for i in (1..merges.len()).rev() {
+            merges.swap(i, (rng() % (i as u64 + 1)) as usize);
+        }
+        merges
+    }
+
+    /// Pieces merged side by side in lanes give what each gives alone (and
+    /// the plain definition), whatever the list's order.
+    #[test]
+    fn lanes_equal_the_definition() {
+        let extra =
+            ["ab", "ba", "aa", "bb", "aba", "bab", "abab", "aab", "abb", "bba", "aaa", "baba", "abba", "bc", "cab"];
+        let (tokens, map, bytes) = vocab(&extra);
+        let all = every_split(&extra);
         let mut rng = xorshift(11);
         for _ in 0..200 {
-            let mut merges = all.clone();
-            for i in (1..merges.len()).rev() {
-                merges.swap(i, (rng() % (i as u64 + 1)) as usize);
-            }
+            let merges = shuffled(&all, &mut rng);
             let l = listed(&tokens, &map, &bytes, &merges, true);
             let pieces: Vec<Vec<u8>> = (0..1 + rng() % 20)
                 .map(|_| {
@@ -501,21 +513,10 @@ mod tests {
     fn scan_and_heap_equal_the_definition() {
         let extra = ["ab", "ba", "aa", "bb", "aba", "bab", "abab", "aab", "abb", "bba", "aaa", "baba", "abba"];
         let (tokens, map, bytes) = vocab(&extra);
-        let mut all: Vec<(&str, &str)> = Vec::new();
-        for t in extra {
-            for cut in 1..t.len() {
-                let (l, r) = t.split_at(cut);
-                if (l.len() == 1 || extra.contains(&l)) && (r.len() == 1 || extra.contains(&r)) {
-                    all.push((l, r));
-                }
-            }
-        }
+        let all = every_split(&extra);
         let mut rng = xorshift(7);
         for round in 0..300 {
-            let mut merges = all.clone();
-            for i in (1..merges.len()).rev() {
-                merges.swap(i, (rng() % (i as u64 + 1)) as usize);
-            }
+            let merges = shuffled(&all, &mut rng);
             let l = listed(&tokens, &map, &bytes, &merges, false);
             let len = if round % 3 == 0 { 40 + (rng() % 200) as usize } else { 1 + (rng() % SCAN_MAX as u64) as usize };
             let piece: Vec<u8> = (0..len).map(|_| if rng() % 2 == 0 { b'a' } else { b'b' }).collect();
