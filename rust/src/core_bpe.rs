@@ -499,9 +499,10 @@ impl<'a> PieceBatch<'a, '_> {
                 return;
             }
         }
+        // (`false`: a long piece that is a token was emitted above.)
         if piece.len() >= MIN_CUT_PIECE
             && (if key == 0 { bpe::may_cut(piece) } else { bpe::may_cut_short(key) })
-            && self.cut_and_emit_listed(listed, piece, out)
+            && self.cut_with(piece, false, out, |batch, part, out| batch.emit_part_listed(listed, part, out))
         {
             return;
         }
@@ -512,22 +513,6 @@ impl<'a> PieceBatch<'a, '_> {
             Some(cache) => cache.encode(piece, key, hash, out, |p, o| listed.merge_bytes(p, ranks, o)),
             None => listed.merge_bytes(piece, ranks, out),
         }
-    }
-
-    /// [`PieceBatch::cut_and_emit`] by the merge list (the piece is no token).
-    fn cut_and_emit_listed(&mut self, listed: &'a ListedMerges, piece: &[u8], out: &mut Vec<Rank>) -> bool {
-        let mut start = 0;
-        for p in 1..piece.len() {
-            if self.ranks.can_cut(piece, p) {
-                self.emit_part_listed(listed, &piece[start..p], out);
-                start = p;
-            }
-        }
-        if start == 0 {
-            return false;
-        }
-        self.emit_part_listed(listed, &piece[start..], out);
-        true
     }
 
     /// One part of a cut piece merged by the list. `ignore_merges` looks up
@@ -657,6 +642,19 @@ impl PieceBatch<'_, '_> {
     /// `bpe::cuts`); false, having emitted nothing, where it allows none. A long piece (`long`) may be a
     /// token itself, which tiktoken emits whole: it is cut only when it is not.
     fn cut_and_emit(&mut self, piece: &[u8], long: bool, out: &mut Vec<Rank>) -> bool {
+        self.cut_with(piece, long, out, Self::emit_part)
+    }
+
+    /// The cutting of [`PieceBatch::cut_and_emit`], each part emitted by `emit`
+    /// (by rank or by a merge list).
+    #[inline(always)]
+    fn cut_with(
+        &mut self,
+        piece: &[u8],
+        long: bool,
+        out: &mut Vec<Rank>,
+        mut emit: impl FnMut(&mut Self, &[u8], &mut Vec<Rank>),
+    ) -> bool {
         let ranks = self.ranks;
         let mut start = 0;
         for p in 1..piece.len() {
@@ -664,14 +662,14 @@ impl PieceBatch<'_, '_> {
                 if start == 0 && long && ranks.get_long(piece).is_some() {
                     return false;
                 }
-                self.emit_part(&piece[start..p], out);
+                emit(self, &piece[start..p], out);
                 start = p;
             }
         }
         if start == 0 {
             return false;
         }
-        self.emit_part(&piece[start..], out);
+        emit(self, &piece[start..], out);
         true
     }
 

@@ -31,21 +31,13 @@ pub struct Document {
 
 /// A model's `vocab` and `merges`.
 pub struct Model {
-    /// Each vocab entry's text and id, in file order.
-    pub vocab: Vec<(String, i64)>,
-    /// The id of each text (for the added tokens' checks).
+    /// Each vocab entry's bytes (None where its text is not byte-level) and
+    /// id, in file order, as [`crate::hf_vocab::read`] takes them.
+    pub entries: Vec<(Option<Vec<u8>>, i64)>,
+    /// The id of each entry's text (for the added tokens' checks).
     pub ids: FxHashMap<String, i64>,
     /// The merges as bytes (a missing or null `merges` is none).
     pub merges: Merges,
-}
-
-impl Model {
-    /// Each entry's bytes (None where its text is not byte-level) and id, as
-    /// [`crate::hf_vocab::read`] takes them.
-    pub fn entries(&self) -> Vec<(Option<Vec<u8>>, i64)> {
-        let byte_level = ByteLevel::default();
-        self.vocab.iter().map(|(text, id)| (byte_level.bytes(text), *id)).collect()
-    }
 }
 
 /// The parts of the `tokenizer.json` text `text`, or None where anything is
@@ -70,7 +62,7 @@ pub fn split(text: &str) -> Option<Document> {
             _ => rest.push((name, raw.get().to_owned())),
         }
     }
-    let Vocab { vocab, ids } = serde_json::from_str(vocab?.get()).ok()?;
+    let Vocab { entries, ids } = serde_json::from_str(vocab?.get()).ok()?;
     let byte_level = ByteLevel::default();
     let mut pairs = Merges::default();
     if let Some(raw) = merges.filter(|raw| raw.get() != "null") {
@@ -78,7 +70,7 @@ pub fn split(text: &str) -> Option<Document> {
         MergesSeed { out: &mut pairs, byte_level: &byte_level }.deserialize(&mut de).ok()?;
         de.end().ok()?;
     }
-    Some(Document { members, model_members: rest, model: Model { vocab, ids, merges: pairs } })
+    Some(Document { members, model_members: rest, model: Model { entries, ids, merges: pairs } })
 }
 
 /// An object's members as name and raw JSON, in order; an error where a name
@@ -108,9 +100,9 @@ impl<'de> de::Deserialize<'de> for Members<'de> {
     }
 }
 
-/// A `vocab` object: text -> integer id, no text twice.
+/// A `vocab` object: text -> integer id, no text twice (see [`Model`]).
 struct Vocab {
-    vocab: Vec<(String, i64)>,
+    entries: Vec<(Option<Vec<u8>>, i64)>,
     ids: FxHashMap<String, i64>,
 }
 
@@ -124,17 +116,18 @@ impl<'de> de::Deserialize<'de> for Vocab {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let n = map.size_hint().unwrap_or(0);
-                let mut vocab = Vec::with_capacity(n);
+                let byte_level = ByteLevel::default();
+                let mut entries = Vec::with_capacity(n);
                 let mut ids = FxHashMap::default();
                 ids.reserve(n);
                 while let Some(text) = map.next_key::<String>()? {
                     let Id(id) = map.next_value()?;
-                    if ids.insert(text.clone(), id).is_some() {
+                    entries.push((byte_level.bytes(&text), id));
+                    if ids.insert(text, id).is_some() {
                         return Err(de::Error::custom("a text twice"));
                     }
-                    vocab.push((text, id));
                 }
-                Ok(Vocab { vocab, ids })
+                Ok(Vocab { entries, ids })
             }
         }
         deserializer.deserialize_map(V)
@@ -277,10 +270,10 @@ mod tests {
             doc.model_members,
             [("type".to_owned(), r#""BPE""#.to_owned()), ("ignore_merges".to_owned(), "true".to_owned())]
         );
-        assert_eq!(doc.model.vocab[3], ("\u{120}x".to_owned(), 5));
+        assert_eq!(doc.model.ids["\u{120}x"], 5);
         assert_eq!(doc.model.ids["ab"], 2);
         assert_eq!(merges_of(&doc), [(b"a".to_vec(), b"b".to_vec()), (b"ab".to_vec(), b" x".to_vec())]);
-        assert_eq!(doc.model.entries()[3], (Some(b" x".to_vec()), 5));
+        assert_eq!(doc.model.entries[3], (Some(b" x".to_vec()), 5));
     }
 
     #[test]
@@ -322,6 +315,6 @@ mod tests {
         ] {
             assert!(split(text).is_none(), "{text}");
         }
-        assert_eq!(split(r#"{"model": {"vocab": {"a": -7}}}"#).unwrap().model.vocab[0].1, -7);
+        assert_eq!(split(r#"{"model": {"vocab": {"a": -7}}}"#).unwrap().model.entries[0].1, -7);
     }
 }

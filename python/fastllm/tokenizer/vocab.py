@@ -116,7 +116,8 @@ def rank_bpe_follows(tokens: list[bytes], merges: list[tuple[bytes, bytes]], ign
     bytes (rank-based BPE emits a piece that is a token as that token, tokenizers then only
     what merges build)."""
     # At most one join per token of several bytes: longer lists (several merges for one
-    # token, as converted files have) are settled without deriving the joins.
+    # token, as converted files have) are settled without deriving the joins, most of them
+    # by the count of tokens alone (no sweep over the tokens).
     if len(merges) > len(tokens) or len(merges) > sum(len(token) > 1 for token in tokens) or derive_merges(tokens) != merges:
         return False
     built = {left + right for left, right in merges}

@@ -19,7 +19,7 @@ pub struct PyHfModel(Model);
 #[pymethods]
 impl PyHfModel {
     fn __len__(&self) -> usize {
-        self.0.vocab.len()
+        self.0.ids.len()
     }
 
     fn __contains__(&self, text: &Bound<'_, PyAny>) -> bool {
@@ -44,7 +44,7 @@ impl PyHfModel {
     }
 
     fn __repr__(&self) -> String {
-        format!("<HfModel: {} tokens, {} merges>", self.0.vocab.len(), self.0.merges.len())
+        format!("<HfModel: {} tokens, {} merges>", self.0.ids.len(), self.0.merges.len())
     }
 }
 
@@ -78,8 +78,7 @@ fn read_hf_model_plain<'py>(
     every_token_merged: bool,
 ) -> PyResult<Option<PlainVocab<'py>>> {
     let model = &model.get().0;
-    let entries = py.detach(|| model.entries());
-    plain_vocab(py, &entries, &model.merges, added, every_token_merged)
+    plain_vocab(py, &model.entries, &model.merges, added, every_token_merged)
 }
 
 /// A tokenizer.json's byte-level vocabulary when nothing in `vocab` (text ->

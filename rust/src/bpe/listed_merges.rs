@@ -15,8 +15,8 @@
 //! still holds: a piece that is a token is that token, a piece seen before
 //! comes from the piece cache, and pieces are cut where no token spans
 //! (`core_bpe::PieceBatch::slow_listed`); only first-seen pieces and parts
-//! merge here. The shortcuts that rest on rank order (atoms, runs, merging
-//! side by side) are left out.
+//! merge here, short ones side by side ([`ListedMerges::merge_lanes`]). The
+//! shortcuts that rest on rank order (atoms, runs) are left out.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -139,18 +139,32 @@ impl ListedMerges {
         if piece.len() <= SCAN_MAX {
             let mut ids = [Rank::MAX; SCAN_MAX];
             let mut place = [NONE; SCAN_MAX];
-            for (id, &b) in ids.iter_mut().zip(piece) {
-                *id = ranks.byte(b);
-            }
-            for (k, w) in piece.windows(2).enumerate() {
-                place[k] = self.byte_places[usize::from(w[0]) << 8 | usize::from(w[1])];
-            }
+            self.start_from_bytes(piece, ranks, &mut ids, &mut place);
             let live = self.merge_scanned(&mut ids, &mut place, piece.len());
             out.extend_from_slice(&ids[..live]);
             return;
         }
         let bytes: Vec<Rank> = piece.iter().map(|&b| ranks.byte(b)).collect();
         out.extend(self.merge_by_heap(&bytes));
+    }
+
+    /// Parts as a piece's merging starts: its bytes' tokens in `ids`, and in
+    /// `place` each pair of bytes' place (from the byte-pair table; entries
+    /// past the piece are left as they are).
+    #[inline(always)]
+    fn start_from_bytes<const N: usize>(
+        &self,
+        piece: &[u8],
+        ranks: &TokenMap,
+        ids: &mut [Rank; N],
+        place: &mut [u32; N],
+    ) {
+        for (id, &b) in ids.iter_mut().zip(piece) {
+            *id = ranks.byte(b);
+        }
+        for (k, w) in piece.windows(2).enumerate() {
+            place[k] = self.byte_places[usize::from(w[0]) << 8 | usize::from(w[1])];
+        }
     }
 
     /// Merges several short pieces (at most [`super::LANE_BYTES`] bytes, none
@@ -183,12 +197,7 @@ impl ListedMerges {
             lane.parts = piece.len();
             lane.at = 0;
             lane.pair = [NONE; QUADRATIC_MAX];
-            for (id, &b) in lane.ids.iter_mut().zip(piece) {
-                *id = ranks.byte(b);
-            }
-            for (k, w) in piece.windows(2).enumerate() {
-                lane.pair[k] = self.byte_places[usize::from(w[0]) << 8 | usize::from(w[1])];
-            }
+            self.start_from_bytes(piece, ranks, &mut lane.ids, &mut lane.pair);
         }
         loop {
             // Each lane's earliest place (the leftmost of equals), and the
@@ -198,12 +207,11 @@ impl ListedMerges {
                 if lane.at == usize::MAX {
                     continue;
                 }
-                let best = lane.pair[..lane.parts].iter().copied().min().unwrap_or(NONE);
-                if best == NONE {
+                let Some((best, at)) = earliest(&lane.pair[..lane.parts]) else {
                     lane.at = usize::MAX;
                     continue;
-                }
-                lane.at = lane.pair[..lane.parts].iter().position(|&p| p == best).unwrap_or(0);
+                };
+                lane.at = at;
                 prefetch(&self.builds[best as usize]);
                 any = true;
             }
@@ -288,14 +296,7 @@ impl ListedMerges {
     /// last part and past it). Returns how many parts are left.
     #[inline(always)]
     fn merge_scanned(&self, ids: &mut [Rank; SCAN_MAX], place: &mut [u32; SCAN_MAX], mut live: usize) -> usize {
-        loop {
-            // Two passes (the earliest place, then its first position)
-            // vectorize, unlike one carrying both.
-            let best = place[..live].iter().copied().min().unwrap_or(NONE);
-            if best == NONE {
-                break;
-            }
-            let at = place[..live].iter().position(|&p| p == best).unwrap_or(0);
+        while let Some((best, at)) = earliest(&place[..live]) {
             ids[at] = self.builds[best as usize];
             ids.copy_within(at + 2..live, at + 1);
             place.copy_within(at + 2..live, at + 1);
@@ -351,6 +352,15 @@ impl ListedMerges {
         }
         (0..n).filter(|&i| alive[i]).map(|i| rank[i]).collect()
     }
+}
+
+/// The earliest place among `places` and where it first stands (None: no
+/// pair is listed). Two passes (the earliest place, then its position)
+/// vectorize, unlike one carrying both.
+#[inline(always)]
+fn earliest(places: &[u32]) -> Option<(u32, usize)> {
+    let best = places.iter().copied().min().filter(|&p| p != NONE)?;
+    Some((best, places.iter().position(|&p| p == best).unwrap_or(0)))
 }
 
 #[cfg(test)]

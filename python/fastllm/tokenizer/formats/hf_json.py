@@ -242,17 +242,10 @@ def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None 
     source = str(path)
     data = Path(path).read_bytes()
     with collector_paused():
-        split = _core.split_hf_json(data)
-        if split is not None:
-            members, model_members, model = split
+        document = _split_document(data)
+        if document is not None:
             try:
-                obj = {name: json.loads(text) for name, text in members}
-                obj["model"] = {name: json.loads(text) for name, text in model_members} | {"vocab": model}
-            except (ValueError, RecursionError):  # an int of thousands of digits: named below
-                obj = None
-            try:
-                if obj is not None:
-                    return parse_hf_json(obj, source, known_patterns)
+                return parse_hf_json(document, source, known_patterns)
             except _NotPlain:
                 pass
         try:
@@ -262,6 +255,23 @@ def read_hf_json(path: str | os.PathLike, known_patterns: dict[str, str] | None 
         except (ValueError, RecursionError) as exc:  # also: an int of too many digits, nesting too deep
             raise ValueError(f"{source}: not valid JSON: {exc}") from None
         return parse_hf_json(obj, source, known_patterns)
+
+
+def _split_document(data: bytes) -> dict | None:
+    """The document of the ``tokenizer.json`` bytes ``data`` with its model's vocab and merges
+    split out in Rust (as an ``HfModel`` in ``model.vocab``), or None where the split refuses the
+    file or Python's json refuses one of the other members (an int of thousands of digits): the
+    whole-file parse then reads it and names what is wrong."""
+    split = _core.split_hf_json(data)
+    if split is None:
+        return None
+    members, model_members, model = split
+    try:
+        document = {name: json.loads(text) for name, text in members}
+        document["model"] = {name: json.loads(text) for name, text in model_members} | {"vocab": model}
+    except (ValueError, RecursionError):
+        return None
+    return document
 
 
 def parse_hf_json(obj: object, source: str = "tokenizer.json", known_patterns: dict[str, str] | None = None) -> VocabData:
