@@ -31,18 +31,28 @@
 //! bytes checked against `c`, which is stricter than needed for `m`).
 //! Neither overlaps a pair that qualifies next to it (the rivals rule it
 //! out the same way), so the scan tries the character first.
+//!
+//! Merging by a merge list (`listed_merges`) is the same process with each
+//! pair's place in the list for its rank (the leftmost of a pair listed once
+//! first, as equal ranks are): the argument holds word for word with places,
+//! and rivals are all the listed merges rather than the tokens' last merges.
+//! [`Atoms::from_list`] builds those tables (byte pairs only); its `at`
+//! gives the pair's place, which the list maps to the token it builds.
 
 use super::vocab::{Rank, TokenMap};
+use crate::token_bytes::TokenBytes;
 
 /// Which byte pairs and three-byte characters start BPE as one part, by
-/// the bytes around them.
+/// the bytes around them. Ranks here are a merge list's places in atoms
+/// [`Atoms::from_list`] made.
 #[derive(Default)]
 pub struct Atoms {
     /// By `a << 8 | b`: the token of the pair where no merge of it with a
     /// neighbour ranks below it, else `Rank::MAX`.
     pair: Vec<Rank>,
     /// By the low 4, 6 and 6 bits of a three-byte character's bytes: its
-    /// token where it qualifies but for the bytes around it, else `Rank::MAX`.
+    /// token where it qualifies but for the bytes around it, else `Rank::MAX`
+    /// (empty: none does).
     char3: Vec<Rank>,
     /// By `a << 8 | byte before a`: the lowest rank of a merge with `a` on
     /// its right and that byte ending its left part.
@@ -63,7 +73,7 @@ impl Atoms {
         let lower = |slot: &mut Rank, rank: Rank| *slot = (*slot).min(rank);
         // Without every byte a token, BPE's parts are not all tokens: no atoms.
         if map.missing_byte().is_some() {
-            return Self { pair: vec![Rank::MAX; 1 << 16], char3: vec![Rank::MAX; 1 << 16], after, before };
+            return Self::none();
         }
         for (rank, split) in splits.iter().enumerate() {
             let Some((left, right)) = *split else { continue };
@@ -108,14 +118,60 @@ impl Atoms {
         Self { pair, char3, after, before }
     }
 
+    /// Tables where nothing starts whole.
+    pub fn none() -> Self {
+        let nothing = || vec![Rank::MAX; 1 << 16];
+        Self { pair: nothing(), char3: Vec::new(), after: nothing(), before: nothing() }
+    }
+
+    /// Atoms for merging by a merge list: `pairs` the list's `(left, right)`
+    /// ranks, earliest first, all of `tokens`; `byte_places` the place of each
+    /// pair of single bytes by `a << 8 | b` (`Rank::MAX`: unlisted), `builds`
+    /// the token of each place. A pair listed twice counts at both places
+    /// here (the list keeps the later): as a rival that only makes the
+    /// tables stricter.
+    pub fn from_list(tokens: &TokenBytes, pairs: &[(Rank, Rank)], byte_places: &[u32], builds: &[Rank]) -> Self {
+        let n = tokens.len();
+        let (mut as_left, mut as_right) = (vec![Rank::MAX; n], vec![Rank::MAX; n]);
+        let mut after = vec![Rank::MAX; 1 << 16];
+        let mut before = vec![Rank::MAX; 1 << 16];
+        let lower = |slot: &mut Rank, place: Rank| *slot = (*slot).min(place);
+        for (place, &(left, right)) in pairs.iter().enumerate() {
+            let place = place as Rank;
+            let (Some(l), Some(r)) = (tokens.get(u64::from(left)), tokens.get(u64::from(right))) else { continue };
+            lower(&mut as_left[left as usize], place);
+            lower(&mut as_right[right as usize], place);
+            if let ([a], Some(&p)) = (r, l.last()) {
+                lower(&mut after[(*a as usize) << 8 | p as usize], place);
+            }
+            if let ([b], Some(&q)) = (l, r.first()) {
+                lower(&mut before[(*b as usize) << 8 | q as usize], place);
+            }
+        }
+        let pair = byte_places
+            .iter()
+            .map(|&place| {
+                let Some(&c) = builds.get(place as usize) else { return Rank::MAX };
+                let c = c as usize;
+                if as_left.get(c).is_some_and(|&l| l > place) && as_right.get(c).is_some_and(|&r| r > place) {
+                    place
+                } else {
+                    Rank::MAX
+                }
+            })
+            .collect();
+        Self { pair, char3: Vec::new(), after, before }
+    }
+
     /// The part that starts at `piece[i]` in BPE of `piece`: a token and its
-    /// length in bytes (`Rank::MAX`, 1 where the byte starts alone).
+    /// length in bytes (`Rank::MAX`, 1 where the byte starts alone); for
+    /// atoms [`Atoms::from_list`] made, the place of its merge for the token.
     #[inline(always)]
     pub fn at(&self, piece: &[u8], i: usize) -> (Rank, usize) {
         let n = piece.len();
         let x = piece[i];
         if x & 0xF0 == 0xE0 && i + 2 < n {
-            let c = self.char3[char3_index(x, piece[i + 1], piece[i + 2])];
+            let c = self.char3.get(char3_index(x, piece[i + 1], piece[i + 2])).copied().unwrap_or(Rank::MAX);
             if c != Rank::MAX
                 && piece[i + 1] & 0xC0 == 0x80
                 && piece[i + 2] & 0xC0 == 0x80
@@ -146,6 +202,13 @@ impl Atoms {
 
 /// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`:
 /// its 16 payload bits (also the index of `TokenMap`'s own `char3`).
+impl std::fmt::Debug for Atoms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs = self.pair.iter().filter(|&&c| c != Rank::MAX).count();
+        f.debug_struct("Atoms").field("pairs", &pairs).finish_non_exhaustive()
+    }
+}
+
 #[inline(always)]
 pub(super) fn char3_index(x: u8, y: u8, z: u8) -> usize {
     (x as usize & 0x0F) << 12 | (y as usize & 0x3F) << 6 | (z as usize & 0x3F)

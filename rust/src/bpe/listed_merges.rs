@@ -15,13 +15,16 @@
 //! still holds: a piece that is a token is that token, a piece seen before
 //! comes from the piece cache, and pieces are cut where no token spans
 //! (`core_bpe::PieceBatch::slow_listed`); only first-seen pieces and parts
-//! merge here, short ones side by side ([`ListedMerges::merge_lanes`]). The
-//! shortcuts that rest on rank order (atoms, runs) are left out.
+//! merge here, short ones side by side ([`ListedMerges::merge_lanes`]).
+//! Merging starts from the list's own atoms (byte pairs it merges before
+//! anything else touches their bytes: `atoms`, by places); runs, which rest
+//! on rank order, are left out.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::atoms::Atoms;
 use super::merge::{close_up, Lane, QUADRATIC_MAX};
 use super::vocab::{prefetch, PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
@@ -33,6 +36,10 @@ const SCAN_MAX: usize = 32;
 
 /// No merge: a place no pair has.
 const NONE: u32 = Rank::MAX;
+
+/// A place still to be looked up (never a place: the list is shorter than
+/// [`PairValues::LIMIT`]).
+const LOOK_UP: u32 = Rank::MAX - 1;
 
 /// A merge list: `(left, right)` pairs of ranks, earliest first.
 #[derive(Debug)]
@@ -48,6 +55,8 @@ pub struct ListedMerges {
     byte_places: Vec<u32>,
     /// The pairs as given, for saving the tokenizer again.
     pairs: Vec<(Rank, Rank)>,
+    /// Byte pairs that start merging whole, by place (see `atoms`).
+    atoms: Atoms,
     ignore_merges: bool,
     /// Two bits per token, learnt as the encoder meets the token as a part
     /// of a cut piece (see [`ListedMerges::makes_itself`]): bit 0 whether
@@ -98,7 +107,11 @@ impl ListedMerges {
             }
         }
         let made_whole = (0..tokens.len().div_ceil(32)).map(|_| AtomicU64::new(0)).collect();
-        Ok(Self { places, builds, byte_places, pairs, ignore_merges, made_whole })
+        let atoms = match ranks.missing_byte() {
+            Some(_) => Atoms::none(),
+            None => Atoms::from_list(tokens, &pairs, &byte_places, &builds),
+        };
+        Ok(Self { places, builds, byte_places, pairs, atoms, ignore_merges, made_whole })
     }
 
     pub fn pairs(&self) -> &[(Rank, Rank)] {
@@ -139,8 +152,15 @@ impl ListedMerges {
         if piece.len() <= SCAN_MAX {
             let mut ids = [Rank::MAX; SCAN_MAX];
             let mut place = [NONE; SCAN_MAX];
-            self.start_from_bytes(piece, ranks, &mut ids, &mut place);
-            let live = self.merge_scanned(&mut ids, &mut place, piece.len());
+            let mut single = [None; SCAN_MAX];
+            let parts = self.split_into_atoms(piece, ranks, &mut ids, &mut single);
+            for k in 0..parts - 1 {
+                place[k] = match (single[k], single[k + 1]) {
+                    (Some(a), Some(b)) => self.byte_place(a, b),
+                    _ => self.place(ids[k], ids[k + 1]),
+                };
+            }
+            let live = self.merge_scanned(&mut ids, &mut place, parts);
             out.extend_from_slice(&ids[..live]);
             return;
         }
@@ -148,23 +168,39 @@ impl ListedMerges {
         out.extend(self.merge_by_heap(&bytes));
     }
 
-    /// Parts as a piece's merging starts: its bytes' tokens in `ids`, and in
-    /// `place` each pair of bytes' place (from the byte-pair table; entries
-    /// past the piece are left as they are).
+    /// Splits `piece` (at most `N` bytes) into the parts its merging starts
+    /// from: atoms whole (see `atoms`), every other byte alone. Their tokens
+    /// go in `ids`, and in `single` each part's byte where it is one (for the
+    /// byte-pair table); returns how many parts.
     #[inline(always)]
-    fn start_from_bytes<const N: usize>(
+    fn split_into_atoms<const N: usize>(
         &self,
         piece: &[u8],
         ranks: &TokenMap,
         ids: &mut [Rank; N],
-        place: &mut [u32; N],
-    ) {
-        for (id, &b) in ids.iter_mut().zip(piece) {
-            *id = ranks.byte(b);
+        single: &mut [Option<u8>; N],
+    ) -> usize {
+        let (mut parts, mut i) = (0, 0);
+        while i < piece.len() {
+            let (place, len) = self.atoms.at(piece, i);
+            if place != NONE {
+                ids[parts] = self.builds[place as usize];
+                single[parts] = None;
+                i += len;
+            } else {
+                ids[parts] = ranks.byte(piece[i]);
+                single[parts] = Some(piece[i]);
+                i += 1;
+            }
+            parts += 1;
         }
-        for (k, w) in piece.windows(2).enumerate() {
-            place[k] = self.byte_places[usize::from(w[0]) << 8 | usize::from(w[1])];
-        }
+        parts
+    }
+
+    /// The place of the pair of single bytes `a`, `b`.
+    #[inline(always)]
+    fn byte_place(&self, a: u8, b: u8) -> u32 {
+        self.byte_places[usize::from(a) << 8 | usize::from(b)]
     }
 
     /// Merges several short pieces (at most [`super::LANE_BYTES`] bytes, none
@@ -191,13 +227,31 @@ impl ListedMerges {
 
     #[inline(always)]
     fn merge_lanes_in<'p>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+        // Start from atoms: pairs of single bytes from the byte-pair table,
+        // the others from the pair table, all asked for before any is read.
+        let mut single = [None::<u8>; QUADRATIC_MAX];
         for (k, lane) in lanes.iter_mut().enumerate() {
             let piece = piece(k);
             debug_assert!((2..QUADRATIC_MAX).contains(&piece.len()));
-            lane.parts = piece.len();
+            lane.parts = self.split_into_atoms(piece, ranks, &mut lane.ids, &mut single);
             lane.at = 0;
             lane.pair = [NONE; QUADRATIC_MAX];
-            self.start_from_bytes(piece, ranks, &mut lane.ids, &mut lane.pair);
+            for k in 0..lane.parts - 1 {
+                lane.pair[k] = match (single[k], single[k + 1]) {
+                    (Some(a), Some(b)) => self.byte_place(a, b),
+                    _ => {
+                        self.places.prefetch(lane.ids[k], lane.ids[k + 1]);
+                        LOOK_UP
+                    }
+                };
+            }
+        }
+        for lane in lanes.iter_mut() {
+            for k in 0..lane.parts - 1 {
+                if lane.pair[k] == LOOK_UP {
+                    lane.pair[k] = self.places.get_prefetched(lane.ids[k], lane.ids[k + 1]);
+                }
+            }
         }
         loop {
             // Each lane's earliest place (the leftmost of equals), and the
@@ -497,6 +551,31 @@ mod tests {
                 assert_eq!(got, reference(piece, &merges));
             }
         }
+    }
+
+    /// A listed pair of bytes starts whole where no listed merge that could
+    /// take one of its bytes first, or join the token it makes, comes before it.
+    #[test]
+    fn listed_byte_pairs_start_whole_unless_a_rival_comes_first() {
+        let (tokens, map, bytes) = vocab(&["ab", "xa", "bz", "abc", "yab"]);
+        let l = listed(&tokens, &map, &bytes, &[("a", "b"), ("x", "a"), ("b", "z"), ("ab", "c")], true);
+        assert_eq!(l.atoms.at(b"xabz", 1), (0, 2));
+        // "xa" before it: after an x the a may go left first; not after a q.
+        let l = listed(&tokens, &map, &bytes, &[("x", "a"), ("a", "b"), ("ab", "c")], true);
+        assert_eq!(l.atoms.at(b"xab", 1), (NONE, 1));
+        assert_eq!(l.atoms.at(b"qab", 1), (1, 2));
+        // "bz" before it: the b may go right first before a z.
+        let l = listed(&tokens, &map, &bytes, &[("b", "z"), ("a", "b")], true);
+        assert_eq!(l.atoms.at(b"abz", 0), (NONE, 1));
+        assert_eq!(l.atoms.at(b"abq", 0), (1, 2));
+        // A merge of "ab" itself listed first: whole from the start, it could join early.
+        for first in [("ab", "c"), ("y", "ab")] {
+            let l = listed(&tokens, &map, &bytes, &[first, ("a", "b")], true);
+            assert_eq!(l.atoms.at(b"qabq", 1), (NONE, 1), "{first:?}");
+        }
+        // An unlisted pair is never whole.
+        let l = listed(&tokens, &map, &bytes, &[("x", "a")], true);
+        assert_eq!(l.atoms.at(b"ab", 0), (NONE, 1));
     }
 
     #[test]
