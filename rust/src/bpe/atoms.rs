@@ -36,8 +36,8 @@
 //! pair's place in the list for its rank (the leftmost of a pair listed once
 //! first, as equal ranks are): the argument holds word for word with places,
 //! and rivals are all the listed merges rather than the tokens' last merges.
-//! [`Atoms::from_list`] builds those tables (byte pairs only); its `at`
-//! gives the pair's place, which the list maps to the token it builds.
+//! [`Atoms::from_list`] builds those tables; its `at` gives the place of an
+//! atom's (last) merge, which the list maps to the token it builds.
 
 use super::vocab::{Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
@@ -125,12 +125,19 @@ impl Atoms {
     }
 
     /// Atoms for merging by a merge list: `pairs` the list's `(left, right)`
-    /// ranks, earliest first, all of `tokens`; `byte_places` the place of each
-    /// pair of single bytes by `a << 8 | b` (`Rank::MAX`: unlisted), `builds`
-    /// the token of each place. A pair listed twice counts at both places
-    /// here (the list keeps the later): as a rival that only makes the
-    /// tables stricter.
-    pub fn from_list(tokens: &TokenBytes, pairs: &[(Rank, Rank)], byte_places: &[u32], builds: &[Rank]) -> Self {
+    /// ranks, earliest first, all of `tokens` (`map`); `byte_places` the place
+    /// of each pair of single bytes by `a << 8 | b` (`Rank::MAX`: unlisted),
+    /// `place_of` that of any pair, `builds` the token of each place. A pair
+    /// listed twice counts at both places here (the list keeps the later): as
+    /// a rival that only makes the tables stricter.
+    pub fn from_list(
+        map: &TokenMap,
+        tokens: &TokenBytes,
+        pairs: &[(Rank, Rank)],
+        byte_places: &[u32],
+        place_of: impl Fn(Rank, Rank) -> u32,
+        builds: &[Rank],
+    ) -> Self {
         let n = tokens.len();
         let (mut as_left, mut as_right) = (vec![Rank::MAX; n], vec![Rank::MAX; n]);
         let mut after = vec![Rank::MAX; 1 << 16];
@@ -160,7 +167,40 @@ impl Atoms {
                 }
             })
             .collect();
-        Self { pair, char3: Vec::new(), after, before }
+        // A three-byte character the list makes in two merges: the pair of
+        // bytes it joins first (`m`), then `m` with the third byte, on the
+        // same terms as by rank, its place being the second merge's.
+        let mut char3 = vec![Rank::MAX; 1 << 16];
+        let token = |place: u32| builds.get(place as usize).copied().unwrap_or(Rank::MAX);
+        let after_all = |table: &[Rank], t: Rank, place: u32| table.get(t as usize).is_some_and(|&p| p > place);
+        for x in 0xE0..=0xEFu8 {
+            for y in 0x80..=0xBFu8 {
+                for z in 0x80..=0xBFu8 {
+                    let Some(c) = map.get(&[x, y, z]) else { continue };
+                    let (xy, yz) =
+                        (byte_places[(x as usize) << 8 | y as usize], byte_places[(y as usize) << 8 | z as usize]);
+                    // The first merge, `m`'s merges on its outer side, and the second merge.
+                    let (first, outer, last) = if xy < yz {
+                        let m = token(xy);
+                        (xy, (&as_right, m), place_of(m, map.byte(z)))
+                    } else if yz != Rank::MAX {
+                        let m = token(yz);
+                        (yz, (&as_left, m), place_of(map.byte(x), m))
+                    } else {
+                        continue;
+                    };
+                    if token(last) == c
+                        && first < last
+                        && after_all(outer.0, outer.1, last)
+                        && after_all(&as_left, c, last)
+                        && after_all(&as_right, c, last)
+                    {
+                        char3[char3_index(x, y, z)] = last;
+                    }
+                }
+            }
+        }
+        Self { pair, char3, after, before }
     }
 
     /// The part that starts at `piece[i]` in BPE of `piece`: a token and its

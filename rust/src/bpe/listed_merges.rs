@@ -16,9 +16,9 @@
 //! comes from the piece cache, and pieces are cut where no token spans
 //! (`core_bpe::PieceBatch::slow_listed`); only first-seen pieces and parts
 //! merge here, short ones side by side ([`ListedMerges::merge_lanes`]).
-//! Merging starts from the list's own atoms (byte pairs it merges before
-//! anything else touches their bytes: `atoms`, by places); runs, which rest
-//! on rank order, are left out.
+//! Merging starts from the list's own atoms (byte pairs and three-byte
+//! characters it makes before anything else touches their bytes: `atoms`,
+//! by places); runs, which rest on rank order, are left out.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -109,7 +109,7 @@ impl ListedMerges {
         let made_whole = (0..tokens.len().div_ceil(32)).map(|_| AtomicU64::new(0)).collect();
         let atoms = match ranks.missing_byte() {
             Some(_) => Atoms::none(),
-            None => Atoms::from_list(tokens, &pairs, &byte_places, &builds),
+            None => Atoms::from_list(ranks, tokens, &pairs, &byte_places, |l, r| places.get(l, r), &builds),
         };
         Ok(Self { places, builds, byte_places, pairs, atoms, ignore_merges, made_whole })
     }
@@ -576,6 +576,80 @@ mod tests {
         // An unlisted pair is never whole.
         let l = listed(&tokens, &map, &bytes, &[("x", "a")], true);
         assert_eq!(l.atoms.at(b"ab", 0), (NONE, 1));
+    }
+
+    /// Three-byte characters (and pairs of their bytes) start whole where the
+    /// list allows: random lists over a vocabulary of two characters' byte
+    /// pairs, the characters, and joins of them with "a", against the plain
+    /// definition, in lanes and alone.
+    #[test]
+    fn three_byte_characters_merge_as_the_definition() {
+        let (sun, book) = ("\u{65e5}".as_bytes(), "\u{672c}".as_bytes());
+        let mut extra: Vec<Vec<u8>> = Vec::new();
+        for c in [sun, book] {
+            // The byte pairs, each joined with "a" on its outer side, the character, and it with "a".
+            extra.extend([c[..2].to_vec(), c[1..].to_vec(), [b"a", &c[..2]].concat(), [&c[1..], b"a"].concat()]);
+            extra.extend([c.to_vec(), [b"a", c].concat(), [c, b"a"].concat()]);
+        }
+        extra.extend([[sun, book].concat(), [book, sun].concat(), [&sun[2..], book].concat(), b"aa".to_vec()]);
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        tokens.extend(extra.iter().cloned());
+        let map = TokenMap::new(&tokens).unwrap();
+        let bytes = TokenBytes::new(&tokens);
+        let id = |t: &[u8]| tokens.iter().position(|x| x == t).map(|r| r as Rank);
+        let mut all = Vec::new();
+        for t in &extra {
+            for cut in 1..t.len() {
+                if let (Some(l), Some(r)) = (id(&t[..cut]), id(&t[cut..])) {
+                    all.push((l, r));
+                }
+            }
+        }
+        let reference = |piece: &[u8], merges: &[(Rank, Rank)]| {
+            let mut parts: Vec<Rank> = piece.iter().map(|&b| b as Rank).collect();
+            loop {
+                let best = (0..parts.len().saturating_sub(1))
+                    .filter_map(|i| Some((merges.iter().rposition(|&m| m == (parts[i], parts[i + 1]))?, i)))
+                    .min();
+                let Some((_, i)) = best else { break };
+                let right = parts.remove(i + 1);
+                parts[i] = id(&[tokens[parts[i] as usize].clone(), tokens[right as usize].clone()].concat()).unwrap();
+            }
+            parts
+        };
+        let mut rng = xorshift(5);
+        let mut whole = 0;
+        for _ in 0..300 {
+            let mut merges = all.clone();
+            for i in (1..merges.len()).rev() {
+                merges.swap(i, (rng() % (i as u64 + 1)) as usize);
+            }
+            let l = ListedMerges::new(merges.clone(), &bytes, &map, true).unwrap();
+            let pieces: Vec<Vec<u8>> = (0..1 + rng() % 12)
+                .map(|_| {
+                    let mut piece = Vec::new();
+                    while piece.len() < 2 || (piece.len() < 12 && rng() % 3 != 0) {
+                        piece.extend_from_slice([sun, book, b"a"][(rng() % 3) as usize]);
+                    }
+                    piece
+                })
+                .collect();
+            for piece in &pieces {
+                whole += (0..piece.len()).filter(|&i| l.atoms.at(piece, i).1 == 3).count();
+            }
+            let mut lanes = vec![Lane::default(); pieces.len()];
+            let short: Vec<usize> = (0..pieces.len()).filter(|&k| pieces[k].len() <= crate::bpe::LANE_BYTES).collect();
+            l.merge_lanes(&mut lanes[..short.len()], |k| &pieces[short[k]], &map);
+            for (k, piece) in pieces.iter().enumerate() {
+                let mut alone = Vec::new();
+                l.merge_bytes(piece, &map, &mut alone);
+                assert_eq!(alone, reference(piece, &merges), "piece {piece:?}");
+                if let Some(lane) = short.iter().position(|&s| s == k) {
+                    assert_eq!(lanes[lane].tokens().collect::<Vec<_>>(), alone, "piece {piece:?} in a lane");
+                }
+            }
+        }
+        assert!(whole > 100, "characters started whole {whole} times");
     }
 
     #[test]
