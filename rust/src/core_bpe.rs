@@ -1654,6 +1654,26 @@ mod tests {
         CoreBpe::new(byte_vocab(&["he", "ll", "hell", "hello"]), &specials, "gpt2").unwrap()
     }
 
+    /// A split pattern that matches empty strings hands the merge list empty
+    /// pieces, which merge to nothing (fuzz finding 18 panicked on them).
+    #[test]
+    fn empty_pieces_merge_to_nothing_by_a_merge_list() {
+        let vocab = byte_vocab(&["ab", "abc"]);
+        let merges = vec![(97, 98), (256, 99)];
+        for ignore_merges in [false, true] {
+            let with = |pattern: &str| {
+                CoreBpe::new(vocab.clone(), &[], pattern)
+                    .unwrap()
+                    .with_listed_merges(merges.clone(), ignore_merges)
+                    .unwrap()
+            };
+            let (empty, plain) = (with(r"[abc]*"), with(r"[abc]+"));
+            for text in ["", "xabcx", "abcab yab"] {
+                assert_eq!(empty.encode_ordinary(text).unwrap(), plain.encode_ordinary(text).unwrap(), "{text:?}");
+            }
+        }
+    }
+
     /// Texts of 40 KB, one run each (see `plan_tasks`), whose one token is
     /// its index: `f` below "encodes" a text by its index.
     fn indexed_texts(n: usize) -> Vec<String> {

@@ -154,7 +154,7 @@ impl ListedMerges {
             let mut place = [NONE; SCAN_MAX];
             let mut single = [None; SCAN_MAX];
             let parts = self.split_into_atoms(piece, ranks, &mut ids, &mut single);
-            for k in 0..parts - 1 {
+            for k in 0..parts.saturating_sub(1) {
                 place[k] = match (single[k], single[k + 1]) {
                     (Some(a), Some(b)) => self.byte_place(a, b),
                     _ => self.place(ids[k], ids[k + 1]),
@@ -236,7 +236,7 @@ impl ListedMerges {
             lane.parts = self.split_into_atoms(piece, ranks, &mut lane.ids, &mut single);
             lane.at = 0;
             lane.pair = [NONE; QUADRATIC_MAX];
-            for k in 0..lane.parts - 1 {
+            for k in 0..lane.parts.saturating_sub(1) {
                 lane.pair[k] = match (single[k], single[k + 1]) {
                     (Some(a), Some(b)) => self.byte_place(a, b),
                     _ => {
@@ -247,7 +247,7 @@ impl ListedMerges {
             }
         }
         for lane in lanes.iter_mut() {
-            for k in 0..lane.parts - 1 {
+            for k in 0..lane.parts.saturating_sub(1) {
                 if lane.pair[k] == LOOK_UP {
                     lane.pair[k] = self.places.get_prefetched(lane.ids[k], lane.ids[k + 1]);
                 }
@@ -650,6 +650,21 @@ mod tests {
             }
         }
         assert!(whole > 100, "characters started whole {whole} times");
+    }
+
+    /// An empty piece (a split pattern may match nothing) merges to nothing
+    /// (fuzz finding 18: merging from atoms looked up the pair before its
+    /// first part, an underflow, on an empty piece).
+    #[test]
+    fn an_empty_piece_merges_to_nothing() {
+        let (tokens, map, bytes) = vocab(&["ab"]);
+        for ignore in [false, true] {
+            let l = listed(&tokens, &map, &bytes, &[("a", "b")], ignore);
+            let mut out = Vec::new();
+            l.encode_piece(b"", &map, &mut out);
+            l.merge_bytes(b"", &map, &mut out);
+            assert!(out.is_empty());
+        }
     }
 
     #[test]
