@@ -124,37 +124,19 @@ impl Atoms {
         Self { pair: nothing(), char3: Vec::new(), after: nothing(), before: nothing() }
     }
 
-    /// Atoms for merging by a merge list: `pairs` the list's `(left, right)`
-    /// ranks, earliest first, all of `tokens` (`map`); `byte_places` the place
+    /// Atoms for merging by a merge list, from its `rivals` (every listed
+    /// merge, see [`ListRivals`]): `map` and `tokens` the tokens, `byte_places` the place
     /// of each pair of single bytes by `a << 8 | b` (`Rank::MAX`: unlisted),
-    /// `place_of` that of any pair, `builds` the token of each place. A pair
-    /// listed twice counts at both places here (the list keeps the later): as
-    /// a rival that only makes the tables stricter.
+    /// `place_of` that of any pair, `builds` the token of each place.
     pub fn from_list(
+        rivals: ListRivals,
         map: &TokenMap,
         tokens: &TokenBytes,
-        pairs: &[(Rank, Rank)],
         byte_places: &[u32],
         place_of: impl Fn(Rank, Rank) -> u32,
         builds: &[Rank],
     ) -> Self {
-        let n = tokens.len();
-        let (mut as_left, mut as_right) = (vec![Rank::MAX; n], vec![Rank::MAX; n]);
-        let mut after = vec![Rank::MAX; 1 << 16];
-        let mut before = vec![Rank::MAX; 1 << 16];
-        let lower = |slot: &mut Rank, place: Rank| *slot = (*slot).min(place);
-        for (place, &(left, right)) in pairs.iter().enumerate() {
-            let place = place as Rank;
-            let (Some(l), Some(r)) = (tokens.get(u64::from(left)), tokens.get(u64::from(right))) else { continue };
-            lower(&mut as_left[left as usize], place);
-            lower(&mut as_right[right as usize], place);
-            if let ([a], Some(&p)) = (r, l.last()) {
-                lower(&mut after[(*a as usize) << 8 | p as usize], place);
-            }
-            if let ([b], Some(&q)) = (l, r.first()) {
-                lower(&mut before[(*b as usize) << 8 | q as usize], place);
-            }
-        }
+        let ListRivals { as_left, as_right, after, before } = rivals;
         let pair = byte_places
             .iter()
             .map(|&place| {
@@ -173,31 +155,28 @@ impl Atoms {
         let mut char3 = vec![Rank::MAX; 1 << 16];
         let token = |place: u32| builds.get(place as usize).copied().unwrap_or(Rank::MAX);
         let after_all = |table: &[Rank], t: Rank, place: u32| table.get(t as usize).is_some_and(|&p| p > place);
-        for x in 0xE0..=0xEFu8 {
-            for y in 0x80..=0xBFu8 {
-                for z in 0x80..=0xBFu8 {
-                    let Some(c) = map.get(&[x, y, z]) else { continue };
-                    let (xy, yz) =
-                        (byte_places[(x as usize) << 8 | y as usize], byte_places[(y as usize) << 8 | z as usize]);
-                    // The first merge, `m`'s merges on its outer side, and the second merge.
-                    let (first, outer, last) = if xy < yz {
-                        let m = token(xy);
-                        (xy, (&as_right, m), place_of(m, map.byte(z)))
-                    } else if yz != Rank::MAX {
-                        let m = token(yz);
-                        (yz, (&as_left, m), place_of(map.byte(x), m))
-                    } else {
-                        continue;
-                    };
-                    if token(last) == c
-                        && first < last
-                        && after_all(outer.0, outer.1, last)
-                        && after_all(&as_left, c, last)
-                        && after_all(&as_right, c, last)
-                    {
-                        char3[char3_index(x, y, z)] = last;
-                    }
-                }
+        // The three-byte tokens, found in one pass over the tokens (a
+        // lookup of each of the 64K characters would miss the cache each).
+        for c in 0..tokens.len() as Rank {
+            let Some(&[x @ 0xE0..=0xEF, y @ 0x80..=0xBF, z @ 0x80..=0xBF]) = tokens.get(u64::from(c)) else { continue };
+            let (xy, yz) = (byte_places[(x as usize) << 8 | y as usize], byte_places[(y as usize) << 8 | z as usize]);
+            // The first merge, `m`'s merges on its outer side, and the second merge.
+            let (first, outer, last) = if xy < yz {
+                let m = token(xy);
+                (xy, (&as_right, m), place_of(m, map.byte(z)))
+            } else if yz != Rank::MAX {
+                let m = token(yz);
+                (yz, (&as_left, m), place_of(map.byte(x), m))
+            } else {
+                continue;
+            };
+            if token(last) == c
+                && first < last
+                && after_all(outer.0, outer.1, last)
+                && after_all(&as_left, c, last)
+                && after_all(&as_right, c, last)
+            {
+                char3[char3_index(x, y, z)] = last;
             }
         }
         Self { pair, char3, after, before }
@@ -242,6 +221,44 @@ impl Atoms {
 
 /// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`:
 /// its 16 payload bits (also the index of `TokenMap`'s own `char3`).
+/// The earliest listed merges that could take a byte or a token before an
+/// atom forms (see [`Atoms`]'s rivals, by place), gathered as the list is
+/// read: by token, as its left and as its right part; by single byte and the
+/// byte beside it, as `Atoms::new` keeps them.
+pub struct ListRivals {
+    as_left: Vec<Rank>,
+    as_right: Vec<Rank>,
+    after: Vec<Rank>,
+    before: Vec<Rank>,
+}
+
+impl ListRivals {
+    pub fn new(tokens: usize) -> Self {
+        let (after, before) = (vec![Rank::MAX; 1 << 16], vec![Rank::MAX; 1 << 16]);
+        Self { as_left: vec![Rank::MAX; tokens], as_right: vec![Rank::MAX; tokens], after, before }
+    }
+
+    /// Adds the merge at `place` of tokens `left` and `right` (bytes `l` and
+    /// `r`). A pair listed twice counts at both places (the list keeps the
+    /// later): as a rival that only makes the tables stricter.
+    #[inline]
+    pub fn add(&mut self, place: u32, (left, right): (Rank, Rank), l: &[u8], r: &[u8]) {
+        let lower = |slot: &mut Rank| *slot = (*slot).min(place);
+        if let Some(slot) = self.as_left.get_mut(left as usize) {
+            lower(slot);
+        }
+        if let Some(slot) = self.as_right.get_mut(right as usize) {
+            lower(slot);
+        }
+        if let ([a], Some(&p)) = (r, l.last()) {
+            lower(&mut self.after[(*a as usize) << 8 | p as usize]);
+        }
+        if let ([b], Some(&q)) = (l, r.first()) {
+            lower(&mut self.before[(*b as usize) << 8 | q as usize]);
+        }
+    }
+}
+
 impl std::fmt::Debug for Atoms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let pairs = self.pair.iter().filter(|&&c| c != Rank::MAX).count();

@@ -24,7 +24,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::atoms::Atoms;
+use super::atoms::{Atoms, ListRivals};
 use super::merge::{close_up, Lane, QUADRATIC_MAX};
 use super::vocab::{prefetch, PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
@@ -86,6 +86,7 @@ impl ListedMerges {
         let mut places = PairValues::with_capacity(pairs.len());
         let mut builds = Vec::with_capacity(pairs.len());
         let mut byte_places = vec![NONE; 1 << 16];
+        let mut rivals = ListRivals::new(tokens.len());
         let mut joined = Vec::new();
         for (place, &(left, right)) in pairs.iter().enumerate() {
             let (Some(l), Some(r)) = (tokens.get(u64::from(left)), tokens.get(u64::from(right))) else {
@@ -101,6 +102,7 @@ impl ListedMerges {
                 ));
             };
             places.insert(left, right, place as u32);
+            rivals.add(place as u32, (left, right), l, r);
             builds.push(merged);
             if let ([a], [b]) = (l, r) {
                 byte_places[usize::from(*a) << 8 | usize::from(*b)] = place as u32;
@@ -109,7 +111,7 @@ impl ListedMerges {
         let made_whole = (0..tokens.len().div_ceil(32)).map(|_| AtomicU64::new(0)).collect();
         let atoms = match ranks.missing_byte() {
             Some(_) => Atoms::none(),
-            None => Atoms::from_list(ranks, tokens, &pairs, &byte_places, |l, r| places.get(l, r), &builds),
+            None => Atoms::from_list(rivals, ranks, tokens, &byte_places, |l, r| places.get(l, r), &builds),
         };
         Ok(Self { places, builds, byte_places, pairs, atoms, ignore_merges, made_whole })
     }
