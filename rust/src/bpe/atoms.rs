@@ -33,9 +33,10 @@
 //! out the same way), so the scan tries the character first.
 //!
 //! Merging by a merge list (`listed_merges`) is the same process with each
-//! pair's place in the list for its rank (the leftmost of a pair listed once
-//! first, as equal ranks are): the argument holds word for word with places,
-//! and rivals are all the listed merges rather than the tokens' last merges.
+//! pair's place in the list for its rank (two pairs share a place only where
+//! one pair occurs twice, and the leftmost goes first, as with equal ranks):
+//! the argument holds word for word with places, and the rivals are all the
+//! listed merges rather than the tokens' last merges.
 //! [`Atoms::from_list`] builds those tables; its `at` gives the place of an
 //! atom's (last) merge, which the list maps to the token it builds.
 
@@ -219,8 +220,6 @@ impl Atoms {
     }
 }
 
-/// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`:
-/// its 16 payload bits (also the index of `TokenMap`'s own `char3`).
 /// The earliest listed merges that could take a byte or a token before an
 /// atom forms (see [`Atoms`]'s rivals, by place), gathered as the list is
 /// read: by token, as its left and as its right part; by single byte and the
@@ -266,6 +265,8 @@ impl std::fmt::Debug for Atoms {
     }
 }
 
+/// Index of a three-byte character (lead byte `0xE0..=0xEF`) in `char3`:
+/// its 16 payload bits (also the index of `TokenMap`'s own `char3`).
 #[inline(always)]
 pub(super) fn char3_index(x: u8, y: u8, z: u8) -> usize {
     (x as usize & 0x0F) << 12 | (y as usize & 0x3F) << 6 | (z as usize & 0x3F)

@@ -55,7 +55,8 @@ pub struct ListedMerges {
     byte_places: Vec<u32>,
     /// The pairs as given, for saving the tokenizer again.
     pairs: Vec<(Rank, Rank)>,
-    /// Byte pairs that start merging whole, by place (see `atoms`).
+    /// The byte pairs and three-byte characters that start merging whole, by
+    /// place (see `atoms`).
     atoms: Atoms,
     ignore_merges: bool,
     /// Two bits per token, learnt as the encoder meets the token as a part
