@@ -481,8 +481,8 @@ impl<'a> PieceBatch<'a, '_> {
     /// the cache, whole or in the parts cuts give, short pieces side by side
     /// (see [`ListedMerges::merge_lanes`]). Cuts hold for any merge order (a
     /// part is always a token, so no merge crosses a place no token spans);
-    /// the shortcuts that rest on rank order (atoms, runs) do not, and are
-    /// left out.
+    /// atoms are the list's own (see `listed_merges`), and runs, which rest
+    /// on rank order, are left out.
     fn slow_listed(
         &mut self,
         listed: &'a ListedMerges,

@@ -16,9 +16,10 @@
 //! comes from the piece cache, and pieces are cut where no token spans
 //! (`core_bpe::PieceBatch::slow_listed`); only first-seen pieces and parts
 //! merge here, short ones side by side ([`ListedMerges::merge_lanes`]).
-//! Merging starts from the list's own atoms (byte pairs and three-byte
-//! characters it makes before anything else touches their bytes: `atoms`,
-//! by places); runs, which rest on rank order, are left out.
+//! Pieces of up to 32 bytes start merging from the list's own atoms (byte
+//! pairs and three-byte characters it makes before anything else touches
+//! their bytes: `atoms`, by places; starting longer ones, on the heap, from
+//! them too measured nothing); runs, which rest on rank order, are left out.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
