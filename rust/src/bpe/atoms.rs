@@ -67,28 +67,16 @@ impl Atoms {
     /// From the tokens and their last merges (`splits[t]`, None for single
     /// bytes and for tokens BPE does not make from their bytes).
     pub fn new(tokens: &[Vec<u8>], map: &TokenMap, splits: &[Option<(Rank, Rank)>]) -> Self {
-        let n = splits.len();
-        let (mut as_left, mut as_right) = (vec![Rank::MAX; n], vec![Rank::MAX; n]);
-        let mut after = vec![Rank::MAX; 1 << 16];
-        let mut before = vec![Rank::MAX; 1 << 16];
-        let lower = |slot: &mut Rank, rank: Rank| *slot = (*slot).min(rank);
         // Without every byte a token, BPE's parts are not all tokens: no atoms.
         if map.missing_byte().is_some() {
             return Self::none();
         }
+        let mut rivals = Rivals::new(splits.len());
         for (rank, split) in splits.iter().enumerate() {
             let Some((left, right)) = *split else { continue };
-            let rank = rank as Rank;
-            lower(&mut as_left[left as usize], rank);
-            lower(&mut as_right[right as usize], rank);
-            let (l, r) = (&tokens[left as usize], &tokens[right as usize]);
-            if let ([a], Some(&p)) = (r.as_slice(), l.last()) {
-                lower(&mut after[(*a as usize) << 8 | p as usize], rank);
-            }
-            if let ([b], Some(&q)) = (l.as_slice(), r.first()) {
-                lower(&mut before[(*b as usize) << 8 | q as usize], rank);
-            }
+            rivals.add(rank as Rank, (left, right), &tokens[left as usize], &tokens[right as usize]);
         }
+        let Rivals { as_left, as_right, after, before } = rivals;
         let mut pair = vec![Rank::MAX; 1 << 16];
         for a in 0..=255u8 {
             for b in 0..=255u8 {
@@ -126,24 +114,27 @@ impl Atoms {
     }
 
     /// Atoms for merging by a merge list, from its `rivals` (every listed
-    /// merge, see [`ListRivals`]): `map` and `tokens` the tokens, `byte_places` the place
+    /// merge, see [`Rivals`]): `map` and `tokens` the tokens, `byte_places` the place
     /// of each pair of single bytes by `a << 8 | b` (`Rank::MAX`: unlisted),
     /// `place_of` that of any pair, `builds` the token of each place.
     pub fn from_list(
-        rivals: ListRivals,
+        rivals: Rivals,
         map: &TokenMap,
         tokens: &TokenBytes,
         byte_places: &[u32],
         place_of: impl Fn(Rank, Rank) -> u32,
         builds: &[Rank],
     ) -> Self {
-        let ListRivals { as_left, as_right, after, before } = rivals;
+        let Rivals { as_left, as_right, after, before } = rivals;
+        // The token a place builds, and whether every merge of token `t` in
+        // `table` (`as_left` or `as_right`) is listed after `place`.
+        let token = |place: u32| builds.get(place as usize).copied().unwrap_or(Rank::MAX);
+        let after_all = |table: &[Rank], t: Rank, place: u32| table.get(t as usize).is_some_and(|&p| p > place);
         let pair = byte_places
             .iter()
             .map(|&place| {
-                let Some(&c) = builds.get(place as usize) else { return Rank::MAX };
-                let c = c as usize;
-                if as_left.get(c).is_some_and(|&l| l > place) && as_right.get(c).is_some_and(|&r| r > place) {
+                let c = token(place);
+                if after_all(&as_left, c, place) && after_all(&as_right, c, place) {
                     place
                 } else {
                     Rank::MAX
@@ -154,8 +145,6 @@ impl Atoms {
         // bytes it joins first (`m`), then `m` with the third byte, on the
         // same terms as by rank, its place being the second merge's.
         let mut char3 = vec![Rank::MAX; 1 << 16];
-        let token = |place: u32| builds.get(place as usize).copied().unwrap_or(Rank::MAX);
-        let after_all = |table: &[Rank], t: Rank, place: u32| table.get(t as usize).is_some_and(|&p| p > place);
         // The three-byte tokens, found in one pass over the tokens (a
         // lookup of each of the 64K characters would miss the cache each).
         for c in 0..tokens.len() as Rank {
@@ -220,26 +209,28 @@ impl Atoms {
     }
 }
 
-/// The earliest listed merges that could take a byte or a token before an
-/// atom forms (see [`Atoms`]'s rivals, by place), gathered as the list is
-/// read: by token, as its left and as its right part; by single byte and the
-/// byte beside it, as `Atoms::new` keeps them.
-pub struct ListRivals {
+/// The earliest merges that could take a byte or a token before an atom
+/// forms (see [`Atoms`]'s rivals): by token, as its left and as its right
+/// part; by single byte and the byte beside it. By rank over the tokens'
+/// last merges ([`Atoms::new`]), or by place over a merge list, gathered as
+/// the list is read ([`Atoms::from_list`]).
+pub struct Rivals {
     as_left: Vec<Rank>,
     as_right: Vec<Rank>,
     after: Vec<Rank>,
     before: Vec<Rank>,
 }
 
-impl ListRivals {
+impl Rivals {
     pub fn new(tokens: usize) -> Self {
         let (after, before) = (vec![Rank::MAX; 1 << 16], vec![Rank::MAX; 1 << 16]);
         Self { as_left: vec![Rank::MAX; tokens], as_right: vec![Rank::MAX; tokens], after, before }
     }
 
-    /// Adds the merge at `place` of tokens `left` and `right` (bytes `l` and
-    /// `r`). A pair listed twice counts at both places (the list keeps the
-    /// later): as a rival that only makes the tables stricter.
+    /// Adds the merge of tokens `left` and `right` (bytes `l` and `r`) at
+    /// `place` (its rank, or its place in a list). A pair listed twice counts
+    /// at both places (the list keeps the later): as a rival that only makes
+    /// the tables stricter.
     #[inline]
     pub fn add(&mut self, place: u32, (left, right): (Rank, Rank), l: &[u8], r: &[u8]) {
         let lower = |slot: &mut Rank| *slot = (*slot).min(place);

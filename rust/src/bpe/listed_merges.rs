@@ -25,7 +25,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::atoms::{Atoms, ListRivals};
+use super::atoms::{Atoms, Rivals};
 use super::merge::{close_up, Lane, QUADRATIC_MAX};
 use super::vocab::{prefetch, PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
@@ -88,7 +88,7 @@ impl ListedMerges {
         let mut places = PairValues::with_capacity(pairs.len());
         let mut builds = Vec::with_capacity(pairs.len());
         let mut byte_places = vec![NONE; 1 << 16];
-        let mut rivals = ListRivals::new(tokens.len());
+        let mut rivals = Rivals::new(tokens.len());
         let mut joined = Vec::new();
         for (place, &(left, right)) in pairs.iter().enumerate() {
             let (Some(l), Some(r)) = (tokens.get(u64::from(left)), tokens.get(u64::from(right))) else {
