@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm import IncrementalDecoder, Tokenizer
+from fastllm.tokenizer import FlatIds
 
 BYTES = [bytes([b]) for b in range(256)]
 
@@ -99,9 +100,74 @@ def test_batch_matches_single(byte_tokenizer):
         (["ok"], {"num_threads": 1.5}, TypeError),
     ],
 )
-def test_bad_batch_arguments(byte_tokenizer, texts, kwargs, error):
+@pytest.mark.parametrize("call", ["encode_ordinary_batch", "encode_ordinary_batch_to_numpy", "encode_batch_to_numpy"])
+def test_bad_batch_arguments(byte_tokenizer, texts, kwargs, error, call):
     with pytest.raises(error):
-        byte_tokenizer.encode_ordinary_batch(texts, **kwargs)
+        getattr(byte_tokenizer, call)(texts, **kwargs)
+
+
+def _check_flat(flat, lists):
+    """A FlatIds is the lists' ids laid end to end, with offsets at each list's start and the end."""
+    ids, offsets = flat
+    assert ids.dtype == np.uint32 and offsets.dtype == np.int64
+    assert not ids.flags.writeable and not offsets.flags.writeable
+    assert offsets.tolist() == np.cumsum([0, *map(len, lists)]).tolist()
+    assert ids.tolist() == [i for lst in lists for i in lst]
+    assert [part.tolist() for part in flat.split()] == lists
+
+
+@given(st.lists(st.text(max_size=40), max_size=12), st.sampled_from([None, 1, 2]))
+@settings(max_examples=100, deadline=None)
+def test_batch_to_numpy_is_the_lists_laid_flat(byte_tokenizer, texts, threads):
+    _check_flat(byte_tokenizer.encode_ordinary_batch_to_numpy(texts, num_threads=threads),
+                byte_tokenizer.encode_ordinary_batch(texts, num_threads=threads))
+    _check_flat(byte_tokenizer.encode_batch_to_numpy(texts, num_threads=threads, allowed_special="all"),
+                byte_tokenizer.encode_batch(texts, num_threads=threads, allowed_special="all"))
+
+
+def test_batch_to_numpy_puts_runs_and_parts_in_order(byte_tokenizer):
+    # Enough text for many runs on two threads, and texts long enough to be cut into parts
+    # encoded apart: each must land at its own offset.
+    words = ["the", "ring", "über", "123", "\n", "  ", "thing<|pad|>", "中文"]
+    texts = [" ".join(words[(k * 7 + j) % len(words)] for j in range(k % 50)) for k in range(600)]
+    texts[10] = texts[300] = "the ring\n" * 40_000
+    texts[599] = "x" * 70_000
+    lists = byte_tokenizer.encode_ordinary_batch(texts, num_threads=2)
+    _check_flat(byte_tokenizer.encode_ordinary_batch_to_numpy(texts, num_threads=2), lists)
+
+
+def test_batch_to_numpy_errors(byte_tokenizer):
+    texts = ["the thing", "ring<|endoftext|>"]
+    with pytest.raises(ValueError, match="endoftext"):
+        byte_tokenizer.encode_batch_to_numpy(texts)
+    with pytest.raises(ValueError, match="endoftext"):
+        byte_tokenizer.encode_batch_to_numpy(texts, allowed_special={"<|pad|>"})
+    _check_flat(byte_tokenizer.encode_batch_to_numpy(texts, disallowed_special=()),
+                byte_tokenizer.encode_ordinary_batch(texts))
+    _check_flat(byte_tokenizer.encode_ordinary_batch_to_numpy([]), [])
+    expected = byte_tokenizer.encode_ordinary("a\ufffdb")
+    _check_flat(byte_tokenizer.encode_ordinary_batch_to_numpy(["x", "a\ud800b"]), [[ord("x")], expected])
+
+
+def test_batch_to_numpy_gives_external_ids():
+    tok = Tokenizer(BYTES + [b"ab"], ids=[*range(1000, 1257)], special_tokens={"<s>": 7})
+    texts = ["abc", "", "<s>ab"]
+    lists = tok.encode_batch(texts, allowed_special="all")
+    assert lists == [[1256, 1099], [], [7, 1256]]
+    _check_flat(tok.encode_batch_to_numpy(texts, allowed_special="all"), lists)
+
+
+@given(st.lists(st.lists(st.integers(0, 2**32 - 2), max_size=5), max_size=6),
+       st.lists(st.integers(0, 9), max_size=2), st.lists(st.integers(0, 9), max_size=2))
+@settings(max_examples=100, deadline=None)
+def test_flat_ids_with_ids_around_each_text(lists, before, after):
+    ids = np.array([i for lst in lists for i in lst], dtype=np.uint32)
+    offsets = np.cumsum([0, *map(len, lists)]).astype(np.int64)
+    ids.flags.writeable = offsets.flags.writeable = False
+    flat = FlatIds(ids, offsets)
+    around = flat.with_around(before, after)
+    assert (around is flat) == (not before and not after)
+    _check_flat(around, [[*before, *lst, *after] for lst in lists])
 
 
 def test_encode_to_numpy(byte_tokenizer):
@@ -302,7 +368,9 @@ def test_custom_regex_with_lookaround():
 
 
 @pytest.mark.parametrize(
-    "call", ["encode_ordinary", "encode_ordinary_batch", "encode_to_numpy", "encode_ordinary_to_numpy"]
+    "call",
+    ["encode_ordinary", "encode_ordinary_batch", "encode_to_numpy", "encode_ordinary_to_numpy",
+     "encode_ordinary_batch_to_numpy"],
 )
 def test_heavy_calls_release_the_gil(call, fastllm_encoding, shared_data):
     """While one thread is inside a long call, another keeps running Python code.
@@ -315,7 +383,7 @@ def test_heavy_calls_release_the_gil(call, fastllm_encoding, shared_data):
     """
     tok = fastllm_encoding("cl100k_base")
     text = (shared_data / "tinyshakespeare.txt").read_text()
-    argument = text.splitlines(keepends=True) if call == "encode_ordinary_batch" else text
+    argument = text.splitlines(keepends=True) if "batch" in call else text
     span = {}
 
     def worker():

@@ -531,12 +531,16 @@ def test_post_processor_bos_eos(name, tmp_path, gpt2_model):
         assert batch == [hf_ids(hf, text, True)] * 2
         array = ours.encode_to_numpy(text, allowed_special="all", add_special_tokens=True)
         assert array.tolist() == hf_ids(hf, text, True) and not array.flags.writeable
+        flat = ours.encode_batch_to_numpy([text, "x", text], allowed_special="all", add_special_tokens=True)
+        assert [part.tolist() for part in flat.split()] == [hf_ids(hf, t, True) for t in (text, "x", text)]
 
 
 def test_add_special_tokens_changes_nothing_without_a_template(fastllm_encoding):
     tok = fastllm_encoding("cl100k_base")
     assert tok.encode("hi there", add_special_tokens=True) == tok.encode("hi there")
     assert tok.encode_batch(["a b"], add_special_tokens=True) == [tok.encode("a b")]
+    flat = tok.encode_batch_to_numpy(["a b"], add_special_tokens=True)
+    assert [part.tolist() for part in flat.split()] == [tok.encode("a b")]
 
 
 # ----- fastllm's writer, read by tokenizers and transformers -----------------------------

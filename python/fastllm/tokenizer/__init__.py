@@ -1,6 +1,7 @@
 """fastllm's byte-level BPE tokenizer (tiktoken's semantics, Rust core).
 
-* :mod:`.bpe_tokenizer`: :class:`Tokenizer` and :class:`IncrementalDecoder`.
+* :mod:`.bpe_tokenizer`: :class:`Tokenizer`, :class:`IncrementalDecoder` and :class:`FlatIds` (a batch's ids
+  as numpy arrays).
 * :mod:`.training`: learning a vocabulary (:meth:`Tokenizer.train`).
 * :mod:`.encodings`: the named encodings (``gpt2``, ``r50k_base``, ``cl100k_base``, ``o200k_base``),
   cached and downloaded, and tiktoken's model table.
@@ -13,7 +14,7 @@
 * :mod:`.display`: tokens shown to people (pieces, escapes, the colour cycle of ``show`` and the report).
 """
 
-from fastllm.tokenizer.bpe_tokenizer import Encoding, IncrementalDecoder, Tokenizer, UnknownTokenError
+from fastllm.tokenizer.bpe_tokenizer import Encoding, FlatIds, IncrementalDecoder, Tokenizer, UnknownTokenError
 from fastllm.tokenizer.encodings import (
     VocabUnavailableError,
     encoding_for_model,
@@ -29,6 +30,7 @@ from fastllm.tokenizer.vocab import ENDOFTEXT
 __all__ = [
     "ENDOFTEXT",
     "Encoding",
+    "FlatIds",
     "IncrementalDecoder",
     "TOKENIZER_FILE",
     "Tokenizer",

@@ -22,7 +22,7 @@ import operator
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 from fastllm import _core
 from fastllm.tokenizer.formats.fastllm_json import read_tokenizer_file, write_tokenizer_file
@@ -327,6 +327,30 @@ class Tokenizer:
             ids = np.concatenate([np.array(self._bos, np.uint32), ids, np.array(self._eos, np.uint32)])
             ids.flags.writeable = False
         return ids
+
+    def encode_batch_to_numpy(
+        self,
+        texts: Iterable[str],
+        *,
+        num_threads: int | None = None,
+        allowed_special: SpecialPolicy = _NO_SPECIALS,
+        disallowed_special: SpecialPolicy = _ALL,
+        add_special_tokens: bool = False,
+    ) -> FlatIds:
+        """:meth:`encode_batch` as one flat read-only ``uint32`` array of every text's ids in
+        order, and their ``int64`` offsets: text ``i``'s ids are ``ids[offsets[i]:offsets[i + 1]]``.
+        No Python object per text or per token is made, so for many texts this is much
+        faster than the lists (and what a dataset's shards want)."""
+        texts = _text_list(texts)
+        allowed, disallowed = self._special_policy(allowed_special, disallowed_special)
+        flat = _flat_ids(_surrogate_safe(self._core.encode_batch_to_u32_bytes, texts, allowed, disallowed,
+                                         _check_threads(num_threads)))
+        return flat.with_around(self._bos, self._eos) if add_special_tokens else flat
+
+    def encode_ordinary_batch_to_numpy(self, texts: Iterable[str], *, num_threads: int | None = None) -> FlatIds:
+        """:meth:`encode_ordinary_batch` as :meth:`encode_batch_to_numpy` returns it."""
+        return _flat_ids(_surrogate_safe(self._core.encode_ordinary_batch_to_u32_bytes, _text_list(texts),
+                                         _check_threads(num_threads)))
 
     def encode_ordinary_to_numpy(self, text: str) -> np.ndarray:
         """:meth:`encode_ordinary` as a read-only ``uint32`` numpy array: special token strings
@@ -799,6 +823,50 @@ def _u32_array(data: bytes) -> np.ndarray:
     import numpy as np
 
     return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)
+
+
+class FlatIds(NamedTuple):
+    """The ids of a batch of texts in one array: text ``i``'s are ``ids[offsets[i]:offsets[i + 1]]``.
+
+    Both are read-only: ``ids`` ``uint32``, ``offsets`` ``int64`` and one longer than the batch.
+    """
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    def split(self) -> list[np.ndarray]:
+        """Each text's ids, as views into :attr:`ids`."""
+        return [self.ids[a:b] for a, b in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist())]
+
+    def with_around(self, before: Sequence[int], after: Sequence[int]) -> FlatIds:
+        """The same with ``before`` put ahead of each text's ids and ``after`` behind them (a
+        tokenizer's BOS and EOS ids); itself when both are empty."""
+        import numpy as np
+
+        if not before and not after:
+            return self
+        texts = len(self.offsets) - 1
+        lengths = np.diff(self.offsets)
+        extra = len(before) + len(after)
+        offsets = self.offsets + extra * np.arange(texts + 1, dtype=np.int64)
+        ids = np.empty(len(self.ids) + extra * texts, dtype=np.uint32)
+        # Each old id moves right by the extra ids of the texts before its own, plus `before`.
+        shift = np.repeat(extra * np.arange(texts, dtype=np.int64) + len(before), lengths)
+        ids[np.arange(len(self.ids), dtype=np.int64) + shift] = self.ids
+        for k, id_ in enumerate(before):
+            ids[offsets[:-1] + k] = id_
+        for k, id_ in enumerate(after):
+            ids[offsets[1:] - len(after) + k] = id_
+        ids.flags.writeable = offsets.flags.writeable = False
+        return FlatIds(ids, offsets)
+
+
+def _flat_ids(data: tuple[bytes, bytes]) -> FlatIds:
+    """The core's flat batch (little-endian u32 ids, little-endian i64 offsets) as numpy arrays."""
+    import numpy as np
+
+    ids, offsets = data
+    return FlatIds(_u32_array(ids), np.frombuffer(offsets, dtype="<i8").astype(np.int64, copy=False))
 
 
 def _check_text(text: object) -> None:

@@ -6,6 +6,7 @@ use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 mod chunking;
+mod flat_batch;
 mod hf_json;
 mod id_lists;
 mod testing;

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 
+use super::flat_batch::FlatSink;
 use super::id_lists::{each_int, IdObjects};
 use super::text_args::{texts_of, Utf8};
 use super::value_error;
@@ -68,6 +69,13 @@ fn check_len(text: &str) -> PyResult<()> {
 }
 
 /// The UTF-8 of a text to encode, checked for length.
+/// A batch's texts as UTF-8, each within the length limit.
+fn batch_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Utf8<'py>>> {
+    let texts = texts_of(texts)?;
+    texts.iter().try_for_each(|t| check_len(t))?;
+    Ok(texts)
+}
+
 fn text_to_encode<'py>(text: &Bound<'py, PyString>) -> PyResult<Utf8<'py>> {
     let text = Utf8::of(text)?;
     check_len(&text)?;
@@ -527,9 +535,8 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let texts = texts_of(texts)?;
+        let texts = batch_texts(texts)?;
         let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
-        texts.iter().try_for_each(|t| check_len(t))?;
         let sets = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&sets);
         let sink = ListSink::new(py, &self.id_objects, texts.len())?;
@@ -544,11 +551,46 @@ impl PyCoreBpe {
         texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let texts = texts_of(texts)?;
+        let texts = batch_texts(texts)?;
         let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
-        texts.iter().try_for_each(|t| check_len(t))?;
         let sink = ListSink::new(py, &self.id_objects, texts.len())?;
         sink.run(py, |sink| self.core.encode_ordinary_batch_to(&texts, num_threads, sink).map_err(value_error))
+    }
+
+    /// Like `encode_batch`, as one flat array: the ids of every text in order
+    /// (little-endian u32 bytes) and the `len(texts) + 1` offsets of each
+    /// text's ids in it (little-endian i64 bytes), for numpy.frombuffer.
+    #[pyo3(signature = (texts, allowed_special=None, disallowed_special=None, num_threads=None))]
+    fn encode_batch_to_u32_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
+        num_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let texts = batch_texts(texts)?;
+        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let sets = self.sets(allowed_special, disallowed_special)?;
+        let policy = self.policy(&sets);
+        let sink = FlatSink::new(self.map(), texts.len());
+        py.detach(|| self.core.encode_batch_to(&texts, &policy, num_threads, &sink)).map_err(value_error)?;
+        sink.into_bytes(py)
+    }
+
+    /// Like `encode_ordinary_batch`, as `encode_batch_to_u32_bytes` returns it.
+    #[pyo3(signature = (texts, num_threads=None))]
+    fn encode_ordinary_batch_to_u32_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        num_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let texts = batch_texts(texts)?;
+        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let sink = FlatSink::new(self.map(), texts.len());
+        py.detach(|| self.core.encode_ordinary_batch_to(&texts, num_threads, &sink)).map_err(value_error)?;
+        sink.into_bytes(py)
     }
 
     /// The concatenated bytes of `ids`; unknown or negative ids raise

@@ -1,0 +1,103 @@
+//! A batch's ids as one flat array of u32 and the offsets of each text's,
+//! for numpy: no Python object per text or per token.
+//!
+//! The pool's threads hand over each run of texts as it is encoded; the
+//! runs are only kept (nothing needs the GIL), then laid end to end once
+//! the batch is done, in one copy into the bytes object numpy reads.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::value_error;
+use crate::bpe::Rank;
+use crate::core_bpe::{BatchSink, CoreError, Run};
+use crate::id_map::IdMap;
+
+/// Keeps a batch's runs (their ids already external) and its first failure.
+pub struct FlatSink<'a> {
+    map: Option<&'a IdMap>,
+    texts: usize,
+    runs: Mutex<Vec<Run>>,
+    /// The failure of the lowest text index (a disallowed special token).
+    error: Mutex<Option<(usize, CoreError)>>,
+}
+
+impl<'a> FlatSink<'a> {
+    pub fn new(map: Option<&'a IdMap>, texts: usize) -> Self {
+        Self { map, texts, runs: Mutex::new(Vec::new()), error: Mutex::new(None) }
+    }
+
+    /// The ids of every text in order as little-endian u32 bytes, and the
+    /// `texts + 1` offsets (little-endian i64) of each text's first id and
+    /// of the end; or the first failure by text index (ValueError).
+    pub fn into_bytes<'py>(self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        if let Some((_, error)) = self.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(value_error(error));
+        }
+        let mut runs = self.runs.into_inner().unwrap_or_else(|e| e.into_inner());
+        runs.sort_unstable_by_key(|run| run.start);
+        let mut offsets = Vec::with_capacity(self.texts + 1);
+        offsets.push(0i64);
+        let mut total = 0usize;
+        for run in &runs {
+            // Every text is delivered once, in runs of consecutive texts.
+            assert_eq!(run.start, offsets.len() - 1, "a batch's runs cover its texts in order");
+            offsets.extend(run.ends.iter().map(|&end| (total + end) as i64));
+            total += run.ids.len();
+        }
+        assert_eq!(offsets.len(), self.texts + 1, "every text of the batch is delivered");
+        let ids = PyBytes::new_with(py, total * 4, |buf| {
+            let mut at = 0;
+            for run in &runs {
+                let to = at + run.ids.len() * 4;
+                write_le(&run.ids, &mut buf[at..to]);
+                at = to;
+            }
+            Ok(())
+        })?;
+        let offsets = PyBytes::new_with(py, offsets.len() * 8, |buf| {
+            for (dst, offset) in buf.chunks_exact_mut(8).zip(&offsets) {
+                dst.copy_from_slice(&offset.to_le_bytes());
+            }
+            Ok(())
+        })?;
+        Ok((ids, offsets))
+    }
+}
+
+/// `ids` as little-endian bytes into `out` (4 bytes an id).
+fn write_le(ids: &[Rank], out: &mut [u8]) {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: any u32 is four initialized bytes, and u8 has no alignment.
+        let bytes = unsafe { std::slice::from_raw_parts(ids.as_ptr().cast::<u8>(), std::mem::size_of_val(ids)) };
+        out.copy_from_slice(bytes);
+    }
+    #[cfg(not(target_endian = "little"))]
+    for (dst, id) in out.chunks_exact_mut(4).zip(ids) {
+        dst.copy_from_slice(&id.to_le_bytes());
+    }
+}
+
+impl BatchSink for FlatSink<'_> {
+    /// The caller has released the GIL around the whole batch already.
+    fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+
+    fn deliver(&self, mut run: Run) {
+        if let Some((index, error)) = run.error.take() {
+            let mut first = self.error.lock().unwrap_or_else(|e| e.into_inner());
+            if first.as_ref().is_none_or(|(k, _)| index < *k) {
+                *first = Some((index, error));
+            }
+        }
+        // On the pool's thread, beside the encoding of other runs.
+        if let Some(map) = self.map {
+            map.to_external(&mut run.ids);
+        }
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).push(run);
+    }
+}
