@@ -222,10 +222,12 @@ def _write_dataset(chunks, tokenizer, out_dir: Path, router: _SplitRouter, shard
     try:
         with bar:
             for batch in _batches(iter(chunks), batch_chars):
-                encoded = tokenizer.encode_ordinary_batch([text for text, _ in batch], num_threads=num_threads)
-                for (text, ends_document), ids in zip(batch, encoded):
+                # One flat array for the batch: no Python int per token to convert back.
+                flat = tokenizer.encode_ordinary_batch_to_numpy([text for text, _ in batch], num_threads=num_threads)
+                ids, offsets = flat.ids.astype(dtype, copy=False), flat.offsets.tolist()
+                for k, (text, ends_document) in enumerate(batch):
                     writer = writers[router.next_split()]
-                    writer.write(np.asarray(ids, dtype=dtype))
+                    writer.write(ids[offsets[k] : offsets[k + 1]])
                     if ends_document:
                         writer.write(eot_array)
                         documents += 1
