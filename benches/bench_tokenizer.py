@@ -46,7 +46,10 @@ Each encoding runs in two subprocesses:
 * batch: affinity to CPUs {0, 1}, ``RAYON_NUM_THREADS=2``, ``FASTOKENS_BPE_THREADS=2``: each
   library's batch call on batches of short lines (one line a text) and of 50 KB documents, from
   en alone and from a mix of all sub-corpora, cold and hot as above, in MB per wall second with
-  the CPU utilisation of the call (process CPU time / wall time, all threads).
+  the CPU utilisation of the call (process CPU time / wall time, all threads). Then the same with
+  flat numpy output, on the next batches of each input (a library's two calls share its caches):
+  fastllm ``encode_ordinary_batch_to_numpy``, fastokens ``encode_batch_flat`` and gigatoken
+  ``Tokenizer.encode_batch`` (its awkward array's buffers), tiktoken's lists as the reference ids.
 
 MB = 10**6 bytes of UTF-8 input. ``fastllm/best`` is the median over rounds of fastllm's speed
 over that of the fastest exact peer (the one with the highest median) on the same text; above 1
@@ -163,7 +166,9 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
 
         ours = Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials, name=name)
         return {"list": ours.encode_ordinary, "numpy": ours.encode_ordinary_to_numpy,
-                "batch": functools.partial(ours.encode_ordinary_batch, num_threads=threads), "_obj": ours}
+                "batch": functools.partial(ours.encode_ordinary_batch, num_threads=threads),
+                "batch_numpy": functools.partial(ours.encode_ordinary_batch_to_numpy, num_threads=threads),
+                "_obj": ours}
 
     def tiktoken():
         import tiktoken as tt
@@ -187,7 +192,12 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
 
         tok = gt.Tokenizer.from_tiktoken(path, pretokenizer=giga_pre, special_tokens=specials)
         compat = tok.as_tiktoken()
-        return {"list": compat.encode_ordinary, "numpy": tok.encode, "batch": compat.encode_ordinary_batch, "_obj": tok}
+        def flat(texts):  # its awkward array's two buffers, as they are
+            layout = tok.encode_batch(texts).layout
+            return layout.content.data, layout.offsets.data
+
+        return {"list": compat.encode_ordinary, "numpy": tok.encode, "batch": compat.encode_ordinary_batch,
+                "batch_numpy": flat, "_obj": tok}
 
     def fastokens():
         import fastokens as fk
@@ -201,7 +211,10 @@ def load_impls(name: str, data: Path, workdir: Path, threads: int, peers: list[s
             tok = fk.Tokenizer.from_tiktoken(path, pattern=spec["pat_str"], special_tokens=specials)
         return {"list": lambda text: tok.encode_ordinary(text).ids,
                 "numpy": lambda text: np.frombuffer(tok.encode_batch_flat([text])[0], dtype=np.uint32),
-                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts)], "_obj": tok}
+                "batch": lambda texts: [e.ids for e in tok.encode_batch(texts)],
+                "batch_numpy": lambda texts: tuple(np.frombuffer(b, dtype=t)
+                                                   for b, t in zip(tok.encode_batch_flat(texts), (np.uint32, np.uint64))),
+                "_obj": tok}
 
     def riptoken():
         import riptoken as rt
@@ -292,10 +305,27 @@ def _digest_ids(out) -> str:
 
 
 def _digest_batch(out) -> str:
+    """A fingerprint of a batch's ids: lists of ids, or a flat (ids, offsets) pair (the same for both)."""
+    if isinstance(out, tuple) and len(out) == 2 and hasattr(out[0], "dtype"):
+        return _digest_flat(out)
     h = hashlib.blake2b(digest_size=16)
     for ids in out:
         h.update(len(ids).to_bytes(8, "little"))
         h.update(array.array("I", ids).tobytes())
+    return h.hexdigest()
+
+
+def _digest_flat(out) -> str:
+    """`_digest_batch` of a flat batch: (ids, offsets), text i's ids at ids[offsets[i]:offsets[i + 1]]."""
+    import numpy as np
+
+    ids, offsets = out
+    ids = np.ascontiguousarray(ids, dtype=np.uint32)
+    offsets = np.asarray(offsets).tolist()
+    h = hashlib.blake2b(digest_size=16)
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        h.update((b - a).to_bytes(8, "little"))
+        h.update(ids[a:b].tobytes())
     return h.hexdigest()
 
 
@@ -567,40 +597,51 @@ def run_worst(name: str, variants: dict, conf: dict, en: bytes) -> list[dict]:
 def run_batch(name: str, conf: dict, data: Path, workdir: Path, corpora: dict, threads: int) -> dict:
     impls, missing, versions = load_impls(name, data, workdir, threads=threads, peers=conf["peers"])
     variants = {impl: fns["batch"] for impl, fns in impls.items() if "batch" in fns}
-    out = {"encoding": name, "mode": "batch", "threads": threads, "missing": missing, "versions": versions, "rows": []}
+    # Flat numpy outputs, with tiktoken's lists as the reference for the ids.
+    flat_variants = {"tiktoken": variants["tiktoken"]}
+    flat_variants.update({impl: fns["batch_numpy"] for impl, fns in impls.items() if "batch_numpy" in fns})
+    out = {"encoding": name, "mode": "batch", "threads": threads, "missing": missing, "versions": versions, "rows": [],
+           "numpy_rows": []}
     m = conf["cold_rounds"] + 1
     inputs = {}
-    # en alone, and a mix with an equal share of every sub-corpus
+    # en alone, and a mix with an equal share of every sub-corpus; batches 0..m-1 for the lists,
+    # m..2m-1 for the numpy outputs (a library's two calls share its caches: both must be cold)
     for label, blobs in (("en", {"en": corpora["en"]} if "en" in corpora else {}), ("mix", corpora)):
         if not blobs or label not in conf["batch_inputs"]:
             continue
-        lines = [[] for _ in range(m)]
-        docs = [[] for _ in range(m)]
+        lines = [[] for _ in range(2 * m)]
+        docs = [[] for _ in range(2 * m)]
         share = conf["lines_kb"] * 1000 // len(blobs)
         doc_share = max(1, conf["docs_per_batch"] // len(blobs))
         for blob in blobs.values():
             # batch k of lines from the k-th region, of documents from a region after all the lines
-            line_regions = cut(blob, m, share)
+            line_regions = cut(blob, 2 * m, share)
             start = sum(map(len, line_regions))
-            if start + m * doc_share * DOC_BYTES * 1.05 > len(blob):
+            if start + 2 * m * doc_share * DOC_BYTES * 1.05 > len(blob):
                 start = 0  # a short corpus: documents overlap the lines (another process, so still unseen)
-            doc_regions = cut(blob, m, doc_share * DOC_BYTES, start)
-            for k in range(m):
+            doc_regions = cut(blob, 2 * m, doc_share * DOC_BYTES, start)
+            for k in range(2 * m):
                 lines[k] += line_regions[k].splitlines(keepends=True)
                 docs[k] += cut(doc_regions[k], doc_share, DOC_BYTES)
         inputs[f"{label} lines"] = lines
         inputs[f"{label} 50KB docs"] = docs
-    columns = list(variants)
-    print_header(f"[{name}] batch calls on {threads} threads: MB/s / CPU utilisation (process CPU time / wall); "
-                 f"medians of {conf['cold_rounds']} cold and {conf['hot_rounds']} hot rounds", columns, util=True)
-    for label, pieces in inputs.items():
-        res = cold_and_hot(variants, pieces, conf["cold_rounds"], conf["hot_rounds"], _texts_of, _digest_batch)
-        cells = {k: res[k] for k in variants}
-        docs_count = statistics.mean(len(p) for p in pieces)
-        print(f"{label}: {docs_count:.0f} texts, ~{res['_bytes']['cold_mean'] / 1e3:.0f} KB a batch")
-        ranks = print_rows("", cells, columns, ["cold", "hot"], "wall", util=True)
-        out["rows"].append({"input": label, "docs_per_batch": docs_count, "bytes": res["_bytes"], "cells": cells,
-                            "rank": ranks, "rank_cpu": {p: rank(cells, p, "cpu") for p in ("cold", "hot")}})
+    for table, runs, rows in (("lists", variants, out["rows"]), ("numpy", flat_variants, out["numpy_rows"])):
+        columns = list(runs)
+        what = ("list of lists" if table == "lists" else
+                "flat numpy ids and offsets (fastllm encode_ordinary_batch_to_numpy, fastokens encode_batch_flat, "
+                "gigatoken encode_batch; tiktoken's lists for reference), the next batches of each input")
+        print_header(f"[{name}] batch calls on {threads} threads, {what}: MB/s / CPU utilisation (process CPU "
+                     f"time / wall); medians of {conf['cold_rounds']} cold and {conf['hot_rounds']} hot rounds",
+                     columns, util=True)
+        for label, pieces in inputs.items():
+            pieces = pieces[:m] if table == "lists" else pieces[m:]
+            res = cold_and_hot(runs, pieces, conf["cold_rounds"], conf["hot_rounds"], _texts_of, _digest_batch)
+            cells = {k: res[k] for k in runs}
+            docs_count = statistics.mean(len(p) for p in pieces)
+            print(f"{label}: {docs_count:.0f} texts, ~{res['_bytes']['cold_mean'] / 1e3:.0f} KB a batch")
+            ranks = print_rows("", cells, columns, ["cold", "hot"], "wall", util=True)
+            rows.append({"input": label, "docs_per_batch": docs_count, "bytes": res["_bytes"], "cells": cells,
+                         "rank": ranks, "rank_cpu": {p: rank(cells, p, "cpu") for p in ("cold", "hot")}})
     return out
 
 
@@ -680,15 +721,23 @@ def summary(results: list[dict]) -> list[str]:
                 if r["ratio"]:
                     lines.append(f"{enc:<12} worst {row['input']:<16}: {r['ratio']:5.2f}  vs {r['peer']}")
         else:
-            for row in res["rows"]:
-                r = row["rank"]["cold"]
-                if r["ratio"]:
-                    cells = row["cells"]
-                    util = statistics.median(cells["fastllm"]["cold"]["util"])
-                    peer_util = statistics.median(cells[r["peer"]]["cold"]["util"])
-                    lines.append(f"{enc:<12} batch {row['input']:<16} cold: {r['ratio']:5.2f} vs {r['peer']} "
-                                 f"(fastllm {r['fastllm_mb_s']:.1f} MB/s on {util:.2f} CPUs, {r['peer']} "
-                                 f"{r['peer_mb_s']:.1f} on {peer_util:.2f})")
+            for table, rows in (("lists", res["rows"]), ("numpy", res.get("numpy_rows", []))):
+                for row in rows:
+                    r = row["rank"]["cold"]
+                    if r["ratio"]:
+                        cells = row["cells"]
+                        util = statistics.median(cells["fastllm"]["cold"]["util"])
+                        peer_util = statistics.median(cells[r["peer"]]["cold"]["util"])
+                        lines.append(f"{enc:<12} batch {table:<5} {row['input']:<14} cold: {r['ratio']:5.2f} vs "
+                                     f"{r['peer']} (fastllm {r['fastllm_mb_s']:.1f} MB/s on {util:.2f} CPUs, "
+                                     f"{r['peer']} {r['peer_mb_s']:.1f} on {peer_util:.2f})")
+            lists = {row["input"]: row for row in res["rows"]}
+            for row in res.get("numpy_rows", []):
+                if row["input"] in lists:
+                    flat = statistics.median(row["cells"]["fastllm"]["cold"]["wall"])
+                    listed = statistics.median(lists[row["input"]]["cells"]["fastllm"]["cold"]["wall"])
+                    lines.append(f"{enc:<12} fastllm batch numpy / lists, {row['input']:<14}: {flat / listed:.2f} "
+                                 f"(medians, different batches of the same input)")
     return lines
 
 

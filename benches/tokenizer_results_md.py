@@ -95,13 +95,13 @@ def numpy_vs_list(results: list[dict]) -> list[str]:
 
 
 def batch(results: list[dict]) -> list[str]:
-    out = ["| encoding | input | phase | fastllm MB/s (CPUs) | fastest exact peer MB/s (CPUs) | fastllm/best, wall "
-           "| fastllm/best, MB per CPU-second | tiktoken | HF |",
-           "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    out = ["| encoding | input | output | phase | fastllm MB/s (CPUs) | fastest exact peer MB/s (CPUs) "
+           "| fastllm/best, wall | fastllm/best, MB per CPU-second | tiktoken | HF |",
+           "| --- | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     for res in results:
         if res["mode"] != "batch":
             continue
-        for row in res["rows"]:
+        for output, row in [("lists", r) for r in res["rows"]] + [("numpy", r) for r in res.get("numpy_rows", [])]:
             for phase in ("cold", "hot"):
                 cells = row["cells"]
                 r = rank(cells, phase, "wall")
@@ -111,7 +111,7 @@ def batch(results: list[dict]) -> list[str]:
                 def util(c):
                     return statistics.median(c[phase]["util"])
                 extra = " | ".join(f"{med(cells[i], phase, 'wall'):.1f}" if i in cells else "-" for i in ("tiktoken", "hf"))
-                out.append(f"| {res['encoding']} | {row['input']} ({row['docs_per_batch']:.0f} texts) | {phase} | "
+                out.append(f"| {res['encoding']} | {row['input']} ({row['docs_per_batch']:.0f} texts) | {output} | {phase} | "
                            f"{med(f, phase, 'wall'):.1f} ({util(f):.2f}) | {label(r['peer'])} {r['peer_mb_s']:.1f} "
                            f"({util(cells[r['peer']]):.2f}) | {r['ratio']:.2f} | {rc['ratio']:.2f} ({label(rc['peer'])}) "
                            f"| {extra} |")
@@ -141,7 +141,7 @@ def exactness(results: list[dict]) -> list[str]:
     measured: set[str] = set()
     for res in results:
         rows = [(row.get("corpus") or row.get("input"), row["cells"]) for row in res.get("rows", [])]
-        rows += [(f"{row['corpus']} numpy", row["cells"]) for row in res.get("numpy_rows", [])]
+        rows += [(f"{row.get('corpus') or row.get('input')} numpy", row["cells"]) for row in res.get("numpy_rows", [])]
         rows += [(f"worst {row['input']}", row["cells"]) for row in res.get("worst", [])]
         for where, cells in rows:
             for impl, cell in cells.items():
