@@ -3,7 +3,7 @@
 Three small tokenizers (the gpt2, cl100k and o200k patterns, trained here on a few
 lines, with special tokens) each have a tiktoken.Encoding built from the same ranks as
 the reference. The input drives a sequence of calls: encode (every special-token
-policy, surrogates included), encode_ordinary, encode_batch, encode_to_numpy, split,
+policy, surrogates included), encode_ordinary, encode_batch (lists and flat numpy), encode_to_numpy, split,
 decode / decode_bytes / decode_single_token_bytes with arbitrary ids and error
 handlers, the incremental decoder, with_special_tokens, the constructor, and the
 file loaders with arguments that are not files. Results must equal tiktoken's (or
@@ -170,6 +170,13 @@ def one_input(data: bytes) -> None:
             got = _clear(lambda: tok.encode_ordinary_batch(texts, num_threads=threads))
             if got is not None and got != [tok.encode_ordinary(t) for t in texts]:
                 raise Finding(f"encode_ordinary_batch({texts!r}) != encode_ordinary of each")
+            flat = _clear(lambda: tok.encode_batch_to_numpy(texts, num_threads=threads, allowed_special="all"))
+            if flat is not None and [a.tolist() for a in flat.split()] != [tok.encode(t, allowed_special="all") for t in texts]:
+                raise Finding(f"encode_batch_to_numpy({texts!r}) != encode of each")
+            flat = _clear(lambda: tok.encode_ordinary_batch_to_numpy(texts, num_threads=threads))
+            if flat is not None and (flat.offsets[-1] != len(flat.ids) or [a.tolist() for a in flat.split()]
+                                     != [tok.encode_ordinary(t) for t in texts]):
+                raise Finding(f"encode_ordinary_batch_to_numpy({texts!r}) != encode_ordinary of each")
         elif op == 3:
             text = draw.text()
             arr = _clear(lambda: tok.encode_to_numpy(text, disallowed_special=()))
