@@ -788,7 +788,17 @@ pub trait BatchSink: Sync {
     fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
     /// Takes the tokens of a run, on a thread of the pool; never two calls at once.
     fn deliver(&self, run: Run);
+    /// The fewest bytes of text worth a run of their own (see [`plan_tasks`]):
+    /// each run costs a hand-over to `deliver`.
+    fn min_run_bytes(&self) -> usize {
+        MIN_RUN
+    }
 }
+
+/// The least a run holds where handing it over costs something (building its
+/// Python lists): 16 KB runs lost 4-9% on a batch of short lines, when the
+/// calling thread took them over.
+const MIN_RUN: usize = 1 << 15;
 
 /// Each text's tokens, or the error that stopped it; None until delivered.
 type Results = Vec<Option<Result<Vec<Rank>, CoreError>>>;
@@ -822,10 +832,10 @@ impl BatchSink for Collect {
     }
 }
 
-/// How many bytes [`plan_tasks`] puts in a run.
-fn run_bytes<S: AsRef<str>>(texts: &[S], threads: usize) -> usize {
+/// How many bytes [`plan_tasks`] puts in a run (at least `min_run`).
+fn run_bytes<S: AsRef<str>>(texts: &[S], threads: usize, min_run: usize) -> usize {
     let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
-    (total / (16 * threads.max(1))).clamp(1 << 15, 1 << 22)
+    (total / (16 * threads.max(1))).clamp(min_run, 1 << 22)
 }
 
 /// A part of a cut text is about this long at least: each costs a hand-over.
@@ -852,17 +862,16 @@ impl Task {
 
 /// Splits a batch into runs of consecutive texts (`Task::Run(start, end,
 /// bytes)`): up to sixteen runs per thread, so that the threads finish close
-/// together; but at least 32 KB each, as each run costs a hand-over (16 KB
-/// runs lost 4-9% on a batch of short lines, when the calling thread took
-/// them over). With `cuttable` (the split pattern's pieces
+/// together; but at least `min_run` bytes each, as each run costs a
+/// hand-over (see [`BatchSink::min_run_bytes`]). With `cuttable` (the split pattern's pieces
 /// stop at a newline after a letter, and no special token spans one)
 /// and two threads or more, a text of two parts' length or more is cut into
 /// parts of about half a run (at least [`MIN_PART`]) at such newlines, which
 /// the threads share. Eight documents of 50 KB on two threads left one
 /// thread idle for part of the last document (1.72-1.77 CPUs in use); cut
 /// in three, 1.80. Returns the tasks and how many parts each cut text has.
-fn plan_tasks<S: AsRef<str>>(texts: &[S], threads: usize, cuttable: bool) -> (Vec<Task>, Vec<usize>) {
-    let per_run = run_bytes(texts, threads);
+fn plan_tasks<S: AsRef<str>>(texts: &[S], threads: usize, cuttable: bool, min_run: usize) -> (Vec<Task>, Vec<usize>) {
+    let per_run = run_bytes(texts, threads, min_run);
     let part_bytes = (per_run / 2).max(MIN_PART);
     let cut = cuttable && threads >= 2;
     let mut tasks = Vec::new();
@@ -1050,7 +1059,7 @@ fn stream_texts<S: AsRef<str> + Sync>(
         Some(n) => Some(EncodePool::sized(n).map_err(CoreError::ThreadPool)?),
     };
     let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.threads());
-    let (tasks, parts_of) = plan_tasks(texts, threads, cuttable);
+    let (tasks, parts_of) = plan_tasks(texts, threads, cuttable, sink.min_run_bytes());
     let assemblies: Vec<Assembly> = parts_of.iter().map(|&n| Assembly::new(n)).collect();
     // The first text of the first task that panicked.
     let panicked = Mutex::new(None::<usize>);
@@ -1724,7 +1733,7 @@ mod tests {
             let delivered = sink.delivered.into_inner().unwrap();
             let mut starts: Vec<usize> = delivered.iter().map(|&(start, _)| start).collect();
             starts.sort();
-            let runs: Vec<usize> = plan_tasks(&texts, threads, false).0.iter().map(Task::first_text).collect();
+            let runs: Vec<usize> = plan_tasks(&texts, threads, false, MIN_RUN).0.iter().map(Task::first_text).collect();
             assert_eq!(starts, runs, "{threads} threads: each run once");
             assert!(delivered.iter().all(|&(_, t)| t != std::thread::current().id()), "{threads} threads");
             assert_eq!(sink.most.into_inner(), 1, "{threads} threads: deliveries overlapped");
@@ -1749,15 +1758,43 @@ mod tests {
         text
     }
 
+    /// Runs hold at least `min_run` bytes and at most about a sixteenth of
+    /// each thread's share: a sink that hands runs over for less (the flat
+    /// numpy one) gets more, smaller runs of short texts.
+    #[test]
+    fn runs_are_sized_by_the_sinks_least_run() {
+        let texts: Vec<String> = (0..4096).map(|k| format!("line {k} of some text\n")).collect();
+        let total: usize = texts.iter().map(|t| t.len()).sum();
+        for (min_run, threads) in [(MIN_RUN, 2), (1 << 13, 2), (1 << 13, 1)] {
+            let (tasks, _) = plan_tasks(&texts, threads, false, min_run);
+            let per_run = (total / (16 * threads)).max(min_run);
+            let sizes: Vec<usize> = tasks
+                .iter()
+                .map(|t| match *t {
+                    Task::Run(_, _, size) => size,
+                    Task::Part { .. } => unreachable!("short texts are not cut"),
+                })
+                .collect();
+            // Each run closes with the text that takes it to `per_run` (a text counts 16 more).
+            assert!(
+                sizes[..sizes.len() - 1].iter().all(|&s| (per_run..per_run + 64).contains(&s)),
+                "{min_run} {threads}"
+            );
+            assert!(*sizes.last().unwrap() < per_run + 64);
+        }
+        let count = |min_run| plan_tasks(&texts, 2, false, min_run).0.len();
+        assert!(count(1 << 13) > 2 * count(MIN_RUN), "{} {}", count(1 << 13), count(MIN_RUN));
+    }
+
     /// Long texts become parts that cover them, cut only before a newline
     /// after a letter; short texts, or any text when not `cuttable`, stay whole.
     #[test]
     fn long_texts_are_cut_at_newlines_after_letters() {
         let digits = "1 2 3 4\n".repeat(20_000);
         let texts = [prose(200_000, 1), "short\n".to_string(), digits, prose(60_000, 2), prose(20_000, 3)];
-        let (whole, parts_of) = plan_tasks(&texts, 2, false);
+        let (whole, parts_of) = plan_tasks(&texts, 2, false, MIN_RUN);
         assert!(parts_of.is_empty() && whole.iter().all(|t| matches!(t, Task::Run(..))));
-        let (tasks, parts_of) = plan_tasks(&texts, 2, true);
+        let (tasks, parts_of) = plan_tasks(&texts, 2, true, MIN_RUN);
         let mut parts: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); parts_of.len()];
         let mut texts_cut = Vec::new();
         for task in &tasks {
@@ -1806,7 +1843,7 @@ mod tests {
             (0..5).map(|k| prose([150_000, 30_000, 90_000, 5, 70_000][k], 10 + k as u64)).collect();
         let alone: Vec<Vec<Rank>> = texts.iter().map(|t| c.encode_ordinary(t).unwrap()).collect();
         for threads in [1, 2, 3] {
-            let cut = plan_tasks(&texts, threads, true).1.len();
+            let cut = plan_tasks(&texts, threads, true, MIN_RUN).1.len();
             assert!(if threads == 1 { cut == 0 } else { cut >= 2 }, "{threads} threads: {cut} texts cut");
             assert_eq!(c.encode_ordinary_batch(&texts, Some(threads)).unwrap(), alone, "{threads} threads");
         }

@@ -100,4 +100,10 @@ impl BatchSink for FlatSink<'_> {
         }
         self.runs.lock().unwrap_or_else(|e| e.into_inner()).push(run);
     }
+
+    /// A run is only kept here, so smaller runs cost little and let the
+    /// threads finish closer together on short texts.
+    fn min_run_bytes(&self) -> usize {
+        1 << 13
+    }
 }
