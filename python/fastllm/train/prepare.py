@@ -232,7 +232,8 @@ def _write_dataset(chunks, tokenizer, out_dir: Path, router: _SplitRouter, shard
                         writer.write(eot_array)
                         documents += 1
                     text_chars += len(text)
-                    bar.update(len(text.encode("utf-8")))
+                    # (An ASCII str's length is its UTF-8 size: no copy of the text to count it.)
+                    bar.update(len(text) if text.isascii() else len(text.encode("utf-8")))
     finally:
         splits = {split: {"tokens": w.tokens, "shards": w.close()} for split, w in writers.items()}
     if splits["train"]["tokens"] == 0 or (router.val_fraction > 0 and text_chars == 0):
