@@ -795,6 +795,37 @@ pub trait BatchSink: Sync {
     }
 }
 
+/// The failure of the batch's text with the lowest index, of those its
+/// sink is told of from the pool's threads (a run's error, or one making
+/// the run's output): what the batch raises once it is done.
+pub struct FirstFailure<E>(Mutex<Option<(usize, E)>>);
+
+impl<E> Default for FirstFailure<E> {
+    fn default() -> Self {
+        Self(Mutex::new(None))
+    }
+}
+
+impl<E> FirstFailure<E> {
+    /// Keeps `error` of text `index` unless a text before it failed already.
+    pub fn record(&self, index: usize, error: E) {
+        let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if first.as_ref().is_none_or(|(k, _)| index < *k) {
+            *first = Some((index, error));
+        }
+    }
+
+    /// Whether any text has failed.
+    pub fn any(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// The first failure's error, if any.
+    pub fn into_error(self) -> Option<E> {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner()).map(|(_, e)| e)
+    }
+}
+
 /// The least a run holds where handing it over costs something (building its
 /// Python lists): 16 KB runs lost 4-9% on a batch of short lines, when the
 /// calling thread took them over.

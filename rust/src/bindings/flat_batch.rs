@@ -5,6 +5,7 @@
 //! runs are only kept (nothing needs the GIL), then laid end to end once
 //! the batch is done, in one copy into the bytes object numpy reads.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
@@ -12,7 +13,7 @@ use pyo3::types::PyBytes;
 
 use super::value_error;
 use crate::bpe::Rank;
-use crate::core_bpe::{BatchSink, CoreError, Run};
+use crate::core_bpe::{BatchSink, CoreError, FirstFailure, Run};
 use crate::id_map::IdMap;
 
 /// Keeps a batch's runs (their ids already external) and its first failure.
@@ -20,20 +21,20 @@ pub struct FlatSink<'a> {
     map: Option<&'a IdMap>,
     texts: usize,
     runs: Mutex<Vec<Run>>,
-    /// The failure of the lowest text index (a disallowed special token).
-    error: Mutex<Option<(usize, CoreError)>>,
+    /// A disallowed special token.
+    error: FirstFailure<CoreError>,
 }
 
 impl<'a> FlatSink<'a> {
     pub fn new(map: Option<&'a IdMap>, texts: usize) -> Self {
-        Self { map, texts, runs: Mutex::new(Vec::new()), error: Mutex::new(None) }
+        Self { map, texts, runs: Mutex::new(Vec::new()), error: FirstFailure::default() }
     }
 
     /// The ids of every text in order as little-endian u32 bytes, and the
     /// `texts + 1` offsets (little-endian i64) of each text's first id and
     /// of the end; or the first failure by text index (ValueError).
     pub fn into_bytes<'py>(self, py: Python<'py>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        if let Some((_, error)) = self.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(error) = self.error.into_error() {
             return Err(value_error(error));
         }
         let mut runs = self.runs.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -52,7 +53,7 @@ impl<'a> FlatSink<'a> {
             let mut at = 0;
             for run in &runs {
                 let to = at + run.ids.len() * 4;
-                write_le(&run.ids, &mut buf[at..to]);
+                buf[at..to].copy_from_slice(&le_bytes(&run.ids));
                 at = to;
             }
             Ok(())
@@ -67,17 +68,14 @@ impl<'a> FlatSink<'a> {
     }
 }
 
-/// `ids` as little-endian bytes into `out` (4 bytes an id).
-fn write_le(ids: &[Rank], out: &mut [u8]) {
-    #[cfg(target_endian = "little")]
-    {
+/// `ids` as little-endian u32 bytes: a view of them where that is their
+/// layout in memory, a copy elsewhere.
+pub fn le_bytes(ids: &[Rank]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
         // SAFETY: any u32 is four initialized bytes, and u8 has no alignment.
-        let bytes = unsafe { std::slice::from_raw_parts(ids.as_ptr().cast::<u8>(), std::mem::size_of_val(ids)) };
-        out.copy_from_slice(bytes);
-    }
-    #[cfg(not(target_endian = "little"))]
-    for (dst, id) in out.chunks_exact_mut(4).zip(ids) {
-        dst.copy_from_slice(&id.to_le_bytes());
+        Cow::Borrowed(unsafe { std::slice::from_raw_parts(ids.as_ptr().cast::<u8>(), std::mem::size_of_val(ids)) })
+    } else {
+        Cow::Owned(ids.iter().flat_map(|id| id.to_le_bytes()).collect())
     }
 }
 
@@ -89,10 +87,7 @@ impl BatchSink for FlatSink<'_> {
 
     fn deliver(&self, mut run: Run) {
         if let Some((index, error)) = run.error.take() {
-            let mut first = self.error.lock().unwrap_or_else(|e| e.into_inner());
-            if first.as_ref().is_none_or(|(k, _)| index < *k) {
-                *first = Some((index, error));
-            }
+            self.error.record(index, error);
         }
         // On the pool's thread, beside the encoding of other runs.
         if let Some(map) = self.map {

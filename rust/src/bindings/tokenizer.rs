@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
@@ -12,13 +12,13 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 
-use super::flat_batch::FlatSink;
+use super::flat_batch::{le_bytes, FlatSink};
 use super::id_lists::{each_int, IdObjects};
 use super::text_args::{texts_of, Utf8};
 use super::value_error;
 use crate::added_tokens::AddedToken;
 use crate::bpe::Rank;
-use crate::core_bpe::{BatchSink, CoreBpe, CoreError, Run, SpecialPolicy};
+use crate::core_bpe::{BatchSink, CoreBpe, CoreError, FirstFailure, Run, SpecialPolicy};
 use crate::id_map::IdMap;
 use crate::pretokenize::pipeline::{Behavior, Normalizer, PipelineSpec, Split, Step};
 use crate::utf8_stream::Utf8Stream;
@@ -68,7 +68,6 @@ fn check_len(text: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// The UTF-8 of a text to encode, checked for length.
 /// A batch's texts as UTF-8, each within the length limit.
 fn batch_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Utf8<'py>>> {
     let texts = texts_of(texts)?;
@@ -76,6 +75,7 @@ fn batch_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Utf8<'py>>> {
     Ok(texts)
 }
 
+/// The UTF-8 of a text to encode, checked for length.
 fn text_to_encode<'py>(text: &Bound<'py, PyString>) -> PyResult<Utf8<'py>> {
     let text = Utf8::of(text)?;
     check_len(&text)?;
@@ -201,9 +201,8 @@ struct ListSink<'a> {
     ids: &'a IdObjects,
     /// Pre-sized; each item is set as its text is delivered.
     list: Py<PyList>,
-    /// The first failure by text index (a disallowed special token, or a
-    /// Python error building a list): raised once the batch is done.
-    error: Mutex<Option<(usize, PyErr)>>,
+    /// A disallowed special token, or a Python error building a list.
+    error: FirstFailure<PyErr>,
 }
 
 impl<'a> ListSink<'a> {
@@ -211,18 +210,7 @@ impl<'a> ListSink<'a> {
         // SAFETY: a new list of NULL items (or NULL with an exception set),
         // each to be set once; a list dropped with NULL items is valid.
         let list = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(len as pyo3::ffi::Py_ssize_t))? };
-        Ok(Self { ids, list: list.cast_into::<PyList>()?.unbind(), error: Mutex::new(None) })
-    }
-
-    fn fail(&self, index: usize, error: PyErr) {
-        let mut first = self.error.lock().unwrap_or_else(|e| e.into_inner());
-        if first.as_ref().is_none_or(|(k, _)| index < *k) {
-            *first = Some((index, error));
-        }
-    }
-
-    fn failed(&self) -> bool {
-        self.error.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        Ok(Self { ids, list: list.cast_into::<PyList>()?.unbind(), error: FirstFailure::default() })
     }
 
     /// Sets item `index` to the list of `all[range]` (`all`: the ids of
@@ -234,7 +222,7 @@ impl<'a> ListSink<'a> {
             Ok(item) => unsafe {
                 pyo3::ffi::PyList_SetItem(self.list.as_ptr(), index as pyo3::ffi::Py_ssize_t, item.into_ptr());
             },
-            Err(e) => self.fail(index, e),
+            Err(e) => self.error.record(index, e),
         }
     }
 
@@ -247,8 +235,8 @@ impl<'a> ListSink<'a> {
             let _paused = GcPause::new(py);
             encode(&self)?;
         }
-        match self.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some((_, e)) => Err(e),
+        match self.error.into_error() {
+            Some(e) => Err(e),
             None => Ok(self.list.into_bound(py)),
         }
     }
@@ -261,9 +249,9 @@ impl BatchSink for ListSink<'_> {
 
     fn deliver(&self, mut run: Run) {
         if let Some((index, e)) = run.error.take() {
-            self.fail(index, value_error(e));
+            self.error.record(index, value_error(e));
         }
-        if self.failed() {
+        if self.error.any() {
             return;
         }
         Python::attach(|py| {
@@ -307,17 +295,7 @@ impl Drop for GcPause<'_> {
 
 /// `ids` as little-endian u32 bytes.
 fn u32_bytes<'py>(py: Python<'py>, ids: &[Rank]) -> Bound<'py, PyBytes> {
-    #[cfg(target_endian = "little")]
-    {
-        // SAFETY: any u32 is four initialized bytes, and u8 has no alignment.
-        let bytes = unsafe { std::slice::from_raw_parts(ids.as_ptr().cast::<u8>(), std::mem::size_of_val(ids)) };
-        PyBytes::new(py, bytes)
-    }
-    #[cfg(not(target_endian = "little"))]
-    {
-        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
-        PyBytes::new(py, &bytes)
-    }
+    PyBytes::new(py, &le_bytes(ids))
 }
 
 impl PyCoreBpe {
