@@ -26,7 +26,10 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::atoms::{Atoms, Rivals};
-use super::merge::{close_up, Lane, QUADRATIC_MAX};
+use super::merge::{Lane, QUADRATIC_MAX};
+#[cfg(target_arch = "x86_64")]
+use super::merge_step::Avx2;
+use super::merge_step::{MergeStep, Portable};
 use super::vocab::{prefetch, PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
 
@@ -218,7 +221,7 @@ impl ListedMerges {
             // SAFETY: the CPU has the features `merge_lanes_v3` is compiled for.
             return unsafe { self.merge_lanes_v3(lanes, piece, ranks) };
         }
-        self.merge_lanes_in(lanes, piece, ranks)
+        self.merge_lanes_in::<Portable>(lanes, piece, ranks)
     }
 
     /// [`ListedMerges::merge_lanes`] compiled for x86-64-v3 (the minimum over
@@ -226,11 +229,11 @@ impl ListedMerges {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
     fn merge_lanes_v3<'p>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
-        self.merge_lanes_in(lanes, piece, ranks)
+        self.merge_lanes_in::<Avx2>(lanes, piece, ranks)
     }
 
     #[inline(always)]
-    fn merge_lanes_in<'p>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+    fn merge_lanes_in<'p, S: MergeStep>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
         // Start from atoms: pairs of single bytes from the byte-pair table,
         // the others from the pair table, all asked for before any is read.
         let mut single = [None::<u8>; QUADRATIC_MAX];
@@ -265,7 +268,7 @@ impl ListedMerges {
                 if lane.at == usize::MAX {
                     continue;
                 }
-                let Some((best, at)) = earliest(&lane.pair[..lane.parts]) else {
+                let Some((best, at)) = S::lowest(&lane.pair, lane.parts) else {
                     lane.at = usize::MAX;
                     continue;
                 };
@@ -282,12 +285,8 @@ impl ListedMerges {
                     continue;
                 }
                 let at = lane.at;
-                lane.ids[at] = self.builds[lane.pair[at] as usize];
-                close_up(&mut lane.ids, at);
-                close_up(&mut lane.pair, at);
-                lane.parts -= 1;
-                lane.pair[lane.parts] = NONE;
-                let new = lane.ids[at];
+                let new = self.builds[lane.pair[at] as usize];
+                S::join(&mut lane.ids, &mut lane.pair, &mut lane.parts, at, new);
                 if at + 1 < lane.parts {
                     self.places.prefetch(new, lane.ids[at + 1]);
                 }
@@ -301,11 +300,9 @@ impl ListedMerges {
                 }
                 let at = lane.at;
                 let new = lane.ids[at];
-                lane.pair[at] =
-                    if at + 1 < lane.parts { self.places.get_prefetched(new, lane.ids[at + 1]) } else { NONE };
-                if at > 0 {
-                    lane.pair[at - 1] = self.places.get_prefetched(lane.ids[at - 1], new);
-                }
+                let right = if at + 1 < lane.parts { self.places.get_prefetched(new, lane.ids[at + 1]) } else { NONE };
+                let left = if at > 0 { self.places.get_prefetched(lane.ids[at - 1], new) } else { NONE };
+                S::set_pairs(&mut lane.pair, at, left, right);
             }
         }
     }

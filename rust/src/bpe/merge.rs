@@ -17,6 +17,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::rank_queue::RankQueue;
+use super::merge_step::{MergeStep, Portable};
+#[cfg(target_arch = "x86_64")]
+use super::merge_step::Avx2;
 use super::runs::{merge_runs, RUNS_FROM};
 use super::vocab::{prefetch, Rank, TokenMap};
 
@@ -106,7 +109,7 @@ pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
 fn merge_atoms_v3(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
-    merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, &mut |left, right| ranks.merge(left, right))
+    merge_atoms::<Avx2, QUADRATIC_MAX>(piece, ranks, out, &mut |left, right| ranks.merge(left, right))
 }
 
 /// [`merge_piece`] on its general paths (not run by run: see `runs`), with
@@ -125,7 +128,7 @@ pub fn merge_piece_with(
     // Pairs of bytes that BPE provably merges first start as one part (see
     // `atoms`): fewer merges, and pieces of up to 16 such parts stay on the
     // quadratic path.
-    if piece.len() <= 2 * QUADRATIC_MAX && merge_atoms::<QUADRATIC_MAX>(piece, ranks, out, merge) {
+    if piece.len() <= 2 * QUADRATIC_MAX && merge_atoms::<Portable, QUADRATIC_MAX>(piece, ranks, out, merge) {
         return;
     }
     if piece.len() < HEAP_THRESHOLD {
@@ -165,7 +168,7 @@ fn merge_quadratic<const N: usize>(
     for k in 0..n - 1 {
         pair[k] = ranks.pair(piece[k], piece[k + 1]);
     }
-    merge_parts(&mut ids, &mut pair, n, out, merge);
+    merge_parts::<Portable, N>(&mut ids, &mut pair, n, out, merge);
 }
 
 /// [`merge_quadratic`] from atoms: the piece's bytes, except that each pair
@@ -174,7 +177,7 @@ fn merge_quadratic<const N: usize>(
 /// byte-by-byte merging would get to first. False, with nothing emitted,
 /// when the piece has more than `N` atoms.
 #[inline(always)]
-fn merge_atoms<const N: usize>(
+fn merge_atoms<S: MergeStep, const N: usize>(
     piece: &[u8],
     ranks: &TokenMap,
     out: &mut Vec<Rank>,
@@ -192,7 +195,7 @@ fn merge_atoms<const N: usize>(
             _ => merge(ids[k], ids[k + 1]),
         };
     }
-    merge_parts(&mut ids, &mut pair, parts, out, merge);
+    merge_parts::<S, N>(&mut ids, &mut pair, parts, out, merge);
     true
 }
 
@@ -232,43 +235,21 @@ fn split_into_atoms<const N: usize>(
 /// The merge loop of the quadratic paths: parts `0..parts` are live, `ids[k]`
 /// their tokens and `pair[k]` the rank parts `k` and `k + 1` merge to.
 #[inline(always)]
-fn merge_parts<const N: usize>(
+fn merge_parts<S: MergeStep, const N: usize>(
     ids: &mut [Rank; N],
     pair: &mut [Rank; N],
     mut parts: usize,
     out: &mut Vec<Rank>,
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
-    while let Some(at) = merge_lowest(ids, pair, &mut parts) {
-        let best = ids[at];
-        pair[at] = if at + 1 < parts { merge(best, ids[at + 1]) } else { Rank::MAX };
-        if at > 0 {
-            pair[at - 1] = merge(ids[at - 1], best);
-        }
+    while let Some((best, at)) = S::lowest(pair, parts) {
+        S::join(ids, pair, &mut parts, at, best);
+        let right = if at + 1 < parts { merge(best, ids[at + 1]) } else { Rank::MAX };
+        let left = if at > 0 { merge(ids[at - 1], best) } else { Rank::MAX };
+        S::set_pairs(pair, at, left, right);
     }
     // A byte that is not a token (a vocabulary the caller did not check) is skipped.
     out.extend(ids[..parts].iter().copied().filter(|&id| id != Rank::MAX));
-}
-
-/// One step of the quadratic merges: merges the pair of parts `0..*parts`
-/// of lowest rank (the leftmost on a tie), part `at + 1` into part `at`,
-/// and returns `at`; None when no pair merges. The ranks of the pairs the
-/// new part makes with its neighbours are the caller's to look up.
-#[inline(always)]
-fn merge_lowest<const N: usize>(ids: &mut [Rank; N], pair: &mut [Rank; N], parts: &mut usize) -> Option<usize> {
-    // Two passes (the lowest rank, then its first position) vectorize,
-    // unlike one pass carrying both.
-    let best = pair[..*parts].iter().copied().min().unwrap_or(Rank::MAX);
-    if best == Rank::MAX {
-        return None;
-    }
-    let at = pair[..*parts].iter().position(|&r| r == best).unwrap_or(0);
-    ids[at] = best;
-    close_up(ids, at);
-    close_up(pair, at);
-    *parts -= 1;
-    pair[*parts] = Rank::MAX;
-    Some(at)
 }
 
 /// The most bytes of a piece that [`merge_lanes`] takes (it has no more
@@ -313,19 +294,19 @@ pub fn merge_lanes<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ra
         // SAFETY: the CPU has the features `merge_lanes_v3` is compiled for.
         return unsafe { merge_lanes_v3(lanes, piece, ranks) };
     }
-    merge_lanes_in(lanes, piece, ranks)
+    merge_lanes_in::<Portable>(lanes, piece, ranks)
 }
 
 /// [`merge_lanes`] compiled for x86-64-v3 (see [`merge_atoms_v3`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
 fn merge_lanes_v3<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
-    merge_lanes_in(lanes, piece, ranks)
+    merge_lanes_in::<Avx2>(lanes, piece, ranks)
 }
 
 /// [`merge_lanes`] as compiled for any CPU.
 #[inline(always)]
-fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
     // Start from atoms, as `merge_atoms` does: pairs of single bytes from
     // the byte-pair table, the others from the merge table, loaded first.
     let mut single = [None::<u8>; QUADRATIC_MAX];
@@ -337,6 +318,8 @@ fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
             .expect("a piece of at most LANE_BYTES bytes fits a lane");
         lane.parts = parts;
         lane.at = 0;
+        // Pairs from the last part on are MAX (a step scans the whole array).
+        lane.pair = [Rank::MAX; QUADRATIC_MAX];
         for k in 0..parts - 1 {
             lane.pair[k] = match (single[k], single[k + 1]) {
                 (Some(a), Some(b)) => ranks.pair(a, b),
@@ -360,11 +343,11 @@ fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
             if lane.at == usize::MAX {
                 continue;
             }
-            let Some(at) = merge_lowest(&mut lane.ids, &mut lane.pair, &mut lane.parts) else {
+            let Some((best, at)) = S::lowest(&lane.pair, lane.parts) else {
                 lane.at = usize::MAX;
                 continue;
             };
-            let best = lane.ids[at];
+            S::join(&mut lane.ids, &mut lane.pair, &mut lane.parts, at, best);
             if at + 1 < lane.parts {
                 ranks.prefetch_merge(best, lane.ids[at + 1]);
             }
@@ -383,29 +366,15 @@ fn merge_lanes_in<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
             }
             let at = lane.at;
             let best = lane.ids[at];
-            lane.pair[at] =
-                if at + 1 < lane.parts { ranks.merge_prefetched(best, lane.ids[at + 1]) } else { Rank::MAX };
-            if at > 0 {
-                lane.pair[at - 1] = ranks.merge_prefetched(lane.ids[at - 1], best);
-            }
+            let right = if at + 1 < lane.parts { ranks.merge_prefetched(best, lane.ids[at + 1]) } else { Rank::MAX };
+            let left = if at > 0 { ranks.merge_prefetched(lane.ids[at - 1], best) } else { Rank::MAX };
+            S::set_pairs(&mut lane.pair, at, left, right);
         }
     }
 }
 
 /// A pair rank still to be looked up (never a rank, nor `Rank::MAX`).
 const LOOK_UP: Rank = Rank::MAX - 2;
-
-/// Moves every entry after `at + 1` one place down (dropping entry `at + 1`,
-/// the part merged into part `at`), over the whole array: a few vector
-/// selects instead of a call to `memmove` for a handful of entries. Entries
-/// past the live parts move too, harmlessly.
-#[inline(always)]
-pub(super) fn close_up<const N: usize>(a: &mut [Rank; N], at: usize) {
-    let old = *a;
-    for i in 0..N - 1 {
-        a[i] = if i > at { old[i + 1] } else { old[i] };
-    }
-}
 
 /// `rank` of a part that was merged into its left neighbour (never a rank:
 /// the vocabulary has fewer than `u32::MAX - 1` tokens).
@@ -883,7 +852,7 @@ pub(super) mod tests {
         merge_lanes(&mut lanes, |k| pieces[k], r);
         // The portable copy (the above may run the x86-64-v3 one) agrees.
         let mut portable = vec![Lane::default(); pieces.len()];
-        merge_lanes_in(&mut portable, |k| pieces[k], r);
+        merge_lanes_in::<Portable>(&mut portable, |k| pieces[k], r);
         for (a, b) in lanes.iter().zip(&portable) {
             assert!(a.tokens().eq(b.tokens()), "{what}: portable lanes differ");
         }

@@ -7,6 +7,7 @@ mod big_table;
 mod cuts;
 pub mod listed_merges;
 mod merge;
+mod merge_step;
 pub mod merge_list;
 pub mod piece_cache;
 pub mod rank_queue;

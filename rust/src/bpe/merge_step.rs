@@ -1,0 +1,261 @@
+//! One step of the quadratic merge (the lowest pair of a piece's parts
+//! merged, the arrays closed up, the new part's pair ranks set), on the
+//! sixteen-part arrays of `merge` and its lanes.
+//!
+//! The portable step indexes the arrays entry by entry, and compiled for
+//! x86-64-v3 the close-up became masked stores (`vpmaskmovd`), which AMD's
+//! cores run as many micro-ops, followed by loads of the lines just stored.
+//! [`Avx2`] does each step in registers (a lane permute and blends) and
+//! writes whole vectors back. Same results: the tests run both.
+
+use super::vocab::Rank;
+
+/// How a merge step is done: the callers are generic over it, so that the
+/// x86-64-v3 copies inline [`Avx2`] and the portable ones [`Portable`].
+/// Parts `0..parts` are live; `pair[k]` is what parts `k` and `k + 1` merge
+/// to (a rank, or a place in a merge list; `Rank::MAX`: they never merge),
+/// and is `Rank::MAX` from the last part on.
+pub(super) trait MergeStep {
+    /// The lowest of `pair[..parts]` and its first position; None when
+    /// no pair merges.
+    fn lowest<const N: usize>(pair: &[Rank; N], parts: usize) -> Option<(Rank, usize)>;
+
+    /// Part `at + 1` merged into part `at`, which becomes `new`: the parts
+    /// after it move down one place in both arrays. The pairs the new part
+    /// makes with its neighbours (entries `at - 1` and `at`) are the
+    /// caller's to set.
+    fn join<const N: usize>(ids: &mut [Rank; N], pair: &mut [Rank; N], parts: &mut usize, at: usize, new: Rank);
+
+    /// Sets `pair[at] = right` and, for `at > 0`, `pair[at - 1] = left`.
+    fn set_pairs<const N: usize>(pair: &mut [Rank; N], at: usize, left: Rank, right: Rank);
+}
+
+/// Entry by entry, for any CPU.
+pub(super) struct Portable;
+
+impl MergeStep for Portable {
+    #[inline(always)]
+    fn lowest<const N: usize>(pair: &[Rank; N], parts: usize) -> Option<(Rank, usize)> {
+        // Two passes (the lowest rank, then its first position) vectorize,
+        // unlike one pass carrying both.
+        let best = pair[..parts].iter().copied().min().filter(|&r| r != Rank::MAX)?;
+        Some((best, pair[..parts].iter().position(|&r| r == best).unwrap_or(0)))
+    }
+
+    #[inline(always)]
+    fn join<const N: usize>(ids: &mut [Rank; N], pair: &mut [Rank; N], parts: &mut usize, at: usize, new: Rank) {
+        ids[at] = new;
+        close_up(ids, at);
+        close_up(pair, at);
+        *parts -= 1;
+        pair[*parts] = Rank::MAX;
+    }
+
+    #[inline(always)]
+    fn set_pairs<const N: usize>(pair: &mut [Rank; N], at: usize, left: Rank, right: Rank) {
+        pair[at] = right;
+        if at > 0 {
+            pair[at - 1] = left;
+        }
+    }
+}
+
+/// Moves every entry after `at + 1` one place down (dropping entry `at + 1`,
+/// the part merged into part `at`), over the whole array: a few vector
+/// selects instead of a call to `memmove` for a handful of entries. Entries
+/// past the live parts move too, harmlessly.
+#[inline(always)]
+fn close_up<const N: usize>(a: &mut [Rank; N], at: usize) {
+    let old = *a;
+    for i in 0..N - 1 {
+        a[i] = if i > at { old[i + 1] } else { old[i] };
+    }
+}
+
+/// In AVX2 registers, for arrays of sixteen entries (others go the portable
+/// way). Only for code compiled with AVX2 enabled (the x86-64-v3 copies,
+/// chosen at run time by `crate::cpu::x86_v3`).
+#[cfg(target_arch = "x86_64")]
+pub(super) struct Avx2;
+
+/// `a` as an array of sixteen, for `N == 16`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sixteen<const N: usize>(a: &mut [Rank; N]) -> &mut [Rank; 16] {
+    assert!(N == 16);
+    // SAFETY: N is 16, so the cast keeps the array's size and alignment.
+    unsafe { &mut *(a as *mut [Rank; N]).cast() }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl MergeStep for Avx2 {
+    #[inline(always)]
+    fn lowest<const N: usize>(pair: &[Rank; N], parts: usize) -> Option<(Rank, usize)> {
+        if N != 16 {
+            return Portable::lowest(pair, parts);
+        }
+        // SAFETY: N is 16 (the cast keeps the size); this type is used only
+        // in code compiled for, and run on, CPUs with AVX2.
+        unsafe { avx2::lowest(&*(pair as *const [Rank; N]).cast()) }
+    }
+
+    #[inline(always)]
+    fn join<const N: usize>(ids: &mut [Rank; N], pair: &mut [Rank; N], parts: &mut usize, at: usize, new: Rank) {
+        if N != 16 {
+            return Portable::join(ids, pair, parts, at, new);
+        }
+        // SAFETY: as in `lowest`.
+        unsafe { avx2::join(sixteen(ids), sixteen(pair), at, new) };
+        *parts -= 1;
+    }
+
+    #[inline(always)]
+    fn set_pairs<const N: usize>(pair: &mut [Rank; N], at: usize, left: Rank, right: Rank) {
+        if N != 16 {
+            return Portable::set_pairs(pair, at, left, right);
+        }
+        // SAFETY: as in `lowest`.
+        unsafe { avx2::set_pairs(sixteen(pair), at, left, right) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Rank;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load(a: &[Rank; 16]) -> (__m256i, __m256i) {
+        // SAFETY: two unaligned loads of 8 entries each, within the array.
+        unsafe { (_mm256_loadu_si256(a.as_ptr().cast()), _mm256_loadu_si256(a.as_ptr().add(8).cast())) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store(a: &mut [Rank; 16], (lo, hi): (__m256i, __m256i)) {
+        // SAFETY: two unaligned stores of 8 entries each, within the array.
+        unsafe {
+            _mm256_storeu_si256(a.as_mut_ptr().cast(), lo);
+            _mm256_storeu_si256(a.as_mut_ptr().add(8).cast(), hi);
+        }
+    }
+
+    /// Lanes where the entry's index equals `k` (none for k > 15).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn index_is(k: usize) -> (__m256i, __m256i) {
+        let k = _mm256_set1_epi32(k.min(255) as i32);
+        let lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+        (_mm256_cmpeq_epi32(lo, k), _mm256_cmpeq_epi32(hi, k))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn select(mask: (__m256i, __m256i), yes: (__m256i, __m256i), no: (__m256i, __m256i)) -> (__m256i, __m256i) {
+        (_mm256_blendv_epi8(no.0, yes.0, mask.0), _mm256_blendv_epi8(no.1, yes.1, mask.1))
+    }
+
+    /// Entry `i` moved to `i - 1` for every `i > at + 1` (see `close_up`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn close_up((lo, hi): (__m256i, __m256i), after: __m256i) -> (__m256i, __m256i) {
+        // Each half rotated down by one entry; the high half's first entry
+        // fills the low half's last, and the array's last becomes MAX.
+        let down = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+        let (rlo, rhi) = (_mm256_permutevar8x32_epi32(lo, down), _mm256_permutevar8x32_epi32(hi, down));
+        let next_lo = _mm256_blend_epi32::<0x80>(rlo, rhi);
+        let next_hi = _mm256_blend_epi32::<0x80>(rhi, _mm256_set1_epi32(-1));
+        let (after_lo, after_hi) = (
+            _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), after),
+            _mm256_cmpgt_epi32(_mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15), after),
+        );
+        select((after_lo, after_hi), (next_lo, next_hi), (lo, hi))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn lowest(pair: &[Rank; 16]) -> Option<(Rank, usize)> {
+        let (lo, hi) = load(pair);
+        // The minimum of the sixteen, in every lane (entries from the last
+        // part on are MAX, so the whole array can be scanned).
+        let mut m = _mm256_min_epu32(lo, hi);
+        m = _mm256_min_epu32(m, _mm256_permute2x128_si256::<1>(m, m));
+        m = _mm256_min_epu32(m, _mm256_shuffle_epi32::<0b01_00_11_10>(m));
+        m = _mm256_min_epu32(m, _mm256_shuffle_epi32::<0b10_11_00_01>(m));
+        let best = _mm256_cvtsi256_si32(m) as Rank;
+        if best == Rank::MAX {
+            return None;
+        }
+        let first = |v: __m256i| _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, m))) as u32;
+        Some((best, (first(lo) | first(hi) << 8).trailing_zeros() as usize))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn join(ids: &mut [Rank; 16], pair: &mut [Rank; 16], at: usize, new: Rank) {
+        let after = _mm256_set1_epi32(at as i32);
+        let new = _mm256_set1_epi32(new as i32);
+        store(ids, select(index_is(at), (new, new), close_up(load(ids), after)));
+        // The last entry that moves down leaves MAX behind it, as the pair
+        // after the last part is.
+        store(pair, close_up(load(pair), after));
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn set_pairs(pair: &mut [Rank; 16], at: usize, left: Rank, right: Rank) {
+        let (r, l) = (_mm256_set1_epi32(right as i32), _mm256_set1_epi32(left as i32));
+        let v = select(index_is(at), (r, r), load(pair));
+        // at - 1 wraps to usize::MAX at 0, which no entry's index equals.
+        store(pair, select(index_is(at.wrapping_sub(1)), (l, l), v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::xorshift;
+
+    /// Random arrays as a merge holds them: `parts` live parts, pair ranks
+    /// with ties, MAX for pairs that never merge and from the last part on.
+    fn random_state(next: &mut impl FnMut() -> u64) -> ([Rank; 16], [Rank; 16], usize) {
+        let parts = 1 + (next() % 16) as usize;
+        let mut ids = [Rank::MAX; 16];
+        let mut pair = [Rank::MAX; 16];
+        for k in 0..parts {
+            ids[k] = (next() % 1000) as Rank;
+            if k + 1 < parts && next() % 4 != 0 {
+                pair[k] = (next() % 8) as Rank;
+            }
+        }
+        (ids, pair, parts)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_steps_equal_portable_steps() {
+        if !crate::cpu::x86_v3() {
+            eprintln!("skipped: this CPU runs the portable copies");
+            return;
+        }
+        let mut next = xorshift(7);
+        for _ in 0..20_000 {
+            let (mut ids, mut pair, mut parts) = random_state(&mut next);
+            let (mut ids2, mut pair2, mut parts2) = (ids, pair, parts);
+            let low = Portable::lowest(&pair, parts);
+            assert_eq!(low, Avx2::lowest(&pair, parts));
+            let Some((_, at)) = low else { continue };
+            let new = (next() % 1000) as Rank;
+            Portable::join(&mut ids, &mut pair, &mut parts, at, new);
+            Avx2::join(&mut ids2, &mut pair2, &mut parts2, at, new);
+            assert_eq!((&ids[..parts], pair, parts), (&ids2[..parts2], pair2, parts2), "join at {at}");
+            let (left, right) = ((next() % 50) as Rank, (next() % 50) as Rank);
+            Portable::set_pairs(&mut pair, at, left, right);
+            Avx2::set_pairs(&mut pair2, at, left, right);
+            assert_eq!(pair, pair2, "set_pairs at {at}");
+        }
+    }
+}
