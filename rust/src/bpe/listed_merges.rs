@@ -233,7 +233,12 @@ impl ListedMerges {
     }
 
     #[inline(always)]
-    fn merge_lanes_in<'p, S: MergeStep>(&self, lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
+    fn merge_lanes_in<'p, S: MergeStep>(
+        &self,
+        lanes: &mut [Lane],
+        piece: impl Fn(usize) -> &'p [u8],
+        ranks: &TokenMap,
+    ) {
         // Start from atoms: pairs of single bytes from the byte-pair table,
         // the others from the pair table, all asked for before any is read.
         let mut single = [None::<u8>; QUADRATIC_MAX];

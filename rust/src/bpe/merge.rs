@@ -16,10 +16,10 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::rank_queue::RankQueue;
-use super::merge_step::{MergeStep, Portable};
 #[cfg(target_arch = "x86_64")]
 use super::merge_step::Avx2;
+use super::merge_step::{MergeStep, Portable};
+use super::rank_queue::RankQueue;
 use super::runs::{merge_runs, RUNS_FROM};
 use super::vocab::{prefetch, Rank, TokenMap};
 
