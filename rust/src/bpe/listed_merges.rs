@@ -29,7 +29,7 @@ use super::atoms::{Atoms, Rivals};
 use super::merge::{Lane, QUADRATIC_MAX};
 #[cfg(target_arch = "x86_64")]
 use super::merge_step::Avx2;
-use super::merge_step::{MergeStep, Portable};
+use super::merge_step::{lowest_in, MergeStep, Portable};
 use super::vocab::{prefetch, PairValues, Rank, TokenMap};
 use crate::token_bytes::TokenBytes;
 
@@ -356,7 +356,8 @@ impl ListedMerges {
     /// last part and past it). Returns how many parts are left.
     #[inline(always)]
     fn merge_scanned(&self, ids: &mut [Rank; SCAN_MAX], place: &mut [u32; SCAN_MAX], mut live: usize) -> usize {
-        while let Some((best, at)) = earliest(&place[..live]) {
+        // The earliest place (NONE, unlisted, is Rank::MAX) and where it first stands.
+        while let Some((best, at)) = lowest_in(&place[..live]) {
             ids[at] = self.builds[best as usize];
             ids.copy_within(at + 2..live, at + 1);
             place.copy_within(at + 2..live, at + 1);
@@ -412,15 +413,6 @@ impl ListedMerges {
         }
         (0..n).filter(|&i| alive[i]).map(|i| rank[i]).collect()
     }
-}
-
-/// The earliest place among `places` and where it first stands (None: no
-/// pair is listed). Two passes (the earliest place, then its position)
-/// vectorize, unlike one carrying both.
-#[inline(always)]
-fn earliest(places: &[u32]) -> Option<(u32, usize)> {
-    let best = places.iter().copied().min().filter(|&p| p != NONE)?;
-    Some((best, places.iter().position(|&p| p == best).unwrap_or(0)))
 }
 
 #[cfg(test)]

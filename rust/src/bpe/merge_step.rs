@@ -1,6 +1,7 @@
 //! One step of the quadratic merge (the lowest pair of a piece's parts
 //! merged, the arrays closed up, the new part's pair ranks set), on the
-//! sixteen-part arrays of `merge` and its lanes.
+//! sixteen-part arrays of the one-piece merge and of both kinds of lanes
+//! (by rank in `merge`, by merge list in `listed_merges`).
 //!
 //! The portable step indexes the arrays entry by entry, and compiled for
 //! x86-64-v3 the close-up became masked stores (`vpmaskmovd`), which AMD's
@@ -36,10 +37,7 @@ pub(super) struct Portable;
 impl MergeStep for Portable {
     #[inline(always)]
     fn lowest<const N: usize>(pair: &[Rank; N], parts: usize) -> Option<(Rank, usize)> {
-        // Two passes (the lowest rank, then its first position) vectorize,
-        // unlike one pass carrying both.
-        let best = pair[..parts].iter().copied().min().filter(|&r| r != Rank::MAX)?;
-        Some((best, pair[..parts].iter().position(|&r| r == best).unwrap_or(0)))
+        lowest_in(&pair[..parts])
     }
 
     #[inline(always)]
@@ -58,6 +56,16 @@ impl MergeStep for Portable {
             pair[at - 1] = left;
         }
     }
+}
+
+/// The lowest of `pair` that is not `Rank::MAX` and its first position
+/// (None: all are MAX), over a slice of any length (a merge list's long
+/// pieces use it too). Two passes (the lowest, then its position)
+/// vectorize, unlike one pass carrying both.
+#[inline(always)]
+pub(super) fn lowest_in(pair: &[Rank]) -> Option<(Rank, usize)> {
+    let best = pair.iter().copied().min().filter(|&r| r != Rank::MAX)?;
+    Some((best, pair.iter().position(|&r| r == best).unwrap_or(0)))
 }
 
 /// Moves every entry after `at + 1` one place down (dropping entry `at + 1`,
@@ -142,13 +150,19 @@ mod avx2 {
         }
     }
 
+    /// Each entry's index, in its lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn indices() -> (__m256i, __m256i) {
+        (_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15))
+    }
+
     /// Lanes where the entry's index equals `k` (none for k > 15).
     #[inline]
     #[target_feature(enable = "avx2")]
     fn index_is(k: usize) -> (__m256i, __m256i) {
         let k = _mm256_set1_epi32(k.min(255) as i32);
-        let lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+        let (lo, hi) = indices();
         (_mm256_cmpeq_epi32(lo, k), _mm256_cmpeq_epi32(hi, k))
     }
 
@@ -168,11 +182,9 @@ mod avx2 {
         let (rlo, rhi) = (_mm256_permutevar8x32_epi32(lo, down), _mm256_permutevar8x32_epi32(hi, down));
         let next_lo = _mm256_blend_epi32::<0x80>(rlo, rhi);
         let next_hi = _mm256_blend_epi32::<0x80>(rhi, _mm256_set1_epi32(-1));
-        let (after_lo, after_hi) = (
-            _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), after),
-            _mm256_cmpgt_epi32(_mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15), after),
-        );
-        select((after_lo, after_hi), (next_lo, next_hi), (lo, hi))
+        let (index_lo, index_hi) = indices();
+        let moved = (_mm256_cmpgt_epi32(index_lo, after), _mm256_cmpgt_epi32(index_hi, after));
+        select(moved, (next_lo, next_hi), (lo, hi))
     }
 
     #[inline]
