@@ -261,7 +261,7 @@ impl ListedMerges {
         for lane in lanes.iter_mut() {
             for k in 0..lane.parts.saturating_sub(1) {
                 if lane.pair[k] == LOOK_UP {
-                    lane.pair[k] = self.places.get_prefetched(lane.ids[k], lane.ids[k + 1]);
+                    lane.pair[k] = self.places.get_prefetched::<S>(lane.ids[k], lane.ids[k + 1]);
                 }
             }
         }
@@ -305,8 +305,9 @@ impl ListedMerges {
                 }
                 let at = lane.at;
                 let new = lane.ids[at];
-                let right = if at + 1 < lane.parts { self.places.get_prefetched(new, lane.ids[at + 1]) } else { NONE };
-                let left = if at > 0 { self.places.get_prefetched(lane.ids[at - 1], new) } else { NONE };
+                let right =
+                    if at + 1 < lane.parts { self.places.get_prefetched::<S>(new, lane.ids[at + 1]) } else { NONE };
+                let left = if at > 0 { self.places.get_prefetched::<S>(lane.ids[at - 1], new) } else { NONE };
                 S::set_pairs(&mut lane.pair, at, left, right);
             }
         }

@@ -109,7 +109,7 @@ pub fn merge_piece(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
 fn merge_atoms_v3(piece: &[u8], ranks: &TokenMap, out: &mut Vec<Rank>) -> bool {
-    merge_atoms::<Avx2, QUADRATIC_MAX>(piece, ranks, out, &mut |left, right| ranks.merge(left, right))
+    merge_atoms::<Avx2, QUADRATIC_MAX>(piece, ranks, out, &mut |left, right| ranks.merge_with::<Avx2>(left, right))
 }
 
 /// [`merge_piece`] on its general paths (not run by run: see `runs`), with
@@ -333,7 +333,7 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
     for lane in lanes.iter_mut() {
         for k in 0..lane.parts - 1 {
             if lane.pair[k] == LOOK_UP {
-                lane.pair[k] = ranks.merge_prefetched(lane.ids[k], lane.ids[k + 1]);
+                lane.pair[k] = ranks.merge_prefetched::<S>(lane.ids[k], lane.ids[k + 1]);
             }
         }
     }
@@ -366,8 +366,9 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
             }
             let at = lane.at;
             let best = lane.ids[at];
-            let right = if at + 1 < lane.parts { ranks.merge_prefetched(best, lane.ids[at + 1]) } else { Rank::MAX };
-            let left = if at > 0 { ranks.merge_prefetched(lane.ids[at - 1], best) } else { Rank::MAX };
+            let right =
+                if at + 1 < lane.parts { ranks.merge_prefetched::<S>(best, lane.ids[at + 1]) } else { Rank::MAX };
+            let left = if at > 0 { ranks.merge_prefetched::<S>(lane.ids[at - 1], best) } else { Rank::MAX };
             S::set_pairs(&mut lane.pair, at, left, right);
         }
     }

@@ -8,11 +8,19 @@
 //! cores run as many micro-ops, followed by loads of the lines just stored.
 //! [`Avx2`] does each step in registers (a lane permute and blends) and
 //! writes whole vectors back. Same results: the tests run both.
+//!
+//! The step's two lookups read a merge-table bucket of eight entries each:
+//! [`MergeStep::bucket_rank`] compares the eight keys with two vector
+//! compares on AVX2, where the portable scan is a chain of eight selects
+//! (fewer instructions in every merge's chain; see benches/RESULTS.md).
 
-use super::vocab::Rank;
+use std::hint::select_unpredictable;
 
-/// How a merge step is done: the callers are generic over it, so that the
-/// x86-64-v3 copies inline [`Avx2`] and the portable ones [`Portable`].
+use super::vocab::{Rank, FIELD, FIELD_MASK};
+
+/// How a merge step, and the merge-table reads it makes, are done: the
+/// callers are generic over it, so that the x86-64-v3 copies inline
+/// [`Avx2`] and the portable ones [`Portable`].
 /// Parts `0..parts` are live; `pair[k]` is what parts `k` and `k + 1` merge
 /// to (a rank, or a place in a merge list; `Rank::MAX`: they never merge),
 /// and is `Rank::MAX` from the last part on.
@@ -29,6 +37,10 @@ pub(super) trait MergeStep {
 
     /// Sets `pair[at] = right` and, for `at > 0`, `pair[at - 1] = left`.
     fn set_pairs<const N: usize>(pair: &mut [Rank; N], at: usize, left: Rank, right: Rank);
+
+    /// The rank in the merge-table bucket `entries` of the pair whose key
+    /// is `key` (`Rank::MAX`: none there); see `vocab::PairBucket`.
+    fn bucket_rank(entries: &[u64; 8], key: u64) -> Rank;
 }
 
 /// Entry by entry, for any CPU.
@@ -55,6 +67,15 @@ impl MergeStep for Portable {
         if at > 0 {
             pair[at - 1] = left;
         }
+    }
+
+    #[inline(always)]
+    fn bucket_rank(entries: &[u64; 8], key: u64) -> Rank {
+        let mut rank = Rank::MAX;
+        for &entry in entries {
+            rank = select_unpredictable(entry >> FIELD == key, (entry & FIELD_MASK) as Rank, rank);
+        }
+        rank
     }
 }
 
@@ -125,13 +146,40 @@ impl MergeStep for Avx2 {
         // SAFETY: as in `lowest`.
         unsafe { avx2::set_pairs(sixteen(pair), at, left, right) }
     }
+
+    #[inline(always)]
+    fn bucket_rank(entries: &[u64; 8], key: u64) -> Rank {
+        // SAFETY: as in `lowest`.
+        unsafe { avx2::bucket_rank(entries, key) }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::hint::select_unpredictable;
 
-    use super::Rank;
+    use super::{Rank, FIELD, FIELD_MASK};
+
+    /// The eight entries' keys compared at once (keys are never 0, so a
+    /// free entry never matches, and no key is in a bucket twice).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn bucket_rank(entries: &[u64; 8], key: u64) -> Rank {
+        // SAFETY: two unaligned loads of 4 entries each, within the array.
+        let (lo, hi) = unsafe {
+            (_mm256_loadu_si256(entries.as_ptr().cast()), _mm256_loadu_si256(entries.as_ptr().add(4).cast()))
+        };
+        let want = _mm256_set1_epi64x((key << FIELD) as i64);
+        let keys = _mm256_set1_epi64x(!FIELD_MASK as i64);
+        let hits = |v: __m256i| {
+            let eq = _mm256_cmpeq_epi64(_mm256_and_si256(v, keys), want);
+            _mm256_movemask_pd(_mm256_castsi256_pd(eq)) as u32
+        };
+        let found = hits(lo) | hits(hi) << 4;
+        let entry = entries[(found.trailing_zeros() & 7) as usize];
+        select_unpredictable(found != 0, (entry & FIELD_MASK) as Rank, Rank::MAX)
+    }
 
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -269,5 +317,40 @@ mod tests {
             Avx2::set_pairs(&mut pair2, at, left, right);
             assert_eq!(pair, pair2, "set_pairs at {at}");
         }
+    }
+
+    /// Merge-table buckets as the table fills them (keys from the front,
+    /// free entries 0 after them), with keys that differ in one bit only
+    /// from those asked for, in either field.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_bucket_scan_equals_portable_scan() {
+        if !crate::cpu::x86_v3() {
+            eprintln!("skipped: this CPU runs the portable copies");
+            return;
+        }
+        let mut next = xorshift(11);
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let mut entries = [0u64; 8];
+            let filled = (next() % 9) as usize;
+            for entry in &mut entries[..filled] {
+                let key = 1 + next() % 64 << FIELD | next() % 64;
+                *entry = key << FIELD | next() & FIELD_MASK;
+            }
+            let key = match next() % 3 {
+                0 if filled > 0 => entries[(next() % filled as u64) as usize] >> FIELD,
+                1 => (1 + next() % 64 << FIELD | next() % 64) ^ 1 << (next() % 42),
+                _ => 1 + next() % 64 << FIELD | next() % 64,
+            };
+            // A key is in a bucket once: the table replaces its entry.
+            if (0..filled).any(|i| (i + 1..filled).any(|j| entries[i] >> FIELD == entries[j] >> FIELD)) {
+                continue;
+            }
+            let rank = Portable::bucket_rank(&entries, key);
+            found += usize::from(rank != Rank::MAX);
+            assert_eq!(rank, Avx2::bucket_rank(&entries, key), "{entries:x?} {key:x}");
+        }
+        assert!(found > 5_000, "too few keys found ({found}) to test the match");
     }
 }

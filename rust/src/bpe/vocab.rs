@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use super::atoms::Atoms;
 use super::big_table::{BigTable, Zeroable};
 use super::cuts::{CutTable, CUT_BEFORE};
+use super::merge_step::{MergeStep, Portable};
 
 /// A token id / merge priority. Lower ranks merge first.
 pub type Rank = u32;
@@ -205,8 +206,8 @@ impl ShortTable {
 /// part ids and a rank into 21 bits each.
 pub const MAX_TOKENS: usize = (1 << 21) - 1;
 
-const FIELD: u32 = 21;
-const FIELD_MASK: u64 = (1 << FIELD) - 1;
+pub(super) const FIELD: u32 = 21;
+pub(super) const FIELD_MASK: u64 = (1 << FIELD) - 1;
 
 /// Eight merge-table entries, one cache line: `(left + 1) << 42 | right <<
 /// 21 | rank`, 0 for a free entry; they fill in probe order.
@@ -292,7 +293,7 @@ impl PairTable {
     /// noise; see benches/RESULTS.md). After a prefetch the extra hint is
     /// left out.
     #[inline(always)]
-    fn get<const UNLOADED: bool>(&self, key: u64) -> Rank {
+    fn get<const UNLOADED: bool, S: MergeStep>(&self, key: u64) -> Rank {
         let slot = Self::filter_slot(key);
         let mask = self.buckets.len() - 1;
         let mut b = self.home(key);
@@ -304,10 +305,7 @@ impl PairTable {
         // no branch to mispredict on the filter, and no wait for the bucket.
         let mut bucket = select_unpredictable(listed, &self.buckets[b], &NO_PAIRS);
         loop {
-            let mut rank = Rank::MAX;
-            for &entry in &bucket.entries {
-                rank = select_unpredictable(entry >> FIELD == key, (entry & FIELD_MASK) as Rank, rank);
-            }
+            let rank = S::bucket_rank(&bucket.entries, key);
             // Buckets fill in probe order: one with a free entry ends the probe.
             if bucket.entries[7] == 0 || rank != Rank::MAX {
                 return rank;
@@ -351,7 +349,7 @@ impl PairValues {
     /// The value of the pair (`Rank::MAX`: none).
     #[inline(always)]
     pub fn get(&self, left: Rank, right: Rank) -> u32 {
-        self.0.get::<true>(pair_key(left, right))
+        self.0.get::<true, Portable>(pair_key(left, right))
     }
 
     /// Starts loading what [`PairValues::get_prefetched`] of the pair reads.
@@ -362,8 +360,8 @@ impl PairValues {
 
     /// [`PairValues::get`] of a pair whose lookup [`PairValues::prefetch`] started.
     #[inline(always)]
-    pub fn get_prefetched(&self, left: Rank, right: Rank) -> u32 {
-        self.0.get::<false>(pair_key(left, right))
+    pub(super) fn get_prefetched<S: MergeStep>(&self, left: Rank, right: Rank) -> u32 {
+        self.0.get::<false, S>(pair_key(left, right))
     }
 }
 
@@ -688,13 +686,19 @@ impl TokenMap {
     /// (`Rank::MAX`: BPE never merges them).
     #[inline(always)]
     pub fn merge(&self, left: Rank, right: Rank) -> Rank {
-        self.merges.get::<true>(pair_key(left, right))
+        self.merge_with::<Portable>(left, right)
+    }
+
+    /// [`TokenMap::merge`], the bucket read as `S` reads it.
+    #[inline(always)]
+    pub(super) fn merge_with<S: MergeStep>(&self, left: Rank, right: Rank) -> Rank {
+        self.merges.get::<true, S>(pair_key(left, right))
     }
 
     /// [`TokenMap::merge`] of parts whose lookup [`TokenMap::prefetch_merge`] started.
     #[inline(always)]
-    pub fn merge_prefetched(&self, left: Rank, right: Rank) -> Rank {
-        self.merges.get::<false>(pair_key(left, right))
+    pub(super) fn merge_prefetched<S: MergeStep>(&self, left: Rank, right: Rank) -> Rank {
+        self.merges.get::<false, S>(pair_key(left, right))
     }
 
     /// Starts loading what [`TokenMap::merge`] of these parts reads.
