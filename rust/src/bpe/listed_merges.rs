@@ -26,7 +26,7 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::atoms::{Atoms, Rivals};
-use super::merge::{Lane, QUADRATIC_MAX};
+use super::merge::{neighbour_keys, Lane, QUADRATIC_MAX};
 #[cfg(target_arch = "x86_64")]
 use super::merge_step::Avx2;
 use super::merge_step::{lowest_in, MergeStep, Portable};
@@ -292,22 +292,19 @@ impl ListedMerges {
                 let at = lane.at;
                 let new = self.builds[lane.pair[at] as usize];
                 S::join(&mut lane.ids, &mut lane.pair, &mut lane.parts, at, new);
-                if at + 1 < lane.parts {
-                    self.places.prefetch(new, lane.ids[at + 1]);
-                }
-                if at > 0 {
-                    self.places.prefetch(lane.ids[at - 1], new);
-                }
+                let (left, right) = neighbour_keys(lane, at, new);
+                self.places.prefetch_key(right);
+                self.places.prefetch_key(left);
             }
             for lane in lanes.iter_mut() {
                 if lane.at == usize::MAX {
                     continue;
                 }
                 let at = lane.at;
-                let new = lane.ids[at];
-                let right =
-                    if at + 1 < lane.parts { self.places.get_prefetched::<S>(new, lane.ids[at + 1]) } else { NONE };
-                let left = if at > 0 { self.places.get_prefetched::<S>(lane.ids[at - 1], new) } else { NONE };
+                let (left, right) = neighbour_keys(lane, at, lane.ids[at]);
+                let right = self.places.get_prefetched_key::<S>(right);
+                let left = self.places.get_prefetched_key::<S>(left);
+                // (`left` is not set at 0: there is no pair before the first part.)
                 S::set_pairs(&mut lane.pair, at, left, right);
             }
         }

@@ -21,7 +21,7 @@ use super::merge_step::Avx2;
 use super::merge_step::{MergeStep, Portable};
 use super::rank_queue::RankQueue;
 use super::runs::{merge_runs, RUNS_FROM};
-use super::vocab::{prefetch, Rank, TokenMap};
+use super::vocab::{merge_key, prefetch, Rank, TokenMap};
 
 /// Pieces up to this long merge by scanning all pairs for the lowest rank
 /// (quadratic, but fastest for the handful of bytes of ordinary words).
@@ -348,12 +348,9 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
                 continue;
             };
             S::join(&mut lane.ids, &mut lane.pair, &mut lane.parts, at, best);
-            if at + 1 < lane.parts {
-                ranks.prefetch_merge(best, lane.ids[at + 1]);
-            }
-            if at > 0 {
-                ranks.prefetch_merge(lane.ids[at - 1], best);
-            }
+            let (left, right) = neighbour_keys(lane, at, best);
+            ranks.prefetch_merge_key(right);
+            ranks.prefetch_merge_key(left);
             lane.at = at;
             merged = true;
         }
@@ -365,13 +362,25 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
                 continue;
             }
             let at = lane.at;
-            let best = lane.ids[at];
-            let right =
-                if at + 1 < lane.parts { ranks.merge_prefetched::<S>(best, lane.ids[at + 1]) } else { Rank::MAX };
-            let left = if at > 0 { ranks.merge_prefetched::<S>(lane.ids[at - 1], best) } else { Rank::MAX };
+            let (left, right) = neighbour_keys(lane, at, lane.ids[at]);
+            let right = ranks.merge_prefetched_key::<S>(right);
+            let left = ranks.merge_prefetched_key::<S>(left);
+            // (`left` is not set at 0: there is no pair before the first part.)
             S::set_pairs(&mut lane.pair, at, left, right);
         }
     }
+}
+
+/// The merge-table keys of the new part `best` at `at` with its left and
+/// right neighbours ([`merge_key`]: a key no pair has where the neighbour
+/// does not exist), chosen without a branch: where a merge lands in a
+/// short piece is unpredictable.
+#[inline(always)]
+pub(super) fn neighbour_keys(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
+    // A lane's parts are fewer than its entries, so `at + 1` is in bounds;
+    // the entry before the first is any entry (its key is not used).
+    let before = lane.ids[(at + QUADRATIC_MAX - 1) % QUADRATIC_MAX];
+    (merge_key(at > 0, before, best), merge_key(at + 1 < lane.parts, best, lane.ids[at + 1]))
 }
 
 /// A pair rank still to be looked up (never a rank, nor `Rank::MAX`).

@@ -241,6 +241,16 @@ fn pair_key(left: Rank, right: Rank) -> u64 {
     ((left as u64 + 1) << FIELD) | right as u64
 }
 
+/// The key of the pair (`left`, `right`) where `real`, else a key no pair
+/// has (its left field is past every id), whose lookup finds nothing in
+/// lines that stay hot: for merge loops that look up both neighbours of a
+/// merge without branching on whether they exist.
+#[inline(always)]
+pub(super) fn merge_key(real: bool, left: Rank, right: Rank) -> u64 {
+    const NONE: u64 = (MAX_TOKENS as u64 + 1) << FIELD;
+    select_unpredictable(real, pair_key(left, right), NONE)
+}
+
 impl PairTable {
     fn with_capacity(n: usize) -> Self {
         // About three quarters full.
@@ -362,6 +372,19 @@ impl PairValues {
     #[inline(always)]
     pub(super) fn get_prefetched<S: MergeStep>(&self, left: Rank, right: Rank) -> u32 {
         self.0.get::<false, S>(pair_key(left, right))
+    }
+
+    /// [`PairValues::prefetch`] by [`merge_key`].
+    #[inline(always)]
+    pub(super) fn prefetch_key(&self, key: u64) {
+        self.0.prefetch(key)
+    }
+
+    /// [`PairValues::get`] of a pair whose lookup [`PairValues::prefetch`]
+    /// (or [`PairValues::prefetch_key`]) started, by [`merge_key`].
+    #[inline(always)]
+    pub(super) fn get_prefetched_key<S: MergeStep>(&self, key: u64) -> u32 {
+        self.0.get::<false, S>(key)
     }
 }
 
@@ -705,6 +728,18 @@ impl TokenMap {
     #[inline(always)]
     pub fn prefetch_merge(&self, left: Rank, right: Rank) {
         self.merges.prefetch(pair_key(left, right))
+    }
+
+    /// [`TokenMap::prefetch_merge`] by [`merge_key`].
+    #[inline(always)]
+    pub(super) fn prefetch_merge_key(&self, key: u64) {
+        self.merges.prefetch(key)
+    }
+
+    /// [`TokenMap::merge_prefetched`] by [`merge_key`].
+    #[inline(always)]
+    pub(super) fn merge_prefetched_key<S: MergeStep>(&self, key: u64) -> Rank {
+        self.merges.get::<false, S>(key)
     }
 
     #[inline(always)]
