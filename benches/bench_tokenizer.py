@@ -46,7 +46,8 @@ Each encoding runs in two subprocesses:
 * batch: affinity to CPUs {0, 1}, ``RAYON_NUM_THREADS=2``, ``FASTOKENS_BPE_THREADS=2``: each
   library's batch call on batches of short lines (one line a text) and of 50 KB documents, from
   en alone and from a mix of all sub-corpora, cold and hot as above, in MB per wall second with
-  the CPU utilisation of the call (process CPU time / wall time, all threads). Then the same with
+  the CPU utilisation of the call (process CPU time / wall time, all threads; the CPU time read
+  once the threads are idle, see ``_settled_cpu_time``). Then the same with
   flat numpy output, on the next batches of each input (a library's two calls share its caches):
   fastllm ``encode_ordinary_batch_to_numpy``, fastokens ``encode_batch_flat`` and gigatoken
   ``Tokenizer.encode_batch`` (its awkward array's buffers), tiktoken's lists as the reference ids.
