@@ -232,6 +232,17 @@ impl<T: Copy, const N: usize> PerPiece<T, N> {
         self.0[k] = MaybeUninit::new(value);
     }
 
+    /// `set` without the bounds check, for the per-piece path.
+    ///
+    /// # Safety
+    /// `k < N`.
+    #[inline(always)]
+    unsafe fn set_unchecked(&mut self, k: usize, value: T) {
+        debug_assert!(k < N);
+        // SAFETY: in bounds, as the caller guarantees.
+        unsafe { *self.0.get_unchecked_mut(k) = MaybeUninit::new(value) };
+    }
+
     /// # Safety
     /// `set(k, _)` was called since the batch was last emptied.
     #[inline(always)]
@@ -307,13 +318,15 @@ impl<'a, 't> PieceBatch<'a, 't> {
     #[inline(always)]
     fn push(&mut self, piece: &'t [u8], out: &mut Vec<Rank>) {
         let k = self.len;
-        self.pieces.set(k, piece);
+        // SAFETY (each `set_unchecked` below): `len < BATCH` between calls, as
+        // a push that fills the batch flushes it.
+        unsafe { self.pieces.set_unchecked(k, piece) };
         let key = bpe::short_key_in(self.text, piece).unwrap_or(0);
-        self.keys.set(k, key);
+        unsafe { self.keys.set_unchecked(k, key) };
         if key != 0 {
             let hash = bpe::key_hash(key);
             let home = self.vocab_lines.home(hash);
-            self.homes.set(k, home as u64);
+            unsafe { self.homes.set_unchecked(k, home as u64) };
             self.vocab_lines.prefetch(home);
             // Its piece-cache slot too, which a piece that is no token reads
             // next (a few in a hundred pieces of code, a quarter of latin's):
@@ -326,7 +339,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
             // piece cache by the hash of its bytes: kept in place of the home
             // it does not have, and its slot asked for now.
             let hash = bytes_hash(piece);
-            self.homes.set(k, hash);
+            unsafe { self.homes.set_unchecked(k, hash) };
             if let Some(lines) = self.cache_lines {
                 lines.prefetch(lines.home(hash));
             }

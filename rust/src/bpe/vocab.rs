@@ -97,7 +97,8 @@ pub fn short_key_in(text: &[u8], piece: &[u8]) -> Option<u128> {
     }
     let start = (piece.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
     if start < text.len() && text.len() - start >= 16 {
-        let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().unwrap());
+        // SAFETY: bytes `start..start + 16` are in `text` (checked above).
+        let word = |at: usize| u64::from_le(unsafe { text.as_ptr().add(at).cast::<u64>().read_unaligned() });
         let (keep_lo, keep_hi) = KEEP[n];
         let lo = word(start) & keep_lo;
         let hi = (word(start + 8) & keep_hi) | ((n as u64) << 56);
