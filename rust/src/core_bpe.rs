@@ -281,6 +281,12 @@ struct PieceBatch<'a, 't> {
     /// cache's (renewed after each flush, in which the cache may grow).
     vocab_lines: SlotLines,
     cache_lines: Option<SlotLines>,
+    /// Where each text ended in `out`, for a batch that holds the pieces of
+    /// several texts (see [`PieceBatch::end_text`]); kept true as deferred
+    /// merges close up the room they left.
+    ends: Vec<usize>,
+    /// Texts that ended after pieces `0..bound` of the pieces held, in order.
+    bounds: Vec<usize>,
 }
 
 impl<'a, 't> PieceBatch<'a, 't> {
@@ -306,7 +312,32 @@ impl<'a, 't> PieceBatch<'a, 't> {
             deferred: PerPiece::new(),
             n_deferred: 0,
             lanes: LanePlan::new(),
+            ends: Vec::new(),
+            bounds: Vec::new(),
         }
+    }
+
+    /// Makes `text` the text that [`PieceBatch::push`] takes pieces of; the
+    /// pieces of texts before it may still be held.
+    fn start_text(&mut self, text: &'t [u8]) {
+        self.text = text;
+    }
+
+    /// Ends the text whose pieces were pushed last: where its tokens end in
+    /// `out` is known once the pieces held are emitted, and their deferred
+    /// merges done ([`PieceBatch::take_ends`]).
+    fn end_text(&mut self, out: &[Rank]) {
+        if self.len == 0 {
+            self.ends.push(out.len());
+        } else {
+            self.bounds.push(self.len);
+        }
+    }
+
+    /// Where each ended text's tokens end in `out`, once [`PieceBatch::finish`] has run.
+    fn take_ends(&mut self) -> Vec<usize> {
+        debug_assert!(self.len == 0 && self.n_deferred == 0);
+        std::mem::take(&mut self.ends)
     }
 
     /// Where `push` prefetches piece-cache slots: to be renewed whenever
@@ -315,13 +346,18 @@ impl<'a, 't> PieceBatch<'a, 't> {
         cache.as_ref().map(|c| c.slot_lines())
     }
 
+    /// Takes the piece `text[start..end]`: by place, so that its key is
+    /// read from the text with one bound check (from a slice it took the
+    /// slice's place in the text first).
     #[inline(always)]
-    fn push(&mut self, piece: &'t [u8], out: &mut Vec<Rank>) {
+    fn push(&mut self, start: usize, end: usize, out: &mut Vec<Rank>) {
+        let text: &'t [u8] = self.text;
+        let piece = &text[start..end];
         let k = self.len;
         // SAFETY (each `set_unchecked` below): `len < BATCH` between calls, as
         // a push that fills the batch flushes it.
         unsafe { self.pieces.set_unchecked(k, piece) };
-        let key = bpe::short_key_in(self.text, piece).unwrap_or(0);
+        let key = bpe::short_key_at(text, start, end).unwrap_or(0);
         unsafe { self.keys.set_unchecked(k, key) };
         if key != 0 {
             let hash = bpe::key_hash(key);
@@ -363,16 +399,33 @@ impl<'a, 't> PieceBatch<'a, 't> {
     /// Emits the tokens of the pieces held.
     #[inline(never)]
     fn flush(&mut self, out: &mut Vec<Rank>) {
-        for k in 0..self.len {
-            // SAFETY: `push` set pieces `0..len`.
-            let (piece, key, home) = unsafe { (self.pieces.get(k), self.keys.get(k), self.homes.get(k)) };
-            self.emit(piece, key, home, out, Some(k));
+        let mut from = 0;
+        if !self.bounds.is_empty() {
+            let bounds = std::mem::take(&mut self.bounds);
+            for &bound in &bounds {
+                self.emit_held(from..bound, out);
+                self.ends.push(out.len());
+                from = bound;
+            }
+            self.bounds = bounds;
+            self.bounds.clear();
         }
+        self.emit_held(from..self.len, out);
         if self.n_deferred >= DEFER_AT {
             self.merge_deferred(out);
         }
         self.len = 0;
         self.cache_lines = Self::lines_of(&self.cache);
+    }
+
+    /// Emits the tokens of the pieces held in `range`.
+    #[inline(always)]
+    fn emit_held(&mut self, range: std::ops::Range<usize>, out: &mut Vec<Rank>) {
+        for k in range {
+            // SAFETY: `push` set pieces `0..len`, and `range` is within them.
+            let (piece, key, home) = unsafe { (self.pieces.get(k), self.keys.get(k), self.homes.get(k)) };
+            self.emit(piece, key, home, out, Some(k));
+        }
     }
 
     /// Emits the tokens of every piece held, deferred ones too: the end of
@@ -405,6 +458,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
         // writing at `write`, which never passes the room's start, only
         // overwrites what was moved already.
         let mut write = unsafe { deferred.get(0).0 };
+        // Ends of texts after the first room move down with what follows it.
+        let mut end = self.ends.partition_point(|&e| e <= write);
         for j in 0..n {
             let (at, piece, key) = unsafe { deferred.get(j) };
             let lane = plan.of[j] as usize;
@@ -419,6 +474,12 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 }
             }
             let (from, to) = (at + piece.len(), if j + 1 < n { unsafe { deferred.get(j + 1).0 } } else { out.len() });
+            // No text ends inside a room: those up to `to` end after this one.
+            while end < self.ends.len() && self.ends[end] <= to {
+                debug_assert!(self.ends[end] >= from);
+                self.ends[end] -= from - write;
+                end += 1;
+            }
             out.copy_within(from..to, write);
             write += to - from;
         }
@@ -1024,16 +1085,26 @@ fn scope_body<'scope, F: FnOnce(&rayon::Scope<'scope>)>(f: F) -> F {
 /// Appends the tokens of one text to the vector it is given.
 type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<(), CoreError> + Sync + 'a;
 
+/// Encodes a run of a batch's texts (`texts`, the first of them text
+/// `run.start`) into `run` at once: their tokens, ends and first error.
+type EncodeTexts<'a, S> = dyn Fn(&[S], &mut Run, &mut PieceCache) + Sync + 'a;
+
 /// Encodes the texts `start..end` of a batch (`size` bytes) on this thread,
-/// with its piece cache.
+/// with its piece cache: by `whole` where given, else one by one by `f`.
 fn encode_run<S: AsRef<str>>(
     id: u64,
     texts: &[S],
     (start, end, size): (usize, usize, usize),
     f: &EncodeInto<'_>,
+    whole: Option<&EncodeTexts<'_, S>>,
 ) -> Run {
     with_thread_cache(id, size, |cache| {
         let mut run = Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
+        if let Some(whole) = whole {
+            whole(&texts[start..end], &mut run, cache);
+            debug_assert_eq!(run.ends.len(), end - start);
+            return run;
+        }
         for (k, t) in texts[start..end].iter().enumerate() {
             let from = run.ids.len();
             if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
@@ -1089,12 +1160,15 @@ impl OneAtATime {
 /// waited milliseconds for a CPU on this VM (see `encode_pool`), and the
 /// lists were mostly built after the encoding, on one CPU. A panic in `f`
 /// or in `deliver` is raised again here once every run has finished.
-/// `cuttable`: long texts may be cut into parts (see [`plan_tasks`]).
+/// `cuttable`: long texts may be cut into parts (see [`plan_tasks`]);
+/// `whole`: what encodes a run of texts at once, where not `f` one by one
+/// (a part of a cut text is `f`'s).
 fn stream_texts<S: AsRef<str> + Sync>(
     id: u64,
     texts: &[S],
     num_threads: Option<usize>,
     f: &EncodeInto<'_>,
+    whole: Option<&EncodeTexts<'_, S>>,
     sink: &impl BatchSink,
     cuttable: bool,
 ) -> Result<(), CoreError> {
@@ -1117,7 +1191,7 @@ fn stream_texts<S: AsRef<str> + Sync>(
                 }
                 let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
                     Task::Run(start, end, size) => {
-                        deliveries.deliver(encode_run(id, texts, (start, end, size), f), sink)
+                        deliveries.deliver(encode_run(id, texts, (start, end, size), f, whole), sink)
                     }
                     Task::Part { text, from, to, index, slot } => {
                         let part = encode_part(id, texts, text, from, to, f);
@@ -1367,6 +1441,55 @@ impl CoreBpe {
         self.split_and_encode(splitter, text, out, cache)
     }
 
+    /// Encodes the texts of a run of a batch into `run` through one
+    /// [`PieceBatch`] (a plain tokenizer: no pipeline, no merge list to merge
+    /// by): a text's pieces wait beside the next one's, so that short texts
+    /// share the batch's prefetches and deferred merges. Encoded one by one,
+    /// a batch of short lines took twice as long as the same text whole.
+    /// A text whose split fails gets no tokens, as in [`encode_run`].
+    fn encode_plain_run<S: AsRef<str>>(&self, texts: &[S], run: &mut Run, cache: &mut PieceCache) {
+        #[cfg(target_arch = "x86_64")]
+        if x86_v3() {
+            // SAFETY: the CPU has the features `encode_plain_run_v3` is compiled for.
+            return unsafe { self.encode_plain_run_v3(texts, run, cache) };
+        }
+        self.encode_plain_run_any(texts, run, cache)
+    }
+
+    /// [`CoreBpe::encode_plain_run`] compiled for x86-64-v3, as [`CoreBpe::split_and_encode_v3`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    fn encode_plain_run_v3<S: AsRef<str>>(&self, texts: &[S], run: &mut Run, cache: &mut PieceCache) {
+        self.encode_plain_run_any(texts, run, cache)
+    }
+
+    #[inline(always)]
+    fn encode_plain_run_any<S: AsRef<str>>(&self, texts: &[S], run: &mut Run, cache: &mut PieceCache) {
+        let listed = self.listed.as_deref();
+        debug_assert!(self.pipeline.is_none() && listed.is_none_or(ListedMerges::ignore_merges));
+        let out = &mut run.ids;
+        let mut batch = PieceBatch::new(&self.encoder, listed, b"", Some(cache));
+        for (k, t) in texts.iter().enumerate() {
+            let text = t.as_ref();
+            batch.start_text(text.as_bytes());
+            let split = self.pretokenizer.for_each_range_inline(
+                text,
+                #[inline(always)]
+                |start, end| batch.push(start, end, out),
+            );
+            if let Err(error) = split {
+                // Its pieces so far are dropped once the texts before it are done.
+                batch.finish(out);
+                out.truncate(batch.ends.last().copied().unwrap_or(0));
+                let index = run.start + k;
+                run.error.get_or_insert((index, CoreError::Split { error, text: None }.in_batch(index)));
+            }
+            batch.end_text(out);
+        }
+        batch.finish(out);
+        run.ends = batch.take_ends();
+    }
+
     /// Splits `text` and encodes its pieces into `out` (as compiled for any
     /// CPU; see [`CoreBpe::split_and_encode_v3`]).
     #[inline(always)]
@@ -1381,18 +1504,17 @@ impl CoreBpe {
         if let Some(listed) = listed.filter(|l| !l.ignore_merges()) {
             return self.split_and_merge_listed(listed, splitter, text, out, cache);
         }
-        let bytes = text.as_bytes();
-        let mut batch = PieceBatch::new(&self.encoder, listed, bytes, cache);
+        let mut batch = PieceBatch::new(&self.encoder, listed, text.as_bytes(), cache);
         let split = match splitter {
-            Splitter::Pattern(pattern) => pattern.for_each_piece_bytes_inline(
+            Splitter::Pattern(pattern) => pattern.for_each_range_inline(
                 text,
                 #[inline(always)]
-                |piece| batch.push(piece, out),
+                |start, end| batch.push(start, end, out),
             ),
             Splitter::OnePass(pass) => pass.for_each_piece(
                 text,
                 #[inline(always)]
-                |start, end| batch.push(&bytes[start..end], out),
+                |start, end| batch.push(start, end, out),
             ),
         };
         // The pieces before a split error are kept, as the caller may report where it stopped.
@@ -1490,8 +1612,9 @@ impl CoreBpe {
             }
             Segment::Piece(piece) => {
                 let at = (piece.as_ptr() as usize).wrapping_sub(base);
-                match text.as_bytes().get(at..at.wrapping_add(piece.len())) {
-                    Some(within) if at < text.len() => batch.push(within, out),
+                let end = at.wrapping_add(piece.len());
+                match text.as_bytes().get(at..end) {
+                    Some(_) if at < text.len() => batch.push(at, end, out),
                     _ => batch.push_now(piece.as_bytes(), out),
                 }
             }
@@ -1616,7 +1739,11 @@ impl CoreBpe {
         };
         // No special tokens here: a long text may be cut where its pieces stop anyway.
         let cuttable = self.pipeline.is_none() && self.pretokenizer.pieces_stop_at_letter_newlines();
-        stream_texts(self.id, texts, num_threads, &f, sink, cuttable)
+        let listed = self.listed.as_deref();
+        let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| self.encode_plain_run(texts, run, cache);
+        // A batch of pieces of several texts, where pieces are encoded in batches at all.
+        let plain = self.pipeline.is_none() && listed.is_none_or(ListedMerges::ignore_merges);
+        stream_texts(self.id, texts, num_threads, &f, plain.then_some(&whole as &EncodeTexts<'_, S>), sink, cuttable)
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -1643,7 +1770,7 @@ impl CoreBpe {
             let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
                 self.encode_pipeline_into(pipeline, t, policy, out, Some(cache))
             };
-            return stream_texts(self.id, texts, num_threads, &f, sink, false);
+            return stream_texts(self.id, texts, num_threads, &f, None, sink, false);
         }
         let finder = self.specials.allowed_finder(policy)?;
         let finder = finder.as_ref();
@@ -1654,7 +1781,7 @@ impl CoreBpe {
         // spans it, so each part finds the specials of the whole text.
         let cuttable = self.pretokenizer.pieces_stop_at_letter_newlines()
             && !self.specials.matcher.tokens().iter().any(|name| name.contains('\n'));
-        stream_texts(self.id, texts, num_threads, &f, sink, cuttable)
+        stream_texts(self.id, texts, num_threads, &f, None, sink, cuttable)
     }
 
     /// The rank of the mergeable token whose bytes are `bytes`, if there is one.
@@ -1773,7 +1900,7 @@ mod tests {
                 now: AtomicUsize::new(0),
                 most: AtomicUsize::new(0),
             };
-            stream_texts(0, &texts, Some(threads), &f, &sink, false).unwrap();
+            stream_texts(0, &texts, Some(threads), &f, None, &sink, false).unwrap();
             let delivered = sink.delivered.into_inner().unwrap();
             let mut starts: Vec<usize> = delivered.iter().map(|&(start, _)| start).collect();
             starts.sort();
@@ -1872,6 +1999,63 @@ mod tests {
         }
     }
 
+    /// A run of texts encoded through one batch of pieces gives each text the
+    /// ids it has alone: short texts (empty ones too) whose first-seen pieces
+    /// are merged after later texts' pieces, on any number of threads.
+    #[test]
+    fn texts_sharing_a_batch_get_their_own_ids() {
+        let vocab = || byte_vocab(&["th", "the", " the", "qu", "ck", "ab", "ba", " a", "abc", "ca"]);
+        let c = CoreBpe::new(vocab(), &[], "cl100k").unwrap();
+        let mut next = crate::test_rng::xorshift(0x5eed);
+        let texts: Vec<String> = (0..3000)
+            .map(|_| {
+                let words = next() % 5;
+                (0..words)
+                    .map(|_| {
+                        // Mostly words never seen before, which wait to be merged side by side.
+                        let len = 2 + next() % 9;
+                        let word: String = (0..len).map(|_| (b'a' + (next() % 6) as u8) as char).collect();
+                        [" ", "", "  ", "\n", " the"][(next() % 5) as usize].to_string() + &word
+                    })
+                    .collect()
+            })
+            .collect();
+        assert!(texts.iter().any(String::is_empty));
+        let alone: Vec<Vec<Rank>> = texts.iter().map(|t| c.encode_ordinary(t).unwrap()).collect();
+        for threads in [1, 2, 3] {
+            // A new tokenizer each time: nothing remembered from the other encodings.
+            let fresh = CoreBpe::new(vocab(), &[], "cl100k").unwrap();
+            assert_eq!(fresh.encode_ordinary_batch(&texts, Some(threads)).unwrap(), alone, "{threads} threads");
+        }
+    }
+
+    /// A text whose split fails in a run encoded at once gets no ids, and is
+    /// the batch's error; the texts around it keep theirs.
+    #[test]
+    fn a_failed_text_in_a_shared_batch_loses_only_its_own_ids() {
+        let tokens = byte_vocab(&["ab", "abc", "ca"]);
+        let c = CoreBpe::new(tokens, &[], r"(?:(?=a)a|a)*b|.").unwrap();
+        let stuck = "x".to_string() + &"a".repeat(40);
+        let texts = vec!["abcab".to_string(), "cabbage".into(), stuck, "abcabc".into(), String::new()];
+        let sink = Collect::new(texts.len());
+        let (whole, f) = (
+            |texts: &[String], run: &mut Run, cache: &mut PieceCache| c.encode_plain_run(texts, run, cache),
+            |_: &str, _: &mut Vec<Rank>, _: &mut PieceCache| -> Result<(), CoreError> { unreachable!() },
+        );
+        stream_texts(0, &texts, Some(1), &f, Some(&whole), &sink, false).unwrap();
+        let results = sink.0.into_inner().unwrap();
+        for (k, result) in results.into_iter().enumerate() {
+            match result.unwrap() {
+                Ok(ids) => assert_eq!(ids, c.encode_ordinary(&texts[k]).unwrap(), "text {k}"),
+                Err(e) => {
+                    assert_eq!(k, 2);
+                    assert!(e.to_string().contains("text 2 of the batch"), "{e}");
+                }
+            }
+        }
+        assert!(c.encode_ordinary(&texts[2]).is_err());
+    }
+
     /// A batch that cuts its long texts gives each text the ids of the text
     /// encoded whole, on any number of threads; a part that fails or panics
     /// is reported for its text.
@@ -1901,7 +2085,7 @@ mod tests {
             Ok(())
         };
         let sink = Collect::new(texts.len());
-        stream_texts(0, &texts, Some(2), &f, &sink, true).unwrap();
+        stream_texts(0, &texts, Some(2), &f, None, &sink, true).unwrap();
         let results = sink.0.into_inner().unwrap();
         assert!(results.iter().all(|r| matches!(r, Some(Err(_)))), "each text has a failing part: {results:?}");
         let bad = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
@@ -1910,7 +2094,7 @@ mod tests {
             Ok(())
         };
         let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = stream_texts(0, &texts, Some(2), &bad, &Collect::new(texts.len()), true);
+            let _ = stream_texts(0, &texts, Some(2), &bad, None, &Collect::new(texts.len()), true);
         }))
         .expect_err("the batch panics");
         let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -2005,7 +2189,7 @@ mod tests {
                 };
                 let sink = Collect::new(texts.len());
                 let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _ = stream_texts(0, &texts, Some(threads), &f, &sink, false);
+                    let _ = stream_texts(0, &texts, Some(threads), &f, None, &sink, false);
                 }))
                 .expect_err("the batch panics");
                 let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -2283,6 +2467,8 @@ mod stage_speed {
         }
         let text = std::str::from_utf8(&all[..end]).unwrap();
         let pieces: Vec<&[u8]> = core.pretokenizer.pieces(text).unwrap().into_iter().map(str::as_bytes).collect();
+        let mut ranges = Vec::with_capacity(pieces.len());
+        core.pretokenizer.for_each_range_inline(text, |start, end| ranges.push(start..end)).unwrap();
         let (enc, bytes, reps) = (&core.encoder, text.as_bytes(), 200);
         let scan = fastest(reps, || {
             let mut n = 0usize;
@@ -2290,12 +2476,12 @@ mod stage_speed {
             std::hint::black_box(n);
         });
         let key_hash = fastest(reps, || {
-            let keys = pieces.iter().filter_map(|p| bpe::short_key_in(bytes, p));
+            let keys = ranges.iter().filter_map(|r| bpe::short_key_at(bytes, r.start, r.end));
             std::hint::black_box(keys.fold(0u64, |acc, key| acc.wrapping_add(bpe::key_hash(key))));
         });
         let mut tokens = 0;
         let lookup = fastest(reps, || {
-            let keys = pieces.iter().filter_map(|p| bpe::short_key_in(bytes, p));
+            let keys = ranges.iter().filter_map(|r| bpe::short_key_at(bytes, r.start, r.end));
             tokens = keys.filter_map(|key| enc.get_short(key, bpe::key_hash(key))).count();
         });
         let full = fastest(reps, || {

@@ -84,27 +84,27 @@ const KEEP: [(u64, u64); INLINE + 1] = {
     m
 };
 
-/// [`short_key`] of `piece`, a slice of `text`: where 16 bytes can be read
-/// from the piece's start without leaving the text, two word loads and two
-/// masks from a table do it, with no branch on the length. (The encoder
-/// makes a key for every piece: masking with a `u128` shift by the length
-/// took three times as long, key and hash together, as this.)
+/// [`short_key`] of the piece `text[start..end]` (None also where that is
+/// not a piece of `text`): where 16 bytes can be read from the piece's start
+/// without leaving the text, two word loads and two masks from a table do
+/// it, with no branch on the length. (The encoder makes a key for every
+/// piece: masking with a `u128` shift by the length took three times as
+/// long, key and hash together, as this.)
 #[inline(always)]
-pub fn short_key_in(text: &[u8], piece: &[u8]) -> Option<u128> {
-    let n = piece.len();
+pub fn short_key_at(text: &[u8], start: usize, end: usize) -> Option<u128> {
+    // Wraps to a large length where `end < start`.
+    let n = end.wrapping_sub(start);
     if n > INLINE || n == 0 {
         return None;
     }
-    let start = (piece.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
-    if start < text.len() && text.len() - start >= 16 {
-        // SAFETY: bytes `start..start + 16` are in `text` (checked above).
-        let word = |at: usize| u64::from_le(unsafe { text.as_ptr().add(at).cast::<u64>().read_unaligned() });
+    if let Some(words) = text.get(start..).and_then(|rest| rest.first_chunk::<16>()) {
+        let word = |at: usize| u64::from_le_bytes(*words[at..].first_chunk::<8>().unwrap());
         let (keep_lo, keep_hi) = KEEP[n];
-        let lo = word(start) & keep_lo;
-        let hi = (word(start + 8) & keep_hi) | ((n as u64) << 56);
+        let lo = word(0) & keep_lo;
+        let hi = (word(8) & keep_hi) | ((n as u64) << 56);
         return Some(lo as u128 | (hi as u128) << 64);
     }
-    Some(pack(piece))
+    text.get(start..end).map(pack)
 }
 
 /// Packs `bytes` (1 to 15 of them) into a key, `None` when longer.
@@ -949,14 +949,16 @@ mod tests {
             for end in start..=text.len() {
                 let piece = &text[start..end];
                 assert_eq!(
-                    short_key_in(&text, piece),
+                    short_key_at(&text, start, end),
                     short_key(piece).filter(|_| !piece.is_empty()),
                     "{start}..{end}"
                 );
             }
         }
-        // A piece from elsewhere is packed from its own bytes.
-        assert_eq!(short_key_in(&text, b"abc"), short_key(b"abc"));
+        // A place that is no piece of the text has no key.
+        assert_eq!(short_key_at(&text, 30, 29), None);
+        assert_eq!(short_key_at(&text, 38, 41), None);
+        assert_eq!(short_key_at(&text, 50, 52), None);
     }
 
     #[test]

@@ -360,7 +360,7 @@ impl Pretokenizer {
     /// Calls `f(start, end)` on every piece's place in `text` (see
     /// [`Pretokenizer::for_each_piece`]).
     #[inline(always)]
-    fn for_each_range_inline(&self, text: &str, mut f: impl FnMut(usize, usize)) -> Result<(), SplitError> {
+    pub(crate) fn for_each_range_inline(&self, text: &str, mut f: impl FnMut(usize, usize)) -> Result<(), SplitError> {
         let t = Text::new(text);
         let mut i = 0;
         match &self.engine {
@@ -644,12 +644,14 @@ fn scan_windows<X: WindowExtra>(
     // Pieces started since `c` was classified.
     let mut pieces = 0;
     let mut i = 0;
+    // Made once, outside the loop: made inside it, its captures were
+    // stored afresh for every piece (eight instructions of some sixty).
+    let slow_step = |c: &Classified<X>, k: usize| match fast(&c.w, t, k) {
+        Step::End(end) => end,
+        Step::More => scan(t, c.w.base + k),
+        Step::General => general(t, c.w.base + k),
+    };
     while i < bytes.len() {
-        let slow_step = |c: &Classified<X>, k: usize| match fast(&c.w, t, k) {
-            Step::End(end) => end,
-            Step::More => scan(t, c.w.base + k),
-            Step::General => general(t, c.w.base + k),
-        };
         let end = if pending != 0 {
             let p = pending.trailing_zeros() as usize;
             if c.tainted >> p & 1 == 0 {
