@@ -644,8 +644,8 @@ fn scan_windows<X: WindowExtra>(
     // Pieces started since `c` was classified.
     let mut pieces = 0;
     let mut i = 0;
-    // Made once, outside the loop: made inside it, its captures were
-    // stored afresh for every piece (eight instructions of some sixty).
+    // Made once, outside the loop: made inside it, its four captures were
+    // stored afresh for every piece (eight instructions a piece).
     let slow_step = |c: &Classified<X>, k: usize| match fast(&c.w, t, k) {
         Step::End(end) => end,
         Step::More => scan(t, c.w.base + k),
