@@ -1089,6 +1089,9 @@ type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<()
 /// `run.start`) into `run` at once: their tokens, ends and first error.
 type EncodeTexts<'a, S> = dyn Fn(&[S], &mut Run, &mut PieceCache) + Sync + 'a;
 
+/// A special-token policy and the finder of the specials it allows (None: none allowed).
+type TextPolicy<'a> = (&'a SpecialPolicy<'a>, Option<&'a SpecialFinder<'a>>);
+
 /// Encodes the texts `start..end` of a batch (`size` bytes) on this thread,
 /// with its piece cache: by `whole` where given, else one by one by `f`.
 fn encode_run<S: AsRef<str>>(
@@ -1446,25 +1449,45 @@ impl CoreBpe {
     /// by): a text's pieces wait beside the next one's, so that short texts
     /// share the batch's prefetches and deferred merges. Encoded one by one,
     /// a batch of short lines took twice as long as the same text whole.
-    /// A text whose split fails gets no tokens, as in [`encode_run`].
-    fn encode_plain_run<S: AsRef<str>>(&self, texts: &[S], run: &mut Run, cache: &mut PieceCache) {
+    /// `specials`: tiktoken's `encode` of each text with this policy and the
+    /// finder of its allowed specials, as [`CoreBpe::encode_with_into`]; None:
+    /// `encode_ordinary`. A text that fails gets no tokens, as in [`encode_run`].
+    fn encode_plain_run<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        specials: Option<TextPolicy<'_>>,
+        run: &mut Run,
+        cache: &mut PieceCache,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if x86_v3() {
             // SAFETY: the CPU has the features `encode_plain_run_v3` is compiled for.
-            return unsafe { self.encode_plain_run_v3(texts, run, cache) };
+            return unsafe { self.encode_plain_run_v3(texts, specials, run, cache) };
         }
-        self.encode_plain_run_any(texts, run, cache)
+        self.encode_plain_run_any(texts, specials, run, cache)
     }
 
     /// [`CoreBpe::encode_plain_run`] compiled for x86-64-v3, as [`CoreBpe::split_and_encode_v3`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-    fn encode_plain_run_v3<S: AsRef<str>>(&self, texts: &[S], run: &mut Run, cache: &mut PieceCache) {
-        self.encode_plain_run_any(texts, run, cache)
+    fn encode_plain_run_v3<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        specials: Option<TextPolicy<'_>>,
+        run: &mut Run,
+        cache: &mut PieceCache,
+    ) {
+        self.encode_plain_run_any(texts, specials, run, cache)
     }
 
     #[inline(always)]
-    fn encode_plain_run_any<S: AsRef<str>>(&self, texts: &[S], run: &mut Run, cache: &mut PieceCache) {
+    fn encode_plain_run_any<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        specials: Option<TextPolicy<'_>>,
+        run: &mut Run,
+        cache: &mut PieceCache,
+    ) {
         let listed = self.listed.as_deref();
         debug_assert!(self.pipeline.is_none() && listed.is_none_or(ListedMerges::ignore_merges));
         let out = &mut run.ids;
@@ -1472,17 +1495,43 @@ impl CoreBpe {
         for (k, t) in texts.iter().enumerate() {
             let text = t.as_ref();
             batch.start_text(text.as_bytes());
-            let split = self.pretokenizer.for_each_range_inline(
-                text,
-                #[inline(always)]
-                |start, end| batch.push(start, end, out),
-            );
-            if let Err(error) = split {
-                // Its pieces so far are dropped once the texts before it are done.
+            let mut encode = || -> Result<(), CoreError> {
+                let finder = match specials {
+                    Some((policy, finder)) => {
+                        if let Some(tok) = self.find_disallowed(text, policy) {
+                            return Err(CoreError::DisallowedSpecial(tok));
+                        }
+                        finder
+                    }
+                    None => None,
+                };
+                // The text between allowed specials, one split call for all
+                // (each call inlines the whole scanner).
+                let mut found = finder.map(|f| f.find_iter(text));
+                let mut start = 0;
+                loop {
+                    let next = found.as_mut().and_then(Iterator::next);
+                    let end = next.as_ref().map_or(text.len(), |f| f.start);
+                    let segment = &text[start..end];
+                    self.pretokenizer
+                        .for_each_range_inline(
+                            segment,
+                            #[inline(always)]
+                            |from, to| batch.push(start + from, start + to, out),
+                        )
+                        .map_err(|error| CoreError::Split { error: error.within(text, segment), text: None })?;
+                    let Some(f) = next else { return Ok(()) };
+                    batch.flush(out);
+                    out.push(self.specials.ids[f.token]);
+                    start = f.end;
+                }
+            };
+            if let Err(e) = encode() {
+                // Its tokens so far are dropped once the texts before it are done.
                 batch.finish(out);
                 out.truncate(batch.ends.last().copied().unwrap_or(0));
                 let index = run.start + k;
-                run.error.get_or_insert((index, CoreError::Split { error, text: None }.in_batch(index)));
+                run.error.get_or_insert((index, e.in_batch(index)));
             }
             batch.end_text(out);
         }
@@ -1740,7 +1789,7 @@ impl CoreBpe {
         // No special tokens here: a long text may be cut where its pieces stop anyway.
         let cuttable = self.pipeline.is_none() && self.pretokenizer.pieces_stop_at_letter_newlines();
         let listed = self.listed.as_deref();
-        let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| self.encode_plain_run(texts, run, cache);
+        let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| self.encode_plain_run(texts, None, run, cache);
         // A batch of pieces of several texts, where pieces are encoded in batches at all.
         let plain = self.pipeline.is_none() && listed.is_none_or(ListedMerges::ignore_merges);
         stream_texts(self.id, texts, num_threads, &f, plain.then_some(&whole as &EncodeTexts<'_, S>), sink, cuttable)
@@ -1781,7 +1830,11 @@ impl CoreBpe {
         // spans it, so each part finds the specials of the whole text.
         let cuttable = self.pretokenizer.pieces_stop_at_letter_newlines()
             && !self.specials.matcher.tokens().iter().any(|name| name.contains('\n'));
-        stream_texts(self.id, texts, num_threads, &f, None, sink, cuttable)
+        let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| {
+            self.encode_plain_run(texts, Some((policy, finder)), run, cache)
+        };
+        let plain = self.listed.as_deref().is_none_or(ListedMerges::ignore_merges);
+        stream_texts(self.id, texts, num_threads, &f, plain.then_some(&whole as &EncodeTexts<'_, S>), sink, cuttable)
     }
 
     /// The rank of the mergeable token whose bytes are `bytes`, if there is one.
@@ -2029,6 +2082,52 @@ mod tests {
         }
     }
 
+    /// `encode_batch`'s runs through one batch of pieces: each text gets the
+    /// ids `encode` gives it with the same policy, allowed specials among
+    /// its pieces (first-seen words waiting on either side of them); a text
+    /// with a disallowed special gets none, and is the batch's error.
+    #[test]
+    fn texts_with_specials_sharing_a_batch_get_their_own_ids() {
+        let vocab = || byte_vocab(&["ab", "ba", " a", "abc", "ca", "<|"]);
+        let specials = vec![("<|end|>".to_string(), 300), ("<|stop|>".to_string(), 301)];
+        let mut next = crate::test_rng::xorshift(0x51de);
+        let texts: Vec<String> = (0..2000)
+            .map(|_| {
+                let words = next() % 6;
+                (0..words)
+                    .map(|_| {
+                        let len = 1 + next() % 8;
+                        let word: String = (0..len).map(|_| (b'a' + (next() % 5) as u8) as char).collect();
+                        [" ", "", "<|end|>", " <|end|>", "\n"][(next() % 5) as usize].to_string() + &word
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut texts = texts;
+        texts[700].push_str(" <|stop|> x");
+        texts[1500].insert_str(0, "<|stop|>");
+        let policy = SpecialPolicy { allowed: ["<|end|>"].into(), disallow_other_specials: true, ..Default::default() };
+        let c = CoreBpe::new(vocab(), &specials, "cl100k").unwrap();
+        let alone: Vec<Result<Vec<Rank>, String>> =
+            texts.iter().map(|t| c.encode(t, &policy).map_err(|e| e.to_string())).collect();
+        assert!(alone[700].is_err() && alone[1500].is_err());
+        for threads in [1, 2] {
+            let fresh = CoreBpe::new(vocab(), &specials, "cl100k").unwrap();
+            let sink = Collect::new(texts.len());
+            fresh.encode_batch_to(&texts, &policy, Some(threads), &sink).unwrap();
+            let results = sink.0.into_inner().unwrap();
+            for (k, result) in results.into_iter().enumerate() {
+                match (result.unwrap(), &alone[k]) {
+                    (Ok(ids), Ok(want)) => assert_eq!(&ids, want, "text {k}, {threads} threads"),
+                    (Err(e), Err(_)) => assert!(e.to_string().contains("<|stop|>"), "{e}"),
+                    // A run reports its first failed text; another has no ids.
+                    (Ok(ids), Err(_)) => assert!(ids.is_empty(), "text {k}"),
+                    (got, want) => panic!("text {k}, {threads} threads: {got:?} against {want:?}"),
+                }
+            }
+        }
+    }
+
     /// A text whose split fails in a run encoded at once gets no ids, and is
     /// the batch's error; the texts around it keep theirs.
     #[test]
@@ -2039,7 +2138,7 @@ mod tests {
         let texts = vec!["abcab".to_string(), "cabbage".into(), stuck, "abcabc".into(), String::new()];
         let sink = Collect::new(texts.len());
         let (whole, f) = (
-            |texts: &[String], run: &mut Run, cache: &mut PieceCache| c.encode_plain_run(texts, run, cache),
+            |texts: &[String], run: &mut Run, cache: &mut PieceCache| c.encode_plain_run(texts, None, run, cache),
             |_: &str, _: &mut Vec<Rank>, _: &mut PieceCache| -> Result<(), CoreError> { unreachable!() },
         );
         stream_texts(0, &texts, Some(1), &f, Some(&whole), &sink, false).unwrap();
