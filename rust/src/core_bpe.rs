@@ -2052,6 +2052,25 @@ mod tests {
         }
     }
 
+    /// `n` texts of up to four words of 2-10 of the first `letters` letters,
+    /// each word after one of `before`: mostly words never seen before, whose
+    /// merges wait to be done side by side, across the texts' ends.
+    fn short_texts(n: usize, seed: u64, letters: u64, before: &[&str]) -> Vec<String> {
+        let mut next = crate::test_rng::xorshift(seed);
+        (0..n)
+            .map(|_| {
+                let words = next() % 5;
+                (0..words)
+                    .map(|_| {
+                        let len = 2 + next() % 9;
+                        let word: String = (0..len).map(|_| (b'a' + (next() % letters) as u8) as char).collect();
+                        before[(next() % before.len() as u64) as usize].to_string() + &word
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// A run of texts encoded through one batch of pieces gives each text the
     /// ids it has alone: short texts (empty ones too) whose first-seen pieces
     /// are merged after later texts' pieces, on any number of threads.
@@ -2059,20 +2078,7 @@ mod tests {
     fn texts_sharing_a_batch_get_their_own_ids() {
         let vocab = || byte_vocab(&["th", "the", " the", "qu", "ck", "ab", "ba", " a", "abc", "ca"]);
         let c = CoreBpe::new(vocab(), &[], "cl100k").unwrap();
-        let mut next = crate::test_rng::xorshift(0x5eed);
-        let texts: Vec<String> = (0..3000)
-            .map(|_| {
-                let words = next() % 5;
-                (0..words)
-                    .map(|_| {
-                        // Mostly words never seen before, which wait to be merged side by side.
-                        let len = 2 + next() % 9;
-                        let word: String = (0..len).map(|_| (b'a' + (next() % 6) as u8) as char).collect();
-                        [" ", "", "  ", "\n", " the"][(next() % 5) as usize].to_string() + &word
-                    })
-                    .collect()
-            })
-            .collect();
+        let texts = short_texts(3000, 0x5eed, 6, &[" ", "", "  ", "\n", " the"]);
         assert!(texts.iter().any(String::is_empty));
         let alone: Vec<Vec<Rank>> = texts.iter().map(|t| c.encode_ordinary(t).unwrap()).collect();
         for threads in [1, 2, 3] {
@@ -2090,20 +2096,7 @@ mod tests {
     fn texts_with_specials_sharing_a_batch_get_their_own_ids() {
         let vocab = || byte_vocab(&["ab", "ba", " a", "abc", "ca", "<|"]);
         let specials = vec![("<|end|>".to_string(), 300), ("<|stop|>".to_string(), 301)];
-        let mut next = crate::test_rng::xorshift(0x51de);
-        let texts: Vec<String> = (0..2000)
-            .map(|_| {
-                let words = next() % 6;
-                (0..words)
-                    .map(|_| {
-                        let len = 1 + next() % 8;
-                        let word: String = (0..len).map(|_| (b'a' + (next() % 5) as u8) as char).collect();
-                        [" ", "", "<|end|>", " <|end|>", "\n"][(next() % 5) as usize].to_string() + &word
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut texts = texts;
+        let mut texts = short_texts(2000, 0x51de, 5, &[" ", "", "<|end|>", " <|end|>", "\n"]);
         texts[700].push_str(" <|stop|> x");
         texts[1500].insert_str(0, "<|stop|>");
         let policy = SpecialPolicy { allowed: ["<|end|>"].into(), disallow_other_specials: true, ..Default::default() };
