@@ -1185,33 +1185,40 @@ fn stream_texts<S: AsRef<str> + Sync>(
     // The first text of the first task that panicked.
     let panicked = Mutex::new(None::<usize>);
     let deliveries = OneAtATime::default();
+    let run_task = |task: Task| {
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
+            Task::Run(start, end, size) => {
+                deliveries.deliver(encode_run(id, texts, (start, end, size), f, whole), sink)
+            }
+            Task::Part { text, from, to, index, slot } => {
+                let part = encode_part(id, texts, text, from, to, f);
+                if let Some(run) = assemblies[slot].add(text, index, part) {
+                    deliveries.deliver(run, sink);
+                }
+            }
+        }));
+        if done.is_err() {
+            let mut first = panicked.lock().unwrap_or_else(|e| e.into_inner());
+            let k = task.first_text();
+            *first = Some(first.map_or(k, |j| j.min(k)));
+        }
+    };
     let body = scope_body(|scope| {
-        let (panicked, deliveries, pool, assemblies) = (&panicked, &deliveries, pool.as_deref(), &assemblies);
+        let (run_task, pool) = (&run_task, pool.as_deref());
         for &task in &tasks {
             scope.spawn(move |_| {
                 if let Some(pool) = pool {
                     pool.settle();
                 }
-                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
-                    Task::Run(start, end, size) => {
-                        deliveries.deliver(encode_run(id, texts, (start, end, size), f, whole), sink)
-                    }
-                    Task::Part { text, from, to, index, slot } => {
-                        let part = encode_part(id, texts, text, from, to, f);
-                        if let Some(run) = assemblies[slot].add(text, index, part) {
-                            deliveries.deliver(run, sink);
-                        }
-                    }
-                }));
-                if done.is_err() {
-                    let mut first = panicked.lock().unwrap_or_else(|e| e.into_inner());
-                    let k = task.first_text();
-                    *first = Some(first.map_or(k, |j| j.min(k)));
-                }
+                run_task(task);
             });
         }
     });
     sink.wait(|| match &pool {
+        // One thread: the tasks in order on this one. Handed to a pool's
+        // thread, which must be woken first, a batch of ten short texts took
+        // 78 us, where two threads took 26.
+        _ if threads == 1 => tasks.iter().for_each(|&task| run_task(task)),
         None => rayon::in_place_scope(body),
         Some(pool) => pool.in_place_scope(tasks.len(), body),
     });
@@ -1444,6 +1451,19 @@ impl CoreBpe {
         self.split_and_encode(splitter, text, out, cache)
     }
 
+    /// The merge list to merge by, where there is one. With `ignore_merges`
+    /// a piece that is a token is that token, as with ranks, so its pieces
+    /// are looked up in batches ([`PieceBatch`]) as without a list.
+    fn merging_list(&self) -> Option<&ListedMerges> {
+        self.listed.as_deref().filter(|l| !l.ignore_merges())
+    }
+
+    /// Whether the texts of a run of a batch can share one [`PieceBatch`]
+    /// ([`CoreBpe::encode_plain_run`]): no pipeline, no merge list to merge by.
+    fn texts_share_piece_batches(&self) -> bool {
+        self.pipeline.is_none() && self.merging_list().is_none()
+    }
+
     /// Encodes the texts of a run of a batch into `run` through one
     /// [`PieceBatch`] (a plain tokenizer: no pipeline, no merge list to merge
     /// by): a text's pieces wait beside the next one's, so that short texts
@@ -1488,10 +1508,9 @@ impl CoreBpe {
         run: &mut Run,
         cache: &mut PieceCache,
     ) {
-        let listed = self.listed.as_deref();
-        debug_assert!(self.pipeline.is_none() && listed.is_none_or(ListedMerges::ignore_merges));
+        debug_assert!(self.texts_share_piece_batches());
         let out = &mut run.ids;
-        let mut batch = PieceBatch::new(&self.encoder, listed, b"", Some(cache));
+        let mut batch = PieceBatch::new(&self.encoder, self.listed.as_deref(), b"", Some(cache));
         for (k, t) in texts.iter().enumerate() {
             let text = t.as_ref();
             batch.start_text(text.as_bytes());
@@ -1549,11 +1568,10 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
         cache: Option<&mut PieceCache>,
     ) -> Result<(), SplitError> {
-        let listed = self.listed.as_deref();
-        if let Some(listed) = listed.filter(|l| !l.ignore_merges()) {
+        if let Some(listed) = self.merging_list() {
             return self.split_and_merge_listed(listed, splitter, text, out, cache);
         }
-        let mut batch = PieceBatch::new(&self.encoder, listed, text.as_bytes(), cache);
+        let mut batch = PieceBatch::new(&self.encoder, self.listed.as_deref(), text.as_bytes(), cache);
         let split = match splitter {
             Splitter::Pattern(pattern) => pattern.for_each_range_inline(
                 text,
@@ -1641,8 +1659,7 @@ impl CoreBpe {
                 Segment::Piece(stretch) => self.split_and_encode_into(splitter, stretch, out, cache.as_deref_mut()),
             });
         }
-        let listed = self.listed.as_deref();
-        if let Some(listed) = listed.filter(|l| !l.ignore_merges()) {
+        if let Some(listed) = self.merging_list() {
             let mut cache = cache;
             return pipeline.for_each_segment(text, allowed, |segment| match segment {
                 Segment::Token(id) => out.push(id),
@@ -1652,7 +1669,7 @@ impl CoreBpe {
         // Pieces that are slices of `text` wait in the batch, their lines
         // asked for ahead; a piece of a normalized copy (or a prefixed one),
         // which does not outlive its segment, is encoded as it comes.
-        let mut batch = PieceBatch::new(&self.encoder, listed, text.as_bytes(), cache);
+        let mut batch = PieceBatch::new(&self.encoder, self.listed.as_deref(), text.as_bytes(), cache);
         let base = text.as_ptr() as usize;
         let result = pipeline.for_each_segment(text, allowed, |segment| match segment {
             Segment::Token(id) => {
@@ -1788,11 +1805,9 @@ impl CoreBpe {
         };
         // No special tokens here: a long text may be cut where its pieces stop anyway.
         let cuttable = self.pipeline.is_none() && self.pretokenizer.pieces_stop_at_letter_newlines();
-        let listed = self.listed.as_deref();
         let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| self.encode_plain_run(texts, None, run, cache);
-        // A batch of pieces of several texts, where pieces are encoded in batches at all.
-        let plain = self.pipeline.is_none() && listed.is_none_or(ListedMerges::ignore_merges);
-        stream_texts(self.id, texts, num_threads, &f, plain.then_some(&whole as &EncodeTexts<'_, S>), sink, cuttable)
+        let whole = self.texts_share_piece_batches().then_some(&whole as &EncodeTexts<'_, S>);
+        stream_texts(self.id, texts, num_threads, &f, whole, sink, cuttable)
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -1833,8 +1848,8 @@ impl CoreBpe {
         let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| {
             self.encode_plain_run(texts, Some((policy, finder)), run, cache)
         };
-        let plain = self.listed.as_deref().is_none_or(ListedMerges::ignore_merges);
-        stream_texts(self.id, texts, num_threads, &f, plain.then_some(&whole as &EncodeTexts<'_, S>), sink, cuttable)
+        let whole = self.texts_share_piece_batches().then_some(&whole as &EncodeTexts<'_, S>);
+        stream_texts(self.id, texts, num_threads, &f, whole, sink, cuttable)
     }
 
     /// The rank of the mergeable token whose bytes are `bytes`, if there is one.
@@ -1936,9 +1951,9 @@ mod tests {
         }
     }
 
-    /// Every run of a batch is delivered once, by the pool's threads (the
-    /// calling thread only waits), one delivery at a time, for several
-    /// thread counts.
+    /// Every run of a batch is delivered once, one delivery at a time, for
+    /// several thread counts: by the pool's threads (the calling thread only
+    /// waits), or with one thread by the calling thread, which runs them all.
     #[test]
     fn runs_are_delivered_once_each_by_the_pool_one_at_a_time() {
         let texts = indexed_texts(24);
@@ -1959,7 +1974,8 @@ mod tests {
             starts.sort();
             let runs: Vec<usize> = plan_tasks(&texts, threads, false, MIN_RUN).0.iter().map(Task::first_text).collect();
             assert_eq!(starts, runs, "{threads} threads: each run once");
-            assert!(delivered.iter().all(|&(_, t)| t != std::thread::current().id()), "{threads} threads");
+            let here = std::thread::current().id();
+            assert!(delivered.iter().all(|&(_, t)| (t == here) == (threads == 1)), "{threads} threads");
             assert_eq!(sink.most.into_inner(), 1, "{threads} threads: deliveries overlapped");
             let got = sink.results.into_results().unwrap();
             assert_eq!(got, (0..texts.len() as Rank).map(|k| vec![k]).collect::<Vec<_>>(), "{threads} threads");

@@ -1,7 +1,8 @@
 """A long str that is not ASCII reaches the encoder through fastllm's own UTF-32 -> UTF-8
 transcoding (rust/src/bindings/text_args.rs), not CPython's: its bytes must be exactly
 ``str.encode("utf-8")`` for every kind of str CPython stores (1, 2 and 4 bytes a character),
-on both sides of the length threshold, and a lone surrogate must still be refused."""
+on both sides of the length threshold, and a lone surrogate must still be refused; a batch's
+texts arrive whole from any iterable."""
 
 from __future__ import annotations
 
@@ -81,3 +82,63 @@ def test_a_str_subclass_is_left_to_cpython():
 
     text = Lying(_of_length(KINDS["ucs-2"], 2 * THRESHOLD))
     assert utf8_of(text) == (text.encode(), False)
+
+
+# A batch's texts are taken into a list of the core's own, then each short one's UTF-8 is
+# lent by its str (TextBatch in text_args.rs): every kind of text and iterable must arrive
+# whole, and a str must stay alive while the batch is encoded, whatever the caller's list does.
+
+BYTES = _core.CoreBPE([bytes([b]) for b in range(256)], {}, "o200k")
+
+
+class Sub(str):
+    pass
+
+
+def _mixed_texts() -> list[str]:
+    texts = ["", "a", "plain ASCII", KINDS["latin-1"], KINDS["ucs-2"], KINDS["ucs-4"], Sub("sub ✓")]
+    texts += [_of_length(KINDS[k], THRESHOLD + 3) for k in KINDS] + [Sub(_of_length(KINDS["ucs-2"], THRESHOLD))]
+    return texts
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("container", [list, tuple, iter])
+def test_a_batch_of_every_kind_of_text_arrives_whole(container, threads):
+    texts = _mixed_texts()
+    ids = BYTES.encode_ordinary_batch(container(texts), threads)
+    assert [bytes(i) for i in ids] == [t.encode() for t in texts]
+
+
+@pytest.mark.parametrize("bad", [3, None, b"bytes"])
+def test_an_item_that_is_not_a_str_is_named_by_its_index(bad):
+    texts = _mixed_texts()
+    texts.insert(5, bad)
+    with pytest.raises(TypeError, match=rf"texts\[5\] must be str, not {type(bad).__name__}"):
+        BYTES.encode_ordinary_batch(texts, 2)
+
+
+@pytest.mark.parametrize("text", ["a\udc80b", _of_length(KINDS["ucs-2"], 2 * THRESHOLD) + "\udc80"])
+def test_a_lone_surrogate_in_a_batch_is_refused(text):
+    with pytest.raises(UnicodeEncodeError, match="surrogate"):
+        BYTES.encode_ordinary_batch(["fine", text], 2)
+
+
+def test_texts_dropped_by_the_caller_during_the_batch_stay_alive():
+    import threading
+
+    for attempt in range(20):
+        # Strs that only the list holds, freed by clear() unless the batch keeps them.
+        texts = [f"text {i} of attempt {attempt}, " * 8 for i in range(30_000)]
+        expected = [t.encode() for t in texts]
+        result = []
+        worker = threading.Thread(target=lambda: result.append(BYTES.encode_ordinary_batch(texts, 2)))
+        worker.start()
+        texts.clear()
+        # New strs of the same size, to take the memory of any that were freed.
+        junk = [f"junk {i} of attempt {attempt}, " * 8 for i in range(30_000)]
+        worker.join()
+        del junk
+        if result[0]:  # the batch began after clear(): try again
+            assert [bytes(i) for i in result[0]] == expected
+            return
+    pytest.skip("the batch never began before the caller cleared its list")

@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString};
 
 use super::flat_batch::{le_bytes, FlatSink};
 use super::id_lists::{each_int, IdObjects};
-use super::text_args::{texts_of, Utf8};
+use super::text_args::{TextBatch, Utf8};
 use super::value_error;
 use crate::added_tokens::AddedToken;
 use crate::bpe::Rank;
@@ -69,9 +69,9 @@ fn check_len(text: &str) -> PyResult<()> {
 }
 
 /// A batch's texts as UTF-8, each within the length limit.
-fn batch_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Utf8<'py>>> {
-    let texts = texts_of(texts)?;
-    texts.iter().try_for_each(|t| check_len(t))?;
+fn batch_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<TextBatch<'py>> {
+    let texts = TextBatch::of(texts)?;
+    texts.texts().iter().try_for_each(|t| check_len(t))?;
     Ok(texts)
 }
 
@@ -513,12 +513,12 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let texts = batch_texts(texts)?;
-        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let batch = batch_texts(texts)?;
+        let texts = batch.texts();
         let sets = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&sets);
         let sink = ListSink::new(py, &self.id_objects, texts.len())?;
-        sink.run(py, |sink| self.core.encode_batch_to(&texts, &policy, num_threads, sink).map_err(value_error))
+        sink.run(py, |sink| self.core.encode_batch_to(texts, &policy, num_threads, sink).map_err(value_error))
     }
 
     /// Encodes many texts in parallel, ignoring special tokens.
@@ -529,10 +529,10 @@ impl PyCoreBpe {
         texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let texts = batch_texts(texts)?;
-        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let batch = batch_texts(texts)?;
+        let texts = batch.texts();
         let sink = ListSink::new(py, &self.id_objects, texts.len())?;
-        sink.run(py, |sink| self.core.encode_ordinary_batch_to(&texts, num_threads, sink).map_err(value_error))
+        sink.run(py, |sink| self.core.encode_ordinary_batch_to(texts, num_threads, sink).map_err(value_error))
     }
 
     /// Like `encode_batch`, as one flat array: the ids of every text in order
@@ -547,12 +547,12 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let texts = batch_texts(texts)?;
-        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let batch = batch_texts(texts)?;
+        let texts = batch.texts();
         let sets = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&sets);
         let sink = FlatSink::new(self.map(), texts.len());
-        py.detach(|| self.core.encode_batch_to(&texts, &policy, num_threads, &sink)).map_err(value_error)?;
+        py.detach(|| self.core.encode_batch_to(texts, &policy, num_threads, &sink)).map_err(value_error)?;
         sink.into_bytes(py)
     }
 
@@ -564,10 +564,10 @@ impl PyCoreBpe {
         texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let texts = batch_texts(texts)?;
-        let texts: Vec<&str> = texts.iter().map(|t| &**t).collect();
+        let batch = batch_texts(texts)?;
+        let texts = batch.texts();
         let sink = FlatSink::new(self.map(), texts.len());
-        py.detach(|| self.core.encode_ordinary_batch_to(&texts, num_threads, &sink)).map_err(value_error)?;
+        py.detach(|| self.core.encode_ordinary_batch_to(texts, num_threads, &sink)).map_err(value_error)?;
         sink.into_bytes(py)
     }
 
