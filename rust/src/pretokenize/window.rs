@@ -273,14 +273,14 @@ pub fn and_next_three(mask: u64) -> u64 {
 
 /// The bits of `within` reachable from a bit of `seed` (a subset of `within`)
 /// by steps to the next byte through bytes of `within`: runs filled forward.
+/// Adding the seeds to `within` carries from the lowest seed of each run up
+/// through the run's end, turning each bit it passes (other seeds aside) to
+/// zero: the bits that changed, seeds put back, are the fill. Four
+/// operations where doubling steps took a chain of eighteen.
 #[inline(always)]
 pub fn fill_forward(seed: u64, within: u64) -> u64 {
-    let (mut g, mut p) = (seed, within);
-    for step in [1, 2, 4, 8, 16, 32] {
-        g |= (g << step) & p;
-        p &= p << step;
-    }
-    g
+    debug_assert_eq!(seed & !within, 0, "seeds outside `within`");
+    ((within.wrapping_add(seed) ^ within) | seed) & within
 }
 
 /// [`fill_forward`] towards earlier bytes.
