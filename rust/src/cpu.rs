@@ -42,6 +42,8 @@ fn decide_x86_v3() -> bool {
 }
 
 /// Which copies this process runs, in words (for the tests and bug reports).
+/// Only the Python module's testing functions ask, so a build without them does not.
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
 pub fn encoder_copy() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if x86_v3() {
