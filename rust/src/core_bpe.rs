@@ -1176,10 +1176,14 @@ fn stream_texts<S: AsRef<str> + Sync>(
     cuttable: bool,
 ) -> Result<(), CoreError> {
     let pool = match num_threads {
-        None | Some(0) => None,
+        // One thread runs the tasks on the calling thread (below): no pool to make and keep.
+        None | Some(0) | Some(1) => None,
         Some(n) => Some(EncodePool::sized(n).map_err(CoreError::ThreadPool)?),
     };
-    let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.threads());
+    let threads = match num_threads {
+        Some(1) => 1,
+        _ => pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.threads()),
+    };
     let (tasks, parts_of) = plan_tasks(texts, threads, cuttable, sink.min_run_bytes());
     let assemblies: Vec<Assembly> = parts_of.iter().map(|&n| Assembly::new(n)).collect();
     // The first text of the first task that panicked.
