@@ -1518,38 +1518,20 @@ impl CoreBpe {
         for (k, t) in texts.iter().enumerate() {
             let text = t.as_ref();
             batch.start_text(text.as_bytes());
-            let mut encode = || -> Result<(), CoreError> {
-                let finder = match specials {
-                    Some((policy, finder)) => {
-                        if let Some(tok) = self.find_disallowed(text, policy) {
-                            return Err(CoreError::DisallowedSpecial(tok));
-                        }
-                        finder
-                    }
-                    None => None,
-                };
-                // The text between allowed specials, one split call for all
-                // (each call inlines the whole scanner).
-                let mut found = finder.map(|f| f.find_iter(text));
-                let mut start = 0;
-                loop {
-                    let next = found.as_mut().and_then(Iterator::next);
-                    let end = next.as_ref().map_or(text.len(), |f| f.start);
-                    let segment = &text[start..end];
-                    self.pretokenizer
-                        .for_each_range_inline(
-                            segment,
-                            #[inline(always)]
-                            |from, to| batch.push(start + from, start + to, out),
-                        )
-                        .map_err(|error| CoreError::Split { error: error.within(text, segment), text: None })?;
-                    let Some(f) = next else { return Ok(()) };
+            // One split call for all the text between specials (each call inlines the whole scanner).
+            let encoded = self.for_each_ordinary_part(text, specials, |start, segment, special| {
+                self.pretokenizer.for_each_range_inline(
+                    segment,
+                    #[inline(always)]
+                    |from, to| batch.push(start + from, start + to, out),
+                )?;
+                if let Some(id) = special {
                     batch.flush(out);
-                    out.push(self.specials.ids[f.token]);
-                    start = f.end;
+                    out.push(id);
                 }
-            };
-            if let Err(e) = encode() {
+                Ok(())
+            });
+            if let Err(e) = encoded {
                 // Its tokens so far are dropped once the texts before it are done.
                 batch.finish(out);
                 out.truncate(batch.ends.last().copied().unwrap_or(0));
@@ -1768,23 +1750,44 @@ impl CoreBpe {
         mut cache: Option<&mut PieceCache>,
         out: &mut Vec<Rank>,
     ) -> Result<(), CoreError> {
-        if let Some(tok) = self.find_disallowed(text, policy) {
-            return Err(CoreError::DisallowedSpecial(tok));
-        }
-        let Some(finder) = finder else {
-            return self.encode_ordinary_into(text, out, cache).map_err(|error| CoreError::Split { error, text: None });
+        self.for_each_ordinary_part(text, Some((policy, finder)), |_, segment, special| {
+            self.encode_ordinary_into(segment, out, cache.as_deref_mut())?;
+            out.extend(special);
+            Ok(())
+        })
+    }
+
+    /// Walks `text` as tiktoken's `encode` with `specials` (None: as
+    /// `encode_ordinary`): a disallowed special in it is an error before
+    /// anything is given to `each`; otherwise `each` gets every stretch of
+    /// ordinary text (with its offset) and the id of the allowed special that
+    /// ends it (None for the last). A split error is placed in the whole text.
+    #[inline(always)]
+    fn for_each_ordinary_part(
+        &self,
+        text: &str,
+        specials: Option<TextPolicy<'_>>,
+        mut each: impl FnMut(usize, &str, Option<Rank>) -> Result<(), SplitError>,
+    ) -> Result<(), CoreError> {
+        let finder = match specials {
+            Some((policy, finder)) => {
+                if let Some(tok) = self.find_disallowed(text, policy) {
+                    return Err(CoreError::DisallowedSpecial(tok));
+                }
+                finder
+            }
+            None => None,
         };
-        let mut start = 0;
         let split_error =
             |error: SplitError, segment: &str| CoreError::Split { error: error.within(text, segment), text: None };
-        for found in finder.find_iter(text) {
+        let mut start = 0;
+        for found in finder.into_iter().flat_map(|f| f.find_iter(text)) {
             let segment = &text[start..found.start];
-            self.encode_ordinary_into(segment, out, cache.as_deref_mut()).map_err(|e| split_error(e, segment))?;
-            out.push(self.specials.ids[found.token]);
+            each(start, segment, Some(self.specials.ids[found.token])).map_err(|e| split_error(e, segment))?;
             start = found.end;
         }
         let segment = &text[start..];
-        self.encode_ordinary_into(segment, out, cache).map_err(|e| split_error(e, segment))
+        each(start, segment, None).map_err(|e| split_error(e, segment))
     }
 
     pub fn encode_ordinary_batch<S: AsRef<str> + Sync>(

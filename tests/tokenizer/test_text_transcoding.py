@@ -142,3 +142,57 @@ def test_texts_dropped_by_the_caller_during_the_batch_stay_alive():
             assert [bytes(i) for i in result[0]] == expected
             return
     pytest.skip("the batch never began before the caller cleared its list")
+
+
+# Large batches: every entry point, one to three threads, several runs per thread (a run is at least
+# 8 KB for the flat outputs, 32 KB for lists: see plan_tasks in core_bpe.rs).
+
+
+def _many_texts(n: int) -> list[str]:
+    """Texts of every kind and length up to 96 characters, a few long ones among them."""
+    kinds = list(KINDS.values()) + ["ascii line of text\n"]
+    texts = [_of_length(kinds[i % len(kinds)], i % 97) for i in range(n)]
+    for i in range(n // 7, n, n // 5):
+        texts[i] = _of_length(kinds[i % 3], THRESHOLD + i)
+    return texts
+
+
+def _flat(core, texts, threads, special: bool) -> list[bytes]:
+    if special:
+        ids, offsets = core.encode_batch_to_u32_bytes(texts, None, None, threads)
+    else:
+        ids, offsets = core.encode_ordinary_batch_to_u32_bytes(texts, threads)
+    ids = [int.from_bytes(ids[k : k + 4], "little") for k in range(0, len(ids), 4)]
+    ends = [int.from_bytes(offsets[k : k + 8], "little") for k in range(0, len(offsets), 8)]
+    return [bytes(ids[a:b]) for a, b in zip(ends, ends[1:])]
+
+
+ENTRIES = {
+    "lists": lambda core, texts, threads: [bytes(i) for i in core.encode_ordinary_batch(texts, threads)],
+    "lists, specials": lambda core, texts, threads: [bytes(i) for i in core.encode_batch(texts, None, None, threads)],
+    "flat": lambda core, texts, threads: _flat(core, texts, threads, special=False),
+    "flat, specials": lambda core, texts, threads: _flat(core, texts, threads, special=True),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_batch_of_many_runs_arrives_whole_and_in_order(entry, threads):
+    texts = _many_texts(5_137)
+    assert sum(len(t.encode()) for t in texts) > 8 * 32_000
+    assert ENTRIES[entry](BYTES, texts, threads) == [t.encode() for t in texts]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("bad", [3, "late \udc80 surrogate", _of_length(KINDS["ucs-4"], 2 * THRESHOLD) + "\udc80"])
+def test_an_error_late_in_a_batch_stops_it_and_names_the_text(entry, threads, bad):
+    texts = _many_texts(4_096)
+    where = 3_077
+    texts[where] = bad
+    expected = (TypeError, rf"texts\[{where}\] must be str") if bad == 3 else (UnicodeEncodeError, "surrogate")
+    with pytest.raises(expected[0], match=expected[1]):
+        ENTRIES[entry](BYTES, texts, threads)
+    # The pool and the core are left fit for the next batch.
+    texts[where] = "fine"
+    assert ENTRIES[entry](BYTES, texts, threads) == [t.encode() for t in texts]
