@@ -1076,10 +1076,15 @@ fn encode_part<S: AsRef<str>>(
     })
 }
 
-/// Gives a closure the signature rayon's `in_place_scope` takes (any borrow
-/// of a scope of one lifetime), which closure inference alone does not.
-fn scope_body<'scope, F: FnOnce(&rayon::Scope<'scope>)>(f: F) -> F {
-    f
+/// The threads a batch runs on when not told: `RAYON_NUM_THREADS` where it
+/// is set (read once, as rayon reads it for its global pool), else one per
+/// CPU this process may use.
+fn default_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let from_env = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok());
+        from_env.filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
 }
 
 /// Appends the tokens of one text to the vector it is given.
@@ -1156,8 +1161,8 @@ impl OneAtATime {
     }
 }
 
-/// `f` of each text on a rayon pool (`num_threads` threads, None: the
-/// global pool), each run delivered to `sink` by a thread of the pool as it
+/// `f` of each text on a pool of `num_threads` threads (None: see
+/// [`default_threads`]), each run delivered to `sink` by a thread of the pool as it
 /// is encoded (see [`OneAtATime`]). The calling thread only waits: woken to
 /// build lists or to encode beside the pool, it or the thread it woke often
 /// waited milliseconds for a CPU on this VM (see `encode_pool`), and the
@@ -1175,15 +1180,9 @@ fn stream_texts<S: AsRef<str> + Sync>(
     sink: &impl BatchSink,
     cuttable: bool,
 ) -> Result<(), CoreError> {
-    let pool = match num_threads {
-        // One thread runs the tasks on the calling thread (below): no pool to make and keep.
-        None | Some(0) | Some(1) => None,
-        Some(n) => Some(EncodePool::sized(n).map_err(CoreError::ThreadPool)?),
-    };
-    let threads = match num_threads {
-        Some(1) => 1,
-        _ => pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.threads()),
-    };
+    let threads = num_threads.filter(|&n| n > 0).unwrap_or_else(default_threads);
+    // One thread runs the tasks on the calling thread (below): no pool to make and keep.
+    let pool = if threads > 1 { Some(EncodePool::sized(threads).map_err(CoreError::ThreadPool)?) } else { None };
     let (tasks, parts_of) = plan_tasks(texts, threads, cuttable, sink.min_run_bytes());
     let assemblies: Vec<Assembly> = parts_of.iter().map(|&n| Assembly::new(n)).collect();
     // The first text of the first task that panicked.
@@ -1207,24 +1206,20 @@ fn stream_texts<S: AsRef<str> + Sync>(
             *first = Some(first.map_or(k, |j| j.min(k)));
         }
     };
-    let body = scope_body(|scope| {
-        let (run_task, pool) = (&run_task, pool.as_deref());
-        for &task in &tasks {
-            scope.spawn(move |_| {
-                if let Some(pool) = pool {
-                    pool.settle();
-                }
-                run_task(task);
-            });
-        }
-    });
     sink.wait(|| match &pool {
         // One thread: the tasks in order on this one. Handed to a pool's
         // thread, which must be woken first, a batch of ten short texts took
         // 78 us, where two threads took 26.
-        _ if threads == 1 => tasks.iter().for_each(|&task| run_task(task)),
-        None => rayon::in_place_scope(body),
-        Some(pool) => pool.in_place_scope(tasks.len(), body),
+        None => tasks.iter().for_each(|&task| run_task(task)),
+        Some(pool) => pool.in_place_scope(tasks.len(), |scope| {
+            for &task in &tasks {
+                let run_task = &run_task;
+                scope.spawn(move |_| {
+                    pool.settle();
+                    run_task(task);
+                });
+            }
+        }),
     });
     if let Some(start) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
         panic!("encoding the batch's texts from index {start} panicked");

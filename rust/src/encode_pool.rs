@@ -71,11 +71,6 @@ impl EncodePool {
         Ok(pool)
     }
 
-    /// How many threads the pool has.
-    pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
-    }
-
     /// `body` in the pool's scope on this thread (see rayon's
     /// `in_place_scope`). Where `jobs` (how many it spawns) are more than
     /// one, the threads are pinned apart for their wake-up first (see the

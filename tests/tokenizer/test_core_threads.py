@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -59,3 +62,28 @@ def test_long_random_texts_in_a_batch_keep_their_ids(pairs, lines, size):
     texts = [text, text[::-1]]
     for pair in pairs.values():
         assert pair.core.encode_ordinary_batch(texts, num_threads=2) == [pair.ref.encode_ordinary(t) for t in texts]
+
+
+# Without num_threads a batch runs on the pool of one thread per CPU (or RAYON_NUM_THREADS) that
+# explicit counts use, whose threads are pinned apart for their wake-up (rust/src/encode_pool.rs);
+# it ran on rayon's global pool, unpinned, before. Thread names ("fastllm-encode-N-k", cut to 15
+# characters by the kernel) tell the pools apart, in a fresh process.
+_COUNT_POOL_THREADS = """
+import os, sys
+from fastllm import _core
+core = _core.CoreBPE([bytes([b]) for b in range(256)], {}, "o200k")
+assert core.encode_ordinary_batch(["a line\\n"] * 5000) == [list(b"a line\\n")] * 5000
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+print(sum(name == "fastllm-encode-" for name in names))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads thread names from /proc (Linux)")
+@pytest.mark.parametrize("env", [{}, {"RAYON_NUM_THREADS": "3"}])
+def test_a_batch_without_a_thread_count_uses_the_pinned_pool(env):
+    cpus = int(env.get("RAYON_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
+    run = subprocess.run([sys.executable, "-c", _COUNT_POOL_THREADS], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "RAYON_NUM_THREADS"} | env)
+    assert run.returncode == 0, run.stderr
+    # One CPU: the batch runs on the calling thread, no pool.
+    assert int(run.stdout) == (cpus if cpus > 1 else 0)
