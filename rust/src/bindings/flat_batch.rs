@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::sync::Mutex;
 
+use pyo3::exceptions::PyOverflowError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -45,27 +47,44 @@ impl<'a> FlatSink<'a> {
         for run in &runs {
             // Every text is delivered once, in runs of consecutive texts.
             assert_eq!(run.start, offsets.len() - 1, "a batch's runs cover its texts in order");
-            offsets.extend(run.ends.iter().map(|&end| (total + end) as i64));
+            offsets.extend(run.ends.iter().map(|&end| ((total + end) as i64).to_le()));
             total += run.ids.len();
         }
         assert_eq!(offsets.len(), self.texts + 1, "every text of the batch is delivered");
-        let ids = PyBytes::new_with(py, total * 4, |buf| {
-            let mut at = 0;
-            for run in &runs {
-                let to = at + run.ids.len() * 4;
-                buf[at..to].copy_from_slice(&le_bytes(&run.ids));
-                at = to;
-            }
-            Ok(())
-        })?;
-        let offsets = PyBytes::new_with(py, offsets.len() * 8, |buf| {
-            for (dst, offset) in buf.chunks_exact_mut(8).zip(&offsets) {
-                dst.copy_from_slice(&offset.to_le_bytes());
-            }
-            Ok(())
-        })?;
+        let ids = bytes_of_parts(py, total * 4, runs.iter().map(|run| le_bytes(&run.ids)))?;
+        // SAFETY: any i64 is eight initialized bytes, and u8 has no alignment;
+        // each is little-endian already.
+        let offsets = unsafe { std::slice::from_raw_parts(offsets.as_ptr().cast::<u8>(), offsets.len() * 8) };
+        let offsets = bytes_of_parts(py, offsets.len(), std::iter::once(Cow::Borrowed(offsets)))?;
         Ok((ids, offsets))
     }
+}
+
+/// A bytes object of `parts` end to end (`len` bytes in all), copied into it
+/// once: `PyBytes::new_with` zero-fills its buffer first, which took half as
+/// long as the copy of a batch's ids.
+fn bytes_of_parts<'py, 'a>(
+    py: Python<'py>,
+    len: usize,
+    parts: impl Iterator<Item = Cow<'a, [u8]>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let size = ffi::Py_ssize_t::try_from(len).map_err(|_| PyOverflowError::new_err("batch output too large"))?;
+    // SAFETY: with a null source CPython allocates `len` bytes left unset, or
+    // returns NULL with an error set.
+    let bytes = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))? };
+    // SAFETY: a bytes object's buffer, `len` bytes long, not yet seen by any other code.
+    let buf = unsafe { ffi::PyBytes_AsString(bytes.as_ptr()) }.cast::<u8>();
+    let mut at = 0;
+    for part in parts {
+        assert!(part.len() <= len - at, "the parts fit the bytes object");
+        // SAFETY: `at + part.len() <= len`, checked above; the two do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), buf.add(at), part.len()) };
+        at += part.len();
+    }
+    // Every byte is set before Python sees the object.
+    assert_eq!(at, len, "the parts fill the bytes object");
+    // SAFETY: PyBytes_FromStringAndSize returns a bytes object.
+    Ok(unsafe { bytes.cast_into_unchecked() })
 }
 
 /// `ids` as little-endian u32 bytes: a view of them where that is their
