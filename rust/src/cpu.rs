@@ -41,6 +41,25 @@ fn decide_x86_v3() -> bool {
         && std::arch::is_x86_feature_detected!("popcnt")
 }
 
+/// Whether this process may use AVX-512's byte-masked loads (AVX-512BW and
+/// VL) beside the x86-64-v3 copies: only where it runs those.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn x86_masked_loads() -> bool {
+    // 0: not decided yet; 1: no; 2: yes.
+    static CHOICE: AtomicU8 = AtomicU8::new(0);
+    match CHOICE.load(Ordering::Relaxed) {
+        0 => {
+            let yes = x86_v3()
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl");
+            CHOICE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        choice => choice == 2,
+    }
+}
+
 /// Which copies this process runs, in words (for the tests and bug reports).
 /// Only the Python module's testing functions ask, so a build without them does not.
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
