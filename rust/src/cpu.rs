@@ -17,13 +17,19 @@ pub const PORTABLE_ENV: &str = "FASTLLM_PORTABLE";
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub fn x86_v3() -> bool {
-    // 0: not decided yet; 1: portable; 2: x86-64-v3.
     static CHOICE: AtomicU8 = AtomicU8::new(0);
-    match CHOICE.load(Ordering::Relaxed) {
+    decided_once(&CHOICE, decide_x86_v3)
+}
+
+/// `decide()`, asked once and kept in `choice` (0: not decided yet; 1: no; 2: yes).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn decided_once(choice: &AtomicU8, decide: fn() -> bool) -> bool {
+    match choice.load(Ordering::Relaxed) {
         0 => {
-            let v3 = decide_x86_v3();
-            CHOICE.store(if v3 { 2 } else { 1 }, Ordering::Relaxed);
-            v3
+            let yes = decide();
+            choice.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
         }
         choice => choice == 2,
     }
@@ -46,18 +52,10 @@ fn decide_x86_v3() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub fn x86_masked_loads() -> bool {
-    // 0: not decided yet; 1: no; 2: yes.
     static CHOICE: AtomicU8 = AtomicU8::new(0);
-    match CHOICE.load(Ordering::Relaxed) {
-        0 => {
-            let yes = x86_v3()
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vl");
-            CHOICE.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-        choice => choice == 2,
-    }
+    decided_once(&CHOICE, || {
+        x86_v3() && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl")
+    })
 }
 
 /// Which copies this process runs, in words (for the tests and bug reports).
