@@ -1,20 +1,25 @@
-"""A long str that is not ASCII reaches the encoder through fastllm's own UTF-32 -> UTF-8
-transcoding (rust/src/bindings/text_args.rs), not CPython's: its bytes must be exactly
-``str.encode("utf-8")`` for every kind of str CPython stores (1, 2 and 4 bytes a character),
-on both sides of the length threshold, and a lone surrogate must still be refused; a batch's
-texts arrive whole from any iterable."""
+"""A str reaches the encoder as UTF-8 by one of two roads (rust/src/bindings/text_args.rs):
+read where CPython keeps its characters (str_storage.rs: ASCII lent as it is, any other kind
+transcoded by simdutf), or, where that layout is not known, through the stable ABI's calls (a
+long non-ASCII str widened by ``PyUnicode_AsUCS4`` and transcoded here, the rest lent by
+CPython). Every test runs both roads: the bytes must be exactly ``str.encode("utf-8")`` for
+every kind of str CPython stores (1, 2 and 4 bytes a character), a surrogate must still be
+refused as CPython refuses it, and a batch's texts must arrive whole from any iterable."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastllm import _core
 
 utf8_of = _core.testing.utf8_of
+read_in_place = _core.testing.strs_read_in_place
 
-#: The shortest text transcoded here (TRANSCODE_FROM_CHARS in text_args.rs).
+#: The shortest text the calls' road transcodes (TRANSCODE_FROM_CHARS in text_args.rs).
 THRESHOLD = 1024
 
 # One string per storage kind CPython picks from the widest character, each with
@@ -25,32 +30,75 @@ KINDS = {
     "ucs-4": "emoji 👋🏽 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, 中文 𠀀 ok",
 }
 
+#: A core whose ids are the text's bytes, so that a batch's output shows exactly what it was given.
+BYTES = _core.CoreBPE([bytes([b]) for b in range(256)], {}, "o200k")
+
+#: Whether this interpreter is one whose str layout str_storage.rs knows.
+KNOWN_LAYOUT = (
+    sys.implementation.name == "cpython" and (3, 9) <= sys.version_info[:2] <= (3, 14) and sys.maxsize > 2**32
+)
+
+
+@pytest.fixture(autouse=True, params=["in place", "calls"])
+def road(request):
+    """Each test once per road; the in-place road only where this interpreter allows it."""
+    if request.param == "in place" and not KNOWN_LAYOUT:
+        pytest.skip(f"strs are not read in place on {sys.implementation.name} {sys.version_info[:2]}")
+    read_in_place(request.param == "in place")
+    yield request.param
+    read_in_place(True)
+
 
 def _of_length(sample: str, n: int) -> str:
     return (sample * (n // len(sample) + 1))[:n]
 
 
+def test_strs_are_read_in_place_where_the_layout_is_known(road):
+    # Guards against the fast road silently switching itself off (a failed check at import).
+    assert read_in_place() == (road == "in place")
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("n", [THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 70_001])
-def test_each_kind_either_side_of_the_threshold(kind, n):
+@pytest.mark.parametrize("n", [1, 7, THRESHOLD - 1, THRESHOLD, THRESHOLD + 1, 70_001])
+def test_each_kind_either_side_of_the_threshold(kind, n, road):
     text = _of_length(KINDS[kind], n)
     data, transcoded = utf8_of(text)
     assert data == text.encode("utf-8")
-    assert transcoded == (n >= THRESHOLD), "the threshold moved: update THRESHOLD here"
+    if road == "calls":
+        assert transcoded == (n >= THRESHOLD), "the threshold moved: update THRESHOLD here"
+    else:
+        assert transcoded == (not text.isascii())
 
 
-def test_ascii_is_lent_not_transcoded():
-    text = "plain ASCII text. " * 200
+@pytest.mark.parametrize("text", ["", "a", "plain ASCII text. " * 200])
+def test_ascii_is_lent_not_transcoded(text):
     assert utf8_of(text) == (text.encode(), False)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("where", [0, 1, THRESHOLD // 2, -1])
-def test_a_lone_surrogate_is_refused_as_cpython_refuses_it(kind, where):
-    chars = list(_of_length(KINDS[kind], 2 * THRESHOLD))
-    chars[where] = "\udc80"
+@pytest.mark.parametrize("n", [5, 2 * THRESHOLD])
+def test_a_lone_surrogate_is_refused_as_cpython_refuses_it(kind, where, n):
+    chars = list(_of_length(KINDS[kind], n))
+    chars[where % n] = "\udc80"
     with pytest.raises(UnicodeEncodeError, match="surrogate"):
         utf8_of("".join(chars))
+
+
+@pytest.mark.parametrize("n", [2, 40, 2 * THRESHOLD])
+@pytest.mark.parametrize("where", [0, 33, -2])
+def test_a_surrogate_pair_stored_as_two_characters_is_refused_not_joined(n, where):
+    # A 2-byte str holding a high and a low surrogate reads as valid UTF-16 (one emoji);
+    # CPython refuses it, and so must fastllm, in a single text and in a batch.
+    chars = list(_of_length(KINDS["ucs-2"], n))
+    chars[where : where + 2 if where != -2 else None] = ["\ud83d", "\udc4b"]
+    text = "".join(chars)
+    with pytest.raises(UnicodeEncodeError, match="surrogate"):
+        text.encode("utf-8")
+    with pytest.raises(UnicodeEncodeError, match="surrogate"):
+        utf8_of(text)
+    with pytest.raises(UnicodeEncodeError, match="surrogate"):
+        BYTES.encode_ordinary_batch(["ok", text], 1)
 
 
 def test_a_buffer_reused_from_a_longer_text_holds_only_the_new_one():
@@ -61,18 +109,30 @@ def test_a_buffer_reused_from_a_longer_text_holds_only_the_new_one():
 
 def test_texts_of_a_batch_keep_their_own_bytes():
     # Several transcoded texts alive at once (a batch) must not share a buffer.
-    core = _core.CoreBPE([bytes([b]) for b in range(256)], {}, "o200k")
     texts = [_of_length(KINDS[k], THRESHOLD + 7 * i) for i, k in enumerate(list(KINDS) * 3)]
-    ids = core.encode_ordinary_batch(texts, 2)
+    ids = BYTES.encode_ordinary_batch(texts, 2)
     assert [bytes(i) for i in ids] == [t.encode() for t in texts]
 
 
-@given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=THRESHOLD, max_size=3 * THRESHOLD))
-@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=THRESHOLD, max_size=3 * THRESHOLD))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_unicode_transcodes_exactly(text):
     data, transcoded = utf8_of(text)
     assert data == text.encode("utf-8")
     assert transcoded == (not text.isascii())
+
+
+@given(texts=st.lists(st.text(max_size=40), max_size=30))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_short_texts_and_surrogates_in_a_batch(texts):
+    # Any text, surrogates included: the batch equals str.encode's bytes, or raises as it does.
+    try:
+        expected = [t.encode("utf-8") for t in texts]
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError, match="surrogate"):
+            BYTES.encode_ordinary_batch(texts, 1)
+        return
+    assert [bytes(i) for i in BYTES.encode_ordinary_batch(texts, 1)] == expected
 
 
 def test_a_str_subclass_is_left_to_cpython():
@@ -80,15 +140,14 @@ def test_a_str_subclass_is_left_to_cpython():
         def isascii(self):  # would send non-ASCII text down the ASCII path if asked
             return True
 
-    text = Lying(_of_length(KINDS["ucs-2"], 2 * THRESHOLD))
-    assert utf8_of(text) == (text.encode(), False)
+    for n in (5, 2 * THRESHOLD):
+        text = Lying(_of_length(KINDS["ucs-2"], n))
+        assert utf8_of(text) == (text.encode(), False)
 
 
 # A batch's texts are taken into a list of the core's own, then each short one's UTF-8 is
 # lent by its str (TextBatch in text_args.rs): every kind of text and iterable must arrive
 # whole, and a str must stay alive while the batch is encoded, whatever the caller's list does.
-
-BYTES = _core.CoreBPE([bytes([b]) for b in range(256)], {}, "o200k")
 
 
 class Sub(str):

@@ -9,6 +9,7 @@ mod chunking;
 mod flat_batch;
 mod hf_json;
 mod id_lists;
+mod str_storage;
 mod testing;
 mod text_args;
 mod tokenizer;
@@ -29,6 +30,7 @@ fn os_error(error: &std::io::Error, message: String) -> PyErr {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    str_storage::decide(m.py())?;
     tokenizer::register(m)?;
     hf_json::register(m)?;
     trainer::register(m)?;

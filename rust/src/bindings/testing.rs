@@ -17,6 +17,18 @@ fn utf8_of<'py>(text: &Bound<'py, PyString>) -> PyResult<(Bound<'py, PyBytes>, b
     Ok((PyBytes::new(text.py(), utf8.as_bytes()), utf8.transcoded()))
 }
 
+/// Whether strs are read where CPython keeps them (see `str_storage`); with
+/// `on` given, turns that on or off first (off: every str through the
+/// interpreter's calls, as where the layout is unknown).
+#[pyfunction]
+#[pyo3(signature = (on=None))]
+fn strs_read_in_place(on: Option<bool>) -> bool {
+    if let Some(on) = on {
+        super::str_storage::set_read_in_place(on);
+    }
+    super::str_storage::read_in_place()
+}
+
 /// Whether lists of ids are filled through their item array rather than
 /// `PyList_SetItem` (see `id_lists`): true on CPython.
 #[pyfunction]
@@ -52,6 +64,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     testing.add_function(wrap_pyfunction!(split_regex, &testing)?)?;
     testing.add_function(wrap_pyfunction!(split_engine, &testing)?)?;
     testing.add_function(wrap_pyfunction!(utf8_of, &testing)?)?;
+    testing.add_function(wrap_pyfunction!(strs_read_in_place, &testing)?)?;
     testing.add_function(wrap_pyfunction!(lists_filled_directly, &testing)?)?;
     testing.add_function(wrap_pyfunction!(encoder_copy, &testing)?)?;
     parent.add_submodule(&testing)?;

@@ -1,19 +1,23 @@
 //! `str` arguments as UTF-8, without a copy where the interpreter allows.
 //!
-//! The limited API of Python 3.9 can only hand out a str's UTF-8 as a new
-//! bytes object (a copy of the text, one allocation per text of a batch).
-//! CPython keeps an ASCII str in UTF-8 already, and caches the UTF-8 of any
-//! other str once asked; `PyUnicode_AsUTF8AndSize`, which every CPython 3
-//! exports (and the stable ABI lists from 3.10), lends that buffer. Where
-//! the symbol cannot be linked from an abi3 wheel (Windows, whose python3.dll
-//! of 3.9 lacks it) the copy is made as before.
+//! Where CPython's layout of a str is known (`str_storage`), an ASCII str's
+//! characters are its UTF-8 and are lent as they are; any other str's are
+//! transcoded with simdutf into a buffer each thread keeps (two of at most
+//! 16 MiB each per calling thread), or for a batch into one buffer of the
+//! batch's.
 //!
-//! CPython makes that UTF-8 one character at a time, a branch each: for a
-//! long text that is not ASCII it took 5-14% of encoding it (o200k, one
-//! thread, text not seen before). Such a text is copied out as UTF-32
-//! instead (`PyUnicode_AsUCS4`, a plain widening copy) and transcoded with
-//! simdutf, several times faster, into a buffer each thread keeps (two of
-//! at most 16 MiB each per calling thread).
+//! Elsewhere the calls of the stable ABI are used. The limited API of Python
+//! 3.9 can only hand out a str's UTF-8 as a new bytes object (a copy of the
+//! text, one allocation per text of a batch). CPython keeps an ASCII str in
+//! UTF-8 already, and caches the UTF-8 of any other str once asked;
+//! `PyUnicode_AsUTF8AndSize`, which every CPython 3 exports (and the stable
+//! ABI lists from 3.10), lends that buffer. Where the symbol cannot be linked
+//! from an abi3 wheel (Windows, whose python3.dll of 3.9 lacks it) the copy
+//! is made as before. CPython makes that UTF-8 one character at a time, a
+//! branch each: for a long text that is not ASCII it took 5-14% of encoding
+//! it (o200k, one thread, text not seen before). Such a text is copied out as
+//! UTF-32 instead (`PyUnicode_AsUCS4`, a plain widening copy) and transcoded
+//! with simdutf.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -24,6 +28,8 @@ use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
+
+use super::str_storage::{self, Chars};
 
 #[cfg(not(windows))]
 unsafe extern "C" {
@@ -110,6 +116,29 @@ impl Drop for Utf8<'_> {
 impl<'py> Utf8<'py> {
     /// The UTF-8 of `s`; a str with lone surrogates raises UnicodeEncodeError.
     pub fn of(s: &Bound<'py, PyString>) -> PyResult<Self> {
+        // SAFETY: `s` is a live str, which `owner` keeps alive as long as the slice is used.
+        match unsafe { str_storage::chars(s.as_ptr()) } {
+            Some(Chars::Ascii(bytes)) => {
+                let (ptr, len) = (bytes.as_ptr(), bytes.len());
+                return Ok(Self { owner: Owner::Str(s.clone().into_any()), ptr, len });
+            }
+            Some(chars) => {
+                let mut out = SPARE.take();
+                out.clear();
+                if chars.push_utf8(&mut out) {
+                    let (ptr, len) = (out.as_ptr(), out.len());
+                    return Ok(Self { owner: Owner::Buffer(out, PhantomData), ptr, len });
+                }
+                // A surrogate: CPython's call below raises its error.
+                SPARE.set(out);
+            }
+            None => {}
+        }
+        Self::through_calls(s)
+    }
+
+    /// The UTF-8 of `s` through the stable ABI's calls only.
+    fn through_calls(s: &Bound<'py, PyString>) -> PyResult<Self> {
         let py = s.py();
         // SAFETY: `s` is a live str.
         let chars = unsafe { ffi::PyUnicode_GetLength(s.as_ptr()) } as usize;
@@ -169,14 +198,17 @@ impl Deref for Utf8<'_> {
 /// taken and later dropped, and the type checks, each a call into the
 /// interpreter. The texts are now first taken into a list of the batch's
 /// own (one loop in C), which keeps every str alive while its UTF-8 is
-/// lent; a short text then costs a type check and two calls.
+/// lent; a text is then read in place (`str_storage`), or where that cannot
+/// be, costs a type check and two calls.
 pub struct TextBatch<'py> {
     /// The batch's texts in a list no other code can reach: none of its strs
     /// is dropped, whatever Python threads do while the batch is encoded.
     _held: Bound<'py, PyList>,
-    /// The texts long enough to be transcoded (see [`Utf8::of`]), kept with their buffers.
+    /// The UTF-8 of the texts read in place that are not ASCII, end to end.
+    _transcoded: Vec<u8>,
+    /// The texts transcoded through the interpreter's calls (see [`Utf8::of`]), kept with their buffers.
     _long: Vec<Utf8<'py>>,
-    /// Each text's UTF-8, lent by a str in `_held` or a buffer in `_long`.
+    /// Each text's UTF-8, lent by a str in `_held` or a buffer in `_transcoded` or `_long`.
     texts: Vec<&'static str>,
 }
 
@@ -192,12 +224,34 @@ impl<'py> TextBatch<'py> {
         let held = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_List(obj.as_ptr()))? };
         let held = held.cast_into::<PyList>()?;
         let n = held.len();
-        let mut texts = Vec::with_capacity(n);
+        let mut texts: Vec<&'static str> = Vec::with_capacity(n);
         let mut long = Vec::new();
+        // The texts transcoded into `transcoded`: (index, start, end), made
+        // into `&str`s once it has stopped growing.
+        let mut transcoded = Vec::new();
+        let mut spans = Vec::new();
         for index in 0..n {
             // SAFETY: `index` is within the list, which nothing else can change;
             // the reference is borrowed from it and lives as long as it does.
             let item = unsafe { ffi::PyList_GetItem(held.as_ptr(), index as ffi::Py_ssize_t) };
+            // SAFETY: a live object that `held` keeps alive as long as `texts`.
+            match unsafe { str_storage::chars(item) } {
+                Some(Chars::Ascii(bytes)) => {
+                    // SAFETY: ASCII is UTF-8; lent by a str that `held` keeps alive and unchanged.
+                    texts.push(unsafe { std::str::from_utf8_unchecked(bytes) });
+                    continue;
+                }
+                Some(chars) => {
+                    let start = transcoded.len();
+                    if chars.push_utf8(&mut transcoded) {
+                        spans.push((index, start, transcoded.len()));
+                        texts.push("");
+                        continue;
+                    }
+                    // A surrogate: the calls below raise CPython's error.
+                }
+                None => {}
+            }
             // SAFETY: a live object; an exact str needs no call to find its flags.
             let is_str = unsafe {
                 ffi::Py_TYPE(item) == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) || ffi::PyUnicode_Check(item) != 0
@@ -223,7 +277,14 @@ impl<'py> TextBatch<'py> {
             // SAFETY: lent by a str that `held` keeps alive and unchanged, or as above.
             texts.push(unsafe { std::mem::transmute::<&str, &'static str>(text) });
         }
-        Ok(Self { _held: held, _long: long, texts })
+        for (index, start, end) in spans {
+            // SAFETY: simdutf's UTF-8 from valid characters; `transcoded` is
+            // moved into the batch, whose heap then never moves or changes.
+            texts[index] = unsafe {
+                std::mem::transmute::<&str, &'static str>(std::str::from_utf8_unchecked(&transcoded[start..end]))
+            };
+        }
+        Ok(Self { _held: held, _transcoded: transcoded, _long: long, texts })
     }
 
     /// The texts' UTF-8, in order.
