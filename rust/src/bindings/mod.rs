@@ -30,7 +30,7 @@ fn os_error(error: &std::io::Error, message: String) -> PyErr {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    str_storage::decide(m.py())?;
+    str_storage::decide(m.py());
     tokenizer::register(m)?;
     hf_json::register(m)?;
     trainer::register(m)?;

@@ -55,14 +55,13 @@ static LAYOUT: OnceLock<Layout> = OnceLock::new();
 static CALLS_ONLY: AtomicBool = AtomicBool::new(false);
 
 /// Decides at import whether strs can be read in place here (see the module's
-/// documentation); does nothing where they cannot.
-pub fn decide(py: Python<'_>) -> PyResult<()> {
-    if let Some(layout) = known_layout(py)? {
+/// documentation); where anything is in doubt, they are not.
+pub fn decide(py: Python<'_>) {
+    if let Ok(Some(layout)) = known_layout(py) {
         if reads_back_exactly(py, layout) {
             let _ = LAYOUT.set(layout);
         }
     }
-    Ok(())
 }
 
 /// The layout CPython documents for this version, if it is one of those above.
