@@ -36,12 +36,14 @@ unsafe extern "C" {
     fn PyUnicode_AsUTF8AndSize(unicode: *mut ffi::PyObject, size: *mut ffi::Py_ssize_t) -> *const std::ffi::c_char;
 }
 
-/// Texts of at least this many characters that are not ASCII are transcoded
-/// here: below it, the `isascii` call and the copy cost more than they save.
+/// Through the stable ABI's calls, texts of at least this many characters
+/// that are not ASCII are transcoded here: below it, the `isascii` call and
+/// the copy cost more than they save.
 const TRANSCODE_FROM_CHARS: usize = 1024;
 
-/// Texts of more characters than this are left to CPython, so that the
-/// UTF-32 copy (4 bytes a character) never holds much memory.
+/// Through the calls, texts of more characters than this are left to
+/// CPython, so that the UTF-32 copy (4 bytes a character) never holds much
+/// memory.
 const TRANSCODE_UP_TO_CHARS: usize = 1 << 24;
 
 /// Scratch buffers a thread keeps between calls up to this many bytes each,
