@@ -207,20 +207,14 @@ impl Chars<'_> {
                 unsafe { simdutf::convert_utf32_to_utf8(units.as_ptr(), units.len(), out.as_mut_ptr().add(start)) }
             }
         };
-        if written == 0 && !self.is_empty() {
+        // simdutf answers 0 for invalid input; a str that is not ASCII is
+        // never empty, so 0 never stands for an empty conversion here.
+        if written == 0 {
             return false;
         }
         // SAFETY: simdutf wrote `written` bytes of UTF-8 after `start`.
         unsafe { out.set_len(start + written) };
         true
-    }
-
-    fn is_empty(self) -> bool {
-        match self {
-            Chars::Ascii(u) | Chars::Latin1(u) => u.is_empty(),
-            Chars::Ucs2(u) => u.is_empty(),
-            Chars::Ucs4(u) => u.is_empty(),
-        }
     }
 }
 
