@@ -1092,22 +1092,30 @@ type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<()
 
 /// Encodes a run of a batch's texts (`texts`, the first of them text
 /// `run.start`) into `run` at once: their tokens, ends and first error.
-type EncodeTexts<'a, S> = dyn Fn(&[S], &mut Run, &mut PieceCache) + Sync + 'a;
+type EncodeTexts<'a> = dyn Fn(&[&str], &mut Run, &mut PieceCache) + Sync + 'a;
 
 /// A special-token policy and the finder of the specials it allows (None: none allowed).
 type TextPolicy<'a> = (&'a SpecialPolicy<'a>, Option<&'a SpecialFinder<'a>>);
 
-/// Encodes the texts `start..end` of a batch (`size` bytes) on this thread,
-/// with its piece cache: by `whole` where given, else one by one by `f`.
-fn encode_run<S: AsRef<str>>(
+/// Encodes the texts `start..end` of `texts` (`size` bytes), the first of
+/// which is text `base` of the batch, on this thread, with its piece cache:
+/// by `whole` where given, else one by one by `f`.
+fn encode_run(
     id: u64,
-    texts: &[S],
+    texts: &[&str],
+    base: usize,
     (start, end, size): (usize, usize, usize),
     f: &EncodeInto<'_>,
-    whole: Option<&EncodeTexts<'_, S>>,
+    whole: Option<&EncodeTexts<'_>>,
 ) -> Run {
     with_thread_cache(id, size, |cache| {
-        let mut run = Run { start, ids: Vec::with_capacity(output_capacity(size)), ends: Vec::new(), error: None };
+        let start_in_batch = base + start;
+        let mut run = Run {
+            start: start_in_batch,
+            ids: Vec::with_capacity(output_capacity(size)),
+            ends: Vec::new(),
+            error: None,
+        };
         if let Some(whole) = whole {
             whole(&texts[start..end], &mut run, cache);
             debug_assert_eq!(run.ends.len(), end - start);
@@ -1115,9 +1123,10 @@ fn encode_run<S: AsRef<str>>(
         }
         for (k, t) in texts[start..end].iter().enumerate() {
             let from = run.ids.len();
-            if let Err(e) = f(t.as_ref(), &mut run.ids, cache) {
+            if let Err(e) = f(t, &mut run.ids, cache) {
                 run.ids.truncate(from);
-                run.error.get_or_insert((start + k, e.in_batch(start + k)));
+                let index = start_in_batch + k;
+                run.error.get_or_insert((index, e.in_batch(index)));
             }
             run.ends.push(run.ids.len());
         }
@@ -1161,66 +1170,202 @@ impl OneAtATime {
     }
 }
 
-/// `f` of each text on a pool of `num_threads` threads (None: see
+/// Where a batch's texts come from. A batch asks for them a stretch at a
+/// time, and its threads start on each stretch as it comes: so reading them
+/// (the Python bindings take a reference to each str and find its UTF-8, a
+/// cache miss a text, with the interpreter's lock held) overlaps the
+/// encoding of those read before. On a batch of 256 KB of short lines that
+/// reading took a fifth of the call, with both threads waiting.
+pub trait TextFeed<'t> {
+    /// How many texts the batch has.
+    fn count(&self) -> usize;
+    /// Puts the batch's next texts into `slots`, from its start, until they
+    /// hold `bytes` bytes or more or `slots` is full (at least one text):
+    /// how many it put. None stops the batch, and nothing more is asked:
+    /// the feed keeps why, and the sink is not given every text.
+    fn read(&mut self, slots: &mut [&'t str], bytes: usize) -> Option<usize>;
+}
+
+/// The texts of a slice, all in one stretch.
+pub struct SliceFeed<'t, S> {
+    texts: &'t [S],
+    next: usize,
+}
+
+impl<'t, S: AsRef<str>> SliceFeed<'t, S> {
+    pub fn new(texts: &'t [S]) -> Self {
+        Self { texts, next: 0 }
+    }
+}
+
+impl<'t, S: AsRef<str>> TextFeed<'t> for SliceFeed<'t, S> {
+    fn count(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn read(&mut self, slots: &mut [&'t str], _bytes: usize) -> Option<usize> {
+        let texts = &self.texts[self.next..];
+        for (slot, text) in slots.iter_mut().zip(texts) {
+            *slot = text.as_ref();
+        }
+        let read = slots.len().min(texts.len());
+        self.next += read;
+        Some(read)
+    }
+}
+
+/// A stretch of a batch's texts as read, which its tasks share: `texts`
+/// start at text `base` of the batch, and the tasks' indices are into
+/// `texts`; `assemblies` are its cut texts' (see [`plan_tasks`]).
+struct Stretch<'s> {
+    texts: &'s [&'s str],
+    base: usize,
+    assemblies: Vec<Assembly>,
+}
+
+/// The first stretch read of a batch holds this many runs' worth of bytes,
+/// each later one twice the one before: the threads start early, and later
+/// stretches are planned as whole batches were.
+const FIRST_STRETCH_RUNS: usize = 2;
+
+/// The tasks of a batch that have been handed to the pool and not yet finished.
+#[derive(Default)]
+struct Unfinished {
+    count: Mutex<usize>,
+    none_left: std::sync::Condvar,
+}
+
+impl Unfinished {
+    fn add(&self, n: usize) {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += n;
+    }
+
+    fn finish_one(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *count -= 1;
+        if *count == 0 {
+            self.none_left.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *count > 0 {
+            count = self.none_left.wait(count).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// `f` of each text of `feed` on a pool of `num_threads` threads (None: see
 /// [`default_threads`]), each run delivered to `sink` by a thread of the pool as it
-/// is encoded (see [`OneAtATime`]). The calling thread only waits: woken to
+/// is encoded (see [`OneAtATime`]). The calling thread reads the texts, a
+/// stretch at a time, setting the pool to work on each (see [`TextFeed`]),
+/// and then only waits: woken to
 /// build lists or to encode beside the pool, it or the thread it woke often
 /// waited milliseconds for a CPU on this VM (see `encode_pool`), and the
-/// lists were mostly built after the encoding, on one CPU. A panic in `f`
+/// lists were mostly built after the encoding, on one CPU. With one thread
+/// every text is read first and encoded on the calling thread. A panic in `f`
 /// or in `deliver` is raised again here once every run has finished.
 /// `cuttable`: long texts may be cut into parts (see [`plan_tasks`]);
 /// `whole`: what encodes a run of texts at once, where not `f` one by one
 /// (a part of a cut text is `f`'s).
-fn stream_texts<S: AsRef<str> + Sync>(
+fn stream_texts<'t>(
     id: u64,
-    texts: &[S],
+    feed: &mut dyn TextFeed<'t>,
     num_threads: Option<usize>,
     f: &EncodeInto<'_>,
-    whole: Option<&EncodeTexts<'_, S>>,
+    whole: Option<&EncodeTexts<'_>>,
     sink: &impl BatchSink,
     cuttable: bool,
 ) -> Result<(), CoreError> {
     let threads = num_threads.filter(|&n| n > 0).unwrap_or_else(default_threads);
     // One thread runs the tasks on the calling thread (below): no pool to make and keep.
     let pool = if threads > 1 { Some(EncodePool::sized(threads).map_err(CoreError::ThreadPool)?) } else { None };
-    let (tasks, parts_of) = plan_tasks(texts, threads, cuttable, sink.min_run_bytes());
-    let assemblies: Vec<Assembly> = parts_of.iter().map(|&n| Assembly::new(n)).collect();
+    let min_run = sink.min_run_bytes();
+    let n = feed.count();
+    let mut slots: Vec<&'t str> = vec![""; n];
+    let mut unread: &mut [&'t str] = &mut slots;
+    let mut base = 0;
+    // The next stretch of texts and its tasks; None once every text is read,
+    // or the feed has stopped the batch.
+    let mut next_stretch = |bytes: usize| {
+        if unread.is_empty() {
+            return None;
+        }
+        let read = feed.read(unread, bytes)?;
+        assert!((1..=unread.len()).contains(&read), "a feed reads at least one text and no more than asked");
+        let (texts, rest) = std::mem::take(&mut unread).split_at_mut(read);
+        unread = rest;
+        let texts: &[&str] = texts;
+        let (tasks, parts_of) = plan_tasks(texts, threads, cuttable, min_run);
+        let stretch = Stretch { texts, base, assemblies: parts_of.iter().map(|&n| Assembly::new(n)).collect() };
+        base += read;
+        Some((stretch, tasks))
+    };
     // The first text of the first task that panicked.
     let panicked = Mutex::new(None::<usize>);
     let deliveries = OneAtATime::default();
-    let run_task = |task: Task| {
+    let run_task = |stretch: &Stretch<'_>, task: Task| {
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
             Task::Run(start, end, size) => {
-                deliveries.deliver(encode_run(id, texts, (start, end, size), f, whole), sink)
+                deliveries.deliver(encode_run(id, stretch.texts, stretch.base, (start, end, size), f, whole), sink)
             }
             Task::Part { text, from, to, index, slot } => {
-                let part = encode_part(id, texts, text, from, to, f);
-                if let Some(run) = assemblies[slot].add(text, index, part) {
+                let part = encode_part(id, stretch.texts, text, from, to, f);
+                if let Some(run) = stretch.assemblies[slot].add(stretch.base + text, index, part) {
                     deliveries.deliver(run, sink);
                 }
             }
         }));
         if done.is_err() {
             let mut first = panicked.lock().unwrap_or_else(|e| e.into_inner());
-            let k = task.first_text();
+            let k = stretch.base + task.first_text();
             *first = Some(first.map_or(k, |j| j.min(k)));
         }
     };
-    sink.wait(|| match &pool {
-        // One thread: the tasks in order on this one. Handed to a pool's
-        // thread, which must be woken first, a batch of ten short texts took
-        // 78 us, where two threads took 26.
-        None => tasks.iter().for_each(|&task| run_task(task)),
-        Some(pool) => pool.in_place_scope(tasks.len(), |scope| {
-            for &task in &tasks {
-                let run_task = &run_task;
-                scope.spawn(move |_| {
-                    pool.settle();
-                    run_task(task);
-                });
+    match &pool {
+        // One thread: every text read, then the tasks in order on this one.
+        // Handed to a pool's thread, which must be woken first, a batch of
+        // ten short texts took 78 us, where two threads took 26.
+        None => {
+            if let Some((stretch, tasks)) = next_stretch(usize::MAX) {
+                sink.wait(|| tasks.into_iter().for_each(|task| run_task(&stretch, task)));
             }
-        }),
-    });
+        }
+        Some(pool) => {
+            let Some(first) = next_stretch(FIRST_STRETCH_RUNS * min_run) else { return Ok(()) };
+            let unfinished = Unfinished::default();
+            // More than one task, where more texts are to come.
+            let jobs = if first.0.base + first.0.texts.len() < n { usize::MAX } else { first.1.len() };
+            pool.in_place_scope(jobs, |scope| {
+                let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut stretch = Some(first);
+                    let mut bytes = FIRST_STRETCH_RUNS * min_run;
+                    while let Some((read, tasks)) = stretch {
+                        let read = std::sync::Arc::new(read);
+                        unfinished.add(tasks.len());
+                        for task in tasks {
+                            let (read, run_task, unfinished) = (std::sync::Arc::clone(&read), &run_task, &unfinished);
+                            scope.spawn(move |_| {
+                                pool.settle();
+                                run_task(&read, task);
+                                unfinished.finish_one();
+                            });
+                        }
+                        bytes = bytes.saturating_mul(2);
+                        stretch = next_stretch(bytes);
+                    }
+                }));
+                // The pool's deliveries may need what the sink releases while
+                // it waits (the interpreter's lock): so even after a panic in
+                // reading, which the scope would raise only once they are done.
+                sink.wait(|| unfinished.wait());
+                if let Err(panic) = reading {
+                    std::panic::resume_unwind(panic);
+                }
+            });
+        }
+    }
     if let Some(start) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
         panic!("encoding the batch's texts from index {start} panicked");
     }
@@ -1791,14 +1936,15 @@ impl CoreBpe {
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
         let sink = Collect::new(texts.len());
-        self.encode_ordinary_batch_to(texts, num_threads, &sink)?;
+        self.encode_ordinary_batch_to(&mut SliceFeed::new(texts), num_threads, &sink)?;
         sink.into_results()
     }
 
-    /// [`CoreBpe::encode_ordinary_batch`], delivered to `sink` run by run.
-    pub fn encode_ordinary_batch_to<S: AsRef<str> + Sync>(
+    /// [`CoreBpe::encode_ordinary_batch`] of the texts of `feed`, delivered to
+    /// `sink` run by run (a feed that stops the batch leaves texts undelivered).
+    pub fn encode_ordinary_batch_to<'t>(
         &self,
-        texts: &[S],
+        feed: &mut dyn TextFeed<'t>,
         num_threads: Option<usize>,
         sink: &impl BatchSink,
     ) -> Result<(), CoreError> {
@@ -1807,9 +1953,10 @@ impl CoreBpe {
         };
         // No special tokens here: a long text may be cut where its pieces stop anyway.
         let cuttable = self.pipeline.is_none() && self.pretokenizer.pieces_stop_at_letter_newlines();
-        let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| self.encode_plain_run(texts, None, run, cache);
-        let whole = self.texts_share_piece_batches().then_some(&whole as &EncodeTexts<'_, S>);
-        stream_texts(self.id, texts, num_threads, &f, whole, sink, cuttable)
+        let whole =
+            |texts: &[&str], run: &mut Run, cache: &mut PieceCache| self.encode_plain_run(texts, None, run, cache);
+        let whole = self.texts_share_piece_batches().then_some(&whole as &EncodeTexts<'_>);
+        stream_texts(self.id, feed, num_threads, &f, whole, sink, cuttable)
     }
 
     pub fn encode_batch<S: AsRef<str> + Sync>(
@@ -1819,15 +1966,16 @@ impl CoreBpe {
         num_threads: Option<usize>,
     ) -> Result<Vec<Vec<Rank>>, CoreError> {
         let sink = Collect::new(texts.len());
-        self.encode_batch_to(texts, policy, num_threads, &sink)?;
+        self.encode_batch_to(&mut SliceFeed::new(texts), policy, num_threads, &sink)?;
         sink.into_results()
     }
 
-    /// [`CoreBpe::encode_batch`], delivered to `sink` run by run (a text with
-    /// a disallowed special token is reported in its run's `error`).
-    pub fn encode_batch_to<S: AsRef<str> + Sync>(
+    /// [`CoreBpe::encode_batch`] of the texts of `feed`, delivered to `sink`
+    /// run by run (a text with a disallowed special token is reported in its
+    /// run's `error`; a feed that stops the batch leaves texts undelivered).
+    pub fn encode_batch_to<'t>(
         &self,
-        texts: &[S],
+        feed: &mut dyn TextFeed<'t>,
         policy: &SpecialPolicy<'_>,
         num_threads: Option<usize>,
         sink: &impl BatchSink,
@@ -1836,7 +1984,7 @@ impl CoreBpe {
             let f = |t: &str, out: &mut Vec<Rank>, cache: &mut PieceCache| {
                 self.encode_pipeline_into(pipeline, t, policy, out, Some(cache))
             };
-            return stream_texts(self.id, texts, num_threads, &f, None, sink, false);
+            return stream_texts(self.id, feed, num_threads, &f, None, sink, false);
         }
         let finder = self.specials.allowed_finder(policy)?;
         let finder = finder.as_ref();
@@ -1847,11 +1995,11 @@ impl CoreBpe {
         // spans it, so each part finds the specials of the whole text.
         let cuttable = self.pretokenizer.pieces_stop_at_letter_newlines()
             && !self.specials.matcher.tokens().iter().any(|name| name.contains('\n'));
-        let whole = |texts: &[S], run: &mut Run, cache: &mut PieceCache| {
+        let whole = |texts: &[&str], run: &mut Run, cache: &mut PieceCache| {
             self.encode_plain_run(texts, Some((policy, finder)), run, cache)
         };
-        let whole = self.texts_share_piece_batches().then_some(&whole as &EncodeTexts<'_, S>);
-        stream_texts(self.id, texts, num_threads, &f, whole, sink, cuttable)
+        let whole = self.texts_share_piece_batches().then_some(&whole as &EncodeTexts<'_>);
+        stream_texts(self.id, feed, num_threads, &f, whole, sink, cuttable)
     }
 
     /// The rank of the mergeable token whose bytes are `bytes`, if there is one.
@@ -1970,7 +2118,7 @@ mod tests {
                 now: AtomicUsize::new(0),
                 most: AtomicUsize::new(0),
             };
-            stream_texts(0, &texts, Some(threads), &f, None, &sink, false).unwrap();
+            stream_texts(0, &mut SliceFeed::new(&texts), Some(threads), &f, None, &sink, false).unwrap();
             let delivered = sink.delivered.into_inner().unwrap();
             let mut starts: Vec<usize> = delivered.iter().map(|&(start, _)| start).collect();
             starts.sort();
@@ -2125,7 +2273,7 @@ mod tests {
         for threads in [1, 2] {
             let fresh = CoreBpe::new(vocab(), &specials, "cl100k").unwrap();
             let sink = Collect::new(texts.len());
-            fresh.encode_batch_to(&texts, &policy, Some(threads), &sink).unwrap();
+            fresh.encode_batch_to(&mut SliceFeed::new(&texts), &policy, Some(threads), &sink).unwrap();
             let results = sink.0.into_inner().unwrap();
             for (k, result) in results.into_iter().enumerate() {
                 match (result.unwrap(), &alone[k]) {
@@ -2149,10 +2297,10 @@ mod tests {
         let texts = vec!["abcab".to_string(), "cabbage".into(), stuck, "abcabc".into(), String::new()];
         let sink = Collect::new(texts.len());
         let (whole, f) = (
-            |texts: &[String], run: &mut Run, cache: &mut PieceCache| c.encode_plain_run(texts, None, run, cache),
+            |texts: &[&str], run: &mut Run, cache: &mut PieceCache| c.encode_plain_run(texts, None, run, cache),
             |_: &str, _: &mut Vec<Rank>, _: &mut PieceCache| -> Result<(), CoreError> { unreachable!() },
         );
-        stream_texts(0, &texts, Some(1), &f, Some(&whole), &sink, false).unwrap();
+        stream_texts(0, &mut SliceFeed::new(&texts), Some(1), &f, Some(&whole), &sink, false).unwrap();
         let results = sink.0.into_inner().unwrap();
         for (k, result) in results.into_iter().enumerate() {
             match result.unwrap() {
@@ -2195,7 +2343,7 @@ mod tests {
             Ok(())
         };
         let sink = Collect::new(texts.len());
-        stream_texts(0, &texts, Some(2), &f, None, &sink, true).unwrap();
+        stream_texts(0, &mut SliceFeed::new(&texts), Some(2), &f, None, &sink, true).unwrap();
         let results = sink.0.into_inner().unwrap();
         assert!(results.iter().all(|r| matches!(r, Some(Err(_)))), "each text has a failing part: {results:?}");
         let bad = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
@@ -2204,7 +2352,7 @@ mod tests {
             Ok(())
         };
         let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = stream_texts(0, &texts, Some(2), &bad, None, &Collect::new(texts.len()), true);
+            let _ = stream_texts(0, &mut SliceFeed::new(&texts), Some(2), &bad, None, &Collect::new(texts.len()), true);
         }))
         .expect_err("the batch panics");
         let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -2262,7 +2410,7 @@ mod tests {
             disallow_other_specials: true,
         };
         let sink = Collect::new(texts.len());
-        c.encode_batch_to(&texts, &strict, Some(2), &sink).unwrap();
+        c.encode_batch_to(&mut SliceFeed::new(&texts), &strict, Some(2), &sink).unwrap();
         for (text, result) in texts.iter().zip(sink.0.into_inner().unwrap()) {
             let Some(Err(CoreError::DisallowedSpecial(name))) = result else { panic!("no error: {text:.40}") };
             let first = ["<|end|>", "<|x|>"].into_iter().min_by_key(|n| text.find(n).unwrap_or(usize::MAX)).unwrap();
@@ -2282,6 +2430,100 @@ mod tests {
         assert_eq!(c.encode_batch(&[&text], &all, Some(2)).unwrap(), vec![alone]);
     }
 
+    /// A feed that reads as a Python batch does, a stretch up to the bytes
+    /// asked for; `on_read(k)` runs before its `k`th read and may stop it.
+    struct StretchFeed<'t, F> {
+        texts: &'t [String],
+        next: usize,
+        reads: usize,
+        on_read: F,
+    }
+
+    impl<'t, F: FnMut(usize) -> bool> TextFeed<'t> for StretchFeed<'t, F> {
+        fn count(&self) -> usize {
+            self.texts.len()
+        }
+        fn read(&mut self, slots: &mut [&'t str], bytes: usize) -> Option<usize> {
+            self.reads += 1;
+            if !(self.on_read)(self.reads) {
+                return None;
+            }
+            let (mut read, mut size) = (0, 0);
+            while read < slots.len() && size < bytes {
+                slots[read] = &self.texts[self.next + read];
+                size += slots[read].len() + 16;
+                read += 1;
+            }
+            self.next += read;
+            Some(read)
+        }
+    }
+
+    /// With a pool, the threads encode a stretch of texts while the calling
+    /// thread reads the next: the second read waits until a text of the
+    /// first has been encoded (it would wait in vain, 10 s, if the batch
+    /// read every text first). Stretches grow, and every text arrives in order.
+    #[test]
+    fn stretches_are_encoded_while_later_ones_are_read() {
+        let texts: Vec<String> = (0..400).map(|k| format!("{k:<4000}")).collect();
+        let encoded = AtomicUsize::new(0);
+        let f = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
+            out.push(t.trim_end().parse().unwrap());
+            encoded.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        };
+        let (mut overlapped, mut stretches) = (false, Vec::new());
+        let mut feed = StretchFeed {
+            texts: &texts,
+            next: 0,
+            reads: 0,
+            on_read: |k| {
+                if k == 2 {
+                    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while encoded.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < until {
+                        std::thread::yield_now();
+                    }
+                    overlapped = encoded.load(Ordering::SeqCst) > 0;
+                }
+                stretches.push(k);
+                true
+            },
+        };
+        let sink = Collect::new(texts.len());
+        stream_texts(0, &mut feed, Some(2), &f, None, &sink, false).unwrap();
+        let reads = feed.reads;
+        assert!(overlapped, "the first stretch was not encoded while the second was read");
+        // 64 KB, then 128, 256...: four reads for 1.6 MB.
+        assert_eq!(reads, 5, "{stretches:?}");
+        assert_eq!(sink.into_results().unwrap(), (0..400).map(|k| vec![k]).collect::<Vec<_>>());
+    }
+
+    /// A feed that stops the batch (a Python item that is not a str) is
+    /// asked for nothing more; the stretches read before it are encoded
+    /// and delivered, on one thread or several, and the call returns.
+    #[test]
+    fn a_stopped_feed_ends_the_batch_after_the_stretches_read() {
+        let texts: Vec<String> = (0..400).map(|k| format!("{k:<4000}")).collect();
+        for threads in [1, 2, 3] {
+            for stop_at in [1, 2, 3] {
+                let f = |t: &str, out: &mut Vec<Rank>, _: &mut PieceCache| {
+                    out.push(t.trim_end().parse().unwrap());
+                    Ok(())
+                };
+                let mut feed = StretchFeed { texts: &texts, next: 0, reads: 0, on_read: |k| k < stop_at };
+                let sink = Collect::new(texts.len());
+                stream_texts(0, &mut feed, Some(threads), &f, None, &sink, false).unwrap();
+                let (reads, read) = (feed.reads, feed.next);
+                // One thread reads everything in one stretch.
+                assert_eq!(reads, if threads == 1 { 1.min(stop_at) } else { stop_at }, "{threads} threads");
+                let results = sink.0.into_inner().unwrap();
+                let delivered = results.iter().take_while(|r| r.is_some()).count();
+                assert_eq!(delivered, read, "{threads} threads, stopped at read {stop_at}");
+                assert!(results[read..].iter().all(Option::is_none));
+            }
+        }
+    }
+
     /// A panic while encoding a text is raised again by the batch, naming
     /// the run's first text, once every other run is done.
     #[test]
@@ -2299,7 +2541,7 @@ mod tests {
                 };
                 let sink = Collect::new(texts.len());
                 let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _ = stream_texts(0, &texts, Some(threads), &f, None, &sink, false);
+                    let _ = stream_texts(0, &mut SliceFeed::new(&texts), Some(threads), &f, None, &sink, false);
                 }))
                 .expect_err("the batch panics");
                 let message = raised.downcast_ref::<String>().cloned().unwrap_or_default();

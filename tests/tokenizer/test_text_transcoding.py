@@ -234,24 +234,35 @@ ENTRIES = {
 }
 
 
+class ListOfTexts(list):
+    pass
+
+
+# An exact list is read item by item, a stretch at a time (a reference to each text taken as it is
+# read); a tuple holds its own; anything else is first made into a list of the batch's own.
+CONTAINERS = {"list": list, "tuple": tuple, "iterator": iter, "list subclass": ListOfTexts}
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("entry", ENTRIES)
-def test_a_batch_of_many_runs_arrives_whole_and_in_order(entry, threads):
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_a_batch_of_many_runs_arrives_whole_and_in_order(container, entry, threads):
     texts = _many_texts(5_137)
     assert sum(len(t.encode()) for t in texts) > 8 * 32_000
-    assert ENTRIES[entry](BYTES, texts, threads) == [t.encode() for t in texts]
+    assert ENTRIES[entry](BYTES, CONTAINERS[container](texts), threads) == [t.encode() for t in texts]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("bad", [3, "late \udc80 surrogate", _of_length(KINDS["ucs-4"], 2 * THRESHOLD) + "\udc80"])
-def test_an_error_late_in_a_batch_stops_it_and_names_the_text(entry, threads, bad):
+@pytest.mark.parametrize("container", ["list", "tuple"])
+def test_an_error_late_in_a_batch_stops_it_and_names_the_text(container, entry, threads, bad):
     texts = _many_texts(4_096)
     where = 3_077
     texts[where] = bad
     expected = (TypeError, rf"texts\[{where}\] must be str") if bad == 3 else (UnicodeEncodeError, "surrogate")
     with pytest.raises(expected[0], match=expected[1]):
-        ENTRIES[entry](BYTES, texts, threads)
+        ENTRIES[entry](BYTES, CONTAINERS[container](texts), threads)
     # The pool and the core are left fit for the next batch.
     texts[where] = "fine"
     assert ENTRIES[entry](BYTES, texts, threads) == [t.encode() for t in texts]

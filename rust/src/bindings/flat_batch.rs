@@ -99,9 +99,10 @@ pub fn le_bytes(ids: &[Rank]) -> Cow<'_, [u8]> {
 }
 
 impl BatchSink for FlatSink<'_> {
-    /// The caller has released the GIL around the whole batch already.
+    /// The batch's texts are read with the GIL held; it is released while
+    /// the threads encode (nothing here needs it).
     fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        f()
+        Python::attach(|py| py.detach(f))
     }
 
     fn deliver(&self, mut run: Run) {

@@ -3,8 +3,8 @@
 //! Where CPython's layout of a str is known (`str_storage`), an ASCII str's
 //! characters are its UTF-8 and are lent as they are; any other str's are
 //! transcoded with simdutf into a buffer each thread keeps (two of at most
-//! 16 MiB each per calling thread), or for a batch into one buffer of the
-//! batch's.
+//! 16 MiB each per calling thread), or for a batch into a buffer of the
+//! batch's for each stretch of texts it reads.
 //!
 //! Elsewhere the calls of the stable ABI are used. The limited API of Python
 //! 3.9 can only hand out a str's UTF-8 as a new bytes object (a copy of the
@@ -23,13 +23,14 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use super::str_storage::{self, Chars};
+use crate::core_bpe::TextFeed;
 
 #[cfg(not(windows))]
 unsafe extern "C" {
@@ -193,105 +194,210 @@ impl Deref for Utf8<'_> {
     }
 }
 
-/// The texts of a batch (any iterable of str) as UTF-8, for the encoder's threads.
+/// The texts of a batch (any iterable of str) as UTF-8, read for the
+/// encoder's threads a stretch at a time (see [`TextFeed`]).
 ///
-/// A batch of short texts spent about 30 ns a text here and in passes over its
-/// `Utf8`s, all before any thread starts: an iterator step, a reference
-/// taken and later dropped, and the type checks, each a call into the
-/// interpreter. The texts are now first taken into a list of the batch's
-/// own (one loop in C), which keeps every str alive while its UTF-8 is
-/// lent; a text is then read in place (`str_storage`), or where that cannot
-/// be, costs a type check and two calls.
+/// A batch of short texts spent about 30 ns a text here, all before any
+/// thread started: an iterator step, a reference taken and later dropped,
+/// and the type checks, each a call into the interpreter. Now an exact list
+/// or tuple is read item by item (a reference to each str from the list
+/// taken as it is read, into a list of the batch's own), anything else is
+/// first made into a list of the batch's own (one loop in C); a text is
+/// then read in place (`str_storage`), or where that cannot be, costs a type
+/// check and two calls. Reading a stretch touches each of its strs first
+/// (a cache miss each), while the threads encode the stretches before it.
 pub struct TextBatch<'py> {
-    /// The batch's texts in a list no other code can reach: none of its strs
-    /// is dropped, whatever Python threads do while the batch is encoded.
-    _held: Bound<'py, PyList>,
-    /// The UTF-8 of the texts read in place that are not ASCII, end to end.
-    _transcoded: Vec<u8>,
+    source: Source<'py>,
+    len: usize,
+    /// How many texts have been read.
+    next: usize,
+    /// Each text's length is checked by this as it is read.
+    check: fn(&str) -> PyResult<()>,
+    /// The UTF-8 of the texts read in place that are not ASCII, a buffer a
+    /// stretch (a buffer moved with its Vec keeps its heap).
+    transcoded: Vec<Vec<u8>>,
     /// The texts transcoded through the interpreter's calls (see [`Utf8::of`]), kept with their buffers.
-    _long: Vec<Utf8<'py>>,
-    /// Each text's UTF-8, lent by a str in `_held` or a buffer in `_transcoded` or `_long`.
-    texts: Vec<&'static str>,
+    long: Vec<Utf8<'py>>,
+    /// Why the batch stopped: an item that is not a str, a str with lone
+    /// surrogates, a text too long.
+    error: Option<PyErr>,
+}
+
+/// Where a batch's strs are read from, and what keeps them alive while
+/// they are encoded (whatever Python threads do meanwhile).
+enum Source<'py> {
+    /// The caller's list, with a list of the batch's own (no other code can
+    /// reach it) that takes a reference to each text as it is read.
+    List { list: Bound<'py, PyList>, held: Bound<'py, PyList> },
+    /// The caller's tuple, which holds its items as long as it lives.
+    Tuple(Bound<'py, PyTuple>),
+    /// A list the batch made of any other iterable.
+    Own(Bound<'py, PyList>),
 }
 
 impl<'py> TextBatch<'py> {
-    /// The texts of `obj`; an item that is not a str is a TypeError naming
-    /// its index, a str with lone surrogates a UnicodeEncodeError.
-    pub fn of(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+    /// The texts of `obj`, each checked by `check` once read; an item that
+    /// is not a str is a TypeError naming its index, a str with lone
+    /// surrogates a UnicodeEncodeError (see [`TextBatch::stopped`]).
+    pub fn of(obj: &Bound<'py, PyAny>, check: fn(&str) -> PyResult<()>) -> PyResult<Self> {
         if obj.is_instance_of::<PyString>() {
             return Err(PyTypeError::new_err("texts must be a list of strings, not a single string"));
         }
         let py = obj.py();
-        // SAFETY: `obj` is live; the result is a new list or NULL with an error set.
-        let held = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_List(obj.as_ptr()))? };
-        let held = held.cast_into::<PyList>()?;
-        let n = held.len();
-        let mut texts: Vec<&'static str> = Vec::with_capacity(n);
-        let mut long = Vec::new();
-        // The texts transcoded into `transcoded`: (index, start, end), made
-        // into `&str`s once it has stopped growing.
-        let mut transcoded = Vec::new();
-        let mut spans = Vec::new();
-        for index in 0..n {
-            // SAFETY: `index` is within the list, which nothing else can change;
-            // the reference is borrowed from it and lives as long as it does.
-            let item = unsafe { ffi::PyList_GetItem(held.as_ptr(), index as ffi::Py_ssize_t) };
-            // SAFETY: a live object that `held` keeps alive as long as `texts`.
-            match unsafe { str_storage::chars(item) } {
-                Some(Chars::Ascii(bytes)) => {
-                    // SAFETY: ASCII is UTF-8; lent by a str that `held` keeps alive and unchanged.
-                    texts.push(unsafe { std::str::from_utf8_unchecked(bytes) });
-                    continue;
-                }
-                Some(chars) => {
-                    let start = transcoded.len();
-                    if chars.push_utf8(&mut transcoded) {
-                        spans.push((index, start, transcoded.len()));
-                        texts.push("");
-                        continue;
-                    }
-                    // A surrogate: the calls below raise CPython's error.
-                }
-                None => {}
-            }
-            // SAFETY: a live object; an exact str needs no call to find its flags.
-            let is_str = unsafe {
-                ffi::Py_TYPE(item) == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) || ffi::PyUnicode_Check(item) != 0
-            };
-            if !is_str {
-                // SAFETY: a live object borrowed from `held`.
-                let item = unsafe { Bound::from_borrowed_ptr(py, item) };
-                return Err(not_a_str(&item, &format!("texts[{index}]")));
-            }
-            let text: &str = match lend_short(py, item) {
-                Some(lent) => lent?,
-                None => {
-                    // SAFETY: a live str borrowed from `held`.
-                    let item = unsafe { Bound::from_borrowed_ptr(py, item) };
-                    let utf8 = Utf8::of(item.cast::<PyString>()?)?;
-                    // SAFETY: the bytes live as long as `utf8`, which `_long` keeps
-                    // as long as `texts` (a buffer moved with its Vec keeps its heap).
-                    let text = unsafe { std::mem::transmute::<&str, &'static str>(&*utf8) };
-                    long.push(utf8);
-                    text
-                }
-            };
-            // SAFETY: lent by a str that `held` keeps alive and unchanged, or as above.
-            texts.push(unsafe { std::mem::transmute::<&str, &'static str>(text) });
-        }
-        for (index, start, end) in spans {
-            // SAFETY: simdutf's UTF-8 from valid characters; `transcoded` is
-            // moved into the batch, whose heap then never moves or changes.
-            texts[index] = unsafe {
-                std::mem::transmute::<&str, &'static str>(std::str::from_utf8_unchecked(&transcoded[start..end]))
-            };
-        }
-        Ok(Self { _held: held, _transcoded: transcoded, _long: long, texts })
+        let source = if obj.is_exact_instance_of::<PyList>() {
+            let list = obj.cast::<PyList>()?.clone();
+            // SAFETY: a new list of `len` empty slots (NULL, which the
+            // interpreter's list code allows) or NULL with an error set.
+            let held = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(list.len() as ffi::Py_ssize_t))? };
+            Source::List { list, held: held.cast_into::<PyList>()? }
+        } else if obj.is_exact_instance_of::<PyTuple>() {
+            Source::Tuple(obj.cast::<PyTuple>()?.clone())
+        } else {
+            // SAFETY: `obj` is live; the result is a new list or NULL with an error set.
+            let own = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PySequence_List(obj.as_ptr()))? };
+            Source::Own(own.cast_into::<PyList>()?)
+        };
+        let len = match &source {
+            Source::List { held, .. } => held.len(),
+            Source::Tuple(tuple) => tuple.len(),
+            Source::Own(own) => own.len(),
+        };
+        Ok(Self { source, len, next: 0, check, transcoded: Vec::new(), long: Vec::new(), error: None })
     }
 
-    /// The texts' UTF-8, in order.
-    pub fn texts(&self) -> &[&str] {
-        &self.texts
+    /// Why the batch stopped, if it did: the encoder's results are then incomplete.
+    pub fn stopped(&mut self) -> Option<PyErr> {
+        self.error.take()
+    }
+
+    /// Text `index` (borrowed), kept alive by the batch as long as it lives.
+    fn item(&self, index: usize) -> PyResult<*mut ffi::PyObject> {
+        let i = index as ffi::Py_ssize_t;
+        // SAFETY: each call is bounds-checked and returns a borrowed reference
+        // or NULL with an error set; the GIL is held.
+        let item = unsafe {
+            match &self.source {
+                Source::List { list, held } => {
+                    let item = ffi::PyList_GetItem(list.as_ptr(), i);
+                    if !item.is_null() {
+                        // A reference of the batch's own, from the list no other code reaches
+                        // (PyList_SetItem takes it over; the slot is empty, so nothing is dropped).
+                        ffi::Py_IncRef(item);
+                        if ffi::PyList_SetItem(held.as_ptr(), i, item) != 0 {
+                            return Err(PyErr::fetch(self.source_py()));
+                        }
+                    }
+                    item
+                }
+                Source::Tuple(tuple) => ffi::PyTuple_GetItem(tuple.as_ptr(), i),
+                Source::Own(own) => ffi::PyList_GetItem(own.as_ptr(), i),
+            }
+        };
+        if item.is_null() {
+            // Only Python code run meanwhile (a finalizer) could have shortened the list.
+            return Err(PyRuntimeError::new_err(format!("texts changed size while they were read (at index {index})")));
+        }
+        Ok(item)
+    }
+
+    fn source_py(&self) -> Python<'py> {
+        match &self.source {
+            Source::List { list, .. } => list.py(),
+            Source::Tuple(tuple) => tuple.py(),
+            Source::Own(own) => own.py(),
+        }
+    }
+
+    /// Reads texts into `slots` as [`TextFeed::read`] asks (one at least);
+    /// the first error stops.
+    fn read_into(&mut self, slots: &mut [&'static str], bytes: usize) -> PyResult<usize> {
+        let py = self.source_py();
+        let mut transcoded = Vec::new();
+        // The texts transcoded into `transcoded`: (slot, start, end), made
+        // into `&str`s once it has stopped growing.
+        let mut spans = Vec::new();
+        let (mut read, mut size) = (0, 0);
+        while read < slots.len() && (read == 0 || size < bytes) {
+            let index = self.next + read;
+            let item = self.item(index)?;
+            // SAFETY: a live object that the batch keeps alive as long as it lives.
+            let text: &str = match unsafe { str_storage::chars(item) } {
+                // SAFETY: ASCII is UTF-8; lent by a str the batch keeps alive and unchanged.
+                Some(Chars::Ascii(bytes)) => unsafe { std::str::from_utf8_unchecked(bytes) },
+                Some(chars) if chars.push_utf8(&mut transcoded) => {
+                    // A failed push leaves `transcoded` as it was: each text starts where the last ended.
+                    let start = spans.last().map_or(0, |&(_, _, end)| end);
+                    spans.push((read, start, transcoded.len()));
+                    size += transcoded.len() - start + 16;
+                    read += 1;
+                    continue;
+                }
+                // A surrogate (the calls below raise CPython's error), or not read in place.
+                _ => self.read_through_calls(py, item, index)?,
+            };
+            (self.check)(text)?;
+            // SAFETY: lent by a str that the batch keeps alive and unchanged, or
+            // by a buffer in `long`, which the batch keeps as long as it lives.
+            slots[read] = unsafe { std::mem::transmute::<&str, &'static str>(text) };
+            size += text.len() + 16;
+            read += 1;
+        }
+        for (slot, start, end) in spans {
+            // SAFETY: simdutf's UTF-8 from valid characters; `transcoded` is
+            // moved into the batch below, whose heap then never moves or changes.
+            let text = unsafe { std::str::from_utf8_unchecked(&transcoded[start..end]) };
+            (self.check)(text)?;
+            // SAFETY: as above.
+            slots[slot] = unsafe { std::mem::transmute::<&str, &'static str>(text) };
+        }
+        if !transcoded.is_empty() {
+            self.transcoded.push(transcoded);
+        }
+        self.next += read;
+        Ok(read)
+    }
+
+    /// The UTF-8 of `item` (text `index`) through the interpreter's calls.
+    fn read_through_calls(&mut self, py: Python<'py>, item: *mut ffi::PyObject, index: usize) -> PyResult<&'py str> {
+        // SAFETY: a live object; an exact str needs no call to find its flags.
+        let is_str = unsafe {
+            ffi::Py_TYPE(item) == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) || ffi::PyUnicode_Check(item) != 0
+        };
+        if !is_str {
+            // SAFETY: a live object the batch keeps alive.
+            let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+            return Err(not_a_str(&item, &format!("texts[{index}]")));
+        }
+        if let Some(lent) = lend_short(py, item) {
+            return lent;
+        }
+        // SAFETY: a live str the batch keeps alive.
+        let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+        let utf8 = Utf8::of(item.cast::<PyString>()?)?;
+        // SAFETY: the bytes live as long as `utf8`, which `long` keeps as long
+        // as the batch (a buffer moved with its Vec keeps its heap).
+        let text = unsafe { std::mem::transmute::<&str, &'py str>(&*utf8) };
+        self.long.push(utf8);
+        Ok(text)
+    }
+}
+
+impl TextFeed<'static> for TextBatch<'_> {
+    fn count(&self) -> usize {
+        self.len
+    }
+
+    fn read(&mut self, slots: &mut [&'static str], bytes: usize) -> Option<usize> {
+        if self.error.is_some() {
+            return None;
+        }
+        match self.read_into(slots, bytes) {
+            Ok(read) => Some(read),
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
     }
 }
 

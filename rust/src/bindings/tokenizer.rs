@@ -18,6 +18,7 @@ use super::text_args::{TextBatch, Utf8};
 use super::value_error;
 use crate::added_tokens::AddedToken;
 use crate::bpe::Rank;
+use crate::core_bpe::TextFeed;
 use crate::core_bpe::{BatchSink, CoreBpe, CoreError, FirstFailure, Run, SpecialPolicy};
 use crate::id_map::IdMap;
 use crate::pretokenize::pipeline::{Behavior, Normalizer, PipelineSpec, Split, Step};
@@ -68,11 +69,9 @@ fn check_len(text: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// A batch's texts as UTF-8, each within the length limit.
+/// A batch's texts as UTF-8, each checked for length as it is read.
 fn batch_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<TextBatch<'py>> {
-    let texts = TextBatch::of(texts)?;
-    texts.texts().iter().try_for_each(|t| check_len(t))?;
-    Ok(texts)
+    TextBatch::of(texts, check_len)
 }
 
 /// The UTF-8 of a text to encode, checked for length.
@@ -513,12 +512,13 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let batch = batch_texts(texts)?;
-        let texts = batch.texts();
+        let mut batch = batch_texts(texts)?;
         let sets = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&sets);
-        let sink = ListSink::new(py, &self.id_objects, texts.len())?;
-        sink.run(py, |sink| self.core.encode_batch_to(texts, &policy, num_threads, sink).map_err(value_error))
+        let sink = ListSink::new(py, &self.id_objects, batch.count())?;
+        let lists =
+            sink.run(py, |sink| self.core.encode_batch_to(&mut batch, &policy, num_threads, sink).map_err(value_error));
+        batch.stopped().map_or(lists, Err)
     }
 
     /// Encodes many texts in parallel, ignoring special tokens.
@@ -529,10 +529,11 @@ impl PyCoreBpe {
         texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let batch = batch_texts(texts)?;
-        let texts = batch.texts();
-        let sink = ListSink::new(py, &self.id_objects, texts.len())?;
-        sink.run(py, |sink| self.core.encode_ordinary_batch_to(texts, num_threads, sink).map_err(value_error))
+        let mut batch = batch_texts(texts)?;
+        let sink = ListSink::new(py, &self.id_objects, batch.count())?;
+        let lists =
+            sink.run(py, |sink| self.core.encode_ordinary_batch_to(&mut batch, num_threads, sink).map_err(value_error));
+        batch.stopped().map_or(lists, Err)
     }
 
     /// Like `encode_batch`, as one flat array: the ids of every text in order
@@ -547,12 +548,15 @@ impl PyCoreBpe {
         disallowed_special: Option<&Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let batch = batch_texts(texts)?;
-        let texts = batch.texts();
+        let mut batch = batch_texts(texts)?;
         let sets = self.sets(allowed_special, disallowed_special)?;
         let policy = self.policy(&sets);
-        let sink = FlatSink::new(self.map(), texts.len());
-        py.detach(|| self.core.encode_batch_to(texts, &policy, num_threads, &sink)).map_err(value_error)?;
+        let sink = FlatSink::new(self.map(), batch.count());
+        let encoded = self.core.encode_batch_to(&mut batch, &policy, num_threads, &sink).map_err(value_error);
+        if let Some(e) = batch.stopped() {
+            return Err(e);
+        }
+        encoded?;
         sink.into_bytes(py)
     }
 
@@ -564,10 +568,13 @@ impl PyCoreBpe {
         texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let batch = batch_texts(texts)?;
-        let texts = batch.texts();
-        let sink = FlatSink::new(self.map(), texts.len());
-        py.detach(|| self.core.encode_ordinary_batch_to(texts, num_threads, &sink)).map_err(value_error)?;
+        let mut batch = batch_texts(texts)?;
+        let sink = FlatSink::new(self.map(), batch.count());
+        let encoded = self.core.encode_ordinary_batch_to(&mut batch, num_threads, &sink).map_err(value_error);
+        if let Some(e) = batch.stopped() {
+            return Err(e);
+        }
+        encoded?;
         sink.into_bytes(py)
     }
 
