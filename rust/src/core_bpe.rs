@@ -1257,15 +1257,15 @@ impl Unfinished {
 }
 
 /// `f` of each text of `feed` on a pool of `num_threads` threads (None: see
-/// [`default_threads`]), each run delivered to `sink` by a thread of the pool as it
-/// is encoded (see [`OneAtATime`]). The calling thread reads the texts, a
-/// stretch at a time, setting the pool to work on each (see [`TextFeed`]),
-/// and then only waits: woken to
-/// build lists or to encode beside the pool, it or the thread it woke often
-/// waited milliseconds for a CPU on this VM (see `encode_pool`), and the
-/// lists were mostly built after the encoding, on one CPU. With one thread
-/// every text is read first and encoded on the calling thread. A panic in `f`
-/// or in `deliver` is raised again here once every run has finished.
+/// [`default_threads`]), each run delivered to `sink` by a thread of the
+/// pool as it is encoded (see [`OneAtATime`]). The calling thread reads the
+/// texts a stretch at a time, setting the pool to work on each (see
+/// [`TextFeed`]), and then only waits: woken to build lists or to encode
+/// beside the pool, it or the thread it woke often waited milliseconds for
+/// a CPU on this VM (see `encode_pool`), and the lists were mostly built
+/// after the encoding, on one CPU. With one thread every text is read first
+/// and encoded on the calling thread. A panic in `f` or in `deliver` is
+/// raised again here once every run has finished.
 /// `cuttable`: long texts may be cut into parts (see [`plan_tasks`]);
 /// `whole`: what encodes a run of texts at once, where not `f` one by one
 /// (a part of a cut text is `f`'s).
