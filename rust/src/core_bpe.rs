@@ -1333,14 +1333,15 @@ fn stream_texts<'t>(
             }
         }
         Some(pool) => {
-            let Some(first) = next_stretch(FIRST_STRETCH_RUNS * min_run) else { return Ok(()) };
+            let first_bytes = FIRST_STRETCH_RUNS * min_run;
+            let Some(first) = next_stretch(first_bytes) else { return Ok(()) };
             let unfinished = Unfinished::default();
             // More than one task, where more texts are to come.
             let jobs = if first.0.base + first.0.texts.len() < n { usize::MAX } else { first.1.len() };
             pool.in_place_scope(jobs, |scope| {
                 let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let mut stretch = Some(first);
-                    let mut bytes = FIRST_STRETCH_RUNS * min_run;
+                    let mut bytes = first_bytes;
                     while let Some((read, tasks)) = stretch {
                         let read = std::sync::Arc::new(read);
                         unfinished.add(tasks.len());

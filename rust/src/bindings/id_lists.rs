@@ -15,6 +15,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::incref;
 use crate::bpe::Rank;
 
 /// The shared int objects of ids `0..len` (made on first use).
@@ -246,20 +247,6 @@ pub fn each_int(list: &Bound<'_, PyList>, mut each: impl FnMut(usize, i64) -> Py
         k += 1;
     }
     Ok(())
-}
-
-/// `Py_INCREF` as the stable ABI's C headers for Python 3.9 write it: one
-/// add to the count in the object's first word, where the limited API of
-/// pyo3 calls the interpreter's `Py_IncRef` (a call per token). CPython keeps
-/// this form valid for stable-ABI extensions on later versions, immortal
-/// objects included; the GIL (which the caller holds) makes it race-free.
-///
-/// # Safety
-/// `obj` is a live object and the caller holds the GIL.
-#[inline(always)]
-unsafe fn incref(obj: *mut ffi::PyObject) {
-    let count = obj.cast::<ffi::Py_ssize_t>();
-    *count += 1;
 }
 
 fn new_int(py: Python<'_>, id: Rank) -> PyResult<*mut ffi::PyObject> {

@@ -3,6 +3,7 @@
 //! description is `python/fastllm/_core.pyi`; keep the two in step.
 
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 
 mod chunking;
@@ -25,6 +26,20 @@ fn os_error(error: &std::io::Error, message: String) -> PyErr {
         std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
         _ => PyOSError::new_err(message),
     }
+}
+
+/// `Py_INCREF` as the stable ABI's C headers for Python 3.9 write it: one
+/// add to the count in the object's first word, where the limited API of
+/// pyo3 calls the interpreter's `Py_IncRef` (a call per token or text). CPython keeps
+/// this form valid for stable-ABI extensions on later versions, immortal
+/// objects included; the GIL (which the caller holds) makes it race-free.
+///
+/// # Safety
+/// `obj` is a live object and the caller holds the GIL.
+#[inline(always)]
+unsafe fn incref(obj: *mut ffi::PyObject) {
+    let count = obj.cast::<ffi::Py_ssize_t>();
+    *count += 1;
 }
 
 #[pymodule]

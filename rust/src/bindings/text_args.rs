@@ -29,6 +29,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
+use super::incref;
 use super::str_storage::{self, Chars};
 use crate::core_bpe::TextFeed;
 
@@ -282,7 +283,7 @@ impl<'py> TextBatch<'py> {
                     if !item.is_null() {
                         // A reference of the batch's own, from the list no other code reaches
                         // (PyList_SetItem takes it over; the slot is empty, so nothing is dropped).
-                        ffi::Py_IncRef(item);
+                        incref(item);
                         if ffi::PyList_SetItem(held.as_ptr(), i, item) != 0 {
                             return Err(PyErr::fetch(self.source_py()));
                         }

@@ -553,10 +553,7 @@ impl PyCoreBpe {
         let policy = self.policy(&sets);
         let sink = FlatSink::new(self.map(), batch.count());
         let encoded = self.core.encode_batch_to(&mut batch, &policy, num_threads, &sink).map_err(value_error);
-        if let Some(e) = batch.stopped() {
-            return Err(e);
-        }
-        encoded?;
+        batch.stopped().map_or(encoded, Err)?;
         sink.into_bytes(py)
     }
 
@@ -571,10 +568,7 @@ impl PyCoreBpe {
         let mut batch = batch_texts(texts)?;
         let sink = FlatSink::new(self.map(), batch.count());
         let encoded = self.core.encode_ordinary_batch_to(&mut batch, num_threads, &sink).map_err(value_error);
-        if let Some(e) = batch.stopped() {
-            return Err(e);
-        }
-        encoded?;
+        batch.stopped().map_or(encoded, Err)?;
         sink.into_bytes(py)
     }
 
