@@ -100,6 +100,31 @@ IMPLS = {
 DOC_BYTES = 50_000
 
 
+def cpu_model() -> str:
+    """The CPU in words, e.g. "AMD EPYC (family 26, model 2)": the development VM has been an
+    Intel Xeon and an AMD EPYC on different days, and cold numbers move with the caches."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+            if not line.strip():
+                break  # the first CPU's block is enough
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+def encoder_copy() -> str:
+    """Which of fastllm's compiled copies of the encoder runs here ("x86-64-v3" or "portable")."""
+    from fastllm import _core
+
+    return _core.testing.encoder_copy()
+
+
 def shared_data_dir() -> Path:
     for candidate in (os.environ.get("FASTLLM_SHARED_DATA", ""), str(ROOT.parent / "shared" / "data")):
         if candidate and Path(candidate, "gpt2.tiktoken").is_file():
@@ -803,8 +828,9 @@ def main(argv: list[str] | None = None) -> int:
     conf = settings(args.quick, args.repeats)
     conf["peers"] = args.peers.split(",")
     conf["clock"] = args.clock
-    print(f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; {'quick' if args.quick else 'full'} run: {json.dumps(conf)}")
+    cpu, copy = cpu_model(), encoder_copy()
+    print(f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs ({cpu}; fastllm's {copy} encoder), load "
+          f"average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {'quick' if args.quick else 'full'} run: {json.dumps(conf)}")
     print("MB = 10**6 bytes of UTF-8 input; '*' after a number: ids differ from tiktoken's (listed, not "
           "ranked); '-': not available; fastllm/best: median over rounds of fastllm's speed over the fastest "
           "exact peer's on the same text")
@@ -830,7 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         for res in results:
             versions.update(res["versions"])
         payload = {"benchmark": "tokenizer encode vs peers", "argv": sys.argv[1:], "settings": conf,
-                   "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                   "machine": {"cpus": os.cpu_count(), "cpu": cpu, "encoder": copy, "platform": platform.platform(),
+                               "python": platform.python_version(),
                                "load_start": load, "load_end": load_end},
                    "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "wall_s": wall,
                    "versions": versions, "results": results, "train": train}

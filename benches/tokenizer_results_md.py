@@ -155,7 +155,8 @@ def exactness(results: list[dict]) -> list[str]:
 def main() -> int:
     data = json.loads(Path(sys.argv[1]).read_text())
     results = data["results"]
-    print(f"<!-- {data['date_utc']} UTC, argv {data['argv']}, load {data['machine']['load_start']} -> "
+    print(f"<!-- {data['date_utc']} UTC, {data['machine'].get('cpu', 'CPU not recorded')}, argv {data['argv']}, load "
+          f"{data['machine']['load_start']} -> "
           f"{data['machine']['load_end']}, wall {data['wall_s']:.0f} s -->")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()))
     for title, lines in (("headline", headline(results)), ("list output, cold", per_library(results, "list", "cold")),
