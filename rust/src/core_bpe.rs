@@ -505,8 +505,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
         // What the piece cache knows it by: a long piece's `home` is that already.
         let hash = if key != 0 { bpe::key_hash(key) } else { home };
         if let Some(cache) = &self.cache {
-            let hit =
-                if key != 0 { cache.lookup_home(key, hash, out) } else { cache.lookup_home_long(piece, hash, out) };
+            let hit = if key != 0 { cache.lookup_home(key, hash, out) } else { cache.lookup(piece, 0, hash, out) };
             if hit {
                 return;
             }

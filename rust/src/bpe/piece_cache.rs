@@ -76,10 +76,10 @@ pub const MAX_BYTES: usize = 2 << 20;
 const WAYS: usize = 2;
 const _: () = assert!(WAYS * std::mem::size_of::<Slot>() == 64, "a set is one 64-byte line");
 
-/// The `k`th slot a piece whose home slot is `home` is looked for in.
+/// The slots a piece whose home slot is `home` may be kept in, the home slot first.
 #[inline(always)]
-fn way(home: usize, k: usize) -> usize {
-    (home & !(WAYS - 1)) | ((home + k) & (WAYS - 1))
+fn line(home: usize) -> impl Iterator<Item = usize> {
+    (0..WAYS).map(move |k| (home & !(WAYS - 1)) | ((home + k) & (WAYS - 1)))
 }
 
 /// A 64-bit hash of any byte string (for pieces too long to pack into a key).
@@ -182,24 +182,10 @@ impl PieceCache {
     #[inline(always)]
     pub fn lookup_home(&self, key: u128, hash: u64, out: &mut Vec<Rank>) -> bool {
         let home = self.home(hash);
-        let Some(at) = (0..WAYS).map(|k| way(home, k)).find(|&at| self.slots[at].key == key) else { return false };
+        let Some(at) = line(home).find(|&at| self.slots[at].key == key) else { return false };
         if !self.slots[at].tokens_in_slot() {
             return false;
         }
-        self.copy_out(at, out);
-        true
-    }
-
-    /// [`PieceCache::lookup_home`] for a piece too long to pack, keyed by
-    /// `hash`, its [`bytes_hash`]: true, with its tokens appended, when a
-    /// slot of its home line remembers it.
-    #[inline(always)]
-    pub fn lookup_home_long(&self, piece: &[u8], hash: u64, out: &mut Vec<Rank>) -> bool {
-        let home = self.home(hash);
-        let key = Self::stored_key(0, hash);
-        let Some(at) = (0..WAYS).map(|k| way(home, k)).find(|&at| self.holds(at, piece, key, true)) else {
-            return false;
-        };
         self.copy_out(at, out);
         true
     }
@@ -227,8 +213,7 @@ impl PieceCache {
         let long = key == 0;
         let key = Self::stored_key(key, hash);
         let home = self.home(hash);
-        for k in 0..WAYS {
-            let at = way(home, k);
+        for at in line(home) {
             let slot = &self.slots[at];
             if slot.key == 0 {
                 return Err(Some(at));
@@ -323,7 +308,7 @@ impl PieceCache {
             let hash = if slot.key & LONG == LONG { slot.key as u64 } else { super::vocab::key_hash(slot.key) };
             let home = self.home(hash);
             // Keys whose line is full are dropped: it is a cache.
-            if let Some(at) = (0..WAYS).map(|k| way(home, k)).find(|&at| self.slots[at].key == 0) {
+            if let Some(at) = line(home).find(|&at| self.slots[at].key == 0) {
                 self.slots[at] = slot;
             } else {
                 self.used -= 1;
@@ -453,7 +438,8 @@ mod tests {
         assert!(cache.lookup_home(other, hash, &mut out));
         assert_eq!(out, vec![b'x' as Rank, b'y' as Rank, b' ' as Rank]);
         let home = cache.home(hash);
-        assert_eq!(home / 2, way(home, 1) / 2, "the two slots share a line");
+        let second = line(home).nth(1).unwrap();
+        assert_eq!(home / 2, second / 2, "the two slots share a line");
         // A third: the line is full, so it takes the home slot; the one there is forgotten.
         let (third, _) = key_and_hash(b"pq ");
         cache.encode(b"pq ", third, hash, &mut out, |p, o| merge(p, o));
@@ -461,7 +447,7 @@ mod tests {
         assert!(cache.lookup_home(third, hash, &mut out));
         assert_eq!(cache.slots[home].key, third);
         out.clear();
-        let (forgotten, bytes) = if cache.slots[way(home, 1)].key == other { (key, b"ab ") } else { (other, b"xy ") };
+        let (forgotten, bytes) = if cache.slots[second].key == other { (key, b"ab ") } else { (other, b"xy ") };
         assert!(!cache.lookup_home(forgotten, hash, &mut out));
         assert!(!cache.lookup(bytes, forgotten, hash, &mut out));
         assert!(out.is_empty());
@@ -481,23 +467,23 @@ mod tests {
         assert!(out.is_empty());
     }
 
-    /// `lookup_home_long` answers a long piece remembered in its home slot,
-    /// with its tokens, and not a piece that claims the same hash with other
-    /// bytes or another length.
+    /// `lookup` answers a long piece remembered under its hash with its
+    /// tokens, and not a piece that claims the same hash with other bytes or
+    /// another length.
     #[test]
-    fn lookup_home_long_compares_the_bytes() {
+    fn a_long_piece_is_looked_up_by_its_bytes() {
         let mut cache = PieceCache::for_bytes(0);
         let (mut calls, mut out) = (Vec::new(), Vec::new());
         let mut merge = fake_merge(&mut calls);
         let long = b"a long piece of twenty-eight";
-        assert!(!cache.lookup_home_long(long, 7, &mut out), "not remembered yet");
+        assert!(!cache.lookup(long, 0, 7, &mut out), "not remembered yet");
         cache.encode(long, 0, 7, &mut out, |p, o| merge(p, o));
         out.clear();
-        assert!(cache.lookup_home_long(long, 7, &mut out));
+        assert!(cache.lookup(long, 0, 7, &mut out));
         assert_eq!(out, long.iter().map(|&b| b as Rank).collect::<Vec<_>>());
         out.clear();
-        assert!(!cache.lookup_home_long(b"a long piece of twenty-eighT", 7, &mut out), "other bytes");
-        assert!(!cache.lookup_home_long(&long[..20], 7, &mut out), "another length");
+        assert!(!cache.lookup(b"a long piece of twenty-eighT", 0, 7, &mut out), "other bytes");
+        assert!(!cache.lookup(&long[..20], 0, 7, &mut out), "another length");
         assert!(out.is_empty());
     }
 
