@@ -34,6 +34,8 @@ pub struct ClassTable {
     /// Bit `cp` for code points below U+10000 in both of o200k's case
     /// classes (CJK ideographs, kana, marks...): 8 KiB, for runs of them.
     both_cased: Box<[u64; 1024]>,
+    /// Bit `cp` for the letters (`\p{L}`) below U+10000: 8 KiB, for runs of them.
+    letters: Box<[u64; 1024]>,
 }
 
 impl ClassTable {
@@ -69,12 +71,16 @@ impl ClassTable {
         let mut ascii = [0u8; 128];
         ascii.copy_from_slice(&flat[..128]);
         let mut both_cased = Box::new([0u64; 1024]);
+        let mut letters = Box::new([0u64; 1024]);
         for (cp, &class) in flat[..0x1_0000].iter().enumerate() {
             if class & (UPPERISH | LOWERISH) == UPPERISH | LOWERISH {
                 both_cased[cp / 64] |= 1 << (cp % 64);
             }
+            if class & LETTER != 0 {
+                letters[cp / 64] |= 1 << (cp % 64);
+            }
         }
-        Self { ascii, index, blocks, both_cased }
+        Self { ascii, index, blocks, both_cased, letters }
     }
 
     /// Whether `cp` (below U+10000) has both [`UPPERISH`] and [`LOWERISH`]:
@@ -82,6 +88,13 @@ impl ClassTable {
     #[inline(always)]
     pub fn both_cased(&self, cp: u32) -> bool {
         self.both_cased[(cp as usize >> 6) & 1023] >> (cp & 63) & 1 != 0
+    }
+
+    /// Whether `cp` (below U+10000) is a letter ([`LETTER`]): one load from a
+    /// table small enough to stay in L1.
+    #[inline(always)]
+    pub fn letter_bmp(&self, cp: u32) -> bool {
+        self.letters[(cp as usize >> 6) & 1023] >> (cp & 63) & 1 != 0
     }
 
     /// The class bits of code point `cp`.
@@ -225,6 +238,18 @@ mod tests {
             both += expected as usize;
         }
         assert!(both > 20_000, "CJK ideographs alone are more: {both}");
+    }
+
+    #[test]
+    fn letter_bits_equal_the_class() {
+        let t = table();
+        let mut letters = 0;
+        for cp in 0..0x1_0000u32 {
+            let expected = t.class(cp) & LETTER != 0;
+            assert_eq!(t.letter_bmp(cp), expected, "U+{cp:04X}");
+            letters += expected as usize;
+        }
+        assert!(letters > 40_000, "CJK ideographs, kana and the alphabets are more: {letters}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn contraction(t: &Text<'_>, j: usize) -> Option<usize> {
 fn letters_end(t: &Text<'_>, p: usize) -> usize {
     let end = t.ascii_run(p, b'a', b'z', 0x20);
     match t.bytes().get(end) {
-        Some(&b) if b >= 0x80 => t.run(end, |c| c & LETTER != 0),
+        Some(&b) if b >= 0x80 => t.letter_run(end),
         _ => end,
     }
 }
@@ -174,14 +174,14 @@ pub fn piece_end<V: Variant>(t: &Text<'_>, i: usize) -> usize {
     }
     let letter = |c: u8| c & LETTER != 0;
     if letter(ch.class) {
-        return t.run(j, letter);
+        return t.letter_run(j);
     }
     let is_newline = ch.cp == '\n' as u32 || ch.cp == '\r' as u32;
     // [^\r\n\p{L}\p{N}]?+\p{L}++
     if !is_newline && ch.class & NUMBER == 0 {
         if let Some(next) = t.at(j) {
             if letter(next.class) {
-                return t.run(j + next.len, letter);
+                return t.letter_run(j + next.len);
             }
         }
     }

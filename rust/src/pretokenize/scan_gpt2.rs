@@ -100,7 +100,7 @@ pub fn piece_end(t: &Text<'_>, i: usize) -> usize {
         (i, ch.class)
     };
     if class & LETTER != 0 {
-        return t.run(start, |c| c & LETTER != 0);
+        return t.letter_run(start);
     }
     if class & NUMBER != 0 {
         return t.run(start, |c| c & NUMBER != 0);

@@ -147,6 +147,30 @@ impl<'a> Text<'a> {
         i
     }
 
+    /// End of the `\p{L}` run from `i`: what `run(i, |c| c & LETTER != 0)`
+    /// gives, with the two- and three-byte letters (Cyrillic, Greek, CJK,
+    /// kana) found by one table bit each instead of [`Text::at`]'s decoding
+    /// for any length and two-stage class lookup.
+    #[inline(always)]
+    pub fn letter_run(&self, mut i: usize) -> usize {
+        let b = self.bytes;
+        loop {
+            match b.get(i..) {
+                Some(&[b0 @ 0xE0..=0xEF, b1, b2, ..]) if self.table.letter_bmp(three_byte_cp(b0, b1, b2)) => i += 3,
+                Some(&[b0 @ 0xC0..=0xDF, b1, ..])
+                    if self.table.letter_bmp((b0 as u32 & 0x1F) << 6 | (b1 as u32 & 0x3F)) =>
+                {
+                    i += 2
+                }
+                // ASCII, four-byte characters, and what ends the run.
+                _ => match self.at(i) {
+                    Some(ch) if ch.class & LETTER != 0 => i += ch.len,
+                    _ => return i,
+                },
+            }
+        }
+    }
+
     /// The text as bytes.
     #[inline(always)]
     pub fn bytes(&self) -> &'a [u8] {
