@@ -26,16 +26,37 @@ pub const PUNCT_SYMBOL: u8 = 64;
 const BLOCK: usize = 256;
 const PLANE_END: usize = 0x11_0000;
 
+/// One bit per code point below U+10000 (8 KiB: stays in L1), for scanning
+/// runs of a class without the two-stage lookup.
+struct BmpBits(Box<[u64; 1024]>);
+
+impl BmpBits {
+    /// The bits of the code points below U+10000 whose class in `flat` passes `has`.
+    fn of(flat: &[u8], has: impl Fn(u8) -> bool) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for (cp, &class) in flat[..0x1_0000].iter().enumerate() {
+            if has(class) {
+                bits[cp / 64] |= 1 << (cp % 64);
+            }
+        }
+        Self(bits)
+    }
+
+    #[inline(always)]
+    fn has(&self, cp: u32) -> bool {
+        self.0[(cp as usize >> 6) & 1023] >> (cp & 63) & 1 != 0
+    }
+}
+
 /// Two-stage table: `blocks[index[cp / 256] * 256 + cp % 256]` is the class.
 pub struct ClassTable {
     ascii: [u8; 128],
     index: Vec<u16>,
     blocks: Vec<u8>,
-    /// Bit `cp` for code points below U+10000 in both of o200k's case
-    /// classes (CJK ideographs, kana, marks...): 8 KiB, for runs of them.
-    both_cased: Box<[u64; 1024]>,
-    /// Bit `cp` for the letters (`\p{L}`) below U+10000: 8 KiB, for runs of them.
-    letters: Box<[u64; 1024]>,
+    /// The code points in both of o200k's case classes (CJK ideographs, kana, marks...).
+    both_cased: BmpBits,
+    /// The letters (`\p{L}`).
+    letters: BmpBits,
 }
 
 impl ClassTable {
@@ -70,16 +91,8 @@ impl ClassTable {
         }
         let mut ascii = [0u8; 128];
         ascii.copy_from_slice(&flat[..128]);
-        let mut both_cased = Box::new([0u64; 1024]);
-        let mut letters = Box::new([0u64; 1024]);
-        for (cp, &class) in flat[..0x1_0000].iter().enumerate() {
-            if class & (UPPERISH | LOWERISH) == UPPERISH | LOWERISH {
-                both_cased[cp / 64] |= 1 << (cp % 64);
-            }
-            if class & LETTER != 0 {
-                letters[cp / 64] |= 1 << (cp % 64);
-            }
-        }
+        let both_cased = BmpBits::of(&flat, |class| class & (UPPERISH | LOWERISH) == UPPERISH | LOWERISH);
+        let letters = BmpBits::of(&flat, |class| class & LETTER != 0);
         Self { ascii, index, blocks, both_cased, letters }
     }
 
@@ -87,14 +100,14 @@ impl ClassTable {
     /// one load from a table small enough to stay in L1.
     #[inline(always)]
     pub fn both_cased(&self, cp: u32) -> bool {
-        self.both_cased[(cp as usize >> 6) & 1023] >> (cp & 63) & 1 != 0
+        self.both_cased.has(cp)
     }
 
     /// Whether `cp` (below U+10000) is a letter ([`LETTER`]): one load from a
     /// table small enough to stay in L1.
     #[inline(always)]
     pub fn letter_bmp(&self, cp: u32) -> bool {
-        self.letters[(cp as usize >> 6) & 1023] >> (cp & 63) & 1 != 0
+        self.letters.has(cp)
     }
 
     /// The class bits of code point `cp`.

@@ -87,6 +87,12 @@ pub struct SpaceRun {
     pub newline_end: Option<usize>,
 }
 
+/// The code point of the two-byte UTF-8 sequence `b0 b1`.
+#[inline(always)]
+fn two_byte_cp(b0: u8, b1: u8) -> u32 {
+    ((b0 as u32 & 0x1F) << 6) | (b1 as u32 & 0x3F)
+}
+
 /// The code point of the three-byte UTF-8 sequence `b0 b1 b2`.
 #[inline(always)]
 fn three_byte_cp(b0: u8, b1: u8, b2: u8) -> u32 {
@@ -117,7 +123,7 @@ impl<'a> Text<'a> {
         let (cp, len) = if b0 < 0x80 {
             (b0, 1)
         } else if b0 < 0xE0 {
-            (((b0 & 0x1F) << 6) | (b[i + 1] as u32 & 0x3F), 2)
+            (two_byte_cp(b0 as u8, b[i + 1]), 2)
         } else if b0 < 0xF0 {
             (three_byte_cp(b0 as u8, b[i + 1], b[i + 2]), 3)
         } else {
@@ -157,11 +163,7 @@ impl<'a> Text<'a> {
         loop {
             match b.get(i..) {
                 Some(&[b0 @ 0xE0..=0xEF, b1, b2, ..]) if self.table.letter_bmp(three_byte_cp(b0, b1, b2)) => i += 3,
-                Some(&[b0 @ 0xC0..=0xDF, b1, ..])
-                    if self.table.letter_bmp((b0 as u32 & 0x1F) << 6 | (b1 as u32 & 0x3F)) =>
-                {
-                    i += 2
-                }
+                Some(&[b0 @ 0xC0..=0xDF, b1, ..]) if self.table.letter_bmp(two_byte_cp(b0, b1)) => i += 2,
                 // ASCII, four-byte characters, and what ends the run.
                 _ => match self.at(i) {
                     Some(ch) if ch.class & LETTER != 0 => i += ch.len,
