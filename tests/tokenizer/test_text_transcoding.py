@@ -204,7 +204,7 @@ def test_texts_dropped_by_the_caller_during_the_batch_stay_alive():
 
 
 # Large batches: every entry point, one to three threads, several runs per thread (a run is at least
-# 8 KB for the flat outputs, 32 KB for lists: see plan_tasks in core_bpe.rs).
+# 8 KB for the flat outputs, 32 KB for lists: see plan_tasks in rust/src/core_bpe/batch.rs).
 
 
 def _many_texts(n: int) -> list[str]:

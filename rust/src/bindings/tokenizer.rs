@@ -193,7 +193,7 @@ const YIELD_EVERY: usize = 1 << 15;
 
 /// Builds a batch's list of lists: each run's lists are made on a thread of
 /// the pool as soon as the run is encoded (one thread at a time: see
-/// `core_bpe::OneAtATime`), which takes the GIL for that while the calling
+/// `core_bpe::batch::OneAtATime`), which takes the GIL for that while the calling
 /// thread waits with it released and the other threads encode on.
 struct ListSink<'a> {
     ids: &'a IdObjects,
