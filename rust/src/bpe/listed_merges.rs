@@ -14,7 +14,7 @@
 //! With `ignore_merges` (the converted files have it) the encoder's batch path
 //! still holds: a piece that is a token is that token, a piece seen before
 //! comes from the piece cache, and pieces are cut where no token spans
-//! (`core_bpe::PieceBatch::slow_listed`); only first-seen pieces and parts
+//! (`core_bpe::piece_batch::PieceBatch::slow_listed`); only first-seen pieces and parts
 //! merge here, short ones side by side ([`ListedMerges::merge_lanes`]).
 //! Pieces of up to 32 bytes start merging from the list's own atoms (byte
 //! pairs and three-byte characters it makes before anything else touches
