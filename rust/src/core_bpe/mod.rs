@@ -1,7 +1,7 @@
 //! The tokenizer core in plain Rust: a vocabulary of mergeable tokens plus
 //! special tokens, a split pattern, and the encode/decode operations on top
 //! (special-token handling with tiktoken's policy). A text's pieces go to
-//! tokens in [`piece_batch`]; batches run on a thread pool in [`batch`].
+//! tokens in `piece_batch`; batches run on a thread pool in `batch`.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -508,7 +508,7 @@ impl CoreBpe {
     /// a batch of short lines took twice as long as the same text whole.
     /// `specials`: tiktoken's `encode` of each text with this policy and the
     /// finder of its allowed specials, as [`CoreBpe::encode_with_into`]; None:
-    /// `encode_ordinary`. A text that fails gets no tokens, as in [`encode_run`].
+    /// `encode_ordinary`. A text that fails gets no tokens, as in `batch::encode_run`.
     fn encode_plain_run<S: AsRef<str>>(
         &self,
         texts: &[S],
