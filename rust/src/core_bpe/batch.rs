@@ -94,7 +94,7 @@ impl<E> FirstFailure<E> {
 pub(super) const MIN_RUN: usize = 1 << 15;
 
 /// Each text's tokens, or the error that stopped it; None until delivered.
-pub(super) type Results = Vec<Option<Result<Vec<Rank>, CoreError>>>;
+type Results = Vec<Option<Result<Vec<Rank>, CoreError>>>;
 
 /// Collects a batch's results in order.
 pub(super) struct Collect(pub(super) Mutex<Results>);
@@ -126,7 +126,7 @@ impl BatchSink for Collect {
 }
 
 /// How many bytes [`plan_tasks`] puts in a run (at least `min_run`).
-pub(super) fn run_bytes<S: AsRef<str>>(texts: &[S], threads: usize, min_run: usize) -> usize {
+fn run_bytes<S: AsRef<str>>(texts: &[S], threads: usize, min_run: usize) -> usize {
     let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
     (total / (16 * threads.max(1))).clamp(min_run, 1 << 22)
 }
@@ -281,7 +281,7 @@ fn default_threads() -> usize {
 }
 
 /// Appends the tokens of one text to the vector it is given.
-pub(super) type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<(), CoreError> + Sync + 'a;
+type EncodeInto<'a> = dyn Fn(&str, &mut Vec<Rank>, &mut PieceCache) -> Result<(), CoreError> + Sync + 'a;
 
 /// Encodes a run of a batch's texts (`texts`, the first of them text
 /// `run.start`) into `run` at once: their tokens, ends and first error.
