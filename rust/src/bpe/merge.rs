@@ -802,6 +802,61 @@ pub(super) mod tests {
         });
     }
 
+    /// `one_character` gives BPE's tokens for every three-byte character,
+    /// the first time (merged) and again (from the table it fills), and
+    /// nothing for other strings: on random vocabularies where characters
+    /// are one, two or three tokens, and on every three-byte string with the
+    /// real vocabularies.
+    #[test]
+    fn one_character_is_bpe_of_the_character() {
+        let of = |s: &[u8], r: &TokenMap| {
+            let mut out = vec![7];
+            let done = r.one_character(s, &mut out);
+            (done, out[1..].to_vec())
+        };
+        let chars = ["\u{65e5}", "\u{672c}", "\u{306e}", "\u{30ab}", "\u{e01}", "\u{ac00}"];
+        let mut rng = crate::test_rng::xorshift(0x0de1_7a5e_ed01);
+        let mut next = move || rng() as usize;
+        let mut counts = [0usize; 4];
+        for _ in 0..300 {
+            let mut tokens: Vec<Vec<u8>> = Vec::new();
+            for c in chars {
+                let b = c.as_bytes();
+                for t in [&b[..2], &b[1..], b] {
+                    if next() % 2 == 0 && !tokens.iter().any(|x| x == t) {
+                        let at = next() % (tokens.len() + 1);
+                        tokens.insert(at, t.to_vec());
+                    }
+                }
+            }
+            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            for _ in 0..2 {
+                for c in chars {
+                    let c = c.as_bytes();
+                    let want = reference(c, &r);
+                    assert_eq!(of(c, &r), (true, want.clone()), "{c:?} with {tokens:?}");
+                    counts[want.len()] += 1;
+                }
+            }
+            for s in [&b"abc"[..], b"\xe6\x97", b"\xe6\x97\xa5x", b"\xf0\x9f\x98", b"a\xc3\xa9"] {
+                assert_eq!(of(s, &r), (false, vec![]), "{s:?}");
+            }
+        }
+        assert!(counts[1..].iter().all(|&n| n > 100), "characters of 1, 2, 3 tokens: {counts:?}");
+        each_real_vocab(|file, r| {
+            for _ in 0..2 {
+                for lead in 0xE0..=0xEFu8 {
+                    for b1 in 0x80..=0xBFu8 {
+                        for b2 in 0x80..=0xBFu8 {
+                            let s = [lead, b1, b2];
+                            assert_eq!(of(&s, r), (true, reference(&s, r)), "{file} {s:x?}");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Words on the real vocabularies, of ASCII letters, of two-byte
     /// characters (Cyrillic, Greek, accented Latin, Hebrew, Arabic) and of
     /// three-byte ones (Chinese, Japanese, Devanagari, Thai, Hangul), up to 32

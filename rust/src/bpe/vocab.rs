@@ -3,6 +3,7 @@
 //! touches one table slot instead of chasing a pointer to the key's bytes.
 
 use std::hint::select_unpredictable;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -10,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::atoms::Atoms;
 use super::big_table::{BigTable, Zeroable};
 use super::cuts::{CutTable, CUT_BEFORE};
+use super::merge::merge_piece;
 use super::merge_step::{MergeStep, Portable};
 
 /// A token id / merge priority. Lower ranks merge first.
@@ -553,6 +555,12 @@ pub struct TokenMap {
     /// pieces are mostly one such character, and this 256 KiB table answers
     /// them from L2 where the short-token table is a miss of megabytes away.
     char3: Vec<Rank>,
+    /// BPE's two or three tokens for each three-byte character that `char3`
+    /// has no rank for, packed (see [`pack_split`]), 0 until first asked
+    /// for: in cl100k most Chinese characters are no token, and a part of
+    /// one such character was a miss in the short-token table and another
+    /// in the piece cache (512 KiB, untouched pages never read).
+    char3_split: Vec<AtomicU64>,
     cuts: CutTable,
     /// Which pairs of bytes and three-byte characters start BPE as one part, and where.
     atoms: Atoms,
@@ -576,6 +584,24 @@ fn char3_index(bytes: &[u8]) -> Option<usize> {
         [x @ 0xE0..=0xEF, y @ 0x80..=0xBF, z @ 0x80..=0xBF] => Some(super::atoms::char3_index(x, y, z)),
         _ => None,
     }
+}
+
+/// Bits of a rank in a `TokenMap::char3_split` entry; all ones for no third token.
+const SPLIT_FIELD: u32 = 21;
+const SPLIT_NONE: u64 = (1 << SPLIT_FIELD) - 1;
+/// Set in every filled `TokenMap::char3_split` entry.
+const SPLIT_FILLED: u64 = 1 << 63;
+
+/// A `TokenMap::char3_split` entry for two or three tokens (ranks below
+/// [`MAX_TOKENS`], which is [`SPLIT_NONE`]); None for any other count.
+fn pack_split(tokens: &[Rank]) -> Option<u64> {
+    const { assert!(MAX_TOKENS as u64 == SPLIT_NONE && 3 * SPLIT_FIELD <= 63) };
+    let (a, b, c) = match *tokens {
+        [a, b] => (a, b, SPLIT_NONE),
+        [a, b, c] => (a, b, c as u64),
+        _ => return None,
+    };
+    Some(SPLIT_FILLED | a as u64 | (b as u64) << SPLIT_FIELD | c << (2 * SPLIT_FIELD))
 }
 
 /// log2 of the number of bits in `TokenMap::long_filter`.
@@ -646,6 +672,7 @@ impl TokenMap {
             merges: PairTable::with_capacity(0),
             self_encoding: vec![0; tokens.len().div_ceil(64)],
             char3: vec![Rank::MAX; 1 << 16],
+            char3_split: (0..1 << 16).map(|_| AtomicU64::new(0)).collect(),
             cuts: CutTable::default(),
             atoms: Atoms::default(),
         };
@@ -689,6 +716,43 @@ impl TokenMap {
         match char3_index(part) {
             Some(index) => self.char3[index],
             None => Rank::MAX,
+        }
+    }
+
+    /// Appends BPE's tokens for `part` and says true when it is one
+    /// three-byte character (the commonest part of a cut Chinese or Japanese
+    /// piece); says false, having done nothing, for any other part.
+    #[inline(always)]
+    pub fn one_character(&self, part: &[u8], out: &mut Vec<Rank>) -> bool {
+        let Some(index) = char3_index(part) else { return false };
+        let rank = self.char3[index];
+        if rank != Rank::MAX {
+            out.push(rank);
+        } else {
+            self.split_character(index, part, out);
+        }
+        true
+    }
+
+    /// [`TokenMap::one_character`] for a character that BPE does not make
+    /// one token, from `char3_split`, filled here the first time.
+    #[inline(never)]
+    fn split_character(&self, index: usize, part: &[u8], out: &mut Vec<Rank>) {
+        let entry = self.char3_split[index].load(Relaxed);
+        if entry != 0 {
+            let field = |k: u32| (entry >> (k * SPLIT_FIELD) & SPLIT_NONE) as Rank;
+            out.push(field(0));
+            out.push(field(1));
+            if entry >> (2 * SPLIT_FIELD) & SPLIT_NONE != SPLIT_NONE {
+                out.push(field(2));
+            }
+            return;
+        }
+        let start = out.len();
+        merge_piece(part, self, out);
+        if let Some(packed) = pack_split(&out[start..]) {
+            // Threads that fill it together store the same value.
+            self.char3_split[index].store(packed, Relaxed);
         }
     }
 

@@ -551,10 +551,8 @@ impl PieceBatch<'_, '_> {
     /// is the part itself when it is a token that BPE makes from its bytes.
     fn emit_part(&mut self, part: &[u8], out: &mut Vec<Rank>) {
         let ranks = self.ranks;
-        // Most parts of Chinese and Japanese pieces: one character, a token.
-        let rank = ranks.char3(part);
-        if rank != Rank::MAX {
-            out.push(rank);
+        // Most parts of Chinese and Japanese pieces: one character.
+        if ranks.one_character(part, out) {
             return;
         }
         let key = bpe::short_key(part).unwrap_or(0);
