@@ -746,6 +746,27 @@ pub(super) mod tests {
         );
     }
 
+    /// Three-byte characters of several scripts for the random vocabularies below.
+    const CHARS: [&str; 6] = ["\u{65e5}", "\u{672c}", "\u{306e}", "\u{30ab}", "\u{e01}", "\u{ac00}"];
+
+    /// A random vocabulary after the bytes: of each of [`CHARS`], each of its
+    /// first two bytes, last two bytes and whole, or not, in random order (so
+    /// some characters are tokens BPE cannot reach from their bytes).
+    fn character_vocab(next: &mut impl FnMut() -> usize) -> (Vec<Vec<u8>>, TokenMap) {
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        for c in CHARS {
+            let b = c.as_bytes();
+            for t in [&b[..2], &b[1..], b] {
+                if next() % 2 == 0 && !tokens.iter().any(|x| x == t) {
+                    let at = next() % (tokens.len() + 1);
+                    tokens.insert(at, t.to_vec());
+                }
+            }
+        }
+        let map = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        (tokens, map)
+    }
+
     /// `TokenMap::char3` is the one token BPE makes of a three-byte character
     /// (`Rank::MAX` when it makes several, or the string is something else):
     /// on random vocabularies where some characters are tokens that BPE
@@ -757,23 +778,12 @@ pub(super) mod tests {
             [t] if s.len() == 3 && (0xE0..=0xEF).contains(&s[0]) && s[1..].iter().all(|b| b >> 6 == 2) => t,
             _ => Rank::MAX,
         };
-        let chars = ["\u{65e5}", "\u{672c}", "\u{306e}", "\u{30ab}", "\u{e01}", "\u{ac00}"];
         let mut rng = crate::test_rng::xorshift(0x00c4_a73e_5eed);
         let mut next = move || rng() as usize;
         let (mut unreachable, mut reachable) = (0, 0);
         for _ in 0..300 {
-            let mut tokens: Vec<Vec<u8>> = Vec::new();
-            for c in chars {
-                let b = c.as_bytes();
-                for t in [&b[..2], &b[1..], b] {
-                    if next() % 2 == 0 && !tokens.iter().any(|x| x == t) {
-                        let at = next() % (tokens.len() + 1);
-                        tokens.insert(at, t.to_vec());
-                    }
-                }
-            }
-            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
-            for c in chars {
+            let (tokens, r) = character_vocab(&mut next);
+            for c in CHARS {
                 let c = c.as_bytes();
                 assert_eq!(r.char3(c), expected(c, &r), "{c:?} with {tokens:?}");
                 match (r.get(c), r.char3(c)) {
@@ -814,24 +824,13 @@ pub(super) mod tests {
             let done = r.one_character(s, &mut out);
             (done, out[1..].to_vec())
         };
-        let chars = ["\u{65e5}", "\u{672c}", "\u{306e}", "\u{30ab}", "\u{e01}", "\u{ac00}"];
         let mut rng = crate::test_rng::xorshift(0x0de1_7a5e_ed01);
         let mut next = move || rng() as usize;
         let mut counts = [0usize; 4];
         for _ in 0..300 {
-            let mut tokens: Vec<Vec<u8>> = Vec::new();
-            for c in chars {
-                let b = c.as_bytes();
-                for t in [&b[..2], &b[1..], b] {
-                    if next() % 2 == 0 && !tokens.iter().any(|x| x == t) {
-                        let at = next() % (tokens.len() + 1);
-                        tokens.insert(at, t.to_vec());
-                    }
-                }
-            }
-            let r = TokenMap::after_bytes(&tokens.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let (tokens, r) = character_vocab(&mut next);
             for _ in 0..2 {
-                for c in chars {
+                for c in CHARS {
                     let c = c.as_bytes();
                     let want = reference(c, &r);
                     assert_eq!(of(c, &r), (true, want.clone()), "{c:?} with {tokens:?}");
