@@ -559,7 +559,7 @@ pub struct TokenMap {
     /// has no rank for, packed (see [`pack_split`]), 0 until first asked
     /// for: in cl100k most Chinese characters are no token, and a part of
     /// one such character was a miss in the short-token table and another
-    /// in the piece cache (512 KiB, untouched pages never read).
+    /// in the piece cache (512 KiB, zeroed when the map is made).
     char3_split: Vec<AtomicU64>,
     cuts: CutTable,
     /// Which pairs of bytes and three-byte characters start BPE as one part, and where.
@@ -711,7 +711,9 @@ impl TokenMap {
     /// The rank of `part` when it is one three-byte character that is a token
     /// BPE makes from its bytes (what [`TokenMap::get`] and
     /// [`TokenMap::encodes_to_itself`] would say together); `Rank::MAX` otherwise.
-    #[inline(always)]
+    /// The encoder reads the table through [`TokenMap::one_character`]; this is
+    /// the tests' view of it alone.
+    #[cfg(test)]
     pub fn char3(&self, part: &[u8]) -> Rank {
         match char3_index(part) {
             Some(index) => self.char3[index],
