@@ -61,6 +61,79 @@ pub struct Atoms {
     /// By `b << 8 | byte after b`: the lowest rank of a merge with `b` on
     /// its left and that byte starting its right part.
     before: Vec<Rank>,
+    /// What two neighbouring atoms of one script's letters merge to.
+    grid: BlockGrid,
+}
+
+/// What part a merge starts from, for the merge loops' first pair ranks:
+/// a single byte (its value), an atom of the [`BlockGrid`]'s block
+/// ([`GRID_ATOM`] | its index there), or any other token ([`OTHER_PART`]).
+pub type PartCode = u16;
+/// See [`PartCode`].
+pub const GRID_ATOM: PartCode = 0x200;
+/// See [`PartCode`].
+pub const OTHER_PART: PartCode = 0x400;
+
+/// The ranks two neighbouring two-byte characters of one block merge to,
+/// for the block of 128 characters (lead bytes `lead` and `lead + 1`) with
+/// the most such merges in the vocabulary: Cyrillic in cl100k and o200k.
+/// The merge loops start by looking up every pair of neighbouring atoms,
+/// and in a Russian word nearly all are two letters, each its own token:
+/// looked up in the merge table, that is a hash, a filter bit and a bucket
+/// of eight keys (about 40 instructions) per pair, where the grid is one
+/// load from 64 KiB. Merging is bound by instructions there more than by
+/// misses (a piece merged again at once, every line it reads in L1, takes
+/// about 0.8 of the time: `merge::tests::merge_speed_again`), so fewer of
+/// them is what counts.
+#[derive(Default)]
+struct BlockGrid {
+    /// The block's first lead byte (even); 0: no grid.
+    lead: u8,
+    /// By `i << 7 | j`, characters `i` and `j` of the block (index: the low
+    /// bit of the lead byte, then the low six of the second byte).
+    ranks: Vec<Rank>,
+}
+
+impl BlockGrid {
+    /// The grid of the block whose pairs of two-byte tokens merge most.
+    fn new(tokens: &[Vec<u8>], map: &TokenMap, splits: &[Option<(Rank, Rank)>]) -> Self {
+        let char2 = |t: Rank| match tokens.get(t as usize).map(Vec::as_slice) {
+            Some(&[a @ 0xC2..=0xDF, b @ 0x80..=0xBF]) => Some((a, b)),
+            _ => None,
+        };
+        let mut count = [0usize; 256];
+        for &(left, right) in splits.iter().flatten() {
+            if let (Some((a, _)), Some((c, _))) = (char2(left), char2(right)) {
+                if a & !1 == c & !1 {
+                    count[(a & !1) as usize] += 1;
+                }
+            }
+        }
+        let Some((lead, _)) = count.iter().enumerate().filter(|&(_, &n)| n > 0).max_by_key(|&(_, &n)| n) else {
+            return Self::default();
+        };
+        let token = |i: usize| map.pair(lead as u8 | (i >> 6) as u8, 0x80 | (i & 0x3F) as u8);
+        let mut ranks = vec![Rank::MAX; 1 << 14];
+        for i in 0..128 {
+            for j in 0..128 {
+                let (left, right) = (token(i), token(j));
+                if left != Rank::MAX && right != Rank::MAX {
+                    ranks[i << 7 | j] = map.merge(left, right);
+                }
+            }
+        }
+        Self { lead: lead as u8, ranks }
+    }
+
+    /// The code of the two-byte atom `a, b` (see [`PartCode`]).
+    #[inline(always)]
+    fn code(&self, a: u8, b: u8) -> PartCode {
+        if a & !1 == self.lead && self.lead != 0 && b & 0xC0 == 0x80 {
+            GRID_ATOM | ((a & 1) as PartCode) << 6 | (b & 0x3F) as PartCode
+        } else {
+            OTHER_PART
+        }
+    }
 }
 
 impl Atoms {
@@ -104,13 +177,28 @@ impl Atoms {
                 }
             }
         }
-        Self { pair, char3, after, before }
+        let grid = BlockGrid::new(tokens, map, splits);
+        Self { pair, char3, after, before, grid }
     }
 
     /// Tables where nothing starts whole.
     pub fn none() -> Self {
         let nothing = || vec![Rank::MAX; 1 << 16];
-        Self { pair: nothing(), char3: Vec::new(), after: nothing(), before: nothing() }
+        Self { pair: nothing(), char3: Vec::new(), after: nothing(), before: nothing(), grid: BlockGrid::default() }
+    }
+
+    /// The code of an atom of two bytes `a, b` (see [`PartCode`]); atoms by
+    /// a merge list have no grid.
+    #[inline(always)]
+    pub fn code(&self, a: u8, b: u8) -> PartCode {
+        self.grid.code(a, b)
+    }
+
+    /// The rank parts `x` and `y` of these codes merge to, where both are
+    /// atoms of the grid (see [`PartCode`]).
+    #[inline(always)]
+    pub fn grid_rank(&self, x: PartCode, y: PartCode) -> Rank {
+        self.grid.ranks[((x & 0x7F) as usize) << 7 | (y & 0x7F) as usize]
     }
 
     /// Atoms for merging by a merge list, from its `rivals` (every listed
@@ -169,7 +257,7 @@ impl Atoms {
                 char3[char3_index(x, y, z)] = last;
             }
         }
-        Self { pair, char3, after, before }
+        Self { pair, char3, after, before, grid: BlockGrid::default() }
     }
 
     /// The part that starts at `piece[i]` in BPE of `piece`: a token and its
