@@ -995,6 +995,29 @@ pub(super) mod tests {
         });
     }
 
+    /// For the merge speed measurements: the vocabulary `FASTLLM_MERGE_VOCAB`
+    /// (o200k_base.tiktoken by default) and, in order, the pieces of the text
+    /// in the file `FASTLLM_MERGE_BENCH` that are no token, each the first time
+    /// it occurs (None without that file).
+    fn first_seen_pieces() -> Option<(TokenMap, Vec<Vec<u8>>)> {
+        let path = std::env::var("FASTLLM_MERGE_BENCH").ok()?;
+        let vocab = std::env::var("FASTLLM_MERGE_VOCAB").unwrap_or("o200k_base.tiktoken".to_string());
+        let r = real_vocab(&vocab).expect("the vocabulary file");
+        let text = std::fs::read_to_string(path).unwrap();
+        let pattern = if vocab.starts_with("o200k") { "o200k" } else { "cl100k" };
+        let pre = crate::pretokenize::Pretokenizer::new(pattern).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let pieces = pre
+            .pieces(&text)
+            .unwrap()
+            .into_iter()
+            .map(str::as_bytes)
+            .filter(|b| b.len() >= 2 && r.get(b).is_none() && seen.insert(*b))
+            .map(<[u8]>::to_vec)
+            .collect();
+        Some((r, pieces))
+    }
+
     /// Merge speed on the first-seen pieces of real text, by piece length:
     /// `FASTLLM_MERGE_BENCH=text.txt cargo test --release merge_speed -- --ignored --nocapture`
     /// (vocabulary `FASTLLM_MERGE_VOCAB`, o200k_base.tiktoken by default).
@@ -1002,19 +1025,10 @@ pub(super) mod tests {
     #[ignore]
     fn merge_speed() {
         use crate::test_clock::thread_cpu_seconds as cpu_seconds;
-        let Ok(path) = std::env::var("FASTLLM_MERGE_BENCH") else { return };
-        let vocab = std::env::var("FASTLLM_MERGE_VOCAB").unwrap_or("o200k_base.tiktoken".to_string());
-        let r = real_vocab(&vocab).expect("the vocabulary file");
-        let text = std::fs::read_to_string(path).unwrap();
-        let pattern = if vocab.starts_with("o200k") { "o200k" } else { "cl100k" };
-        let pre = crate::pretokenize::Pretokenizer::new(pattern).unwrap();
-        let mut seen = std::collections::HashSet::new();
+        let Some((r, all)) = first_seen_pieces() else { return };
         let mut buckets: Vec<Vec<&[u8]>> = vec![Vec::new(); 4];
-        for piece in pre.pieces(&text).unwrap() {
-            let b = piece.as_bytes();
-            if b.len() < 2 || r.get(b).is_some() || !seen.insert(b) {
-                continue;
-            }
+        for b in &all {
+            let b = b.as_slice();
             let k = match b.len() {
                 0..=16 => 0,
                 17..=32 => 1,
@@ -1054,20 +1068,8 @@ pub(super) mod tests {
     #[ignore]
     fn merge_speed_again() {
         use crate::test_clock::thread_cpu_seconds as cpu_seconds;
-        let Ok(path) = std::env::var("FASTLLM_MERGE_BENCH") else { return };
-        let vocab = std::env::var("FASTLLM_MERGE_VOCAB").unwrap_or("o200k_base.tiktoken".to_string());
-        let r = real_vocab(&vocab).expect("the vocabulary file");
-        let text = std::fs::read_to_string(path).unwrap();
-        let pattern = if vocab.starts_with("o200k") { "o200k" } else { "cl100k" };
-        let pre = crate::pretokenize::Pretokenizer::new(pattern).unwrap();
-        let mut seen = std::collections::HashSet::new();
-        let mut pieces: Vec<&[u8]> = Vec::new();
-        for piece in pre.pieces(&text).unwrap() {
-            let b = piece.as_bytes();
-            if (17..=32).contains(&b.len()) && r.get(b).is_none() && seen.insert(b) {
-                pieces.push(b);
-            }
-        }
+        let Some((r, all)) = first_seen_pieces() else { return };
+        let pieces: Vec<&[u8]> = all.iter().map(Vec::as_slice).filter(|b| (17..=32).contains(&b.len())).collect();
         let mut out = Vec::with_capacity(pieces.len() * 32);
         for (what, times, window) in [("once", 1, 1), ("4 in a row", 4, 1), ("windows of 64, 4 times", 4, 64)] {
             let mut best = f64::MAX;
