@@ -97,15 +97,16 @@ struct BlockGrid {
 impl BlockGrid {
     /// The grid of the block whose pairs of two-byte tokens merge most.
     fn new(tokens: &[Vec<u8>], map: &TokenMap, splits: &[Option<(Rank, Rank)>]) -> Self {
-        let char2 = |t: Rank| match tokens.get(t as usize).map(Vec::as_slice) {
-            Some(&[a @ 0xC2..=0xDF, b @ 0x80..=0xBF]) => Some((a, b)),
+        // The block (even lead byte) of a token that is one two-byte character.
+        let block = |t: Rank| match tokens.get(t as usize).map(Vec::as_slice) {
+            Some(&[a @ 0xC2..=0xDF, 0x80..=0xBF]) => Some(a & !1),
             _ => None,
         };
         let mut count = [0usize; 256];
         for &(left, right) in splits.iter().flatten() {
-            if let (Some((a, _)), Some((c, _))) = (char2(left), char2(right)) {
-                if a & !1 == c & !1 {
-                    count[(a & !1) as usize] += 1;
+            if let (Some(a), Some(c)) = (block(left), block(right)) {
+                if a == c {
+                    count[a as usize] += 1;
                 }
             }
         }

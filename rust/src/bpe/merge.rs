@@ -323,7 +323,8 @@ fn merge_lanes_v3<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ran
 #[inline(always)]
 fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
     // Start from atoms, as `merge_atoms` does: pairs of single bytes from
-    // the byte-pair table, the others from the merge table, loaded first.
+    // the byte-pair table, of the block grid's atoms from the grid, the
+    // others from the merge table, loaded first.
     let mut code = [OTHER_PART; QUADRATIC_MAX];
     for (k, lane) in lanes.iter_mut().enumerate() {
         let piece = piece(k);
