@@ -258,9 +258,13 @@ fn merge_parts<S: MergeStep, const N: usize>(
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
     while let Some((best, at)) = S::lowest(pair, parts) {
+        // The new part's neighbours, read before the arrays close up, so
+        // that the reads wait on nothing the join stores.
+        let (before, after) = (ids[(at + N - 1) % N], ids[(at + 2) % N]);
+        let (has_before, has_after) = (at > 0, at + 2 < parts);
         S::join(ids, pair, &mut parts, at, best);
-        let right = if at + 1 < parts { merge(best, ids[at + 1]) } else { Rank::MAX };
-        let left = if at > 0 { merge(ids[at - 1], best) } else { Rank::MAX };
+        let right = if has_after { merge(best, after) } else { Rank::MAX };
+        let left = if has_before { merge(before, best) } else { Rank::MAX };
         S::set_pairs(pair, at, left, right);
     }
     // A byte that is not a token (a vocabulary the caller did not check) is skipped.
@@ -361,10 +365,12 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
                 lane.at = usize::MAX;
                 continue;
             };
-            S::join(&mut lane.ids, &mut lane.pair, &mut lane.parts, at, best);
-            let (left, right) = neighbour_keys(lane, at, best);
+            // The new part's keys from the arrays as they are before the
+            // join, so that the loads they start wait on nothing it stores.
+            let (left, right) = keys_before_join(lane, at, best);
             ranks.prefetch_merge_key(right);
             ranks.prefetch_merge_key(left);
+            S::join(&mut lane.ids, &mut lane.pair, &mut lane.parts, at, best);
             lane.at = at;
             merged = true;
         }
@@ -395,6 +401,15 @@ pub(super) fn neighbour_keys(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
     // the entry before the first is any entry (its key is not used).
     let before = lane.ids[(at + QUADRATIC_MAX - 1) % QUADRATIC_MAX];
     (merge_key(at > 0, before, best), merge_key(at + 1 < lane.parts, best, lane.ids[at + 1]))
+}
+
+/// [`neighbour_keys`] of the part that parts `at` and `at + 1` of `lane`
+/// are about to merge into, read before the join.
+#[inline(always)]
+fn keys_before_join(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
+    let before = lane.ids[(at + QUADRATIC_MAX - 1) % QUADRATIC_MAX];
+    let after = lane.ids[(at + 2) % QUADRATIC_MAX];
+    (merge_key(at > 0, before, best), merge_key(at + 2 < lane.parts, best, after))
 }
 
 /// A pair rank still to be looked up (never a rank, nor `Rank::MAX`).

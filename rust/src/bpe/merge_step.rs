@@ -239,18 +239,24 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) fn lowest(pair: &[Rank; 16]) -> Option<(Rank, usize)> {
         let (lo, hi) = load(pair);
+        // Each entry as its rank above its index, so that the minimum is the
+        // lowest rank at its first position, with no search for it after
+        // (ranks and places are below 2^21, so none loses a bit, and MAX
+        // stays above every rank).
+        let (index_lo, index_hi) = indices();
+        let lo = _mm256_or_si256(_mm256_slli_epi32::<4>(lo), index_lo);
+        let hi = _mm256_or_si256(_mm256_slli_epi32::<4>(hi), index_hi);
         // The minimum of the sixteen, in every lane (entries from the last
         // part on are MAX, so the whole array can be scanned).
         let mut m = _mm256_min_epu32(lo, hi);
         m = _mm256_min_epu32(m, _mm256_permute2x128_si256::<1>(m, m));
         m = _mm256_min_epu32(m, _mm256_shuffle_epi32::<0b01_00_11_10>(m));
         m = _mm256_min_epu32(m, _mm256_shuffle_epi32::<0b10_11_00_01>(m));
-        let best = _mm256_cvtsi256_si32(m) as Rank;
-        if best == Rank::MAX {
+        let low = _mm256_cvtsi256_si32(m) as u32;
+        if low >= Rank::MAX << 4 {
             return None;
         }
-        let first = |v: __m256i| _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, m))) as u32;
-        Some((best, (first(lo) | first(hi) << 8).trailing_zeros() as usize))
+        Some((low >> 4, (low & 15) as usize))
     }
 
     #[inline]
@@ -277,58 +283,52 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bpe::vocab::MAX_TOKENS;
     use crate::test_rng::xorshift;
 
     /// Random arrays as a merge holds them: `parts` live parts, pair ranks
     /// with ties, MAX for pairs that never merge and from the last part on.
+    /// Ranks are low or up by the largest a vocabulary has (the AVX2
+    /// minimum packs each rank above its index).
     fn random_state(next: &mut impl FnMut() -> u64) -> ([Rank; 16], [Rank; 16], usize) {
         let parts = 1 + (next() % 16) as usize;
         let mut ids = [Rank::MAX; 16];
         let mut pair = [Rank::MAX; 16];
+        let lowest = if next() % 2 == 0 { 0 } else { MAX_TOKENS as Rank - 8 };
         for k in 0..parts {
             ids[k] = (next() % 1000) as Rank;
             if k + 1 < parts && next() % 4 != 0 {
-                pair[k] = (next() % 8) as Rank;
+                pair[k] = lowest + (next() % 8) as Rank;
             }
         }
         (ids, pair, parts)
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_steps_equal_portable_steps() {
-        if !crate::cpu::x86_v3() {
-            eprintln!("skipped: this CPU runs the portable copies");
-            return;
-        }
+    /// `S`'s steps against the portable ones on random arrays.
+    fn steps_equal_portable_steps<S: MergeStep>() {
         let mut next = xorshift(7);
         for _ in 0..20_000 {
             let (mut ids, mut pair, mut parts) = random_state(&mut next);
             let (mut ids2, mut pair2, mut parts2) = (ids, pair, parts);
             let low = Portable::lowest(&pair, parts);
-            assert_eq!(low, Avx2::lowest(&pair, parts));
+            assert_eq!(low, S::lowest(&pair, parts));
             let Some((_, at)) = low else { continue };
             let new = (next() % 1000) as Rank;
             Portable::join(&mut ids, &mut pair, &mut parts, at, new);
-            Avx2::join(&mut ids2, &mut pair2, &mut parts2, at, new);
+            S::join(&mut ids2, &mut pair2, &mut parts2, at, new);
             assert_eq!((&ids[..parts], pair, parts), (&ids2[..parts2], pair2, parts2), "join at {at}");
             let (left, right) = ((next() % 50) as Rank, (next() % 50) as Rank);
             Portable::set_pairs(&mut pair, at, left, right);
-            Avx2::set_pairs(&mut pair2, at, left, right);
+            S::set_pairs(&mut pair2, at, left, right);
             assert_eq!(pair, pair2, "set_pairs at {at}");
         }
     }
 
-    /// Merge-table buckets as the table fills them (keys from the front,
-    /// free entries 0 after them), with keys that differ in one bit only
-    /// from those asked for, in either field.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_bucket_scan_equals_portable_scan() {
-        if !crate::cpu::x86_v3() {
-            eprintln!("skipped: this CPU runs the portable copies");
-            return;
-        }
+    /// `S`'s bucket scan against the portable one, on merge-table buckets
+    /// as the table fills them (keys from the front, free entries 0 after
+    /// them), with keys that differ in one bit only from those asked for,
+    /// in either field.
+    fn bucket_scan_equals_portable_scan<S: MergeStep>() {
         let mut next = xorshift(11);
         let mut found = 0;
         for _ in 0..20_000 {
@@ -349,8 +349,47 @@ mod tests {
             }
             let rank = Portable::bucket_rank(&entries, key);
             found += usize::from(rank != Rank::MAX);
-            assert_eq!(rank, Avx2::bucket_rank(&entries, key), "{entries:x?} {key:x}");
+            assert_eq!(rank, S::bucket_rank(&entries, key), "{entries:x?} {key:x}");
         }
         assert!(found > 5_000, "too few keys found ({found}) to test the match");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_steps_equal_portable_steps() {
+        if !crate::cpu::x86_v3() {
+            eprintln!("skipped: this CPU runs the portable copies");
+            return;
+        }
+        steps_equal_portable_steps::<Avx2>();
+        bucket_scan_equals_portable_scan::<Avx2>();
+    }
+
+    /// The checks above fail on a step that is wrong in one entry.
+    #[test]
+    fn step_check_fails_on_a_wrong_step() {
+        struct OffByOne;
+        impl MergeStep for OffByOne {
+            fn lowest<const N: usize>(pair: &[Rank; N], parts: usize) -> Option<(Rank, usize)> {
+                Portable::lowest(pair, parts)
+            }
+            fn join<const N: usize>(
+                ids: &mut [Rank; N],
+                pair: &mut [Rank; N],
+                parts: &mut usize,
+                at: usize,
+                new: Rank,
+            ) {
+                Portable::join(ids, pair, parts, at, new)
+            }
+            fn set_pairs<const N: usize>(pair: &mut [Rank; N], at: usize, left: Rank, right: Rank) {
+                // The pair before a merge at 1 (the first one) not set.
+                Portable::set_pairs(pair, at, if at == 1 { pair[0] } else { left }, right)
+            }
+            fn bucket_rank(entries: &[u64; 8], key: u64) -> Rank {
+                Portable::bucket_rank(entries, key)
+            }
+        }
+        assert!(std::panic::catch_unwind(steps_equal_portable_steps::<OffByOne>).is_err());
     }
 }
