@@ -404,7 +404,9 @@ pub(super) fn neighbour_keys(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
 }
 
 /// [`neighbour_keys`] of the part that parts `at` and `at + 1` of `lane`
-/// are about to merge into, read before the join.
+/// are about to merge into, read before the join. Only for prefetches: the
+/// lookups themselves take [`neighbour_keys`] after it, so a wrong key here
+/// costs time, never an id.
 #[inline(always)]
 fn keys_before_join(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
     let before = lane.ids[(at + QUADRATIC_MAX - 1) % QUADRATIC_MAX];
