@@ -258,10 +258,7 @@ fn merge_parts<S: MergeStep, const N: usize>(
     merge: &mut impl FnMut(Rank, Rank) -> Rank,
 ) {
     while let Some((best, at)) = S::lowest(pair, parts) {
-        // The new part's neighbours, read before the arrays close up, so
-        // that the reads wait on nothing the join stores.
-        let (before, after) = (ids[(at + N - 1) % N], ids[(at + 2) % N]);
-        let (has_before, has_after) = (at > 0, at + 2 < parts);
+        let ((has_before, before), (has_after, after)) = neighbours_before_join(ids, at, parts);
         S::join(ids, pair, &mut parts, at, best);
         let right = if has_after { merge(best, after) } else { Rank::MAX };
         let left = if has_before { merge(before, best) } else { Rank::MAX };
@@ -409,9 +406,18 @@ pub(super) fn neighbour_keys(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
 /// costs time, never an id.
 #[inline(always)]
 fn keys_before_join(lane: &Lane, at: usize, best: Rank) -> (u64, u64) {
-    let before = lane.ids[(at + QUADRATIC_MAX - 1) % QUADRATIC_MAX];
-    let after = lane.ids[(at + 2) % QUADRATIC_MAX];
-    (merge_key(at > 0, before, best), merge_key(at + 2 < lane.parts, best, after))
+    let ((has_before, before), (has_after, after)) = neighbours_before_join(&lane.ids, at, lane.parts);
+    (merge_key(has_before, before, best), merge_key(has_after, best, after))
+}
+
+/// The left and right neighbours (whether each exists, and its id) of the
+/// part that parts `at` and `at + 1` of `parts` are about to merge into.
+/// They are read before the join so that the reads wait on nothing the
+/// join stores (a merge waits on its chain of dependent steps, not on its
+/// instruction count). Where a neighbour does not exist its id is any entry.
+#[inline(always)]
+fn neighbours_before_join<const N: usize>(ids: &[Rank; N], at: usize, parts: usize) -> ((bool, Rank), (bool, Rank)) {
+    ((at > 0, ids[(at + N - 1) % N]), (at + 2 < parts, ids[(at + 2) % N]))
 }
 
 /// A pair rank still to be looked up (never a rank, nor `Rank::MAX`).
