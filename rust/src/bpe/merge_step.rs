@@ -241,8 +241,9 @@ mod avx2 {
         let (lo, hi) = load(pair);
         // Each entry as its rank above its index, so that the minimum is the
         // lowest rank at its first position, with no search for it after
-        // (ranks and places are below 2^21, so none loses a bit, and MAX
-        // stays above every rank).
+        // (ranks and places are merge-table fields, below 2^21, so none
+        // loses a bit, and MAX stays above every rank; checked here).
+        const { assert!(FIELD_MASK < (Rank::MAX >> 4) as u64) };
         let (index_lo, index_hi) = indices();
         let lo = _mm256_or_si256(_mm256_slli_epi32::<4>(lo), index_lo);
         let hi = _mm256_or_si256(_mm256_slli_epi32::<4>(hi), index_hi);
