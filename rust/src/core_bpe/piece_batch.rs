@@ -33,6 +33,17 @@ impl<T: Copy, const N: usize> PerPiece<T, N> {
         self.0[k] = MaybeUninit::new(value);
     }
 
+    /// Values `range`, as a slice.
+    ///
+    /// # Safety
+    /// Each of them was `set` since the batch was last emptied.
+    #[inline(always)]
+    unsafe fn slice(&self, range: std::ops::Range<usize>) -> &[T] {
+        let values = &self.0[range];
+        // SAFETY: written, as the caller guarantees; `MaybeUninit<T>` has `T`'s layout.
+        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<T>(), values.len()) }
+    }
+
     /// `set` without the bounds check, for the per-piece path.
     ///
     /// # Safety
@@ -222,10 +233,18 @@ impl<'a, 't> PieceBatch<'a, 't> {
     /// Emits the tokens of the pieces held in `range`.
     #[inline(always)]
     fn emit_held(&mut self, range: std::ops::Range<usize>, out: &mut Vec<Rank>) {
-        for k in range {
-            // SAFETY: `push` set pieces `0..len`, and `range` is within them.
+        let mut k = range.start;
+        while k < range.end {
+            // The pieces that are short tokens, up to the next that is not.
+            // SAFETY (here and below): `push` set pieces `0..len`, and `range` is within them.
+            let (keys, homes) = unsafe { (self.keys.slice(k..range.end), self.homes.slice(k..range.end)) };
+            k += self.ranks.short_ranks_while_tokens(keys, homes, out);
+            if k == range.end {
+                break;
+            }
             let (piece, key, home) = unsafe { (self.pieces.get(k), self.keys.get(k), self.homes.get(k)) };
-            self.emit(piece, key, home, out, Some(k));
+            self.emit_other(piece, key, home, out, Some(k));
+            k += 1;
         }
     }
 
@@ -303,6 +322,12 @@ impl<'a, 't> PieceBatch<'a, 't> {
                 return;
             }
         }
+        self.emit_other(piece, key, home, out, batched);
+    }
+
+    /// [`PieceBatch::emit`] of a piece that is no short token.
+    #[inline(always)]
+    fn emit_other(&mut self, piece: &[u8], key: u128, home: u64, out: &mut Vec<Rank>, batched: Option<usize>) {
         // What the piece cache knows it by: a long piece's `home` is that already.
         let hash = if key != 0 { bpe::key_hash(key) } else { home };
         if let Some(cache) = &self.cache {
