@@ -544,11 +544,15 @@ pub fn prefetch_ptr(p: *const u8) {
 #[derive(Clone, Copy)]
 pub struct SlotLines {
     base: *const u8,
-    /// log2 of the slot count.
-    bits: u32,
+    /// 64 less log2 of the slot count: the shift that leaves a hash's top
+    /// bits (kept, not the count's log2, to spare the subtraction per piece).
+    shift: u32,
     /// log2 of a slot's size in bytes.
     slot_log2: u32,
 }
+
+/// What [`SlotLines::nowhere`] prefetches: one line, never read.
+static NOWHERE: [Bucket; 2] = [Bucket { keys: [0; 3], ranks: [0; 3], passed: 0 }; 2];
 
 impl SlotLines {
     /// `slots` a power-of-two number (at least 2) of slots of `T`.
@@ -556,15 +560,22 @@ impl SlotLines {
         debug_assert!(slots.len().is_power_of_two() && slots.len() > 1 && size_of::<T>().is_power_of_two());
         Self {
             base: slots.as_ptr().cast(),
-            bits: slots.len().trailing_zeros(),
+            shift: 64 - slots.len().trailing_zeros(),
             slot_log2: size_of::<T>().trailing_zeros(),
         }
     }
 
-    /// The slot `hash` starts at.
+    /// Lines of a table that is not there, for a caller that prefetches
+    /// without asking whether there is one: every hash names the same line.
+    pub fn nowhere() -> Self {
+        Self { base: NOWHERE.as_ptr().cast(), shift: 63, slot_log2: 0 }
+    }
+
+    /// The slot `hash` starts at: [`top_bits`] of the table's size.
     #[inline(always)]
     pub fn home(self, hash: u64) -> usize {
-        top_bits(hash, self.bits)
+        debug_assert!((1..64).contains(&self.shift));
+        (hash >> self.shift) as usize
     }
 
     /// Starts loading slot `home`'s line.

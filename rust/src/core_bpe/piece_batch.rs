@@ -90,9 +90,10 @@ pub(super) struct PieceBatch<'a, 't> {
     /// Which lane merges each deferred piece.
     lanes: LanePlan,
     /// Where `push` prefetches: the short-token table's lines, and the piece
-    /// cache's (renewed after each flush, in which the cache may grow).
+    /// cache's (renewed after each flush, in which the cache may grow; a
+    /// line never read where there is no cache).
     vocab_lines: SlotLines,
-    cache_lines: Option<SlotLines>,
+    cache_lines: SlotLines,
     /// Where each text ended in `out`, for a batch that holds the pieces of
     /// several texts (see [`PieceBatch::end_text`]); kept true as deferred
     /// merges close up the room they left.
@@ -154,8 +155,8 @@ impl<'a, 't> PieceBatch<'a, 't> {
 
     /// Where `push` prefetches piece-cache slots: to be renewed whenever
     /// the cache may have grown (emitting a piece may grow it).
-    fn lines_of(cache: &Option<&'a mut PieceCache>) -> Option<SlotLines> {
-        cache.as_ref().map(|c| c.slot_lines())
+    fn lines_of(cache: &Option<&'a mut PieceCache>) -> SlotLines {
+        cache.as_ref().map_or_else(SlotLines::nowhere, |c| c.slot_lines())
     }
 
     /// Takes the piece `text[start..end]`: by place, so that its key is
@@ -179,18 +180,16 @@ impl<'a, 't> PieceBatch<'a, 't> {
             // Its piece-cache slot too, which a piece that is no token reads
             // next (a few in a hundred pieces of code, a quarter of latin's):
             // one more hint per piece costs less than that wait.
-            if let Some(lines) = self.cache_lines {
-                lines.prefetch(lines.home(hash));
-            }
+            let lines = self.cache_lines;
+            lines.prefetch(lines.home(hash));
         } else {
             // A long piece (a fifth of Cyrillic text's) is looked for in the
             // piece cache by the hash of its bytes: kept in place of the home
             // it does not have, and its slot asked for now.
             let hash = bytes_hash(piece);
             unsafe { self.homes.set_unchecked(k, hash) };
-            if let Some(lines) = self.cache_lines {
-                lines.prefetch(lines.home(hash));
-            }
+            let lines = self.cache_lines;
+            lines.prefetch(lines.home(hash));
         }
         self.len = k + 1;
         if self.len == BATCH {
