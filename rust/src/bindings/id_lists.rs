@@ -82,20 +82,14 @@ impl IdObjects {
     /// the two misses of one id wait on each other, and the list's ids one by one.
     #[inline(always)]
     fn prefetch_ahead(&self, ids: &[Rank], i: usize) {
-        if let Some(&id) = ids.get(i + SLOT_AHEAD) {
-            if let Some(slot) = self.slots.get(id as usize) {
-                crate::bpe::vocab::prefetch(slot);
-            }
+        let slots: &[AtomicPtr<ffi::PyObject>] = &self.slots;
+        // Neither hint checks its address: a hint never faults, and one at
+        // address 0 (an int not made yet) or past the slots does nothing.
+        if let Some(&ahead) = ids.get(i + SLOT_AHEAD) {
+            crate::bpe::vocab::prefetch_ptr(slots.as_ptr().wrapping_add(ahead as usize).cast());
         }
-        if let Some(&id) = ids.get(i + INT_AHEAD) {
-            if let Some(slot) = self.slots.get(id as usize) {
-                let obj = slot.load(Ordering::Relaxed);
-                if !obj.is_null() {
-                    // SAFETY: a live int that `slots` owns (freed only on drop);
-                    // only its address is used, for a hint.
-                    crate::bpe::vocab::prefetch(unsafe { &*obj });
-                }
-            }
+        if let Some(slot) = ids.get(i + INT_AHEAD).and_then(|&ahead| slots.get(ahead as usize)) {
+            crate::bpe::vocab::prefetch_ptr(slot.load(Ordering::Relaxed).cast());
         }
     }
 
@@ -114,15 +108,7 @@ impl IdObjects {
         let ids = &all[range.clone()];
         let mut i = 0;
         while i < ids.len() {
-            // What `prefetch_ahead` asks for, with no check that an int is
-            // made (a hint at address 0 does nothing).
-            let at = range.start + i;
-            if let Some(&ahead) = all.get(at + SLOT_AHEAD) {
-                crate::bpe::vocab::prefetch_ptr(slots.as_ptr().wrapping_add(ahead as usize).cast());
-            }
-            if let Some(slot) = all.get(at + INT_AHEAD).and_then(|&ahead| slots.get(ahead as usize)) {
-                crate::bpe::vocab::prefetch_ptr(slot.load(Ordering::Relaxed).cast());
-            }
+            self.prefetch_ahead(all, range.start + i);
             let Some(slot) = slots.get(ids[i] as usize) else { break };
             let obj = slot.load(Ordering::Acquire);
             if obj.is_null() {

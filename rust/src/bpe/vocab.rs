@@ -228,7 +228,6 @@ impl ShortTable {
         let n = keys.len().min(homes.len());
         out.reserve(n);
         let buckets: &[Bucket] = &self.buckets;
-        let mask = buckets.len() - 1;
         let room = out.spare_capacity_mut();
         let mut k = 0;
         while k < n {
@@ -237,16 +236,7 @@ impl ShortTable {
             if keys[k] >> 120 == 0 {
                 break;
             }
-            let mut b = homes[k] as usize & mask;
-            let rank = loop {
-                // SAFETY: `b <= mask`, and the table's length is a power of two.
-                let bucket = unsafe { buckets.get_unchecked(b) };
-                let rank = bucket.rank_of(&keys[k]);
-                if bucket.passed == 0 || rank != Rank::MAX {
-                    break rank;
-                }
-                b = (b + 1) & mask;
-            };
+            let rank = probe(buckets, &keys[k], homes[k] as usize);
             if rank == Rank::MAX {
                 break;
             }
@@ -262,20 +252,26 @@ impl ShortTable {
     /// `get` from the key's home bucket, found before.
     #[inline(always)]
     fn get_at(&self, key: u128, home: usize) -> Option<Rank> {
-        let mask = self.buckets.len() - 1;
-        let mut b = home;
-        loop {
-            let bucket = &self.buckets[b];
-            // Compare all three keys without branching on which one matches.
-            let mut rank = Rank::MAX;
-            for k in 0..3 {
-                rank = select_unpredictable(bucket.keys[k] == key, bucket.ranks[k], rank);
-            }
-            if bucket.passed == 0 || rank != Rank::MAX {
-                return (rank != Rank::MAX).then_some(rank);
-            }
-            b = (b + 1) & mask;
+        let rank = probe(&self.buckets, &key, home);
+        (rank != Rank::MAX).then_some(rank)
+    }
+}
+
+/// The rank of `key` in `buckets` (a power of two of them), probing from
+/// bucket `home` (taken modulo their count) until it is found or a bucket no
+/// insertion went past ends the probe; `Rank::MAX` when it is no key there.
+#[inline(always)]
+fn probe(buckets: &[Bucket], key: &u128, home: usize) -> Rank {
+    let mask = buckets.len() - 1;
+    let mut b = home & mask;
+    loop {
+        // SAFETY: `b <= mask`, and the count of buckets is a power of two.
+        let bucket = unsafe { buckets.get_unchecked(b) };
+        let rank = bucket.rank_of(key);
+        if bucket.passed == 0 || rank != Rank::MAX {
+            return rank;
         }
+        b = (b + 1) & mask;
     }
 }
 
