@@ -6,11 +6,14 @@ Where the encoder is bound by the instructions it runs (the forty-fifth session 
 per-piece path so on a Zen 3 VM: a different prefetch distance changed nothing, a third fewer
 instructions in `flush` and the lists gave 10-15%), the count says at once whether a change cut
 work, and the listing says where the rest goes. It does not see memory waits: time a change too.
+It counts each round of a `rep` string instruction as one: the `memset` that CPython's
+`PyList_New` runs to clear a list's items (a `rep stosb` of eight bytes a token) reads as eight
+instructions a token that take a fraction of one's time.
 
 Each count runs one Python process under `valgrind --tool=callgrind` that encodes the first
 ``--slices`` slices of a corpus, then one that encodes ``--slices + --extra``; the difference per
-function, over the tokens of the extra slices, leaves out loading, set-up and the first slices'
-cold start. Needs valgrind (``apt-get install valgrind``); about ten seconds a count.
+function, over the tokens of the extra slices, leaves out the first slices' cold start; only the
+library's encode calls are counted, not loading or set-up. Needs valgrind (``apt-get install valgrind``); about ten seconds a count.
 
     python benches/count_tokenizer_instructions.py --encoding cl100k_base --corpus code-c
     python benches/count_tokenizer_instructions.py --library fastokens --corpus latin
@@ -35,6 +38,10 @@ CORPORA = ROOT / "bench-data" / "tokenizer"
 SHARED = Path(os.environ.get("FASTLLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 # callgrind_annotate's function lines: "12,345 (1.2%)  file:function [object]".
 FUNCTION_LINE = re.compile(r"\s*([\d,]+) \([\s\d.]+%\)\s+(.*?) \[")
+# The calls whose instructions count, by library: the encoding, and for fastokens the list of ids
+# that its `Encoding.ids` makes (fastllm's encode returns the list itself).
+ENCODE_CALLS = {"fastllm": ["PyCoreBpe::__pymethod_encode_ordinary__"],
+                "fastokens": ["PyTokenizer>::__pymethod_encode_ordinary__", "PyEncoding>::__pymethod_get_py_ids__"]}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -67,8 +74,12 @@ def worker(args: argparse.Namespace) -> None:
 
 def count(args: argparse.Namespace, slices: int, out: Path) -> tuple[Counter, int]:
     """Instructions by function, and tokens, of a process that encodes `slices` slices."""
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, "--worker",
-               "--count", str(slices)] + args.passed
+    # Only inside the library's calls: the tokenizer's set-up splits its work over rayon's threads,
+    # whose share of it (and so its count) differs from one process to the next by up to 15
+    # instructions a token of the difference; the slicing and freeing around the calls are Python's.
+    collect = [f"--toggle-collect=*{name}" for name in ENCODE_CALLS[args.library]]
+    command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", *collect, f"--callgrind-out-file={out}",
+               sys.executable, __file__, "--worker", "--count", str(slices)] + args.passed
     run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     if run.returncode != 0:
         raise SystemExit(f"callgrind run failed ({run.returncode}):\n{run.stderr[-2000:]}")
