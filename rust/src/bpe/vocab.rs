@@ -536,35 +536,37 @@ pub fn prefetch_ptr(p: *const u8) {
 /// Where the lines of a table whose slots are found by a hash's top bits
 /// lie, for prefetching a slot from the hash alone: no bounds check and no
 /// field loads, as a prefetch never faults (the encoder issues one or two for
-/// every piece).
+/// every piece). `SLOT_LOG2` is log2 of a slot's size in bytes: a constant,
+/// so that a prefetch's address takes no load of it.
 #[derive(Clone, Copy)]
-pub struct SlotLines {
+pub struct SlotLines<const SLOT_LOG2: u32> {
     base: *const u8,
     /// 64 less log2 of the slot count: the shift that leaves a hash's top
     /// bits (kept, not the count's log2, to spare the subtraction per piece).
     shift: u32,
-    /// log2 of a slot's size in bytes.
-    slot_log2: u32,
 }
 
-/// What [`SlotLines::nowhere`] prefetches: one line, never read.
+/// The short-token table's lines ([`TokenMap::short_lines`]).
+pub type ShortLines = SlotLines<{ size_of::<Bucket>().trailing_zeros() }>;
+
+/// What [`SlotLines::nowhere`] prefetches: two slots of up to a line each, never read.
 static NOWHERE: [Bucket; 2] = [Bucket { keys: [0; 3], ranks: [0; 3], passed: 0 }; 2];
 
-impl SlotLines {
-    /// `slots` a power-of-two number (at least 2) of slots of `T`.
+impl<const SLOT_LOG2: u32> SlotLines<SLOT_LOG2> {
+    /// `slots` a power-of-two number (at least 2) of slots of `T`, each
+    /// `1 << SLOT_LOG2` bytes.
     pub fn of<T>(slots: &[T]) -> Self {
-        debug_assert!(slots.len().is_power_of_two() && slots.len() > 1 && size_of::<T>().is_power_of_two());
-        Self {
-            base: slots.as_ptr().cast(),
-            shift: 64 - slots.len().trailing_zeros(),
-            slot_log2: size_of::<T>().trailing_zeros(),
-        }
+        const { assert!(size_of::<T>() == 1 << SLOT_LOG2) };
+        debug_assert!(slots.len().is_power_of_two() && slots.len() > 1);
+        Self { base: slots.as_ptr().cast(), shift: 64 - slots.len().trailing_zeros() }
     }
 
     /// Lines of a table that is not there, for a caller that prefetches
-    /// without asking whether there is one: every hash names the same line.
+    /// without asking whether there is one: every hash names one of the
+    /// two slots of [`NOWHERE`].
     pub fn nowhere() -> Self {
-        Self { base: NOWHERE.as_ptr().cast(), shift: 63, slot_log2: 0 }
+        const { assert!(1 << SLOT_LOG2 <= size_of::<Bucket>()) };
+        Self { base: NOWHERE.as_ptr().cast(), shift: 63 }
     }
 
     /// The slot `hash` starts at: [`top_bits`] of the table's size.
@@ -577,7 +579,7 @@ impl SlotLines {
     /// Starts loading slot `home`'s line.
     #[inline(always)]
     pub fn prefetch(self, home: usize) {
-        prefetch_ptr(self.base.wrapping_add(home << self.slot_log2));
+        prefetch_ptr(self.base.wrapping_add(home << SLOT_LOG2));
     }
 }
 
@@ -920,8 +922,8 @@ impl TokenMap {
     /// The short-token table's lines, for [`SlotLines::home`] (equal to
     /// [`TokenMap::short_home`]) and prefetching the line
     /// [`TokenMap::get_short_at`] reads.
-    pub fn short_lines(&self) -> SlotLines {
-        SlotLines::of(&self.short.buckets)
+    pub fn short_lines(&self) -> ShortLines {
+        ShortLines::of(&self.short.buckets)
     }
 
     /// The ranks of the short pieces `keys`, at their [`TokenMap::short_home`]s

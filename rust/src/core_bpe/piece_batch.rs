@@ -7,7 +7,8 @@ use std::mem::MaybeUninit;
 
 use crate::bpe::listed_merges::ListedMerges;
 use crate::bpe::piece_cache::{bytes_hash, PieceCache};
-use crate::bpe::vocab::SlotLines;
+use crate::bpe::piece_cache::CacheLines;
+use crate::bpe::vocab::{ShortLines, SlotLines};
 use crate::bpe::{self, Lane, Rank, TokenMap};
 
 /// Pieces looked up together: the table lines of a batch are all requested
@@ -92,8 +93,8 @@ pub(super) struct PieceBatch<'a, 't> {
     /// Where `push` prefetches: the short-token table's lines, and the piece
     /// cache's (renewed after each flush, in which the cache may grow; a
     /// line never read where there is no cache).
-    vocab_lines: SlotLines,
-    cache_lines: SlotLines,
+    vocab_lines: ShortLines,
+    cache_lines: CacheLines,
     /// Where each text ended in `out`, for a batch that holds the pieces of
     /// several texts (see [`PieceBatch::end_text`]); kept true as deferred
     /// merges close up the room they left.
@@ -155,7 +156,7 @@ impl<'a, 't> PieceBatch<'a, 't> {
 
     /// Where `push` prefetches piece-cache slots: to be renewed whenever
     /// the cache may have grown (emitting a piece may grow it).
-    fn lines_of(cache: &Option<&'a mut PieceCache>) -> SlotLines {
+    fn lines_of(cache: &Option<&'a mut PieceCache>) -> CacheLines {
         cache.as_ref().map_or_else(SlotLines::nowhere, |c| c.slot_lines())
     }
 
