@@ -12,8 +12,8 @@ instructions a token that take a fraction of one's time.
 
 Each count runs one Python process under `valgrind --tool=callgrind` that encodes the first
 ``--slices`` slices of a corpus, then one that encodes ``--slices + --extra``; the difference per
-function, over the tokens of the extra slices, leaves out the first slices' cold start; only the
-library's encode calls are counted, not loading or set-up. Needs valgrind (``apt-get install valgrind``); about ten seconds a count.
+function, over the tokens of the extra slices, leaves out the first slices' cold start; for fastllm
+only its encode calls are counted, not loading or set-up. Needs valgrind (``apt-get install valgrind``); about ten seconds a count.
 
     python benches/count_tokenizer_instructions.py --encoding cl100k_base --corpus code-c
     python benches/count_tokenizer_instructions.py --library fastokens --corpus latin
@@ -38,10 +38,10 @@ CORPORA = ROOT / "bench-data" / "tokenizer"
 SHARED = Path(os.environ.get("FASTLLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
 # callgrind_annotate's function lines: "12,345 (1.2%)  file:function [object]".
 FUNCTION_LINE = re.compile(r"\s*([\d,]+) \([\s\d.]+%\)\s+(.*?) \[")
-# The calls whose instructions count, by library: the encoding, and for fastokens the list of ids
-# that its `Encoding.ids` makes (fastllm's encode returns the list itself).
-ENCODE_CALLS = {"fastllm": ["PyCoreBpe::__pymethod_encode_ordinary__"],
-                "fastokens": ["PyTokenizer>::__pymethod_encode_ordinary__", "PyEncoding>::__pymethod_get_py_ids__"]}
+# The calls whose instructions count, by library (fastllm's encode returns the list itself). fastokens
+# is counted whole: collecting only inside its calls gave 69 to 298 instructions a token of one
+# input from run to run (work off the calling thread comes and goes), while its set-up is steady.
+ENCODE_CALLS = {"fastllm": ["PyCoreBpe::__pymethod_encode_ordinary__"]}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -74,11 +74,13 @@ def worker(args: argparse.Namespace) -> None:
 
 def count(args: argparse.Namespace, slices: int, out: Path) -> tuple[Counter, int]:
     """Instructions by function, and tokens, of a process that encodes `slices` slices."""
-    # Only inside the library's calls: the tokenizer's set-up splits its work over rayon's threads,
-    # whose share of it (and so its count) differs from one process to the next by up to 15
-    # instructions a token of the difference; the slicing and freeing around the calls are Python's.
-    collect = [f"--toggle-collect=*{name}" for name in ENCODE_CALLS[args.library]]
-    command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", *collect, f"--callgrind-out-file={out}",
+    # fastllm only inside its calls: its set-up splits its work over rayon's threads, whose share
+    # (and so the count) differs from one process to the next by up to 15 instructions a token of
+    # the difference; the slicing and freeing around the calls are Python's. fastokens whole
+    # (ENCODE_CALLS): two runs of cl100k C code read 202.4 and 211.4.
+    calls = ENCODE_CALLS.get(args.library)
+    collect = ["--collect-atstart=no", *(f"--toggle-collect=*{name}" for name in calls)] if calls else []
+    command = ["valgrind", "--tool=callgrind", *collect, f"--callgrind-out-file={out}",
                sys.executable, __file__, "--worker", "--count", str(slices)] + args.passed
     run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     if run.returncode != 0:
