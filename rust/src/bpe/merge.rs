@@ -268,9 +268,13 @@ fn merge_parts<S: MergeStep, const N: usize>(
     out.extend(ids[..parts].iter().copied().filter(|&id| id != Rank::MAX));
 }
 
-/// The most bytes of a piece that [`merge_lanes`] takes (it has no more
-/// parts than the quadratic merge holds).
+/// The most bytes of a piece that always fits a lane of [`merge_lanes`]
+/// (it has fewer parts than the quadratic merge holds).
 pub const LANE_BYTES: usize = QUADRATIC_MAX - 1;
+/// The most bytes of a piece that [`merge_lanes`] takes: one longer than
+/// [`LANE_BYTES`] fits a lane where it has fewer atoms than a lane holds
+/// (a Cyrillic word of up to 15 letters), and is left unmerged otherwise.
+pub const LANE_MAX_BYTES: usize = 2 * QUADRATIC_MAX;
 
 /// One piece in [`merge_lanes`]: its parts as in [`merge_parts`], and where
 /// it merged last (`usize::MAX`: it is done).
@@ -291,15 +295,21 @@ impl Default for Lane {
 }
 
 impl Lane {
+    /// Whether [`merge_lanes`] merged the piece: false for one that has
+    /// more atoms than a lane holds (never one of at most [`LANE_BYTES`]).
+    pub fn merged(&self) -> bool {
+        self.parts != 0
+    }
+
     /// The piece's tokens, once merged (a byte that is no token is skipped, as in [`merge_parts`]).
     pub fn tokens(&self) -> impl Iterator<Item = Rank> + '_ {
         self.ids[..self.parts].iter().copied().filter(|&id| id != Rank::MAX)
     }
 }
 
-/// Merges several pieces of at most [`LANE_BYTES`] bytes (none a token) at
+/// Merges several pieces of 2 to [`LANE_MAX_BYTES`] bytes (none a token) at
 /// once, `lanes[k]` for `piece(k)`, with the same result as [`merge_piece`]
-/// on each. Each merge waits on merge-table lookups (a cache miss into a
+/// on each that fits a lane (see [`Lane::merged`]). Each merge waits on merge-table lookups (a cache miss into a
 /// table of megabytes) and the next merge of its piece on that; the lookups
 /// of different pieces do not wait on each other. So every round makes one
 /// merge in each piece and starts loading the lookups it needs, then does
@@ -329,10 +339,14 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
     let mut code = [OTHER_PART; QUADRATIC_MAX];
     for (k, lane) in lanes.iter_mut().enumerate() {
         let piece = piece(k);
-        debug_assert!((2..=LANE_BYTES).contains(&piece.len()));
-        // A piece of at most LANE_BYTES has fewer atoms than a lane holds.
-        let parts = split_into_atoms(piece, ranks, &mut lane.ids, &mut code)
-            .expect("a piece of at most LANE_BYTES bytes fits a lane");
+        debug_assert!((2..=LANE_MAX_BYTES).contains(&piece.len()));
+        // A lane holds fewer parts than it has entries (see `neighbour_keys`).
+        let fits = split_into_atoms(piece, ranks, &mut lane.ids, &mut code).filter(|&parts| parts < QUADRATIC_MAX);
+        let Some(parts) = fits else {
+            debug_assert!(piece.len() > LANE_BYTES);
+            (lane.parts, lane.at) = (0, usize::MAX);
+            continue;
+        };
         lane.parts = parts;
         lane.at = 0;
         // Pairs from the last part on are MAX (a step scans the whole array).
@@ -346,7 +360,7 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
         }
     }
     for lane in lanes.iter_mut() {
-        for k in 0..lane.parts - 1 {
+        for k in 0..lane.parts.saturating_sub(1) {
             if lane.pair[k] == LOOK_UP {
                 lane.pair[k] = ranks.merge_prefetched::<S>(lane.ids[k], lane.ids[k + 1]);
             }
@@ -948,13 +962,15 @@ pub(super) mod tests {
         });
     }
 
-    /// Merges `pieces` (those that are no token and fit a lane) side by side
-    /// and checks each against the reference.
-    fn assert_lanes_equal_reference(pieces: &[Vec<u8>], r: &TokenMap, what: &str) {
+    /// Merges `pieces` (those that are no token and that a lane takes) side
+    /// by side and checks each that fits a lane against the reference; a
+    /// piece of at most `LANE_BYTES` always fits. How many longer pieces
+    /// fitted and did not.
+    fn assert_lanes_equal_reference(pieces: &[Vec<u8>], r: &TokenMap, what: &str) -> (usize, usize) {
         let pieces: Vec<&[u8]> = pieces
             .iter()
             .map(Vec::as_slice)
-            .filter(|p| (2..=LANE_BYTES).contains(&p.len()) && r.get(p).is_none())
+            .filter(|p| (2..=LANE_MAX_BYTES).contains(&p.len()) && r.get(p).is_none())
             .collect();
         let mut lanes = vec![Lane::default(); pieces.len()];
         merge_lanes(&mut lanes, |k| pieces[k], r);
@@ -964,7 +980,18 @@ pub(super) mod tests {
         for (a, b) in lanes.iter().zip(&portable) {
             assert!(a.tokens().eq(b.tokens()), "{what}: portable lanes differ");
         }
+        let mut long = (0, 0);
         for (lane, piece) in lanes.iter().zip(&pieces) {
+            if piece.len() > LANE_BYTES {
+                *(if lane.merged() { &mut long.0 } else { &mut long.1 }) += 1;
+            }
+            if !lane.merged() {
+                let mut ids = [0; QUADRATIC_MAX];
+                let mut code = [OTHER_PART; QUADRATIC_MAX];
+                let parts = split_into_atoms(piece, r, &mut ids, &mut code);
+                assert!(parts.is_none_or(|p| p == QUADRATIC_MAX), "{what}: {piece:?} fits a lane, but was not merged");
+                continue;
+            }
             let got: Vec<Rank> = lane.tokens().collect();
             assert_eq!(
                 got,
@@ -974,6 +1001,7 @@ pub(super) mod tests {
                 pieces.len()
             );
         }
+        long
     }
 
     /// Pieces merged side by side, in groups of 1 to 40 of different lengths
@@ -1007,15 +1035,19 @@ pub(super) mod tests {
             "\u{65e5}\u{672c}\u{306e}x",
         ];
         each_real_vocab(|file, r| {
+            // Pieces longer than LANE_BYTES that fitted a lane and that did not.
+            let mut long = (0, 0);
             for round in 0..400 {
                 let alphabet: Vec<char> = alphabets[round % alphabets.len()].chars().collect();
                 let pieces: Vec<Vec<u8>> = (0..1 + next() % 40)
                     .map(|_| {
-                        (0..1 + next() % 12).map(|_| alphabet[next() % alphabet.len()]).collect::<String>().into_bytes()
+                        (0..1 + next() % 18).map(|_| alphabet[next() % alphabet.len()]).collect::<String>().into_bytes()
                     })
                     .collect();
-                assert_lanes_equal_reference(&pieces, r, &format!("{file} round {round}"));
+                let (fitted, not) = assert_lanes_equal_reference(&pieces, r, &format!("{file} round {round}"));
+                (long.0, long.1) = (long.0 + fitted, long.1 + not);
             }
+            assert!(long.0 > 100 && long.1 > 10, "{file}: long pieces fitted and not {long:?}");
         });
     }
 

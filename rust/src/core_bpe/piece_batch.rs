@@ -65,6 +65,9 @@ impl<T: Copy, const N: usize> PerPiece<T, N> {
     }
 }
 
+/// A deferred piece: see [`PieceBatch::deferred`].
+type Deferred<'t> = (usize, &'t [u8], u128, u64);
+
 /// The pieces of one text on their way to tokens, in order.
 pub(super) struct PieceBatch<'a, 't> {
     ranks: &'a TokenMap,
@@ -85,8 +88,9 @@ pub(super) struct PieceBatch<'a, 't> {
     /// Pieces whose merge waits until [`DEFER_AT`] of them have gathered,
     /// over as many batches as that takes, or the text ends (see
     /// [`PieceBatch::merge_deferred`]): where their room in the output
-    /// starts, the piece and its packed key; `0..n_deferred` are set.
-    deferred: PerPiece<(usize, &'t [u8], u128), DEFER_MAX>,
+    /// starts, the piece, its packed key (0 for a long piece) and what the
+    /// piece cache knows it by; `0..n_deferred` are set.
+    deferred: PerPiece<Deferred<'t>, DEFER_MAX>,
     n_deferred: usize,
     /// Which lane merges each deferred piece.
     lanes: LanePlan,
@@ -280,17 +284,26 @@ impl<'a, 't> PieceBatch<'a, 't> {
         let mut write = unsafe { deferred.get(0).0 };
         // Ends of texts after the first room move down with what follows it.
         let mut end = self.ends.partition_point(|&e| e <= write);
+        // The tokens of a long piece that did not fit its lane.
+        let mut alone = Vec::new();
         for j in 0..n {
-            let (at, piece, key) = unsafe { deferred.get(j) };
+            let (at, piece, key, hash) = unsafe { deferred.get(j) };
             let lane = plan.of[j] as usize;
             let start = write;
-            for token in lanes[lane].tokens() {
-                out[write] = token;
-                write += 1;
+            if lanes[lane].merged() {
+                for token in lanes[lane].tokens() {
+                    out[write] = token;
+                    write += 1;
+                }
+            } else {
+                alone.clear();
+                bpe::merge_piece(piece, self.ranks, &mut alone);
+                out[write..write + alone.len()].copy_from_slice(&alone);
+                write += alone.len();
             }
             if let Some(cache) = &mut self.cache {
                 if plan.piece[lane] as usize == j {
-                    cache.remember(piece, key, bpe::key_hash(key), &out[start..write]);
+                    cache.remember(piece, key, hash, &out[start..write]);
                 }
             }
             let (from, to) = (at + piece.len(), if j + 1 < n { unsafe { deferred.get(j + 1).0 } } else { out.len() });
@@ -340,9 +353,10 @@ impl<'a, 't> PieceBatch<'a, 't> {
     }
 
     /// A piece that is not a short token: a long token, or merged (through the
-    /// cache), whole or in the parts that cuts no token spans give. A short
-    /// piece of the batch (index `batched`) that is not remembered leaves
-    /// room in `out` and is merged later, beside others (see [`DEFER_AT`]).
+    /// cache), whole or in the parts that cuts no token spans give. A piece
+    /// of the batch (index `batched`) that is not remembered, short or a
+    /// lane's length, leaves room in `out` and is merged later, beside others
+    /// (see [`PieceBatch::defer`]).
     /// `hash` is what the piece cache knows the piece by: `key_hash(key)`,
     /// or for a long piece its [`bytes_hash`].
     #[inline(never)]
@@ -443,20 +457,40 @@ impl<'a> PieceBatch<'a, '_> {
 }
 
 impl PieceBatch<'_, '_> {
-    /// Defers a short piece of the batch (index `batched`) that the cache
-    /// does not remember, leaving room for its tokens in `out`, to be merged
-    /// beside others (see [`DEFER_AT`]); false, having done nothing, for any
-    /// other piece.
+    /// Defers a piece of the batch (index `batched`) that the cache does
+    /// not remember, leaving room for its tokens in `out`, to be merged
+    /// beside others (see [`DEFER_AT`]): a short piece, or a long one that
+    /// is no token and may fit a lane (emitted now where it is a token).
+    /// False, having done nothing, for any other piece.
     #[inline(always)]
     fn defer(&mut self, piece: &[u8], key: u128, hash: u64, out: &mut Vec<Rank>, batched: Option<usize>) -> bool {
         let Some(k) = batched else { return false };
-        if key == 0 || piece.len() < 2 {
-            return false;
-        }
-        // A packed key (key != 0) holds no more bytes than a lane takes.
-        const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
-        if let Some(cache) = &self.cache {
-            if cache.lookup(piece, key, hash, out) {
+        if key != 0 {
+            if piece.len() < 2 {
+                return false;
+            }
+            // A packed key (key != 0) holds no more bytes than a lane takes.
+            const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
+            if let Some(cache) = &self.cache {
+                if cache.lookup(piece, key, hash, out) {
+                    return true;
+                }
+            }
+        } else {
+            // Long pieces merged one by one left their merge-table misses
+            // exposed: a fifth of Russian text's time, in words of 8 to 15
+            // letters, most of which fit a lane (a letter is one atom). The
+            // cache was asked already (`emit_other`); merge lists' lanes
+            // take short pieces only.
+            if self.listed.is_some() || piece.len() > bpe::LANE_MAX_BYTES {
+                return false;
+            }
+            // Lanes take no token (tiktoken emits a token piece whole).
+            if let Some(rank) = self.ranks.get_long(piece) {
+                out.push(rank);
+                if let Some(cache) = &mut self.cache {
+                    cache.remember(piece, 0, hash, &[rank]);
+                }
                 return true;
             }
         }
@@ -466,9 +500,13 @@ impl PieceBatch<'_, '_> {
         let j = self.n_deferred;
         let deferred = &self.deferred;
         // SAFETY: deferred pieces `0..j` are set.
-        self.lanes.assign(j, key, hash, |i| unsafe { deferred.get(i) }.2);
+        let same = |i: usize| {
+            let (_, other, other_key, other_hash) = unsafe { deferred.get(i) };
+            other_key == key && (key != 0 || (other_hash == hash && other == piece))
+        };
+        self.lanes.assign(j, hash, same);
         // SAFETY: `push` set piece `k`.
-        self.deferred.set(j, (out.len(), unsafe { self.pieces.get(k) }, key));
+        self.deferred.set(j, (out.len(), unsafe { self.pieces.get(k) }, key, hash));
         self.n_deferred += 1;
         out.resize(out.len() + piece.len(), 0);
         true
@@ -487,7 +525,7 @@ struct LanePlan {
     /// up a batch copied it, a tenth of encoding a short line.)
     piece: [u8; DEFER_MAX],
     n: usize,
-    /// Bit `hash >> 58` set for the lanes' keys: most pieces find theirs
+    /// Bit `hash >> 58` set for the lanes' pieces: most pieces find theirs
     /// clear, in no lane, and skip the search.
     bits: u64,
 }
@@ -497,14 +535,14 @@ impl LanePlan {
         Self { of: [0; DEFER_MAX], piece: [0; DEFER_MAX], n: 0, bits: 0 }
     }
 
-    /// Gives deferred piece `j` (packed `key`, `hash == key_hash(key)`)
-    /// the lane of an earlier deferred piece with the same key, or a new
-    /// one; `key_of(i)` is the key of deferred piece `i < j`.
+    /// Gives deferred piece `j` (whose cache hash is `hash`) the lane of an
+    /// earlier deferred piece `i < j` that is the same piece (`same(i)`),
+    /// or a new one.
     #[inline(always)]
-    fn assign(&mut self, j: usize, key: u128, hash: u64, key_of: impl Fn(usize) -> u128) {
+    fn assign(&mut self, j: usize, hash: u64, same: impl Fn(usize) -> bool) {
         let bit = 1u64 << (hash >> 58);
         let same = if self.bits & bit != 0 {
-            (0..self.n).find(|&lane| key_of(self.piece[lane] as usize) == key)
+            (0..self.n).find(|&lane| same(self.piece[lane] as usize))
         } else {
             None
         };
