@@ -395,9 +395,8 @@ impl PairTable {
         // no branch to mispredict on the filter, and no wait for the bucket.
         let mut bucket = select_unpredictable(listed, &self.buckets[b], &NO_PAIRS);
         loop {
-            let rank = S::bucket_rank(&bucket.entries, key);
-            // Buckets fill in probe order: one with a free entry ends the probe.
-            if bucket.entries[7] == 0 || rank != Rank::MAX {
+            let (rank, ends) = S::bucket_rank(&bucket.entries, key);
+            if ends {
                 return rank;
             }
             b = (b + 1) & mask;
