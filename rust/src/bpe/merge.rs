@@ -309,11 +309,12 @@ impl Lane {
 
 /// Merges several pieces of 2 to [`LANE_MAX_BYTES`] bytes (none a token) at
 /// once, `lanes[k]` for `piece(k)`, with the same result as [`merge_piece`]
-/// on each that fits a lane (see [`Lane::merged`]). Each merge waits on merge-table lookups (a cache miss into a
-/// table of megabytes) and the next merge of its piece on that; the lookups
-/// of different pieces do not wait on each other. So every round makes one
-/// merge in each piece and starts loading the lookups it needs, then does
-/// them, once all pieces' loads are under way.
+/// on each that fits a lane (see [`Lane::merged`]). Each merge waits on
+/// merge-table lookups (a cache miss into a table of megabytes) and the
+/// next merge of its piece on that; the lookups of different pieces do not
+/// wait on each other. So every round makes one merge in each piece and
+/// starts loading the lookups it needs, then does them, once all pieces'
+/// loads are under way.
 pub fn merge_lanes<'p>(lanes: &mut [Lane], piece: impl Fn(usize) -> &'p [u8], ranks: &TokenMap) {
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::x86_v3() {
