@@ -277,7 +277,8 @@ pub const LANE_BYTES: usize = QUADRATIC_MAX - 1;
 pub const LANE_MAX_BYTES: usize = 2 * QUADRATIC_MAX;
 
 /// One piece in [`merge_lanes`]: its parts as in [`merge_parts`], and where
-/// it merged last.
+/// it merged last (the merge list's lanes also mark a lane that is done
+/// with `usize::MAX`; [`merge_lanes`] keeps a list of those still merging).
 #[derive(Clone, Copy)]
 pub struct Lane {
     pub(super) ids: [Rank; QUADRATIC_MAX],
@@ -345,11 +346,10 @@ fn merge_lanes_in<'p, S: MergeStep>(lanes: &mut [Lane], piece: impl Fn(usize) ->
         let fits = split_into_atoms(piece, ranks, &mut lane.ids, &mut code).filter(|&parts| parts < QUADRATIC_MAX);
         let Some(parts) = fits else {
             debug_assert!(piece.len() > LANE_BYTES);
-            (lane.parts, lane.at) = (0, usize::MAX);
+            lane.parts = 0;
             continue;
         };
         lane.parts = parts;
-        lane.at = 0;
         // Pairs from the last part on are MAX (a step scans the whole array).
         lane.pair = [Rank::MAX; QUADRATIC_MAX];
         for k in 0..parts - 1 {
