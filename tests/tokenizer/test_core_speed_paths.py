@@ -155,6 +155,38 @@ def test_id_lists_are_filled_through_their_item_array_with_counted_references(pa
     assert sys.getrefcount(big) == before
 
 
+def test_long_id_lists_are_ordinary_lists(pair, corpora):
+    """A list of 1024 ids or more gets an item array that fastllm makes (not zeroed first):
+    on either side of that length, the list grows, shrinks, sorts, copies and is measured
+    as a list Python made with the same items."""
+    import sys
+
+    text = corpora["tinyshakespeare.txt"][:40_000]
+    ref = pair.ref.encode_ordinary(text)
+    assert len(ref) > 4000, "the text gives lists past the length where the array changes hands"
+    tried = 0
+    for n in (1000, 1023, 1024, 1025, 3000):
+        # Re-encoded, the text of the first n ids mostly gives n ids again.
+        prefix = pair.ref.decode(ref[:n])
+        ids = pair.core.encode_ordinary(prefix)
+        want = pair.ref.encode_ordinary(prefix)
+        if len(want) != n:
+            continue
+        tried += 1
+        # (tiktoken's list is made by PyList_New, with room for exactly its items.)
+        assert ids == want and sys.getsizeof(ids) == sys.getsizeof(want)
+        ids.extend(range(5_000))  # grows its array (realloc of the one fastllm made)
+        del ids[10:2_000]
+        ids.sort()
+        copy = ids[:]
+        want = want + list(range(5_000))
+        del want[10:2_000]
+        assert copy == sorted(want)
+        ids.clear()
+        assert ids == [] and copy
+    assert tried >= 3, f"only {tried} prefixes ended on a piece boundary"
+
+
 def test_id_lists_are_left_out_of_the_cycle_collector(pair, corpora):
     """Lists of ints join no cycles: the collector is spared walking them (the batch's outer
     list, which holds lists, stays tracked), and they are still ordinary, freed lists."""
