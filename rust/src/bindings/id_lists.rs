@@ -218,7 +218,8 @@ impl IdObjects {
                 }
                 // The array is the list's from here (freed with it by PyMem_Free,
                 // as CPython frees its own), holding no item until the length
-                // says so.
+                // says so. Words as `lists_are_standard` found them: the length
+                // at 2, then the array and its allocated length.
                 let words = list.as_ptr().cast::<usize>();
                 *words.add(HEADER_WORDS) = items as usize;
                 *words.add(HEADER_WORDS + 1) = n;
