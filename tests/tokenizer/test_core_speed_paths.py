@@ -164,7 +164,7 @@ def test_long_id_lists_are_ordinary_lists(pair, corpora):
     text = corpora["tinyshakespeare.txt"][:40_000]
     ref = pair.ref.encode_ordinary(text)
     assert len(ref) > 4000, "the text gives lists past the length where the array changes hands"
-    tried = 0
+    tried = []
     for n in (1000, 1023, 1024, 1025, 3000):
         # Re-encoded, the text of the first n ids mostly gives n ids again.
         prefix = pair.ref.decode(ref[:n])
@@ -172,7 +172,7 @@ def test_long_id_lists_are_ordinary_lists(pair, corpora):
         want = pair.ref.encode_ordinary(prefix)
         if len(want) != n:
             continue
-        tried += 1
+        tried.append(n)
         # (tiktoken's list is made by PyList_New, with room for exactly its items.)
         assert ids == want and sys.getsizeof(ids) == sys.getsizeof(want)
         ids.extend(range(5_000))  # grows its array (realloc of the one fastllm made)
@@ -184,7 +184,8 @@ def test_long_id_lists_are_ordinary_lists(pair, corpora):
         assert copy == sorted(want)
         ids.clear()
         assert ids == [] and copy
-    assert tried >= 3, f"only {tried} prefixes ended on a piece boundary"
+    assert len(tried) >= 3, f"only {tried} prefixes ended on a piece boundary"
+    assert min(tried) < 1024 <= max(tried), f"lengths {tried}: not both sides of 1024"
 
 
 def test_id_lists_are_left_out_of_the_cycle_collector(pair, corpora):

@@ -218,25 +218,22 @@ impl IdObjects {
                 }
                 // The array is the list's from here (freed with it by PyMem_Free,
                 // as CPython frees its own), holding no item until the length
-                // says so. Words as `lists_are_standard` found them: the length
-                // at 2, then the array and its allocated length.
+                // says so. Words as `lists_are_standard` found them: the length,
+                // then after the header the array and its allocated length.
                 let words = list.as_ptr().cast::<usize>();
                 *words.add(HEADER_WORDS) = items as usize;
                 *words.add(HEADER_WORDS + 1) = n;
                 let (set, done) = self.set_items(py, all, range, items);
-                *words.add(2) = set;
+                *words.add(LENGTH_WORD) = set;
                 done?;
+            } else if let Some(items) = item_array(list.as_ptr()) {
+                // SAFETY: a new list of `n` items, each NULL until set here.
+                self.set_items(py, all, range, items).1?;
             } else {
-                match item_array(list.as_ptr()) {
-                    // SAFETY: a new list of `n` items, each NULL until set here.
-                    Some(items) => self.set_items(py, all, range, items).1?,
-                    None => {
-                        let start = range.start;
-                        for (i, &id) in all[range].iter().enumerate() {
-                            self.prefetch_ahead(all, start + i);
-                            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, self.get(py, id)?);
-                        }
-                    }
+                let start = range.start;
+                for (i, &id) in all[range].iter().enumerate() {
+                    self.prefetch_ahead(all, start + i);
+                    ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, self.get(py, id)?);
                 }
             }
             // Out of the cyclic collector, as CPython leaves tuples of ints:
@@ -276,6 +273,8 @@ unsafe fn item_array(list: *mut ffi::PyObject) -> Option<*mut *mut ffi::PyObject
 
 /// Words of a variable-size object's header: reference count, type, length.
 const HEADER_WORDS: usize = 3;
+/// The header's word that holds the length.
+const LENGTH_WORD: usize = 2;
 
 /// Makes a list of three known objects and checks that its words after the
 /// header are what CPython keeps there: the length, an aligned pointer to an
@@ -298,7 +297,7 @@ unsafe fn lists_are_standard() -> bool {
         }
         // A list object is at least these five words in every CPython.
         let words = list.cast::<usize>();
-        let (len, items, allocated) = (*words.add(2), *words.add(HEADER_WORDS), *words.add(HEADER_WORDS + 1));
+        let (len, items, allocated) = (*words.add(LENGTH_WORD), *words.add(HEADER_WORDS), *words.add(HEADER_WORDS + 1));
         let standard = len == 3
             && (3..64).contains(&allocated)
             && items != 0
