@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import time
 
 import pytest
@@ -138,7 +139,6 @@ def test_id_lists_are_filled_through_their_item_array_with_counted_references(pa
     """On CPython the ids are written into a new list's item array (the stable ABI's
     PyList_SetItem costs a call per token); each list holds one counted reference per item."""
     import platform
-    import sys
 
     from fastllm._core import testing
 
@@ -159,8 +159,6 @@ def test_long_id_lists_are_ordinary_lists(pair, corpora):
     """A list of 1024 ids or more gets an item array that fastllm makes (not zeroed first):
     on either side of that length, the list grows, shrinks, sorts, copies and is measured
     as a list Python made with the same items."""
-    import sys
-
     text = corpora["tinyshakespeare.txt"][:40_000]
     ref = pair.ref.encode_ordinary(text)
     assert len(ref) > 4000, "the text gives lists past the length where the array changes hands"
@@ -219,8 +217,6 @@ def test_id_lists_are_left_out_of_the_cycle_collector(pair, corpora):
 def test_lists_hold_one_reference_per_id(pair, corpora):
     """The shared ints' reference counts are kept by hand (not through Py_IncRef): a list
     holds exactly one per item, and gives them all back when it goes."""
-    import sys
-
     text = corpora["tinyshakespeare.txt"][:20_000]
     keep = pair.core.encode_ordinary(text)
     # Objects as the lists share them (the first occurrence of a few ids).

@@ -226,7 +226,7 @@ impl IdObjects {
                 let (set, done) = self.set_items(py, all, range, items);
                 *words.add(LENGTH_WORD) = set;
                 done?;
-            } else if let Some(items) = item_array(list.as_ptr()) {
+            } else if let Some(items) = item_array(py, list.as_ptr()) {
                 // SAFETY: a new list of `n` items, each NULL until set here.
                 self.set_items(py, all, range, items).1?;
             } else {
@@ -262,13 +262,11 @@ static STANDARD_LISTS: OnceLock<bool> = OnceLock::new();
 /// the time to a list (hot 256 KB, cl100k: en 4-11%, C code 7-15% sooner without it).
 ///
 /// # Safety
-/// `list` is a live list made by `PyList_New` and the caller holds the GIL.
+/// `list` is a live list made by `PyList_New`.
 #[inline]
-unsafe fn item_array(list: *mut ffi::PyObject) -> Option<*mut *mut ffi::PyObject> {
-    // SAFETY: the caller holds the GIL, which the probe needs.
-    let standard = *STANDARD_LISTS.get_or_init(|| unsafe { lists_are_standard() });
+unsafe fn item_array(py: Python<'_>, list: *mut ffi::PyObject) -> Option<*mut *mut ffi::PyObject> {
     // SAFETY: where the layout is CPython's, the word after the header is the item array.
-    standard.then(|| unsafe { *list.cast::<*mut *mut ffi::PyObject>().add(HEADER_WORDS) })
+    lists_filled_directly(py).then(|| unsafe { *list.cast::<*mut *mut ffi::PyObject>().add(HEADER_WORDS) })
 }
 
 /// Words of a variable-size object's header: reference count, type, length.
