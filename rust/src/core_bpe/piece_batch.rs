@@ -267,9 +267,15 @@ impl<'a, 't> PieceBatch<'a, 't> {
     #[inline(never)]
     fn merge_deferred(&mut self, out: &mut Vec<Rank>) {
         let n = std::mem::take(&mut self.n_deferred);
-        let mut all = [Lane::default(); DEFER_MAX];
         let plan = std::mem::replace(&mut self.lanes, LanePlan::new());
-        let lanes = &mut all[..plan.n];
+        // Only the lanes used are set up: all `DEFER_MAX` (4.5 KiB) were
+        // written for every merge of 16 pieces or so.
+        let mut all = [const { MaybeUninit::<Lane>::uninit() }; DEFER_MAX];
+        for lane in &mut all[..plan.n] {
+            lane.write(Lane::default());
+        }
+        // SAFETY: lanes `0..plan.n` were just written.
+        let lanes = unsafe { &mut *(&mut all[..plan.n] as *mut [MaybeUninit<Lane>] as *mut [Lane]) };
         // SAFETY (every `get` below): deferred pieces `0..n` were set by `slow`,
         // and each lane's piece is one of them.
         let deferred = &self.deferred;
@@ -470,12 +476,9 @@ impl PieceBatch<'_, '_> {
                 return false;
             }
             // A packed key (key != 0) holds no more bytes than a lane takes.
+            // (The cache was asked already, in `emit_other`, and a short
+            // piece it remembers was answered there.)
             const { assert!(bpe::vocab::INLINE <= bpe::LANE_BYTES) };
-            if let Some(cache) = &self.cache {
-                if cache.lookup(piece, key, hash, out) {
-                    return true;
-                }
-            }
         } else {
             // Long pieces merged one by one left their merge-table misses
             // exposed: a fifth of Russian text's time, in words of 8 to 15
