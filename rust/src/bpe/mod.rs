@@ -14,5 +14,7 @@ pub mod rank_queue;
 mod runs;
 pub mod vocab;
 
-pub use merge::{encode_piece, encode_piece_vec, merge_lanes, merge_piece, merge_piece_with, Lane, LANE_BYTES, LANE_MAX_BYTES};
+pub use merge::{
+    encode_piece, encode_piece_vec, merge_lanes, merge_piece, merge_piece_with, Lane, LANE_BYTES, LANE_MAX_BYTES,
+};
 pub use vocab::{key_hash, may_cut, may_cut_short, short_key, short_key_at, Rank, TokenMap, MAX_TOKENS};

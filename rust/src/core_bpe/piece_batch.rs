@@ -6,8 +6,8 @@
 use std::mem::MaybeUninit;
 
 use crate::bpe::listed_merges::ListedMerges;
-use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::piece_cache::CacheLines;
+use crate::bpe::piece_cache::{bytes_hash, PieceCache};
 use crate::bpe::vocab::{ShortLines, SlotLines};
 use crate::bpe::{self, Lane, Rank, TokenMap};
 
@@ -544,11 +544,7 @@ impl LanePlan {
     #[inline(always)]
     fn assign(&mut self, j: usize, hash: u64, same: impl Fn(usize) -> bool) {
         let bit = 1u64 << (hash >> 58);
-        let same = if self.bits & bit != 0 {
-            (0..self.n).find(|&lane| same(self.piece[lane] as usize))
-        } else {
-            None
-        };
+        let same = if self.bits & bit != 0 { (0..self.n).find(|&lane| same(self.piece[lane] as usize)) } else { None };
         self.of[j] = match same {
             Some(lane) => lane,
             None => {

@@ -279,11 +279,8 @@ impl<X> Window<X> {
 /// per-character code.
 #[inline(always)]
 fn two_byte_letters(chunk: &[u8; 64], leads: u64, high: &mut u64, letter: &mut u64, lower: &mut u64) {
-    let rest = if leads.count_ones() >= CYRILLIC_FROM {
-        cyrillic_letters(chunk, leads, high, letter, lower)
-    } else {
-        leads
-    };
+    let rest =
+        if leads.count_ones() >= CYRILLIC_FROM { cyrillic_letters(chunk, leads, high, letter, lower) } else { leads };
     two_byte_letters_one_by_one(chunk, rest, high, letter, lower);
 }
 
@@ -816,7 +813,8 @@ mod tests {
                 }
             }
         }
-        let alphabet: Vec<u8> = "ЖжЯяЁёЄєІіЇїҐґѠѡѿЀЏАаПпРрЪъЬьЭэЮю éÉ×ßµ ǅ؟a1'\n".bytes().chain([0xD0, 0xD1, 0x80, 0xBF]).collect();
+        let alphabet: Vec<u8> =
+            "ЖжЯяЁёЄєІіЇїҐґѠѡѿЀЏАаПпРрЪъЬьЭэЮю éÉ×ßµ ǅ؟a1'\n".bytes().chain([0xD0, 0xD1, 0x80, 0xBF]).collect();
         let mut next = crate::test_rng::xorshift(0x0c1c_1e55_0f_d0d1);
         for _ in 0..20000 {
             let mut chunk = [0u8; 64];
