@@ -265,33 +265,16 @@ impl PieceCache {
         let slot = &self.slots[at];
         let n = slot.tok_len as usize;
         if slot.tokens_in_slot() {
-            // All three words copied into room made once, `n` of them kept:
-            // a push per token checked the room and stored the length each
-            // time (cheaper than memmove's call, but not than this).
-            out.reserve(IN_SLOT);
-            let len = out.len();
-            // SAFETY: `reserve` left room for `IN_SLOT` more; the first `n <= IN_SLOT` are set.
-            unsafe {
-                std::ptr::copy_nonoverlapping(slot.data.as_ptr(), out.as_mut_ptr().add(len), IN_SLOT);
-                out.set_len(len + n);
-            }
+            // SAFETY: the slot holds `IN_SLOT` words, the first `n` its tokens.
+            unsafe { append_block::<IN_SLOT>(out, slot.data.as_ptr(), n) }
         } else if n <= ARENA_COPY {
-            // Likewise `ARENA_COPY` words from the arena, whose capacity
-            // leaves that many after any piece's start, where
-            // `extend_from_slice` called `memcpy` for a few words.
             let from = slot.data[0] as usize;
             debug_assert!(from + n <= self.tokens.len() && from + ARENA_COPY <= self.tokens.capacity());
-            out.reserve(ARENA_COPY);
-            let len = out.len();
             // SAFETY: `from + ARENA_COPY` is within the arena's allocation
             // (reserved at `MAX_TOKENS + ARENA_COPY`, and `store` keeps its
-            // length within `MAX_TOKENS`), and `out` has room for `ARENA_COPY`
-            // more; the `n` words kept are the piece's tokens, set by `store`
-            // (the rest, copied as bytes, are never read).
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.tokens.as_ptr().add(from), out.as_mut_ptr().add(len), ARENA_COPY);
-                out.set_len(len + n);
-            }
+            // length within `MAX_TOKENS`); the first `n` words are the
+            // piece's tokens, set by `store`.
+            unsafe { append_block::<ARENA_COPY>(out, self.tokens.as_ptr().add(from), n) }
         } else {
             let from = slot.data[0] as usize;
             out.extend_from_slice(&self.tokens[from..from + n]);
@@ -367,6 +350,25 @@ impl PieceCache {
         self.used = 0;
         self.tokens.clear();
         self.bytes.clear();
+    }
+}
+
+/// Appends the first `n` of the `K` words at `src` to `out`, copying all
+/// `K` into room made once: a fixed-size copy, where a push per token checked
+/// the room each time and `extend_from_slice` called `memcpy` for a few words.
+/// The `K - n` words past the end are copied as bytes and never read.
+///
+/// # Safety
+/// `src` must be valid for reads of `K` words, the first `n <= K` of them set.
+#[inline(always)]
+unsafe fn append_block<const K: usize>(out: &mut Vec<Rank>, src: *const Rank, n: usize) {
+    debug_assert!(n <= K);
+    out.reserve(K);
+    let len = out.len();
+    // SAFETY: `reserve` left room for `K` more; the caller vouches for `src`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(len), K);
+        out.set_len(len + n);
     }
 }
 
