@@ -229,6 +229,21 @@ def test_ranks_with_gaps_elsewhere_like_tiktoken(holed):
             ours.decode_single_token_bytes(gap)
 
 
+def test_ids_numbered_past_2_to_the_24_encode_like_tiktoken(gpt2_tokens):
+    """A vocabulary numbered far past its size (ids of 2**24 and more, through the id map):
+    the lists equal tiktoken's, and each id's int is made once and shared by later lists."""
+    far = 1 << 24
+    ranks = {token: rank + far * (rank >= 300) for rank, token in enumerate(gpt2_tokens)}
+    ours = Tokenizer(ranks, {}, "gpt2")
+    ref = tiktoken.Encoding("far", pat_str=ours.pattern_regex, mergeable_ranks=ranks, special_tokens={})
+    text = "Hello world, the quick brown fox jumps over the lazy dog. " * 20
+    ids = ours.encode_ordinary(text)
+    assert ids == ref.encode_ordinary(text) and max(ids) >= far and min(ids) < 300
+    again = ours.encode_ordinary(text)
+    assert all(a is b for a, b in zip(ids, again)), "made once per tokenizer"
+    assert ours.encode_ordinary_batch([text, text[:50]]) == [ids, ref.encode_ordinary(text[:50])]
+
+
 def test_a_special_token_on_a_mergeable_id_is_refused(gpt2_tokens):
     ranks = {token: rank + 1 for rank, token in enumerate(gpt2_tokens)}
     with pytest.raises(ValueError, match='special token "<s>" has id 7, the id of a mergeable token'):
