@@ -31,7 +31,7 @@ pub struct IdObjects {
 /// to memory a hundred or more (in-process A/B, o200k: +11-15% at 128/64,
 /// +3% at 16/8). On Zen 3 with the tables evicted, 256/128 over 128/64:
 /// o200k code x1.016-1.045 (its ints spread over 200K ids), the rest
-/// x0.98-1.00; 64/32 x0.97-0.99.
+/// x0.96-1.02, median x0.996; 64/32 x0.97-0.99.
 const SLOT_AHEAD: usize = 256;
 const INT_AHEAD: usize = 128;
 
